@@ -1,0 +1,44 @@
+"""The `ins-engine` command line: one sub-command per module of `engine.commands`.
+
+Each command module exposes `register(subparsers)`, which adds its parser and sets
+`handler=` to a function taking the parsed arguments and returning an exit code.
+A command that fails on bad input raises `CliError`, whose text names what to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from engine import __version__
+from engine.errors import CliError, ConfigError
+
+COMMAND_MODULES = (
+    "engine.commands.run",
+    "engine.commands.check",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ins-engine",
+        description="HL7 v2 / MLLP integration engine that adds the INS to ADT messages.",
+    )
+    parser.add_argument("--version", action="version", version=f"ins-engine {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (ConfigError, CliError) as error:
+        print(f"ins-engine {args.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""Sub-commands of the `ins-engine` CLI, one module each (see `engine.cli`)."""

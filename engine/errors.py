@@ -1,0 +1,30 @@
+"""The engine's own exception tree.
+
+Texts of these exceptions are written by the engine and never carry patient data, so
+they may be logged and shown as they are. Anything else raised inside the engine is a bug
+or a third-party error whose text is not trusted (the log redaction hides it).
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base of every error whose message is safe to log."""
+
+
+class ConfigError(EngineError):
+    """A configuration file is invalid: names the file, the key and what is expected."""
+
+    def __init__(self, file: str, key: str, expected: str) -> None:
+        self.file = file
+        self.key = key
+        self.expected = expected
+        super().__init__(f"{file}: {key}: {expected}")
+
+
+class CliError(EngineError):
+    """A command-line usage error: says what to fix."""
+
+
+class StoreError(EngineError):
+    """The durable store could not do what was asked (nothing was acknowledged)."""

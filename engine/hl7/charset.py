@@ -1,0 +1,117 @@
+"""MSH-18 character sets mapped to Python codecs, and decoding with a route's policy.
+
+The bytes stored and forwarded are the bytes received; decoding only serves reading and
+rewriting fields. A message is re-encoded with the codec it was decoded with, so an
+unchanged message round-trips byte for byte.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+
+from engine.errors import EngineError
+
+# HL7 table 0211 (and the spellings met in French feeds) → Python codec names.
+MSH18_CODECS: dict[str, str] = {
+    "ASCII": "ascii",
+    "ISO IR6": "ascii",
+    "ISO IR100": "latin-1",
+    "UNICODE UTF-8": "utf-8",
+    "UNICODE": "utf-8",
+    "UTF-8": "utf-8",
+    "UTF8": "utf-8",
+    "CP1252": "cp1252",
+    "WINDOWS-1252": "cp1252",
+    **{f"8859/{n}": f"iso8859-{n}" for n in (*range(1, 10), 15)},
+}
+# Bytes 0x80-0x9F decode to C1 controls in ISO 8859-1; in a French feed they are almost
+# always windows-1252 letters or punctuation (œ, ’, €) sent under an 8859/1 label.
+_C1_CONTROLS = re.compile("[\x80-\x9f]")
+
+
+class CharsetError(EngineError):
+    """A message could not be decoded: the text names the charset, never the content."""
+
+    def __init__(self, text: str, *, unknown_label: bool) -> None:
+        super().__init__(text)
+        self.unknown_label = unknown_label
+
+
+@dataclass(frozen=True, slots=True)
+class CharsetPolicy:
+    """A route's choices: a forced charset, one for an empty MSH-18, a fallback."""
+
+    forced: str | None = None
+    default: str = "8859/1"
+    fallback: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    text: str
+    codec: str
+
+
+def codec_for(label: str) -> str:
+    """The Python codec for an MSH-18 value (or a Python codec name)."""
+    name = MSH18_CODECS.get(label.strip().upper())
+    if name is None:
+        try:
+            name = codecs.lookup(label.strip()).name
+        except LookupError:
+            raise CharsetError(
+                f"unsupported character set {label.strip()[:30]!r}", unknown_label=True
+            ) from None
+    return codecs.lookup(name).name
+
+
+def is_known(label: str) -> bool:
+    try:
+        codec_for(label)
+    except CharsetError:
+        return False
+    return True
+
+
+def declared_charset(raw: bytes) -> str:
+    """MSH-18 read straight from the bytes (the header is ASCII in every charset used)."""
+    end = raw.find(b"\r")
+    header = raw[: end if end != -1 else len(raw)]
+    newline = header.find(b"\n")
+    if newline != -1:
+        header = header[:newline]
+    if not header.startswith(b"MSH") or len(header) < 4:
+        return ""
+    fields = header.split(header[3:4])
+    # fields[0] is "MSH", fields[1] MSH-2: MSH-n is fields[n - 1].
+    value = fields[17] if len(fields) > 17 else b""
+    return value.split(b"^")[0].decode("latin-1").strip()
+
+
+def decode(raw: bytes, policy: CharsetPolicy) -> Decoded:
+    """Decode a received message according to MSH-18 and the route's policy."""
+    label = policy.forced or declared_charset(raw) or policy.default
+    codec = codec_for(label)
+    try:
+        text = raw.decode(codec)
+    except UnicodeDecodeError:
+        if policy.fallback is None:
+            raise CharsetError(
+                f"message bytes are not valid {label[:30]}", unknown_label=False
+            ) from None
+        codec = codec_for(policy.fallback)
+        try:
+            text = raw.decode(codec)
+        except UnicodeDecodeError:
+            raise CharsetError(
+                f"message bytes are valid neither as {label[:30]} nor as {policy.fallback}",
+                unknown_label=False,
+            ) from None
+    if codec == "iso8859-1" and _C1_CONTROLS.search(text):
+        try:
+            return Decoded(raw.decode("cp1252"), "cp1252")
+        except UnicodeDecodeError:
+            pass
+    return Decoded(text, codec)

@@ -1,0 +1,62 @@
+"""The MSH fields the engine acts on, read once per message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.hl7.message import Message, Separators, component
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """MSH fields needed to route, deduplicate and acknowledge a message."""
+
+    separators: Separators
+    sending_application: str
+    sending_facility: str
+    receiving_application: str
+    receiving_facility: str
+    message_type: str  # MSH-9.1, e.g. ADT
+    trigger: str  # MSH-9.2, e.g. A28
+    control_id: str  # MSH-10
+    processing_id: str  # MSH-11 as received
+    version: str  # MSH-12 as received, e.g. 2.5^FRA^2.11
+    accept_ack_type: str  # MSH-15
+    application_ack_type: str  # MSH-16
+    charset: str  # MSH-18 as received
+
+    @classmethod
+    def from_message(cls, message: Message) -> Header:
+        msh = message.msh
+        component_separator = message.separators.component
+        message_type = msh.field(9)
+        return cls(
+            separators=message.separators,
+            sending_application=msh.field(3),
+            sending_facility=msh.field(4),
+            receiving_application=msh.field(5),
+            receiving_facility=msh.field(6),
+            message_type=component(message_type, 1, component_separator),
+            trigger=component(message_type, 2, component_separator),
+            control_id=msh.field(10),
+            processing_id=msh.field(11),
+            version=msh.field(12),
+            accept_ack_type=msh.field(15),
+            application_ack_type=msh.field(16),
+            charset=msh.field(18),
+        )
+
+    @property
+    def type_and_trigger(self) -> str:
+        """`ADT^A28`: the form route filters are written in."""
+        return f"{self.message_type}^{self.trigger}" if self.trigger else self.message_type
+
+    @property
+    def enhanced_mode(self) -> bool:
+        """HL7 enhanced acknowledgement mode: MSH-15 or MSH-16 valued."""
+        return bool(self.accept_ack_type or self.application_ack_type)
+
+    @property
+    def version_id(self) -> str:
+        """MSH-12.1, e.g. 2.5."""
+        return component(self.version, 1, self.separators.component)
