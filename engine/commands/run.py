@@ -1,0 +1,31 @@
+"""`ins-engine run`: start every route's listener and serve until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from engine.commands.common import add_config_argument, read_config
+from engine.errors import CliError
+from engine.logs import configure_logging, get_logger
+from engine.runtime import Engine
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("run", help="run the engine on a configuration file")
+    add_config_argument(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = read_config(args)
+    configure_logging(config.engine.log_level, config.engine.log_format)
+    get_logger("engine").info("starting", config=config.source)
+    try:
+        asyncio.run(Engine(config).run_until_stopped())
+    except OSError as error:
+        raise CliError(
+            f"cannot start: {error.strerror or error} (is another engine using the same "
+            "listen address?)"
+        ) from None
+    return 0

@@ -1,0 +1,281 @@
+"""What happens to one received block: check it, store it, answer it.
+
+The listener hands over a block's payload and sends back whatever this returns. The rules
+of HL7 v2 chapter 2 and of the shared store-and-forward doc live here: a message is
+acknowledged positively only once its transaction has committed; undecodable or non-HL7
+content gets a negative ACK with an ERR segment (the connection stays usable); message types
+outside the route's `accept` list get AR/CR; a duplicate (MSH-3 + MSH-4 + MSH-10) gets the
+original ACK and is not processed again; an ACK is never acknowledged.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.config import RouteSettings
+from engine.errors import EngineError
+from engine.hl7.ack import AckBuilder, AckError, ErrorCode, Outcome, ack_code
+from engine.hl7.charset import CharsetError, CharsetPolicy, decode
+from engine.hl7.header import Header
+from engine.hl7.message import Message, MessageFormatError
+from engine.logs import get_logger
+from engine.mllp.codec import COMMIT_ACK, COMMIT_NAK
+from engine.store.base import Incoming, Store
+
+log = get_logger("engine.intake")
+
+_SEND_ACCEPT_ACK = {
+    # MSH-15: AL always, NE never, ER on error only, SU on success only.
+    "AL": {Outcome.ACCEPTED, Outcome.ERROR, Outcome.REJECTED},
+    "NE": set(),
+    "ER": {Outcome.ERROR, Outcome.REJECTED},
+    "SU": {Outcome.ACCEPTED},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """How a block was handled: the reply payload (None: send nothing) and log facts."""
+
+    reply: bytes | None
+    outcome: Outcome
+    control_id: str = ""
+    message_type: str = ""
+    message_id: int | None = None
+    duplicate: bool = False
+    reason: str = ""
+
+
+class _Refusal(EngineError):
+    """A block that will not be stored, with the ACK error to answer."""
+
+    def __init__(self, outcome: Outcome, error: AckError, header: Header | None) -> None:
+        super().__init__(error.text)
+        self.outcome = outcome
+        self.error = error
+        self.header = header
+
+
+class Intake:
+    """Handles the blocks received on one route's listener."""
+
+    def __init__(
+        self,
+        route: RouteSettings,
+        store: Store,
+        acks: AckBuilder | None = None,
+        on_stored: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.route = route
+        self._store = store
+        self._acks = acks or AckBuilder()
+        self._on_stored = on_stored
+        self._clock = clock
+        self._charsets = CharsetPolicy(
+            forced=route.charset, default=route.default_charset, fallback=route.fallback_charset
+        )
+        self._accept = [pattern.upper() for pattern in route.accept]
+
+    async def receive(self, payload: bytes, peer: str) -> Verdict:
+        try:
+            codec, message, header = self._read(payload)
+        except _Refusal as refusal:
+            return self._refuse(refusal, "latin-1")
+        if header.message_type == "ACK":
+            return Verdict(None, Outcome.ACCEPTED, header.control_id, "ACK", reason="ack-ignored")
+        try:
+            self._check(header)
+        except _Refusal as refusal:
+            return self._refuse(refusal, codec)
+        return await self._store_message(payload, peer, codec, message, header)
+
+    def too_large(self, head: bytes, size: int) -> Verdict:
+        """Answer a block over `max_frame_bytes` from what its first bytes say."""
+        header: Header | None
+        codec = "latin-1"
+        try:
+            codec, _, header = self._read(head)
+        except _Refusal:
+            header = None
+        error = AckError(
+            ErrorCode.APPLICATION_INTERNAL_ERROR,
+            "",
+            f"message of {size} bytes or more exceeds the {self.route.max_frame_bytes} limit",
+        )
+        return self._refuse(_Refusal(Outcome.REJECTED, error, header), codec)
+
+    def _read(self, payload: bytes) -> tuple[str, Message, Header]:
+        try:
+            decoded = decode(payload, self._charsets)
+        except CharsetError as error:
+            header = _header_or_none(payload.decode("latin-1"))
+            code = ErrorCode.TABLE_VALUE_NOT_FOUND if error.unknown_label else ErrorCode.DATA_TYPE
+            location = "MSH^1^18" if error.unknown_label else ""
+            raise _Refusal(Outcome.ERROR, AckError(code, location, str(error)), header) from None
+        try:
+            message = Message.parse(decoded.text)
+        except MessageFormatError as error:
+            raise _Refusal(
+                Outcome.REJECTED, AckError(ErrorCode.SEGMENT_SEQUENCE, "", str(error)), None
+            ) from None
+        return decoded.codec, message, Header.from_message(message)
+
+    def _check(self, header: Header) -> None:
+        if not header.message_type:
+            raise _Refusal(
+                Outcome.ERROR,
+                AckError(
+                    ErrorCode.REQUIRED_FIELD_MISSING, "MSH^1^9", "MSH-9 message type is empty"
+                ),
+                header,
+            )
+        if not header.control_id:
+            raise _Refusal(
+                Outcome.ERROR,
+                AckError(
+                    ErrorCode.REQUIRED_FIELD_MISSING, "MSH^1^10", "MSH-10 control id is empty"
+                ),
+                header,
+            )
+        if not header.version_id.startswith("2."):
+            raise _Refusal(
+                Outcome.REJECTED,
+                AckError(ErrorCode.UNSUPPORTED_VERSION, "MSH^1^12", "HL7 v2.x expected"),
+                header,
+            )
+        wanted = header.type_and_trigger.upper()
+        if any(fnmatch.fnmatchcase(wanted, pattern) for pattern in self._accept):
+            return
+        known_type = any(
+            fnmatch.fnmatchcase(header.message_type.upper(), pattern.split("^")[0])
+            for pattern in self._accept
+        )
+        if known_type:
+            raise _Refusal(
+                Outcome.REJECTED,
+                AckError(
+                    ErrorCode.UNSUPPORTED_EVENT, "MSH^1^9^2", f"event {header.trigger} not accepted"
+                ),
+                header,
+            )
+        raise _Refusal(
+            Outcome.REJECTED,
+            AckError(
+                ErrorCode.UNSUPPORTED_MESSAGE_TYPE,
+                "MSH^1^9^1",
+                f"message type {header.message_type} not accepted",
+            ),
+            header,
+        )
+
+    async def _store_message(
+        self, payload: bytes, peer: str, codec: str, message: Message, header: Header
+    ) -> Verdict:
+        ack = self._ack(header, Outcome.ACCEPTED, codec)
+        incoming = Incoming(
+            route=self.route.name,
+            peer=peer,
+            received_at=self._clock(),
+            sending_application=header.sending_application,
+            sending_facility=header.sending_facility,
+            control_id=header.control_id,
+            message_type=header.type_and_trigger,
+            content_hash=content_hash(message),
+            raw=payload,
+            ack=ack or b"",
+        )
+        try:
+            accepted = await self._store.accept(incoming)
+        except Exception as error:  # the sender must resend: nothing was stored
+            log.error(
+                "message not stored",
+                route=self.route.name,
+                control_id=header.control_id,
+                exc_info=error,
+            )
+            return self._refuse(
+                _Refusal(
+                    Outcome.ERROR,
+                    AckError(
+                        ErrorCode.APPLICATION_INTERNAL_ERROR, "", "message not stored, resend it"
+                    ),
+                    header,
+                ),
+                codec,
+            )
+        if accepted.duplicate and not accepted.same_content:
+            return self._refuse(
+                _Refusal(
+                    Outcome.REJECTED,
+                    AckError(
+                        ErrorCode.DUPLICATE_KEY,
+                        "MSH^1^10",
+                        "control id already received with other content",
+                    ),
+                    header,
+                ),
+                codec,
+            )
+        if not accepted.duplicate:
+            self._on_stored()
+        reply = COMMIT_ACK[1:2] if self.route.mllp_release2 else (accepted.ack or None)
+        return Verdict(
+            reply,
+            Outcome.ACCEPTED,
+            header.control_id,
+            header.type_and_trigger,
+            accepted.message_id,
+            accepted.duplicate,
+        )
+
+    def _refuse(self, refusal: _Refusal, codec: str) -> Verdict:
+        header = refusal.header
+        if self.route.mllp_release2:
+            reply: bytes | None = COMMIT_NAK[1:2]
+        else:
+            reply = self._ack(header, refusal.outcome, codec, refusal.error)
+        return Verdict(
+            reply,
+            refusal.outcome,
+            header.control_id if header else "",
+            header.type_and_trigger if header else "",
+            reason=f"{refusal.error.code.value} {refusal.error.text}",
+        )
+
+    def _ack(
+        self, header: Header | None, outcome: Outcome, codec: str, error: AckError | None = None
+    ) -> bytes | None:
+        enhanced = header is not None and header.enhanced_mode
+        if enhanced:
+            assert header is not None
+            wanted = _SEND_ACCEPT_ACK.get(header.accept_ack_type.upper() or "AL")
+            if wanted is not None and outcome not in wanted:
+                return None
+        code = ack_code(outcome, enhanced)
+        text = error.text if error else ""
+        return self._acks.build(header, code, text, error).encode(codec, errors="replace")
+
+
+def content_hash(message: Message) -> bytes:
+    """Hash of the content without MSH-7, so a resend with a fresh timestamp still matches."""
+    fields = message.texts[0].split(message.separators.field)
+    if len(fields) > 6:
+        fields[6] = ""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(message.separators.field.join(fields).encode("utf-8", "surrogatepass"))
+    for text in message.texts[1:]:
+        digest.update(b"\r")
+        digest.update(text.encode("utf-8", "surrogatepass"))
+    return digest.digest()
+
+
+def _header_or_none(text: str) -> Header | None:
+    try:
+        return Header.from_message(Message.parse(text))
+    except MessageFormatError:
+        return None

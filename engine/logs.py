@@ -1,0 +1,153 @@
+"""Logging, configured in one place: structlog processors ending in JSON or console lines.
+
+Patient data must never reach a log line. Rather than trusting every call site, the
+redaction processor lets through only values of keys known to carry operational facts
+(control ids, types, routes, sizes, durations, outcomes); any other key keeps its name but
+loses a non-numeric value. Exceptions are rendered as their type and traceback frames; their
+text is kept only for the engine's own errors, whose texts are written to be safe.
+Third-party loggers are held at WARNING so that no library dumps a payload at DEBUG.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+from engine.errors import EngineError
+
+SAFE_KEYS = frozenset(
+    {
+        "event",
+        "level",
+        "timestamp",
+        "logger",
+        "route",
+        "destination",
+        "listen",
+        "peer",
+        "tls",
+        "address",
+        "url",
+        "path",
+        "file",
+        "control_id",
+        "message_id",
+        "message_type",
+        "size",
+        "bytes",
+        "count",
+        "duration_ms",
+        "outcome",
+        "code",
+        "ack_code",
+        "error_code",
+        "status",
+        "error",
+        "calls",
+        "attempts",
+        "simulated",
+        "reason",
+        "position",
+        "pending",
+        "parked",
+        "delay_s",
+        "pid",
+        "config",
+    }
+)
+REDACTED = "[redacted]"
+ENGINE_LOGGERS = ("engine", "ins", "enrich", "replay", "delivery", "listener", "store")
+
+
+def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Mask the value of every key not known to be free of patient data."""
+    for key in [key for key, value in event_dict.items() if value is None]:
+        del event_dict[key]
+    for key, value in event_dict.items():
+        if key in SAFE_KEYS or key == "exc_info":
+            continue
+        if isinstance(value, bool | int | float):
+            continue
+        event_dict[key] = REDACTED
+    return event_dict
+
+
+def render_exception(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Replace exc_info by a text whose only free text comes from the engine's own errors."""
+    exc_info = event_dict.pop("exc_info", None)
+    if not exc_info:
+        return event_dict
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    elif isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    error = exc_info[1]
+    if error is None:
+        return event_dict
+    event_dict["exception"] = safe_exception_text(error)
+    return event_dict
+
+
+def safe_exception_text(error: BaseException) -> str:
+    """`Type: text` for engine errors, `Type` alone otherwise, then the frames."""
+    head = type(error).__qualname__
+    if isinstance(error, EngineError):
+        head = f"{head}: {error}"
+    frames = traceback.extract_tb(error.__traceback__)
+    lines = [f"  {frame.filename}:{frame.lineno} in {frame.name}" for frame in frames]
+    return "\n".join([head, *lines])
+
+
+def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Set up structlog and the standard library's logging for the whole process."""
+    stream = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        render_exception,
+        redact,
+    ]
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    for name in ENGINE_LOGGERS:
+        logging.getLogger(name).setLevel(numeric)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.add_logger_name,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger under one of the engine's logger names."""
+    return structlog.get_logger(name)

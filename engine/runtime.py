@@ -1,0 +1,83 @@
+"""The running engine: store, listeners, router and background tasks, started and stopped
+in the order that keeps every acknowledged message safe.
+
+Start: open the store, then the router, then the listeners (nothing is acknowledged before
+the store is ready). Stop: close the listeners (busy connections finish their message),
+stop the background tasks, then close the store, which commits what is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+
+from engine.config import Config, sqlite_path
+from engine.hl7.ack import AckBuilder
+from engine.intake import Intake
+from engine.listener import Listener
+from engine.logs import get_logger
+from engine.pipeline import Step
+from engine.router import RoutePlan, Router
+from engine.store.sqlite import SqliteStore
+from engine.tls import server_context
+
+log = get_logger("engine.runtime")
+
+
+class Engine:
+    """Everything `ins-engine run` starts, for one configuration."""
+
+    def __init__(self, config: Config, acks: AckBuilder | None = None) -> None:
+        self.config = config
+        self._acks = acks or AckBuilder()
+        self.store: SqliteStore | None = None
+        self.listeners: dict[str, Listener] = {}
+        self.router: Router | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        path = sqlite_path(self.config.engine.store)
+        assert path is not None
+        self.store = await SqliteStore.open(str(Path(path)))
+        plans = {
+            route.name: RoutePlan(route, self._steps_for(route)) for route in self.config.routes
+        }
+        self.router = Router(self.store, plans)
+        self._tasks.append(asyncio.create_task(self.router.run(), name="router"))
+        for route in self.config.routes:
+            intake = Intake(route, self.store, self._acks, on_stored=self.router.wake)
+            context = server_context(route.tls) if route.tls else None
+            listener = Listener(route, intake, context)
+            await listener.start()
+            self.listeners[route.name] = listener
+        log.info("engine started", count=len(self.listeners), path=path)
+
+    def _steps_for(self, route: object) -> list[Step]:
+        return []
+
+    async def stop(self) -> None:
+        grace = self.config.engine.shutdown_grace_s
+        await asyncio.gather(*(listener.stop(grace) for listener in self.listeners.values()))
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.store is not None:
+            await self.store.close()
+        log.info("engine stopped")
+
+    async def run_until_stopped(self) -> None:
+        """Run until SIGTERM or SIGINT, then stop cleanly."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await self.start()
+            await stop.wait()
+            log.info("stop signal received")
+        finally:
+            await self.stop()

@@ -1,0 +1,129 @@
+"""What the engine keeps durably, and the interface every store backend offers.
+
+The SQLite backend is the embedded default; a PostgreSQL backend (several engine instances
+sharing one queue) implements the same protocol. Every state a message goes through is a
+row change, so a crash at any point resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class MessageStatus(StrEnum):
+    RECEIVED = "received"  # stored and acknowledged, not yet routed
+    ROUTED = "routed"  # outbox entries written for every destination
+
+
+class EntryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    PARKED = "parked"  # needs a person: resend or skip
+    SKIPPED = "skipped"  # a person decided it will not be delivered
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A received message about to be stored, with the ACK to send once it is."""
+
+    route: str
+    peer: str
+    received_at: float
+    sending_application: str
+    sending_facility: str
+    control_id: str
+    message_type: str  # TYPE^EVENT
+    content_hash: bytes
+    raw: bytes
+    ack: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The result of storing: a new message, or a duplicate and its original ACK."""
+
+    message_id: int
+    duplicate: bool
+    same_content: bool
+    ack: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    message_id: int
+    route: str
+    received_at: float
+    control_id: str
+    message_type: str
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """An outbox entry written when a message is routed to one destination."""
+
+    destination: str
+    payload: bytes | None  # None: the message's received bytes
+    patient_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    entry_id: int
+    message_id: int
+    route: str
+    destination: str
+    control_id: str
+    message_type: str
+    received_at: float
+    payload: bytes
+    patient_key: str | None
+    status: EntryStatus
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    route: str
+    destination: str
+    pending: int
+    parked: int
+    delivered: int
+    oldest_pending_at: float | None
+    last_error: str | None
+
+
+class Store(Protocol):
+    """The durable store; every method is safe to call from the event loop."""
+
+    async def accept(self, incoming: Incoming) -> Accepted:
+        """Commit a received message (grouped with others), or find its duplicate."""
+        ...
+
+    async def received(self, after_id: int, limit: int) -> list[StoredMessage]:
+        """Messages acknowledged but not yet routed, in arrival order."""
+        ...
+
+    async def route_message(
+        self, message_id: int, entries: list[NewEntry], identity: str | None
+    ) -> None:
+        """Write the outbox entries (and the identity outcome, JSON) and mark it routed."""
+        ...
+
+    async def pending_entries(
+        self, route: str, destination: str, after_entry_id: int, limit: int
+    ) -> list[OutboxEntry]:
+        """Pending entries of one destination in FIFO order, after a given entry."""
+        ...
+
+    async def mark_delivered(self, entry_id: int, ack_code: str) -> None: ...
+
+    async def record_failure(
+        self, entry_id: int, error: str, next_attempt_at: float, park: bool
+    ) -> None: ...
+
+    async def close(self) -> None: ...
