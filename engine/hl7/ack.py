@@ -151,11 +151,10 @@ class AckBuilder:
             if header.charset:
                 msh += ["", "", "", "", "", header.charset]
         segments = [f.join(msh)]
-        segments.append(
-            f.join(
-                ["MSA", code.value, header.control_id if header else "", _clean(text, separators)]
-            )
-        )
+        msa = ["MSA", code.value, header.control_id if header else ""]
+        if text:
+            msa.append(_clean(text, separators))
+        segments.append(f.join(msa))
         if error is not None:
             description = _clean(error.text or _ERROR_TEXTS[error.code], separators)
             segments.append(
