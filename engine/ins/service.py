@@ -1,0 +1,288 @@
+"""The facade the enrichment step calls: `open_insi_service(settings)` then `search(traits)`.
+
+Around the SOAP client it adds what a feed of ADT messages needs: local validation, the search
+strategy, a concurrency limit, single-flight, a result cache with a TTL, retries with back-off
+for technical errors and a circuit breaker. With no `[insi] url`, the same client code talks
+to the in-process simulator through an in-memory transport, and every result says simulated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import ssl
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import httpx
+import structlog
+
+from engine.errors import EngineError
+from engine.ins.breaker import CircuitBreaker
+from engine.ins.cache import MemoryResultCache, ResultCache
+from engine.ins.client import InsiClient
+from engine.ins.errors import (
+    CircuitOpenError,
+    InsiConfigurationError,
+    InsiError,
+    InsiResponseError,
+    InsiTechnicalError,
+    InvalidTraitsError,
+)
+from engine.ins.outcome import SearchOutcome, SearchStatus
+from engine.ins.result import CodeCR, InsiResult
+from engine.ins.settings import InsiSettings, is_loopback_host
+from engine.ins.simulator.handler import InsiSimulator
+from engine.ins.simulator.population import population
+from engine.ins.simulator.transport import SimulatorTransport
+from engine.ins.singleflight import SingleFlight
+from engine.ins.soap.headers import CallerIdentity
+from engine.ins.strategy import plan_queries, run_strategy
+from engine.ins.tls import build_tls
+from engine.ins.traits import IdentityTraits, TraitsQuery, fingerprint, normalise_traits
+
+log = structlog.get_logger("ins.insi")
+
+IN_PROCESS_URL = "http://insi-simulator.invalid/lps"
+"""Address given to the client in simulator mode; the in-memory transport never resolves it."""
+
+_STATUS_OF_CODE = {
+    CodeCR.FOUND: SearchStatus.FOUND,
+    CodeCR.NOT_FOUND: SearchStatus.NOT_FOUND,
+    CodeCR.SEVERAL: SearchStatus.SEVERAL,
+}
+
+
+class _CallCounter:
+    """INSi calls made for one lookup, retries included."""
+
+    count = 0
+
+
+class InsiService:
+    """Identity searches against INSi (or its simulator), safe to call concurrently."""
+
+    def __init__(
+        self,
+        client: InsiClient,
+        settings: InsiSettings,
+        *,
+        simulated: bool,
+        cache: ResultCache | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.simulated = simulated
+        self._client = client
+        self._settings = settings
+        self._cache = cache
+        self._scope = settings.url or "in-process-simulator"
+        self._wall_clock = wall_clock
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._semaphore = asyncio.Semaphore(settings.max_concurrency)
+        self._breaker = CircuitBreaker(
+            settings.breaker_threshold, settings.breaker_reset_s, monotonic
+        )
+        self._flights: SingleFlight[SearchOutcome] = SingleFlight()
+
+    async def search(self, traits: IdentityTraits) -> SearchOutcome:
+        """Find the INS of a person; never raises for INSi trouble, the status says it."""
+        try:
+            normalised = normalise_traits(traits)
+        except InvalidTraitsError as error:
+            log.info(
+                "insi search refused locally",
+                outcome=SearchStatus.INVALID_TRAITS.value,
+                code=error.code,
+                calls=0,
+                simulated=self.simulated,
+            )
+            return SearchOutcome(
+                SearchStatus.INVALID_TRAITS, simulated=self.simulated, detail=str(error)
+            )
+        key = fingerprint(normalised, self._scope)
+        outcome, shared = await self._flights.run(key, lambda: self._lookup(key, normalised))
+        return outcome.shared() if shared else outcome
+
+    async def aclose(self) -> None:
+        """Stop pending lookups and close connections."""
+        await self._flights.aclose()
+        await self._client.aclose()
+
+    async def _lookup(self, key: str, traits: IdentityTraits) -> SearchOutcome:
+        cached = await self._load(key)
+        if cached is not None:
+            log.info(
+                "insi search",
+                outcome=cached.status.value,
+                calls=0,
+                status="cached",
+                simulated=cached.simulated,
+            )
+            return cached
+        started = self._monotonic()
+        calls = _CallCounter()
+        try:
+            result = await run_strategy(
+                plan_queries(traits, self._settings.max_calls_per_identity),
+                lambda query: self._call(query, calls),
+            )
+        except InsiError as error:
+            outcome = self._failure(error, calls.count)
+        else:
+            outcome = SearchOutcome(
+                status=_STATUS_OF_CODE[result.code],
+                ins=result.ins,
+                returned_traits=result.traits,
+                history=result.history,
+                calls=calls.count,
+                called_at=result.called_at,
+                simulated=self.simulated or result.simulated,
+                detail=result.code.value,
+            )
+            await self._save(key, outcome)
+        log.info(
+            "insi search",
+            outcome=outcome.status.value,
+            calls=outcome.calls,
+            code=outcome.detail,
+            simulated=outcome.simulated,
+            duration_ms=round((self._monotonic() - started) * 1000, 1),
+        )
+        return outcome
+
+    async def _call(self, query: TraitsQuery, calls: _CallCounter) -> InsiResult:
+        """One logical call: breaker, concurrency limit, retries with back-off and jitter."""
+        attempts = 0
+        while True:
+            self._breaker.before_call()
+            attempts += 1
+            calls.count += 1
+            try:
+                async with self._semaphore:
+                    result = await self._client.search(query)
+            except (InsiTechnicalError, InsiResponseError) as error:
+                self._breaker.record_failure()
+                if not error.retryable or attempts > self._settings.retries:
+                    raise
+                log.warning("insi call failed, retrying", code=error.code, attempts=attempts)
+                await self._sleep(self._backoff(attempts))
+                continue
+            except InsiError:
+                self._breaker.record_neutral()
+                raise
+            self._breaker.record_success()
+            return result
+
+    def _backoff(self, attempt: int) -> float:
+        base = self._settings.retry_backoff_s * 2 ** (attempt - 1)
+        return base * random.uniform(0.5, 1.5)
+
+    def _failure(self, error: InsiError, calls: int) -> SearchOutcome:
+        if isinstance(error, InsiConfigurationError):
+            log.error(
+                "INSI CONFIGURATION ERROR: calls are refused, fix the [insi] settings",
+                code=error.code,
+                error=str(error),
+                calls=calls,
+            )
+            status = SearchStatus.CONFIGURATION_ERROR
+        else:
+            if not isinstance(error, CircuitOpenError):
+                log.warning("insi unavailable", code=error.code, error=str(error), calls=calls)
+            status = SearchStatus.UNAVAILABLE
+        return SearchOutcome(status, calls=calls, simulated=self.simulated, detail=error.code)
+
+    async def _load(self, key: str) -> SearchOutcome | None:
+        if self._cache is None or self._settings.cache_ttl_s <= 0:
+            return None
+        try:
+            payload = await self._cache.load(key)
+            return SearchOutcome.from_payload(payload) if payload is not None else None
+        except (EngineError, ValueError, KeyError, TypeError, IndexError) as error:
+            log.warning("insi cache unreadable, searching again", error=type(error).__name__)
+            return None
+
+    async def _save(self, key: str, outcome: SearchOutcome) -> None:
+        if self._cache is None or self._settings.cache_ttl_s <= 0 or not outcome.status.cacheable:
+            return
+        try:
+            await self._cache.save(
+                key, outcome.to_payload(), self._wall_clock() + self._settings.cache_ttl_s
+            )
+        except EngineError as error:
+            log.warning("insi cache not saved", error=str(error))
+
+
+async def open_insi_service(
+    settings: InsiSettings, cache: ResultCache | None = None
+) -> InsiService:
+    """Build the service for `[insi]`: the real INSi over mutual TLS, or the simulator.
+
+    Without a cache from the store, results are kept in memory (lost at restart).
+    """
+    problems = settings.problems()
+    if problems:
+        key, expected = problems[0]
+        raise InsiConfigurationError(f"[insi] {key}: {expected}", code="settings")
+    cache = cache if cache is not None else MemoryResultCache()
+    timeout = httpx.Timeout(settings.timeout_s)
+    limits = httpx.Limits(
+        max_connections=settings.max_concurrency, max_keepalive_connections=settings.max_concurrency
+    )
+    organisation_unit = None
+    if settings.url is None:
+        simulator = InsiSimulator(
+            population(
+                settings.simulator_persons, settings.simulator_synthetic, settings.simulator_seed
+            ),
+            latency_s=settings.simulator_latency_ms / 1000,
+            fault_rate=settings.simulator_fault_rate,
+            seed=settings.simulator_seed,
+        )
+        http = httpx.AsyncClient(transport=SimulatorTransport(simulator), timeout=timeout)
+        url = IN_PROCESS_URL
+        log.warning(
+            "INSi is SIMULATED: answers come from the in-process simulator, "
+            "not from the national service",
+            simulated=True,
+            count=len(simulator.index),
+        )
+    else:
+        url = settings.url
+        host = httpx.URL(url).host
+        verify: ssl.SSLContext | bool = True
+        if url.startswith("https://"):
+            tls = build_tls(settings)
+            verify, organisation_unit = tls.context, tls.organisation_unit
+        http = httpx.AsyncClient(
+            verify=verify, timeout=timeout, limits=limits, trust_env=not is_loopback_host(host)
+        )
+        if settings.simulator:
+            log.warning(
+                "INSi is SIMULATED: results from this endpoint are marked simulated",
+                url=url,
+                simulated=True,
+            )
+        else:
+            log.info("insi client ready", url=url, simulated=False)
+    caller = CallerIdentity(
+        idam=settings.idam or ("SIMULATED" if settings.simulator else ""),
+        software_name=settings.software_name,
+        software_version=settings.software_version,
+        instance_id=settings.instance_id or _default_instance_id(settings.software_name),
+        emitter=settings.emitter or organisation_unit or settings.software_name,
+    )
+    client = InsiClient(http, url, caller, settings.timeout_s)
+    return InsiService(
+        client, settings, simulated=settings.in_process or settings.simulator, cache=cache
+    )
+
+
+def _default_instance_id(software_name: str) -> str:
+    """A stable UUID per host, so restarts present the same installation to INSi."""
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{software_name}.{socket.gethostname()}"))
