@@ -99,7 +99,7 @@ class FrameDecoder:
         start = self._buffer.find(START_BLOCK)
         outside = self._buffer if start == -1 else self._buffer[:start]
         # Line breaks between blocks are common in captures and are not junk.
-        junk = len(outside) if outside.strip(b"\r\n") else 0
+        junk = len(outside.translate(None, b"\r\n"))
         if start == -1:
             self._buffer.clear()
             return Junk(junk) if junk else NEED_DATA
@@ -115,7 +115,20 @@ class FrameDecoder:
         self._scanned = len(self._buffer) if end == -1 else 0
         return end
 
+    def _restarted(self) -> Junk | None:
+        """A new start byte inside an unfinished block: the sender gave that block up."""
+        restart = self._buffer.find(START_BLOCK, self._scanned)
+        end = self._buffer.find(END_MARKER, self._scanned)
+        if restart == -1 or (end != -1 and end < restart):
+            return None
+        del self._buffer[: restart + 1]
+        self._scanned = 0
+        return Junk(restart + 1)
+
     def _seek_end(self) -> Event | _Need | None:
+        abandoned = self._restarted()
+        if abandoned is not None:
+            return abandoned
         end = self._find_end()
         if end == -1:
             if len(self._buffer) <= self._max:

@@ -1,0 +1,58 @@
+"""Fixtures shared by the whole suite: engines started in-process on loopback."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from engine.config import load_config
+from engine.hl7.ack import AckBuilder
+from engine.logs import configure_logging
+from engine.runtime import Engine
+
+FIXED_TIME = datetime(2026, 1, 2, 3, 4, 5)
+
+
+@pytest.fixture(autouse=True)
+def _logging_to_stderr() -> None:
+    configure_logging("info", "json")
+
+
+def fixed_acks() -> AckBuilder:
+    """ACKs with a fixed MSH-7 and ids ACK00001, ACK00002... so their bytes are exact."""
+    counter = itertools.count(1)
+    return AckBuilder(clock=lambda: FIXED_TIME, make_id=lambda: f"ACK{next(counter):05d}")
+
+
+StartEngine = Callable[..., Awaitable[Engine]]
+
+
+@pytest.fixture
+async def start_engine(tmp_path: Path) -> AsyncIterator[StartEngine]:
+    """Start an engine on a TOML text of route keys; stopped at the end of the test.
+
+    `route` holds extra keys of the single route `adt` (listening on a free port);
+    `extra` is appended to the file (more tables). The store is a SQLite file in tmp_path.
+    """
+    engines: list[Engine] = []
+
+    async def start(route: str = "", extra: str = "", *, database: str = "engine.db") -> Engine:
+        config_file = tmp_path / f"config{len(engines)}.toml"
+        config_file.write_text(
+            f'[engine]\nstore = "sqlite:///{tmp_path / database}"\n\n'
+            "[insi]\nsimulator = true\n\n"
+            f'[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\nenrich = false\n{route}\n{extra}\n',
+            encoding="utf-8",
+        )
+        engine = Engine(load_config(config_file), acks=fixed_acks())
+        engines.append(engine)
+        await engine.start()
+        return engine
+
+    yield start
+    for engine in engines:
+        await engine.stop()

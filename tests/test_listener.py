@@ -1,0 +1,305 @@
+"""The MLLP listener over real loopback sockets, with a real SQLite store behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trustme
+
+from engine.mllp.client import MllpClient, MllpClientError
+from engine.mllp.codec import encode_frame
+from engine.runtime import Engine
+from tests.support.messages import adt
+
+ACK_HEADER = (
+    "MSH|^~\\&|INS-ENGINE|HOSP|PAS|HOSP|20260102030405||ACK^{event}^ACK|ACK{n:05d}|P|"
+    "2.5^FRA^2.11||||||8859/1\r"
+)
+
+
+def address(engine: Engine) -> tuple[str, int]:
+    return engine.listeners["adt"].address
+
+
+async def connect(engine: Engine, **kwargs: object) -> MllpClient:
+    host, port = address(engine)
+    return await MllpClient.connect(host, port, **kwargs)  # type: ignore[arg-type]
+
+
+async def send(engine: Engine, *payloads: bytes) -> list[bytes]:
+    client = await connect(engine)
+    try:
+        return [await client.exchange(payload, 5) for payload in payloads]
+    finally:
+        await client.close()
+
+
+def stored_rows(tmp_path: Path) -> list[tuple[str, str, bytes]]:
+    with sqlite3.connect(tmp_path / "engine.db") as db:
+        return db.execute(
+            "SELECT control_id, message_type, raw FROM messages ORDER BY id"
+        ).fetchall()
+
+
+async def test_accepted_message_gets_an_exact_aa_and_is_stored(start_engine, tmp_path) -> None:
+    engine = await start_engine()
+    message = adt("MSG0001")
+    (ack,) = await send(engine, message)
+    assert ack == (ACK_HEADER.format(event="A28", n=1) + "MSA|AA|MSG0001\r").encode()
+    assert stored_rows(tmp_path) == [("MSG0001", "ADT^A28", message)]
+
+
+async def test_unsupported_type_and_event_are_rejected_with_err(start_engine, tmp_path) -> None:
+    engine = await start_engine('accept = ["ADT^A28", "ADT^A31"]')
+    oru, a01 = await send(engine, adt("M1", "R01", message_type="ORU"), adt("M2", "A01"))
+    assert b"MSA|AR|M1|" in oru and b"ERR||MSH^1^9^1|200^Unsupported message type^HL70357|E" in oru
+    assert b"MSA|AR|M2|" in a01 and b"|201^Unsupported event code^HL70357|E" in a01
+    assert stored_rows(tmp_path) == []
+
+
+async def test_undecodable_and_non_hl7_content_get_a_nack_and_the_connection_lives_on(
+    start_engine, tmp_path
+) -> None:
+    engine = await start_engine()
+    bad_utf8 = adt("M1", charset="UNICODE UTF-8", name="HÉLÈNE^A^^^^^L", encoding="latin-1")
+    undecodable, garbage, good = await send(engine, bad_utf8, b"hello world", adt("M3"))
+    assert b"MSA|AE|M1|" in undecodable and b"|102^Data type error^HL70357|E" in undecodable
+    assert b"MSA|AR||" in garbage and b"|100^Segment sequence error^HL70357|E" in garbage
+    assert b"MSA|AA|M3" in good
+    assert [row[0] for row in stored_rows(tmp_path)] == ["M3"]
+
+
+async def test_enhanced_mode_follows_msh15(start_engine) -> None:
+    engine = await start_engine()
+    client = await connect(engine)
+    always = await client.exchange(adt("E1", msh15="AL", msh16="NE"), 5)
+    assert b"MSA|CA|E1" in always
+    # NE: no accept ACK at all; the next block's answer is the next thing on the wire.
+    host, port = address(engine)
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(encode_frame(adt("E2", msh15="NE")) + encode_frame(adt("E3", msh15="AL")))
+    await writer.drain()
+    reply = await asyncio.wait_for(reader.readuntil(b"\x1c\r"), 5)
+    assert b"MSA|CA|E3" in reply and b"E2" not in reply
+    # ER: only errors are acknowledged.
+    error_only = await client.exchange(adt("E4", "R01", msh15="ER", message_type="ORU"), 5)
+    assert b"MSA|CR|E4" in error_only
+    writer.close()
+    await client.close()
+
+
+async def test_duplicate_gets_the_original_ack_and_is_stored_once(start_engine, tmp_path) -> None:
+    engine = await start_engine()
+    first, again = await send(engine, adt("D1"), adt("D1"))
+    assert first == again
+    assert len(stored_rows(tmp_path)) == 1
+
+
+async def test_resend_with_a_new_timestamp_is_still_a_duplicate(start_engine, tmp_path) -> None:
+    engine = await start_engine()
+    resent = adt("D1").replace(b"20240101120000||ADT", b"20240101120500||ADT")
+    first, again = await send(engine, adt("D1"), resent)
+    assert first == again and len(stored_rows(tmp_path)) == 1
+
+
+async def test_same_control_id_with_other_content_is_rejected(start_engine, tmp_path) -> None:
+    engine = await start_engine()
+    _, other = await send(engine, adt("D1"), adt("D1", patient_id="999"))
+    assert b"MSA|AR|D1|" in other and b"|205^Duplicate key identifier^HL70357|" in other
+    assert len(stored_rows(tmp_path)) == 1
+
+
+async def test_an_ack_is_never_acknowledged(start_engine) -> None:
+    engine = await start_engine()
+    host, port = address(engine)
+    reader, writer = await asyncio.open_connection(host, port)
+    ack = b"MSH|^~\\&|X|Y|Z|W|20240101||ACK^A28^ACK|A1|P|2.5\rMSA|AA|M1\r"
+    writer.write(encode_frame(ack) + encode_frame(adt("M2")))
+    await writer.drain()
+    reply = await asyncio.wait_for(reader.readuntil(b"\x1c\r"), 5)
+    assert b"MSA|AA|M2" in reply
+    writer.close()
+
+
+async def test_junk_before_a_frame_is_discarded(start_engine) -> None:
+    engine = await start_engine()
+    host, port = address(engine)
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"GARBAGE" + encode_frame(adt("J1")))
+    await writer.drain()
+    assert b"MSA|AA|J1" in await asyncio.wait_for(reader.readuntil(b"\x1c\r"), 5)
+    writer.close()
+
+
+async def test_oversize_frame_is_answered_and_the_connection_stays_usable(start_engine) -> None:
+    engine = await start_engine("max_frame_bytes = 2048")
+    big = adt("BIG1") + b"NTE|1||" + b"x" * 5000 + b"\r"
+    too_big, fine = await send(engine, big, adt("OK1"))
+    assert b"MSA|AR|BIG1|" in too_big and b"|207^Application internal error^HL70357|" in too_big
+    assert b"MSA|AA|OK1" in fine
+
+
+async def test_mllp_release2_answers_with_commit_blocks(start_engine, tmp_path) -> None:
+    engine = await start_engine("mllp_release2 = true")
+    stored, refused = await send(engine, adt("R1"), b"not hl7")
+    assert (stored, refused) == (b"\x06", b"\x15")
+    assert [row[0] for row in stored_rows(tmp_path)] == ["R1"]
+
+
+async def read_until_closed(reader: asyncio.StreamReader) -> bytes:
+    """What the server sent before closing (a reset counts as closed)."""
+    try:
+        return await asyncio.wait_for(reader.read(), 5)
+    except ConnectionResetError:
+        return b""
+
+
+async def test_idle_connection_is_closed_and_does_not_hang(start_engine) -> None:
+    engine = await start_engine("idle_timeout_s = 0.2")
+    reader, writer = await asyncio.open_connection(*address(engine))
+    assert await read_until_closed(reader) == b""
+    writer.close()
+
+
+async def test_started_frame_that_never_ends_is_closed(start_engine) -> None:
+    engine = await start_engine("frame_timeout_s = 0.2\nidle_timeout_s = 60")
+    reader, writer = await asyncio.open_connection(*address(engine))
+    writer.write(b"\x0bMSH|^~\\&|half a message")
+    await writer.drain()
+    assert await read_until_closed(reader) == b""
+    writer.close()
+
+
+async def test_end_of_stream_mid_frame_leaves_the_listener_serving(start_engine) -> None:
+    engine = await start_engine()
+    _, writer = await asyncio.open_connection(*address(engine))
+    writer.write(b"\x0bMSH|^~\\&|cut")
+    await writer.drain()
+    writer.close()
+    (ack,) = await send(engine, adt("AFTER"))
+    assert b"MSA|AA|AFTER" in ack
+
+
+async def test_connections_over_the_limit_are_closed(start_engine) -> None:
+    engine = await start_engine("max_connections = 1")
+    first = await connect(engine)
+    assert b"MSA|AA" in await first.exchange(adt("C1"), 5)
+    reader, writer = await asyncio.open_connection(*address(engine))
+    assert await read_until_closed(reader) == b""
+    writer.close()
+    await first.close()
+
+
+async def test_source_outside_the_allow_list_is_disconnected(start_engine) -> None:
+    engine = await start_engine('allow = ["10.0.0.0/8"]')
+    reader, writer = await asyncio.open_connection(*address(engine))
+    writer.write(encode_frame(adt("X1")))
+    assert await read_until_closed(reader) == b""
+    writer.close()
+
+
+async def test_source_inside_the_allow_list_is_served(start_engine) -> None:
+    engine = await start_engine('allow = ["127.0.0.0/8", "::1"]')
+    (ack,) = await send(engine, adt("X2"))
+    assert b"MSA|AA|X2" in ack
+
+
+async def test_stop_returns_with_an_idle_connection_open(start_engine) -> None:
+    engine = await start_engine()
+    client = await connect(engine)
+    await client.exchange(adt("S1"), 5)
+    await asyncio.wait_for(engine.stop(), 5)
+    with pytest.raises(MllpClientError):
+        await client.exchange(adt("S2"), 2)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    folder = tmp_path_factory.mktemp("pki")
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    client = ca.issue_cert("pas.hospital.example", common_name="PAS")
+    files = {
+        "ca": folder / "ca.pem",
+        "server": folder / "server.pem",
+        "server_key": folder / "server.key",
+        "client": folder / "client.pem",
+        "client_key": folder / "client.key",
+    }
+    ca.cert_pem.write_to_path(files["ca"])
+    server.cert_chain_pems[0].write_to_path(files["server"])
+    server.private_key_pem.write_to_path(files["server_key"])
+    client.cert_chain_pems[0].write_to_path(files["client"])
+    client.private_key_pem.write_to_path(files["client_key"])
+    return {**files, "ca_object": ca, "client_object": client}
+
+
+def tls_route(pki: dict[str, object], mutual: bool) -> str:
+    client_ca = f'client_ca = "{pki["ca"]}"\n' if mutual else ""
+    return f'[routes.tls]\ncert = "{pki["server"]}"\nkey = "{pki["server_key"]}"\n{client_ca}'
+
+
+def client_context(pki: dict[str, object], with_cert: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki["ca"]))
+    if with_cert:
+        context.load_cert_chain(str(pki["client"]), str(pki["client_key"]))
+    return context
+
+
+async def test_tls_listener(start_engine, pki) -> None:
+    engine = await start_engine(tls_route(pki, mutual=False))
+    client = await connect(engine, ssl_context=client_context(pki, with_cert=False))
+    assert b"MSA|AA|T1" in await client.exchange(adt("T1"), 5)
+    await client.close()
+
+
+async def test_mutual_tls_requires_a_client_certificate(start_engine, pki) -> None:
+    engine = await start_engine(tls_route(pki, mutual=True))
+    client = await connect(engine, ssl_context=client_context(pki, with_cert=True))
+    assert b"MSA|AA|T2" in await client.exchange(adt("T2"), 5)
+    await client.close()
+    with pytest.raises(MllpClientError):
+        anonymous = await connect(engine, ssl_context=client_context(pki, with_cert=False))
+        await anonymous.exchange(adt("T3"), 5)
+
+
+async def test_plain_client_on_a_tls_listener_gets_nothing_stored(
+    start_engine, pki, tmp_path
+) -> None:
+    engine = await start_engine(tls_route(pki, mutual=False))
+    reader, writer = await asyncio.open_connection(*address(engine))
+    writer.write(encode_frame(adt("PLAIN")))
+    await writer.drain()
+    assert b"MSA" not in await read_until_closed(reader)
+    writer.close()
+    assert stored_rows(tmp_path) == []
+
+
+async def test_python_hl7_mllp_send_gets_its_acks(start_engine, tmp_path) -> None:
+    """A third-party client: python-hl7's mllp_send command reading a file."""
+    engine = await start_engine()
+    messages = tmp_path / "messages.hl7"
+    messages.write_bytes(b"\n".join(adt(f"P{i}").replace(b"\r", b"\n") for i in range(3)))
+    host, port = address(engine)
+    mllp_send = Path(sys.executable).with_name("mllp_send")
+    process = await asyncio.create_subprocess_exec(
+        str(mllp_send),
+        "--loose",
+        "--file",
+        str(messages),
+        "--port",
+        str(port),
+        host,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err
+    assert out.count(b"MSA|AA|") == 3
+    assert [row[0] for row in stored_rows(tmp_path)] == ["P0", "P1", "P2"]
