@@ -21,44 +21,13 @@ import structlog
 from engine.errors import EngineError
 
 SAFE_KEYS = frozenset(
-    {
-        "event",
-        "level",
-        "timestamp",
-        "logger",
-        "route",
-        "destination",
-        "listen",
-        "peer",
-        "tls",
-        "address",
-        "url",
-        "path",
-        "file",
-        "control_id",
-        "message_id",
-        "message_type",
-        "size",
-        "bytes",
-        "count",
-        "duration_ms",
-        "outcome",
-        "code",
-        "ack_code",
-        "error_code",
-        "status",
-        "error",
-        "calls",
-        "attempts",
-        "simulated",
-        "reason",
-        "position",
-        "pending",
-        "parked",
-        "delay_s",
-        "pid",
-        "config",
-    }
+    """
+    event level timestamp logger exception
+    route destination listen peer tls address url path file config pid
+    control_id message_id message_type size bytes count duration_ms position
+    outcome code ack_code error_code status error reason calls attempts simulated
+    pending parked delay_s
+    """.split()
 )
 REDACTED = "[redacted]"
 ENGINE_LOGGERS = ("engine", "ins", "enrich", "replay", "delivery", "listener", "store")

@@ -1,0 +1,101 @@
+"""Configuration errors name the file, the key and what is expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from engine.config import documented_keys, load_config
+from engine.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+MINIMAL = '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:2575"\n'
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "engine.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_for(tmp_path: Path, text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    return caught.value
+
+
+def test_the_shipped_default_configuration_is_valid() -> None:
+    config = load_config(ROOT / "routes" / "default.toml")
+    assert config.engine.store == "sqlite:///var/ins-engine.db"
+    assert config.insi.simulator and config.insi.url is None
+    (route,) = config.routes
+    assert (route.name, route.listen) == ("adt", "127.0.0.1:2575")
+    assert route.destinations[0].file == str(ROOT / "var" / "outbox" / "adt")
+
+
+def test_the_keys_operations_scripts_rely_on_work_as_written(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, (
+        '[engine]\nstore = "sqlite:////var/lib/ins-engine/engine.db"\n'
+        "[insi]\nsimulator = true\n"
+        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:2575"\n'
+        '[[routes.destinations]]\nname = "downstream"\nmllp = "127.0.0.1:2576"\n'
+    )))
+    assert config.engine.store.endswith("////var/lib/ins-engine/engine.db")
+    assert config.routes[0].destinations[0].name == "downstream"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        (MINIMAL + "colour = 'blue'\n", "routes[0].colour", "unknown key"),
+        ("[engine]\nstorage = 'x'\n" + MINIMAL, "engine.storage", "unknown key"),
+        ("[engine]\nstore = 'postgres://x'\n" + MINIMAL, "engine.store", "sqlite:///"),
+        (MINIMAL.replace('"127.0.0.1:2575"', '"nowhere"'), "routes[0].listen", "host:port"),
+        (MINIMAL + "max_connections = 'ten'\n", "routes[0].max_connections", "an integer"),
+        (MINIMAL + "max_connections = true\n", "routes[0].max_connections", "an integer"),
+        (MINIMAL + "accept = 'ADT^*'\n", "routes[0].accept", "an array"),
+        (MINIMAL + "charset = 'KLINGON'\n", "routes[0].charset", "MSH-18"),
+        (MINIMAL + "allow = ['not-an-ip']\n", "routes[0].allow[0]", "IP address"),
+        ('[[routes]]\nname = "adt"\n', "routes[0].listen", "required"),
+        ("[engine]\n", "routes", "at least one"),
+        (MINIMAL + '[[routes.destinations]]\nname = "d"\n', "routes[0].destinations[0].mllp",
+         "exactly one of"),
+        (MINIMAL + '[[routes.destinations]]\nname = "d"\nmllp = "h:1"\non_failure = "drop"\n',
+         "routes[0].destinations[0].on_failure", "park"),
+        (MINIMAL + "[routes.enrichment]\nevents = ['A47']\n", "routes[0].enrichment.events",
+         "A40/A47"),
+        ("[insi]\nurl = 'http://insi.example/lps'\n" + MINIMAL, "insi.url", "https"),
+        (MINIMAL + MINIMAL, "routes[1].name", "unique"),
+        ("[engine\n", "-", "valid TOML"),
+    ],
+)
+def test_errors_name_file_key_and_expectation(
+    tmp_path: Path, text: str, key: str, expected: str
+) -> None:
+    error = error_for(tmp_path, text)
+    assert error.file.endswith("engine.toml")
+    assert error.key == key
+    assert expected in error.expected
+    assert str(error).startswith(f"{error.file}: {key}: ")
+
+
+def test_relative_tls_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL + '[routes.tls]\ncert = "c.pem"\nkey = "k.pem"\n'))
+    assert config.routes[0].tls.cert == str(tmp_path / "c.pem")
+
+
+def test_check_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--config", str(write(tmp_path, MINIMAL))]) == 0
+    assert "valid" in capsys.readouterr().out
+    assert main(["check", "--config", str(write(tmp_path, MINIMAL + "x = 1\n"))]) == 2
+    assert "routes[0].x: unknown key" in capsys.readouterr().err
+    assert main(["check", "--config", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_every_key_is_documented() -> None:
+    rows = documented_keys()
+    assert all(doc for _, _, doc in rows), [key for key, _, doc in rows if not doc]
+    keys = {key for key, _, _ in rows}
+    assert {"engine.store", "insi.url", "routes.listen", "routes.destinations.mllp"} <= keys
