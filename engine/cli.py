@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "engine.commands.run",
     "engine.commands.check",
     "engine.commands.insi_sim",
+    "engine.commands.replay",
 )
 
 

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from engine.errors import CliError
+from engine.logs import configure_logging
 from engine.replay.files import expand_paths, load_files
 from engine.replay.sender import Result, Target, send_files
 from engine.replay.summary import Summary
@@ -40,10 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ca", metavar="FILE", help="CA bundle to verify the receiver")
     parser.add_argument("--cert", metavar="FILE", help="client certificate (PEM)")
     parser.add_argument("--key", metavar="FILE", help="client private key (PEM)")
+    parser.add_argument("--log-level", default="warning", help="log level (default warning)")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)  # on stderr: stdout holds the summary
     target = None if args.dry_run else _target(args)
     if args.connections < 1:
         raise CliError("--connections must be at least 1")
@@ -97,6 +100,7 @@ def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
         raise CliError("--key needs --cert")
     try:
         context = ssl.create_default_context(cafile=args.ca)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
         if args.cert:
             context.load_cert_chain(args.cert, args.key)
     except (OSError, ssl.SSLError) as error:

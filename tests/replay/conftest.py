@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+import ssl
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +45,7 @@ class Receiver:
     """Records `(connection number, control id)` for each message, in arrival order."""
 
     answer: Answer
+    ssl_context: ssl.SSLContext | None = None
     port: int = 0
     received: list[tuple[int, str]] = field(default_factory=list)
     payloads: list[bytes] = field(default_factory=list)
@@ -50,7 +53,7 @@ class Receiver:
     _server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.ssl_context)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -76,7 +79,7 @@ class Receiver:
                     if answer is not None:
                         writer.write(encode_frame(answer))
                         await writer.drain()
-        except ConnectionError:
+        except (ConnectionError, ssl.SSLError):
             pass
         finally:
             writer.close()
@@ -98,3 +101,26 @@ async def receiver() -> AsyncIterator[Callable[[Answer], Awaitable[Receiver]]]:
     yield start
     for server in started:
         await server.stop()
+
+
+@pytest.fixture
+def receiver_thread() -> Iterator[Callable[..., Receiver]]:
+    """For tests that run the CLI, which runs its own event loop: receivers on another
+    thread's loop. `start(answer, ssl_context=None)` returns a started receiver."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    started: list[Receiver] = []
+
+    def start(answer: Answer, ssl_context: ssl.SSLContext | None = None) -> Receiver:
+        server = Receiver(answer, ssl_context)
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
