@@ -1,0 +1,83 @@
+"""The load generator every benchmark uses: K connections, one outstanding message each.
+
+Each connection sends a message, waits for its ACK, and sends the next, as a classic MLLP
+sender does. Latency is measured per message from the write to the ACK's arrival.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.mllp.client import MllpClient
+
+MessageFactory = Callable[[int], bytes]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    messages: int
+    seconds: float
+    latencies_ms: list[float]
+    negative: int
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return 0.0
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "messages": self.messages,
+            "msg_per_s": round(self.rate, 1),
+            "p50_ms": round(self.percentile(50), 3),
+            "p99_ms": round(self.percentile(99), 3),
+            "mean_ms": round(statistics.fmean(self.latencies_ms), 3) if self.latencies_ms else 0,
+            "negative_acks": self.negative,
+        }
+
+
+async def run_load(
+    host: str,
+    port: int,
+    make_message: MessageFactory,
+    total: int,
+    connections: int,
+    rate_limit: float | None = None,
+) -> LoadResult:
+    """Send `total` messages over `connections` connections; numbering is global."""
+    counter = iter(range(total))
+    latencies: list[float] = []
+    negative = 0
+    interval = connections / rate_limit if rate_limit else 0.0
+
+    async def sender() -> None:
+        nonlocal negative
+        client = await MllpClient.connect(host, port)
+        try:
+            next_at = time.perf_counter()
+            for number in counter:
+                if interval:
+                    delay = next_at - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    next_at += interval
+                started = time.perf_counter()
+                ack = await client.exchange(make_message(number), 30)
+                latencies.append((time.perf_counter() - started) * 1000)
+                if b"|AA|" not in ack and b"|CA|" not in ack:
+                    negative += 1
+        finally:
+            await client.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(connections)))
+    return LoadResult(total, time.perf_counter() - started, latencies, negative)
