@@ -1,4 +1,4 @@
-"""`--rate` slots computed from a given clock, and ACK reading, without sockets."""
+"""`--rate` slots from a given clock, ACK reading and percentiles, without sockets."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 from engine.hl7.ack import AckCode
 from engine.replay.acks import AckFormatError, read_ack
 from engine.replay.pacing import Pacer
+from engine.replay.summary import percentile
 
 
 def test_slots_are_spaced_by_the_rate_across_callers() -> None:
@@ -58,3 +59,10 @@ def test_ack_text_is_decoded_by_its_charset_and_bounded() -> None:
 def test_answers_that_are_no_ack(payload: bytes, reason: str) -> None:
     with pytest.raises(AckFormatError, match=reason):
         read_ack(payload)
+
+
+def test_nearest_rank_percentiles() -> None:
+    values = [float(n) for n in range(1, 101)]
+    assert (percentile(values, 0.5), percentile(values, 0.99)) == (50.0, 99.0)
+    assert percentile([7.0], 0.99) == 7.0
+    assert percentile([], 0.5) is None
