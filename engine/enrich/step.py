@@ -1,0 +1,190 @@
+"""The route step that puts the INS into PID, following PAM FR 2.11 and identity vigilance.
+
+It reads the local identity, decides (`engine.enrich.rules`), searches INSi when allowed
+(retrying technical errors within a window), checks the answer against the local traits and
+writes only what PAM FR names. An admission is never blocked: whatever INSi says, the message
+goes on, without an INS unless one was added or verified. Every message gets an outcome
+record in `routed.annotations["identity"]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+import structlog
+
+from engine.enrich.coherence import incoherence
+from engine.enrich.identity import LocalIdentity, read_identity, single_pid
+from engine.enrich.outcome import IdentityOutcome, Outcome
+from engine.enrich.pid_writer import stamp_zfd, with_ins, with_traits, without_repetitions
+from engine.enrich.rules import SEARCH_OUTCOMES, Action, decide, pass_reason
+from engine.enrich.settings import EnrichSettings
+from engine.ins.errors import InvalidTraitsError
+from engine.ins.outcome import SearchOutcome, SearchStatus
+from engine.ins.service import InsiService
+from engine.ins.traits import IdentityTraits
+from engine.pipeline import RoutedMessage
+
+IDENTITY_ANNOTATION = "identity"
+log = structlog.get_logger("enrich")
+
+
+class EnrichStep:
+    """`async step(routed)`: enrich one message in place and record its outcome."""
+
+    def __init__(
+        self,
+        settings: EnrichSettings,
+        insi: InsiService,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._settings = settings
+        self._insi = insi
+        self._clock = clock
+        self._sleep = sleep
+
+    async def __call__(self, routed: RoutedMessage) -> None:
+        started = self._clock()
+        before = list(routed.message.texts)
+        result = await self._enrich(routed)
+        if routed.message.texts != before:
+            routed.changed = True
+        routed.annotations[IDENTITY_ANNOTATION] = result.to_record()
+        log.info(
+            "identity enrichment",
+            route=routed.route,
+            control_id=routed.header.control_id,
+            message_type=routed.header.type_and_trigger,
+            outcome=result.outcome.value,
+            code=result.detail,
+            calls=result.calls,
+            simulated=result.simulated,
+            duration_ms=round((self._clock() - started) * 1000, 3),
+        )
+
+    async def _enrich(self, routed: RoutedMessage) -> IdentityOutcome:
+        header = routed.header
+        base = IdentityOutcome(Outcome.NOT_APPLICABLE, header.trigger, header.control_id)
+        reason = pass_reason(header.message_type, header.trigger, self._settings)
+        if reason is not None:
+            return replace(base, detail=reason)
+        pid_index = single_pid(routed.message)
+        if pid_index is None:
+            return replace(base, detail="no_single_pid")
+        identity = read_identity(routed.message, pid_index)
+        base = replace(
+            base,
+            status=identity.status,
+            local_id=identity.local_id,
+            received=tuple(ins.received for ins in identity.ins),
+        )
+        decision = decide(identity, self._settings)
+        if decision.action is Action.NO_CALL:
+            assert decision.outcome is not None
+            return self._without_ins(
+                routed, identity, replace(base, outcome=decision.outcome, detail=decision.detail)
+            )
+        try:
+            traits = identity.traits()
+        except InvalidTraitsError as error:
+            return self._without_ins(
+                routed, identity, replace(base, outcome=Outcome.INVALID_TRAITS, detail=error.code)
+            )
+        found = await self._search(traits)
+        searched = replace(
+            base,
+            calls=found.calls,
+            simulated=found.simulated,
+            called_at=found.called_at,
+            ins=found.ins,
+            traits_used=traits,
+            traits_returned=found.returned_traits,
+            detail=decision.detail,
+        )
+        if found.status is not SearchStatus.FOUND:
+            return self._without_ins(
+                routed,
+                identity,
+                replace(
+                    searched,
+                    outcome=SEARCH_OUTCOMES[found.status],
+                    detail=found.detail or found.status.value,
+                ),
+            )
+        return self._apply(routed, identity, decision.action, traits, found, searched)
+
+    def _apply(
+        self,
+        routed: RoutedMessage,
+        identity: LocalIdentity,
+        action: Action,
+        traits: IdentityTraits,
+        found: SearchOutcome,
+        searched: IdentityOutcome,
+    ) -> IdentityOutcome:
+        """INSi found one identity: add, verify or record it, if its traits are coherent."""
+        assert found.ins is not None and found.returned_traits is not None
+        mismatch = incoherence(traits, found.returned_traits)
+        if mismatch is not None:
+            return self._without_ins(
+                routed, identity, replace(searched, outcome=Outcome.INCOHERENT, detail=mismatch)
+            )
+        if action is Action.RECUPEREE:
+            return self._without_ins(routed, identity, replace(searched, outcome=Outcome.RECUPEREE))
+        if action is Action.VERIFY:
+            active = (str(found.ins.matricule), found.ins.oid.value)
+            if all(
+                (r.matricule.strip().upper(), r.oid.strip()) == active for r in searched.received
+            ):
+                return replace(searched, outcome=Outcome.VERIFIED)
+            history = {str(ins.matricule) for ins in found.history}
+            outdated = any(r.matricule.strip().upper() in history for r in searched.received)
+            return self._without_ins(
+                routed,
+                identity,
+                replace(
+                    searched,
+                    outcome=Outcome.INCOHERENT,
+                    detail="ins_in_history" if outdated else "ins_mismatch",
+                ),
+            )
+        message = routed.message
+        pid = with_ins(
+            with_traits(message.segment_at(identity.pid_index), found.returned_traits), found.ins
+        )
+        message.replace(identity.pid_index, pid)
+        stamp_zfd(message, identity.pid_index, found.called_at or dt.datetime.now(dt.UTC))
+        return replace(searched, outcome=Outcome.ADDED)
+
+    def _without_ins(
+        self, routed: RoutedMessage, identity: LocalIdentity, result: IdentityOutcome
+    ) -> IdentityOutcome:
+        """Remove every INS repetition the message carried: none may travel unverified."""
+        if not identity.ins:
+            return result
+        message = routed.message
+        pid = without_repetitions(
+            message.segment_at(identity.pid_index), (ins.index for ins in identity.ins)
+        )
+        message.replace(identity.pid_index, pid)
+        return replace(result, removed=True)
+
+    async def _search(self, traits: IdentityTraits) -> SearchOutcome:
+        """Search, retrying while INSi is unavailable, until the retry window has passed."""
+        settings = self._settings
+        deadline = self._clock() + settings.retry_window_s
+        delay = settings.retry_backoff_s
+        calls = 0
+        while True:
+            found = await self._insi.search(traits)
+            calls += found.calls
+            remaining = deadline - self._clock()
+            if found.status is not SearchStatus.UNAVAILABLE or remaining <= 0:
+                return replace(found, calls=calls)
+            await self._sleep(min(delay, remaining))
+            delay = min(delay * 2, settings.retry_backoff_max_s)
