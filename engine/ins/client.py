@@ -66,6 +66,7 @@ class InsiClient:
             self._soap, self._soap.wsdl.bindings[BINDING], address=url
         )
         self._caller = caller
+        self._url = url
         self._timeout_s = timeout_s
         self._clock = clock
         self._new_id = new_id
@@ -88,7 +89,7 @@ class InsiClient:
         except (TimeoutError, httpx.TimeoutException):
             raise InsiTechnicalError("INSi call timed out", code="timeout") from None
         except httpx.TransportError as error:
-            raise _transport_error(error) from None
+            raise _transport_error(error, self._url.startswith("https:")) from None
         except zeep.exceptions.Error as error:
             raise InsiResponseError(
                 f"SOAP encoding failed ({type(error).__name__})", code="soap_encoding"
@@ -102,7 +103,9 @@ class InsiClient:
         await self._http.aclose()
 
 
-def _transport_error(error: httpx.TransportError) -> InsiConfigurationError | InsiTechnicalError:
+def _transport_error(
+    error: httpx.TransportError, tls: bool
+) -> InsiConfigurationError | InsiTechnicalError:
     """TLS failures are configuration (certificate, CA, CN); the rest is the network."""
     cause: BaseException | None = error
     while cause is not None:
@@ -112,4 +115,5 @@ def _transport_error(error: httpx.TransportError) -> InsiConfigurationError | In
                 f"TLS with INSi failed ({reason}): check cert, key, ca", code="tls"
             )
         cause = cause.__cause__ or cause.__context__
-    return InsiTechnicalError(f"INSi unreachable ({type(error).__name__})", code="network")
+    hint = "; a client certificate refused over TLS 1.3 also looks like this" if tls else ""
+    return InsiTechnicalError(f"INSi unreachable ({type(error).__name__}{hint})", code="network")

@@ -67,7 +67,8 @@ async def start_server(
 ) -> RunningSimulator:
     """Listen on host:port (port 0 = any free port) and return the bound address."""
     check_cn = ssl_context is not None and ssl_context.verify_mode == ssl.CERT_REQUIRED
-    runner = web.AppRunner(build_app(simulator, check_cn), access_log=None)
+    # In-flight answers get a second to finish at shutdown (injected latency included).
+    runner = web.AppRunner(build_app(simulator, check_cn), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
