@@ -38,7 +38,7 @@ class LocalIdentity:
     """The identity a source sent, unescaped but otherwise as written."""
 
     pid_index: int
-    has_legal_name: bool
+    legal_names: int  # PID-5 repetitions of type L: exactly one is usable
     birth_name: str
     first_name: str  # XPN-2: the first birth first name
     first_names: str  # XPN-3: the full list, space separated
@@ -56,8 +56,11 @@ class LocalIdentity:
 
     def traits(self, today: dt.date | None = None) -> IdentityTraits:
         """The traits normalised as INSi expects them, or `InvalidTraitsError`."""
-        if not self.has_legal_name:
-            raise InvalidTraitsError("PID-5: no repetition of type L", code="no_legal_name")
+        if self.legal_names != 1:
+            raise InvalidTraitsError(
+                "PID-5: exactly one repetition of type L",
+                code="no_legal_name" if not self.legal_names else "several_legal_names",
+            )
         return normalise_traits(
             IdentityTraits(
                 birth_name=self.birth_name,
@@ -154,7 +157,7 @@ def read_identity(message: Message, pid_index: int) -> LocalIdentity:
     zfd = message.segment("ZFD")
     return LocalIdentity(
         pid_index=pid_index,
-        has_legal_name=legal is not None,
+        legal_names=sum(component(name, 7, separators.component) == LEGAL_NAME for name in names),
         # XPN-1 is an FN: the surname is its first subcomponent.
         birth_name=text(
             component(legal_name, 1, separators.component).split(separators.subcomponent)[0]

@@ -85,6 +85,7 @@ def test_first_name_alone_when_no_list() -> None:
     [
         ("PID|||||ADRUN^ZOE^^^^^D||19751231|F", "no_legal_name"),
         ("PID", "no_legal_name"),
+        ("PID|||||ADRUN^ZOE^^^^^L~ADRUN^ZOE^ZOE MARIE^^^^L||19751231|F", "several_legal_names"),
         ("PID|||||ADRUN^ZOE^MARIE ZOE^^^^L||19751231|F", "first_name_not_in_list"),
         ("PID|||||ADRUN^ZOE^^^^^L||197512|F", "invalid_date"),
         ("PID|||||ADRUN^ZOE^^^^^L||19751232|F", "invalid_date"),
