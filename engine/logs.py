@@ -30,7 +30,6 @@ SAFE_KEYS = frozenset(
     """.split()
 )
 REDACTED = "[redacted]"
-ENGINE_LOGGERS = ("engine", "ins", "enrich", "replay", "delivery", "listener", "store")
 
 
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -74,8 +73,28 @@ def safe_exception_text(error: BaseException) -> str:
     return "\n".join([head, *lines])
 
 
+class _NamedWriteLogger(structlog.WriteLogger):
+    """A WriteLogger that remembers the name it was asked for, so lines can say it."""
+
+    def __init__(self, file: TextIO, name: str) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+def _add_logger_name(
+    logger: Any, _: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    event_dict["logger"] = getattr(logger, "name", "engine")
+    return event_dict
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
-    """Set up structlog and the standard library's logging for the whole process."""
+    """Set up structlog and the standard library's logging for the whole process.
+
+    The engine's own lines go straight from structlog to the stream (no stdlib logging on
+    the hot path: a line per message must stay cheap); third-party libraries' records go
+    through the standard library with the same processors.
+    """
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
@@ -86,7 +105,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
+        structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         render_exception,
         redact,
@@ -101,18 +120,12 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
-    numeric = getattr(logging, level.upper(), logging.INFO)
-    for name in ENGINE_LOGGERS:
-        logging.getLogger(name).setLevel(numeric)
     structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            structlog.stdlib.add_logger_name,
-            *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[_add_logger_name, *shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            getattr(logging, level.upper(), logging.INFO)
+        ),
+        logger_factory=lambda *args: _NamedWriteLogger(stream, args[0] if args else "engine"),
         cache_logger_on_first_use=False,
     )
 

@@ -8,7 +8,8 @@ the bytes are exact in tests.
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -91,9 +92,19 @@ def ack_code(outcome: Outcome, enhanced: bool) -> AckCode:
     return _CODES[(enhanced, outcome)]
 
 
-def new_control_id() -> str:
-    """A unique MSH-10 for a message the engine creates (20 characters, HL7 v2.3 limit)."""
-    return uuid.uuid4().hex[:20]
+class ControlIds:
+    """Unique MSH-10 values for messages the engine creates: 20 characters (the v2.3 limit).
+
+    A random per-process prefix and a counter: unique across restarts and engine instances
+    without paying for a random UUID per acknowledgement.
+    """
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(4).upper()
+        self._counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter):012d}"
 
 
 class AckBuilder:
@@ -102,10 +113,10 @@ class AckBuilder:
     def __init__(
         self,
         clock: Callable[[], datetime] = datetime.now,
-        make_id: Callable[[], str] = new_control_id,
+        make_id: Callable[[], str] | None = None,
     ) -> None:
         self._clock = clock
-        self._make_id = make_id
+        self._make_id = make_id or ControlIds()
 
     def build(
         self,
