@@ -52,8 +52,16 @@ async def run_load(
     total: int,
     connections: int,
     rate_limit: float | None = None,
+    reconnect: bool = False,
+    sent_at: dict[str, float] | None = None,
 ) -> LoadResult:
-    """Send `total` messages over `connections` connections; numbering is global."""
+    """Send `total` messages over `connections` connections; numbering is global.
+
+    `reconnect` opens a connection per message, for servers that close after each one
+    (hl7apy's MLLPServer); the connect is then part of the latency. `sent_at`, when given,
+    receives each message's control id and send time (time.monotonic), so a downstream
+    receiver's arrival times give end-to-end latency.
+    """
     counter = iter(range(total))
     latencies: list[float] = []
     negative = 0
@@ -61,7 +69,7 @@ async def run_load(
 
     async def sender() -> None:
         nonlocal negative
-        client = await MllpClient.connect(host, port)
+        client = None if reconnect else await MllpClient.connect(host, port)
         try:
             next_at = time.perf_counter()
             for number in counter:
@@ -70,14 +78,28 @@ async def run_load(
                     if delay > 0:
                         await asyncio.sleep(delay)
                     next_at += interval
+                message = make_message(number)
                 started = time.perf_counter()
-                ack = await client.exchange(make_message(number), 30)
+                if sent_at is not None:
+                    sent_at[control_id(message)] = time.monotonic()
+                if reconnect:
+                    client = await MllpClient.connect(host, port)
+                assert client is not None
+                ack = await client.exchange(message, 60)
                 latencies.append((time.perf_counter() - started) * 1000)
+                if reconnect:
+                    await client.close()
                 if b"|AA|" not in ack and b"|CA|" not in ack:
                     negative += 1
         finally:
-            await client.close()
+            if client is not None:
+                await client.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(sender() for _ in range(connections)))
     return LoadResult(total, time.perf_counter() - started, latencies, negative)
+
+
+def control_id(message: bytes) -> str:
+    """MSH-10 of a message, read without parsing the rest."""
+    return message.split(b"\r", 1)[0].split(b"|")[9].decode()
