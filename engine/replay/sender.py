@@ -101,9 +101,10 @@ class _Run:
                 for index, message in enumerate(file.messages):
                     if self._stop_reason is None and (client is None or client.closed):
                         client = await self._connect()
-                    if client is None or self._stop_reason is not None:
-                        self._skip(file.messages[index:], self._stop_reason or "")
+                    if self._stop_reason is not None:
+                        self._skip(file.messages[index:], self._stop_reason)
                         break
+                    assert client is not None  # _connect sets the stop reason when it fails
                     result = await self._send(client, message)
                     self._on_result(result)
                     if isinstance(result.outcome, Failure):
