@@ -17,11 +17,13 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import Progress
 
+from engine.config import ClientTls
 from engine.errors import CliError
 from engine.logs import configure_logging
 from engine.replay.files import expand_paths, load_files
 from engine.replay.sender import Result, Target, send_files
 from engine.replay.summary import Summary
+from engine.tls import client_context
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -96,16 +98,13 @@ def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
         if args.ca or args.cert or args.key:
             raise CliError("--ca, --cert and --key need --tls")
         return None
-    if args.key and not args.cert:
-        raise CliError("--key needs --cert")
+    settings = ClientTls(ca=args.ca, cert=args.cert, key=args.key)
+    for option, expected in settings.problems():
+        raise CliError(f"--{option}: {expected}")
     try:
-        context = ssl.create_default_context(cafile=args.ca)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if args.cert:
-            context.load_cert_chain(args.cert, args.key)
+        return client_context(settings)
     except (OSError, ssl.SSLError) as error:
         raise CliError(f"TLS files: cannot load ({type(error).__name__}: {error})") from None
-    return context
 
 
 @contextmanager

@@ -186,7 +186,8 @@ def test_human_summary_names_messages_never_patients(
         (("--to", "h:1", "--rate", "0"), "--rate must be a positive"),
         (("--to", "h:1", "--ack-timeout", "-1"), "--ack-timeout must be a positive"),
         (("--to", "h:1", "--cert", "c.pem"), "need --tls"),
-        (("--to", "h:1", "--tls", "--key", "k.pem"), "--key needs --cert"),
+        (("--to", "h:1", "--tls", "--key", "k.pem"), "--cert: cert and key go together"),
+        (("--to", "h:1", "--tls", "--cert", "c.pem"), "--key: cert and key go together"),
         (("--to", "h:1", "--tls", "--ca", "/nonexistent/ca.pem"), "TLS files: cannot load"),
     ],
 )
