@@ -18,6 +18,7 @@ from engine.errors import CliError, ConfigError
 COMMAND_MODULES = (
     "engine.commands.run",
     "engine.commands.check",
+    "engine.commands.queue",
     "engine.commands.insi_sim",
     "engine.commands.replay",
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.config import RouteSettings
@@ -41,10 +41,17 @@ class RoutePlan:
 
 
 class Router:
-    def __init__(self, store: Store, plans: dict[str, RoutePlan], window: int = WINDOW) -> None:
+    def __init__(
+        self,
+        store: Store,
+        plans: dict[str, RoutePlan],
+        window: int = WINDOW,
+        on_routed: Callable[[], None] = lambda: None,
+    ) -> None:
         self._store = store
         self._plans = plans
         self._window = window
+        self._on_routed = on_routed  # wakes the delivery workers
         self._wakeup = asyncio.Event()
         self._last_id = 0
 
@@ -82,6 +89,7 @@ class Router:
                 for stored, (entries, identity) in zip(known, results, strict=True)
             )
         )
+        self._on_routed()
         self._last_id = batch[-1].message_id
         return len(known)
 

@@ -1,9 +1,10 @@
 """The running engine: store, listeners, router and background tasks, started and stopped
 in the order that keeps every acknowledged message safe.
 
-Start: open the store, then the router, then the listeners (nothing is acknowledged before
-the store is ready). Stop: close the listeners (busy connections finish their message),
-stop the background tasks, then close the store, which commits what is queued.
+Start: open the store, then the delivery workers, the router, then the listeners (nothing
+is acknowledged before the store is ready). Stop: close the listeners (busy connections
+finish their message), stop the background tasks, let the delivery workers finish the
+message they are sending, then close the store, which commits what is queued.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 from pathlib import Path
 
 from engine.config import Config, sqlite_path
+from engine.delivery.service import DeliveryService
 from engine.hl7.ack import AckBuilder
 from engine.intake import Intake
 from engine.listener import Listener
@@ -35,6 +37,7 @@ class Engine:
         self.store: SqliteStore | None = None
         self.listeners: dict[str, Listener] = {}
         self.router: Router | None = None
+        self.delivery: DeliveryService | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -44,7 +47,11 @@ class Engine:
         plans = {
             route.name: RoutePlan(route, self._steps_for(route)) for route in self.config.routes
         }
-        self.router = Router(self.store, plans)
+        self.delivery = DeliveryService(
+            self.store, self.config.routes, self.config.engine.retention_days
+        )
+        await self.delivery.start()
+        self.router = Router(self.store, plans, on_routed=self.delivery.wake)
         self._tasks.append(asyncio.create_task(self.router.run(), name="router"))
         for route in self.config.routes:
             intake = Intake(route, self.store, self._acks, on_stored=self.router.wake)
@@ -65,6 +72,8 @@ class Engine:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.delivery is not None:
+            await self.delivery.stop(grace)
         if self.store is not None:
             await self.store.close()
         log.info("engine stopped")

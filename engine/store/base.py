@@ -22,6 +22,10 @@ class EntryStatus(StrEnum):
     DELIVERED = "delivered"
     PARKED = "parked"  # needs a person: resend or skip
     SKIPPED = "skipped"  # a person decided it will not be delivered
+    RESENT = "resent"  # a person queued a copy of it at the tail (`resend_of` points here)
+
+
+FINISHED = (EntryStatus.DELIVERED, EntryStatus.SKIPPED, EntryStatus.RESENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +91,49 @@ class OutboxEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class EntrySummary:
+    """What `queue list` shows of an entry: ids, type, times, attempts; no payload."""
+
+    entry_id: int
+    message_id: int
+    route: str
+    destination: str
+    control_id: str
+    message_type: str
+    received_at: float
+    status: EntryStatus
+    attempts: int
+    last_error: str | None
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class QueueStatus:
+    """One destination's open entries (pending or parked)."""
+
     route: str
     destination: str
     pending: int
     parked: int
-    delivered: int
     oldest_pending_at: float | None
-    last_error: str | None
+    head_attempts: int  # attempts of the most-retried pending entry: a stuck head shows here
+    last_error: str | None  # the latest error among open entries
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """The outcome of an operator action on one entry; `detail` says what happened."""
+
+    entry_id: int
+    done: bool
+    detail: str
+    new_entry_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    entries: int
+    messages: int
 
 
 class Store(Protocol):
@@ -115,15 +154,49 @@ class Store(Protocol):
         ...
 
     async def pending_entries(
-        self, route: str, destination: str, after_entry_id: int, limit: int
+        self,
+        route: str,
+        destination: str,
+        after_entry_id: int,
+        limit: int,
+        lane: int = 0,
+        lanes: int = 1,
     ) -> list[OutboxEntry]:
-        """Pending entries of one destination in FIFO order, after a given entry."""
+        """Pending entries of one destination in FIFO order, after a given entry; with
+        `lanes` > 1, only those whose patient key falls in `lane` (see `delivery.lanes`)."""
         ...
 
     async def mark_delivered(self, entry_id: int, ack_code: str) -> None: ...
 
     async def record_failure(
         self, entry_id: int, error: str, next_attempt_at: float, park: bool
-    ) -> None: ...
+    ) -> None:
+        """Count a failed attempt of a still-pending entry (an operator's skip wins)."""
+        ...
+
+    async def entry_status(self, entry_id: int) -> EntryStatus | None: ...
+
+    async def queue_status(self) -> list[QueueStatus]:
+        """Destinations with open entries, from the open-entries index only."""
+        ...
+
+    async def list_entries(
+        self, status: EntryStatus, route: str | None, destination: str | None, limit: int
+    ) -> list[EntrySummary]:
+        """Open entries oldest first (FIFO), finished ones newest first."""
+        ...
+
+    async def resend(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
+        """Queue a copy of each parked, skipped or delivered entry at its queue's tail."""
+        ...
+
+    async def skip(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
+        """Give up on pending or parked entries, recording why."""
+        ...
+
+    async def prune(self, before: float, limit: int) -> Pruned:
+        """Delete up to `limit` finished entries and fully finished messages older than
+        `before`; call again until it prunes nothing."""
+        ...
 
     async def close(self) -> None: ...

@@ -1,4 +1,10 @@
-"""The SQLite schema. Row ids give the order: messages by arrival, outbox entries by routing."""
+"""The SQLite schema. Row ids give the order: messages by arrival, outbox entries by routing.
+
+`upgrade` adds the columns that later versions introduced to a file an earlier version
+created (`CREATE TABLE IF NOT EXISTS` leaves an existing table as it is).
+"""
+
+import sqlite3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -33,9 +39,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT,
     last_ack_code TEXT,
     updated_at REAL NOT NULL,
-    delivered_at REAL
+    delivered_at REAL,
+    resend_of INTEGER  -- the entry an operator resent as this one
 );
 CREATE INDEX IF NOT EXISTS outbox_queue ON outbox (route, destination, status, id);
+-- Open entries only, so `queue status` reads what is queued, not the whole history.
+CREATE INDEX IF NOT EXISTS outbox_open ON outbox (route, destination, status, id)
+    WHERE status IN ('pending', 'parked');
 CREATE INDEX IF NOT EXISTS outbox_message ON outbox (message_id);
 
 CREATE TABLE IF NOT EXISTS identity_outcomes (
@@ -58,3 +68,13 @@ CREATE TABLE IF NOT EXISTS operator_actions (
     reason TEXT NOT NULL
 );
 """
+
+_ADDED_COLUMNS = (("outbox", "resend_of", "INTEGER"),)
+
+
+def upgrade(connection: sqlite3.Connection) -> None:
+    """Add the columns missing from a store file created by an earlier version."""
+    for table, column, kind in _ADDED_COLUMNS:
+        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")

@@ -22,18 +22,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from engine.delivery.lanes import lane_of
 from engine.errors import StoreError
 from engine.store.base import (
+    FINISHED,
     Accepted,
+    ActionResult,
     EntryStatus,
+    EntrySummary,
     Incoming,
     MessageStatus,
     NewEntry,
     OutboxEntry,
+    Pruned,
     QueueStatus,
     StoredMessage,
 )
-from engine.store.schema import SCHEMA
+from engine.store.schema import SCHEMA, upgrade
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -44,6 +49,12 @@ _OUTBOX_COLUMNS = """
     coalesce(o.payload, m.raw), o.patient_key, o.status, o.attempts, o.next_attempt_at,
     o.last_error
 """
+_SUMMARY_COLUMNS = """
+    o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
+    o.status, o.attempts, o.last_error, o.updated_at
+"""
+_OPEN = (EntryStatus.PENDING, EntryStatus.PARKED)
+_FINISHED_SQL = ", ".join(f"'{status.value}'" for status in FINISHED)
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -56,6 +67,10 @@ def _connect(path: str) -> sqlite3.Connection:
 
 def _entry(row: tuple[Any, ...]) -> OutboxEntry:
     return OutboxEntry(*row[:9], EntryStatus(row[9]), *row[10:])  # type: ignore[arg-type]
+
+
+def _summary(row: tuple[Any, ...]) -> EntrySummary:
+    return EntrySummary(*row[:7], EntryStatus(row[7]), *row[8:])  # type: ignore[arg-type]
 
 
 class SqliteStore:
@@ -89,9 +104,11 @@ class SqliteStore:
         if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
             raise StoreError(f"cannot put {self.path} in WAL mode")
         connection.executescript(SCHEMA)
+        upgrade(connection)
         self._write_connection = connection
         self._read_connection = _connect(self.path)
         self._read_connection.execute("PRAGMA query_only = ON")
+        self._read_connection.create_function("lane_of", 2, lane_of, deterministic=True)
 
     # -- the writer thread ------------------------------------------------------------
 
@@ -173,6 +190,23 @@ class SqliteStore:
         if self._read_connection is not None:
             self._read_connection.close()
 
+    # -- INSi result cache (engine.ins.cache.ResultCache) ------------------------------
+
+    async def load(self, key: str) -> bytes | None:
+        """A cached INSi outcome, or None when absent or expired."""
+        now = time.time()
+        row = await self._read(lambda connection: connection.execute(
+            "SELECT payload FROM insi_cache WHERE key = ? AND expires_at > ?", (key, now)
+        ).fetchone())
+        return None if row is None else bytes(row[0])
+
+    async def save(self, key: str, payload: bytes, expires_at: float) -> None:
+        """Keep an INSi outcome across restarts; expired rows are pruned with retention."""
+        await self._write(lambda connection: connection.execute(
+            "INSERT OR REPLACE INTO insi_cache (key, payload, expires_at) VALUES (?, ?, ?)",
+            (key, payload, expires_at),
+        ))
+
     # -- inbox ------------------------------------------------------------------------
 
     async def accept(self, incoming: Incoming) -> Accepted:
@@ -253,14 +287,23 @@ class SqliteStore:
     # -- outbox -----------------------------------------------------------------------
 
     async def pending_entries(
-        self, route: str, destination: str, after_entry_id: int, limit: int
+        self,
+        route: str,
+        destination: str,
+        after_entry_id: int,
+        limit: int,
+        lane: int = 0,
+        lanes: int = 1,
     ) -> list[OutboxEntry]:
+        lane_filter = "AND lane_of(o.patient_key, ?) = ?" if lanes > 1 else ""
+        lane_values = (lanes, lane) if lanes > 1 else ()
+
         def job(connection: sqlite3.Connection) -> list[OutboxEntry]:
             rows = connection.execute(
                 f"""SELECT {_OUTBOX_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
                     WHERE o.route = ? AND o.destination = ? AND o.status = 'pending'
-                      AND o.id > ? ORDER BY o.id LIMIT ?""",  # noqa: S608 - constant columns
-                (route, destination, after_entry_id, limit),
+                      AND o.id > ? {lane_filter} ORDER BY o.id LIMIT ?""",  # noqa: S608 - constant SQL
+                (route, destination, after_entry_id, *lane_values, limit),
             ).fetchall()
             return [_entry(row) for row in rows]
 
@@ -272,7 +315,7 @@ class SqliteStore:
             lambda connection: connection.execute(
                 """UPDATE outbox SET status = 'delivered', delivered_at = ?, updated_at = ?,
                    attempts = attempts + 1, last_ack_code = ? WHERE id = ?""",
-                (now, now, ack_code, entry_id),
+                (now, now, ack_code or None, entry_id),
             )
         )
 
@@ -284,27 +327,175 @@ class SqliteStore:
         await self._write(
             lambda connection: connection.execute(
                 """UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,
-                   next_attempt_at = ?, updated_at = ? WHERE id = ?""",
+                   next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'""",
                 (status.value, error[:500], next_attempt_at, now, entry_id),
             )
         )
 
+    async def entry_status(self, entry_id: int) -> EntryStatus | None:
+        return await self._read(lambda connection: _status_of(connection, entry_id))
+
+    # -- queue operations ---------------------------------------------------------------
+
     async def queue_status(self) -> list[QueueStatus]:
         def job(connection: sqlite3.Connection) -> list[QueueStatus]:
-            rows = connection.execute(
-                """SELECT o.route, o.destination,
-                       sum(o.status = 'pending'), sum(o.status = 'parked'),
-                       sum(o.status = 'delivered'),
-                       min(CASE WHEN o.status = 'pending' THEN m.received_at END),
-                       (SELECT last_error FROM outbox l WHERE l.route = o.route
-                          AND l.destination = o.destination AND l.last_error IS NOT NULL
-                          ORDER BY l.updated_at DESC LIMIT 1)
-                   FROM outbox o JOIN messages m ON m.id = o.message_id
-                   GROUP BY o.route, o.destination ORDER BY o.route, o.destination"""
+            groups = connection.execute(
+                """SELECT route, destination, sum(status = 'pending'), sum(status = 'parked'),
+                       min(CASE WHEN status = 'pending' THEN id END),
+                       coalesce(max(CASE WHEN status = 'pending' THEN attempts END), 0)
+                   FROM outbox WHERE status IN ('pending', 'parked')
+                   GROUP BY route, destination ORDER BY route, destination"""
             ).fetchall()
-            return [QueueStatus(*row) for row in rows]
+            found = []
+            for route, destination, pending, parked, head, head_attempts in groups:
+                oldest = connection.execute(
+                    """SELECT m.received_at FROM outbox o JOIN messages m ON m.id = o.message_id
+                       WHERE o.id = ?""",
+                    (head,),
+                ).fetchone()
+                error = connection.execute(
+                    """SELECT last_error FROM outbox WHERE route = ? AND destination = ?
+                         AND status IN ('pending', 'parked') AND last_error IS NOT NULL
+                       ORDER BY updated_at DESC LIMIT 1""",
+                    (route, destination),
+                ).fetchone()
+                found.append(
+                    QueueStatus(
+                        route,
+                        destination,
+                        pending,
+                        parked,
+                        oldest[0] if oldest else None,
+                        head_attempts,
+                        error[0] if error else None,
+                    )
+                )
+            return found
 
         return await self._read(job)
+
+    async def list_entries(
+        self, status: EntryStatus, route: str | None, destination: str | None, limit: int
+    ) -> list[EntrySummary]:
+        order = "ASC" if status in _OPEN else "DESC"
+
+        def job(connection: sqlite3.Connection) -> list[EntrySummary]:
+            rows = connection.execute(
+                f"""SELECT {_SUMMARY_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
+                    WHERE o.status = :status AND (:route IS NULL OR o.route = :route)
+                      AND (:destination IS NULL OR o.destination = :destination)
+                    ORDER BY o.id {order} LIMIT :limit""",  # noqa: S608 - constant SQL
+                {
+                    "status": status.value,
+                    "route": route,
+                    "destination": destination,
+                    "limit": limit,
+                },
+            ).fetchall()
+            return [_summary(row) for row in rows]
+
+        return await self._read(job)
+
+    async def resend(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
+        now = time.time()
+
+        def job(connection: sqlite3.Connection) -> list[ActionResult]:
+            results = []
+            for entry_id in entry_ids:
+                status = _status_of(connection, entry_id)
+                if status is None:
+                    results.append(ActionResult(entry_id, False, "no such entry"))
+                    continue
+                if status is EntryStatus.PENDING:
+                    results.append(ActionResult(entry_id, False, "still pending: nothing to do"))
+                    continue
+                if status is EntryStatus.RESENT:
+                    (copy,) = connection.execute(
+                        "SELECT max(id) FROM outbox WHERE resend_of = ?", (entry_id,)
+                    ).fetchone()
+                    results.append(ActionResult(entry_id, False, f"already resent as {copy}"))
+                    continue
+                (new_id,) = connection.execute(
+                    """INSERT INTO outbox (message_id, route, destination, payload,
+                           patient_key, status, attempts, next_attempt_at, updated_at,
+                           resend_of)
+                       SELECT message_id, route, destination, payload, patient_key,
+                           'pending', 0, 0, ?, id FROM outbox WHERE id = ? RETURNING id""",
+                    (now, entry_id),
+                ).fetchone()
+                if status is not EntryStatus.DELIVERED:
+                    _set_status(connection, entry_id, EntryStatus.RESENT, now)
+                _record_action(connection, now, entry_id, f"resend as {new_id}", reason)
+                results.append(ActionResult(entry_id, True, f"resent as {new_id}", new_id))
+            return results
+
+        return await self._write(job)
+
+    async def skip(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
+        now = time.time()
+
+        def job(connection: sqlite3.Connection) -> list[ActionResult]:
+            results = []
+            for entry_id in entry_ids:
+                status = _status_of(connection, entry_id)
+                if status is None:
+                    results.append(ActionResult(entry_id, False, "no such entry"))
+                elif status not in _OPEN:
+                    results.append(ActionResult(entry_id, False, f"already {status.value}"))
+                else:
+                    _set_status(connection, entry_id, EntryStatus.SKIPPED, now)
+                    _record_action(connection, now, entry_id, "skip", reason)
+                    results.append(ActionResult(entry_id, True, "skipped"))
+            return results
+
+        return await self._write(job)
+
+    # -- retention ----------------------------------------------------------------------
+
+    async def prune(self, before: float, limit: int) -> Pruned:
+        # The newest row of each table is never deleted: SQLite gives a new row the
+        # largest id plus one, so deleting it could hand out an id at or below the
+        # router's or a delivery worker's cursor, and that row would never be read.
+        def job(connection: sqlite3.Connection) -> Pruned:
+            entries = connection.execute(
+                f"""DELETE FROM outbox WHERE id IN (
+                      SELECT id FROM outbox WHERE status IN ({_FINISHED_SQL})
+                        AND updated_at < ? AND id < (SELECT max(id) FROM outbox) LIMIT ?)""",  # noqa: S608
+                (before, limit),
+            ).rowcount
+            messages = connection.execute(
+                """DELETE FROM messages WHERE id IN (
+                      SELECT id FROM messages m WHERE status = 'routed' AND received_at < ?
+                        AND id < (SELECT max(id) FROM messages)
+                        AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
+                      LIMIT ?)""",
+                (before, limit),
+            ).rowcount
+            return Pruned(entries, messages)
+
+        return await self._write(job)
+
+
+def _status_of(connection: sqlite3.Connection, entry_id: int) -> EntryStatus | None:
+    row = connection.execute("SELECT status FROM outbox WHERE id = ?", (entry_id,)).fetchone()
+    return None if row is None else EntryStatus(row[0])
+
+
+def _set_status(
+    connection: sqlite3.Connection, entry_id: int, status: EntryStatus, now: float
+) -> None:
+    connection.execute(
+        "UPDATE outbox SET status = ?, updated_at = ? WHERE id = ?", (status.value, now, entry_id)
+    )
+
+
+def _record_action(
+    connection: sqlite3.Connection, now: float, entry_id: int, action: str, reason: str
+) -> None:
+    connection.execute(
+        "INSERT INTO operator_actions (at, entry_id, action, reason) VALUES (?, ?, ?, ?)",
+        (now, entry_id, action, reason),
+    )
 
 
 def _settle(future: asyncio.Future[Any], setter: Callable[[Any], None], value: Any) -> None:

@@ -1,0 +1,208 @@
+"""One lane of one destination: its pending entries, delivered strictly in entry order.
+
+The worker reads a window of pending entries after the last one it handled (never the
+whole queue), delivers them one by one, and waits on an event (set when the router has
+written entries) or a short poll when there is nothing to do. An entry leaves the head
+only when delivered or parked; while it fails, nothing behind it is sent (the lane is
+visibly stuck: `queue status` shows the attempts and last error, each failure logs a
+warning). `on_failure = "park"` parks a head that used up `max_attempts`; AR/CR park
+at once in both modes.
+
+Marking an entry delivered is committed in the background while the next one is sent:
+the worker only reads entries after the last one it sent, so an uncommitted mark cannot
+make it send an entry twice. A crash before the mark commits means the entry is sent
+again on restart: delivery is at-least-once.
+
+Operators act from another process (`queue skip`), so the worker looks at the head's
+status before every retry, and re-reads a window older than `WINDOW_MAX_AGE_S`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+
+from engine.config import DestinationSettings
+from engine.delivery.backoff import retry_delay
+from engine.delivery.destination import Outcome, Sender
+from engine.logs import get_logger
+from engine.store.base import EntryStatus, OutboxEntry, Store
+
+log = get_logger("engine.delivery")
+
+WINDOW = 100
+POLL_S = 1.0  # idle: look for entries written by another process (`queue resend`)
+CHECK_S = 1.0  # waiting to retry: look this often whether an operator took the head away
+WINDOW_MAX_AGE_S = 1.0
+MAX_UNCOMMITTED = 256  # delivered marks in flight before the worker waits for the store
+
+
+class LaneWorker:
+    """Delivers lane `lane` of `lanes` of one destination."""
+
+    def __init__(
+        self,
+        store: Store,
+        route: str,
+        settings: DestinationSettings,
+        sender: Sender,
+        lane: int = 0,
+        lanes: int = 1,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._route = route
+        self._settings = settings
+        self._sender = sender
+        self._lane = lane
+        self._lanes = lanes
+        self._clock = clock
+        self._cursor = 0
+        self._wakeup = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._marks: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def name(self) -> str:
+        suffix = f"/{self._lane}" if self._lanes > 1 else ""
+        return f"{self._route}/{self._settings.name}{suffix}"
+
+    def wake(self) -> None:
+        """New entries may be waiting (called after routing)."""
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        """Finish the message being sent, then return from `run`."""
+        self._stop.set()
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    await self._step()
+                except Exception as error:  # a bug or a store failure must not end the lane
+                    log.error(
+                        "delivery worker error, resuming",
+                        route=self._route,
+                        destination=self._settings.name,
+                        exc_info=error,
+                    )
+                    await _wait(self._stop, POLL_S)
+        finally:
+            await self._commit_marks()
+            await self._sender.close()
+
+    async def _step(self) -> None:
+        self._wakeup.clear()
+        window = await self._store.pending_entries(
+            self._route, self._settings.name, self._cursor, WINDOW, self._lane, self._lanes
+        )
+        if not window:
+            await self._commit_marks()
+            # Start again from the oldest pending entry, so that an entry left pending
+            # behind the cursor (its delivered mark failed to commit) is not forgotten.
+            self._cursor = 0
+            await _wait(self._wakeup, POLL_S)
+            return
+        fetched = self._clock()
+        for entry in window:
+            smooth = await self._deliver(entry)
+            self._cursor = entry.entry_id
+            if not smooth or self._stop.is_set() or self._clock() - fetched > WINDOW_MAX_AGE_S:
+                return
+
+    async def _deliver(self, entry: OutboxEntry) -> bool:
+        """Send one entry until delivered, parked or taken away by an operator; True
+        when it went at the first attempt (so the rest of the window is still fresh)."""
+        attempts = entry.attempts
+        due = entry.next_attempt_at
+        smooth = True
+        while True:
+            if due > self._clock() and not await self._wait_for_retry(entry, due):
+                return False
+            started = time.perf_counter()
+            result = await self._sender.send(entry)
+            attempts += 1
+            facts = {
+                "route": self._route,
+                "destination": self._settings.name,
+                "control_id": entry.control_id,
+                "entry_id": entry.entry_id,
+                "attempts": attempts,
+            }
+            if result.outcome is Outcome.DELIVERED:
+                await self._mark_delivered(entry.entry_id, result.ack_code)
+                log.info(
+                    "message delivered",
+                    **facts,
+                    ack_code=result.ack_code or None,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                )
+                return smooth
+            smooth = False
+            settings = self._settings
+            rejected = result.outcome is Outcome.PARK
+            park = rejected or (settings.on_failure == "park" and attempts >= settings.max_attempts)
+            delay = retry_delay(attempts, settings.backoff_base_s, settings.backoff_cap_s)
+            due = self._clock() + delay
+            await self._store.record_failure(entry.entry_id, result.error, due, park)
+            if park:
+                log.error(
+                    "message parked",
+                    **facts,
+                    error=result.error,
+                    outcome="parked",
+                    reason="rejected by the receiver" if rejected else "max_attempts reached",
+                )
+                return False
+            log.warning("delivery failed, will retry", **facts, error=result.error, delay_s=delay)
+
+    async def _wait_for_retry(self, entry: OutboxEntry, due: float) -> bool:
+        """Wait until `due`; False if the engine stops or the entry is no longer pending."""
+        while (remaining := due - self._clock()) > 0:
+            await _wait(self._stop, min(remaining, CHECK_S))
+            if self._stop.is_set():
+                return False
+            status = await self._store.entry_status(entry.entry_id)
+            if status is not EntryStatus.PENDING:
+                log.warning(
+                    "message left the queue while waiting to be retried",
+                    route=self._route,
+                    destination=self._settings.name,
+                    control_id=entry.control_id,
+                    entry_id=entry.entry_id,
+                    status=status.value if status else "deleted",
+                )
+                return False
+        return True
+
+    async def _mark_delivered(self, entry_id: int, ack_code: str) -> None:
+        self._marks.append(asyncio.ensure_future(self._store.mark_delivered(entry_id, ack_code)))
+        while self._marks and (self._marks[0].done() or len(self._marks) > MAX_UNCOMMITTED):
+            await self._settle(self._marks.popleft())
+
+    async def _commit_marks(self) -> None:
+        while self._marks:
+            await self._settle(self._marks.popleft())
+
+    async def _settle(self, mark: asyncio.Future[None]) -> None:
+        try:
+            await mark
+        except Exception as error:  # the message went out; only its record failed
+            log.error(
+                "delivered message not recorded as delivered: it may be sent again",
+                route=self._route,
+                destination=self._settings.name,
+                exc_info=error,
+            )
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Wait until `event` is set or `seconds` have passed."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()

@@ -1,0 +1,84 @@
+"""What the delivery tests share: synthetic ADT messages (fictitious patients), a store
+filled the way the engine fills it (stored by `accept`, routed by the real `Router`), the
+delivery service running on it, and a bounded wait for a condition."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from engine.config import RouteSettings
+from engine.delivery.service import DeliveryService
+from engine.router import RoutePlan, Router
+from engine.store.base import EntryStatus, EntrySummary, Incoming
+from engine.store.sqlite import SqliteStore
+
+
+def adt(control_id: str, patient: str = "P1", event: str = "A01") -> bytes:
+    """An ADT message whose PID-3 local identifier (type PI) is `patient`."""
+    return (
+        f"MSH|^~\\&|PAS|HOSP|EHR|HOSP|20240101120000||ADT^{event}^ADT_A01|{control_id}|P|2.5\r"
+        f"EVN|{event}|20240101120000\r"
+        f"PID|||{patient}^^^HOSP^PI||FICTIF^ALICE||19800101|F\r"
+    ).encode("latin-1")
+
+
+async def store_messages(store: SqliteStore, route: str, payloads: list[bytes]) -> None:
+    """Commit messages to the inbox in the given order, as the listener's intake does."""
+    counter = itertools.count()
+    for start in range(0, len(payloads), 500):
+        await asyncio.gather(
+            *(
+                store.accept(_incoming(route, payload, next(counter)))
+                for payload in payloads[start : start + 500]
+            )
+        )
+
+
+async def route_all(store: SqliteStore, routes: list[RouteSettings]) -> None:
+    """Route everything in the inbox with the engine's router (no route steps)."""
+    router = Router(store, {route.name: RoutePlan(route, []) for route in routes}, window=500)
+    while await router.route_pending():
+        pass
+
+
+def _incoming(route: str, payload: bytes, number: int) -> Incoming:
+    control_id = payload.split(b"|")[9].decode()
+    return Incoming(
+        route=route,
+        peer="127.0.0.1:1",
+        received_at=1_700_000_000.0 + number,
+        sending_application="PAS",
+        sending_facility="HOSP",
+        control_id=control_id,
+        message_type="ADT^A01",
+        content_hash=hashlib.sha256(payload).digest(),
+        raw=payload,
+        ack=b"",
+    )
+
+
+@contextlib.asynccontextmanager
+async def delivering(store: SqliteStore, *routes: RouteSettings) -> AsyncIterator[DeliveryService]:
+    """The engine's delivery service running on `store` for `routes`."""
+    service = DeliveryService(store, list(routes), retention_days=30.0)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop(5.0)
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
+    """Poll `condition` until it holds; fail after `timeout_s` (a hang guard, not a speed
+    assertion)."""
+    async with asyncio.timeout(timeout_s):
+        while not await condition():  # noqa: ASYNC110 - the store offers no event
+            await asyncio.sleep(0.02)
+
+
+async def entries(store: SqliteStore, status: EntryStatus) -> list[EntrySummary]:
+    return await store.list_entries(status, None, None, 100_000)
