@@ -1,6 +1,6 @@
-"""What the delivery tests share: synthetic ADT messages (fictitious patients), a store
-filled the way the engine fills it (stored by `accept`, routed by the real `Router`), the
-delivery service running on it, and a bounded wait for a condition."""
+"""What the delivery tests share: a store filled the way the engine fills it (stored by
+`accept`, routed by the real `Router`), the delivery service running on it, and a bounded
+wait for a condition."""
 
 from __future__ import annotations
 
@@ -15,15 +15,6 @@ from engine.delivery.service import DeliveryService
 from engine.router import RoutePlan, Router
 from engine.store.base import EntryStatus, EntrySummary, Incoming
 from engine.store.sqlite import SqliteStore
-
-
-def adt(control_id: str, patient: str = "P1", event: str = "A01") -> bytes:
-    """An ADT message whose PID-3 local identifier (type PI) is `patient`."""
-    return (
-        f"MSH|^~\\&|PAS|HOSP|EHR|HOSP|20240101120000||ADT^{event}^ADT_A01|{control_id}|P|2.5\r"
-        f"EVN|{event}|20240101120000\r"
-        f"PID|||{patient}^^^HOSP^PI||FICTIF^ALICE||19800101|F\r"
-    ).encode("latin-1")
 
 
 async def store_messages(store: SqliteStore, route: str, payloads: list[bytes]) -> None:
@@ -46,7 +37,8 @@ async def route_all(store: SqliteStore, routes: list[RouteSettings]) -> None:
 
 
 def _incoming(route: str, payload: bytes, number: int) -> Incoming:
-    control_id = payload.split(b"|")[9].decode()
+    fields = payload.split(b"|")
+    control_id = fields[9].decode()
     return Incoming(
         route=route,
         peer="127.0.0.1:1",
@@ -54,7 +46,7 @@ def _incoming(route: str, payload: bytes, number: int) -> Incoming:
         sending_application="PAS",
         sending_facility="HOSP",
         control_id=control_id,
-        message_type="ADT^A01",
+        message_type="^".join(fields[8].decode().split("^")[:2]),
         content_hash=hashlib.sha256(payload).digest(),
         raw=payload,
         ack=b"",

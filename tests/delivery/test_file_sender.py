@@ -7,14 +7,15 @@ from pathlib import Path
 from engine.store.base import EntryStatus
 from engine.store.sqlite import SqliteStore
 from tests.delivery.conftest import Route
-from tests.delivery.harness import adt, delivering, eventually, route_all, store_messages
+from tests.delivery.harness import delivering, eventually, route_all, store_messages
+from tests.support.messages import adt
 
 
 async def test_files_sort_in_delivery_order_with_the_bytes_received(
     tmp_path: Path, store: SqliteStore, route: Route
 ) -> None:
     folder = tmp_path / "out"
-    payloads = [adt(f"F/{n}", patient="PÉRÉ") for n in range(12)]  # '/' is not a file name
+    payloads = [adt(f"F/{n}", patient_id="PÉRÉ") for n in range(12)]  # '/' is not a file name
     routes = [route(mllp=None, file=str(folder))]
     await store_messages(store, "adt", payloads)
     await route_all(store, routes)

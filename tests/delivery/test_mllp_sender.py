@@ -18,7 +18,8 @@ from engine.delivery.mllp_sender import MllpSender
 from engine.store.base import EntryStatus, OutboxEntry
 from engine.store.sqlite import SqliteStore
 from tests.delivery.conftest import Route
-from tests.delivery.harness import adt, delivering, entries, eventually, route_all, store_messages
+from tests.delivery.harness import delivering, entries, eventually, route_all, store_messages
+from tests.support.messages import adt
 from tests.support.receiver import Received, Receiver, Reply, ack, ack_bytes
 
 

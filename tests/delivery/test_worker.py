@@ -12,7 +12,8 @@ from engine.delivery.lanes import lane_of
 from engine.store.base import EntryStatus, OutboxEntry
 from engine.store.sqlite import SqliteStore
 from tests.delivery.conftest import Route
-from tests.delivery.harness import adt, delivering, entries, eventually, route_all, store_messages
+from tests.delivery.harness import delivering, entries, eventually, route_all, store_messages
+from tests.support.messages import adt
 from tests.support.receiver import Received, Receiver, Reply, ack
 
 
@@ -42,7 +43,7 @@ async def test_ten_thousand_messages_arrive_in_order_read_a_window_at_a_time(
             routes = [route(mllp=downstream.address)]
             expected = [f"M{number:05d}" for number in range(10_000)]
             await queue(
-                store, routes, [adt(c, patient=f"P{i % 7}") for i, c in enumerate(expected)]
+                store, routes, [adt(c, patient_id=f"P{i % 7}") for i, c in enumerate(expected)]
             )
             async with delivering(store, *routes):
                 await downstream.wait_for(len(expected))
@@ -151,7 +152,7 @@ async def test_lanes_keep_each_patients_order_and_a_stuck_lane_holds_only_itself
         return ack(received)
 
     payloads = [
-        adt(f"{patient}-{n:03d}", patient=patient) for n in range(30) for patient in patients
+        adt(f"{patient}-{n:03d}", patient_id=patient) for n in range(30) for patient in patients
     ]
     async with Receiver(answer) as downstream:
         routes = [route(mllp=downstream.address, parallel_by="patient", connections=lanes)]

@@ -1,0 +1,173 @@
+"""`ins-engine run` as a subprocess, end to end: messages received over MLLP reach a
+real receiver in arrival order through a downstream outage, a SIGKILL and a restart, and
+the `queue` commands act on a running engine's store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.mllp.client import MllpClient, MllpClientError
+from engine.store.sqlite import SqliteStore
+from tests.delivery.harness import eventually
+from tests.support.engine_process import REPOSITORY, EngineProcess
+from tests.support.messages import adt
+from tests.support.receiver import Received, Receiver, Reply, ack
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def write_config(folder: Path, listen: str, downstream: str) -> Path:
+    config = folder / "engine.toml"
+    config.write_text(
+        f"""
+[engine]
+store = "sqlite:///{folder}/engine.db"
+log_format = "json"
+shutdown_grace_s = 5
+
+[[routes]]
+name = "adt"
+listen = "{listen}"
+enrich = false
+
+[[routes.destinations]]
+name = "down"
+mllp = "{downstream}"
+backoff_base_s = 0.05
+backoff_cap_s = 0.5
+"""
+    )
+    return config
+
+
+async def send(address: tuple[str, int], payloads: list[bytes], acked: list[bytes]) -> None:
+    """Send in order on one connection, recording each message the engine accepted (AA);
+    return quietly when the engine goes away."""
+    try:
+        client = await MllpClient.connect(*address, connect_timeout_s=5)
+        for payload in payloads:
+            answer = await client.exchange(payload, 10)
+            assert b"MSA|AA|" in answer
+            acked.append(payload)
+        await client.close()
+    except MllpClientError:
+        return
+
+
+async def queue_status(folder: Path) -> list[tuple[int, int, str | None]]:
+    store = await SqliteStore.open(str(folder / "engine.db"))
+    try:
+        return [(s.pending, s.parked, s.last_error) for s in await store.queue_status()]
+    finally:
+        await store.close()
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "engine", "queue", *args, "--config", str(config)],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_downstream_down_then_back_loses_nothing_and_keeps_order(tmp_path: Path) -> None:
+    downstream_port = free_port()
+    config = write_config(tmp_path, "127.0.0.1:0", f"127.0.0.1:{downstream_port}")
+    payloads = [adt(f"O{n:03d}", patient_id=f"P{n % 5}") for n in range(300)]
+    async with EngineProcess(config) as engine:
+        acked: list[bytes] = []
+        await send(engine.address("adt"), payloads, acked)
+        assert acked == payloads
+        await eventually(lambda: _stuck(tmp_path, 300))
+        shown = await asyncio.to_thread(cli, config, "status")
+        assert shown.returncode == 0
+        assert "300" in shown.stdout and "connect to 127.0.0.1" in shown.stdout
+        async with Receiver(port=downstream_port) as downstream:
+            await downstream.wait_for(300)
+            await eventually(lambda: _stuck(tmp_path, 0))
+            assert await engine.terminate() == 0
+    assert downstream.control_ids == [f"O{n:03d}" for n in range(300)]
+    warnings = engine.logged("delivery failed, will retry")
+    assert warnings and {"destination", "control_id", "attempts", "error", "delay_s"} <= set(
+        warnings[0]
+    )
+
+
+async def _stuck(folder: Path, pending: int) -> bool:
+    status = await queue_status(folder)
+    if pending == 0:
+        return not status
+    return bool(status) and status[0][0] == pending and (status[0][2] or "").startswith("connect")
+
+
+async def test_sigkill_mid_stream_then_restart_loses_no_acknowledged_message(
+    tmp_path: Path,
+) -> None:
+    count = 1000
+    expected = [f"K{n:04d}" for n in range(count)]
+    payloads = [adt(control_id) for control_id in expected]
+    acked: list[bytes] = []
+    async with Receiver() as downstream:
+        listen = f"127.0.0.1:{free_port()}"
+        config = write_config(tmp_path, listen, downstream.address)
+        async with EngineProcess(config) as engine:
+            sending = asyncio.create_task(send(engine.address("adt"), payloads, acked))
+            await downstream.wait_for(count // 4)
+            engine.kill()
+            await sending
+            assert 0 < len(acked) < count
+            await engine.start()
+            await send(engine.address("adt"), payloads[len(acked) :], acked)
+            await eventually(lambda: _all_received(downstream, expected))
+            await eventually(lambda: _stuck(tmp_path, 0))
+    received = downstream.control_ids
+    assert list(dict.fromkeys(received)) == expected  # every message, in arrival order
+    restarts = [i for i in range(1, len(received)) if received[i] <= received[i - 1]]
+    assert len(restarts) <= 1  # at most one step back: the resend after the crash
+
+
+async def _all_received(downstream: Receiver, expected: list[str]) -> bool:
+    return set(downstream.control_ids) >= set(expected)
+
+
+async def test_queue_commands_on_a_running_engine(tmp_path: Path) -> None:
+    rejected = {"Q2"}
+
+    def answer(received: Received) -> Reply:
+        return ack(received, "AR" if received.control_id in rejected else "AA")
+
+    async with Receiver(answer) as downstream:
+        config = write_config(tmp_path, "127.0.0.1:0", downstream.address)
+        assert cli(config, "status").returncode == 2  # no store yet: says so
+        async with EngineProcess(config) as engine:
+            await send(engine.address("adt"), [adt(f"Q{n}") for n in range(1, 4)], [])
+            await downstream.wait_for(3)
+            await eventually(lambda: _parked(tmp_path))
+            listed = cli(config, "list", "--parked", "--json")
+            (parked,) = json.loads(listed.stdout)
+            assert (parked["control_id"], parked["last_error"]) == ("Q2", "AR")
+            assert "DARK" not in listed.stdout  # no patient data
+            rejected.clear()
+            resent = cli(config, "resend", str(parked["entry_id"]), "--reason", "fixed")
+            assert resent.returncode == 0 and "resent as" in resent.stdout
+            await downstream.wait_for(4)
+            again = cli(config, "skip", str(parked["entry_id"]), "--reason", "twice")
+            assert again.returncode == 1 and "already resent" in again.stdout
+            assert await engine.terminate() == 0
+    assert downstream.control_ids == ["Q1", "Q2", "Q3", "Q2"]
+
+
+async def _parked(folder: Path) -> bool:
+    return [row[:2] for row in await queue_status(folder)] == [(0, 1)]
