@@ -1,0 +1,273 @@
+"""`make bench`: every configuration, one load generator, one run, results as ratios.
+
+Each server runs in its own process; the load generator keeps K connections with one
+outstanding message each. For the engine's end-to-end configurations a downstream receiver
+notes when each message arrives, giving end-to-end latency and delivered throughput.
+
+    python -m bench.run [--quick] [--connections 1 8 32]
+
+Writes bench/results/latest.json, latest.md and throughput.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from bench.loadgen import run_load
+from bench.messages import DEFAULT_PATIENT, Patient, adt_message, patients_from_simulator
+from bench.processes import engine_config, free_port, server_process
+from bench.report import ACK_PATH, HALF_RATE, write_reports
+
+DELIVERY_TIMEOUT_S = 300
+
+
+@dataclass
+class Setup:
+    """One configuration under benchmark."""
+
+    name: str
+    messages: int
+    peer: str | None = None  # a bench.servers kind
+    engine: str | None = None  # "ack", "warm" or "cold": an ins-engine configuration
+    reconnect: bool = False
+    patients: tuple[Patient, ...] = (DEFAULT_PATIENT,)
+
+
+class PeakRss:
+    """Samples a process's resident memory in a thread until stopped."""
+
+    def __init__(self, process: psutil.Process) -> None:
+        self.peak = 0
+        self._process = process
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                self.peak = max(self.peak, self._process.memory_info().rss)
+            except psutil.Error:
+                return
+
+    def stop_mb(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return round(self.peak / 2**20, 1)
+
+
+def engine_tables(kind: str, receiver_port: int) -> tuple[str, str]:
+    """(route keys, extra tables) of an ins-engine configuration."""
+    if kind == "ack":
+        return "enrich = false", ""
+    latency = 50 if kind == "cold" else 0
+    insi = (
+        "[insi]\nsimulator = true\nmax_concurrency = 8\nsimulator_synthetic = 10000\n"
+        f"simulator_seed = 7\nsimulator_latency_ms = {latency}\n"
+    )
+    destination = (
+        f'[[routes.destinations]]\nname = "downstream"\nmllp = "127.0.0.1:{receiver_port}"\n'
+    )
+    return destination, insi
+
+
+def load(port: int, setup: Setup, connections: int, first: int, sent_at=None) -> dict:  # type: ignore[no-untyped-def]
+    """Run the load generator for one setup; message numbers start at `first`."""
+    result = asyncio.run(
+        run_load(
+            "127.0.0.1",
+            port,
+            lambda n: adt_message(first + n, setup.patients),
+            setup.messages,
+            connections,
+            reconnect=setup.reconnect,
+            sent_at=sent_at,
+        )
+    )
+    return result.summary()
+
+
+def arrivals(record: Path) -> dict[str, float]:
+    if not record.exists():
+        return {}
+    lines = record.read_text(encoding="ascii").splitlines()
+    return {control_id: float(at) for control_id, at in (line.split() for line in lines)}
+
+
+def wait_delivered(record: Path, expected: set[str]) -> dict[str, float]:
+    deadline = time.monotonic() + DELIVERY_TIMEOUT_S
+    while True:
+        seen = arrivals(record)
+        if expected <= seen.keys() or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.2)
+
+
+def measure_peer(setup: Setup, connections: int) -> dict:  # type: ignore[type-arg]
+    port = free_port()
+    assert setup.peer is not None
+    with server_process(["-m", "bench.servers", setup.peer, "--port", str(port)], port) as proc:
+        rss = PeakRss(proc)
+        summary = load(port, setup, connections, 0)
+        summary["peak_rss_mb"] = rss.stop_mb()
+    return summary
+
+
+def measure_engine(setup: Setup, connections: int, folder: Path) -> dict:  # type: ignore[type-arg]
+    assert setup.engine is not None
+    port, receiver_port = free_port(), free_port()
+    record = folder / f"arrivals-{port}.txt"
+    route, extra = engine_tables(setup.engine, receiver_port)
+    config = engine_config(folder, port, route, extra)
+    receiver = [
+        "-m",
+        "bench.servers",
+        "receiver",
+        "--port",
+        str(receiver_port),
+        "--record",
+        str(record),
+    ]
+    engine = ["-m", "engine", "run", "--config", str(config)]
+    with server_process(receiver, receiver_port), server_process(engine, port) as process:
+        rss = PeakRss(process)
+        first = 0
+        if setup.engine == "warm":  # every patient once, so the measured run hits the cache
+            warm_up = Setup("warm-up", len(setup.patients), patients=setup.patients)
+            load(port, warm_up, 8, 0)
+            first = len(setup.patients)
+        sent_at: dict[str, float] = {}
+        started = time.monotonic()
+        summary = load(port, setup, connections, first, sent_at)
+        seen = wait_delivered(record, set(sent_at)) if setup.engine != "ack" else {}
+        summary["peak_rss_mb"] = rss.stop_mb()
+    if seen:
+        latencies = sorted(
+            (seen[key] - sent) * 1000 for key, sent in sent_at.items() if key in seen
+        )
+        last = max(seen[key] for key in sent_at if key in seen)
+        summary["delivered"] = len(latencies)
+        summary["delivered_per_s"] = round(len(latencies) / (last - started), 1)
+        summary["e2e_p50_ms"] = round(latencies[len(latencies) // 2], 2)
+        summary["e2e_p99_ms"] = round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 2)
+    return summary
+
+
+def measure_half_rate(best_rate: float, messages: int, folder: Path) -> dict:  # type: ignore[type-arg]
+    """ACK latency of the ACK path when offered half of its best measured rate (K=8)."""
+    port = free_port()
+    config = engine_config(folder, port, "enrich = false")
+    with server_process(["-m", "engine", "run", "--config", str(config)], port) as process:
+        rss = PeakRss(process)
+        result = asyncio.run(
+            run_load("127.0.0.1", port, adt_message, messages, 8, rate_limit=best_rate / 2)
+        )
+        summary = result.summary()
+        summary["offered_per_s"] = round(best_rate / 2, 1)
+        summary["peak_rss_mb"] = rss.stop_mb()
+    return summary
+
+
+def soak(messages: int, folder: Path) -> dict:  # type: ignore[type-arg]
+    """A long replay: RSS growth of the engine and throughput of the first vs last 10%."""
+    port, receiver_port = free_port(), free_port()
+    destination = (
+        f'[[routes.destinations]]\nname = "downstream"\nmllp = "127.0.0.1:{receiver_port}"\n'
+    )
+    config = engine_config(folder, port, "enrich = false\n" + destination)
+    receiver = [
+        "-m",
+        "bench.servers",
+        "receiver",
+        "--port",
+        str(receiver_port),
+        "--record",
+        str(folder / "soak-arrivals.txt"),
+    ]
+    engine = ["-m", "engine", "run", "--config", str(config)]
+    with server_process(receiver, receiver_port), server_process(engine, port) as process:
+        asyncio.run(run_load("127.0.0.1", port, adt_message, 500, 8))  # warm-up
+        baseline = process.memory_info().rss
+        rss = PeakRss(process)
+        sent_at: dict[str, float] = {}
+        asyncio.run(
+            run_load(
+                "127.0.0.1", port, lambda n: adt_message(10**6 + n), messages, 8, sent_at=sent_at
+            )
+        )
+        peak = rss.stop_mb()
+    times = sorted(sent_at.values())
+    tenth = len(times) // 10
+    first_rate = tenth / (times[tenth] - times[0])
+    last_rate = tenth / (times[-1] - times[-tenth - 1])
+    return {
+        "messages": messages,
+        "rss_start_mb": round(baseline / 2**20, 1),
+        "rss_peak_mb": peak,
+        "rss_growth_mb": round(peak - baseline / 2**20, 1),
+        "first_rate": round(first_rate, 1),
+        "last_rate": round(last_rate, 1),
+        "flatness": round(last_rate / first_rate, 3),
+    }
+
+
+def setups(quick: bool) -> list[Setup]:
+    scale = 0.3 if quick else 1.0
+
+    def n(count: int) -> int:
+        return max(50, int(count * scale))
+
+    warm_patients = tuple(patients_from_simulator(10000, seed=7)[:300])
+    cold_patients = tuple(patients_from_simulator(10000, seed=7))
+    return [
+        Setup("bare asyncio (ceiling)", n(6000), peer="bare"),
+        Setup("python-hl7 server", n(3000), peer="python-hl7"),
+        Setup("hl7apy MLLPServer", n(60), peer="hl7apy", reconnect=True),
+        Setup("ins-engine ACK path", n(4000), engine="ack"),
+        Setup("ins-engine end-to-end, warm cache", n(3000), engine="warm", patients=warm_patients),
+        Setup(
+            "ins-engine end-to-end, cold cache, INSi 50 ms",
+            n(1200),
+            engine="cold",
+            patients=cold_patients,
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer messages per setup")
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--soak", type=int, default=200_000, help="messages of the long replay")
+    args = parser.parse_args()
+    results: dict[str, dict[int, dict]] = {}  # type: ignore[type-arg]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for setup in setups(args.quick):
+            results[setup.name] = {}
+            for connections in args.connections:
+                if setup.engine:
+                    summary = measure_engine(setup, connections, folder)
+                else:
+                    summary = measure_peer(setup, connections)
+                results[setup.name][connections] = summary
+                print(f"{setup.name:48s} K={connections:<3d} {summary}", flush=True)
+        best = max(summary["msg_per_s"] for summary in results[ACK_PATH].values())
+        half = measure_half_rate(best, 2000 if not args.quick else 500, folder)
+        results[HALF_RATE] = {8: half}
+        print(f"{HALF_RATE:48s} K=8   {half}", flush=True)
+        long_run = soak(args.soak, folder) if args.soak else None
+        print(f"soak: {long_run}", flush=True)
+    print(write_reports(results, long_run))
+
+
+if __name__ == "__main__":
+    main()
