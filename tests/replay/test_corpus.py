@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -15,9 +14,19 @@ from hl7apy.parser import parse_message
 from engine.hl7.ack import AckCode
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.message import Message, Segment, component
-from engine.replay.files import ReplayMessage, expand_paths, load_files
 from engine.replay.reader import Layout
 from tests.replay.conftest import SAMPLES
+from tests.replay.corpus import (
+    BY_KEY,
+    EXPECTATIONS,
+    FILES,
+    MESSAGES,
+    PROBLEMS,
+    expected_ins,
+    ins_repetitions,
+    parsed,
+    sample_of,
+)
 
 ENRICHED_EVENTS = {"A01", "A04", "A05", "A28", "A31"}
 SEARCHED = {"added", "verified", "not_found", "several_found", "incoherent"}
@@ -29,23 +38,9 @@ INS_AUTHORITIES = {
 NAME = re.compile(r"[A-Z]+(?:(?:--|-|'| )[A-Z]+)*")
 PLACE = re.compile(r"[0-9]{5}|2[AB][0-9]{3}")
 
-FILES, PROBLEMS = load_files(expand_paths([str(SAMPLES)]))
-MESSAGES = [message for file in FILES for message in file.messages]
-EXPECTATIONS = tomllib.loads((SAMPLES / "expectations.toml").read_text())["message"]
-BY_KEY = {(Path(m.file).name, m.control_id): m for m in MESSAGES}
-
-
-def parsed(message: ReplayMessage) -> Message:
-    return Message.parse(decode(message.payload, CharsetPolicy()).text)
-
 
 def message_for(entry: dict[str, object]) -> Message:
-    return parsed(BY_KEY[(str(entry["file"]), str(entry["control_id"]))])
-
-
-def ins_repetitions(pid: Segment) -> list[str]:
-    c = pid.separators.component
-    return [rep for rep in pid.repetitions(3) if component(rep, 5, c) == "INS"]
+    return parsed(sample_of(entry))
 
 
 def matricule_key_ok(matricule: str) -> bool:
@@ -124,6 +119,7 @@ def test_expectation_follows_the_enrichment_rules(entry: dict[str, object]) -> N
     assert entry.get("pass_through_unchanged", False) is passes_through
     if passes_through:
         assert outcome == "not_applicable"
+        assert expected_ins(entry) is None, "its output is its input: no ins key to restate"
     elif outcome in SEARCHED:
         assert statuses[:1] == ["VALI"] and not {"FICT", "DOUT"} & set(statuses)
         assert traits_problem(pid) is None
@@ -133,6 +129,7 @@ def test_expectation_follows_the_enrichment_rules(entry: dict[str, object]) -> N
         assert traits_problem(pid) is not None
     elif outcome == "not_applicable":
         assert statuses[:1] != ["VALI"] or {"FICT", "DOUT"} & set(statuses)
+        assert not carried, "an INS carried without a qualified identity is incoherent"
 
     ins = entry.get("ins")
     assert (ins is not None) is (outcome in ("added", "verified")), "an INS only when kept"
@@ -155,6 +152,12 @@ def test_corpus_covers_what_the_issue_asks() -> None:
     assert authorities == INS_AUTHORITIES
     places = ["^BDL^" in m.payload.decode("latin-1") for m in MESSAGES]
     assert any(places) and not all(places)
+    passed_with_ins = [
+        e["control_id"]
+        for e in EXPECTATIONS
+        if expected_ins(e) is None and ins_repetitions(message_for(e).segment("PID"))  # type: ignore[arg-type]
+    ]
+    assert passed_with_ins, "an INS life-cycle message that carries its own INS"
 
 
 def test_readme_table_names_every_file() -> None:

@@ -1,0 +1,54 @@
+"""hl7_samples/ as the tests read it: its messages, as replay sends them, and the expectations.
+
+Shared by the corpus checks (`test_corpus.py`) and the end-to-end replay through a real
+engine (`test_corpus_end_to_end.py`), so both read the same rule for each expectation key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from engine.hl7.charset import CharsetPolicy, decode
+from engine.hl7.message import Message, Segment, component
+from engine.replay.files import ReplayMessage, expand_paths, load_files
+from tests.replay.conftest import SAMPLES
+
+Expectation = dict[str, Any]
+
+FILES, PROBLEMS = load_files(expand_paths([str(SAMPLES)]))
+MESSAGES = [message for file in FILES for message in file.messages]
+EXPECTATIONS: list[Expectation] = tomllib.loads((SAMPLES / "expectations.toml").read_text())[
+    "message"
+]
+BY_KEY = {(Path(m.file).name, m.control_id): m for m in MESSAGES}
+
+
+def parsed(message: ReplayMessage) -> Message:
+    return Message.parse(decode(message.payload, CharsetPolicy()).text)
+
+
+def sample_of(entry: Expectation) -> ReplayMessage:
+    """The message an expectation is about, with the bytes replay sends for it."""
+    return BY_KEY[(str(entry["file"]), str(entry["control_id"]))]
+
+
+def ins_repetitions(pid: Segment) -> list[str]:
+    """The PID-3 repetitions of identifier type INS, as written."""
+    c = pid.separators.component
+    return [rep for rep in pid.repetitions(3) if component(rep, 5, c) == "INS"]
+
+
+def expected_ins(entry: Expectation) -> list[str] | None:
+    """The INS repetitions the output's PID-3 must hold, or None when not asserted.
+
+    `ins` names the one expected; without it the output holds none, except for an entry
+    that passes through unchanged: its output is its input, INS included (an A47 carries
+    one), and the byte comparison says everything.
+    """
+    if "ins" in entry:
+        return [str(entry["ins"])]
+    if entry.get("pass_through_unchanged", False):
+        return None
+    return []
