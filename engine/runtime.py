@@ -14,9 +14,11 @@ import contextlib
 import signal
 from pathlib import Path
 
-from engine.config import Config, sqlite_path
+from engine.config import Config, RouteSettings, sqlite_path
 from engine.delivery.service import DeliveryService
+from engine.enrich.step import EnrichStep
 from engine.hl7.ack import AckBuilder
+from engine.ins.service import InsiService, open_insi_service
 from engine.intake import Intake
 from engine.listener import Listener
 from engine.logs import get_logger
@@ -38,12 +40,15 @@ class Engine:
         self.listeners: dict[str, Listener] = {}
         self.router: Router | None = None
         self.delivery: DeliveryService | None = None
+        self.insi: InsiService | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         path = sqlite_path(self.config.engine.store)
         assert path is not None
         self.store = await SqliteStore.open(str(Path(path)))
+        if any(route.enrich for route in self.config.routes):
+            self.insi = await open_insi_service(self.config.insi, cache=self.store)
         plans = {
             route.name: RoutePlan(route, self._steps_for(route)) for route in self.config.routes
         }
@@ -61,8 +66,11 @@ class Engine:
             self.listeners[route.name] = listener
         log.info("engine started", count=len(self.listeners), path=path)
 
-    def _steps_for(self, route: object) -> list[Step]:
-        return []
+    def _steps_for(self, route: RouteSettings) -> list[Step]:
+        if not route.enrich:
+            return []
+        assert self.insi is not None
+        return [EnrichStep(route.enrichment, self.insi)]
 
     async def stop(self) -> None:
         grace = self.config.engine.shutdown_grace_s
@@ -74,6 +82,8 @@ class Engine:
                 await task
         if self.delivery is not None:
             await self.delivery.stop(grace)
+        if self.insi is not None:
+            await self.insi.aclose()
         if self.store is not None:
             await self.store.close()
         log.info("engine stopped")
