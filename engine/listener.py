@@ -57,13 +57,10 @@ class Listener:
     async def start(self) -> None:
         address = parse_address(self.route.listen)
         assert address is not None
+        # TLS is started per connection (not by the server) so that the allow-list applies
+        # before a handshake and a failed handshake is logged with the peer's address.
         self._server = await asyncio.start_server(
-            self._serve,
-            address[0],
-            address[1],
-            ssl=self._ssl,
-            limit=READ_SIZE,
-            ssl_handshake_timeout=self.route.frame_timeout_s if self._ssl else None,
+            self._serve, address[0], address[1], limit=READ_SIZE
         )
         host, port = self.address
         log.info(
@@ -96,6 +93,8 @@ class Listener:
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if peername else "?"
         refusal = self._refusal(peername[0] if peername else "")
+        if not refusal and self._ssl is not None:
+            refusal = await self._start_tls(writer)
         if refusal:
             log.warning("connection refused", route=self.route.name, peer=peer, reason=refusal)
             await _close(writer)
@@ -137,6 +136,19 @@ class Listener:
                 return "source address not in allow list"
         if len(self._connections) >= self.route.max_connections:
             return f"max_connections ({self.route.max_connections}) reached"
+        return ""
+
+    async def _start_tls(self, writer: asyncio.StreamWriter) -> str:
+        """Upgrade the connection; returns why it failed, or '' once TLS is up."""
+        assert self._ssl is not None
+        try:
+            async with asyncio.timeout(self.route.frame_timeout_s):
+                await writer.start_tls(self._ssl)
+        except TimeoutError:
+            return "TLS handshake timed out"
+        except (ssl.SSLError, ConnectionError, OSError) as error:
+            reason = getattr(error, "reason", None) or type(error).__name__
+            return f"TLS handshake failed: {reason}"
         return ""
 
     async def _converse(

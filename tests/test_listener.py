@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import sqlite3
 import ssl
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from engine.logs import configure_logging
 from engine.mllp.client import MllpClient, MllpClientError
 from engine.mllp.codec import encode_frame
 from engine.runtime import Engine
@@ -267,6 +269,18 @@ async def test_mutual_tls_requires_a_client_certificate(start_engine, pki) -> No
     with pytest.raises(MllpClientError):
         anonymous = await connect(engine, ssl_context=client_context(pki, with_cert=False))
         await anonymous.exchange(adt("T3"), 5)
+
+
+async def test_refused_tls_client_is_logged_with_its_address_only(start_engine, pki) -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream)
+    engine = await start_engine(tls_route(pki, mutual=True))
+    with pytest.raises(MllpClientError):
+        anonymous = await connect(engine, ssl_context=client_context(pki, with_cert=False))
+        await anonymous.exchange(adt("T4"), 5)
+    await engine.stop()
+    refused = [line for line in stream.getvalue().splitlines() if "connection refused" in line]
+    assert refused and "TLS handshake failed" in refused[0] and '"peer": "127.0.0.1:' in refused[0]
 
 
 async def test_plain_client_on_a_tls_listener_gets_nothing_stored(
