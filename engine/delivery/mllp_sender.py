@@ -5,9 +5,10 @@ the next attempt (after the worker's back-off) opens a new one. On an ACK timeou
 client has already closed it; on a mismatched or garbled ACK this sender closes it. Either
 way no answer still in flight can be read as the ACK of a later message.
 
-A receiver may close a connection that sat idle; the next message then meets a closed
-connection. That one message is sent again at once on a fresh connection rather than
-waiting a back-off delay (it may reach the receiver twice, as at-least-once allows).
+A receiver may close a connection that sat idle: a close already seen is answered by
+opening a new connection before sending. One that arrives while a message is being sent
+makes that message go again at once on a fresh connection rather than after a back-off
+delay (it may reach the receiver twice, as at-least-once allows).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class MllpSender:
     async def _exchange(self, payload: bytes) -> bytes:
         ack_timeout = self._settings.ack_timeout_s
         client = self._client
+        if client is not None and client.peer_closed:
+            await client.close()
         if client is not None and not client.closed:
             try:
                 return await client.exchange(payload, ack_timeout)

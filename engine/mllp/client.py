@@ -73,6 +73,11 @@ class MllpClient:
             raise MllpClientError(f"connect to {host}:{port} failed: {reason}") from None
         return cls(reader, writer)
 
+    @property
+    def peer_closed(self) -> bool:
+        """The peer closed the connection while it sat idle: do not send on it."""
+        return self._reader.at_eof()
+
     async def exchange(self, payload: bytes, ack_timeout_s: float) -> bytes:
         """Send one message and return the payload of the next block received."""
         if self.closed:

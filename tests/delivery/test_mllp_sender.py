@@ -81,6 +81,18 @@ async def test_one_connection_is_kept_and_replaced_when_the_receiver_drops_it() 
     assert [m.connection for m in downstream.received] == [1, 1, 2]
 
 
+async def test_an_idle_connection_closed_by_the_receiver_is_not_written_to() -> None:
+    async with Receiver() as downstream:
+        mllp = sender(downstream.address)
+        assert (await mllp.send(entry("C1"))).outcome is Outcome.DELIVERED
+        await downstream.drop_connections()
+        await asyncio.sleep(0.1)  # the close reaches the sender's side while it is idle
+        assert mllp._client is not None and mllp._client.peer_closed
+        assert (await mllp.send(entry("C2"))).outcome is Outcome.DELIVERED
+        await mllp.close()
+    assert [m.control_id for m in downstream.received] == ["C1", "C2"]
+
+
 async def test_unreachable_receiver_is_a_retry_with_a_safe_error() -> None:
     async with Receiver() as downstream:
         address = downstream.address
