@@ -2,7 +2,8 @@
 
 At start and then every hour, outbox entries delivered, skipped or resent before the
 cutoff (`retention_days`) are deleted, then messages older than the cutoff that have no
-entry left (their identity outcome rows go with them by cascade). Deletes run in small
+entry left (their identity outcome rows go with them by cascade), and INSi results whose
+cache lifetime is over. Deletes run in small
 batches through the store's writer, so intake never waits long behind them; no VACUUM
 (the freed pages are reused by new messages).
 """
@@ -47,13 +48,19 @@ class Retention:
     async def prune_once(self) -> Pruned:
         """Prune everything past the cutoff, one batch at a time."""
         before = self._clock() - self._retention_s
-        entries = messages = 0
+        entries = messages = cached = 0
         while True:
             pruned = await self._store.prune(before, BATCH)
             entries += pruned.entries
             messages += pruned.messages
-            if pruned.entries < BATCH and pruned.messages < BATCH:
+            cached += pruned.cached_results
+            if max(pruned.entries, pruned.messages, pruned.cached_results) < BATCH:
                 break
-        if entries or messages:
-            log.info("retention pruned finished messages", entries=entries, messages=messages)
-        return Pruned(entries, messages)
+        if entries or messages or cached:
+            log.info(
+                "retention pruned finished messages",
+                entries=entries,
+                messages=messages,
+                count=cached,
+            )
+        return Pruned(entries, messages, cached)

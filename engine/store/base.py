@@ -7,9 +7,9 @@ row change, so a crash at any point resumes where it stopped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class MessageStatus(StrEnum):
@@ -134,6 +134,19 @@ class ActionResult:
 class Pruned:
     entries: int
     messages: int
+    cached_results: int = 0  # expired INSi results
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRecord:
+    """A message's enrichment outcome as stored; `record` holds patient identity (no repr)."""
+
+    message_id: int
+    received_at: float
+    route: str
+    control_id: str
+    message_type: str
+    record: dict[str, Any] = field(repr=False)
 
 
 class Store(Protocol):
@@ -197,6 +210,13 @@ class Store(Protocol):
     async def prune(self, before: float, limit: int) -> Pruned:
         """Delete up to `limit` finished entries and fully finished messages older than
         `before`; call again until it prunes nothing."""
+        ...
+
+    async def identity_records(
+        self, since: float, outcomes: frozenset[str] | None, after_id: int = 0, limit: int = 500
+    ) -> list[IdentityRecord]:
+        """Outcomes of messages received at or after `since` (epoch), in arrival order,
+        after message `after_id`; only `outcomes` unless None. Page with `after_id`."""
         ...
 
     async def close(self) -> None: ...

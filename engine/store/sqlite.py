@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import queue
 import sqlite3
@@ -30,6 +31,7 @@ from engine.store.base import (
     ActionResult,
     EntryStatus,
     EntrySummary,
+    IdentityRecord,
     Incoming,
     MessageStatus,
     NewEntry,
@@ -190,22 +192,48 @@ class SqliteStore:
         if self._read_connection is not None:
             self._read_connection.close()
 
+    # -- identity outcomes (the identity-vigilance report) ------------------------------
+
+    async def identity_records(
+        self, since: float, outcomes: frozenset[str] | None, after_id: int = 0, limit: int = 500
+    ) -> list[IdentityRecord]:
+        wanted = None if outcomes is None else json.dumps(sorted(outcomes))
+
+        def job(connection: sqlite3.Connection) -> list[IdentityRecord]:
+            rows = connection.execute(
+                """SELECT i.message_id, m.received_at, m.route, m.control_id, m.message_type,
+                       i.record
+                   FROM identity_outcomes i JOIN messages m ON m.id = i.message_id
+                   WHERE i.message_id > :after AND m.received_at >= :since
+                     AND (:wanted IS NULL OR json_extract(i.record, '$.outcome')
+                          IN (SELECT value FROM json_each(:wanted)))
+                   ORDER BY i.message_id LIMIT :limit""",
+                {"after": after_id, "since": since, "wanted": wanted, "limit": limit},
+            ).fetchall()
+            return [IdentityRecord(*row[:5], json.loads(row[5])) for row in rows]
+
+        return await self._read(job)
+
     # -- INSi result cache (engine.ins.cache.ResultCache) ------------------------------
 
     async def load(self, key: str) -> bytes | None:
         """A cached INSi outcome, or None when absent or expired."""
         now = time.time()
-        row = await self._read(lambda connection: connection.execute(
-            "SELECT payload FROM insi_cache WHERE key = ? AND expires_at > ?", (key, now)
-        ).fetchone())
+        row = await self._read(
+            lambda connection: connection.execute(
+                "SELECT payload FROM insi_cache WHERE key = ? AND expires_at > ?", (key, now)
+            ).fetchone()
+        )
         return None if row is None else bytes(row[0])
 
     async def save(self, key: str, payload: bytes, expires_at: float) -> None:
-        """Keep an INSi outcome across restarts; expired rows are pruned with retention."""
-        await self._write(lambda connection: connection.execute(
-            "INSERT OR REPLACE INTO insi_cache (key, payload, expires_at) VALUES (?, ?, ?)",
-            (key, payload, expires_at),
-        ))
+        """Keep an INSi outcome across restarts; expired rows go with retention pruning."""
+        await self._write(
+            lambda connection: connection.execute(
+                "INSERT OR REPLACE INTO insi_cache (key, payload, expires_at) VALUES (?, ?, ?)",
+                (key, payload, expires_at),
+            )
+        )
 
     # -- inbox ------------------------------------------------------------------------
 
@@ -471,7 +499,12 @@ class SqliteStore:
                       LIMIT ?)""",
                 (before, limit),
             ).rowcount
-            return Pruned(entries, messages)
+            cached = connection.execute(
+                """DELETE FROM insi_cache WHERE key IN (
+                      SELECT key FROM insi_cache WHERE expires_at < ? LIMIT ?)""",
+                (time.time(), limit),
+            ).rowcount
+            return Pruned(entries, messages, cached)
 
         return await self._write(job)
 

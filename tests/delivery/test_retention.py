@@ -44,3 +44,12 @@ async def test_finished_and_old_is_pruned_open_and_newest_are_kept(store: Sqlite
     assert rows(store, "outbox") == [4, 5]  # parked 4 stays; 5 is the newest row
     assert rows(store, "messages") == [4, 5]
     assert rows(store, "identity_outcomes") == [4, 5]
+
+
+async def test_expired_insi_results_are_pruned_live_ones_kept(store: SqliteStore) -> None:
+    now = time.time()
+    await store.save("expired", b"{}", now - 1)
+    await store.save("live", b"{}", now + 3600)
+    assert (await retention(store, 0).prune_once()).cached_results == 1
+    assert await store.load("expired") is None
+    assert await store.load("live") == b"{}"
