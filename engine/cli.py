@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "engine.commands.queue",
     "engine.commands.insi_sim",
     "engine.commands.replay",
+    "engine.commands.report",
 )
 
 

@@ -1,10 +1,13 @@
-"""Arguments and set-up shared by the commands that read a configuration file."""
+"""Arguments and set-up shared by the commands that read a configuration file or write
+an identity report."""
 
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 
 from engine.config import DEFAULT_CONFIG, Config, load_config
+from engine.report import FORMATS, NEEDS_ACTION
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -18,3 +21,25 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
 
 def read_config(args: argparse.Namespace) -> Config:
     return load_config(args.config)
+
+
+def add_report_options(parser: argparse.ArgumentParser) -> None:
+    """--format, --all and --force: how an identity report is written."""
+    parser.add_argument("--format", choices=FORMATS, default="csv", help="default csv")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="every outcome, not only those needing action (01, 02, incoherent, récupérée)",
+    )
+    parser.add_argument("--force", action="store_true", help="replace existing files")
+
+
+def report_outcomes(args: argparse.Namespace) -> frozenset[str] | None:
+    """The outcomes a report lists: None for all of them."""
+    return None if args.all else NEEDS_ACTION
+
+
+def print_counts(counts: Counter[str]) -> None:
+    """Counts per outcome, the only thing about identities a console may show."""
+    for outcome, count in sorted(counts.items()):
+        print(f"  {outcome:<18} {count:>8}")
