@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "engine.commands.insi_sim",
     "engine.commands.replay",
     "engine.commands.report",
+    "engine.commands.enrich",
 )
 
 

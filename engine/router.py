@@ -99,7 +99,7 @@ class Router:
         identity: str | None = None
         patient_key: str | None = None
         try:
-            routed = _routed_message(stored, plan)
+            routed = routed_message(stored.message_id, stored.route, stored.raw, plan.charsets)
             patient_key = patient_key_of(routed.message)
             await run_steps(plan.steps, routed)
             if routed.changed:
@@ -121,13 +121,17 @@ class Router:
         return entries, identity
 
 
-def _routed_message(stored: StoredMessage, plan: RoutePlan) -> RoutedMessage:
-    decoded = decode(stored.raw, plan.charsets)
+def routed_message(
+    message_id: int, route: str, raw: bytes, charsets: CharsetPolicy
+) -> RoutedMessage:
+    """Decode and parse received bytes as every route step expects them (the engine's
+    router and offline enrichment alike); raises `CharsetError` or `MessageFormatError`."""
+    decoded = decode(raw, charsets)
     message = Message.parse(decoded.text)
     return RoutedMessage(
-        message_id=stored.message_id,
-        route=stored.route,
-        raw=stored.raw,
+        message_id=message_id,
+        route=route,
+        raw=raw,
         codec=decoded.codec,
         message=message,
         header=Header.from_message(message),
