@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from engine.enrich.identity import read_identity, single_pid
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.message import Message, Segment, component
 from engine.replay.files import ReplayMessage, expand_paths, load_files
@@ -52,3 +53,16 @@ def expected_ins(entry: Expectation) -> list[str] | None:
     if entry.get("pass_through_unchanged", False):
         return None
     return []
+
+
+def patient_strings() -> set[str]:
+    """Birth names and matricules of the corpus: text that must never reach a log or console."""
+    found = {str(entry["ins"]).split("^")[0] for entry in EXPECTATIONS if "ins" in entry}
+    for sample in MESSAGES:
+        message = parsed(sample)
+        pid_index = single_pid(message)
+        assert pid_index is not None
+        identity = read_identity(message, pid_index)
+        found.add(identity.birth_name)
+        found.update(ins.received.matricule for ins in identity.ins)
+    return found - {""}
