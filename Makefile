@@ -1,12 +1,13 @@
 # ins-engine: `make run` starts the engine on routes/default.toml (SQLite + INSi simulator),
-# `make test` runs the suite. Both create the virtualenv and install what they need.
+# `make test` runs the suite, `make demo` replays hl7_samples/ through the engine and shows
+# what it did. Each creates the virtualenv and installs what it needs.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint check clean
+.PHONY: run test lint check clean demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +18,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/ins-engine run --config routes/default.toml
 
+demo: $(STAMP)
+	$(BIN)/python -m demo.run
+
 check: $(STAMP)
 	$(BIN)/ins-engine check --config routes/default.toml
 
 lint: $(STAMP)
-	$(BIN)/ruff check engine tests bench
-	$(BIN)/ruff format --check engine tests bench
+	$(BIN)/ruff check engine tests bench demo
+	$(BIN)/ruff format --check engine tests bench demo
 
 test: $(STAMP) lint
 	$(BIN)/pytest
