@@ -19,8 +19,8 @@ def parse_xml(data: bytes) -> etree._Element:
 
 
 def local_name(element: etree._Element) -> str:
-    """The element's name without namespace."""
-    return etree.QName(element).localname
+    """The element's name without namespace (string split: cheaper than `etree.QName`)."""
+    return str(element.tag).rpartition("}")[2]
 
 
 def children(element: etree._Element, name: str) -> list[etree._Element]:
