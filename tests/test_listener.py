@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import sqlite3
 import ssl
 import subprocess
@@ -279,8 +280,10 @@ async def test_refused_tls_client_is_logged_with_its_address_only(start_engine, 
         anonymous = await connect(engine, ssl_context=client_context(pki, with_cert=False))
         await anonymous.exchange(adt("T4"), 5)
     await engine.stop()
-    refused = [line for line in stream.getvalue().splitlines() if "connection refused" in line]
-    assert refused and "TLS handshake failed" in refused[0] and '"peer": "127.0.0.1:' in refused[0]
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    refused = [line for line in lines if line["event"] == "connection refused"]
+    assert refused and refused[0]["reason"].startswith("TLS handshake failed")
+    assert refused[0]["peer"].startswith("127.0.0.1:")
 
 
 async def test_plain_client_on_a_tls_listener_gets_nothing_stored(
