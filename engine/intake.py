@@ -24,6 +24,7 @@ from engine.hl7.header import Header
 from engine.hl7.message import Message, MessageFormatError
 from engine.logs import get_logger
 from engine.mllp.codec import COMMIT_ACK, COMMIT_NAK
+from engine.pipeline import RoutedMessage
 from engine.store.base import Incoming, Store
 
 log = get_logger("engine.intake")
@@ -68,7 +69,7 @@ class Intake:
         route: RouteSettings,
         store: Store,
         acks: AckBuilder | None = None,
-        on_stored: Callable[[], None] = lambda: None,
+        on_stored: Callable[[RoutedMessage], None] = lambda routed: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.route = route
@@ -222,7 +223,9 @@ class Intake:
                 codec,
             )
         if not accepted.duplicate:
-            self._on_stored()
+            self._on_stored(
+                RoutedMessage(accepted.message_id, self.route.name, payload, codec, message, header)
+            )
         reply = COMMIT_ACK[1:2] if self.route.mllp_release2 else (accepted.ack or None)
         return Verdict(
             reply,

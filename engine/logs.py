@@ -10,6 +10,7 @@ Third-party loggers are held at WARNING so that no library dumps a payload at DE
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import traceback
@@ -77,9 +78,8 @@ def _json_line(event_dict: Any, **_: Any) -> str:
 
 
 class _Sink:
-    """The stream every engine logger writes to. Loggers are built once and cached (a log
-    line per message must stay cheap), so a new `configure_logging` swaps the stream here
-    rather than in each logger."""
+    """The stream every engine logger writes to: one writer per logger name is kept (a log
+    line per message must stay cheap), so `configure_logging` swaps the stream here."""
 
     stream: TextIO = sys.stderr
 
@@ -108,14 +108,19 @@ def _add_logger_name(
     return event_dict
 
 
+@functools.cache
+def _named_logger(name: str = "engine") -> _NamedWriteLogger:
+    return _NamedWriteLogger(name)
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Set up structlog and the standard library's logging for the whole process.
 
     The engine's own lines go straight from structlog to the stream (no stdlib logging on
     the hot path: a line per message must stay cheap); third-party libraries' records go
-    through the standard library with the same processors. Meant to be called once per
-    process: loggers already used keep the level and format they were first used with
-    (tests calling it again get the new stream).
+    through the standard library with the same processors. Calling it again (tests do)
+    changes the stream, level and format of every logger, and structlog's `capture_logs`
+    works as documented.
     """
     stream = stream or sys.stderr
     _SINK.stream = stream
@@ -147,8 +152,8 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         wrapper_class=structlog.make_filtering_bound_logger(
             getattr(logging, level.upper(), logging.INFO)
         ),
-        logger_factory=lambda *args: _NamedWriteLogger(args[0] if args else "engine"),
-        cache_logger_on_first_use=True,
+        logger_factory=_named_logger,
+        cache_logger_on_first_use=False,
     )
 
 

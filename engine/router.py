@@ -24,6 +24,7 @@ from engine.store.base import NewEntry, Store, StoredMessage
 
 log = get_logger("engine.router")
 WINDOW = 64
+FRESH_LIMIT = 4 * WINDOW  # parsed messages kept for the router; beyond, it reads the store
 POLL_S = 1.0
 
 
@@ -54,9 +55,13 @@ class Router:
         self._on_routed = on_routed  # wakes the delivery workers
         self._wakeup = asyncio.Event()
         self._last_id = 0
+        self._fresh: dict[int, RoutedMessage] = {}
 
-    def wake(self) -> None:
-        """Called after a message is stored, so routing starts without polling delay."""
+    def stored(self, routed: RoutedMessage) -> None:
+        """Called by the intake once a message is committed: routing starts at once, with
+        the message already parsed (after a restart, messages are read from the store)."""
+        if len(self._fresh) < FRESH_LIMIT:
+            self._fresh[routed.message_id] = routed
         self._wakeup.set()
 
     async def run(self) -> None:
@@ -99,7 +104,9 @@ class Router:
         identity: str | None = None
         patient_key: str | None = None
         try:
-            routed = routed_message(stored.message_id, stored.route, stored.raw, plan.charsets)
+            routed = self._fresh.pop(stored.message_id, None) or routed_message(
+                stored.message_id, stored.route, stored.raw, plan.charsets
+            )
             patient_key = patient_key_of(routed.message)
             await run_steps(plan.steps, routed)
             if routed.changed:

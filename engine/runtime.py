@@ -59,7 +59,7 @@ class Engine:
         self.router = Router(self.store, plans, on_routed=self.delivery.wake)
         self._tasks.append(asyncio.create_task(self.router.run(), name="router"))
         for route in self.config.routes:
-            intake = Intake(route, self.store, self._acks, on_stored=self.router.wake)
+            intake = Intake(route, self.store, self._acks, on_stored=self.router.stored)
             context = server_context(route.tls) if route.tls else None
             listener = Listener(route, intake, context)
             await listener.start()
