@@ -15,6 +15,8 @@ from engine.ins.errors import CircuitOpenError
 
 
 class BreakerState(enum.Enum):
+    """Closed: calls go out. Open: refused at once. Half open: one trial call decides."""
+
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"

@@ -32,9 +32,6 @@ class MemoryResultCache:
         self._max_entries = max_entries
         self._clock = clock
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     async def load(self, key: str) -> bytes | None:
         entry = self._entries.get(key)
         if entry is None:

@@ -18,11 +18,6 @@ class InsOid(enum.StrEnum):
         """HL7 namespace id of the assigning authority (CX-4.1); test and demo have none."""
         return _HL7_NAMESPACES.get(self)
 
-    @property
-    def is_production(self) -> bool:
-        """True for the real NIR/NIA authorities (the qualification service returns these too)."""
-        return self in (InsOid.NIR, InsOid.NIA)
-
 
 _HL7_NAMESPACES = {
     InsOid.NIR: "ASIP-SANTE-INS-NIR",

@@ -238,6 +238,13 @@ async def test_injected_faults_are_siram_40() -> None:
     assert erreur(response) == ("siram:siram_40", "insi_102")
 
 
+def test_handle_is_plain_bytes_in_bytes_out(simulator: InsiSimulator) -> None:
+    status, headers, body = simulator.handle(request(), {"Content-Type": SOAP12})
+    assert status == 200 and headers["X-INSi-Simulated"] == "true"
+    assert parse_response(status, body, simulated=True).code.value == "00"
+    assert simulator.requests == 1 and simulator.answers == {"00": 1}
+
+
 def test_synthetic_persons_are_deterministic_unique_and_valid() -> None:
     persons = synthetic_persons(2000, seed=7)
     assert [p.to_json() for p in persons[:50]] == [

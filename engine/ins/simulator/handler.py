@@ -91,7 +91,9 @@ class InsiSimulator:
         certificates, None when it does not (plain HTTP, in-process).
         """
         self.requests += 1
-        content_type = headers.get("content-type", "")
+        content_type = next(
+            (value for name, value in headers.items() if name.lower() == "content-type"), ""
+        )
         if not content_type.lower().startswith("application/soap+xml"):
             return self._reply(
                 415,

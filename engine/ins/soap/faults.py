@@ -20,8 +20,7 @@ class SoapFault:
     """`Sender` (the request is refused) or `Receiver` (the service failed)."""
     subcode: str | None
     error_code: str | None
-    reason: str = ""
-    severity: str | None = None
+    """`code` attribute of `siram:Erreur`; the free text is never kept (it may echo data)."""
 
     @property
     def summary(self) -> str:

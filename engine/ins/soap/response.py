@@ -62,8 +62,6 @@ def read_fault(fault: etree._Element) -> SoapFault:
         code=_strip_prefix(code),
         subcode=_strip_prefix(subcode) if subcode else None,
         error_code=erreur.get("code") if erreur is not None else None,
-        reason=text(fault, "Reason", "Text") or text(fault, "faultstring") or "",
-        severity=erreur.get("severite") if erreur is not None else None,
     )
 
 
