@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from engine.delivery.lanes import lane_of
 from engine.errors import StoreError
+from engine.logs import get_logger
 from engine.store.base import (
     FINISHED,
     Accepted,
@@ -42,9 +43,11 @@ from engine.store.base import (
 )
 from engine.store.schema import SCHEMA, upgrade
 
+log = get_logger("engine.store")
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 MAX_GROUP = 512
+CHECKPOINT_INTERVAL_S = 0.5
 
 _OUTBOX_COLUMNS = """
     o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
@@ -83,6 +86,10 @@ class SqliteStore:
         self._jobs: queue.SimpleQueue[tuple[Job, asyncio.Future[Any]] | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="store-checkpointer", daemon=True
+        )
+        self._checkpoints_stop = threading.Event()
         self._read_connection: sqlite3.Connection | None = None
         self._write_connection: sqlite3.Connection | None = None
         self._closed = False
@@ -93,6 +100,7 @@ class SqliteStore:
         store = cls(path)
         await asyncio.to_thread(store._prepare)
         store._writer.start()
+        store._checkpointer.start()
         return store
 
     def _prepare(self) -> None:
@@ -107,10 +115,28 @@ class SqliteStore:
             raise StoreError(f"cannot put {self.path} in WAL mode")
         connection.executescript(SCHEMA)
         upgrade(connection)
+        # Checkpoints run on their own thread (below), not inside a commit of the writer:
+        # copying the WAL back and syncing the file would stall every message in the group.
+        connection.execute("PRAGMA wal_autocheckpoint = 0")
         self._write_connection = connection
         self._read_connection = _connect(self.path)
         self._read_connection.execute("PRAGMA query_only = ON")
         self._read_connection.create_function("lane_of", 2, lane_of, deterministic=True)
+
+    # -- the checkpointer thread ------------------------------------------------------
+
+    def _checkpoint_loop(self) -> None:
+        """Copy committed WAL pages into the database file, beside the writer (PASSIVE
+        never blocks it); SQLite restarts the WAL from its beginning once all is copied."""
+        connection = _connect(self.path)
+        try:
+            while not self._checkpoints_stop.wait(CHECKPOINT_INTERVAL_S):
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as error:  # e.g. busy: the next round tries again
+                    log.warning("store checkpoint failed", error=type(error).__name__)
+        finally:
+            connection.close()
 
     # -- the writer thread ------------------------------------------------------------
 
@@ -179,12 +205,15 @@ class SqliteStore:
         return await asyncio.get_running_loop().run_in_executor(self._reader, job, connection)
 
     async def close(self) -> None:
-        """Finish every queued write, then close both connections."""
+        """Finish every queued write, then close the connections (the last one to close
+        checkpoints what is left of the WAL)."""
         if self._closed:
             return
         self._closed = True
         self._jobs.put(None)
+        self._checkpoints_stop.set()
         await asyncio.to_thread(self._writer.join)
+        await asyncio.to_thread(self._checkpointer.join)
         await asyncio.get_running_loop().run_in_executor(self._reader, self._close_reader)
         self._reader.shutdown(wait=True)
 
