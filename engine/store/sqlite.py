@@ -48,6 +48,7 @@ T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 MAX_GROUP = 512
 CHECKPOINT_INTERVAL_S = 0.5
+LINGER_S = 0.0002
 
 _OUTBOX_COLUMNS = """
     o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
@@ -143,25 +144,36 @@ class SqliteStore:
     def _write_loop(self) -> None:
         connection = self._write_connection
         assert connection is not None
+        previous = 0
         while True:
             first = self._jobs.get()
             if first is None:
                 break
-            group = [first]
-            stop = False
-            while len(group) < MAX_GROUP:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stop = True
-                    break
-                group.append(job)
+            group, stop = self._drain([first])
+            if not stop and len(group) < previous:
+                # Under concurrent load the jobs of the other connections are a moment
+                # behind this one: waiting that moment makes one fsync serve them all.
+                time.sleep(LINGER_S)
+                group, stop = self._drain(group)
             self._commit_group(connection, group)
+            previous = len(group) if len(group) > 2 else 0
             if stop:
                 break
         connection.close()
+
+    def _drain(
+        self, group: list[tuple[Job, asyncio.Future[Any]]]
+    ) -> tuple[list[tuple[Job, asyncio.Future[Any]]], bool]:
+        """Add every job already waiting; True when the close marker was met."""
+        while len(group) < MAX_GROUP:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return group, False
+            if job is None:
+                return group, True
+            group.append(job)
+        return group, False
 
     def _commit_group(
         self, connection: sqlite3.Connection, group: list[tuple[Job, asyncio.Future[Any]]]
@@ -185,10 +197,11 @@ class SqliteStore:
                 connection.execute("ROLLBACK")
             failure = StoreError(f"store commit failed: {type(error).__name__}")
             results = [(False, failure)] * len(group)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for (_, future), (ok, value) in zip(group, results, strict=True):
-            loop = future.get_loop()
-            setter = future.set_result if ok else future.set_exception
-            loop.call_soon_threadsafe(_settle, future, setter, value)
+            by_loop.setdefault(future.get_loop(), []).append((future, ok, value))
+        for loop, settled in by_loop.items():  # one wake-up of each loop per group
+            loop.call_soon_threadsafe(_settle_all, settled)
 
     async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
@@ -560,6 +573,11 @@ def _record_action(
     )
 
 
-def _settle(future: asyncio.Future[Any], setter: Callable[[Any], None], value: Any) -> None:
-    if not future.done():
-        setter(value)
+def _settle_all(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in settled:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
