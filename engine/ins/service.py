@@ -14,6 +14,7 @@ import socket
 import ssl
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -45,6 +46,8 @@ from engine.ins.traits import IdentityTraits, TraitsQuery, fingerprint, normalis
 
 log = structlog.get_logger("ins.insi")
 
+RECENT_MAX = 50_000
+RECENT_TTL_S = 60.0
 IN_PROCESS_URL = "http://insi-simulator.invalid/lps"
 """Address given to the client in simulator mode; the in-memory transport never resolves it."""
 
@@ -88,6 +91,7 @@ class InsiService:
             settings.breaker_threshold, settings.breaker_reset_s, monotonic
         )
         self._flights: SingleFlight[SearchOutcome] = SingleFlight()
+        self._recent: OrderedDict[str, tuple[SearchOutcome, float]] = OrderedDict()
 
     async def search(self, traits: IdentityTraits) -> SearchOutcome:
         """Find the INS of a person; never raises for INSi trouble, the status says it."""
@@ -116,7 +120,7 @@ class InsiService:
     async def _lookup(self, key: str, traits: IdentityTraits) -> SearchOutcome:
         cached = await self._load(key)
         if cached is not None:
-            log.info(
+            log.debug(
                 "insi search",
                 outcome=cached.status.value,
                 calls=0,
@@ -200,22 +204,41 @@ class InsiService:
     async def _load(self, key: str) -> SearchOutcome | None:
         if self._cache is None or self._settings.cache_ttl_s <= 0:
             return None
+        now = self._wall_clock()
+        recent = self._recent.get(key)
+        if recent is not None:
+            if recent[1] > now:
+                self._recent.move_to_end(key)
+                return recent[0]
+            del self._recent[key]
         try:
             payload = await self._cache.load(key)
-            return SearchOutcome.from_payload(payload) if payload is not None else None
+            outcome = SearchOutcome.from_payload(payload) if payload is not None else None
         except (EngineError, ValueError, KeyError, TypeError, IndexError) as error:
             log.warning("insi cache unreadable, searching again", error=type(error).__name__)
             return None
+        if outcome is not None:  # the store's expiry is not known here: keep it a minute
+            self._remember(key, outcome, now + min(self._settings.cache_ttl_s, RECENT_TTL_S))
+        return outcome
 
     async def _save(self, key: str, outcome: SearchOutcome) -> None:
         if self._cache is None or self._settings.cache_ttl_s <= 0 or not outcome.status.cacheable:
             return
+        payload = outcome.to_payload()
+        expires_at = self._wall_clock() + self._settings.cache_ttl_s
+        self._remember(key, SearchOutcome.from_payload(payload), expires_at)
         try:
-            await self._cache.save(
-                key, outcome.to_payload(), self._wall_clock() + self._settings.cache_ttl_s
-            )
+            await self._cache.save(key, payload, expires_at)
         except EngineError as error:
             log.warning("insi cache not saved", error=str(error))
+
+    def _remember(self, key: str, outcome: SearchOutcome, expires_at: float) -> None:
+        """Keep a decoded result in memory, in front of the store: a warm lookup then costs
+        neither a store read nor a decode. Bounded; the least recently used go first."""
+        self._recent[key] = (outcome, expires_at)
+        self._recent.move_to_end(key)
+        while len(self._recent) > RECENT_MAX:
+            self._recent.popitem(last=False)
 
 
 async def open_insi_service(

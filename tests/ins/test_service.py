@@ -246,6 +246,11 @@ class RecordingCache(MemoryResultCache):
     def __init__(self) -> None:
         super().__init__()
         self.saved: list[tuple[str, bytes, float]] = []
+        self.loads = 0
+
+    async def load(self, key: str) -> bytes | None:
+        self.loads += 1
+        return await super().load(key)
 
     async def save(self, key: str, payload: bytes, expires_at: float) -> None:
         self.saved.append((key, payload, expires_at))
@@ -265,6 +270,18 @@ async def test_the_cache_survives_a_restart_and_keys_are_opaque(
     [(key, _, expires_at)] = cache.saved
     assert len(key) == 64 and "ECETINSI" not in key
     assert expires_at > dt.datetime.now(dt.UTC).timestamp() + 590
+
+
+async def test_a_warm_lookup_is_served_from_memory_without_reading_the_store(
+    http_simulator: RunningSimulator, simulator: InsiSimulator
+) -> None:
+    cache = RecordingCache()
+    settings = settings_for(http_simulator, cache_ttl_s=600.0)
+    first, again, third = await searched(settings, ECETINSI, ECETINSI, ECETINSI, cache=cache)
+    assert simulator.requests == 1 and cache.loads == 1  # only the first lookup read it
+    assert again == third == first.shared()
+    [restarted] = await searched(settings, ECETINSI, cache=cache)  # a new service: no memory
+    assert restarted == first.shared() and cache.loads == 2 and simulator.requests == 1
 
 
 async def test_expired_entries_and_failures_are_not_reused(
