@@ -4,7 +4,9 @@ Each server runs in its own process; the load generator keeps K connections with
 outstanding message each. For the engine's end-to-end configurations a downstream receiver
 notes when each message arrives, giving end-to-end latency and delivered throughput.
 
-    python -m bench.run [--quick] [--connections 1 8 32]
+    python -m bench.run [--quick] [--connections 1 8 32] [--soak N] [--only WORD...]
+
+(`--only ACK` or `--only warm` measures just those setups, with the ceiling beside them.)
 
 Writes bench/results/latest.json, latest.md and throughput.png.
 """
@@ -24,7 +26,7 @@ import psutil
 from bench.loadgen import run_load
 from bench.messages import DEFAULT_PATIENT, Patient, adt_message, patients_from_simulator
 from bench.processes import engine_config, free_port, server_process
-from bench.report import ACK_PATH, HALF_RATE, write_reports
+from bench.report import ACK_PATH, CEILING, HALF_RATE, write_reports
 
 DELIVERY_TIMEOUT_S = 300
 
@@ -247,11 +249,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer messages per setup")
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--soak", type=int, default=200_000, help="messages of the long replay")
+    parser.add_argument(
+        "--only", nargs="+", metavar="WORD", help="only the setups whose name holds one of these"
+    )
     args = parser.parse_args()
     results: dict[str, dict[int, dict]] = {}  # type: ignore[type-arg]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for setup in setups(args.quick):
+        chosen = [
+            setup
+            for setup in setups(args.quick)
+            if not args.only
+            or any(word in setup.name for word in args.only)
+            or setup.name == CEILING
+        ]
+        for setup in chosen:
             results[setup.name] = {}
             for connections in args.connections:
                 if setup.engine:
@@ -260,10 +272,11 @@ def main() -> None:
                     summary = measure_peer(setup, connections)
                 results[setup.name][connections] = summary
                 print(f"{setup.name:48s} K={connections:<3d} {summary}", flush=True)
-        best = max(summary["msg_per_s"] for summary in results[ACK_PATH].values())
-        half = measure_half_rate(best, 2000 if not args.quick else 500, folder)
-        results[HALF_RATE] = {8: half}
-        print(f"{HALF_RATE:48s} K=8   {half}", flush=True)
+        if ACK_PATH in results:
+            best = max(summary["msg_per_s"] for summary in results[ACK_PATH].values())
+            half = measure_half_rate(best, 2000 if not args.quick else 500, folder)
+            results[HALF_RATE] = {8: half}
+            print(f"{HALF_RATE:48s} K=8   {half}", flush=True)
         long_run = soak(args.soak, folder) if args.soak else None
         print(f"soak: {long_run}", flush=True)
     print(write_reports(results, long_run))
