@@ -36,12 +36,17 @@ def test_the_shipped_default_configuration_is_valid() -> None:
 
 
 def test_the_keys_operations_scripts_rely_on_work_as_written(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, (
-        '[engine]\nstore = "sqlite:////var/lib/ins-engine/engine.db"\n'
-        "[insi]\nsimulator = true\n"
-        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:2575"\n'
-        '[[routes.destinations]]\nname = "downstream"\nmllp = "127.0.0.1:2576"\n'
-    )))
+    config = load_config(
+        write(
+            tmp_path,
+            (
+                '[engine]\nstore = "sqlite:////var/lib/ins-engine/engine.db"\n'
+                "[insi]\nsimulator = true\n"
+                '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:2575"\n'
+                '[[routes.destinations]]\nname = "downstream"\nmllp = "127.0.0.1:2576"\n'
+            ),
+        )
+    )
     assert config.engine.store.endswith("////var/lib/ins-engine/engine.db")
     assert config.routes[0].destinations[0].name == "downstream"
 
@@ -60,12 +65,21 @@ def test_the_keys_operations_scripts_rely_on_work_as_written(tmp_path: Path) -> 
         (MINIMAL + "allow = ['not-an-ip']\n", "routes[0].allow[0]", "IP address"),
         ('[[routes]]\nname = "adt"\n', "routes[0].listen", "required"),
         ("[engine]\n", "routes", "at least one"),
-        (MINIMAL + '[[routes.destinations]]\nname = "d"\n', "routes[0].destinations[0].mllp",
-         "exactly one of"),
-        (MINIMAL + '[[routes.destinations]]\nname = "d"\nmllp = "h:1"\non_failure = "drop"\n',
-         "routes[0].destinations[0].on_failure", "park"),
-        (MINIMAL + "[routes.enrichment]\nevents = ['A47']\n", "routes[0].enrichment.events",
-         "A40/A47"),
+        (
+            MINIMAL + '[[routes.destinations]]\nname = "d"\n',
+            "routes[0].destinations[0].mllp",
+            "exactly one of",
+        ),
+        (
+            MINIMAL + '[[routes.destinations]]\nname = "d"\nmllp = "h:1"\non_failure = "drop"\n',
+            "routes[0].destinations[0].on_failure",
+            "park",
+        ),
+        (
+            MINIMAL + "[routes.enrichment]\nevents = ['A47']\n",
+            "routes[0].enrichment.events",
+            "A40/A47",
+        ),
         ("[insi]\nurl = 'http://insi.example/lps'\n" + MINIMAL, "insi.url", "https"),
         (MINIMAL + MINIMAL, "routes[1].name", "unique"),
         ("[engine\n", "-", "valid TOML"),
@@ -99,3 +113,9 @@ def test_every_key_is_documented() -> None:
     assert all(doc for _, _, doc in rows), [key for key, _, doc in rows if not doc]
     keys = {key for key, _, _ in rows}
     assert {"engine.store", "insi.url", "routes.listen", "routes.destinations.mllp"} <= keys
+
+
+def test_the_readme_key_table_is_the_one_check_prints() -> None:
+    from engine.commands.check import key_reference
+
+    assert key_reference() in (ROOT / "README.md").read_text(encoding="utf-8")
