@@ -1,8 +1,8 @@
 """Moves acknowledged messages from the inbox to their destinations' outboxes, in order.
 
-Route steps (enrichment) of a window of messages run concurrently, because INSi answers in
-tens of milliseconds; their results are then committed in arrival order, in one group
-commit, so an outbox always holds messages in the order they arrived. A step that fails
+Route steps (enrichment) of a sliding window of messages run concurrently, because INSi
+answers in tens of milliseconds; their results are committed strictly in arrival order, so
+an outbox always holds messages in the order they arrived. A step that fails
 unexpectedly does not lose or hold back the message: it is forwarded as received and the
 failure is recorded.
 """
@@ -10,9 +10,11 @@ failure is recorded.
 from __future__ import annotations
 
 import asyncio
-import json
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import orjson
 
 from engine.config import RouteSettings
 from engine.hl7.charset import CharsetPolicy, decode
@@ -23,6 +25,7 @@ from engine.pipeline import RoutedMessage, Step, run_steps
 from engine.store.base import NewEntry, Store, StoredMessage
 
 log = get_logger("engine.router")
+Routed = tuple[list[NewEntry], str | None]  # outbox entries and the identity record (JSON)
 WINDOW = 64
 FRESH_LIMIT = 4 * WINDOW  # parsed messages kept for the router; beyond, it reads the store
 POLL_S = 1.0
@@ -42,6 +45,8 @@ class RoutePlan:
 
 
 class Router:
+    """Routes in arrival order, with up to `window` messages' steps running at once."""
+
     def __init__(
         self,
         store: Store,
@@ -54,8 +59,9 @@ class Router:
         self._window = window
         self._on_routed = on_routed  # wakes the delivery workers
         self._wakeup = asyncio.Event()
-        self._last_id = 0
+        self._fetched_id = 0  # the last message read from the inbox
         self._fresh: dict[int, RoutedMessage] = {}
+        self._flight: deque[tuple[StoredMessage, asyncio.Task[Routed]]] = deque()
 
     def stored(self, routed: RoutedMessage) -> None:
         """Called by the intake once a message is committed: routing starts at once, with
@@ -65,40 +71,80 @@ class Router:
         self._wakeup.set()
 
     async def run(self) -> None:
-        while True:
-            if not await self.route_pending():
-                self._wakeup.clear()
-                try:
-                    async with asyncio.timeout(POLL_S):
-                        await self._wakeup.wait()
-                except TimeoutError:
-                    pass
+        """Route until cancelled. Steps run as soon as a message is read; results are
+        committed as soon as every earlier message's are (a sliding window, so one slow
+        INSi answer holds back commits, not the other lookups)."""
+        try:
+            while True:
+                if await self._advance():
+                    continue
+                head = self._flight[0][1] if self._flight else None
+                await self._wait(head)
+        finally:
+            for _, task in self._flight:
+                task.cancel()
 
     async def route_pending(self) -> int:
-        """Route one window of waiting messages; returns how many were routed."""
-        batch = await self._store.received(self._last_id, self._window)
-        if not batch:
+        """Route everything waiting now (for tools and tests); returns how many."""
+        routed = 0
+        while self._flight or await self._fill():
+            await asyncio.gather(*(task for _, task in self._flight))
+            routed += await self._commit_done()
+        return routed
+
+    async def _advance(self) -> bool:
+        """Read what fits in the window and commit the finished head; False when idle."""
+        filled = await self._fill()
+        committed = await self._commit_done()
+        return bool(filled or committed)
+
+    async def _fill(self) -> int:
+        room = self._window - len(self._flight)
+        if room <= 0:
             return 0
-        known = [stored for stored in batch if stored.route in self._plans]
+        batch = await self._store.received(self._fetched_id, room)
         for stored in batch:
+            self._fetched_id = stored.message_id
             if stored.route not in self._plans:
                 log.error(
                     "message of an unconfigured route left in the inbox",
                     route=stored.route,
                     message_id=stored.message_id,
                 )
-        results = await asyncio.gather(*(self._apply(stored) for stored in known))
+                continue
+            self._flight.append((stored, asyncio.create_task(self._apply(stored))))
+        return len(batch)
+
+    async def _commit_done(self) -> int:
+        """Commit the finished messages at the head of the window, in order."""
+        done: list[tuple[StoredMessage, Routed]] = []
+        while self._flight and self._flight[0][1].done():
+            stored, task = self._flight.popleft()
+            done.append((stored, task.result()))
+        if not done:
+            return 0
         await asyncio.gather(
             *(
                 self._store.route_message(stored.message_id, entries, identity)
-                for stored, (entries, identity) in zip(known, results, strict=True)
+                for stored, (entries, identity) in done
             )
         )
         self._on_routed()
-        self._last_id = batch[-1].message_id
-        return len(known)
+        return len(done)
 
-    async def _apply(self, stored: StoredMessage) -> tuple[list[NewEntry], str | None]:
+    async def _wait(self, head: asyncio.Task[Routed] | None) -> None:
+        """Until the head of the window finishes, a message arrives, or the poll delay."""
+        self._wakeup.clear()
+        arrival = asyncio.ensure_future(self._wakeup.wait())
+        waited: set[asyncio.Future[object]] = {arrival}
+        if head is not None:
+            waited.add(head)  # type: ignore[arg-type]
+        try:
+            await asyncio.wait(waited, timeout=POLL_S, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            arrival.cancel()
+
+    async def _apply(self, stored: StoredMessage) -> Routed:
         plan = self._plans[stored.route]
         payload: bytes | None = None
         identity: str | None = None
@@ -108,11 +154,14 @@ class Router:
                 stored.message_id, stored.route, stored.raw, plan.charsets
             )
             patient_key = patient_key_of(routed.message)
+            # Steps served from memory never suspend: yield between messages so a window
+            # of them does not hold back ACKs and deliveries waiting on the loop.
+            await asyncio.sleep(0)
             await run_steps(plan.steps, routed)
             if routed.changed:
                 payload = routed.output()
             if "identity" in routed.annotations:
-                identity = json.dumps(routed.annotations["identity"], ensure_ascii=False)
+                identity = orjson.dumps(routed.annotations["identity"]).decode()
         except Exception as error:  # forward as received rather than hold the queue
             log.error(
                 "route step failed, message forwarded as received",
@@ -120,7 +169,7 @@ class Router:
                 control_id=stored.control_id,
                 exc_info=error,
             )
-            identity = json.dumps({"outcome": "error", "detail": type(error).__name__})
+            identity = orjson.dumps({"outcome": "error", "detail": type(error).__name__}).decode()
         entries = [
             NewEntry(destination.name, payload, patient_key)
             for destination in plan.settings.destinations

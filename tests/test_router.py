@@ -1,0 +1,78 @@
+"""The router's sliding window: steps of many messages at once, commits in arrival order."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from engine.config import DestinationSettings, RouteSettings
+from engine.pipeline import RoutedMessage
+from engine.router import RoutePlan, Router
+from engine.store.sqlite import SqliteStore
+from tests.delivery.harness import store_messages
+from tests.support.messages import adt
+
+ROUTE = RouteSettings(
+    name="adt", listen="127.0.0.1:0", destinations=[DestinationSettings(name="d", file="/x")]
+)
+
+
+def outbox_order(path: str) -> list[str]:
+    with sqlite3.connect(path) as db:
+        return [
+            row[0]
+            for row in db.execute(
+                "SELECT m.control_id FROM outbox o JOIN messages m ON m.id = o.message_id"
+                " ORDER BY o.id"
+            )
+        ]
+
+
+async def test_a_slow_first_message_holds_back_commits_not_the_other_steps(
+    tmp_path: Path,
+) -> None:
+    store = await SqliteStore.open(str(tmp_path / "engine.db"))
+    release_first = asyncio.Event()
+    stepped: list[str] = []
+
+    async def step(routed: RoutedMessage) -> None:
+        if routed.header.control_id == "M0":
+            await release_first.wait()
+        stepped.append(routed.header.control_id)
+
+    await store_messages(store, "adt", [adt(f"M{n}") for n in range(20)])
+    router = Router(store, {"adt": RoutePlan(ROUTE, [step])}, window=8)
+    running = asyncio.create_task(router.run())
+    try:
+        for _ in range(200):  # the other steps of the window finish while M0 waits
+            if len(stepped) >= 7:
+                break
+            await asyncio.sleep(0.01)
+        assert stepped == [f"M{n}" for n in range(1, 8)]
+        assert outbox_order(store.path) == []  # nothing overtakes M0
+        release_first.set()
+        for _ in range(300):
+            if len(outbox_order(store.path)) == 20:
+                break
+            await asyncio.sleep(0.01)
+        assert outbox_order(store.path) == [f"M{n}" for n in range(20)]
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await store.close()
+
+
+async def test_steps_finishing_in_reverse_order_are_committed_in_arrival_order(
+    tmp_path: Path,
+) -> None:
+    store = await SqliteStore.open(str(tmp_path / "engine.db"))
+
+    async def step(routed: RoutedMessage) -> None:
+        await asyncio.sleep((50 - routed.message_id) / 2000)  # later messages finish first
+
+    await store_messages(store, "adt", [adt(f"R{n:02d}") for n in range(50)])
+    router = Router(store, {"adt": RoutePlan(ROUTE, [step])}, window=16)
+    assert await router.route_pending() == 50
+    assert outbox_order(store.path) == [f"R{n:02d}" for n in range(50)]
+    await store.close()
