@@ -109,6 +109,9 @@ class InsiService:
                 SearchStatus.INVALID_TRAITS, simulated=self.simulated, detail=str(error)
             )
         key = fingerprint(normalised, self._scope)
+        recent = self._recall(key)
+        if recent is not None:  # the common case of a busy feed: no task, no store read
+            return recent
         outcome, shared = await self._flights.run(key, lambda: self._lookup(key, normalised))
         return outcome.shared() if shared else outcome
 
@@ -204,13 +207,9 @@ class InsiService:
     async def _load(self, key: str) -> SearchOutcome | None:
         if self._cache is None or self._settings.cache_ttl_s <= 0:
             return None
-        now = self._wall_clock()
-        recent = self._recent.get(key)
+        recent = self._recall(key)
         if recent is not None:
-            if recent[1] > now:
-                self._recent.move_to_end(key)
-                return recent[0]
-            del self._recent[key]
+            return recent
         try:
             payload = await self._cache.load(key)
             outcome = SearchOutcome.from_payload(payload) if payload is not None else None
@@ -218,7 +217,8 @@ class InsiService:
             log.warning("insi cache unreadable, searching again", error=type(error).__name__)
             return None
         if outcome is not None:  # the store's expiry is not known here: keep it a minute
-            self._remember(key, outcome, now + min(self._settings.cache_ttl_s, RECENT_TTL_S))
+            expires_at = self._wall_clock() + min(self._settings.cache_ttl_s, RECENT_TTL_S)
+            self._remember(key, outcome, expires_at)
         return outcome
 
     async def _save(self, key: str, outcome: SearchOutcome) -> None:
@@ -231,6 +231,17 @@ class InsiService:
             await self._cache.save(key, payload, expires_at)
         except EngineError as error:
             log.warning("insi cache not saved", error=str(error))
+
+    def _recall(self, key: str) -> SearchOutcome | None:
+        """A result still valid in memory, or None."""
+        recent = self._recent.get(key)
+        if recent is None:
+            return None
+        if recent[1] <= self._wall_clock():
+            del self._recent[key]
+            return None
+        self._recent.move_to_end(key)
+        return recent[0]
 
     def _remember(self, key: str, outcome: SearchOutcome, expires_at: float) -> None:
         """Keep a decoded result in memory, in front of the store: a warm lookup then costs
