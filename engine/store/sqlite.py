@@ -21,11 +21,13 @@ import asyncio
 import contextlib
 import json
 import os
+import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -90,11 +92,14 @@ class SqliteStore:
     def __init__(self, path: str) -> None:
         self.path = path
         self._pending: list[tuple[Job, asyncio.Future[Any], bool]] = []
-        self._committing: asyncio.Future[None] | None = None
+        self._committing = False
         self._flush_scheduled = False
         self._synchronous = "FULL"  # what _connect set
         self._drained = asyncio.Event()  # set when no write is pending or committing
-        self._committer = ThreadPoolExecutor(1, thread_name_prefix="store-committer")
+        self._commits: queue.SimpleQueue[_Commit | None] = queue.SimpleQueue()
+        self._committer = threading.Thread(
+            target=self._commit_loop, name="store-committer", daemon=True
+        )
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="store-checkpointer", daemon=True
@@ -109,6 +114,7 @@ class SqliteStore:
     async def open(cls, path: str) -> SqliteStore:
         store = cls(path)
         await asyncio.to_thread(store._prepare)
+        store._committer.start()
         store._checkpointer.start()
         return store
 
@@ -164,12 +170,12 @@ class SqliteStore:
 
     @property
     def _busy(self) -> bool:
-        return self._committing is not None or self._flush_scheduled or bool(self._pending)
+        return self._committing or self._flush_scheduled or bool(self._pending)
 
     def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start a group at the end of this loop iteration, unless a commit is in flight
         (its end starts the next group, with every job that arrived meanwhile)."""
-        if self._committing is None and not self._flush_scheduled and self._pending:
+        if not self._committing and not self._flush_scheduled and self._pending:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         elif not self._busy:
@@ -191,18 +197,28 @@ class SqliteStore:
             self._schedule_flush(asyncio.get_running_loop())
             return
         results = [_run_in_savepoint(connection, job) for job, _, _ in group]
-        loop = asyncio.get_running_loop()
-        self._committing = loop.run_in_executor(self._committer, connection.execute, "COMMIT")
-        self._committing.add_done_callback(lambda done: self._committed(done, group, results))
+        self._committing = True
+        self._commits.put(_Commit(asyncio.get_running_loop(), group, results))
+
+    def _commit_loop(self) -> None:
+        """The committer thread: COMMIT, then hand the group back to the loop at once."""
+        connection = self._write_connection
+        assert connection is not None
+        while (commit := self._commits.get()) is not None:
+            error: BaseException | None = None
+            try:
+                connection.execute("COMMIT")
+            except sqlite3.Error as failure:
+                error = failure
+            commit.loop.call_soon_threadsafe(self._committed, error, commit.group, commit.results)
 
     def _committed(
         self,
-        done: asyncio.Future[Any],
+        error: BaseException | None,
         group: list[tuple[Job, asyncio.Future[Any], bool]],
         results: list[tuple[bool, Any]],
     ) -> None:
-        self._committing = None
-        error = done.exception()
+        self._committing = False
         if error is None:
             self.commits += 1
         else:
@@ -240,7 +256,8 @@ class SqliteStore:
         while self._busy:
             self._drained.clear()
             await self._drained.wait()
-        self._committer.shutdown(wait=True)
+        self._commits.put(None)
+        await asyncio.to_thread(self._committer.join)
         if self._write_connection is not None:
             self._write_connection.close()
         self._checkpoints_stop.set()
@@ -593,6 +610,15 @@ def _record_action(
         "INSERT INTO operator_actions (at, entry_id, action, reason) VALUES (?, ?, ?, ?)",
         (now, entry_id, action, reason),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Commit:
+    """A group whose statements ran, waiting for its COMMIT on the committer thread."""
+
+    loop: asyncio.AbstractEventLoop
+    group: list[tuple[Job, asyncio.Future[Any], bool]]
+    results: list[tuple[bool, Any]]
 
 
 def _run_in_savepoint(connection: sqlite3.Connection, job: Job) -> tuple[bool, Any]:
