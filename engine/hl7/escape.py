@@ -7,9 +7,12 @@ and the delimiters are the ones MSH-1/MSH-2 declare, never the defaults.
 
 from __future__ import annotations
 
+import functools
+
 from engine.hl7.message import Separators
 
 
+@functools.cache
 def _codes(separators: Separators) -> dict[str, str]:
     """Delimiter → its escape code letter."""
     return {

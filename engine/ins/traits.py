@@ -54,8 +54,11 @@ class TraitsQuery:
 
 def normalise_name(text: str, field: str) -> str:
     """Upper-case, unaccented, single-spaced; raise when a character INSi cannot hold remains."""
-    decomposed = unicodedata.normalize("NFD", text)
-    bare = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+    if text.isascii():  # the usual case: nothing to unaccent
+        bare = text
+    else:
+        decomposed = unicodedata.normalize("NFD", text)
+        bare = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
     if not set(bare) <= _ALLOWED:
         raise InvalidTraitsError(
             f"{field}: characters outside A-Z, '-', apostrophe, space", code="invalid_characters"
