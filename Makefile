@@ -1,6 +1,6 @@
 # ins-engine: `make run` starts the engine on routes/default.toml (SQLite + INSi simulator),
 # `make test` runs the suite, `make demo` replays hl7_samples/ through the engine and shows
-# what it did, `make bench` compares the engine with its peers (about 8 minutes). Each creates
+# what it did, `make bench` compares the engine with its peers (about 6 minutes). Each creates
 # the virtualenv and installs what it needs.
 
 PYTHON ?= python3

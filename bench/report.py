@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ def chart(results: dict[str, dict[int, dict[str, Any]]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(results)
+    names = [name for name in results if name != HALF_RATE]  # a latency run, not a throughput
     ks = sorted({k for by_k in results.values() for k in by_k})
     figure, axes = plt.subplots(figsize=(11, 5.5))
     width = 0.8 / len(ks)
@@ -116,7 +117,7 @@ def chart(results: dict[str, dict[int, dict[str, Any]]], path: Path) -> None:
         positions = [i + index * width for i in range(len(names))]
         axes.bar(positions, values, width, label=f"K = {k}")
     axes.set_xticks([i + width * (len(ks) - 1) / 2 for i in range(len(names))])
-    axes.set_xticklabels([name.replace(", ", ",\n") for name in names], fontsize=8)
+    axes.set_xticklabels([textwrap.fill(name, 18) for name in names], fontsize=8)
     axes.set_ylabel("messages per second (log scale)")
     axes.set_yscale("log")
     axes.set_title(f"Throughput by configuration — {machine()}")
