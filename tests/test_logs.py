@@ -49,7 +49,9 @@ async def test_a_message_through_the_engine_leaves_no_patient_data_in_logs(start
     configure_logging("debug", "json", stream)
     engine = await start_engine()
     message = adt(
-        "PHI1", name=f"{NAME}^{FIRST_NAME}^{FIRST_NAME}^^^^L", birth_date=BIRTH_DATE,
+        "PHI1",
+        name=f"{NAME}^{FIRST_NAME}^{FIRST_NAME}^^^^L",
+        birth_date=BIRTH_DATE,
         patient_id=MATRICULE,
     )
     client = await MllpClient.connect(*engine.listeners["adt"].address)
