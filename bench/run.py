@@ -66,6 +66,15 @@ class PeakRss:
         return round(self.peak / 2**20, 1)
 
 
+def receiver_command(port: int, record: Path) -> list[str]:
+    """The recording downstream receiver (bench.servers), noting arrivals in `record`."""
+    return ["-m", "bench.servers", "receiver", "--port", str(port), "--record", str(record)]
+
+
+def mllp_destination(port: int) -> str:
+    return f'[[routes.destinations]]\nname = "downstream"\nmllp = "127.0.0.1:{port}"\n'
+
+
 def engine_tables(kind: str, receiver_port: int) -> tuple[str, str]:
     """(route keys, extra tables) of an ins-engine configuration."""
     if kind == "ack":
@@ -75,10 +84,7 @@ def engine_tables(kind: str, receiver_port: int) -> tuple[str, str]:
         "[insi]\nsimulator = true\nmax_concurrency = 8\nsimulator_synthetic = 10000\n"
         f"simulator_seed = 7\nsimulator_latency_ms = {latency}\n"
     )
-    destination = (
-        f'[[routes.destinations]]\nname = "downstream"\nmllp = "127.0.0.1:{receiver_port}"\n'
-    )
-    return destination, insi
+    return mllp_destination(receiver_port), insi
 
 
 def load(port: int, setup: Setup, connections: int, first: int, sent_at=None) -> dict:  # type: ignore[no-untyped-def]
@@ -129,15 +135,7 @@ def measure_engine(setup: Setup, connections: int, folder: Path) -> dict:  # typ
     record = folder / f"arrivals-{port}.txt"
     route, extra = engine_tables(setup.engine, receiver_port)
     config = engine_config(folder, port, route, extra)
-    receiver = [
-        "-m",
-        "bench.servers",
-        "receiver",
-        "--port",
-        str(receiver_port),
-        "--record",
-        str(record),
-    ]
+    receiver = receiver_command(receiver_port, record)
     engine = ["-m", "engine", "run", "--config", str(config)]
     with server_process(receiver, receiver_port), server_process(engine, port) as process:
         rss = PeakRss(process)
@@ -182,19 +180,8 @@ def measure_half_rate(best_rate: float, connections: int, messages: int, folder:
 def soak(messages: int, folder: Path) -> dict:  # type: ignore[type-arg]
     """A long replay: RSS growth of the engine and throughput of the first vs last 10%."""
     port, receiver_port = free_port(), free_port()
-    destination = (
-        f'[[routes.destinations]]\nname = "downstream"\nmllp = "127.0.0.1:{receiver_port}"\n'
-    )
-    config = engine_config(folder, port, "enrich = false\n" + destination)
-    receiver = [
-        "-m",
-        "bench.servers",
-        "receiver",
-        "--port",
-        str(receiver_port),
-        "--record",
-        str(folder / "soak-arrivals.txt"),
-    ]
+    config = engine_config(folder, port, "enrich = false\n" + mllp_destination(receiver_port))
+    receiver = receiver_command(receiver_port, folder / "soak-arrivals.txt")
     engine = ["-m", "engine", "run", "--config", str(config)]
     with server_process(receiver, receiver_port), server_process(engine, port) as process:
         asyncio.run(run_load("127.0.0.1", port, adt_message, 500, 8))  # warm-up

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import Awaitable, Callable
 
 from hl7.mllp import start_hl7_server
 
@@ -25,8 +26,10 @@ from engine.mllp.codec import NEED_DATA, Frame, FrameDecoder, encode_frame
 CANNED_ACK = encode_frame(b"MSH|^~\\&|BENCH|BENCH|X|X|20240101||ACK^A28^ACK|1|P|2.5\rMSA|AA|1\r")
 
 
-async def bare(port: int) -> None:
-    """Answer every block with the same ACK: what asyncio itself can do."""
+def frame_server(
+    answer: Callable[[bytes], bytes],
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """A connection handler writing `answer(payload)` for every block received."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         decoder = FrameDecoder()
@@ -34,10 +37,15 @@ async def bare(port: int) -> None:
             decoder.feed(data)
             while (event := decoder.next_event()) is not NEED_DATA:
                 if isinstance(event, Frame):
-                    writer.write(CANNED_ACK)
+                    writer.write(answer(event.payload))
         writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", port)
+    return serve
+
+
+async def bare(port: int) -> None:
+    """Answer every block with the same ACK: what asyncio itself can do."""
+    server = await asyncio.start_server(frame_server(lambda _: CANNED_ACK), "127.0.0.1", port)
     print("ready", flush=True)
     await server.serve_forever()
 
@@ -87,26 +95,18 @@ async def receiver(port: int, record: str) -> None:
     """
     with open(record, "a", encoding="ascii") as out:  # noqa: ASYNC230 - buffered appends
 
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            decoder = FrameDecoder()
-            while data := await reader.read(65536):
-                decoder.feed(data)
-                while (event := decoder.next_event()) is not NEED_DATA:
-                    if isinstance(event, Frame):
-                        control_id = event.payload.split(b"\r", 1)[0].split(b"|")[9]
-                        out.write(f"{control_id.decode()} {time.monotonic()}\n")
-                        writer.write(
-                            encode_frame(
-                                b"MSH|^~\\&|RCV|RCV|INS|INS|20240101||ACK^A28^ACK|R"
-                                + control_id
-                                + b"|P|2.5\rMSA|AA|"
-                                + control_id
-                                + b"\r"
-                            )
-                        )
-            writer.close()
+        def answer(payload: bytes) -> bytes:
+            control_id = payload.split(b"\r", 1)[0].split(b"|")[9]
+            out.write(f"{control_id.decode()} {time.monotonic()}\n")
+            return encode_frame(
+                b"MSH|^~\\&|RCV|RCV|INS|INS|20240101||ACK^A28^ACK|R"
+                + control_id
+                + b"|P|2.5\rMSA|AA|"
+                + control_id
+                + b"\r"
+            )
 
-        server = await asyncio.start_server(serve, "127.0.0.1", port)
+        server = await asyncio.start_server(frame_server(answer), "127.0.0.1", port)
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         print("ready", flush=True)
