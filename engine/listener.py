@@ -111,6 +111,9 @@ class Listener:
             reason = "engine stopping"
         except (ConnectionError, ssl.SSLError, OSError) as error:
             reason = f"connection error: {type(error).__name__}"
+        except Exception as error:  # a bug: close this connection, keep the listener serving
+            reason = "internal error"
+            log.error("connection handler failed", route=self.route.name, peer=peer, exc_info=error)
         finally:
             self._connections.discard(connection)
             await _close(writer)

@@ -22,7 +22,7 @@ from engine.hl7.header import Header
 from engine.hl7.message import Message, component
 from engine.logs import get_logger
 from engine.pipeline import RoutedMessage, Step, run_steps
-from engine.store.base import NewEntry, Store, StoredMessage
+from engine.store.base import NewEntry, RoutingResult, Store, StoredMessage
 
 log = get_logger("engine.router")
 Routed = tuple[list[NewEntry], str | None]  # outbox entries and the identity record (JSON)
@@ -60,6 +60,7 @@ class Router:
         self._on_routed = on_routed  # wakes the delivery workers
         self._wakeup = asyncio.Event()
         self._fetched_id = 0  # the last message read from the inbox
+        self._committed_id = 0  # the last message whose routing is committed
         self._fresh: dict[int, RoutedMessage] = {}
         self._flight: deque[tuple[StoredMessage, asyncio.Task[Routed]]] = deque()
 
@@ -76,13 +77,18 @@ class Router:
         INSi answer holds back commits, not the other lookups)."""
         try:
             while True:
-                if await self._advance():
+                try:
+                    if await self._advance():
+                        continue
+                except Exception as error:  # e.g. a failed commit: read those messages again
+                    log.error("routing failed, retrying", exc_info=error)
+                    self._restart_from_store()
+                    await asyncio.sleep(POLL_S)
                     continue
                 head = self._flight[0][1] if self._flight else None
                 await self._wait(head)
         finally:
-            for _, task in self._flight:
-                task.cancel()
+            self._restart_from_store()
 
     async def route_pending(self) -> int:
         """Route everything waiting now (for tools and tests); returns how many."""
@@ -115,6 +121,13 @@ class Router:
             self._flight.append((stored, asyncio.create_task(self._apply(stored))))
         return len(batch)
 
+    def _restart_from_store(self) -> None:
+        """Forget the window; its messages are still 'received' and are read again."""
+        for _, task in self._flight:
+            task.cancel()
+        self._flight.clear()
+        self._fetched_id = self._committed_id
+
     async def _commit_done(self) -> int:
         """Commit the finished messages at the head of the window, in order."""
         done: list[tuple[StoredMessage, Routed]] = []
@@ -123,12 +136,13 @@ class Router:
             done.append((stored, task.result()))
         if not done:
             return 0
-        await asyncio.gather(
-            *(
-                self._store.route_message(stored.message_id, entries, identity)
+        await self._store.route_messages(
+            [
+                RoutingResult(stored.message_id, entries, identity)
                 for stored, (entries, identity) in done
-            )
+            ]
         )
+        self._committed_id = done[-1][0].message_id
         self._on_routed()
         return len(done)
 

@@ -6,7 +6,10 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from engine.config import DestinationSettings, RouteSettings
+from engine.errors import StoreError
 from engine.pipeline import RoutedMessage
 from engine.router import RoutePlan, Router
 from engine.store.sqlite import SqliteStore
@@ -76,3 +79,33 @@ async def test_steps_finishing_in_reverse_order_are_committed_in_arrival_order(
     assert await router.route_pending() == 50
     assert outbox_order(store.path) == [f"R{n:02d}" for n in range(50)]
     await store.close()
+
+
+async def test_a_failed_routing_commit_is_retried_and_nothing_is_lost_or_reordered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await SqliteStore.open(str(tmp_path / "engine.db"))
+    real_route_messages = store.route_messages
+    failures = iter([True])  # the first commit of the router fails (a full disk, say)
+
+    async def failing_once(*args: object) -> None:
+        if next(failures, False):
+            raise StoreError("store commit failed: OperationalError")
+        await real_route_messages(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "route_messages", failing_once)
+    monkeypatch.setattr("engine.router.POLL_S", 0.01)
+    await store_messages(store, "adt", [adt(f"F{n}") for n in range(10)])
+    router = Router(store, {"adt": RoutePlan(ROUTE, [])}, window=4)
+    running = asyncio.create_task(router.run())
+    try:
+        for _ in range(300):
+            if len(outbox_order(store.path)) == 10:
+                break
+            await asyncio.sleep(0.01)
+        assert outbox_order(store.path) == [f"F{n}" for n in range(10)]
+        assert not running.done()  # the router survived the failure
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await store.close()

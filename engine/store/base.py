@@ -74,6 +74,15 @@ class NewEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class RoutingResult:
+    """What routing decided for one message: its outbox entries and identity record (JSON)."""
+
+    message_id: int
+    entries: list[NewEntry]
+    identity: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxEntry:
     entry_id: int
     message_id: int
@@ -160,10 +169,9 @@ class Store(Protocol):
         """Messages acknowledged but not yet routed, in arrival order."""
         ...
 
-    async def route_message(
-        self, message_id: int, entries: list[NewEntry], identity: str | None
-    ) -> None:
-        """Write the outbox entries (and the identity outcome, JSON) and mark it routed."""
+    async def route_messages(self, routed: list[RoutingResult]) -> None:
+        """Write the outbox entries (and identity outcomes) of consecutive messages and mark
+        them routed, all or none: a later message is never routed while an earlier fails."""
         ...
 
     async def pending_entries(

@@ -43,10 +43,10 @@ from engine.store.base import (
     IdentityRecord,
     Incoming,
     MessageStatus,
-    NewEntry,
     OutboxEntry,
     Pruned,
     QueueStatus,
+    RoutingResult,
     StoredMessage,
 )
 from engine.store.schema import SCHEMA, upgrade
@@ -365,9 +365,7 @@ class SqliteStore:
 
         return await self._read(job)
 
-    async def route_message(
-        self, message_id: int, entries: list[NewEntry], identity: str | None
-    ) -> None:
+    async def route_messages(self, routed: list[RoutingResult]) -> None:
         now = time.time()
 
         def job(connection: sqlite3.Connection) -> None:
@@ -376,19 +374,27 @@ class SqliteStore:
                        status, attempts, next_attempt_at, updated_at)
                    SELECT id, route, ?, ?, ?, 'pending', 0, 0, ? FROM messages WHERE id = ?""",
                 [
-                    (entry.destination, entry.payload, entry.patient_key, now, message_id)
-                    for entry in entries
+                    (entry.destination, entry.payload, entry.patient_key, now, result.message_id)
+                    for result in routed
+                    for entry in result.entries
                 ],
             )
-            if identity is not None:
-                connection.execute(
-                    """INSERT INTO identity_outcomes (message_id, recorded_at, record)
-                       VALUES (?, ?, ?)""",
-                    (message_id, now, identity),
-                )
-            connection.execute("UPDATE messages SET status = 'routed' WHERE id = ?", (message_id,))
+            connection.executemany(
+                """INSERT INTO identity_outcomes (message_id, recorded_at, record)
+                   VALUES (?, ?, ?)""",
+                [
+                    (result.message_id, now, result.identity)
+                    for result in routed
+                    if result.identity is not None
+                ],
+            )
+            connection.executemany(
+                "UPDATE messages SET status = 'routed' WHERE id = ?",
+                [(result.message_id,) for result in routed],
+            )
 
-        # Not durable: after a power loss the message is still 'received' and is routed again.
+        # Not durable: after a power loss the messages are still 'received' and are routed
+        # again. One job, so the batch is routed all or none.
         await self._write(job, durable=False)
 
     # -- outbox -----------------------------------------------------------------------

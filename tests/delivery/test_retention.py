@@ -8,7 +8,7 @@ import sqlite3
 import time
 
 from engine.delivery.retention import DAY_S, Retention
-from engine.store.base import NewEntry, Pruned
+from engine.store.base import NewEntry, Pruned, RoutingResult
 from engine.store.sqlite import SqliteStore
 from tests.delivery.harness import store_messages
 from tests.support.messages import adt
@@ -18,7 +18,7 @@ async def seeded(store: SqliteStore, count: int) -> None:
     await store_messages(store, "adt", [adt(f"R{n}") for n in range(1, count + 1)])
     for message_id in range(1, count + 1):
         entries = [NewEntry("down", None, "P1")]
-        await store.route_message(message_id, entries, identity='{"outcome": "kept"}')
+        await store.route_messages([RoutingResult(message_id, entries, '{"outcome": "kept"}')])
 
 
 def rows(store: SqliteStore, table: str) -> list[int]:

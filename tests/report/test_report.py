@@ -21,7 +21,7 @@ from engine.ins.oids import InsOid
 from engine.ins.result import Ins
 from engine.ins.traits import IdentityTraits
 from engine.report import COLUMNS, NEEDS_ACTION, ReportFile, report_row, write_store_report
-from engine.store.base import IdentityRecord, Incoming
+from engine.store.base import IdentityRecord, Incoming, RoutingResult
 from engine.store.sqlite import SqliteStore
 
 TOUSSAINT = IdentityTraits("ADRTROIS", ("TOUSSAINT",), "M", dt.date(1960, 1, 1), "2B020")
@@ -60,7 +60,7 @@ async def store_outcome(
         )
     )
     identity = None if record is None else json.dumps(record)
-    await store.route_message(accepted.message_id, [], identity)
+    await store.route_messages([RoutingResult(accepted.message_id, [], identity)])
 
 
 def row_for(outcome: Outcome, **fields: object) -> dict[str, object]:
