@@ -8,9 +8,7 @@ import asyncio
 import ssl
 from pathlib import Path
 
-import hl7
 import trustme
-from hl7.mllp import start_hl7_server
 
 from engine.config import ClientTls, DestinationSettings
 from engine.delivery.destination import Outcome
@@ -20,6 +18,7 @@ from engine.store.sqlite import SqliteStore
 from tests.delivery.conftest import Route
 from tests.delivery.harness import delivering, entries, eventually, route_all, store_messages
 from tests.support.messages import adt
+from tests.support.python_hl7 import python_hl7_receiver
 from tests.support.receiver import Received, Receiver, Reply, ack, ack_bytes
 
 
@@ -128,31 +127,14 @@ async def test_tls_with_a_client_certificate(tmp_path: Path) -> None:
 
 
 async def test_python_hl7_server_as_the_downstream(store: SqliteStore, route: Route) -> None:
-    received: list[str] = []
-
-    async def serve(reader: hl7.mllp.HL7StreamReader, writer: hl7.mllp.HL7StreamWriter) -> None:
-        try:
-            while True:
-                message = await reader.readmessage()
-                received.append(str(message.segment("MSH")(10)))
-                writer.writemessage(message.create_ack())
-                await writer.drain()
-        except asyncio.IncompleteReadError:
-            writer.close()
-
-    server = await start_hl7_server(serve, "127.0.0.1", 0, encoding="latin-1")
-    try:
-        port = server.sockets[0].getsockname()[1]
-        routes = [route(mllp=f"127.0.0.1:{port}")]
-        expected = [f"H{n:03d}" for n in range(200)]
+    expected = [f"H{n:03d}" for n in range(200)]
+    async with python_hl7_receiver() as downstream:
+        routes = [route(mllp=f"127.0.0.1:{downstream.port}")]
         await store_messages(store, "adt", [adt(c) for c in expected])
         await route_all(store, routes)
         async with delivering(store, *routes):
             await eventually(lambda: _delivered(store, len(expected)))
-    finally:
-        server.close()
-        await server.wait_closed()
-    assert received == expected
+    assert downstream.control_ids == expected
 
 
 async def _delivered(store: SqliteStore, count: int) -> bool:

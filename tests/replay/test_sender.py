@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import hl7
-import hl7.mllp
 import pytest
 
 from engine.hl7.ack import AckCode
 from engine.replay.files import ReplayFile, expand_paths, load_file, load_files
 from engine.replay.sender import Failure, Result, Target, send_files
 from tests.replay.conftest import SAMPLES, Answer, Receiver, ack, answer_all, header_of
+from tests.support.python_hl7 import python_hl7_receiver
 
 Start = Callable[[Answer], Awaitable[Receiver]]
 MSG = "MSH|^~\\&|APP|FAC|ENGINE|FAC|20240101||ADT^A28^ADT_A05|{}|P|2.5\rPID|||1^^^H^PI\r"
@@ -142,29 +140,10 @@ async def test_three_connections_keep_order_within_each_file(
 
 
 async def test_python_hl7_receiver_acks_the_whole_corpus() -> None:
-    received: list[str] = []
-
-    async def serve(reader: hl7.mllp.HL7StreamReader, writer: hl7.mllp.HL7StreamWriter) -> None:
-        try:
-            while True:
-                message = await reader.readmessage()
-                received.append(str(message.segment("MSH")(10)))
-                writer.writemessage(message.create_ack())
-                await writer.drain()
-        except asyncio.IncompleteReadError:
-            pass
-        finally:
-            writer.close()
-
-    # python-hl7 decodes with one codec: Latin-1 reads any byte, so UTF-8 samples pass too.
-    server = await hl7.mllp.start_hl7_server(serve, "127.0.0.1", 0, encoding="latin-1")
-    try:
+    async with python_hl7_receiver() as receiver:
         files, problems = load_files(expand_paths([str(SAMPLES)]))
         assert problems == []
-        results = await replay(files, server.sockets[0].getsockname()[1], connections=2)
-    finally:
-        server.close()
-        await server.wait_closed()
+        results = await replay(files, receiver.port, connections=2)
     expected = [m.control_id for f in files for m in f.messages]
-    assert sorted(received) == sorted(expected)
+    assert sorted(receiver.control_ids) == sorted(expected)
     assert [r.outcome for r in results] == [AckCode.AA] * len(expected)
