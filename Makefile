@@ -31,6 +31,7 @@ check: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check engine tests bench demo
 	$(BIN)/ruff format --check engine tests bench demo
+	$(BIN)/mypy
 
 test: $(STAMP) lint
 	$(BIN)/pytest

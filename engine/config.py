@@ -323,7 +323,7 @@ class _Builder:
             if not isinstance(value, list):
                 raise self.error(key, f"an array ({_describe(item)} items)")
             return [self.value(item, entry, f"{key}[{i}]") for i, entry in enumerate(value)]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             return self.build(hint, value, key)
         if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)

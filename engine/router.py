@@ -13,6 +13,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -150,9 +151,9 @@ class Router:
         """Until the head of the window finishes, a message arrives, or the poll delay."""
         self._wakeup.clear()
         arrival = asyncio.ensure_future(self._wakeup.wait())
-        waited: set[asyncio.Future[object]] = {arrival}
+        waited: set[asyncio.Future[Any]] = {arrival}
         if head is not None:
-            waited.add(head)  # type: ignore[arg-type]
+            waited.add(head)
         try:
             await asyncio.wait(waited, timeout=POLL_S, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -79,11 +79,11 @@ def _connect(path: str) -> sqlite3.Connection:
 
 
 def _entry(row: tuple[Any, ...]) -> OutboxEntry:
-    return OutboxEntry(*row[:9], EntryStatus(row[9]), *row[10:])  # type: ignore[arg-type]
+    return OutboxEntry(*row[:9], EntryStatus(row[9]), *row[10:])  # type: ignore[call-arg]
 
 
 def _summary(row: tuple[Any, ...]) -> EntrySummary:
-    return EntrySummary(*row[:7], EntryStatus(row[7]), *row[8:])  # type: ignore[arg-type]
+    return EntrySummary(*row[:7], EntryStatus(row[7]), *row[8:])  # type: ignore[call-arg]
 
 
 class SqliteStore:
@@ -287,7 +287,7 @@ class SqliteStore:
                    ORDER BY i.message_id LIMIT :limit""",
                 {"after": after_id, "since": since, "wanted": wanted, "limit": limit},
             ).fetchall()
-            return [IdentityRecord(*row[:5], json.loads(row[5])) for row in rows]
+            return [IdentityRecord(*row[:5], json.loads(row[5])) for row in rows]  # type: ignore[call-arg]
 
         return await self._read(job)
 

@@ -29,12 +29,13 @@ class SoapFault:
 
 
 # Known faults: (subcode, Erreur code) → error class. A None subcode matches any subcode.
-CONFIGURATION_FAULTS = {
+FaultKey = tuple[str | None, str | None]
+CONFIGURATION_FAULTS: dict[FaultKey, str] = {
     ("siram_100", "desir_550"): "unknown software authorisation number (IDAM)",
     ("siram_100", None): "request refused (missing or invalid header)",
     (None, "desir_560"): "client certificate CN not allowed (INSI-AUTO/INSI-MANU)",
 }
-RETRYABLE_FAULTS = {
+RETRYABLE_FAULTS: dict[FaultKey, str] = {
     ("siram_40", "desir_1020"): "called service temporarily unavailable",
     ("siram_40", "insi_102"): "traits-search service temporarily inaccessible",
     ("siram_40", None): "service temporarily unavailable",
@@ -49,7 +50,12 @@ def fault_error(fault: SoapFault) -> InsiError:
         (CONFIGURATION_FAULTS, InsiConfigurationError),
         (RETRYABLE_FAULTS, InsiTechnicalError),
     ):
-        for key in ((subcode, error_code), (subcode, None), (None, error_code)):
+        keys: tuple[tuple[str | None, str | None], ...] = (
+            (subcode, error_code),
+            (subcode, None),
+            (None, error_code),
+        )
+        for key in keys:
             if key in table:
                 return kind(f"INSi fault {fault.summary}: {table[key]}", code=fault.summary)
     if fault.code.lower().endswith("receiver"):
