@@ -25,6 +25,8 @@ async def test_files_sort_in_delivery_order_with_the_bytes_received(
     assert [file.read_bytes() for file in files] == payloads
     assert files[0].name.endswith("-F_0.hl7")
     assert not list(folder.glob(".*"))  # no temporary file left
+    assert {oct(file.stat().st_mode & 0o777) for file in files} == {"0o640"}  # patient data
+    assert oct(folder.stat().st_mode & 0o777) == "0o750"
 
 
 async def test_an_unwritable_folder_is_retried_then_delivered(
