@@ -8,6 +8,7 @@ approval test case of the national service.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 import unicodedata
@@ -52,6 +53,7 @@ class TraitsQuery:
         return f"TraitsQuery(place={bool(self.birth_place)})"
 
 
+@functools.lru_cache(maxsize=65536)  # a feed repeats its patients' names
 def normalise_name(text: str, field: str) -> str:
     """Upper-case, unaccented, single-spaced; raise when a character INSi cannot hold remains."""
     if text.isascii():  # the usual case: nothing to unaccent
