@@ -68,7 +68,9 @@ class Router:
     def stored(self, routed: RoutedMessage) -> None:
         """Called by the intake once a message is committed: routing starts at once, with
         the message already parsed (after a restart, messages are read from the store)."""
-        if len(self._fresh) < FRESH_LIMIT:
+        # A message the router has already read from the store is parsed there instead;
+        # keeping it here would hold it forever.
+        if routed.message_id > self._fetched_id and len(self._fresh) < FRESH_LIMIT:
             self._fresh[routed.message_id] = routed
         self._wakeup.set()
 

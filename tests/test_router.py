@@ -10,8 +10,9 @@ import pytest
 
 from engine.config import DestinationSettings, RouteSettings
 from engine.errors import StoreError
+from engine.hl7.charset import CharsetPolicy
 from engine.pipeline import RoutedMessage
-from engine.router import RoutePlan, Router
+from engine.router import RoutePlan, Router, routed_message
 from engine.store.sqlite import SqliteStore
 from tests.delivery.harness import store_messages
 from tests.support.messages import adt
@@ -109,3 +110,16 @@ async def test_a_failed_routing_commit_is_retried_and_nothing_is_lost_or_reorder
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         await store.close()
+
+
+async def test_a_message_announced_after_it_was_read_is_not_kept(tmp_path: Path) -> None:
+    store = await SqliteStore.open(str(tmp_path / "engine.db"))
+    await store_messages(store, "adt", [adt("A1"), adt("A2")])
+    router = Router(store, {"adt": RoutePlan(ROUTE, [])})
+    assert await router.route_pending() == 2
+    late = routed_message(2, "adt", adt("A2"), CharsetPolicy())  # the intake's call, late
+    router.stored(late)
+    early = routed_message(3, "adt", adt("A3"), CharsetPolicy())
+    router.stored(early)
+    assert list(router._fresh) == [3]
+    await store.close()
