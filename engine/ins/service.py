@@ -92,6 +92,9 @@ class InsiService:
         )
         self._flights: SingleFlight[SearchOutcome] = SingleFlight()
         self._recent: OrderedDict[str, tuple[SearchOutcome, float]] = OrderedDict()
+        # After a configuration refusal (IDAM, certificate), calls are held for
+        # breaker_reset_s: every message would otherwise send INSi a call it refuses.
+        self._held: tuple[InsiConfigurationError, float] | None = None
 
     async def search(self, traits: IdentityTraits) -> SearchOutcome:
         """Find the INS of a person; never raises for INSi trouble, the status says it."""
@@ -164,6 +167,8 @@ class InsiService:
 
     async def _call(self, query: TraitsQuery, calls: _CallCounter) -> InsiResult:
         """One logical call: breaker, concurrency limit, retries with back-off and jitter."""
+        if self._held is not None and self._held[1] > self._monotonic():
+            raise self._held[0]  # INSi refused our configuration a moment ago: do not insist
         attempts = 0
         while True:
             self._breaker.before_call()
@@ -179,8 +184,10 @@ class InsiService:
                 log.warning("insi call failed, retrying", code=error.code, attempts=attempts)
                 await self._sleep(self._backoff(attempts))
                 continue
-            except InsiError:
+            except InsiError as error:
                 self._breaker.record_neutral()
+                if isinstance(error, InsiConfigurationError):
+                    self._held = (error, self._monotonic() + self._settings.breaker_reset_s)
                 raise
             self._breaker.record_success()
             return result

@@ -115,7 +115,11 @@ class InsiSettings:
         default=5, metadata=_doc("consecutive technical failures that open the circuit breaker")
     )
     breaker_reset_s: float = field(
-        default=30.0, metadata=_doc("seconds the breaker stays open before one trial call")
+        default=30.0,
+        metadata=_doc(
+            "seconds the breaker stays open before a trial call; calls are also held this"
+            " long after a configuration refusal"
+        ),
     )
     simulator_persons: str | None = field(
         default=None,

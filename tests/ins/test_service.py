@@ -154,13 +154,32 @@ async def test_an_unreachable_endpoint_is_unavailable() -> None:
 async def test_a_refused_idam_is_a_configuration_error_never_retried_nor_breaking() -> None:
     simulator = InsiSimulator(public_test_persons(), idam_allow_list=["OTHER"])
     server = await start_server(simulator)
+    settings = settings_for(server, breaker_threshold=1, breaker_reset_s=0.01)
+    service = await open_insi_service(settings)
     try:
-        outcomes = await searched(settings_for(server, breaker_threshold=1), DOMINIQUE, LEONARDO)
+        first = await service.search(DOMINIQUE)
+        await asyncio.sleep(0.05)  # past the hold that follows a configuration refusal
+        second = await service.search(LEONARDO)
+    finally:
+        await service.aclose()
+        await server.aclose()
+    assert [o.status for o in (first, second)] == [SearchStatus.CONFIGURATION_ERROR] * 2
+    assert first.detail == "siram_100/desir_550"
+    assert simulator.requests == 2  # no retry, and the breaker (threshold 1) did not open
+
+
+async def test_after_a_configuration_refusal_calls_are_held_for_a_while() -> None:
+    simulator = InsiSimulator(public_test_persons(), idam_allow_list=["OTHER"])
+    server = await start_server(simulator)
+    try:
+        first, second = await searched(
+            settings_for(server, breaker_reset_s=60.0), DOMINIQUE, LEONARDO
+        )
     finally:
         await server.aclose()
-    assert [o.status for o in outcomes] == [SearchStatus.CONFIGURATION_ERROR] * 2
-    assert outcomes[0].detail == "siram_100/desir_550"
-    assert simulator.requests == 2
+    assert simulator.requests == 1  # the second lookup did not ask INSi again
+    assert (second.status, second.calls) == (SearchStatus.CONFIGURATION_ERROR, 0)
+    assert second.detail == first.detail == "siram_100/desir_550"
 
 
 class FakeClock:
