@@ -19,6 +19,7 @@ class SearchStatus(enum.Enum):
     NOT_FOUND = "not_found"
     SEVERAL = "several"
     INVALID_TRAITS = "invalid_traits"
+    INVALID_ANSWER = "invalid_answer"  # INSi answered 00 with data that fails validation
     UNAVAILABLE = "unavailable"
     CONFIGURATION_ERROR = "configuration_error"
 

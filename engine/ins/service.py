@@ -30,6 +30,7 @@ from engine.ins.errors import (
     InsiError,
     InsiResponseError,
     InsiTechnicalError,
+    InvalidAnswerError,
     InvalidTraitsError,
 )
 from engine.ins.outcome import SearchOutcome, SearchStatus
@@ -177,6 +178,9 @@ class InsiService:
             try:
                 async with self._semaphore:
                     result = await self._client.search(query)
+            except InvalidAnswerError:
+                self._breaker.record_neutral()  # one identity's answer, not the service's health
+                raise
             except (InsiTechnicalError, InsiResponseError) as error:
                 self._breaker.record_failure()
                 if not error.retryable or attempts > self._settings.retries:
@@ -205,6 +209,9 @@ class InsiService:
                 calls=calls,
             )
             status = SearchStatus.CONFIGURATION_ERROR
+        elif isinstance(error, InvalidAnswerError):
+            log.warning("insi answer invalid for this identity", code=error.code, calls=calls)
+            status = SearchStatus.INVALID_ANSWER
         else:
             if not isinstance(error, CircuitOpenError):
                 log.warning("insi unavailable", code=error.code, error=str(error), calls=calls)

@@ -369,3 +369,34 @@ async def test_no_patient_data_in_logs(http_simulator: RunningSimulator) -> None
         for entry in logs
         if entry["event"] in ("insi search", "insi simulated result")
     )
+
+
+@pytest.mark.parametrize("defect", ["matricule_key", "unknown_oid", "missing_trait"])
+async def test_one_persons_invalid_answer_is_their_outcome_not_an_outage(defect: str) -> None:
+    """A 00 that fails validation is reported for that identity at once: no retry, and the
+    breaker stays closed for everyone else."""
+    persons = [
+        replace(p, defect=defect) if p.birth_name == "ADRUN" else p for p in public_test_persons()
+    ]
+    simulator = InsiSimulator(persons)
+    server = await start_server(simulator)
+    adrun = IdentityTraits("ADRUN", ("ZOE",), "F", dt.date(1975, 12, 31), "63220")
+    settings = settings_for(server, retries=3, breaker_threshold=1)
+    try:
+        outcomes = await searched(settings, adrun, adrun, DOMINIQUE)
+    finally:
+        await server.aclose()
+    bad, again, other = outcomes
+    assert bad.status is again.status is SearchStatus.INVALID_ANSWER
+    assert (
+        bad.detail
+        == {
+            "matricule_key": "invalid_matricule",
+            "unknown_oid": "unknown_oid",
+            "missing_trait": "incomplete_answer",
+        }[defect]
+    )
+    assert (bad.calls, again.calls) == (1, 1)  # neither retried nor cached
+    assert other.status is SearchStatus.FOUND  # a breaker at threshold 1 would have opened
+    assert simulator.requests == 3
+
