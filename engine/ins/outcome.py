@@ -89,6 +89,10 @@ class SearchOutcome:
         """The same outcome for a caller who made no call itself (cache hit, single-flight)."""
         return replace(self, calls=0)
 
+    def age_s(self, now: float) -> float | None:
+        """Seconds since INSi gave this answer (epoch `now`), or None when unknown."""
+        return None if self.called_at is None else now - self.called_at.timestamp()
+
 
 def _ins_to_json(ins: Ins | None) -> list[str | None] | None:
     if ins is None:

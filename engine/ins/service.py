@@ -97,8 +97,12 @@ class InsiService:
         # breaker_reset_s: every message would otherwise send INSi a call it refuses.
         self._held: tuple[InsiConfigurationError, float] | None = None
 
-    async def search(self, traits: IdentityTraits) -> SearchOutcome:
-        """Find the INS of a person; never raises for INSi trouble, the status says it."""
+    async def search(self, traits: IdentityTraits, *, verifying: bool = False) -> SearchOutcome:
+        """Find the INS of a person; never raises for INSi trouble, the status says it.
+
+        `verifying`: the answer will confirm an INS a message carries, so it must be at most
+        `verify_max_age_s` old: INSi may have moved that INS to its history since.
+        """
         try:
             normalised = normalise_traits(traits)
         except InvalidTraitsError as error:
@@ -113,10 +117,14 @@ class InsiService:
                 SearchStatus.INVALID_TRAITS, simulated=self.simulated, detail=str(error)
             )
         key = fingerprint(normalised, self._scope)
+        max_age = self._settings.verify_max_age_s if verifying else None
         recent = self._recall(key)
-        if recent is not None:  # the common case of a busy feed: no task, no store read
-            return recent
-        outcome, shared = await self._flights.run(key, lambda: self._lookup(key, normalised))
+        if recent is not None and self._fresh(recent, max_age):
+            return recent  # the common case of a busy feed: no task, no store read
+        flight = key if max_age is None else f"{key}:verify"
+        outcome, shared = await self._flights.run(
+            flight, lambda: self._lookup(key, normalised, max_age)
+        )
         return outcome.shared() if shared else outcome
 
     async def aclose(self) -> None:
@@ -124,9 +132,18 @@ class InsiService:
         await self._flights.aclose()
         await self._client.aclose()
 
-    async def _lookup(self, key: str, traits: IdentityTraits) -> SearchOutcome:
+    def _fresh(self, outcome: SearchOutcome, max_age: float | None) -> bool:
+        """Young enough for its use: any age for a search, `max_age` for a verification."""
+        if max_age is None:
+            return True
+        age = outcome.age_s(self._wall_clock())
+        return age is not None and age <= max_age
+
+    async def _lookup(
+        self, key: str, traits: IdentityTraits, max_age: float | None
+    ) -> SearchOutcome:
         cached = await self._load(key)
-        if cached is not None:
+        if cached is not None and self._fresh(cached, max_age):
             log.debug(
                 "insi search",
                 outcome=cached.status.value,
