@@ -48,7 +48,7 @@ class ScriptedInsi:
         self._handler = handler
         self.attempts = 0
 
-    async def search(self, traits: IdentityTraits) -> SearchOutcome:
+    async def search(self, traits: IdentityTraits, *, verifying: bool = False) -> SearchOutcome:
         self.attempts += 1
         return self._handler(self.attempts, traits)
 

@@ -64,5 +64,5 @@ def patient_strings() -> set[str]:
         assert pid_index is not None
         identity = read_identity(message, pid_index)
         found.add(identity.birth_name)
-        found.update(ins.received.matricule for ins in identity.ins)
+        found.update(ins.matricule for ins in identity.ins)
     return found - {""}
