@@ -14,7 +14,7 @@ import contextlib
 import signal
 from pathlib import Path
 
-from engine.config import Config, RouteSettings, sqlite_path
+from engine.config import Config, RouteSettings
 from engine.delivery.service import DeliveryService
 from engine.enrich.step import EnrichStep
 from engine.hl7.ack import AckBuilder
@@ -25,6 +25,7 @@ from engine.logs import get_logger
 from engine.pipeline import Step
 from engine.router import RoutePlan, Router
 from engine.store.sqlite import SqliteStore
+from engine.store.url import sqlite_path
 from engine.tls import server_context
 
 log = get_logger("engine.runtime")

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.commands.common import add_config_argument, read_config
-from engine.config import Config, sqlite_path
+from engine.config import Config
 from engine.errors import CliError
 from engine.store.base import ActionResult, EntryStatus, QueueStatus
 from engine.store.sqlite import SqliteStore
+from engine.store.url import sqlite_path
 
 T = TypeVar("T")
 

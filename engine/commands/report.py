@@ -23,11 +23,11 @@ from engine.commands.common import (
     report_delimiter,
     report_outcomes,
 )
-from engine.config import sqlite_path
 from engine.errors import CliError
 from engine.logs import configure_logging
 from engine.report import ReportFile, write_store_report
 from engine.store.sqlite import SqliteStore
+from engine.store.url import sqlite_path
 
 _DURATION = re.compile(r"([0-9]+)([dh])")
 _SECONDS = {"d": 86400, "h": 3600}

@@ -32,16 +32,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.delivery.lanes import lane_of
-from engine.errors import StoreError
+from engine.errors import LeaseLost, StoreError
 from engine.logs import get_logger
 from engine.store.base import (
     FINISHED,
     Accepted,
     ActionResult,
+    EngineState,
     EntryStatus,
     EntrySummary,
     IdentityRecord,
     Incoming,
+    Lease,
+    LeaseClaim,
+    LeaseState,
     MessageStatus,
     OutboxEntry,
     Pruned,
@@ -49,7 +53,8 @@ from engine.store.base import (
     RoutingResult,
     StoredMessage,
 )
-from engine.store.schema import SCHEMA, upgrade
+from engine.store.migrations import check_version
+from engine.store.migrations import sqlite as migrations
 
 log = get_logger("engine.store")
 T = TypeVar("T")
@@ -89,8 +94,11 @@ def _summary(row: tuple[Any, ...]) -> EntrySummary:
 class SqliteStore:
     """`Store` on a SQLite file; create with `await SqliteStore.open(path)`."""
 
+    shared = False  # one engine per file: it holds every lease
+
     def __init__(self, path: str) -> None:
         self.path = path
+        self.name = path
         self._pending: list[tuple[Job, asyncio.Future[Any], bool]] = []
         self._committing = False
         self._flush_scheduled = False
@@ -128,8 +136,11 @@ class SqliteStore:
         connection = _connect(self.path)
         if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
             raise StoreError(f"cannot put {self.path} in WAL mode")
-        connection.executescript(SCHEMA)
-        upgrade(connection)
+        found = migrations.version(connection)
+        if found is None:
+            migrations.migrate(connection)
+        else:
+            check_version(self.path, found, migrations.LATEST)
         # Checkpoints run on their own thread (below), not inside a commit of the writer:
         # copying the WAL back and syncing the file would stall every message in the group.
         connection.execute("PRAGMA wal_autocheckpoint = 0")
@@ -369,6 +380,15 @@ class SqliteStore:
         now = time.time()
 
         def job(connection: sqlite3.Connection) -> None:
+            # Only from 'received': a message routed already fails the whole batch rather
+            # than be routed twice (the PostgreSQL store's guard between routers; here the
+            # same contract).
+            marked = connection.executemany(
+                "UPDATE messages SET status = 'routed' WHERE id = ? AND status = 'received'",
+                [(result.message_id,) for result in routed],
+            ).rowcount
+            if marked != len(routed):
+                raise StoreError("messages already routed")
             connection.executemany(
                 """INSERT INTO outbox (message_id, route, destination, payload, patient_key,
                        status, attempts, next_attempt_at, updated_at)
@@ -387,10 +407,6 @@ class SqliteStore:
                     for result in routed
                     if result.identity is not None
                 ],
-            )
-            connection.executemany(
-                "UPDATE messages SET status = 'routed' WHERE id = ?",
-                [(result.message_id,) for result in routed],
             )
 
         # Not durable: after a power loss the messages are still 'received' and are routed
@@ -422,30 +438,42 @@ class SqliteStore:
 
         return await self._read(job)
 
-    async def mark_delivered(self, entry_id: int, ack_code: str) -> None:
+    async def mark_delivered(
+        self, entry_id: int, ack_code: str, fence: Lease | None = None
+    ) -> None:
         now = time.time()
-        await self._write(
-            lambda connection: connection.execute(
+
+        def job(connection: sqlite3.Connection) -> None:
+            _check_fence(connection, fence)
+            connection.execute(
                 """UPDATE outbox SET status = 'delivered', delivered_at = ?, updated_at = ?,
                    attempts = attempts + 1, last_ack_code = ? WHERE id = ?""",
                 (now, now, ack_code or None, entry_id),
-            ),
-            durable=False,  # lost in a power cut, the message is sent again: at-least-once
-        )
+            )
+
+        # Not durable: lost in a power cut, the message is sent again (at-least-once).
+        await self._write(job, durable=False)
 
     async def record_failure(
-        self, entry_id: int, error: str, next_attempt_at: float, park: bool
+        self,
+        entry_id: int,
+        error: str,
+        next_attempt_at: float,
+        park: bool,
+        fence: Lease | None = None,
     ) -> None:
         now = time.time()
         status = EntryStatus.PARKED if park else EntryStatus.PENDING
-        await self._write(
-            lambda connection: connection.execute(
+
+        def job(connection: sqlite3.Connection) -> None:
+            _check_fence(connection, fence)
+            connection.execute(
                 """UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,
                    next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'""",
                 (status.value, error[:500], next_attempt_at, now, entry_id),
-            ),
-            durable=False,
-        )
+            )
+
+        await self._write(job, durable=False)
 
     async def entry_status(self, entry_id: int) -> EntryStatus | None:
         return await self._read(lambda connection: _status_of(connection, entry_id))
@@ -594,6 +622,82 @@ class SqliteStore:
             return Pruned(entries, messages, cached)
 
         return await self._write(job, durable=False)
+
+    # -- leases and engines (engine.leases) --------------------------------------------
+
+    async def claim_lease(
+        self, name: str, holder: str, lease_s: float, force: bool = False
+    ) -> LeaseClaim:
+        def job(connection: sqlite3.Connection) -> LeaseClaim:
+            now = time.time()
+            row = connection.execute(
+                "SELECT holder, token, since, expires_at FROM leases WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and row[0] != holder and row[3] > now and not force:
+                return LeaseClaim(None, row[0], row[3] - now)
+            if row is None:
+                token, since = 1, now
+            elif row[0] == holder:
+                token, since = row[1], row[2]
+            else:
+                token, since = row[1] + 1, now
+            connection.execute(
+                """INSERT OR REPLACE INTO leases (name, holder, token, since, renewed_at,
+                       expires_at) VALUES (?, ?, ?, ?, ?, ?)""",
+                (name, holder, token, since, now, now + lease_s),
+            )
+            return LeaseClaim(Lease(name, holder, token, since), holder, lease_s)
+
+        return await self._write(job, durable=False)
+
+    async def release_lease(self, lease: Lease) -> None:
+        await self._write(
+            lambda connection: connection.execute(
+                "DELETE FROM leases WHERE name = ? AND holder = ? AND token = ?",
+                (lease.name, lease.holder, lease.token),
+            )
+        )
+
+    async def leases(self) -> list[LeaseState]:
+        rows = await self._read(
+            lambda connection: connection.execute(
+                """SELECT name, holder, since, renewed_at, expires_at FROM leases
+                   ORDER BY name"""
+            ).fetchall()
+        )
+        return [LeaseState(*row) for row in rows]
+
+    async def engine_seen(self, engine: EngineState) -> None:
+        await self._write(
+            lambda connection: connection.execute(
+                """INSERT OR REPLACE INTO engines (id, host, pid, started_at, seen_at)
+                   VALUES (?, ?, ?, ?, ?)""",
+                (engine.engine_id, engine.host, engine.pid, engine.started_at, time.time()),
+            ),
+            durable=False,
+        )
+
+    async def engine_stopped(self, engine_id: str) -> None:
+        await self._write(
+            lambda connection: connection.execute("DELETE FROM engines WHERE id = ?", (engine_id,))
+        )
+
+    async def engines(self) -> list[EngineState]:
+        rows = await self._read(
+            lambda connection: connection.execute(
+                "SELECT id, host, pid, started_at, seen_at FROM engines ORDER BY started_at, id"
+            ).fetchall()
+        )
+        return [EngineState(*row) for row in rows]
+
+
+def _check_fence(connection: sqlite3.Connection, fence: Lease | None) -> None:
+    """Refuse a write fenced by a lease that has changed holder since."""
+    if fence is None:
+        return
+    row = connection.execute("SELECT token FROM leases WHERE name = ?", (fence.name,)).fetchone()
+    if row is None or row[0] != fence.token:
+        raise LeaseLost(f"lease {fence.name} is no longer held by this engine")
 
 
 def _status_of(connection: sqlite3.Connection, entry_id: int) -> EntryStatus | None:

@@ -1,0 +1,173 @@
+"""The SQLite schema, as numbered migrations. Row ids give the order: messages by arrival,
+outbox entries by routing (an entry's id is its position in its queue).
+
+Version 1 is the schema of the release before versioned migrations. A file that release
+wrote has no `schema_migrations` table: it counts as version 0, and migration 1 adapts it
+in place (its tables are kept; `CREATE ... IF NOT EXISTS` leaves them as they are and the
+columns later added to them are added), so no row moves. Each migration runs in one
+transaction with the row that records it: a failed one leaves the file as it was.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.store.migrations import Applied
+
+BASELINE = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    route TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    sending_application TEXT NOT NULL,
+    sending_facility TEXT NOT NULL,
+    control_id TEXT NOT NULL,
+    message_type TEXT NOT NULL,
+    content_hash BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    raw BLOB NOT NULL,
+    ack BLOB NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_sender_key
+    ON messages (route, sending_application, sending_facility, control_id);
+CREATE INDEX IF NOT EXISTS messages_to_route ON messages (id) WHERE status = 'received';
+
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    route TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    payload BLOB,
+    patient_key TEXT,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT,
+    last_ack_code TEXT,
+    updated_at REAL NOT NULL,
+    delivered_at REAL,
+    resend_of INTEGER  -- the entry an operator resent as this one
+);
+CREATE INDEX IF NOT EXISTS outbox_queue ON outbox (route, destination, status, id);
+-- Open entries only, so `queue status` reads what is queued, not the whole history.
+CREATE INDEX IF NOT EXISTS outbox_open ON outbox (route, destination, status, id)
+    WHERE status IN ('pending', 'parked');
+CREATE INDEX IF NOT EXISTS outbox_message ON outbox (message_id);
+
+CREATE TABLE IF NOT EXISTS identity_outcomes (
+    message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+    recorded_at REAL NOT NULL,
+    record TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS insi_cache (
+    key TEXT PRIMARY KEY,
+    payload BLOB NOT NULL,
+    expires_at REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS operator_actions (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    entry_id INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+"""
+
+# Columns that releases before versioned migrations added to a table an older one created.
+_BASELINE_COLUMNS = (("outbox", "resend_of", "INTEGER"),)
+
+LEASES = """
+-- Who does what among engines sharing a store: routing, each delivery lane, retention.
+-- `token` grows at each change of holder, so a holder that lost its lease is fenced off.
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    token INTEGER NOT NULL,
+    since REAL NOT NULL,
+    renewed_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+-- Every engine running on the store, with its last sign of life.
+CREATE TABLE engines (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    seen_at REAL NOT NULL
+);
+"""
+
+
+def _baseline(connection: sqlite3.Connection) -> None:
+    for statement in _statements(BASELINE):
+        connection.execute(statement)
+    for table, column, kind in _BASELINE_COLUMNS:
+        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    summary: str
+    apply: str | Callable[[sqlite3.Connection], None]
+
+
+MIGRATIONS = (
+    Migration(1, "messages, outbox, identity outcomes, INSi cache, operator actions", _baseline),
+    Migration(2, "leases and engines (several engines, one store)", LEASES),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+def version(connection: sqlite3.Connection) -> int | None:
+    """The file's schema version: None for a new (empty) file, 0 for one written before
+    versioned migrations."""
+    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    if "schema_migrations" in tables:
+        (found,) = connection.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(found or 0)
+    return 0 if "messages" in tables else None
+
+
+def migrate(connection: sqlite3.Connection, upto: int = LATEST) -> Applied:
+    """Apply every migration above the file's version, each in its own transaction, on an
+    autocommit connection."""
+    before = version(connection)
+    connection.execute(
+        """CREATE TABLE IF NOT EXISTS schema_migrations (
+               version INTEGER PRIMARY KEY, summary TEXT NOT NULL, applied_at REAL NOT NULL)"""
+    )
+    for migration in MIGRATIONS:
+        if migration.version <= (before or 0) or migration.version > upto:
+            continue
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            if callable(migration.apply):
+                migration.apply(connection)
+            else:
+                for statement in _statements(migration.apply):
+                    connection.execute(statement)
+            connection.execute(
+                "INSERT INTO schema_migrations (version, summary, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.summary, time.time()),
+            )
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+    return Applied(before, version(connection) or 0)
+
+
+def _statements(script: str) -> list[str]:
+    """A script's statements one by one (`executescript` would commit the transaction)."""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [statement.strip() for statement in "\n".join(lines).split(";") if statement.strip()]

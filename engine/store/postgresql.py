@@ -1,0 +1,752 @@
+"""The shared store: PostgreSQL, for several engines on one database.
+
+Writes are group commits, as in the SQLite store: jobs submitted while a transaction is in
+flight run together in the next one, and their futures resolve only after its COMMIT
+returned, so no message is acknowledged before the transaction holding it has committed.
+A group runs without savepoints (each would cost a round trip); when one job fails, the
+group is rolled back and its jobs run again one transaction each, so the bad job fails
+alone. A group of only rebuildable state (routing, delivery marks, the INSi cache) commits
+with `synchronous_commit = off`, as SQLite's skips its fsync.
+
+Commit order. Readers go on "after the last id they saw" (the router through messages, a
+delivery lane through its queue), so an id must never become visible after a larger one:
+with several engines inserting at once, plain sequence order would let a message with a
+smaller id commit later, behind a reader that has passed it, and be skipped. So every
+transaction that inserts messages or outbox entries first takes one transaction-level
+advisory lock (`ORDER_LOCK`), and only then draws ids; PostgreSQL releases the lock after
+the commit is visible. Ids are therefore drawn in commit order, with no gap that could
+fill later (a rolled-back group leaves a gap that stays empty). What this costs: engines
+commit inserts one group at a time, each group holding all that arrived meanwhile.
+
+Reads use a small pool of autocommit connections: each statement sees what had committed
+when it started. Leases use the database's clock, so engines on several machines need no
+synchronised clocks to agree on who holds what.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from engine.errors import LeaseLost, StoreError
+from engine.logs import get_logger
+from engine.store.base import (
+    FINISHED,
+    Accepted,
+    ActionResult,
+    EngineState,
+    EntryStatus,
+    EntrySummary,
+    IdentityRecord,
+    Incoming,
+    Lease,
+    LeaseClaim,
+    LeaseState,
+    MessageStatus,
+    OutboxEntry,
+    Pruned,
+    QueueStatus,
+    RoutingResult,
+    StoredMessage,
+)
+from engine.store.migrations import check_version
+from engine.store.migrations import postgresql as migrations
+from engine.store.url import display_url
+
+log = get_logger("engine.store")
+T = TypeVar("T")
+Connection = psycopg.AsyncConnection[Any]
+Job = Callable[[Connection], Awaitable[Any]]
+
+ORDER_LOCK = (0x494E53, 1)  # pg_advisory_xact_lock(int, int): "INS", id order
+MAX_GROUP = 512
+READERS = 4
+CONNECT_TIMEOUT_S = 10
+# A group never idles inside its transaction: one that does holds the order lock, so the
+# server ends it rather than let every engine wait (a frozen or cut-off engine).
+IDLE_IN_TRANSACTION_MS = 5000
+LOCK_TIMEOUT_MS = 10000
+NOTIFY_CHANNEL = "ins_engine"
+
+_OUTBOX_COLUMNS = """
+    o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
+    coalesce(o.payload, m.raw), o.patient_key, o.status, o.attempts, o.next_attempt_at,
+    o.last_error
+"""
+_SUMMARY_COLUMNS = """
+    o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
+    o.status, o.attempts, o.last_error, o.updated_at
+"""
+_OPEN = (EntryStatus.PENDING, EntryStatus.PARKED)
+_FINISHED = [status.value for status in FINISHED]
+_NOW = "extract(epoch FROM clock_timestamp())"
+
+
+def lane_hash(patient_key: str | None) -> int:
+    """What `delivery.lanes.lane_of` takes modulo the lane count, kept with each entry so
+    the database can select a lane (it has no CRC-32 of its own)."""
+    return zlib.crc32(patient_key.encode("utf-8")) if patient_key else 0
+
+
+def _entry(row: tuple[Any, ...]) -> OutboxEntry:
+    return OutboxEntry(*row[:9], EntryStatus(row[9]), *row[10:])  # type: ignore[call-arg]
+
+
+def _summary(row: tuple[Any, ...]) -> EntrySummary:
+    return EntrySummary(*row[:7], EntryStatus(row[7]), *row[8:])  # type: ignore[call-arg]
+
+
+@dataclass(slots=True)
+class _Pending:
+    job: Job
+    future: asyncio.Future[Any]
+    durable: bool
+    ordered: bool  # inserts messages or outbox entries: takes the order lock
+    notify: str | None  # tells the other engines what changed, once committed
+
+
+class _JobFailed(Exception):
+    """A job of a group raised: the group is rolled back and its jobs run alone."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
+
+
+class PostgresStore:
+    """`Store` on a PostgreSQL database; create with `await PostgresStore.open(url)`."""
+
+    shared = True
+
+    def __init__(self, url: str, password: str | None) -> None:
+        self.url = url
+        self.name = display_url(url)
+        settings: dict[str, Any] = {
+            "autocommit": True,
+            "application_name": "ins-engine",
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            # Added to the URL's own `options` (a search_path, say), not in their place.
+            "options": f"{conninfo_to_dict(url).get('options', '')}"
+            f" -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
+            f" -c lock_timeout={LOCK_TIMEOUT_MS}".strip(),
+            # A dead peer is noticed in about 10 s rather than at the kernel's 2 hours.
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+        }
+        if password is not None:
+            settings["password"] = password
+        self._settings = settings
+        self._writer = self._pool(1, "writer")
+        self._readers = self._pool(READERS, "readers")
+        self._pending: list[_Pending] = []
+        self._committer: asyncio.Task[None] | None = None
+        self._closed = False
+        self.commits = 0  # groups committed: lets a benchmark show the grouping
+
+    def _pool(self, size: int, role: str) -> AsyncConnectionPool[Connection]:
+        return AsyncConnectionPool(
+            self.url,
+            kwargs=self._settings,
+            min_size=1,
+            max_size=size,
+            open=False,
+            name=f"ins-engine-{role}",
+            timeout=CONNECT_TIMEOUT_S,
+        )
+
+    @classmethod
+    async def open(cls, url: str, password: str | None = None) -> PostgresStore:
+        """Connect, create the schema in an empty database, refuse one of another version."""
+        store = cls(url, password)
+        connection = await store.connect()
+        try:
+            found = await migrations.version(connection)
+            if found is None:
+                await migrations.migrate(connection)
+            else:
+                check_version(store.name, found, migrations.LATEST)
+        finally:
+            await connection.close()
+        await store._writer.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        await store._readers.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        return store
+
+    async def connect(self) -> Connection:
+        """One connection of its own (migrations, notifications), with the pool's settings."""
+        try:
+            return await psycopg.AsyncConnection.connect(self.url, **self._settings)
+        except psycopg.Error as error:
+            raise StoreError(f"cannot connect to the store {self.name}: {_reason(error)}") from None
+
+    # -- group commits ------------------------------------------------------------------
+
+    async def _write(
+        self,
+        job: Callable[[Connection], Awaitable[T]],
+        durable: bool = True,
+        ordered: bool = False,
+        notify: str | None = None,
+    ) -> T:
+        if self._closed:
+            raise StoreError("store is closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(job, future, durable, ordered, notify))
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit_groups(), name="store-committer")
+        return await future
+
+    async def _commit_groups(self) -> None:
+        try:
+            while self._pending:
+                group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
+                await self._commit(group)
+        finally:
+            self._committer = None
+
+    async def _commit(self, group: list[_Pending]) -> None:
+        try:
+            async with self._writer.connection() as connection:
+                try:
+                    results = [(True, value) for value in await _transaction(connection, group)]
+                except _JobFailed:
+                    results = [await _alone(connection, pending) for pending in group]
+                else:
+                    self.commits += 1
+        except (psycopg.Error, PoolTimeout) as error:
+            log.error("store commit failed", error=type(error).__name__)
+            failure = StoreError(f"store commit failed: {type(error).__name__}")
+            results = [(False, failure)] * len(group)
+        for pending, (ok, value) in zip(group, results, strict=True):
+            if pending.future.done():
+                continue
+            if ok:
+                pending.future.set_result(value)
+            else:
+                pending.future.set_exception(value)
+
+    async def _run(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        """One statement on a pooled autocommit connection (reads, and lease writes that
+        commit alone); its rows."""
+        if self._closed:
+            raise StoreError("store is closed")
+        try:
+            async with self._readers.connection() as connection:
+                cursor = await connection.execute(sql, parameters)
+                return await cursor.fetchall()
+        except (psycopg.Error, PoolTimeout) as error:
+            raise StoreError(f"store read failed: {type(error).__name__}") from None
+
+    async def close(self) -> None:
+        """Finish every queued write, then close the connections."""
+        if self._closed:
+            return
+        self._closed = True
+        while self._committer is not None:
+            await asyncio.shield(self._committer)
+        await self._writer.close()
+        await self._readers.close()
+
+    # -- identity outcomes (the identity-vigilance report) ------------------------------
+
+    async def identity_records(
+        self, since: float, outcomes: frozenset[str] | None, after_id: int = 0, limit: int = 500
+    ) -> list[IdentityRecord]:
+        rows = await self._run(
+            """SELECT i.message_id, m.received_at, m.route, m.control_id, m.message_type,
+                   i.record
+               FROM identity_outcomes i JOIN messages m ON m.id = i.message_id
+               WHERE i.message_id > %(after)s AND m.received_at >= %(since)s
+                 AND (%(wanted)s::text[] IS NULL
+                      OR (i.record::jsonb ->> 'outcome') = ANY(%(wanted)s::text[]))
+               ORDER BY i.message_id LIMIT %(limit)s""",
+            {
+                "after": after_id,
+                "since": since,
+                "wanted": None if outcomes is None else sorted(outcomes),
+                "limit": limit,
+            },
+        )
+        return [IdentityRecord(*row[:5], json.loads(row[5])) for row in rows]  # type: ignore[call-arg]
+
+    # -- INSi result cache (engine.ins.cache.ResultCache) ------------------------------
+
+    async def load(self, key: str) -> bytes | None:
+        """A cached INSi outcome, or None when absent or expired (shared by all engines)."""
+        rows = await self._run(
+            "SELECT payload FROM insi_cache WHERE key = %s AND expires_at > %s",
+            (key, time.time()),
+        )
+        return bytes(rows[0][0]) if rows else None
+
+    async def save(self, key: str, payload: bytes, expires_at: float) -> None:
+        """Keep an INSi outcome; expired rows go with retention pruning."""
+
+        async def job(connection: Connection) -> None:
+            await connection.execute(
+                """INSERT INTO insi_cache (key, payload, expires_at) VALUES (%s, %s, %s)
+                   ON CONFLICT (key) DO UPDATE
+                   SET payload = excluded.payload, expires_at = excluded.expires_at""",
+                (key, payload, expires_at),
+            )
+
+        await self._write(job, durable=False)
+
+    # -- inbox ------------------------------------------------------------------------
+
+    async def accept(self, incoming: Incoming) -> Accepted:
+        key = (
+            incoming.route,
+            incoming.sending_application,
+            incoming.sending_facility,
+            incoming.control_id,
+        )
+
+        async def job(connection: Connection) -> Accepted:
+            # ON CONFLICT: the unique sender key decides between engines receiving the
+            # same message at once; the later one waits for the first to commit.
+            cursor = await connection.execute(
+                """INSERT INTO messages (received_at, route, peer, sending_application,
+                       sending_facility, control_id, message_type, content_hash, size, raw,
+                       ack, status)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (route, sending_application, sending_facility, control_id)
+                   DO NOTHING RETURNING id""",
+                (
+                    incoming.received_at,
+                    incoming.route,
+                    incoming.peer,
+                    *key[1:],
+                    incoming.message_type,
+                    incoming.content_hash,
+                    len(incoming.raw),
+                    incoming.raw,
+                    incoming.ack,
+                    MessageStatus.RECEIVED.value,
+                ),
+            )
+            row = await cursor.fetchone()
+            if row is not None:
+                return Accepted(row[0], duplicate=False, same_content=True, ack=incoming.ack)
+            cursor = await connection.execute(
+                """SELECT id, content_hash, ack FROM messages WHERE route = %s
+                   AND sending_application = %s AND sending_facility = %s AND control_id = %s""",
+                key,
+            )
+            message_id, content_hash, ack = await cursor.fetchone()  # type: ignore[misc]
+            return Accepted(
+                message_id, True, bytes(content_hash) == incoming.content_hash, bytes(ack)
+            )
+
+        return await self._write(job, ordered=True, notify="received")
+
+    async def received(self, after_id: int, limit: int) -> list[StoredMessage]:
+        rows = await self._run(
+            """SELECT id, route, received_at, control_id, message_type, raw FROM messages
+               WHERE status = 'received' AND id > %s ORDER BY id LIMIT %s""",
+            (after_id, limit),
+        )
+        return [StoredMessage(*row) for row in rows]
+
+    async def route_messages(self, routed: list[RoutingResult]) -> None:
+        now = time.time()
+
+        async def job(connection: Connection) -> None:
+            # First, and only from 'received': a message another engine's router routed
+            # meanwhile (a lease changing hands) fails the whole batch instead of being
+            # routed twice; its row lock also waits for that router's transaction.
+            cursor = await connection.execute(
+                "UPDATE messages SET status = 'routed' WHERE id = ANY(%s) AND status = 'received'",
+                ([result.message_id for result in routed],),
+            )
+            if cursor.rowcount != len(routed):
+                raise StoreError("messages already routed (by another engine)")
+            async with connection.cursor() as many:
+                await many.executemany(
+                    """INSERT INTO outbox (message_id, route, destination, payload,
+                           patient_key, lane_hash, status, attempts, next_attempt_at,
+                           updated_at)
+                       SELECT id, route, %s, %s, %s, %s, 'pending', 0, 0, %s
+                       FROM messages WHERE id = %s""",
+                    [
+                        (
+                            entry.destination,
+                            entry.payload,
+                            entry.patient_key,
+                            lane_hash(entry.patient_key),
+                            now,
+                            result.message_id,
+                        )
+                        for result in routed
+                        for entry in result.entries
+                    ],
+                )
+                await many.executemany(
+                    """INSERT INTO identity_outcomes (message_id, recorded_at, record)
+                       VALUES (%s, %s, %s)""",
+                    [
+                        (result.message_id, now, result.identity)
+                        for result in routed
+                        if result.identity is not None
+                    ],
+                )
+
+        # Not durable: after a database crash the messages are still 'received' and are
+        # routed again. One job, so the batch is routed all or none.
+        await self._write(job, durable=False, ordered=True, notify="routed")
+
+    # -- outbox -----------------------------------------------------------------------
+
+    async def pending_entries(
+        self,
+        route: str,
+        destination: str,
+        after_entry_id: int,
+        limit: int,
+        lane: int = 0,
+        lanes: int = 1,
+    ) -> list[OutboxEntry]:
+        lane_filter = "AND o.lane_hash %% %s = %s" if lanes > 1 else ""
+        lane_values = (lanes, lane) if lanes > 1 else ()
+        rows = await self._run(
+            f"""SELECT {_OUTBOX_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
+                WHERE o.route = %s AND o.destination = %s AND o.status = 'pending'
+                  AND o.id > %s {lane_filter} ORDER BY o.id LIMIT %s""",  # noqa: S608 - constant SQL
+            (route, destination, after_entry_id, *lane_values, limit),
+        )
+        return [_entry(row) for row in rows]
+
+    async def mark_delivered(
+        self, entry_id: int, ack_code: str, fence: Lease | None = None
+    ) -> None:
+        now = time.time()
+
+        async def job(connection: Connection) -> None:
+            await _fenced_update(
+                connection,
+                """UPDATE outbox SET status = 'delivered', delivered_at = %(now)s,
+                       updated_at = %(now)s, attempts = attempts + 1, last_ack_code = %(ack)s
+                   WHERE id = %(id)s""",
+                {"now": now, "ack": ack_code or None, "id": entry_id},
+                fence,
+            )
+
+        # Not durable: lost in a database crash, the message is sent again (at-least-once).
+        await self._write(job, durable=False)
+
+    async def record_failure(
+        self,
+        entry_id: int,
+        error: str,
+        next_attempt_at: float,
+        park: bool,
+        fence: Lease | None = None,
+    ) -> None:
+        now = time.time()
+        status = EntryStatus.PARKED if park else EntryStatus.PENDING
+
+        async def job(connection: Connection) -> None:
+            await _fenced_update(
+                connection,
+                """UPDATE outbox SET status = %(status)s, attempts = attempts + 1,
+                       last_error = %(error)s, next_attempt_at = %(due)s, updated_at = %(now)s
+                   WHERE id = %(id)s AND status = 'pending'""",
+                {
+                    "status": status.value,
+                    "error": error[:500],
+                    "due": next_attempt_at,
+                    "now": now,
+                    "id": entry_id,
+                },
+                fence,
+            )
+
+        await self._write(job, durable=False)
+
+    async def entry_status(self, entry_id: int) -> EntryStatus | None:
+        rows = await self._run("SELECT status FROM outbox WHERE id = %s", (entry_id,))
+        return EntryStatus(rows[0][0]) if rows else None
+
+    # -- queue operations ---------------------------------------------------------------
+
+    async def queue_status(self) -> list[QueueStatus]:
+        rows = await self._run(
+            """SELECT q.route, q.destination, q.pending, q.parked, m.received_at,
+                   q.head_attempts, (
+                       SELECT last_error FROM outbox e WHERE e.route = q.route
+                         AND e.destination = q.destination
+                         AND e.status IN ('pending', 'parked') AND e.last_error IS NOT NULL
+                       ORDER BY e.updated_at DESC LIMIT 1)
+               FROM (SELECT route, destination,
+                         count(*) FILTER (WHERE status = 'pending') AS pending,
+                         count(*) FILTER (WHERE status = 'parked') AS parked,
+                         min(id) FILTER (WHERE status = 'pending') AS head,
+                         coalesce(max(attempts) FILTER (WHERE status = 'pending'), 0)
+                             AS head_attempts
+                     FROM outbox WHERE status IN ('pending', 'parked')
+                     GROUP BY route, destination) q
+               LEFT JOIN outbox h ON h.id = q.head
+               LEFT JOIN messages m ON m.id = h.message_id
+               ORDER BY q.route, q.destination"""
+        )
+        return [QueueStatus(*row) for row in rows]
+
+    async def list_entries(
+        self, status: EntryStatus, route: str | None, destination: str | None, limit: int
+    ) -> list[EntrySummary]:
+        order = "ASC" if status in _OPEN else "DESC"
+        rows = await self._run(
+            f"""SELECT {_SUMMARY_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
+                WHERE o.status = %(status)s
+                  AND (%(route)s::text IS NULL OR o.route = %(route)s)
+                  AND (%(destination)s::text IS NULL OR o.destination = %(destination)s)
+                ORDER BY o.id {order} LIMIT %(limit)s""",  # noqa: S608 - constant SQL
+            {"status": status.value, "route": route, "destination": destination, "limit": limit},
+        )
+        return [_summary(row) for row in rows]
+
+    async def resend(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
+        now = time.time()
+
+        async def job(connection: Connection) -> list[ActionResult]:
+            results = []
+            for entry_id in entry_ids:
+                status = await _status_of(connection, entry_id)
+                if status is None:
+                    results.append(ActionResult(entry_id, False, "no such entry"))
+                    continue
+                if status is EntryStatus.PENDING:
+                    results.append(ActionResult(entry_id, False, "still pending: nothing to do"))
+                    continue
+                if status is EntryStatus.RESENT:
+                    cursor = await connection.execute(
+                        "SELECT max(id) FROM outbox WHERE resend_of = %s", (entry_id,)
+                    )
+                    (copy,) = await cursor.fetchone()  # type: ignore[misc]
+                    results.append(ActionResult(entry_id, False, f"already resent as {copy}"))
+                    continue
+                cursor = await connection.execute(
+                    """INSERT INTO outbox (message_id, route, destination, payload,
+                           patient_key, lane_hash, status, attempts, next_attempt_at,
+                           updated_at, resend_of)
+                       SELECT message_id, route, destination, payload, patient_key, lane_hash,
+                           'pending', 0, 0, %s, id FROM outbox WHERE id = %s RETURNING id""",
+                    (now, entry_id),
+                )
+                (new_id,) = await cursor.fetchone()  # type: ignore[misc]
+                if status is not EntryStatus.DELIVERED:
+                    await _set_status(connection, entry_id, EntryStatus.RESENT, now)
+                await _record_action(connection, now, entry_id, f"resend as {new_id}", reason)
+                results.append(ActionResult(entry_id, True, f"resent as {new_id}", new_id))
+            return results
+
+        return await self._write(job, ordered=True, notify="routed")
+
+    async def skip(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
+        now = time.time()
+
+        async def job(connection: Connection) -> list[ActionResult]:
+            results = []
+            for entry_id in entry_ids:
+                status = await _status_of(connection, entry_id)
+                if status is None:
+                    results.append(ActionResult(entry_id, False, "no such entry"))
+                elif status not in _OPEN:
+                    results.append(ActionResult(entry_id, False, f"already {status.value}"))
+                else:
+                    await _set_status(connection, entry_id, EntryStatus.SKIPPED, now)
+                    await _record_action(connection, now, entry_id, "skip", reason)
+                    results.append(ActionResult(entry_id, True, "skipped"))
+            return results
+
+        return await self._write(job)
+
+    # -- retention ----------------------------------------------------------------------
+
+    async def prune(self, before: float, limit: int) -> Pruned:
+        # The newest row of each table is kept, as in SQLite, so both backends prune alike.
+        async def job(connection: Connection) -> Pruned:
+            entries = await connection.execute(
+                """DELETE FROM outbox WHERE id IN (
+                      SELECT id FROM outbox WHERE status = ANY(%s) AND updated_at < %s
+                        AND id < (SELECT max(id) FROM outbox) LIMIT %s)""",
+                (_FINISHED, before, limit),
+            )
+            messages = await connection.execute(
+                """DELETE FROM messages WHERE id IN (
+                      SELECT id FROM messages m WHERE status = 'routed' AND received_at < %s
+                        AND id < (SELECT max(id) FROM messages)
+                        AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
+                      LIMIT %s)""",
+                (before, limit),
+            )
+            cached = await connection.execute(
+                """DELETE FROM insi_cache WHERE key IN (
+                      SELECT key FROM insi_cache WHERE expires_at < %s LIMIT %s)""",
+                (time.time(), limit),
+            )
+            return Pruned(entries.rowcount, messages.rowcount, cached.rowcount)
+
+        return await self._write(job, durable=False)
+
+    # -- leases and engines (engine.leases) --------------------------------------------
+
+    async def claim_lease(
+        self, name: str, holder: str, lease_s: float, force: bool = False
+    ) -> LeaseClaim:
+        # One statement: insert, renew (same holder), or take over (expired or forced);
+        # the token grows only when the holder changes. Committed on its own and durably,
+        # not in a group that may wait for the order lock: a renewal a database crash could
+        # lose would let another engine take the lease while this one still counts on it.
+        rows = await self._run(
+            f"""INSERT INTO leases AS l (name, holder, token, since, renewed_at, expires_at)
+                SELECT %(name)s, %(holder)s, 1, now, now, now + %(lease_s)s
+                FROM (SELECT {_NOW} AS now) clock
+                ON CONFLICT (name) DO UPDATE SET
+                    holder = excluded.holder,
+                    token = CASE WHEN l.holder = excluded.holder THEN l.token
+                                 ELSE l.token + 1 END,
+                    since = CASE WHEN l.holder = excluded.holder THEN l.since
+                                 ELSE excluded.since END,
+                    renewed_at = excluded.renewed_at,
+                    expires_at = excluded.expires_at
+                WHERE l.holder = excluded.holder OR l.expires_at <= excluded.renewed_at
+                   OR %(force)s
+                RETURNING token, since""",  # noqa: S608 - constant SQL
+            {"name": name, "holder": holder, "lease_s": lease_s, "force": force},
+        )
+        if rows:
+            token, since = rows[0]
+            return LeaseClaim(Lease(name, holder, token, since), holder, lease_s)
+        rows = await self._run(
+            f"SELECT holder, expires_at - {_NOW} FROM leases WHERE name = %s",  # noqa: S608
+            (name,),
+        )
+        if not rows:  # released meanwhile: free at the next claim
+            return LeaseClaim(None, "", 0.0)
+        return LeaseClaim(None, rows[0][0], max(rows[0][1], 0.0))
+
+    async def release_lease(self, lease: Lease) -> None:
+        await self._run(
+            "DELETE FROM leases WHERE name = %s AND holder = %s AND token = %s RETURNING name",
+            (lease.name, lease.holder, lease.token),
+        )
+
+    async def leases(self) -> list[LeaseState]:
+        rows = await self._run(
+            "SELECT name, holder, since, renewed_at, expires_at FROM leases ORDER BY name"
+        )
+        return [LeaseState(*row) for row in rows]
+
+    async def engine_seen(self, engine: EngineState) -> None:
+        await self._run(
+            f"""INSERT INTO engines (id, host, pid, started_at, seen_at)
+                VALUES (%s, %s, %s, %s, {_NOW})
+                ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at
+                RETURNING id""",  # noqa: S608 - constant SQL
+            (engine.engine_id, engine.host, engine.pid, engine.started_at),
+        )
+
+    async def engine_stopped(self, engine_id: str) -> None:
+        await self._run("DELETE FROM engines WHERE id = %s RETURNING id", (engine_id,))
+
+    async def engines(self) -> list[EngineState]:
+        rows = await self._run(
+            "SELECT id, host, pid, started_at, seen_at FROM engines ORDER BY started_at, id"
+        )
+        return [EngineState(*row) for row in rows]
+
+
+async def _transaction(connection: Connection, group: list[_Pending]) -> list[Any]:
+    """Run a group's jobs in one transaction and commit it; `_JobFailed` if a job raised."""
+    results = []
+    async with connection.transaction():
+        if not any(pending.durable for pending in group):
+            await connection.execute("SET LOCAL synchronous_commit = off")
+        if any(pending.ordered for pending in group):
+            await connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", ORDER_LOCK)
+        for pending in group:
+            try:
+                results.append(await pending.job(connection))
+            except psycopg.OperationalError:
+                raise  # the connection, not the job: the whole group fails
+            except Exception as error:
+                raise _JobFailed(error) from error
+        for channel in sorted({pending.notify for pending in group if pending.notify}):
+            await connection.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, channel))
+    return results
+
+
+async def _alone(connection: Connection, pending: _Pending) -> tuple[bool, Any]:
+    """One job of a failed group, in a transaction of its own."""
+    try:
+        (value,) = await _transaction(connection, [pending])
+    except _JobFailed as failed:
+        return False, failed.error
+    return True, value
+
+
+async def _fenced_update(
+    connection: Connection, sql: str, parameters: dict[str, Any], fence: Lease | None
+) -> None:
+    """Run an entry update; with a fence, only while the lease has not changed holder."""
+    if fence is None:
+        await connection.execute(sql, parameters)
+        return
+    cursor = await connection.execute(
+        f"""{sql} AND EXISTS (SELECT 1 FROM leases
+                              WHERE name = %(lease)s AND token = %(token)s)
+            RETURNING id""",  # noqa: S608 - constant SQL
+        {**parameters, "lease": fence.name, "token": fence.token},
+    )
+    if cursor.rowcount == 0:
+        rows = await (
+            await connection.execute("SELECT token FROM leases WHERE name = %s", (fence.name,))
+        ).fetchall()
+        if not rows or rows[0][0] != fence.token:
+            raise LeaseLost(f"lease {fence.name} is no longer held by this engine")
+
+
+async def _status_of(connection: Connection, entry_id: int) -> EntryStatus | None:
+    """An entry's status, locked until the operator's action commits: a delivery mark
+    committed meanwhile by a worker is then seen, not overwritten."""
+    cursor = await connection.execute(
+        "SELECT status FROM outbox WHERE id = %s FOR UPDATE", (entry_id,)
+    )
+    row = await cursor.fetchone()
+    return None if row is None else EntryStatus(row[0])
+
+
+async def _set_status(
+    connection: Connection, entry_id: int, status: EntryStatus, now: float
+) -> None:
+    await connection.execute(
+        "UPDATE outbox SET status = %s, updated_at = %s WHERE id = %s",
+        (status.value, now, entry_id),
+    )
+
+
+async def _record_action(
+    connection: Connection, now: float, entry_id: int, action: str, reason: str
+) -> None:
+    await connection.execute(
+        "INSERT INTO operator_actions (at, entry_id, action, reason) VALUES (%s, %s, %s, %s)",
+        (now, entry_id, action, reason),
+    )
+
+
+def _reason(error: psycopg.Error) -> str:
+    """What libpq says of a failed connection (host, port, role, database, authentication:
+    no patient data), on one line."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return text or type(error).__name__
