@@ -1,10 +1,13 @@
 """The running engine: store, listeners, router and background tasks, started and stopped
 in the order that keeps every acknowledged message safe.
 
-Start: open the store, then the delivery workers, the router, then the listeners (nothing
-is acknowledged before the store is ready). Stop: close the listeners (busy connections
-finish their message), stop the background tasks, let the delivery workers finish the
-message they are sending, then close the store, which commits what is queued.
+Start: open the store, then the lease keeper, the delivery workers, the router, then the
+listeners (nothing is acknowledged before the store is ready). Every engine receives;
+routing and each delivery lane run under a lease, so among engines sharing a store one
+does each (with SQLite, the only engine does all). Stop: close the listeners (busy
+connections finish their message), stop the background tasks, let the delivery workers
+finish the message they are sending, give the leases up so that another engine takes over
+at once, then close the store, which commits what is queued.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from pathlib import Path
 
 from engine.config import Config, RouteSettings
 from engine.delivery.service import DeliveryService
@@ -20,15 +22,16 @@ from engine.enrich.step import EnrichStep
 from engine.hl7.ack import AckBuilder
 from engine.ins.service import InsiService, open_insi_service
 from engine.intake import Intake
+from engine.leases import LeaseKeeper, under_lease
 from engine.listener import Listener
 from engine.logs import get_logger
 from engine.pipeline import Step
 from engine.router import RoutePlan, Router
-from engine.store.sqlite import SqliteStore
-from engine.store.url import sqlite_path
+from engine.store.backends import OpenStore, open_store, password
 from engine.tls import server_context
 
 log = get_logger("engine.runtime")
+ROUTING_LEASE = "routing"
 
 
 class Engine:
@@ -37,35 +40,60 @@ class Engine:
     def __init__(self, config: Config, acks: AckBuilder | None = None) -> None:
         self.config = config
         self._acks = acks or AckBuilder()
-        self.store: SqliteStore | None = None
+        self.store: OpenStore | None = None
+        self.leases: LeaseKeeper | None = None
         self.listeners: dict[str, Listener] = {}
         self.router: Router | None = None
         self.delivery: DeliveryService | None = None
         self.insi: InsiService | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._keeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        path = sqlite_path(self.config.engine.store)
-        assert path is not None
-        self.store = await SqliteStore.open(str(Path(path)))
+        settings = self.config.engine
+        self.store = await open_store(settings.store, password(settings.store_password_env))
+        self.leases = LeaseKeeper(self.store, settings.lease_s)
+        self._keeper = asyncio.create_task(self.leases.run(), name="leases")
         if any(route.enrich for route in self.config.routes):
             self.insi = await open_insi_service(self.config.insi, cache=self.store)
         plans = {
             route.name: RoutePlan(route, self._steps_for(route)) for route in self.config.routes
         }
         self.delivery = DeliveryService(
-            self.store, self.config.routes, self.config.engine.retention_days
+            self.store, self.config.routes, settings.retention_days, self.leases
         )
         await self.delivery.start()
-        self.router = Router(self.store, plans, on_routed=self.delivery.wake)
-        self._tasks.append(asyncio.create_task(self.router.run(), name="router"))
+        router = self.router = Router(self.store, plans, on_routed=self.delivery.wake)
+        self._tasks.append(
+            asyncio.create_task(
+                under_lease(self.leases, ROUTING_LEASE, lambda _: router.run()), name="router"
+            )
+        )
+        self._tasks.append(
+            asyncio.create_task(self.store.watch(self._changed), name="store notifications")
+        )
         for route in self.config.routes:
             intake = Intake(route, self.store, self._acks, on_stored=self.router.stored)
             context = server_context(route.tls) if route.tls else None
             listener = Listener(route, intake, context)
             await listener.start()
             self.listeners[route.name] = listener
-        log.info("engine started", count=len(self.listeners), path=path)
+        log.info(
+            "engine started",
+            count=len(self.listeners),
+            path=self.store.name,
+            engine=self.leases.engine.engine_id,
+        )
+
+    def _changed(self, what: str) -> None:
+        """An engine sharing the store committed messages or outbox entries, or gave a
+        lease up."""
+        if what == "received" and self.router is not None:
+            self.router.wake()
+        elif what == "routed" and self.delivery is not None:
+            self.delivery.wake()
+        elif what == "lease" and self.leases is not None:
+            self.leases.poke()
 
     def _steps_for(self, route: RouteSettings) -> list[Step]:
         if not route.enrich:
@@ -83,6 +111,12 @@ class Engine:
                 await task
         if self.delivery is not None:
             await self.delivery.stop(grace)
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+        if self.leases is not None:
+            await self.leases.stop()
         if self.insi is not None:
             await self.insi.aclose()
         if self.store is not None:

@@ -1,29 +1,26 @@
 """`ins-engine queue status|list|resend|skip`: see and act on what waits for delivery.
 
-These commands open the store file of the configuration beside a running engine (SQLite
-lets both write; the engine's workers pick up a resent entry within a second and see a
-skip before the skipped message's next attempt). Nothing they print comes from a message
-body: control ids, types, times, attempts and the engine's own error texts only.
+These commands open the configuration's store beside running engines (the engines' workers
+pick up a resent entry within a second and see a skip before the skipped message's next
+attempt). Nothing they print comes from a message body: control ids, types, times,
+attempts and the engine's own error texts only.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from engine.commands.common import add_config_argument, read_config
-from engine.config import Config
+from engine.commands.common import add_config_argument, on_store, read_config
+from engine.commands.tables import age, print_table, queue_holder
 from engine.errors import CliError
-from engine.store.base import ActionResult, EntryStatus, QueueStatus
-from engine.store.sqlite import SqliteStore
-from engine.store.url import sqlite_path
+from engine.store.backends import OpenStore
+from engine.store.base import ActionResult, EntryStatus, LeaseState, QueueStatus
 
 T = TypeVar("T")
 
@@ -67,31 +64,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def show_status(args: argparse.Namespace) -> int:
     config = read_config(args)
-    found = {(row.route, row.destination): row for row in _run(config, lambda s: s.queue_status())}
+
+    async def read(store: OpenStore) -> tuple[list[QueueStatus], list[LeaseState]]:
+        return await store.queue_status(), await store.leases()
+
+    statuses, leases = on_store(config, read)
+    found = {(row.route, row.destination): row for row in statuses}
     for route in config.routes:
         for destination in route.destinations:
             key = (route.name, destination.name)
             found.setdefault(key, QueueStatus(*key, 0, 0, None, 0, None))
     rows = [found[key] for key in sorted(found)]
-    if args.json:
-        print(json.dumps([asdict(row) for row in rows], indent=2))
-        return 0
     now = time.time()
-    _print_table(
-        ["ROUTE", "DESTINATION", "PENDING", "PARKED", "OLDEST", "HEAD ATTEMPTS", "LAST ERROR"],
+    holders = [queue_holder(leases, row.route, row.destination, now) for row in rows]
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {**asdict(row), "delivered_by": holder, "delivered_by_since": since}
+                    for row, (holder, since) in zip(rows, holders, strict=True)
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    print_table(
+        ["ROUTE", "DESTINATION", "PENDING", "PARKED", "OLDEST", "HEAD ATTEMPTS", "LAST ERROR",
+         "DELIVERED BY", "SINCE"],
         [
             [
                 row.route,
                 row.destination,
                 row.pending,
                 row.parked,
-                _age(now - row.oldest_pending_at) if row.oldest_pending_at else "-",
+                age(now - row.oldest_pending_at) if row.oldest_pending_at else "-",
                 row.head_attempts,
                 row.last_error or "-",
+                holder,
+                f"{age(now - since)} ago" if since is not None else "-",
             ]
-            for row in rows
+            for row, (holder, since) in zip(rows, holders, strict=True)
         ],
-    )
+    )  # fmt: skip
     return 0
 
 
@@ -101,14 +115,14 @@ def show_list(args: argparse.Namespace) -> int:
     status = (
         EntryStatus.PARKED if args.parked else EntryStatus(args.status or EntryStatus.PENDING.value)
     )
-    entries = _run(
+    entries = on_store(
         read_config(args),
         lambda store: store.list_entries(status, args.route, args.destination, args.limit),
     )
     if args.json:
         print(json.dumps([asdict(entry) for entry in entries], indent=2))
         return 0
-    _print_table(
+    print_table(
         ["ID", "ROUTE", "DESTINATION", "CONTROL ID", "TYPE", "RECEIVED", "ATTEMPTS", "LAST ERROR"],
         [
             [
@@ -128,12 +142,12 @@ def show_list(args: argparse.Namespace) -> int:
 
 
 def resend(args: argparse.Namespace) -> int:
-    results = _run(read_config(args), lambda store: store.resend(args.ids, args.reason))
+    results = on_store(read_config(args), lambda store: store.resend(args.ids, args.reason))
     return _report(results)
 
 
 def skip(args: argparse.Namespace) -> int:
-    results = _run(read_config(args), lambda store: store.skip(args.ids, args.reason))
+    results = on_store(read_config(args), lambda store: store.skip(args.ids, args.reason))
     return _report(results)
 
 
@@ -141,42 +155,3 @@ def _report(results: Sequence[ActionResult]) -> int:
     for result in results:
         print(f"entry {result.entry_id}: {result.detail}")
     return 0 if all(result.done for result in results) else 1
-
-
-def _run(config: Config, action: Callable[[SqliteStore], Awaitable[T]]) -> T:
-    """Open the configuration's store file (which must exist), act, close."""
-    path = sqlite_path(config.engine.store)
-    assert path is not None
-    if not Path(path).is_file():
-        raise CliError(f"no store at {path}: has the engine run with this configuration?")
-
-    async def main() -> T:
-        store = await SqliteStore.open(path)
-        try:
-            return await action(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
-
-
-def _age(seconds: float) -> str:
-    """`42s`, `3m05s`, `2h07m`, `3d04h`: how long the oldest entry has waited."""
-    seconds = max(int(seconds), 0)
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-def _print_table(headers: list[str], rows: list[list[Any]]) -> None:
-    cells = [headers, *[[str(value) for value in row] for row in rows]]
-    widths = [max(len(row[index]) for row in cells) for index in range(len(headers))]
-    for row in cells:
-        print(
-            "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip()
-        )

@@ -12,6 +12,7 @@ that goes on "after the last id it saw" never misses a row committed later.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -298,7 +299,8 @@ class Store(Protocol):
         ...
 
     async def release_lease(self, lease: Lease) -> None:
-        """Give the lease up at once (a clean stop), if `lease.holder` still has it."""
+        """Give the lease up at once (a clean stop), if `lease.holder` still has it: it
+        expires now, and its next holder gets the next token."""
         ...
 
     async def leases(self) -> list[LeaseState]:
@@ -315,6 +317,13 @@ class Store(Protocol):
 
     async def engines(self) -> list[EngineState]:
         """Every engine recorded, oldest start first."""
+        ...
+
+    async def watch(self, on_change: Callable[[str], None]) -> None:
+        """Until cancelled, call `on_change("received")` or `on_change("routed")` when any
+        engine sharing the store commits messages or outbox entries, `on_change("lease")`
+        when one gives a lease up. A store one engine uses returns at once: that engine
+        wakes its own router and workers."""
         ...
 
     async def close(self) -> None: ...

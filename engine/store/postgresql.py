@@ -76,6 +76,7 @@ CONNECT_TIMEOUT_S = 10
 IDLE_IN_TRANSACTION_MS = 5000
 LOCK_TIMEOUT_MS = 10000
 NOTIFY_CHANNEL = "ins_engine"
+WATCH_RETRY_S = 1.0
 
 _OUTBOX_COLUMNS = """
     o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
@@ -638,8 +639,11 @@ class PostgresStore:
 
     async def release_lease(self, lease: Lease) -> None:
         await self._run(
-            "DELETE FROM leases WHERE name = %s AND holder = %s AND token = %s RETURNING name",
-            (lease.name, lease.holder, lease.token),
+            f"""WITH released AS (
+                    UPDATE leases SET expires_at = {_NOW}
+                    WHERE name = %s AND holder = %s AND token = %s RETURNING name)
+                SELECT pg_notify(%s, 'lease') FROM released""",  # noqa: S608 - constant SQL
+            (lease.name, lease.holder, lease.token, NOTIFY_CHANNEL),
         )
 
     async def leases(self) -> list[LeaseState]:
@@ -659,6 +663,24 @@ class PostgresStore:
 
     async def engine_stopped(self, engine_id: str) -> None:
         await self._run("DELETE FROM engines WHERE id = %s RETURNING id", (engine_id,))
+
+    async def watch(self, on_change: Callable[[str], None]) -> None:
+        """LISTEN on a connection of its own; what any engine commits wakes this one's
+        router ("received") and delivery workers ("routed") at once, instead of at their
+        next poll, and a lease given up ("lease") is claimed at once. Reconnects after a
+        failure, waking everything (a notice may have been lost)."""
+        while True:
+            try:
+                connection = await self.connect()
+                async with connection:
+                    await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    for what in ("received", "routed", "lease"):
+                        on_change(what)
+                    async for notice in connection.notifies():
+                        on_change(notice.payload)
+            except (StoreError, psycopg.Error) as error:
+                log.warning("store notifications interrupted", error=type(error).__name__)
+            await asyncio.sleep(WATCH_RETRY_S)
 
     async def engines(self) -> list[EngineState]:
         rows = await self._run(

@@ -653,8 +653,9 @@ class SqliteStore:
     async def release_lease(self, lease: Lease) -> None:
         await self._write(
             lambda connection: connection.execute(
-                "DELETE FROM leases WHERE name = ? AND holder = ? AND token = ?",
-                (lease.name, lease.holder, lease.token),
+                """UPDATE leases SET expires_at = ?
+                   WHERE name = ? AND holder = ? AND token = ?""",
+                (time.time(), lease.name, lease.holder, lease.token),
             )
         )
 
@@ -689,6 +690,9 @@ class SqliteStore:
             ).fetchall()
         )
         return [EngineState(*row) for row in rows]
+
+    async def watch(self, on_change: Callable[[str], None]) -> None:
+        """Nothing to watch: one engine uses the file, and wakes its own tasks."""
 
 
 def _check_fence(connection: sqlite3.Connection, fence: Lease | None) -> None:

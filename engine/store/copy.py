@@ -1,0 +1,227 @@
+"""Copying a whole store to a new one: `ins-engine store copy FROM TO`.
+
+What an installation moving from SQLite to PostgreSQL (or back) must keep: messages with
+their ids, outbox entries with their ids (an entry's id is its position in its queue, so
+every queue keeps its order and its head), identity outcomes, the INSi cache and the
+operator audit. Leases and the engines table are not copied: they describe engines running
+on the old store. The source must be at this engine's schema version (migrate it first);
+the target must hold no rows: a copy never merges two installations. The source is read in
+one snapshot and the target written in one transaction, so a copy that fails leaves the
+target empty and may simply be run again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+
+from engine.errors import StoreError
+from engine.store.migrations import check_version
+from engine.store.migrations import postgresql as pg_migrations
+from engine.store.migrations import sqlite as sqlite_migrations
+from engine.store.postgresql import PostgresStore, lane_hash
+from engine.store.url import display_url, is_postgresql, sqlite_path
+
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[str, ...]  # the first is the key rows are read in the order of
+    identity: bool = False  # its key is drawn by the store: PostgreSQL's counter follows
+
+
+TABLES = (
+    Table(
+        "messages",
+        tuple(
+            """id received_at route peer sending_application sending_facility control_id
+            message_type content_hash size raw ack status""".split()
+        ),
+        identity=True,
+    ),
+    Table(
+        "outbox",
+        tuple(
+            """id message_id route destination payload patient_key status attempts
+            next_attempt_at last_error last_ack_code updated_at delivered_at resend_of""".split()
+        ),
+        identity=True,
+    ),
+    Table("identity_outcomes", ("message_id", "recorded_at", "record")),
+    Table("insi_cache", ("key", "payload", "expires_at")),
+    Table("operator_actions", ("id", "at", "entry_id", "action", "reason"), identity=True),
+)
+
+
+class _Side(Protocol):
+    """One store's tables, as the copy reads or writes them."""
+
+    name: str
+
+    def rows(self, table: Table) -> AsyncIterator[list[tuple[Any, ...]]]: ...
+
+    async def insert(self, table: Table, rows: list[tuple[Any, ...]]) -> None: ...
+
+    async def count(self, table: Table) -> int: ...
+
+    async def finish(self, commit: bool) -> None: ...
+
+
+async def copy_store(source_url: str, target_url: str, secret: str | None) -> dict[str, int]:
+    """Copy every row of the source into the empty target; the rows copied per table."""
+    if display_url(source_url) == display_url(target_url):
+        raise StoreError("FROM and TO are the same store")
+    source = await _open(source_url, secret, reading=True)
+    try:
+        target = await _open(target_url, secret, reading=False)
+        try:
+            for table in TABLES:
+                if found := await target.count(table):
+                    raise StoreError(
+                        f"the target store {target.name} is not empty ({found} rows in "
+                        f"{table.name}): copy only into a new store"
+                    )
+            copied = {}
+            for table in TABLES:
+                copied[table.name] = 0
+                async for batch in source.rows(table):
+                    await target.insert(table, batch)
+                    copied[table.name] += len(batch)
+        except BaseException:
+            await target.finish(commit=False)
+            raise
+        await target.finish(commit=True)
+    finally:
+        await source.finish(commit=False)
+    return copied
+
+
+async def _open(url: str, secret: str | None, reading: bool) -> _Side:
+    if is_postgresql(url):
+        connection = await PostgresStore(url, secret).connect()
+        try:
+            found = await pg_migrations.version(connection)
+            if found is None and not reading:
+                await pg_migrations.migrate(connection)
+            else:
+                _check(display_url(url), found, pg_migrations.LATEST)
+            isolation = "REPEATABLE READ" if reading else "READ COMMITTED"
+            await connection.execute(f"BEGIN ISOLATION LEVEL {isolation}")
+        except BaseException:
+            await connection.close()
+            raise
+        return _Postgres(display_url(url), connection)
+    path = sqlite_path(url)
+    assert path is not None
+    return _Sqlite.open(path, reading)
+
+
+def _check(name: str, found: int | None, latest: int) -> None:
+    """A source (or non-empty target) must be a store at this engine's version."""
+    if found is None:
+        raise StoreError(f"no store in {name}")
+    check_version(name, found, latest)
+
+
+class _Sqlite:
+    def __init__(self, name: str, connection: sqlite3.Connection) -> None:
+        self.name = name
+        self._connection = connection
+
+    @classmethod
+    def open(cls, path: str, reading: bool) -> _Sqlite:
+        if reading and not Path(path).is_file():
+            raise StoreError(f"no store at {path}")
+        connection = sqlite3.connect(path, isolation_level=None)
+        connection.execute("PRAGMA busy_timeout = 10000")
+        found = sqlite_migrations.version(connection)
+        if found is None and not reading:
+            sqlite_migrations.migrate(connection)
+        else:
+            _check(path, found, sqlite_migrations.LATEST)
+        connection.execute("BEGIN" if reading else "BEGIN IMMEDIATE")
+        return cls(path, connection)
+
+    async def rows(self, table: Table) -> AsyncIterator[list[tuple[Any, ...]]]:
+        columns = ", ".join(table.columns)
+        cursor = self._connection.execute(
+            f"SELECT {columns} FROM {table.name} ORDER BY {table.columns[0]}"  # noqa: S608
+        )
+        while batch := cursor.fetchmany(BATCH):
+            yield batch
+
+    async def insert(self, table: Table, rows: list[tuple[Any, ...]]) -> None:
+        columns = ", ".join(table.columns)
+        marks = ", ".join("?" * len(table.columns))
+        self._connection.executemany(
+            f"INSERT INTO {table.name} ({columns}) VALUES ({marks})",  # noqa: S608 - constant
+            rows,
+        )
+
+    async def count(self, table: Table) -> int:
+        sql = f"SELECT count(*) FROM {table.name}"  # noqa: S608 - constant
+        return int(self._connection.execute(sql).fetchone()[0])
+
+    async def finish(self, commit: bool) -> None:
+        if self._connection.in_transaction:
+            self._connection.execute("COMMIT" if commit else "ROLLBACK")
+        self._connection.close()
+
+
+class _Postgres:
+    def __init__(self, name: str, connection: psycopg.AsyncConnection[Any]) -> None:
+        self.name = name
+        self._connection = connection
+
+    async def rows(self, table: Table) -> AsyncIterator[list[tuple[Any, ...]]]:
+        columns = ", ".join(table.columns)
+        key = table.columns[0]
+        async with self._connection.cursor(name=f"copy_{table.name}") as cursor:
+            await cursor.execute(
+                f"SELECT {columns} FROM {table.name} ORDER BY {key}"  # noqa: S608 - constant
+            )
+            while batch := await cursor.fetchmany(BATCH):
+                yield [_from_postgres(row) for row in batch]
+
+    async def insert(self, table: Table, rows: list[tuple[Any, ...]]) -> None:
+        columns = list(table.columns)
+        if table.name == "outbox":  # the lane of each entry, which SQLite computes itself
+            columns.append("lane_hash")
+            key = table.columns.index("patient_key")
+            rows = [(*row, lane_hash(row[key])) for row in rows]
+        marks = ", ".join(["%s"] * len(columns))
+        async with self._connection.cursor() as cursor:
+            await cursor.executemany(
+                f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - constant
+                f"VALUES ({marks})",
+                rows,
+            )
+            if table.identity:
+                await cursor.execute(
+                    f"""SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), max(id))
+                        FROM {table.name} HAVING count(*) > 0"""  # noqa: S608 - constant
+                )
+
+    async def count(self, table: Table) -> int:
+        cursor = await self._connection.execute(
+            f"SELECT count(*) FROM {table.name}"  # noqa: S608 - constant
+        )
+        row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def finish(self, commit: bool) -> None:
+        if not self._connection.closed:
+            await self._connection.execute("COMMIT" if commit else "ROLLBACK")
+            await self._connection.close()
+
+
+def _from_postgres(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """bytea arrives as bytes already; memoryview (a binary cursor) is made bytes too."""
+    return tuple(bytes(value) if isinstance(value, memoryview) else value for value in row)

@@ -1,0 +1,60 @@
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    route TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    sending_application TEXT NOT NULL,
+    sending_facility TEXT NOT NULL,
+    control_id TEXT NOT NULL,
+    message_type TEXT NOT NULL,
+    content_hash BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    raw BLOB NOT NULL,
+    ack BLOB NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_sender_key
+    ON messages (route, sending_application, sending_facility, control_id);
+CREATE INDEX IF NOT EXISTS messages_to_route ON messages (id) WHERE status = 'received';
+
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    route TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    payload BLOB,
+    patient_key TEXT,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT,
+    last_ack_code TEXT,
+    updated_at REAL NOT NULL,
+    delivered_at REAL,
+    resend_of INTEGER  -- the entry an operator resent as this one
+);
+CREATE INDEX IF NOT EXISTS outbox_queue ON outbox (route, destination, status, id);
+-- Open entries only, so `queue status` reads what is queued, not the whole history.
+CREATE INDEX IF NOT EXISTS outbox_open ON outbox (route, destination, status, id)
+    WHERE status IN ('pending', 'parked');
+CREATE INDEX IF NOT EXISTS outbox_message ON outbox (message_id);
+
+CREATE TABLE IF NOT EXISTS identity_outcomes (
+    message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+    recorded_at REAL NOT NULL,
+    record TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS insi_cache (
+    key TEXT PRIMARY KEY,
+    payload BLOB NOT NULL,
+    expires_at REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS operator_actions (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    entry_id INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
