@@ -43,6 +43,7 @@ TAKEOVER_DELAY_S = 0.05  # claim this long after another holder's lease would ex
 # Work under a lease stops this long before the lease's deadline: covers the event loop
 # being late to notice, and the instant between the check and the bytes going out.
 SAFETY_S = 0.5
+RELEASE_S = 2.0  # a clean stop waits this long at most to give its leases up
 
 
 def engine_identity() -> EngineState:
@@ -221,20 +222,21 @@ class LeaseKeeper:
         log.warning("lease lost, its work stops", lease=wanted.name, reason=reason)
 
     async def stop(self) -> None:
-        """Give up every lease held (other engines take over at once) and say goodbye."""
+        """Give up every lease held (other engines take over at once) and say goodbye;
+        within `RELEASE_S`: a lease the store cannot be told about expires by itself."""
         self._stopped = True
         self._changed.set()
+        released = []
         for wanted in self._wanted.values():
             held, wanted.held = wanted.held, None
             if wanted.expiry is not None:
                 wanted.expiry.cancel()
-            if held is None:
-                continue
-            held.lost.set()
-            with contextlib.suppress(Exception):  # it expires by itself otherwise
-                await self._store.release_lease(held.lease)
-        with contextlib.suppress(Exception):
-            await self._store.engine_stopped(self.engine.engine_id)
+            if held is not None:
+                held.lost.set()
+                released.append(self._store.release_lease(held.lease))
+        with contextlib.suppress(Exception):  # TimeoutError included
+            async with asyncio.timeout(RELEASE_S):
+                await asyncio.gather(*released, self._store.engine_stopped(self.engine.engine_id))
 
 
 async def under_lease(

@@ -115,7 +115,12 @@ class LaneWorker:
                     )
                     await _wait(self._stop, POLL_S)
         finally:
-            await self._commit_marks()
+            if self._fence.valid:
+                await self._commit_marks()
+            else:  # they would be refused, or wait on a store that cannot be reached
+                for mark in self._marks:
+                    mark.cancel()
+                self._marks.clear()
             await self._sender.close()
 
     async def _step(self) -> None:
@@ -228,11 +233,11 @@ class LaneWorker:
         return True
 
     async def _mark_delivered(self, entry_id: int, ack_code: str) -> None:
-        self._marks.append(
-            asyncio.ensure_future(
-                self._store.mark_delivered(entry_id, ack_code, fence=self._fence.lease)
-            )
+        mark = asyncio.ensure_future(
+            self._store.mark_delivered(entry_id, ack_code, fence=self._fence.lease)
         )
+        mark.add_done_callback(_retrieved)  # a mark left behind by a cancelled lane
+        self._marks.append(mark)
         while self._marks and (self._marks[0].done() or len(self._marks) > MAX_UNCOMMITTED):
             await self._settle(self._marks.popleft())
 
@@ -243,6 +248,8 @@ class LaneWorker:
     async def _settle(self, mark: asyncio.Future[None]) -> None:
         try:
             await mark
+        except LeaseLost:  # another engine has the lane: it sends this entry again
+            self._fence.revoke()
         except Exception as error:  # the message went out; only its record failed
             log.error(
                 "delivered message not recorded as delivered: it may be sent again",
@@ -250,6 +257,13 @@ class LaneWorker:
                 destination=self._settings.name,
                 exc_info=error,
             )
+
+
+def _retrieved(mark: asyncio.Future[None]) -> None:
+    """Take a mark's outcome even when no one awaits it (its failure is logged by
+    `_settle` when it is awaited; a lane that lost its lease no longer cares)."""
+    if not mark.cancelled():
+        mark.exception()
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
