@@ -27,8 +27,13 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 class EngineProcess:
-    def __init__(self, config: Path) -> None:
+    def __init__(
+        self, config: Path, command: list[str] | None = None, cwd: Path = REPOSITORY
+    ) -> None:
+        """`command` runs instead of this checkout's engine (e.g. an installed `ins-engine`)."""
         self.config = config
+        self._command = command or [sys.executable, "-m", "engine"]
+        self._cwd = cwd
         self.records: list[dict[str, Any]] = []
         self._process: subprocess.Popen[bytes] | None = None
         self._started = threading.Event()
@@ -84,8 +89,8 @@ class EngineProcess:
     def _spawn(self) -> None:
         self._started.clear()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "engine", "run", "--config", str(self.config)],
-            cwd=REPOSITORY,
+            [*self._command, "run", "--config", str(self.config)],
+            cwd=self._cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
