@@ -43,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except (ConfigError, CliError) as error:
-        print(f"ins-engine {args.command}: {error}", file=sys.stderr)
+        for line in str(error).splitlines():  # a configuration may have several errors
+            print(f"ins-engine {args.command}: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
