@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from engine.delivery.lanes import lane_of
 from engine.errors import StoreError
+from engine.folders import make_folders
 from engine.logs import get_logger
 from engine.store.base import (
     FINISHED,
@@ -120,7 +121,7 @@ class SqliteStore:
 
     def _prepare(self) -> None:
         file = Path(self.path)
-        file.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(file.parent)
         # Create the file 0600 before SQLite does: it holds patient data. SQLite gives
         # the -wal and -shm files the database file's permissions.
         os.close(os.open(file, os.O_CREAT | os.O_RDWR, 0o600))
