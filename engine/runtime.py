@@ -46,7 +46,8 @@ class Engine:
     async def start(self) -> None:
         path = sqlite_path(self.config.engine.store)
         assert path is not None
-        self.store = await SqliteStore.open(str(Path(path)))
+        # A SQLite store serves one engine: its lock is taken before anything is served.
+        self.store = await SqliteStore.open(str(Path(path)), exclusive=True)
         if any(route.enrich for route in self.config.routes):
             self.insi = await open_insi_service(self.config.insi, cache=self.store)
         plans = {

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 
 from engine.commands.common import add_config_argument, read_config
-from engine.errors import CliError
+from engine.errors import CliError, StoreError
 from engine.logs import configure_logging, get_logger
 from engine.runtime import Engine
 
@@ -23,6 +23,8 @@ def run(args: argparse.Namespace) -> int:
     get_logger("engine").info("starting", config=config.source)
     try:
         asyncio.run(Engine(config).run_until_stopped())
+    except StoreError as error:  # e.g. another engine holds the store
+        raise CliError(f"cannot start: {error}") from None
     except OSError as error:
         raise CliError(
             f"cannot start: {error.strerror or error} (is another engine using the same "

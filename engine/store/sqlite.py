@@ -50,6 +50,7 @@ from engine.store.base import (
     RoutingResult,
     StoredMessage,
 )
+from engine.store.lock import EngineLock
 from engine.store.schema import SCHEMA, upgrade
 
 log = get_logger("engine.store")
@@ -90,8 +91,10 @@ def _summary(row: tuple[Any, ...]) -> EntrySummary:
 class SqliteStore:
     """`Store` on a SQLite file; create with `await SqliteStore.open(path)`."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, exclusive: bool = False) -> None:
         self.path = path
+        self._exclusive = exclusive
+        self._lock: EngineLock | None = None
         self._pending: list[tuple[Job, asyncio.Future[Any], bool]] = []
         self._committing = False
         self._flush_scheduled = False
@@ -112,16 +115,34 @@ class SqliteStore:
         self.commits = 0  # groups committed: lets a benchmark show the grouping
 
     @classmethod
-    async def open(cls, path: str) -> SqliteStore:
-        store = cls(path)
-        await asyncio.to_thread(store._prepare)
+    async def open(cls, path: str, exclusive: bool = False) -> SqliteStore:
+        """Open (or create) the store file. `exclusive` is for the engine that serves it:
+        it holds the store's engine lock (`engine.store.lock`) until `close`, and a second
+        engine gets `StoreInUse`; operator commands open the store beside it."""
+        store = cls(path, exclusive)
+        try:
+            await asyncio.to_thread(store._prepare)
+        except (OSError, sqlite3.Error) as error:
+            store._release_lock()
+            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            raise StoreError(f"cannot open the store {path}: {reason}") from None
+        except BaseException:
+            store._release_lock()
+            raise
         store._committer.start()
         store._checkpointer.start()
         return store
 
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
     def _prepare(self) -> None:
         file = Path(self.path)
         make_folders(file.parent)
+        if self._exclusive:
+            self._lock = EngineLock.acquire(self.path)
         # Create the file 0600 before SQLite does: it holds patient data. SQLite gives
         # the -wal and -shm files the database file's permissions.
         os.close(os.open(file, os.O_CREAT | os.O_RDWR, 0o600))
@@ -265,6 +286,7 @@ class SqliteStore:
         await asyncio.to_thread(self._checkpointer.join)
         await asyncio.get_running_loop().run_in_executor(self._reader, self._close_reader)
         self._reader.shutdown(wait=True)
+        self._release_lock()  # last: another engine may start once everything is written
 
     def _close_reader(self) -> None:
         if self._read_connection is not None:

@@ -60,6 +60,11 @@ class EngineProcess:
         return [record for record in self.records if record.get("event") == event]
 
     @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
