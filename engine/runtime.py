@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from pathlib import Path
 
 from engine.config import Config, RouteSettings, sqlite_path
 from engine.delivery.service import DeliveryService
 from engine.enrich.step import EnrichStep
+from engine.errors import ConfigError
 from engine.hl7.ack import AckBuilder
 from engine.ins.service import InsiService, open_insi_service
 from engine.intake import Intake
@@ -28,6 +30,7 @@ from engine.store.sqlite import SqliteStore
 from engine.tls import server_context
 
 log = get_logger("engine.runtime")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class Engine:
@@ -59,11 +62,20 @@ class Engine:
         await self.delivery.start()
         self.router = Router(self.store, plans, on_routed=self.delivery.wake)
         self._tasks.append(asyncio.create_task(self.router.run(), name="router"))
-        for route in self.config.routes:
+        for index, route in enumerate(self.config.routes):
             intake = Intake(route, self.store, self._acks, on_stored=self.router.stored)
             context = server_context(route.tls) if route.tls else None
             listener = Listener(route, intake, context)
-            await listener.start()
+            try:
+                await listener.start()
+            except OSError as error:
+                reason = os.strerror(error.errno) if error.errno else type(error).__name__
+                raise ConfigError(
+                    self.config.source,
+                    f"routes[{index}].listen",
+                    f"cannot listen on {route.listen} ({reason}): is another program (or "
+                    "engine) listening there?",
+                ) from None
             self.listeners[route.name] = listener
         log.info("engine started", count=len(self.listeners), path=path)
 
@@ -90,14 +102,22 @@ class Engine:
         log.info("engine stopped")
 
     async def run_until_stopped(self) -> None:
-        """Run until SIGTERM or SIGINT, then stop cleanly."""
+        """Run until SIGTERM, SIGINT or SIGHUP, then stop cleanly. SIGHUP (a closed terminal,
+        or a supervisor asking for a reload) stops too: the configuration is read at start
+        only, so a restart applies a new one."""
+        received: list[signal.Signals] = []
         stop = asyncio.Event()
+
+        def on_signal(signum: signal.Signals) -> None:
+            received.append(signum)
+            stop.set()
+
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, on_signal, signum)
         try:
             await self.start()
             await stop.wait()
-            log.info("stop signal received")
+            log.info("stop signal received", reason=received[0].name)
         finally:
             await self.stop()

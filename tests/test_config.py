@@ -152,7 +152,8 @@ def test_relative_tls_paths_resolve_against_the_config_folder(tmp_path: Path) ->
 
 
 def test_check_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", "--config", str(write(tmp_path, MINIMAL))]) == 0
+    valid = MINIMAL + '[[routes.destinations]]\nname = "d"\nmllp = "127.0.0.1:2576"\n'
+    assert main(["check", "--config", str(write(tmp_path, valid))]) == 0
     assert "valid" in capsys.readouterr().out
     assert main(["check", "--config", str(write(tmp_path, MINIMAL + "x = 1\n"))]) == 2
     assert "routes[0].x: unknown key" in capsys.readouterr().err

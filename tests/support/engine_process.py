@@ -74,10 +74,10 @@ class EngineProcess:
             self._process.send_signal(signal.SIGKILL)
         self._reap()
 
-    async def terminate(self, timeout_s: float = 30.0) -> int:
-        """SIGTERM and wait for a clean exit; returns the exit status."""
+    async def terminate(self, timeout_s: float = 30.0, signum: int = signal.SIGTERM) -> int:
+        """SIGTERM (or `signum`) and wait for a clean exit; returns the exit status."""
         assert self._process is not None
-        self._process.send_signal(signal.SIGTERM)
+        self._process.send_signal(signum)
         try:
             status = await asyncio.to_thread(self._process.wait, timeout_s)
         finally:
