@@ -185,10 +185,18 @@ class RouteSettings:
         default_factory=list,
         metadata=doc("source addresses or networks allowed to connect; empty = any"),
     )
-    max_connections: int = field(default=32, metadata=doc("connections served at once"))
+    max_connections: int = field(
+        default=32,
+        metadata=doc(
+            "connections served at once; at the limit a new one displaces the one idle the longest"
+        ),
+    )
     max_frame_bytes: int = field(default=1024 * 1024, metadata=doc("largest MLLP block"))
     frame_timeout_s: float = field(
-        default=30.0, metadata=doc("time a started block may take to complete")
+        default=30.0,
+        metadata=doc(
+            "time a block may take to complete, from its first byte (also the TLS handshake limit)"
+        ),
     )
     idle_timeout_s: float = field(
         default=600.0, metadata=doc("a connection idle this long between blocks is closed")
