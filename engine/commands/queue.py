@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from engine.commands.common import add_config_argument, read_config
 from engine.config import Config, sqlite_path
 from engine.errors import CliError
+from engine.hl7.codes import shown_type
 from engine.store.base import ActionResult, EntryStatus, QueueStatus
 from engine.store.sqlite import SqliteStore
 
@@ -115,7 +116,7 @@ def show_list(args: argparse.Namespace) -> int:
                 entry.route,
                 entry.destination,
                 entry.control_id,
-                entry.message_type,
+                shown_type(entry.message_type),
                 datetime.fromtimestamp(entry.received_at).isoformat(" ", "seconds"),
                 entry.attempts,
                 entry.last_error or "-",
