@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 from pathlib import Path
@@ -26,6 +27,7 @@ from engine.listener import Listener
 from engine.logs import get_logger
 from engine.pipeline import Step
 from engine.router import RoutePlan, Router
+from engine.state import StatePublisher
 from engine.store.sqlite import SqliteStore
 from engine.tls import server_context
 
@@ -44,6 +46,7 @@ class Engine:
         self.router: Router | None = None
         self.delivery: DeliveryService | None = None
         self.insi: InsiService | None = None
+        self._state: StatePublisher | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -51,8 +54,10 @@ class Engine:
         assert path is not None
         # A SQLite store serves one engine: its lock is taken before anything is served.
         self.store = await SqliteStore.open(str(Path(path)), exclusive=True)
+        self._state = StatePublisher(self.store)
         if any(route.enrich for route in self.config.routes):
             self.insi = await open_insi_service(self.config.insi, cache=self.store)
+            self._publish_insi_health(self.insi, self._state)
         plans = {
             route.name: RoutePlan(route, self._steps_for(route)) for route in self.config.routes
         }
@@ -79,6 +84,13 @@ class Engine:
             self.listeners[route.name] = listener
         log.info("engine started", count=len(self.listeners), path=path)
 
+    @staticmethod
+    def _publish_insi_health(insi: InsiService, state: StatePublisher) -> None:
+        """INSi's state for `queue status`: now, then at each change."""
+        board = insi.health
+        board.on_change = lambda health: state.publish("insi", json.dumps(health.to_json()))
+        board.on_change(board.health)
+
     def _steps_for(self, route: RouteSettings) -> list[Step]:
         if not route.enrich:
             return []
@@ -97,6 +109,8 @@ class Engine:
             await self.delivery.stop(grace)
         if self.insi is not None:
             await self.insi.aclose()
+        if self._state is not None:
+            await self._state.aclose()
         if self.store is not None:
             await self.store.close()
         log.info("engine stopped")

@@ -18,16 +18,15 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from engine.commands import queue_views as views
 from engine.commands.common import add_config_argument, read_config
 from engine.config import Config, sqlite_path
 from engine.errors import CliError
-from engine.hl7.codes import shown_type
-from engine.replay.acks import AckFormatError, read_ack
-from engine.store.base import ActionResult, EntryStatus, MessageTrace, QueueStatus
+from engine.store.base import ActionResult, ComponentState, EntryStatus, QueueStatus
+from engine.store.lock import holder
 from engine.store.sqlite import SqliteStore
 
 T = TypeVar("T")
@@ -108,31 +107,26 @@ def _reason(text: str) -> str:
 
 def show_status(args: argparse.Namespace) -> int:
     config = read_config(args)
-    found = {(row.route, row.destination): row for row in _run(config, lambda s: s.queue_status())}
+
+    async def snapshot(
+        store: SqliteStore,
+    ) -> tuple[list[QueueStatus], list[ComponentState], dict[str, int]]:
+        return await store.queue_status(), await store.states(), await store.unrouted()
+
+    queues, states, unrouted = _run(config, snapshot)
+    found = {(row.route, row.destination): row for row in queues}
     for route in config.routes:
         for destination in route.destinations:
             key = (route.name, destination.name)
             found.setdefault(key, QueueStatus(*key, 0, 0, None, 0, None))
     rows = [found[key] for key in sorted(found)]
+    insi = views.insi_state(states)
+    engine = holder(_store_path(config))
     if args.json:
-        print(json.dumps([asdict(row) for row in rows], indent=2))
+        print(json.dumps(views.status_json(rows, insi, unrouted, engine), indent=2))
         return 0
-    now = time.time()
-    _print_table(
-        ["ROUTE", "DESTINATION", "PENDING", "PARKED", "OLDEST", "HEAD ATTEMPTS", "LAST ERROR"],
-        [
-            [
-                row.route,
-                row.destination,
-                row.pending,
-                row.parked,
-                _age(now - row.oldest_pending_at) if row.oldest_pending_at else "-",
-                row.head_attempts,
-                row.last_error or "-",
-            ]
-            for row in rows
-        ],
-    )
+    enrichment_used = any(route.enrich for route in config.routes)
+    views.print_status(rows, insi, unrouted, engine, enrichment_used, time.time())
     return 0
 
 
@@ -151,22 +145,7 @@ def show_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([asdict(entry) for entry in entries], indent=2))
         return 0
-    _print_table(
-        ["ID", "ROUTE", "DESTINATION", "CONTROL ID", "TYPE", "RECEIVED", "ATTEMPTS", "LAST ERROR"],
-        [
-            [
-                entry.entry_id,
-                entry.route,
-                entry.destination,
-                _printable(entry.control_id),
-                shown_type(entry.message_type),
-                _time(entry.received_at),
-                entry.attempts,
-                entry.last_error or "-",
-            ]
-            for entry in entries
-        ],
-    )
+    views.print_entries(entries)
     return 0
 
 
@@ -246,84 +225,32 @@ def _report(results: Sequence[ActionResult], args: argparse.Namespace) -> int:
 
 
 def _show_trace(config: Config, args: argparse.Namespace) -> int:
-    if args.destination or args.parked or args.status:
+    if args.destination:
         raise CliError("--control-id goes with --route only")
     traces = _run(config, lambda store: store.trace(args.control_id, args.route))
     if not traces:
         print(f"no stored message has control id {args.control_id!r}")
         return 1
     release2 = {route.name for route in config.routes if route.mllp_release2}
-    answers = [_answer(trace, trace.route in release2) for trace in traces]
+    answers = [views.answer_of(trace, trace.route in release2) for trace in traces]
+    pairs = list(zip(traces, answers, strict=True))
     if args.json:
-        print(
-            json.dumps([_trace_json(t, a) for t, a in zip(traces, answers, strict=True)], indent=2)
-        )
+        print(json.dumps([views.trace_json(trace, answer) for trace, answer in pairs], indent=2))
         return 0
-    for trace, answer in zip(traces, answers, strict=True):
-        for line in _trace_lines(trace, answer):
-            print(line)
+    for trace, answer in pairs:
+        print("\n".join(views.trace_lines(trace, answer)))
     return 0
 
 
-def _answer(trace: MessageTrace, release2: bool) -> str:
-    """What the sender was answered when the message was stored."""
-    if release2:
-        return "commit ACK (MLLP release 2)"
-    if not trace.ack:
-        return "no ACK (MSH-15 asked for none)"
-    try:
-        return read_ack(trace.ack).code.value
-    except AckFormatError:
-        return "?"
-
-
-def _trace_lines(trace: MessageTrace, answer: str) -> list[str]:
-    sender = f"{_printable(trace.sending_application)} / {_printable(trace.sending_facility)}"
-    lines = [
-        f"message {trace.message_id}, route {trace.route}, {shown_type(trace.message_type)}, "
-        f"from {sender} ({trace.peer})",
-        f"  {_time(trace.received_at)}  stored, answered {answer}",
-    ]
-    if trace.status.value == "received":
-        lines.append("  not routed yet (the route's steps have not finished)")
-    elif trace.outcome is not None:
-        detail = f" ({trace.outcome_detail})" if trace.outcome_detail else ""
-        lines.append(f"  routed, identity outcome {trace.outcome}{detail}")
-    for entry in trace.entries:
-        copy = f", resent copy of entry {entry.resend_of}" if entry.resend_of else ""
-        lines.append(
-            f"  entry {entry.entry_id} -> {entry.destination}: {entry.status.value}, "
-            f"{entry.attempts} attempt(s){copy}"
-        )
-        lines += [
-            f"    {_time(event.at)}  {_event_text(event.kind, event.detail)}"
-            for event in entry.events
-        ]
-    return lines
-
-
-def _event_text(kind: str, detail: str) -> str:
-    if kind == "failed":
-        return f"attempt failed: {detail}"
-    if kind == "parked":
-        return f"attempt failed, parked: {detail}"
-    if kind == "delivered":
-        return f"delivered (ACK {detail})" if detail else "delivered"
-    return f"{kind}: {detail}"  # an action recorded in the audit (skip, resend as N...)
-
-
-def _trace_json(trace: MessageTrace, answer: str) -> dict[str, Any]:
-    data = asdict(trace)
-    del data["ack"]
-    data["answer"] = answer
-    data["message_type"] = shown_type(trace.message_type)
-    return data
+def _store_path(config: Config) -> str:
+    path = sqlite_path(config.engine.store)
+    assert path is not None  # the loader checks the URL
+    return path
 
 
 def _run(config: Config, action: Callable[[SqliteStore], Awaitable[T]]) -> T:
     """Open the configuration's store file (which must exist), act, close."""
-    path = sqlite_path(config.engine.store)
-    assert path is not None
+    path = _store_path(config)
     if not Path(path).is_file():
         raise CliError(f"no store at {path}: has the engine run with this configuration?")
 
@@ -335,34 +262,3 @@ def _run(config: Config, action: Callable[[SqliteStore], Awaitable[T]]) -> T:
             await store.close()
 
     return asyncio.run(main())
-
-
-def _time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch).isoformat(" ", "seconds")
-
-
-def _printable(text: str) -> str:
-    """Text a sender chose, safe on a terminal: control characters become '?'."""
-    return "".join(char if char.isprintable() else "?" for char in text)
-
-
-def _age(seconds: float) -> str:
-    """`42s`, `3m05s`, `2h07m`, `3d04h`: how long the oldest entry has waited."""
-    seconds = max(int(seconds), 0)
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-def _print_table(headers: list[str], rows: list[list[Any]]) -> None:
-    cells = [headers, *[[str(value) for value in row] for row in rows]]
-    widths = [max(len(row[index]) for row in cells) for index in range(len(headers))]
-    for row in cells:
-        print(
-            "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip()
-        )

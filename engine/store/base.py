@@ -179,6 +179,15 @@ class MessageTrace:
 
 
 @dataclass(frozen=True, slots=True)
+class ComponentState:
+    """A component's state as the running engine last published it (JSON text)."""
+
+    name: str
+    updated_at: float
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
 class Pruned:
     entries: int
     messages: int
@@ -265,6 +274,19 @@ class Store(Protocol):
 
     async def skip(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
         """Give up on pending or parked entries, recording why."""
+        ...
+
+    async def unrouted(self) -> dict[str, int]:
+        """Per route, messages acknowledged and not yet routed (their steps, such as an
+        enrichment waiting for INSi, have not finished)."""
+        ...
+
+    async def put_state(self, name: str, payload: str) -> None:
+        """Publish a component's state (JSON) for other processes (`queue status`)."""
+        ...
+
+    async def states(self) -> list[ComponentState]:
+        """Every published component state."""
         ...
 
     async def prune(self, before: float, limit: int) -> Pruned:

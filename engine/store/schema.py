@@ -81,6 +81,14 @@ CREATE TABLE IF NOT EXISTS delivery_failures (
 CREATE INDEX IF NOT EXISTS delivery_failures_entry ON delivery_failures (entry_id);
 -- `queue list --control-id`: one message among millions without a scan of their bytes.
 CREATE INDEX IF NOT EXISTS messages_control_id ON messages (control_id);
+
+-- What the running engine knows and another process shows (e.g. INSi's breaker for
+-- `queue status`): one row per component, written when its state changes.
+CREATE TABLE IF NOT EXISTS engine_state (
+    name TEXT PRIMARY KEY,
+    updated_at REAL NOT NULL,
+    payload TEXT NOT NULL
+);
 """
 
 _ADDED_COLUMNS = (("outbox", "resend_of", "INTEGER"),)

@@ -39,6 +39,7 @@ from engine.store.base import (
     FINISHED,
     Accepted,
     ActionResult,
+    ComponentState,
     EntryStatus,
     EntrySummary,
     EntryTrace,
@@ -654,6 +655,38 @@ class SqliteStore:
             return results
 
         return await self._write(job)
+
+    # -- state for other processes --------------------------------------------------------
+
+    async def unrouted(self) -> dict[str, int]:
+        def job(connection: sqlite3.Connection) -> dict[str, int]:
+            rows = connection.execute(
+                "SELECT route, count(*) FROM messages WHERE status = 'received' GROUP BY route"
+            ).fetchall()
+            return dict(rows)
+
+        return await self._read(job)
+
+    async def put_state(self, name: str, payload: str) -> None:
+        now = time.time()
+        await self._write(
+            lambda connection: connection.execute(
+                """INSERT INTO engine_state (name, updated_at, payload) VALUES (?, ?, ?)
+                   ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at,
+                       payload = excluded.payload""",
+                (name, now, payload),
+            ),
+            durable=False,  # the engine publishes it again as it changes
+        )
+
+    async def states(self) -> list[ComponentState]:
+        def job(connection: sqlite3.Connection) -> list[ComponentState]:
+            rows = connection.execute(
+                "SELECT name, updated_at, payload FROM engine_state ORDER BY name"
+            ).fetchall()
+            return [ComponentState(*row) for row in rows]
+
+        return await self._read(job)
 
     # -- retention ----------------------------------------------------------------------
 
