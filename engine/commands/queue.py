@@ -120,13 +120,11 @@ def show_status(args: argparse.Namespace) -> int:
             key = (route.name, destination.name)
             found.setdefault(key, QueueStatus(*key, 0, 0, None, 0, None))
     rows = [found[key] for key in sorted(found)]
-    insi = views.insi_state(states)
-    engine = holder(_store_path(config))
+    status = views.Status(rows, views.insi_state(states), unrouted, holder(_store_path(config)))
     if args.json:
-        print(json.dumps(views.status_json(rows, insi, unrouted, engine), indent=2))
+        print(json.dumps(status.to_json(), indent=2))
         return 0
-    enrichment_used = any(route.enrich for route in config.routes)
-    views.print_status(rows, insi, unrouted, engine, enrichment_used, time.time())
+    status.print(any(route.enrich for route in config.routes), time.time())
     return 0
 
 

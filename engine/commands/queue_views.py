@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -63,86 +63,80 @@ def insi_state(states: Sequence[ComponentState]) -> tuple[InsiHealth, float] | N
     return None
 
 
-def print_status(
-    rows: Sequence[QueueStatus],
-    insi: tuple[InsiHealth, float] | None,
-    unrouted: dict[str, int],
-    engine: Holder | None,
-    enrichment_used: bool,
-    now: float,
-) -> None:
-    print_table(
-        ["ROUTE", "DESTINATION", "PENDING", "PARKED", "OLDEST", "HEAD ATTEMPTS", "LAST ERROR"],
-        [
+@dataclass(frozen=True)
+class Status:
+    """What `queue status` shows: the queues, the engine, what is not yet routed, INSi."""
+
+    rows: Sequence[QueueStatus]
+    insi: tuple[InsiHealth, float] | None  # the state, and when the engine published it
+    unrouted: dict[str, int]
+    engine: Holder | None
+
+    def print(self, enrichment_used: bool, now: float) -> None:
+        print_table(
+            ["ROUTE", "DESTINATION", "PENDING", "PARKED", "OLDEST", "HEAD ATTEMPTS", "LAST ERROR"],
             [
-                row.route,
-                row.destination,
-                row.pending,
-                row.parked,
-                age(now - row.oldest_pending_at) if row.oldest_pending_at else "-",
-                row.head_attempts,
-                row.last_error or "-",
-            ]
-            for row in rows
-        ],
-    )
-    print()
-    for name, value in _status_facts(insi, unrouted, engine, enrichment_used):
-        print(f"{name:<12}{value}")
-
-
-def _status_facts(
-    insi: tuple[InsiHealth, float] | None,
-    unrouted: dict[str, int],
-    engine: Holder | None,
-    enrichment_used: bool,
-) -> list[tuple[str, str]]:
-    if engine is None:
-        running = "not running" + (f" (INSi state as of {local_time(insi[1])})" if insi else "")
-    else:
-        running = "running" + (f" (PID {engine.pid})" if engine.pid else "")
-    facts = [("engine", running)]
-    waiting = sum(unrouted.values())
-    per_route = ", ".join(f"{route} {count}" for route, count in sorted(unrouted.items()))
-    facts.append(
-        (
-            "waiting",
-            f"{waiting} message(s) received, not yet routed"
-            + (f" ({per_route}): enrichment waits for INSi" if waiting else ""),
+                [
+                    row.route,
+                    row.destination,
+                    row.pending,
+                    row.parked,
+                    age(now - row.oldest_pending_at) if row.oldest_pending_at else "-",
+                    row.head_attempts,
+                    row.last_error or "-",
+                ]
+                for row in self.rows
+            ],
         )
-    )
-    if insi is None:
-        facts.append(("INSi", "no state recorded yet" if enrichment_used else "not used"))
+        print()
+        for name, value in self._facts(enrichment_used):
+            print(f"{name:<12}{value}")
+
+    def to_json(self) -> dict[str, Any]:
+        engine, insi = self.engine, self.insi
+        return {
+            "queues": [asdict(row) for row in self.rows],
+            "engine": {"running": engine is not None, "pid": engine.pid if engine else None},
+            "unrouted": self.unrouted,
+            "insi": None if insi is None else {**insi[0].to_json(), "updated_at": insi[1]},
+        }
+
+    def _facts(self, enrichment_used: bool) -> list[tuple[str, str]]:
+        insi = self.insi
+        if self.engine is None:
+            running = "not running" + (f" (INSi state as of {local_time(insi[1])})" if insi else "")
+        else:
+            running = "running" + (f" (PID {self.engine.pid})" if self.engine.pid else "")
+        waiting = sum(self.unrouted.values())
+        per_route = ", ".join(f"{route} {count}" for route, count in sorted(self.unrouted.items()))
+        facts = [
+            ("engine", running),
+            (
+                "waiting",
+                f"{waiting} message(s) received, not yet routed"
+                + (f" ({per_route}): enrichment waits for INSi" if waiting else ""),
+            ),
+        ]
+        if insi is None:
+            facts.append(("INSi", "no state recorded yet" if enrichment_used else "not used"))
+            return facts
+        health = insi[0]
+        where = "in-process simulator" if health.endpoint == IN_PROCESS else health.endpoint
+        facts.append(("INSi", where + (" (SIMULATED)" if health.simulated else "")))
+        since = f" since {local_time(health.breaker_since)}" if health.breaker_since else ""
+        facts.append(("breaker", f"{health.breaker}{since}: {_BREAKER.get(health.breaker, '')}"))
+        if health.last_error and health.last_error_at:
+            facts.append(("last error", f"{local_time(health.last_error_at)}  {health.last_error}"))
+        else:
+            facts.append(("last error", "-"))
         return facts
-    health = insi[0]
-    where = "in-process simulator" if health.endpoint == IN_PROCESS else health.endpoint
-    facts.append(("INSi", f"{where}" + (" (SIMULATED)" if health.simulated else "")))
-    since = f" since {local_time(health.breaker_since)}" if health.breaker_since else ""
-    meaning = {
-        "closed": "calls go out",
-        "open": "calls SUSPENDED after repeated failures (messages go on without INS)",
-        "half_open": "one trial call decides",
-    }.get(health.breaker, "")
-    facts.append(("breaker", f"{health.breaker}{since}: {meaning}"))
-    if health.last_error and health.last_error_at:
-        facts.append(("last error", f"{local_time(health.last_error_at)}  {health.last_error}"))
-    else:
-        facts.append(("last error", "-"))
-    return facts
 
 
-def status_json(
-    rows: Sequence[QueueStatus],
-    insi: tuple[InsiHealth, float] | None,
-    unrouted: dict[str, int],
-    engine: Holder | None,
-) -> dict[str, Any]:
-    return {
-        "queues": [asdict(row) for row in rows],
-        "engine": {"running": engine is not None, "pid": engine.pid if engine else None},
-        "unrouted": unrouted,
-        "insi": None if insi is None else {**insi[0].to_json(), "updated_at": insi[1]},
-    }
+_BREAKER = {
+    "closed": "calls go out",
+    "open": "calls SUSPENDED after repeated failures (messages go on without INS)",
+    "half_open": "one trial call decides",
+}
 
 
 # -- queue list ------------------------------------------------------------------------

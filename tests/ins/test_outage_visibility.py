@@ -125,9 +125,9 @@ async def test_a_connection_error_names_the_insi_host() -> None:
     assert f"127.0.0.1:{port}" in str(service.health.health.last_error)
 
 
-def _queue_status(config: Path) -> str:
+def _queue_status(config: Path, *options: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "engine", "queue", "status", "--config", str(config)],
+        [sys.executable, "-m", "engine", "queue", "status", *options, "--config", str(config)],
         cwd=REPOSITORY,
         capture_output=True,
         text=True,
@@ -174,3 +174,7 @@ async def test_queue_status_shows_insi_breaker_last_error_and_messages_waiting(
     assert f"network: INSi unreachable at 127.0.0.1:{port} (ConnectError" in running
     stopped = await asyncio.to_thread(_queue_status, config)
     assert "engine      not running (INSi state as of " in stopped
+    shown = json.loads(await asyncio.to_thread(_queue_status, config, "--json"))
+    assert shown["engine"] == {"running": False, "pid": None}
+    assert (shown["insi"]["breaker"], shown["insi"]["simulated"]) == ("open", True)
+    assert shown["queues"][0]["destination"] == "archive"
