@@ -117,8 +117,11 @@ class Status:
                 + (f" ({per_route}): enrichment waits for INSi" if waiting else ""),
             ),
         ]
+        if not enrichment_used:  # a state left by an earlier configuration says nothing now
+            facts.append(("INSi", "not used (no route enriches)"))
+            return facts
         if insi is None:
-            facts.append(("INSi", "no state recorded yet" if enrichment_used else "not used"))
+            facts.append(("INSi", "no state recorded yet"))
             return facts
         health = insi[0]
         where = "in-process simulator" if health.endpoint == IN_PROCESS else health.endpoint
