@@ -9,12 +9,16 @@ other test: an undeclared runtime import only shows in a fresh environment.
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -35,6 +39,35 @@ def _run(*command: str | Path, cwd: Path | None = None) -> subprocess.CompletedP
     )
     assert result.returncode == 0, f"{command[:3]}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
     return result
+
+
+def test_every_third_party_import_of_the_engine_is_a_declared_dependency() -> None:
+    """Statically, so that an import on a rarely taken path (mutual TLS to INSi) counts too."""
+    project = tomllib.loads((REPOSITORY / "pyproject.toml").read_text("utf-8"))["project"]
+    declared = {
+        re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        for requirement in project["dependencies"]
+    }
+    distributions = importlib.metadata.packages_distributions()
+    imported: dict[str, set[str]] = {}
+    for source in (REPOSITORY / "engine").rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text("utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top != "engine" and top not in sys.stdlib_module_names:
+                    imported.setdefault(top, set()).add(source.name)
+    undeclared = {
+        module: sorted(files)
+        for module, files in imported.items()
+        if not {d.lower() for d in distributions.get(module, [module])} & declared
+    }
+    assert undeclared == {}
 
 
 def _build_wheel(tmp_path: Path) -> Path:

@@ -67,3 +67,6 @@ async def test_a_second_engine_on_the_same_store_exits_2_naming_the_store_and_pi
         assert status.returncode == 0, status.stderr
         listing = await asyncio.to_thread(_command, config, "queue", "list")
         assert listing.returncode == 0, listing.stderr
+        out = str(tmp_path / "identities.csv")
+        report = await asyncio.to_thread(_command, config, "report", "identities", "--out", out)
+        assert report.returncode == 0, report.stderr
