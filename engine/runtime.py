@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import signal
 from pathlib import Path
 
 from engine.config import Config, RouteSettings, sqlite_path
 from engine.delivery.service import DeliveryService
 from engine.enrich.step import EnrichStep
+from engine.errors import ConfigError
 from engine.hl7.ack import AckBuilder
 from engine.ins.service import InsiService, open_insi_service
 from engine.intake import Intake
@@ -24,10 +27,12 @@ from engine.listener import Listener
 from engine.logs import get_logger
 from engine.pipeline import Step
 from engine.router import RoutePlan, Router
+from engine.state import StatePublisher
 from engine.store.sqlite import SqliteStore
 from engine.tls import server_context
 
 log = get_logger("engine.runtime")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class Engine:
@@ -41,14 +46,18 @@ class Engine:
         self.router: Router | None = None
         self.delivery: DeliveryService | None = None
         self.insi: InsiService | None = None
+        self._state: StatePublisher | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         path = sqlite_path(self.config.engine.store)
         assert path is not None
-        self.store = await SqliteStore.open(str(Path(path)))
+        # A SQLite store serves one engine: its lock is taken before anything is served.
+        self.store = await SqliteStore.open(str(Path(path)), exclusive=True)
+        self._state = StatePublisher(self.store)
         if any(route.enrich for route in self.config.routes):
             self.insi = await open_insi_service(self.config.insi, cache=self.store)
+            self._publish_insi_health(self.insi, self._state)
         plans = {
             route.name: RoutePlan(route, self._steps_for(route)) for route in self.config.routes
         }
@@ -58,13 +67,29 @@ class Engine:
         await self.delivery.start()
         self.router = Router(self.store, plans, on_routed=self.delivery.wake)
         self._tasks.append(asyncio.create_task(self.router.run(), name="router"))
-        for route in self.config.routes:
+        for index, route in enumerate(self.config.routes):
             intake = Intake(route, self.store, self._acks, on_stored=self.router.stored)
             context = server_context(route.tls) if route.tls else None
             listener = Listener(route, intake, context)
-            await listener.start()
+            try:
+                await listener.start()
+            except OSError as error:
+                reason = os.strerror(error.errno) if error.errno else type(error).__name__
+                raise ConfigError(
+                    self.config.source,
+                    f"routes[{index}].listen",
+                    f"cannot listen on {route.listen} ({reason}): is another program (or "
+                    "engine) listening there?",
+                ) from None
             self.listeners[route.name] = listener
         log.info("engine started", count=len(self.listeners), path=path)
+
+    @staticmethod
+    def _publish_insi_health(insi: InsiService, state: StatePublisher) -> None:
+        """INSi's state for `queue status`: now, then at each change."""
+        board = insi.health
+        board.on_change = lambda health: state.publish("insi", json.dumps(health.to_json()))
+        board.on_change(board.health)
 
     def _steps_for(self, route: RouteSettings) -> list[Step]:
         if not route.enrich:
@@ -84,19 +109,29 @@ class Engine:
             await self.delivery.stop(grace)
         if self.insi is not None:
             await self.insi.aclose()
+        if self._state is not None:
+            await self._state.aclose()
         if self.store is not None:
             await self.store.close()
         log.info("engine stopped")
 
     async def run_until_stopped(self) -> None:
-        """Run until SIGTERM or SIGINT, then stop cleanly."""
+        """Run until SIGTERM, SIGINT or SIGHUP, then stop cleanly. SIGHUP (a closed terminal,
+        or a supervisor asking for a reload) stops too: the configuration is read at start
+        only, so a restart applies a new one."""
+        received: list[signal.Signals] = []
         stop = asyncio.Event()
+
+        def on_signal(signum: signal.Signals) -> None:
+            received.append(signum)
+            stop.set()
+
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, on_signal, signum)
         try:
             await self.start()
             await stop.wait()
-            log.info("stop signal received")
+            log.info("stop signal received", reason=received[0].name)
         finally:
             await self.stop()
