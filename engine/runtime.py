@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import signal
 
 from engine.config import Config, RouteSettings
 from engine.delivery.service import DeliveryService
 from engine.enrich.step import EnrichStep
+from engine.errors import ConfigError
 from engine.hl7.ack import AckBuilder
 from engine.ins.service import InsiService, open_insi_service
 from engine.intake import Intake
@@ -27,10 +30,12 @@ from engine.listener import Listener
 from engine.logs import get_logger
 from engine.pipeline import Step
 from engine.router import RoutePlan, Router
+from engine.state import StatePublisher
 from engine.store.backends import OpenStore, open_store, password
 from engine.tls import server_context
 
 log = get_logger("engine.runtime")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 ROUTING_LEASE = "routing"
 
 
@@ -46,16 +51,22 @@ class Engine:
         self.router: Router | None = None
         self.delivery: DeliveryService | None = None
         self.insi: InsiService | None = None
+        self._state: StatePublisher | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._keeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         settings = self.config.engine
-        self.store = await open_store(settings.store, password(settings.store_password_env))
+        # A SQLite store serves one engine: its lock is taken before anything is served.
+        self.store = await open_store(
+            settings.store, password(settings.store_password_env), exclusive=True
+        )
         self.leases = LeaseKeeper(self.store, settings.lease_s)
         self._keeper = asyncio.create_task(self.leases.run(), name="leases")
+        self._state = StatePublisher(self.store)
         if any(route.enrich for route in self.config.routes):
             self.insi = await open_insi_service(self.config.insi, cache=self.store)
+            self._publish_insi_health(self.insi, self._state)
         plans = {
             route.name: RoutePlan(route, self._steps_for(route)) for route in self.config.routes
         }
@@ -72,11 +83,20 @@ class Engine:
         self._tasks.append(
             asyncio.create_task(self.store.watch(self._changed), name="store notifications")
         )
-        for route in self.config.routes:
+        for index, route in enumerate(self.config.routes):
             intake = Intake(route, self.store, self._acks, on_stored=self.router.stored)
             context = server_context(route.tls) if route.tls else None
             listener = Listener(route, intake, context)
-            await listener.start()
+            try:
+                await listener.start()
+            except OSError as error:
+                reason = os.strerror(error.errno) if error.errno else type(error).__name__
+                raise ConfigError(
+                    self.config.source,
+                    f"routes[{index}].listen",
+                    f"cannot listen on {route.listen} ({reason}): is another program (or "
+                    "engine) listening there?",
+                ) from None
             self.listeners[route.name] = listener
         log.info(
             "engine started",
@@ -94,6 +114,13 @@ class Engine:
             self.delivery.wake()
         elif what == "lease" and self.leases is not None:
             self.leases.poke()
+
+    @staticmethod
+    def _publish_insi_health(insi: InsiService, state: StatePublisher) -> None:
+        """INSi's state for `queue status`: now, then at each change."""
+        board = insi.health
+        board.on_change = lambda health: state.publish("insi", json.dumps(health.to_json()))
+        board.on_change(board.health)
 
     def _steps_for(self, route: RouteSettings) -> list[Step]:
         if not route.enrich:
@@ -119,19 +146,29 @@ class Engine:
             await self.leases.stop()
         if self.insi is not None:
             await self.insi.aclose()
+        if self._state is not None:
+            await self._state.aclose()
         if self.store is not None:
             await self.store.close()
         log.info("engine stopped")
 
     async def run_until_stopped(self) -> None:
-        """Run until SIGTERM or SIGINT, then stop cleanly."""
+        """Run until SIGTERM, SIGINT or SIGHUP, then stop cleanly. SIGHUP (a closed terminal,
+        or a supervisor asking for a reload) stops too: the configuration is read at start
+        only, so a restart applies a new one."""
+        received: list[signal.Signals] = []
         stop = asyncio.Event()
+
+        def on_signal(signum: signal.Signals) -> None:
+            received.append(signum)
+            stop.set()
+
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, on_signal, signum)
         try:
             await self.start()
             await stop.wait()
-            log.info("stop signal received")
+            log.info("stop signal received", reason=received[0].name)
         finally:
             await self.stop()

@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from engine.config import DEFAULT_CONFIG, Config, load_config
-from engine.errors import CliError, StoreError
+from engine.errors import CliError, ConfigErrors, StoreError
+from engine.preflight import preflight
 from engine.report import DELIMITERS, FORMATS, NEEDS_ACTION
 from engine.store.backends import OpenStore, existing_store, password
 
@@ -46,6 +47,16 @@ def on_store(config: Config, action: Callable[[OpenStore], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except StoreError as error:
         raise CliError(str(error)) from None
+
+
+def read_config_for_start(args: argparse.Namespace) -> Config:
+    """The configuration, and every start-up problem this machine has with it (missing
+    certificates, folders the engine cannot write...), raised together."""
+    config = load_config(args.config)
+    problems = preflight(config)
+    if problems:
+        raise ConfigErrors(problems)
+    return config
 
 
 def add_report_options(parser: argparse.ArgumentParser) -> None:

@@ -26,7 +26,7 @@ from engine.commands.common import (
     report_delimiter,
     report_outcomes,
 )
-from engine.commands.tables import print_engines
+from engine.commands.queue_views import print_engines
 from engine.errors import CliError
 from engine.logs import configure_logging
 from engine.report import ReportFile, write_store_report

@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from engine.errors import StoreError
+from engine.store.lock import EngineLock
 from engine.store.migrations import Applied
 from engine.store.migrations import postgresql as pg_migrations
 from engine.store.migrations import sqlite as sqlite_migrations
@@ -37,14 +38,15 @@ def password(variable: str | None) -> str | None:
     return value
 
 
-async def open_store(url: str, secret: str | None = None) -> OpenStore:
+async def open_store(url: str, secret: str | None = None, exclusive: bool = False) -> OpenStore:
     """Open the store a URL names; a new one is created at the latest schema version, an
-    existing one of another version is refused (`StoreVersionError`)."""
+    existing one of another version is refused (`StoreVersionError`). `exclusive`: for an
+    engine, which holds a SQLite store's lock (`engine.store.lock`) while it runs."""
     if is_postgresql(url):
         return await PostgresStore.open(url, secret)
     path = sqlite_path(url)
     assert path is not None  # the configuration checks the URL
-    return await SqliteStore.open(path)
+    return await SqliteStore.open(path, exclusive=exclusive)
 
 
 async def existing_store(url: str, secret: str | None = None) -> OpenStore:
@@ -76,13 +78,18 @@ def _require_file(path: str, hint: str) -> None:
 
 
 def _migrate_sqlite(path: str) -> Applied:
-    connection = sqlite3.connect(path, isolation_level=None)
+    """Under the store's engine lock: never while the engine runs on it."""
+    lock = EngineLock.acquire(path)
     try:
-        connection.execute("PRAGMA busy_timeout = 10000")
-        connection.execute("PRAGMA foreign_keys = ON")
-        return sqlite_migrations.migrate(connection)
+        connection = sqlite3.connect(path, isolation_level=None)
+        try:
+            connection.execute("PRAGMA busy_timeout = 10000")
+            connection.execute("PRAGMA foreign_keys = ON")
+            return sqlite_migrations.migrate(connection)
+        finally:
+            connection.close()
     finally:
-        connection.close()
+        lock.release()
 
 
 def latest_version() -> int:

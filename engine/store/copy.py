@@ -3,11 +3,12 @@
 What an installation moving from SQLite to PostgreSQL (or back) must keep: messages with
 their ids, outbox entries with their ids (an entry's id is its position in its queue, so
 every queue keeps its order and its head), identity outcomes, the INSi cache and the
-operator audit. Leases and the engines table are not copied: they describe engines running
-on the old store. The source must be at this engine's schema version (migrate it first);
-the target must hold no rows: a copy never merges two installations. The source is read in
-one snapshot and the target written in one transaction, so a copy that fails leaves the
-target empty and may simply be run again.
+operator audit with the failed delivery attempts. Leases, the engines table and the
+engines' published state are not copied: they describe engines running on the old store.
+The source must be at this engine's schema version (migrate it first) and no engine may
+run on it; the target must hold no rows: a copy never merges two installations. The source
+is read in one snapshot and the target written in one transaction, so a copy that fails
+leaves the target empty and may simply be run again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any, Protocol
 import psycopg
 
 from engine.errors import StoreError
+from engine.folders import make_folders
+from engine.store.lock import EngineLock
 from engine.store.migrations import check_version
 from engine.store.migrations import postgresql as pg_migrations
 from engine.store.migrations import sqlite as sqlite_migrations
@@ -28,6 +31,7 @@ from engine.store.postgresql import PostgresStore, lane_hash
 from engine.store.url import display_url, is_postgresql, sqlite_path
 
 BATCH = 1000
+ENGINE_SEEN_S = 60.0  # an engine renews its leases every few seconds: silent longer, it is gone
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class Table:
     name: str
     columns: tuple[str, ...]  # the first is the key rows are read in the order of
     identity: bool = False  # its key is drawn by the store: PostgreSQL's counter follows
+    flags: tuple[str, ...] = ()  # true/false columns: SQLite keeps 0/1, PostgreSQL booleans
 
 
 TABLES = (
@@ -57,6 +62,12 @@ TABLES = (
     Table("identity_outcomes", ("message_id", "recorded_at", "record")),
     Table("insi_cache", ("key", "payload", "expires_at")),
     Table("operator_actions", ("id", "at", "entry_id", "action", "reason"), identity=True),
+    Table(
+        "delivery_failures",
+        ("id", "entry_id", "at", "error", "parked"),
+        identity=True,
+        flags=("parked",),
+    ),
 )
 
 
@@ -112,6 +123,7 @@ async def _open(url: str, secret: str | None, reading: bool) -> _Side:
                 await pg_migrations.migrate(connection)
             else:
                 _check(display_url(url), found, pg_migrations.LATEST)
+                await _no_engine_running(connection, display_url(url))
             isolation = "REPEATABLE READ" if reading else "READ COMMITTED"
             await connection.execute(f"BEGIN ISOLATION LEVEL {isolation}")
         except BaseException:
@@ -123,6 +135,17 @@ async def _open(url: str, secret: str | None, reading: bool) -> _Side:
     return _Sqlite.open(path, reading)
 
 
+async def _no_engine_running(connection: psycopg.AsyncConnection[Any], name: str) -> None:
+    """Refuse a store engines still run on (seen within the last `ENGINE_SEEN_S`)."""
+    cursor = await connection.execute(
+        "SELECT id FROM engines WHERE seen_at > extract(epoch FROM clock_timestamp()) - %s",
+        (ENGINE_SEEN_S,),
+    )
+    running = [row[0] for row in await cursor.fetchall()]
+    if running:
+        raise StoreError(f"engines run on {name} ({', '.join(running)}): stop them before copying")
+
+
 def _check(name: str, found: int | None, latest: int) -> None:
     """A source (or non-empty target) must be a store at this engine's version."""
     if found is None:
@@ -131,23 +154,32 @@ def _check(name: str, found: int | None, latest: int) -> None:
 
 
 class _Sqlite:
-    def __init__(self, name: str, connection: sqlite3.Connection) -> None:
+    def __init__(self, name: str, connection: sqlite3.Connection, lock: EngineLock) -> None:
         self.name = name
         self._connection = connection
+        self._lock = lock
 
     @classmethod
     def open(cls, path: str, reading: bool) -> _Sqlite:
+        """Hold the store's engine lock while copying: no engine runs on it meanwhile."""
         if reading and not Path(path).is_file():
             raise StoreError(f"no store at {path}")
-        connection = sqlite3.connect(path, isolation_level=None)
-        connection.execute("PRAGMA busy_timeout = 10000")
-        found = sqlite_migrations.version(connection)
-        if found is None and not reading:
-            sqlite_migrations.migrate(connection)
-        else:
-            _check(path, found, sqlite_migrations.LATEST)
-        connection.execute("BEGIN" if reading else "BEGIN IMMEDIATE")
-        return cls(path, connection)
+        if not reading:
+            make_folders(Path(path).parent)
+        lock = EngineLock.acquire(path)
+        try:
+            connection = sqlite3.connect(path, isolation_level=None)
+            connection.execute("PRAGMA busy_timeout = 10000")
+            found = sqlite_migrations.version(connection)
+            if found is None and not reading:
+                sqlite_migrations.migrate(connection)
+            else:
+                _check(path, found, sqlite_migrations.LATEST)
+            connection.execute("BEGIN" if reading else "BEGIN IMMEDIATE")
+        except BaseException:
+            lock.release()
+            raise
+        return cls(path, connection, lock)
 
     async def rows(self, table: Table) -> AsyncIterator[list[tuple[Any, ...]]]:
         columns = ", ".join(table.columns)
@@ -173,6 +205,7 @@ class _Sqlite:
         if self._connection.in_transaction:
             self._connection.execute("COMMIT" if commit else "ROLLBACK")
         self._connection.close()
+        self._lock.release()
 
 
 class _Postgres:
@@ -192,6 +225,9 @@ class _Postgres:
 
     async def insert(self, table: Table, rows: list[tuple[Any, ...]]) -> None:
         columns = list(table.columns)
+        for flag in table.flags:
+            at = columns.index(flag)
+            rows = [(*row[:at], bool(row[at]), *row[at + 1 :]) for row in rows]
         if table.name == "outbox":  # the lane of each entry, which SQLite computes itself
             columns.append("lane_hash")
             key = table.columns.index("patient_key")

@@ -43,20 +43,24 @@ from engine.store.base import (
     FINISHED,
     Accepted,
     ActionResult,
+    ComponentState,
     EngineState,
     EntryStatus,
     EntrySummary,
+    EntryTrace,
     IdentityRecord,
     Incoming,
     Lease,
     LeaseClaim,
     LeaseState,
     MessageStatus,
+    MessageTrace,
     OutboxEntry,
     Pruned,
     QueueStatus,
     RoutingResult,
     StoredMessage,
+    TraceEvent,
 )
 from engine.store.migrations import check_version
 from engine.store.migrations import postgresql as migrations
@@ -429,21 +433,35 @@ class PostgresStore:
 
     async def mark_delivered(
         self, entry_id: int, ack_code: str, fence: Lease | None = None
-    ) -> None:
+    ) -> bool:
         now = time.time()
 
-        async def job(connection: Connection) -> None:
-            await _fenced_update(
+        async def job(connection: Connection) -> bool:
+            marked = await _fenced_update(
                 connection,
                 """UPDATE outbox SET status = 'delivered', delivered_at = %(now)s,
                        updated_at = %(now)s, attempts = attempts + 1, last_ack_code = %(ack)s
-                   WHERE id = %(id)s""",
+                   WHERE id = %(id)s AND status = 'pending'""",
                 {"now": now, "ack": ack_code or None, "id": entry_id},
                 fence,
             )
+            if marked:
+                return True
+            # An operator skipped it while the send was in flight: the skip stands (nothing
+            # more is sent), and the audit says the receiver got it anyway.
+            if await _status_of(connection, entry_id) is EntryStatus.SKIPPED:
+                answer = f", ACK {ack_code}" if ack_code else ""
+                await _record_action(
+                    connection,
+                    now,
+                    entry_id,
+                    "delivered after skip",
+                    f"the send was in flight when the entry was skipped: delivered{answer}",
+                )
+            return False
 
         # Not durable: lost in a database crash, the message is sent again (at-least-once).
-        await self._write(job, durable=False)
+        return await self._write(job, durable=False)
 
     async def record_failure(
         self,
@@ -470,6 +488,11 @@ class PostgresStore:
                     "id": entry_id,
                 },
                 fence,
+            )
+            await connection.execute(
+                """INSERT INTO delivery_failures (entry_id, at, error, parked)
+                   VALUES (%s, %s, %s, %s)""",
+                (entry_id, now, error[:500], park),
             )
 
         await self._write(job, durable=False)
@@ -515,6 +538,59 @@ class PostgresStore:
             {"status": status.value, "route": route, "destination": destination, "limit": limit},
         )
         return [_summary(row) for row in rows]
+
+    async def entry_ids(self, status: EntryStatus, route: str, destination: str) -> list[int]:
+        rows = await self._run(
+            """SELECT id FROM outbox WHERE route = %s AND destination = %s AND status = %s
+               ORDER BY id""",
+            (route, destination, status.value),
+        )
+        return [row[0] for row in rows]
+
+    async def trace(self, control_id: str, route: str | None) -> list[MessageTrace]:
+        messages = await self._run(
+            """SELECT m.id, m.route, m.received_at, m.peer, m.sending_application,
+                   m.sending_facility, m.message_type, m.status, m.ack,
+                   i.record::jsonb ->> 'outcome', i.record::jsonb -> 'detail'
+               FROM messages m LEFT JOIN identity_outcomes i ON i.message_id = m.id
+               WHERE m.control_id = %(control_id)s
+                 AND (%(route)s::text IS NULL OR m.route = %(route)s)
+               ORDER BY m.id""",
+            {"control_id": control_id, "route": route},
+        )
+        entries = await self._run(
+            """SELECT o.message_id, o.id, o.destination, o.status, o.attempts, o.resend_of,
+                   o.delivered_at, o.last_ack_code
+               FROM outbox o WHERE o.message_id = ANY(%s) ORDER BY o.id""",
+            ([row[0] for row in messages],),
+        )
+        events = await self._run(
+            """SELECT entry_id, at, CASE WHEN parked THEN 'parked' ELSE 'failed' END, error,
+                   0 AS source, id
+               FROM delivery_failures WHERE entry_id = ANY(%(ids)s)
+               UNION ALL
+               SELECT entry_id, at, action, reason, 1, id
+               FROM operator_actions WHERE entry_id = ANY(%(ids)s)
+               ORDER BY source, id""",
+            {"ids": [row[1] for row in entries]},
+        )
+        return [
+            MessageTrace(
+                message_id=row[0],
+                route=row[1],
+                received_at=row[2],
+                peer=row[3],
+                sending_application=row[4],
+                sending_facility=row[5],
+                message_type=row[6],
+                status=MessageStatus(row[7]),
+                ack=bytes(row[8]),
+                outcome=row[9],
+                outcome_detail=None if row[10] is None else _json_text(row[10]),
+                entries=[_entry_trace(entry, events) for entry in entries if entry[0] == row[0]],
+            )
+            for row in messages
+        ]
 
     async def resend(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
         now = time.time()
@@ -571,6 +647,31 @@ class PostgresStore:
             return results
 
         return await self._write(job)
+
+    # -- state for other processes --------------------------------------------------------
+
+    async def unrouted(self) -> dict[str, int]:
+        rows = await self._run(
+            "SELECT route, count(*) FROM messages WHERE status = 'received' GROUP BY route"
+        )
+        return {route: count for route, count in rows}
+
+    async def put_state(self, name: str, payload: str) -> None:
+        now = time.time()
+
+        async def job(connection: Connection) -> None:
+            await connection.execute(
+                """INSERT INTO engine_state (name, updated_at, payload) VALUES (%s, %s, %s)
+                   ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at,
+                       payload = excluded.payload""",
+                (name, now, payload),
+            )
+
+        await self._write(job, durable=False)  # the engine publishes it again as it changes
+
+    async def states(self) -> list[ComponentState]:
+        rows = await self._run("SELECT name, updated_at, payload FROM engine_state ORDER BY name")
+        return [ComponentState(*row) for row in rows]
 
     # -- retention ----------------------------------------------------------------------
 
@@ -720,11 +821,11 @@ async def _alone(connection: Connection, pending: _Pending) -> tuple[bool, Any]:
 
 async def _fenced_update(
     connection: Connection, sql: str, parameters: dict[str, Any], fence: Lease | None
-) -> None:
-    """Run an entry update; with a fence, only while the lease has not changed holder."""
+) -> int:
+    """Run an entry update; with a fence, only while the lease has not changed holder.
+    The rows it changed."""
     if fence is None:
-        await connection.execute(sql, parameters)
-        return
+        return (await connection.execute(sql, parameters)).rowcount
     cursor = await connection.execute(
         f"""{sql} AND EXISTS (SELECT 1 FROM leases
                               WHERE name = %(lease)s AND token = %(token)s)
@@ -737,6 +838,7 @@ async def _fenced_update(
         ).fetchall()
         if not rows or rows[0][0] != fence.token:
             raise LeaseLost(f"lease {fence.name} is no longer held by this engine")
+    return cursor.rowcount
 
 
 async def _status_of(connection: Connection, entry_id: int) -> EntryStatus | None:
@@ -765,6 +867,24 @@ async def _record_action(
         "INSERT INTO operator_actions (at, entry_id, action, reason) VALUES (%s, %s, %s, %s)",
         (now, entry_id, action, reason),
     )
+
+
+def _entry_trace(entry: tuple[Any, ...], events: list[Any]) -> EntryTrace:
+    """One entry of a trace: its failed attempts, operator actions and delivery, in time
+    order (as the SQLite store gives them)."""
+    _, entry_id, destination, status, attempts, resend_of, delivered_at, ack_code = entry
+    found = [
+        TraceEvent(at, kind, detail) for owner, at, kind, detail, *_ in events if owner == entry_id
+    ]
+    if delivered_at is not None:
+        found.append(TraceEvent(delivered_at, "delivered", ack_code or ""))
+    found.sort(key=lambda event: event.at)
+    return EntryTrace(entry_id, destination, EntryStatus(status), attempts, resend_of, found)
+
+
+def _json_text(value: Any) -> str:
+    """A JSON value as SQLite's json_extract gives it: strings bare, the rest as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _reason(error: psycopg.Error) -> str:

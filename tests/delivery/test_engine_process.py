@@ -175,7 +175,7 @@ def _shows_who_delivers(config: Path, engine_id: str) -> None:
     engine and every lease it holds."""
     text = cli(config, "status")
     assert "DELIVERED BY" in text.stdout and engine_id in text.stdout
-    (row,) = json.loads(cli(config, "status", "--json").stdout)
+    (row,) = json.loads(cli(config, "status", "--json").stdout)["queues"]
     assert row["delivered_by"] == engine_id and row["delivered_by_since"] > 0
     report = subprocess.run(
         [sys.executable, "-m", "engine", "report", "engines", "--json", "--config", str(config)],

@@ -15,6 +15,7 @@ from engine.store.backends import OpenStore, open_store
 from engine.store.base import (
     EngineState,
     EntryStatus,
+    MessageStatus,
     NewEntry,
     Pruned,
     RoutingResult,
@@ -358,3 +359,72 @@ async def test_engines_are_recorded_with_their_last_sign_of_life(store: OpenStor
     assert all(engine.seen_at >= before - 5 for engine in found)
     await store.engine_stopped("host-1/100")
     assert [engine.pid for engine in await store.engines()] == [200]
+
+
+# -- what operators see: traces, bulk actions, state ------------------------------------
+
+
+async def test_a_delivery_recorded_after_a_skip_leaves_the_skip_and_says_so(
+    store: OpenStore,
+) -> None:
+    await routed(store, ["K1"])
+    (entry_id,) = await pending_ids(store)
+    await store.skip([entry_id], "wrong patient")  # while the send was in flight
+    assert await store.mark_delivered(entry_id, "AA") is False
+    assert await store.entry_status(entry_id) is EntryStatus.SKIPPED
+    (trace,) = await store.trace("K1", None)
+    kinds = [event.kind for event in trace.entries[0].events]
+    assert kinds == ["skip", "delivered after skip"]
+    assert "ACK AA" in trace.entries[0].events[1].detail
+
+
+async def test_a_trace_follows_one_message_to_every_destination(store: OpenStore) -> None:
+    message = await store.accept(incoming("T1", received_at=5000.0))
+    await store.accept(incoming("T1", route="other"))  # the same MSH-10 elsewhere
+    record = json.dumps({"outcome": "found", "detail": "one answer", "birth_name": "DARK"})
+    await store.route_messages(
+        [
+            RoutingResult(
+                message.message_id,
+                [NewEntry("down", None, "P1"), NewEntry("copy", None, "P1")],
+                record,
+            )
+        ]
+    )
+    down, copy = await store.list_entries(EntryStatus.PENDING, None, None, 10)
+    await store.record_failure(down.entry_id, "AE (ERR 207)", 0.0, park=False)
+    assert await store.mark_delivered(down.entry_id, "AA") is True
+    await store.skip([copy.entry_id], "not for the lab")
+    traces = await store.trace("T1", None)
+    assert [trace.route for trace in traces] == ["adt", "other"]
+    (trace,) = await store.trace("T1", "adt")
+    assert (trace.message_id, trace.received_at, trace.status) == (
+        message.message_id, 5000.0, MessageStatus.ROUTED,
+    )  # fmt: skip
+    assert (trace.outcome, trace.outcome_detail) == ("found", "one answer")
+    assert trace.ack == b"ACK of T1" and trace.sending_application == "PAS"
+    first, second = trace.entries
+    assert (first.destination, first.status, first.attempts) == ("down", EntryStatus.DELIVERED, 2)
+    assert [(event.kind, event.detail) for event in first.events] == [
+        ("failed", "AE (ERR 207)"),
+        ("delivered", "AA"),
+    ]
+    assert [(event.kind, event.detail) for event in second.events] == [("skip", "not for the lab")]
+    assert await store.trace("nothing", None) == []
+
+
+async def test_bulk_ids_unrouted_counts_and_published_state(store: OpenStore) -> None:
+    await routed(store, ["B1", "B2", "B3"])
+    one, _, three = await pending_ids(store)
+    for entry_id in (three, one):
+        await store.record_failure(entry_id, "AR", 0.0, park=True)
+    assert await store.entry_ids(EntryStatus.PARKED, "adt", "down") == [one, three]
+    assert await store.entry_ids(EntryStatus.PARKED, "adt", "elsewhere") == []
+    await accepted(store, "U1", "U2")
+    await store.accept(incoming("U3", route="other"))
+    assert await store.unrouted() == {"adt": 2, "other": 1}
+    await store.put_state("insi", '{"breaker": "closed"}')
+    await store.put_state("insi", '{"breaker": "open"}')
+    (state,) = await store.states()
+    assert (state.name, state.payload) == ("insi", '{"breaker": "open"}')
+    assert state.updated_at > 0

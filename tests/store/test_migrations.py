@@ -44,13 +44,16 @@ def release_store(path: Path) -> None:
         db.execute("UPDATE outbox SET status = 'parked', last_error = 'AR' WHERE id = 2")
         db.execute("INSERT INTO insi_cache VALUES ('k', ?, ?)", (b"cached", time.time() + 600))
         db.execute("INSERT INTO operator_actions VALUES (1, 1800, 2, 'skip', 'kept reason')")
+        db.execute("INSERT INTO delivery_failures VALUES (1, 2, 1700, 'AR', 1)")
+        db.execute("INSERT INTO engine_state VALUES ('insi', 1900, '{}')")
 
 
 def config_for(tmp_path: Path, url: str) -> Path:
     config = tmp_path / "engine.toml"
     config.write_text(
         f'[engine]\nstore = "{url}"\nlog_format = "json"\n\n'
-        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\nenrich = false\n',
+        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\nenrich = false\n'
+        '[[routes.destinations]]\nname = "down"\nfile = "outbox"\n',
         encoding="utf-8",
     )
     return config
@@ -93,6 +96,12 @@ async def check_release_rows(url: str) -> None:
         assert await store.entry_status(1) is EntryStatus.DELIVERED
         (parked,) = await store.list_entries(EntryStatus.PARKED, None, None, 10)
         assert (parked.entry_id, parked.last_error) == (2, "AR")
+        (trace,) = await store.trace("OLD2", None)
+        assert [(event.kind, event.detail) for event in trace.entries[0].events] == [
+            ("parked", "AR"),
+            ("skip", "kept reason"),
+        ]
+        assert [state.name for state in await store.states()] == ["insi"]
         assert [record.message_id for record in await store.identity_records(0, None)] == [
             1, 2, 3, 4,
         ]  # fmt: skip

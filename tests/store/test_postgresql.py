@@ -88,7 +88,8 @@ def test_the_password_comes_from_the_environment_never_the_file(
     config = tmp_path / "engine.toml"
     config.write_text(
         f'[engine]\nstore = "{postgres_url}"\nstore_password_env = "INS_ENGINE_DB_PASSWORD"\n'
-        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\n',
+        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\n'
+        '[[routes.destinations]]\nname = "down"\nfile = "outbox"\n',
         encoding="utf-8",
     )
     assert main(["store", "migrate", "--config", str(config)]) == 2

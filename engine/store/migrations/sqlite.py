@@ -2,9 +2,10 @@
 outbox entries by routing (an entry's id is its position in its queue).
 
 Version 1 is the schema of the release before versioned migrations. A file that release
-wrote has no `schema_migrations` table: it counts as version 0, and migration 1 adapts it
-in place (its tables are kept; `CREATE ... IF NOT EXISTS` leaves them as they are and the
-columns later added to them are added), so no row moves. Each migration runs in one
+(or an earlier one) wrote has no `schema_migrations` table: it counts as version 0, and
+migration 1 adapts it in place (its tables are kept; `CREATE ... IF NOT EXISTS` leaves them
+as they are and adds the tables, indexes and columns later releases added), so no row
+moves. Each migration runs in one
 transaction with the row that records it: a failed one leaves the file as it was.
 """
 
@@ -78,6 +79,28 @@ CREATE TABLE IF NOT EXISTS operator_actions (
     action TEXT NOT NULL,
     reason TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS operator_actions_entry ON operator_actions (entry_id);
+
+-- Failed delivery attempts, for `queue list --control-id` (a delivery's success is in
+-- outbox: delivered_at, last_ack_code), so the delivered path writes nothing more.
+CREATE TABLE IF NOT EXISTS delivery_failures (
+    id INTEGER PRIMARY KEY,
+    entry_id INTEGER NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+    at REAL NOT NULL,
+    error TEXT NOT NULL,
+    parked INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS delivery_failures_entry ON delivery_failures (entry_id);
+-- `queue list --control-id`: one message among millions without a scan of their bytes.
+CREATE INDEX IF NOT EXISTS messages_control_id ON messages (control_id);
+
+-- What the running engine knows and another process shows (e.g. INSi's breaker for
+-- `queue status`): one row per component, written when its state changes.
+CREATE TABLE IF NOT EXISTS engine_state (
+    name TEXT PRIMARY KEY,
+    updated_at REAL NOT NULL,
+    payload TEXT NOT NULL
+);
 """
 
 # Columns that releases before versioned migrations added to a table an older one created.
@@ -122,7 +145,7 @@ class Migration:
 
 
 MIGRATIONS = (
-    Migration(1, "messages, outbox, identity outcomes, INSi cache, operator actions", _baseline),
+    Migration(1, "messages, outbox, outcomes, INSi cache, audit, failures, state", _baseline),
     Migration(2, "leases and engines (several engines, one store)", LEASES),
 )
 LATEST = MIGRATIONS[-1].version
