@@ -183,7 +183,13 @@ async def test_an_engine_cut_off_from_the_database_stops_delivering_before_anoth
 
     def slow_receiver(received: Received) -> Reply:
         arrivals.append((time.time(), received.connection, received.control_id))
-        return Reply(ack(received).payload, delay_s=0.01)
+        return Reply(ack(received).payload, delay_s=0.02)
+
+    async def send_all(address: tuple[str, int]) -> None:
+        client = await MllpClient.connect(*address)
+        for n in range(300):
+            await client.exchange(adt(f"C{n:03d}"), 10)
+        await client.close()
 
     parts = conninfo_to_dict(postgres_url)
     async with (
@@ -193,22 +199,23 @@ async def test_an_engine_cut_off_from_the_database_stops_delivering_before_anoth
         through_proxy = postgres_url.replace(f":{parts['port']}/", f":{proxy.port}/")
         cut_off_config = engine_config(tmp_path, "cut", through_proxy, downstream.address)
         direct_config = engine_config(tmp_path, "direct", postgres_url, downstream.address)
-        async with engine_in_process(cut_off_config) as cut_off:
+        cut_off = Engine(load_config(cut_off_config), acks=fixed_acks())
+        await cut_off.start()
+        try:
             assert cut_off.leases is not None
             await cut_off.leases.acquire(DELIVERY_LEASE)  # the first engine delivers
             async with engine_in_process(direct_config) as direct:
-                host, port = direct.listeners["adt"].address
-                client = await MllpClient.connect(host, port)
-                for n in range(300):
-                    await client.exchange(adt(f"C{n:03d}"), 10)
-                await client.close()
-                await downstream.wait_for(40)
+                sending = asyncio.create_task(send_all(direct.listeners["adt"].address))
+                await downstream.wait_for(40)  # mid-stream: most messages still to deliver
                 proxy.freeze()  # the first engine's database goes away, silently
                 frozen_at = time.time()
+                await sending
                 await eventually(_count_reached(arrivals, 300), timeout_s=60)
                 assert direct.leases is not None
                 taken = await direct.leases.acquire(DELIVERY_LEASE)
-            await proxy.cut()  # let the cut-off engine stop
+        finally:
+            await proxy.cut()  # lets the cut-off engine stop: its store fails at once
+            await cut_off.stop()
     before = [at for at, connection, _ in arrivals if connection == 1]
     after = [at for at, connection, _ in arrivals if connection > 1]
     assert before and after

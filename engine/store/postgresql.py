@@ -1,26 +1,10 @@
 """The shared store: PostgreSQL, for several engines on one database.
 
-Writes are group commits, as in the SQLite store: jobs submitted while a transaction is in
-flight run together in the next one, and their futures resolve only after its COMMIT
-returned, so no message is acknowledged before the transaction holding it has committed.
-A group runs without savepoints (each would cost a round trip); when one job fails, the
-group is rolled back and its jobs run again one transaction each, so the bad job fails
-alone. A group of only rebuildable state (routing, delivery marks, the INSi cache) commits
-with `synchronous_commit = off`, as SQLite's skips its fsync.
-
-Commit order. Readers go on "after the last id they saw" (the router through messages, a
-delivery lane through its queue), so an id must never become visible after a larger one:
-with several engines inserting at once, plain sequence order would let a message with a
-smaller id commit later, behind a reader that has passed it, and be skipped. So every
-transaction that inserts messages or outbox entries first takes one transaction-level
-advisory lock (`ORDER_LOCK`), and only then draws ids; PostgreSQL releases the lock after
-the commit is visible. Ids are therefore drawn in commit order, with no gap that could
-fill later (a rolled-back group leaves a gap that stays empty). What this costs: engines
-commit inserts one group at a time, each group holding all that arrived meanwhile.
-
-Reads use a small pool of autocommit connections: each statement sees what had committed
-when it started. Leases use the database's clock, so engines on several machines need no
-synchronised clocks to agree on who holds what.
+The same behaviour as the SQLite store, in SQL of PostgreSQL's dialect; connections, group
+commits and the order lock that keeps ids in commit order are `engine.store.pg_connections`'.
+Leases use the database's clock, so engines on several machines need no synchronised clocks
+to agree on who holds what, and what one engine commits is announced to the others on a
+LISTEN/NOTIFY channel.
 """
 
 from __future__ import annotations
@@ -29,16 +13,22 @@ import asyncio
 import json
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from engine.errors import LeaseLost, StoreError
 from engine.logs import get_logger
+from engine.store.actions import (
+    OPEN,
+    becomes_resent,
+    delivered_after_skip,
+    resend_refusal,
+    resent,
+    skip_refusal,
+    skipped,
+)
 from engine.store.base import (
     FINISHED,
     Accepted,
@@ -62,24 +52,11 @@ from engine.store.base import (
     StoredMessage,
     TraceEvent,
 )
-from engine.store.migrations import check_version
 from engine.store.migrations import postgresql as migrations
+from engine.store.pg_connections import NOTIFY_CHANNEL, Connection, Connections
 from engine.store.url import display_url
 
 log = get_logger("engine.store")
-T = TypeVar("T")
-Connection = psycopg.AsyncConnection[Any]
-Job = Callable[[Connection], Awaitable[Any]]
-
-ORDER_LOCK = (0x494E53, 1)  # pg_advisory_xact_lock(int, int): "INS", id order
-MAX_GROUP = 512
-READERS = 4
-CONNECT_TIMEOUT_S = 10
-# A group never idles inside its transaction: one that does holds the order lock, so the
-# server ends it rather than let every engine wait (a frozen or cut-off engine).
-IDLE_IN_TRANSACTION_MS = 5000
-LOCK_TIMEOUT_MS = 10000
-NOTIFY_CHANNEL = "ins_engine"
 WATCH_RETRY_S = 1.0
 
 _OUTBOX_COLUMNS = """
@@ -91,7 +68,6 @@ _SUMMARY_COLUMNS = """
     o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
     o.status, o.attempts, o.last_error, o.updated_at
 """
-_OPEN = (EntryStatus.PENDING, EntryStatus.PARKED)
 _FINISHED = [status.value for status in FINISHED]
 _NOW = "extract(epoch FROM clock_timestamp())"
 
@@ -110,23 +86,6 @@ def _summary(row: tuple[Any, ...]) -> EntrySummary:
     return EntrySummary(*row[:7], EntryStatus(row[7]), *row[8:])  # type: ignore[call-arg]
 
 
-@dataclass(slots=True)
-class _Pending:
-    job: Job
-    future: asyncio.Future[Any]
-    durable: bool
-    ordered: bool  # inserts messages or outbox entries: takes the order lock
-    notify: str | None  # tells the other engines what changed, once committed
-
-
-class _JobFailed(Exception):
-    """A job of a group raised: the group is rolled back and its jobs run alone."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(type(error).__name__)
-        self.error = error
-
-
 class PostgresStore:
     """`Store` on a PostgreSQL database; create with `await PostgresStore.open(url)`."""
 
@@ -135,40 +94,12 @@ class PostgresStore:
     def __init__(self, url: str, password: str | None) -> None:
         self.url = url
         self.name = display_url(url)
-        settings: dict[str, Any] = {
-            "autocommit": True,
-            "application_name": "ins-engine",
-            "connect_timeout": CONNECT_TIMEOUT_S,
-            # Added to the URL's own `options` (a search_path, say), not in their place.
-            "options": f"{conninfo_to_dict(url).get('options', '')}"
-            f" -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
-            f" -c lock_timeout={LOCK_TIMEOUT_MS}".strip(),
-            # A dead peer is noticed in about 10 s rather than at the kernel's 2 hours.
-            "keepalives": 1,
-            "keepalives_idle": 5,
-            "keepalives_interval": 2,
-            "keepalives_count": 3,
-        }
-        if password is not None:
-            settings["password"] = password
-        self._settings = settings
-        self._writer = self._pool(1, "writer")
-        self._readers = self._pool(READERS, "readers")
-        self._pending: list[_Pending] = []
-        self._committer: asyncio.Task[None] | None = None
-        self._closed = False
-        self.commits = 0  # groups committed: lets a benchmark show the grouping
+        self._db = Connections(url, password)
 
-    def _pool(self, size: int, role: str) -> AsyncConnectionPool[Connection]:
-        return AsyncConnectionPool(
-            self.url,
-            kwargs=self._settings,
-            min_size=1,
-            max_size=size,
-            open=False,
-            name=f"ins-engine-{role}",
-            timeout=CONNECT_TIMEOUT_S,
-        )
+    @property
+    def commits(self) -> int:
+        """Groups committed: lets a benchmark show the grouping."""
+        return self._db.commits
 
     @classmethod
     async def open(cls, url: str, password: str | None = None) -> PostgresStore:
@@ -176,98 +107,26 @@ class PostgresStore:
         store = cls(url, password)
         connection = await store.connect()
         try:
-            found = await migrations.version(connection)
-            if found is None:
-                await migrations.migrate(connection)
-            else:
-                check_version(store.name, found, migrations.LATEST)
+            await migrations.prepare(connection, store.name)
         finally:
             await connection.close()
-        await store._writer.open(wait=True, timeout=CONNECT_TIMEOUT_S)
-        await store._readers.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        await store._db.open()
         return store
 
     async def connect(self) -> Connection:
-        """One connection of its own (migrations, notifications), with the pool's settings."""
-        try:
-            return await psycopg.AsyncConnection.connect(self.url, **self._settings)
-        except psycopg.Error as error:
-            raise StoreError(f"cannot connect to the store {self.name}: {_reason(error)}") from None
-
-    # -- group commits ------------------------------------------------------------------
-
-    async def _write(
-        self,
-        job: Callable[[Connection], Awaitable[T]],
-        durable: bool = True,
-        ordered: bool = False,
-        notify: str | None = None,
-    ) -> T:
-        if self._closed:
-            raise StoreError("store is closed")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(job, future, durable, ordered, notify))
-        if self._committer is None:
-            self._committer = asyncio.create_task(self._commit_groups(), name="store-committer")
-        return await future
-
-    async def _commit_groups(self) -> None:
-        try:
-            while self._pending:
-                group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
-                await self._commit(group)
-        finally:
-            self._committer = None
-
-    async def _commit(self, group: list[_Pending]) -> None:
-        try:
-            async with self._writer.connection() as connection:
-                try:
-                    results = [(True, value) for value in await _transaction(connection, group)]
-                except _JobFailed:
-                    results = [await _alone(connection, pending) for pending in group]
-                else:
-                    self.commits += 1
-        except (psycopg.Error, PoolTimeout) as error:
-            log.error("store commit failed", error=type(error).__name__)
-            failure = StoreError(f"store commit failed: {type(error).__name__}")
-            results = [(False, failure)] * len(group)
-        for pending, (ok, value) in zip(group, results, strict=True):
-            if pending.future.done():
-                continue
-            if ok:
-                pending.future.set_result(value)
-            else:
-                pending.future.set_exception(value)
-
-    async def _run(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
-        """One statement on a pooled autocommit connection (reads, and lease writes that
-        commit alone); its rows."""
-        if self._closed:
-            raise StoreError("store is closed")
-        try:
-            async with self._readers.connection() as connection:
-                cursor = await connection.execute(sql, parameters)
-                return await cursor.fetchall()
-        except (psycopg.Error, PoolTimeout) as error:
-            raise StoreError(f"store read failed: {type(error).__name__}") from None
+        """One connection of its own (migrations, notifications, copies)."""
+        return await self._db.connect()
 
     async def close(self) -> None:
         """Finish every queued write, then close the connections."""
-        if self._closed:
-            return
-        self._closed = True
-        while self._committer is not None:
-            await asyncio.shield(self._committer)
-        await self._writer.close()
-        await self._readers.close()
+        await self._db.close()
 
     # -- identity outcomes (the identity-vigilance report) ------------------------------
 
     async def identity_records(
         self, since: float, outcomes: frozenset[str] | None, after_id: int = 0, limit: int = 500
     ) -> list[IdentityRecord]:
-        rows = await self._run(
+        rows = await self._db.run(
             """SELECT i.message_id, m.received_at, m.route, m.control_id, m.message_type,
                    i.record
                FROM identity_outcomes i JOIN messages m ON m.id = i.message_id
@@ -288,7 +147,7 @@ class PostgresStore:
 
     async def load(self, key: str) -> bytes | None:
         """A cached INSi outcome, or None when absent or expired (shared by all engines)."""
-        rows = await self._run(
+        rows = await self._db.run(
             "SELECT payload FROM insi_cache WHERE key = %s AND expires_at > %s",
             (key, time.time()),
         )
@@ -305,7 +164,7 @@ class PostgresStore:
                 (key, payload, expires_at),
             )
 
-        await self._write(job, durable=False)
+        await self._db.write(job, durable=False)
 
     # -- inbox ------------------------------------------------------------------------
 
@@ -353,10 +212,10 @@ class PostgresStore:
                 message_id, True, bytes(content_hash) == incoming.content_hash, bytes(ack)
             )
 
-        return await self._write(job, ordered=True, notify="received")
+        return await self._db.write(job, ordered=True, notify="received")
 
     async def received(self, after_id: int, limit: int) -> list[StoredMessage]:
-        rows = await self._run(
+        rows = await self._db.run(
             """SELECT id, route, received_at, control_id, message_type, raw FROM messages
                WHERE status = 'received' AND id > %s ORDER BY id LIMIT %s""",
             (after_id, limit),
@@ -408,7 +267,7 @@ class PostgresStore:
 
         # Not durable: after a database crash the messages are still 'received' and are
         # routed again. One job, so the batch is routed all or none.
-        await self._write(job, durable=False, ordered=True, notify="routed")
+        await self._db.write(job, durable=False, ordered=True, notify="routed")
 
     # -- outbox -----------------------------------------------------------------------
 
@@ -423,7 +282,7 @@ class PostgresStore:
     ) -> list[OutboxEntry]:
         lane_filter = "AND o.lane_hash %% %s = %s" if lanes > 1 else ""
         lane_values = (lanes, lane) if lanes > 1 else ()
-        rows = await self._run(
+        rows = await self._db.run(
             f"""SELECT {_OUTBOX_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
                 WHERE o.route = %s AND o.destination = %s AND o.status = 'pending'
                   AND o.id > %s {lane_filter} ORDER BY o.id LIMIT %s""",  # noqa: S608 - constant SQL
@@ -450,18 +309,11 @@ class PostgresStore:
             # An operator skipped it while the send was in flight: the skip stands (nothing
             # more is sent), and the audit says the receiver got it anyway.
             if await _status_of(connection, entry_id) is EntryStatus.SKIPPED:
-                answer = f", ACK {ack_code}" if ack_code else ""
-                await _record_action(
-                    connection,
-                    now,
-                    entry_id,
-                    "delivered after skip",
-                    f"the send was in flight when the entry was skipped: delivered{answer}",
-                )
+                await _record_action(connection, now, entry_id, *delivered_after_skip(ack_code))
             return False
 
         # Not durable: lost in a database crash, the message is sent again (at-least-once).
-        return await self._write(job, durable=False)
+        return await self._db.write(job, durable=False)
 
     async def record_failure(
         self,
@@ -495,16 +347,16 @@ class PostgresStore:
                 (entry_id, now, error[:500], park),
             )
 
-        await self._write(job, durable=False)
+        await self._db.write(job, durable=False)
 
     async def entry_status(self, entry_id: int) -> EntryStatus | None:
-        rows = await self._run("SELECT status FROM outbox WHERE id = %s", (entry_id,))
+        rows = await self._db.run("SELECT status FROM outbox WHERE id = %s", (entry_id,))
         return EntryStatus(rows[0][0]) if rows else None
 
     # -- queue operations ---------------------------------------------------------------
 
     async def queue_status(self) -> list[QueueStatus]:
-        rows = await self._run(
+        rows = await self._db.run(
             """SELECT q.route, q.destination, q.pending, q.parked, m.received_at,
                    q.head_attempts, (
                        SELECT last_error FROM outbox e WHERE e.route = q.route
@@ -528,8 +380,8 @@ class PostgresStore:
     async def list_entries(
         self, status: EntryStatus, route: str | None, destination: str | None, limit: int
     ) -> list[EntrySummary]:
-        order = "ASC" if status in _OPEN else "DESC"
-        rows = await self._run(
+        order = "ASC" if status in OPEN else "DESC"
+        rows = await self._db.run(
             f"""SELECT {_SUMMARY_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
                 WHERE o.status = %(status)s
                   AND (%(route)s::text IS NULL OR o.route = %(route)s)
@@ -540,7 +392,7 @@ class PostgresStore:
         return [_summary(row) for row in rows]
 
     async def entry_ids(self, status: EntryStatus, route: str, destination: str) -> list[int]:
-        rows = await self._run(
+        rows = await self._db.run(
             """SELECT id FROM outbox WHERE route = %s AND destination = %s AND status = %s
                ORDER BY id""",
             (route, destination, status.value),
@@ -548,7 +400,7 @@ class PostgresStore:
         return [row[0] for row in rows]
 
     async def trace(self, control_id: str, route: str | None) -> list[MessageTrace]:
-        messages = await self._run(
+        messages = await self._db.run(
             """SELECT m.id, m.route, m.received_at, m.peer, m.sending_application,
                    m.sending_facility, m.message_type, m.status, m.ack,
                    i.record::jsonb ->> 'outcome', i.record::jsonb -> 'detail'
@@ -558,13 +410,13 @@ class PostgresStore:
                ORDER BY m.id""",
             {"control_id": control_id, "route": route},
         )
-        entries = await self._run(
+        entries = await self._db.run(
             """SELECT o.message_id, o.id, o.destination, o.status, o.attempts, o.resend_of,
                    o.delivered_at, o.last_ack_code
                FROM outbox o WHERE o.message_id = ANY(%s) ORDER BY o.id""",
             ([row[0] for row in messages],),
         )
-        events = await self._run(
+        events = await self._db.run(
             """SELECT entry_id, at, CASE WHEN parked THEN 'parked' ELSE 'failed' END, error,
                    0 AS source, id
                FROM delivery_failures WHERE entry_id = ANY(%(ids)s)
@@ -599,19 +451,17 @@ class PostgresStore:
             results = []
             for entry_id in entry_ids:
                 status = await _status_of(connection, entry_id)
-                if status is None:
-                    results.append(ActionResult(entry_id, False, "no such entry"))
-                    continue
-                if status is EntryStatus.PENDING:
-                    results.append(ActionResult(entry_id, False, "still pending: nothing to do"))
-                    continue
+                copy = None
                 if status is EntryStatus.RESENT:
                     cursor = await connection.execute(
                         "SELECT max(id) FROM outbox WHERE resend_of = %s", (entry_id,)
                     )
                     (copy,) = await cursor.fetchone()  # type: ignore[misc]
-                    results.append(ActionResult(entry_id, False, f"already resent as {copy}"))
+                refusal = resend_refusal(entry_id, status, copy)
+                if refusal is not None:
+                    results.append(refusal)
                     continue
+                assert status is not None  # a missing entry is refused above
                 cursor = await connection.execute(
                     """INSERT INTO outbox (message_id, route, destination, payload,
                            patient_key, lane_hash, status, attempts, next_attempt_at,
@@ -621,13 +471,13 @@ class PostgresStore:
                     (now, entry_id),
                 )
                 (new_id,) = await cursor.fetchone()  # type: ignore[misc]
-                if status is not EntryStatus.DELIVERED:
+                if becomes_resent(status):
                     await _set_status(connection, entry_id, EntryStatus.RESENT, now)
                 await _record_action(connection, now, entry_id, f"resend as {new_id}", reason)
-                results.append(ActionResult(entry_id, True, f"resent as {new_id}", new_id))
+                results.append(resent(entry_id, new_id))
             return results
 
-        return await self._write(job, ordered=True, notify="routed")
+        return await self._db.write(job, ordered=True, notify="routed")
 
     async def skip(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
         now = time.time()
@@ -635,23 +485,21 @@ class PostgresStore:
         async def job(connection: Connection) -> list[ActionResult]:
             results = []
             for entry_id in entry_ids:
-                status = await _status_of(connection, entry_id)
-                if status is None:
-                    results.append(ActionResult(entry_id, False, "no such entry"))
-                elif status not in _OPEN:
-                    results.append(ActionResult(entry_id, False, f"already {status.value}"))
-                else:
-                    await _set_status(connection, entry_id, EntryStatus.SKIPPED, now)
-                    await _record_action(connection, now, entry_id, "skip", reason)
-                    results.append(ActionResult(entry_id, True, "skipped"))
+                refusal = skip_refusal(entry_id, await _status_of(connection, entry_id))
+                if refusal is not None:
+                    results.append(refusal)
+                    continue
+                await _set_status(connection, entry_id, EntryStatus.SKIPPED, now)
+                await _record_action(connection, now, entry_id, "skip", reason)
+                results.append(skipped(entry_id))
             return results
 
-        return await self._write(job)
+        return await self._db.write(job)
 
     # -- state for other processes --------------------------------------------------------
 
     async def unrouted(self) -> dict[str, int]:
-        rows = await self._run(
+        rows = await self._db.run(
             "SELECT route, count(*) FROM messages WHERE status = 'received' GROUP BY route"
         )
         return {route: count for route, count in rows}
@@ -667,10 +515,12 @@ class PostgresStore:
                 (name, now, payload),
             )
 
-        await self._write(job, durable=False)  # the engine publishes it again as it changes
+        await self._db.write(job, durable=False)  # the engine publishes it again as it changes
 
     async def states(self) -> list[ComponentState]:
-        rows = await self._run("SELECT name, updated_at, payload FROM engine_state ORDER BY name")
+        rows = await self._db.run(
+            "SELECT name, updated_at, payload FROM engine_state ORDER BY name"
+        )
         return [ComponentState(*row) for row in rows]
 
     # -- retention ----------------------------------------------------------------------
@@ -699,7 +549,7 @@ class PostgresStore:
             )
             return Pruned(entries.rowcount, messages.rowcount, cached.rowcount)
 
-        return await self._write(job, durable=False)
+        return await self._db.write(job, durable=False)
 
     # -- leases and engines (engine.leases) --------------------------------------------
 
@@ -710,7 +560,7 @@ class PostgresStore:
         # the token grows only when the holder changes. Committed on its own and durably,
         # not in a group that may wait for the order lock: a renewal a database crash could
         # lose would let another engine take the lease while this one still counts on it.
-        rows = await self._run(
+        rows = await self._db.run(
             f"""INSERT INTO leases AS l (name, holder, token, since, renewed_at, expires_at)
                 SELECT %(name)s, %(holder)s, 1, now, now, now + %(lease_s)s
                 FROM (SELECT {_NOW} AS now) clock
@@ -730,7 +580,7 @@ class PostgresStore:
         if rows:
             token, since = rows[0]
             return LeaseClaim(Lease(name, holder, token, since), holder, lease_s)
-        rows = await self._run(
+        rows = await self._db.run(
             f"SELECT holder, expires_at - {_NOW} FROM leases WHERE name = %s",  # noqa: S608
             (name,),
         )
@@ -739,7 +589,7 @@ class PostgresStore:
         return LeaseClaim(None, rows[0][0], max(rows[0][1], 0.0))
 
     async def release_lease(self, lease: Lease) -> None:
-        await self._run(
+        await self._db.run(
             f"""WITH released AS (
                     UPDATE leases SET expires_at = {_NOW}
                     WHERE name = %s AND holder = %s AND token = %s RETURNING name)
@@ -748,13 +598,13 @@ class PostgresStore:
         )
 
     async def leases(self) -> list[LeaseState]:
-        rows = await self._run(
+        rows = await self._db.run(
             "SELECT name, holder, since, renewed_at, expires_at FROM leases ORDER BY name"
         )
         return [LeaseState(*row) for row in rows]
 
     async def engine_seen(self, engine: EngineState) -> None:
-        await self._run(
+        await self._db.run(
             f"""INSERT INTO engines (id, host, pid, started_at, seen_at)
                 VALUES (%s, %s, %s, %s, {_NOW})
                 ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at
@@ -763,7 +613,7 @@ class PostgresStore:
         )
 
     async def engine_stopped(self, engine_id: str) -> None:
-        await self._run("DELETE FROM engines WHERE id = %s RETURNING id", (engine_id,))
+        await self._db.run("DELETE FROM engines WHERE id = %s RETURNING id", (engine_id,))
 
     async def watch(self, on_change: Callable[[str], None]) -> None:
         """LISTEN on a connection of its own; what any engine commits wakes this one's
@@ -784,39 +634,10 @@ class PostgresStore:
             await asyncio.sleep(WATCH_RETRY_S)
 
     async def engines(self) -> list[EngineState]:
-        rows = await self._run(
+        rows = await self._db.run(
             "SELECT id, host, pid, started_at, seen_at FROM engines ORDER BY started_at, id"
         )
         return [EngineState(*row) for row in rows]
-
-
-async def _transaction(connection: Connection, group: list[_Pending]) -> list[Any]:
-    """Run a group's jobs in one transaction and commit it; `_JobFailed` if a job raised."""
-    results = []
-    async with connection.transaction():
-        if not any(pending.durable for pending in group):
-            await connection.execute("SET LOCAL synchronous_commit = off")
-        if any(pending.ordered for pending in group):
-            await connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", ORDER_LOCK)
-        for pending in group:
-            try:
-                results.append(await pending.job(connection))
-            except psycopg.OperationalError:
-                raise  # the connection, not the job: the whole group fails
-            except Exception as error:
-                raise _JobFailed(error) from error
-        for channel in sorted({pending.notify for pending in group if pending.notify}):
-            await connection.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, channel))
-    return results
-
-
-async def _alone(connection: Connection, pending: _Pending) -> tuple[bool, Any]:
-    """One job of a failed group, in a transaction of its own."""
-    try:
-        (value,) = await _transaction(connection, [pending])
-    except _JobFailed as failed:
-        return False, failed.error
-    return True, value
 
 
 async def _fenced_update(
@@ -885,10 +706,3 @@ def _entry_trace(entry: tuple[Any, ...], events: list[Any]) -> EntryTrace:
 def _json_text(value: Any) -> str:
     """A JSON value as SQLite's json_extract gives it: strings bare, the rest as JSON."""
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def _reason(error: psycopg.Error) -> str:
-    """What libpq says of a failed connection (host, port, role, database, authentication:
-    no patient data), on one line."""
-    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
-    return text or type(error).__name__

@@ -35,6 +35,15 @@ from engine.delivery.lanes import lane_of
 from engine.errors import LeaseLost, StoreError
 from engine.folders import make_folders
 from engine.logs import get_logger
+from engine.store.actions import (
+    OPEN,
+    becomes_resent,
+    delivered_after_skip,
+    resend_refusal,
+    resent,
+    skip_refusal,
+    skipped,
+)
 from engine.store.base import (
     FINISHED,
     Accepted,
@@ -77,7 +86,6 @@ _SUMMARY_COLUMNS = """
     o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
     o.status, o.attempts, o.last_error, o.updated_at
 """
-_OPEN = (EntryStatus.PENDING, EntryStatus.PARKED)
 _FINISHED_SQL = ", ".join(f"'{status.value}'" for status in FINISHED)
 
 
@@ -483,14 +491,7 @@ class SqliteStore:
             # An operator skipped it while the send was in flight: the skip stands (nothing
             # more is sent), and the audit says the receiver got it anyway.
             if _status_of(connection, entry_id) is EntryStatus.SKIPPED:
-                answer = f", ACK {ack_code}" if ack_code else ""
-                _record_action(
-                    connection,
-                    now,
-                    entry_id,
-                    "delivered after skip",
-                    f"the send was in flight when the entry was skipped: delivered{answer}",
-                )
+                _record_action(connection, now, entry_id, *delivered_after_skip(ack_code))
             return False
 
         # Not durable: lost in a power cut, the message is sent again (at-least-once).
@@ -567,7 +568,7 @@ class SqliteStore:
     async def list_entries(
         self, status: EntryStatus, route: str | None, destination: str | None, limit: int
     ) -> list[EntrySummary]:
-        order = "ASC" if status in _OPEN else "DESC"
+        order = "ASC" if status in OPEN else "DESC"
 
         def job(connection: sqlite3.Connection) -> list[EntrySummary]:
             rows = connection.execute(
@@ -634,18 +635,16 @@ class SqliteStore:
             results = []
             for entry_id in entry_ids:
                 status = _status_of(connection, entry_id)
-                if status is None:
-                    results.append(ActionResult(entry_id, False, "no such entry"))
-                    continue
-                if status is EntryStatus.PENDING:
-                    results.append(ActionResult(entry_id, False, "still pending: nothing to do"))
-                    continue
+                copy = None
                 if status is EntryStatus.RESENT:
                     (copy,) = connection.execute(
                         "SELECT max(id) FROM outbox WHERE resend_of = ?", (entry_id,)
                     ).fetchone()
-                    results.append(ActionResult(entry_id, False, f"already resent as {copy}"))
+                refusal = resend_refusal(entry_id, status, copy)
+                if refusal is not None:
+                    results.append(refusal)
                     continue
+                assert status is not None  # a missing entry is refused above
                 (new_id,) = connection.execute(
                     """INSERT INTO outbox (message_id, route, destination, payload,
                            patient_key, status, attempts, next_attempt_at, updated_at,
@@ -654,10 +653,10 @@ class SqliteStore:
                            'pending', 0, 0, ?, id FROM outbox WHERE id = ? RETURNING id""",
                     (now, entry_id),
                 ).fetchone()
-                if status is not EntryStatus.DELIVERED:
+                if becomes_resent(status):
                     _set_status(connection, entry_id, EntryStatus.RESENT, now)
                 _record_action(connection, now, entry_id, f"resend as {new_id}", reason)
-                results.append(ActionResult(entry_id, True, f"resent as {new_id}", new_id))
+                results.append(resent(entry_id, new_id))
             return results
 
         return await self._write(job)
@@ -668,15 +667,13 @@ class SqliteStore:
         def job(connection: sqlite3.Connection) -> list[ActionResult]:
             results = []
             for entry_id in entry_ids:
-                status = _status_of(connection, entry_id)
-                if status is None:
-                    results.append(ActionResult(entry_id, False, "no such entry"))
-                elif status not in _OPEN:
-                    results.append(ActionResult(entry_id, False, f"already {status.value}"))
-                else:
-                    _set_status(connection, entry_id, EntryStatus.SKIPPED, now)
-                    _record_action(connection, now, entry_id, "skip", reason)
-                    results.append(ActionResult(entry_id, True, "skipped"))
+                refusal = skip_refusal(entry_id, _status_of(connection, entry_id))
+                if refusal is not None:
+                    results.append(refusal)
+                    continue
+                _set_status(connection, entry_id, EntryStatus.SKIPPED, now)
+                _record_action(connection, now, entry_id, "skip", reason)
+                results.append(skipped(entry_id))
             return results
 
         return await self._write(job)

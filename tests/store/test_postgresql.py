@@ -94,6 +94,8 @@ def test_the_password_comes_from_the_environment_never_the_file(
     )
     assert main(["store", "migrate", "--config", str(config)]) == 2
     assert "INS_ENGINE_DB_PASSWORD" in capsys.readouterr().err  # not set: says which
+    assert main(["check", "--config", str(config)]) == 2
+    assert "engine.store_password_env: set the store's password" in capsys.readouterr().err
     monkeypatch.setenv("INS_ENGINE_DB_PASSWORD", "not-the-password")
     assert main(["queue", "status", "--config", str(config)]) == 2
     error = capsys.readouterr().err

@@ -10,11 +10,13 @@ that records it, so engines starting together on a new database create it once.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import psycopg
 
-from engine.store.migrations import Applied
+from engine.store.migrations import Applied, check_version
 
 MIGRATION_LOCK = (0x494E53, 2)  # pg_advisory_lock(int, int): "INS", migrations
 
@@ -146,8 +148,7 @@ async def version(connection: psycopg.AsyncConnection) -> int | None:
 
 async def migrate(connection: psycopg.AsyncConnection, upto: int = LATEST) -> Applied:
     """Apply every migration above the database's version (autocommit connection)."""
-    await connection.execute("SELECT pg_advisory_lock(%s, %s)", MIGRATION_LOCK)
-    try:
+    async with _migration_lock(connection):
         before = await version(connection)
         await connection.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -165,5 +166,25 @@ async def migrate(connection: psycopg.AsyncConnection, upto: int = LATEST) -> Ap
                     (migration.version, migration.summary),
                 )
         return Applied(before, await version(connection) or 0)
+
+
+async def prepare(connection: psycopg.AsyncConnection, name: str) -> None:
+    """What an engine does at start: create the schema in an empty database, refuse one of
+    another version. Under the migration lock, so that an engine starting while another
+    creates the schema waits for it rather than see it half made."""
+    async with _migration_lock(connection):
+        found = await version(connection)
+        if found is None:
+            await migrate(connection)
+        else:
+            check_version(name, found, LATEST)
+
+
+@contextlib.asynccontextmanager
+async def _migration_lock(connection: psycopg.AsyncConnection) -> AsyncIterator[None]:
+    """A session-level advisory lock (taken again by the same session, it nests)."""
+    await connection.execute("SELECT pg_advisory_lock(%s, %s)", MIGRATION_LOCK)
+    try:
+        yield
     finally:
         await connection.execute("SELECT pg_advisory_unlock(%s, %s)", MIGRATION_LOCK)
