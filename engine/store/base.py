@@ -184,7 +184,7 @@ class Store(Protocol):
         lanes: int = 1,
     ) -> list[OutboxEntry]:
         """Pending entries of one destination in FIFO order, after a given entry; with
-        `lanes` > 1, only those whose patient key falls in `lane` (see `delivery.lanes`)."""
+        `lanes` > 1, only those whose patient key falls in `lane` (see `store.lanes`)."""
         ...
 
     async def mark_delivered(self, entry_id: int, ack_code: str) -> None: ...

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.delivery.lanes import lane_of
 from engine.errors import StoreError
 from engine.logs import get_logger
 from engine.store.base import (
@@ -49,6 +48,7 @@ from engine.store.base import (
     RoutingResult,
     StoredMessage,
 )
+from engine.store.lanes import lane_of
 from engine.store.schema import SCHEMA, upgrade
 
 log = get_logger("engine.store")
