@@ -17,21 +17,20 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine.config import RouteSettings
-from engine.enrich.step import IDENTITY_ANNOTATION, EnrichStep
+from engine.enrich.step import EnrichStep
+from engine.enrich.store import IdentityRecord
 from engine.errors import CliError, EngineError
 from engine.ins.errors import InsiConfigurationError
 from engine.ins.service import open_insi_service
 from engine.ins.settings import InsiSettings
-from engine.logs import get_logger
-from engine.pipeline import RoutedMessage
+from engine.pipeline import BoundStep, RoutedMessage, run_steps
 from engine.private_files import open_private
 from engine.replay.files import FileProblem, expand_paths, load_file
-from engine.router import WINDOW, RoutePlan, routed_message
-from engine.store.base import IdentityRecord
-
-log = get_logger("engine.offline")
+from engine.route import RoutePlan
+from engine.router import WINDOW, routed_message
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,39 +114,24 @@ async def enrich(files: Sequence[InputFile], route: RouteSettings, insi: InsiSet
         raise CliError(str(error)) from None
     messages = [message for file in files for message in file.messages]
     summary = Summary(len(files), len(messages), service.simulated)
-    step = EnrichStep(route.enrichment, service)
+    steps = [BoundStep("ins_enrich", "ins_enrich", EnrichStep(route.enrichment, service))]
     try:
         for start in range(0, len(messages), WINDOW):
             window = messages[start : start + WINDOW]
-            done = await asyncio.gather(*(_apply(step, message) for message in window))
-            summary.failed += done.count(False)
+            await asyncio.gather(*(run_steps(steps, message) for message in window))
     finally:
         await service.aclose()
     for message in messages:
-        record = message.annotations[IDENTITY_ANNOTATION]
+        record = _record(message)
         summary.outcomes[record["outcome"]] += 1
         summary.calls += record.get("calls", 0)
+        summary.failed += message.failed
     return summary
 
 
-async def _apply(step: EnrichStep, routed: RoutedMessage) -> bool:
-    """Enrich one message; if the step fails, keep it as read, as the engine forwards it."""
-    try:
-        await step(routed)
-    except Exception as error:
-        log.error(
-            "enrichment failed, message written as read",
-            route=routed.route,
-            control_id=routed.header.control_id,
-            exc_info=error,
-        )
-        routed.changed = False
-        routed.annotations[IDENTITY_ANNOTATION] = {
-            "outcome": "error",
-            "detail": type(error).__name__,
-        }
-        return False
-    return True
+def _record(routed: RoutedMessage) -> dict[str, Any]:
+    decision = routed.decisions[-1]
+    return decision.payload or {"outcome": decision.outcome, "detail": decision.detail}
 
 
 def write_outputs(files: Iterable[InputFile], out_dir: Path, force: bool) -> None:
@@ -174,9 +158,9 @@ def identity_records(
             message.route,
             message.header.control_id,
             message.header.type_and_trigger,
-            message.annotations[IDENTITY_ANNOTATION],
+            _record(message),
         )
         for file in files
         for message in file.messages
-        if outcomes is None or message.annotations[IDENTITY_ANNOTATION]["outcome"] in outcomes
+        if outcomes is None or _record(message)["outcome"] in outcomes
     ]

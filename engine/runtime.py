@@ -17,13 +17,15 @@ from pathlib import Path
 from engine.config import Config, RouteSettings, sqlite_path
 from engine.delivery.service import DeliveryService
 from engine.enrich.step import EnrichStep
+from engine.enrich.store import IdentityTables, StoredResultCache
 from engine.hl7.ack import AckBuilder
 from engine.ins.service import InsiService, open_insi_service
 from engine.intake import Intake
 from engine.listener import Listener
 from engine.logs import get_logger
-from engine.pipeline import Step
-from engine.router import RoutePlan, Router
+from engine.pipeline import BoundStep
+from engine.route import RoutePlan
+from engine.router import Router
 from engine.store.sqlite import SqliteStore
 from engine.tls import server_context
 
@@ -46,9 +48,10 @@ class Engine:
     async def start(self) -> None:
         path = sqlite_path(self.config.engine.store)
         assert path is not None
-        self.store = await SqliteStore.open(str(Path(path)))
+        self.store = await SqliteStore.open(str(Path(path)), [IdentityTables()])
         if any(route.enrich for route in self.config.routes):
-            self.insi = await open_insi_service(self.config.insi, cache=self.store)
+            cache = StoredResultCache(self.store)
+            self.insi = await open_insi_service(self.config.insi, cache=cache)
         plans = {
             route.name: RoutePlan(route, self._steps_for(route)) for route in self.config.routes
         }
@@ -66,11 +69,11 @@ class Engine:
             self.listeners[route.name] = listener
         log.info("engine started", count=len(self.listeners), path=path)
 
-    def _steps_for(self, route: RouteSettings) -> list[Step]:
+    def _steps_for(self, route: RouteSettings) -> list[BoundStep]:
         if not route.enrich:
             return []
         assert self.insi is not None
-        return [EnrichStep(route.enrichment, self.insi)]
+        return [BoundStep("ins_enrich", "ins_enrich", EnrichStep(route.enrichment, self.insi))]
 
     async def stop(self) -> None:
         grace = self.config.engine.shutdown_grace_s

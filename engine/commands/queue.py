@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from engine.commands.common import add_config_argument, read_config
 from engine.config import Config, sqlite_path
+from engine.enrich.store import IdentityTables
 from engine.errors import CliError
 from engine.store.base import ActionResult, EntryStatus, QueueStatus
 from engine.store.sqlite import SqliteStore
@@ -150,7 +151,7 @@ def _run(config: Config, action: Callable[[SqliteStore], Awaitable[T]]) -> T:
         raise CliError(f"no store at {path}: has the engine run with this configuration?")
 
     async def main() -> T:
-        store = await SqliteStore.open(path)
+        store = await SqliteStore.open(path, [IdentityTables()])
         try:
             return await action(store)
         finally:

@@ -23,6 +23,7 @@ from engine.commands.common import (
     report_outcomes,
 )
 from engine.config import sqlite_path
+from engine.enrich.store import IdentityTables
 from engine.errors import CliError
 from engine.logs import configure_logging
 from engine.report import ReportFile, write_store_report
@@ -84,7 +85,7 @@ def identities_report(args: argparse.Namespace) -> int:
 
 
 async def _write(store_path: str, since: float, args: argparse.Namespace) -> ReportFile:
-    store = await SqliteStore.open(store_path)
+    store = await SqliteStore.open(store_path, [IdentityTables()])
     try:
         with ReportFile(Path(args.out), args.format, args.force) as report:
             await write_store_report(store, report, since, report_outcomes(args))
