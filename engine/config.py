@@ -4,13 +4,15 @@ Every section is a dataclass whose field names are the TOML keys and whose field
 carries a one-line `doc`. The loader is generic: it rejects unknown keys, checks types from
 the annotations, builds nested tables and arrays of tables, resolves `path` fields against
 the config file's folder, and turns each section's `problems()` into a `ConfigError` naming
-the file, the key and what is expected.
+the file, the key and what is expected. A step's table is read the same way, with the
+settings dataclass its `kind` registered (`engine.steps.registry`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 import tomllib
 import types
 import typing
@@ -19,11 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.enrich.settings import EnrichSettings
+from engine.enrich.store import KIND as ENRICH_KIND
 from engine.errors import ConfigError
 from engine.hl7.charset import is_known
 from engine.ins.settings import InsiSettings
+from engine.steps.registry import Registry, registry
 
 DEFAULT_CONFIG = "routes/default.toml"
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def doc(text: str, **extra: Any) -> dict[str, Any]:
@@ -158,6 +163,22 @@ class DestinationSettings:
 
 
 @dataclass(frozen=True)
+class StepSettings:
+    """One entry of a route's `steps`: the keys every step has; the kind's own keys are read
+    into `settings`, an instance of the dataclass the kind registered."""
+
+    kind: str = field(metadata=doc('the step kind (see "Step kinds")'))
+    name: str = field(
+        default="", metadata=doc("the step's name in decisions and route tests; default the kind")
+    )
+    before_ack: bool = field(
+        default=False,
+        metadata=doc("run before the ACK (filter, validate): AE/AR answers, drops are stored"),
+    )
+    settings: Any = field(default=None, metadata=doc("", internal=True))
+
+
+@dataclass(frozen=True)
 class RouteSettings:
     name: str = field(metadata=doc("route name (letters, digits, - and _)"))
     listen: str = field(metadata=doc("host:port the MLLP listener binds"))
@@ -191,9 +212,15 @@ class RouteSettings:
     fallback_charset: str | None = field(
         default=None, metadata=doc("charset tried when the declared one does not decode")
     )
-    enrich: bool = field(default=True, metadata=doc("add the INS to PID (see enrichment)"))
-    enrichment: EnrichSettings = field(
-        default_factory=EnrichSettings, metadata=doc("INS enrichment options")
+    enrich: bool | None = field(
+        default=None,
+        metadata=doc("without `steps`: false = no step, else one ins_enrich step (default)"),
+    )
+    enrichment: EnrichSettings | None = field(
+        default=None, metadata=doc("without `steps`: the options of that ins_enrich step")
+    )
+    steps: list[StepSettings] | None = field(
+        default=None, metadata=doc('the route\'s steps, in order (see "Route steps")')
     )
     destinations: list[DestinationSettings] = field(
         default_factory=list, metadata=doc("where accepted messages are delivered, in order")
@@ -231,7 +258,37 @@ class RouteSettings:
         for index, name in enumerate(names):
             if name in names[:index]:
                 found.append((f"destinations[{index}].name", "a name unique in this route"))
+        if self.steps is not None:
+            for key in ("enrich", "enrichment"):
+                if getattr(self, key) is not None:
+                    found.append(
+                        (key, f'leave it out with steps: give a kind = "{ENRICH_KIND}" step')
+                    )
+            found.extend(step_problems(self.steps, "steps"))
         return found
+
+    def step_list(self) -> list[StepSettings]:
+        """The route's steps: those it names, or the default of an earlier configuration."""
+        if self.steps is not None:
+            return self.steps
+        if self.enrich is False:
+            return []
+        return [
+            StepSettings(ENRICH_KIND, ENRICH_KIND, settings=self.enrichment or EnrichSettings())
+        ]
+
+
+def step_problems(steps: list[StepSettings], key: str) -> list[tuple[str, str]]:
+    """Names unique in the list; steps before the ACK first."""
+    found = []
+    for index, step in enumerate(steps):
+        if not _NAME.fullmatch(step.name):
+            found.append((f"{key}[{index}].name", "letters, digits, - and _"))
+        if step.name in [other.name for other in steps[:index]]:
+            found.append((f"{key}[{index}].name", "a name unique among these steps"))
+        if step.before_ack and not all(other.before_ack for other in steps[:index]):
+            found.append((f"{key}[{index}].before_ack", "steps before the ACK come first"))
+    return found
 
 
 @dataclass(frozen=True)
@@ -271,25 +328,28 @@ def load_config(path: str | Path) -> Config:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(str(file), "-", f"valid TOML ({error})") from None
     data["source"] = str(file)
-    return _Builder(str(file), file.resolve().parent).build(Config, data, "")
+    builder = _Builder(str(file), file.resolve().parent, registry())
+    return builder.build(Config, data, "")
 
 
 class _Builder:
-    def __init__(self, file: str, base: Path) -> None:
+    def __init__(self, file: str, base: Path, kinds: Registry) -> None:
         self.file = file
         self.base = base
+        self.kinds = kinds
 
     def error(self, key: str, expected: str) -> ConfigError:
         return ConfigError(self.file, key or "-", expected)
 
-    def build(self, cls: type, table: Any, path: str) -> Any:
+    def build(self, cls: type, table: Any, path: str, shared: frozenset[str] = frozenset()) -> Any:
+        """An instance of `cls` from `table`; keys in `shared` belong to an enclosing table."""
         if not isinstance(table, dict):
             raise self.error(path, "a table")
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
         for key in table:
-            if key not in fields and not (key == "source" and cls is Config):
-                known = ", ".join(sorted(fields))
+            if key not in fields and key not in shared and not (key == "source" and cls is Config):
+                known = ", ".join(sorted({*fields, *shared}))
                 raise self.error(_join(path, key), f"unknown key (known keys: {known})")
         values = {}
         for name, spec in fields.items():
@@ -313,7 +373,41 @@ class _Builder:
             raise self.error(_join(path, key), expected)
         return instance
 
+    def step(self, table: Any, path: str) -> StepSettings:
+        """A step's table: the common keys, and the kind's own keys into its settings."""
+        if not isinstance(table, dict):
+            raise self.error(path, "a table")
+        name = table.get("kind")
+        if not isinstance(name, str):
+            raise self.error(_join(path, "kind"), "the step's kind, a string")
+        kind = self.kinds.kinds.get(name)
+        if kind is None:
+            raise self.error(_join(path, "kind"), self.kinds.unknown(name))
+        common = frozenset(f.name for f in dataclasses.fields(StepSettings))
+        settings = self.build(
+            kind.settings, {k: v for k, v in table.items() if k not in common}, path, common
+        )
+        step = StepSettings(
+            kind=name,
+            name=self.value(str, table.get("name", name), _join(path, "name")),
+            before_ack=self.value(bool, table.get("before_ack", False), _join(path, "before_ack")),
+            settings=settings,
+        )
+        if step.before_ack and not kind.before_ack:
+            raise self.error(
+                _join(path, "before_ack"),
+                "false: only kinds that decide at once without changing the message "
+                f"({', '.join(sorted(k.name for k in self.kinds.kinds.values() if k.before_ack))})"
+                " run before the ACK",
+            )
+        placement = getattr(settings, "placement_problems", None)
+        for key, expected in placement(step.before_ack) if placement else ():
+            raise self.error(_join(path, key), expected)
+        return step
+
     def value(self, hint: Any, value: Any, key: str) -> Any:
+        if hint is StepSettings:
+            return self.step(value, key)
         origin = typing.get_origin(hint)
         if origin in (types.UnionType, typing.Union):
             inner = next(arg for arg in typing.get_args(hint) if arg is not type(None))
@@ -367,8 +461,7 @@ def documented_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, str
 
 
 def _section_type(hint: Any) -> type | None:
-    """The dataclass behind a section key (`X`, `X | None`, `list[X]`), or None."""
-    for candidate in (hint, *typing.get_args(hint)):
-        if dataclasses.is_dataclass(candidate):
-            return candidate  # type: ignore[return-value]
-    return None
+    """The dataclass behind a section key (`X`, `X | None`, `list[X]`, `list[X] | None`)."""
+    if dataclasses.is_dataclass(hint):
+        return hint  # type: ignore[return-value]
+    return next(filter(None, map(_section_type, typing.get_args(hint))), None)

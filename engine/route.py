@@ -1,5 +1,5 @@
-"""A route as the engine applies it to one message after the ACK: its steps, then its
-destinations.
+"""A route as the engine applies it to one message: the steps before the ACK, then after
+the ACK its other steps and its destinations.
 
 The router (with a store), offline enrichment, route tests and the embedding API all route
 a message through this one piece, so a message goes where the engine would send it whoever
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from engine.config import RouteSettings
 from engine.decision import Decision
 from engine.hl7.charset import CharsetPolicy
-from engine.pipeline import BoundStep, RoutedMessage, run_steps
+from engine.pipeline import BoundStep, RoutedMessage, run_steps, screen
 
 NO_DESTINATION = Decision("route", "route", "dropped", "no_destination")
 """Recorded when no destination takes a message: it is kept, visible as dropped."""
@@ -34,12 +34,17 @@ class RoutePlan:
     """A route's built steps and its destinations, as the router applies them."""
 
     settings: RouteSettings
-    steps: Sequence[BoundStep] = ()
+    steps: Sequence[BoundStep] = ()  # after the ACK
+    before_ack: Sequence[BoundStep] = ()
 
     @property
     def charsets(self) -> CharsetPolicy:
         route = self.settings
         return CharsetPolicy(route.charset, route.default_charset, route.fallback_charset)
+
+    def screen(self, routed: RoutedMessage) -> None:
+        """Run the steps placed before the ACK (synchronous): they may drop or refuse."""
+        screen(self.before_ack, routed)
 
     async def route(self, routed: RoutedMessage) -> Routing:
         """Run the route's steps; the decisions are those taken here (not before the ACK)."""

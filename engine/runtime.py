@@ -1,10 +1,12 @@
 """The running engine: store, listeners, router and background tasks, started and stopped
 in the order that keeps every acknowledged message safe.
 
-Start: open the store, then the delivery workers, the router, then the listeners (nothing
-is acknowledged before the store is ready). Stop: close the listeners (busy connections
-finish their message), stop the background tasks, let the delivery workers finish the
-message they are sending, then close the store, which commits what is queued.
+Start: open the store, build every route's steps (opening what they share, such as the
+INSi client), then the delivery workers, the router, then the listeners (nothing is
+acknowledged before the store is ready). Stop: close the listeners (busy connections finish
+their message), stop the background tasks, let the delivery workers finish the message they
+are sending, close what the steps share, then close the store, which commits what is
+queued.
 """
 
 from __future__ import annotations
@@ -14,18 +16,16 @@ import contextlib
 import signal
 from pathlib import Path
 
-from engine.config import Config, RouteSettings, sqlite_path
+from engine.config import Config, sqlite_path
 from engine.delivery.service import DeliveryService
-from engine.enrich.step import EnrichStep
-from engine.enrich.store import IdentityTables, StoredResultCache
 from engine.hl7.ack import AckBuilder
-from engine.ins.service import InsiService, open_insi_service
 from engine.intake import Intake
 from engine.listener import Listener
 from engine.logs import get_logger
-from engine.pipeline import BoundStep
-from engine.route import RoutePlan
 from engine.router import Router
+from engine.steps.kind import Resources
+from engine.steps.plans import build_plan
+from engine.steps.registry import registry
 from engine.store.sqlite import SqliteStore
 from engine.tls import server_context
 
@@ -42,18 +42,16 @@ class Engine:
         self.listeners: dict[str, Listener] = {}
         self.router: Router | None = None
         self.delivery: DeliveryService | None = None
-        self.insi: InsiService | None = None
+        self.resources = Resources()  # what steps share (the INSi client), closed at stop
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         path = sqlite_path(self.config.engine.store)
         assert path is not None
-        self.store = await SqliteStore.open(str(Path(path)), [IdentityTables()])
-        if any(route.enrich for route in self.config.routes):
-            cache = StoredResultCache(self.store)
-            self.insi = await open_insi_service(self.config.insi, cache=cache)
+        self.store = await SqliteStore.open(str(Path(path)), registry().store_extensions())
         plans = {
-            route.name: RoutePlan(route, self._steps_for(route)) for route in self.config.routes
+            route.name: await build_plan(route, self.config, self.store, self.resources)
+            for route in self.config.routes
         }
         self.delivery = DeliveryService(
             self.store, self.config.routes, self.config.engine.retention_days
@@ -62,18 +60,14 @@ class Engine:
         self.router = Router(self.store, plans, on_routed=self.delivery.wake)
         self._tasks.append(asyncio.create_task(self.router.run(), name="router"))
         for route in self.config.routes:
-            intake = Intake(route, self.store, self._acks, on_stored=self.router.stored)
+            intake = Intake(
+                route, self.store, self._acks, plans[route.name], on_stored=self.router.stored
+            )
             context = server_context(route.tls) if route.tls else None
             listener = Listener(route, intake, context)
             await listener.start()
             self.listeners[route.name] = listener
         log.info("engine started", count=len(self.listeners), path=path)
-
-    def _steps_for(self, route: RouteSettings) -> list[BoundStep]:
-        if not route.enrich:
-            return []
-        assert self.insi is not None
-        return [BoundStep("ins_enrich", "ins_enrich", EnrichStep(route.enrichment, self.insi))]
 
     async def stop(self) -> None:
         grace = self.config.engine.shutdown_grace_s
@@ -85,8 +79,7 @@ class Engine:
                 await task
         if self.delivery is not None:
             await self.delivery.stop(grace)
-        if self.insi is not None:
-            await self.insi.aclose()
+        await self.resources.aclose()
         if self.store is not None:
             await self.store.close()
         log.info("engine stopped")

@@ -83,6 +83,39 @@ def test_the_keys_operations_scripts_rely_on_work_as_written(tmp_path: Path) -> 
         ("[insi]\nurl = 'http://insi.example/lps'\n" + MINIMAL, "insi.url", "https"),
         (MINIMAL + MINIMAL, "routes[1].name", "unique"),
         ("[engine\n", "-", "valid TOML"),
+        (MINIMAL + "[[routes.steps]]\nkind = 'teleport'\n", "routes[0].steps[0].kind", "one of "),
+        (MINIMAL + "[[routes.steps]]\nname = 'x'\n", "routes[0].steps[0].kind", "kind"),
+        (
+            MINIMAL + "[[routes.steps]]\nkind = 'ins_enrich'\nevents = ['A47']\n",
+            "routes[0].steps[0].events",
+            "A40/A47",
+        ),
+        (
+            MINIMAL + "[[routes.steps]]\nkind = 'ins_enrich'\nevent = ['A28']\n",
+            "routes[0].steps[0].event",
+            "known keys: before_ack, events, kind, name,",
+        ),
+        (
+            MINIMAL + "[[routes.steps]]\nkind = 'ins_enrich'\nbefore_ack = true\n",
+            "routes[0].steps[0].before_ack",
+            "run before the ACK",
+        ),
+        (
+            MINIMAL + "enrich = false\n[[routes.steps]]\nkind = 'ins_enrich'\n",
+            "routes[0].enrich",
+            "leave it out with steps",
+        ),
+        (
+            MINIMAL
+            + "[[routes.steps]]\nkind = 'ins_enrich'\n[[routes.steps]]\nkind = 'ins_enrich'\n",
+            "routes[0].steps[1].name",
+            "unique",
+        ),
+        (
+            MINIMAL + "[[routes.steps]]\nkind = 'ins_enrich'\nname = 'INS check'\n",
+            "routes[0].steps[0].name",
+            "letters, digits",
+        ),
     ],
 )
 def test_errors_name_file_key_and_expectation(
@@ -93,6 +126,30 @@ def test_errors_name_file_key_and_expectation(
     assert error.key == key
     assert expected in error.expected
     assert str(error).startswith(f"{error.file}: {key}: ")
+
+
+def test_a_route_naming_no_steps_has_the_enrichment_step_of_earlier_versions(
+    tmp_path: Path,
+) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            MINIMAL.replace("adt", "a")
+            + "[routes.enrichment]\nevents = ['A28']\n"
+            + MINIMAL.replace("adt", "b").replace("2575", "2576")
+            + "enrich = false\n"
+            + MINIMAL.replace("adt", "c").replace("2575", "2577")
+            + "[[routes.steps]]\nkind = 'ins_enrich'\nname = 'ins'\nsearch_provisional = true\n",
+        )
+    )
+    a, b, c = (route.step_list() for route in config.routes)
+    assert [(s.kind, s.name, s.settings.events) for s in a] == [
+        ("ins_enrich", "ins_enrich", ["A28"])
+    ]
+    assert b == []
+    assert [(s.kind, s.name, s.settings.search_provisional) for s in c] == [
+        ("ins_enrich", "ins", True)
+    ]
 
 
 def test_relative_tls_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:

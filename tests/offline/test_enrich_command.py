@@ -114,7 +114,7 @@ def test_an_unreadable_file_stops_the_run_before_anything_is_written(
     ("route", "extra", "error"),
     [
         ("", ["--route", "nope"], "--route nope: no such route (routes: adt, lab)"),
-        ("enrich = false", ["--route", "lab"], "route lab has enrich = false"),
+        ("enrich = false", ["--route", "lab"], "route lab has no ins_enrich step"),
         ("", ["--out", "."], "would replace its own input"),
     ],
 )

@@ -1,0 +1,42 @@
+"""Building a route's steps from its settings: the one place a step list becomes callables.
+
+The engine, offline enrichment, route tests and the embedding API all call `build_plan`,
+so a route's steps are the same whoever runs it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from engine.config import Config, RouteSettings, StepSettings
+from engine.decision import ROUTE
+from engine.pipeline import BoundStep
+from engine.route import RoutePlan
+from engine.steps.kind import Resources, StepContext
+from engine.steps.registry import registry
+from engine.store.base import Store
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def build_plan(
+    route: RouteSettings,
+    config: Config,
+    store: Store | None,
+    resources: Resources,
+    clock: Callable[[], dt.datetime] = utc_now,
+) -> RoutePlan:
+    """The route's steps built by their kinds' factories, split at the ACK."""
+    kinds = registry().kinds
+
+    async def bound(step: StepSettings, destination: str) -> BoundStep:
+        context = StepContext(step.name, route.name, destination, config, store, resources, clock)
+        return BoundStep(step.name, step.kind, await kinds[step.kind].build(step.settings, context))
+
+    steps = route.step_list()
+    built = [await bound(step, ROUTE) for step in steps]
+    before_ack = [step for step, settings in zip(built, steps, strict=True) if settings.before_ack]
+    return RoutePlan(route, built[len(before_ack) :], before_ack)
