@@ -14,11 +14,13 @@ from importlib.metadata import entry_points
 
 from engine.enrich.kind import INS_ENRICH
 from engine.logs import get_logger
+from engine.steps.fields import COPY, SET
 from engine.steps.kind import StepKind
+from engine.steps.mapping import MAP
 from engine.store.extension import StoreExtension
 
 ENTRY_POINT_GROUP = "ins_engine.steps"
-BUILTIN: tuple[StepKind, ...] = (INS_ENRICH,)
+BUILTIN: tuple[StepKind, ...] = (INS_ENRICH, SET, COPY, MAP)
 
 log = get_logger("engine.steps")
 
