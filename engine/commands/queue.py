@@ -48,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=[state.value for state in EntryStatus],
         help="entries in this state (finished ones newest first)",
     )
+    which.add_argument(
+        "--dropped",
+        action="store_true",
+        help="messages a route step (or no destination) stopped, newest first",
+    )
     listing.add_argument("--route", metavar="R")
     listing.add_argument("--destination", metavar="D")
     listing.add_argument("--limit", type=int, default=100, metavar="N")
@@ -98,6 +103,8 @@ def show_status(args: argparse.Namespace) -> int:
 def show_list(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise CliError("--limit must be at least 1")
+    if args.dropped:
+        return _show_dropped(args)
     status = (
         EntryStatus.PARKED if args.parked else EntryStatus(args.status or EntryStatus.PENDING.value)
     )
@@ -122,6 +129,32 @@ def show_list(args: argparse.Namespace) -> int:
                 entry.last_error or "-",
             ]
             for entry in entries
+        ],
+    )
+    return 0
+
+
+def _show_dropped(args: argparse.Namespace) -> int:
+    """Messages kept but delivered nowhere, with the decision that stopped each."""
+    if args.destination:
+        raise CliError("--dropped lists messages of a route: --destination does not apply")
+    dropped = _run(read_config(args), lambda store: store.dropped_messages(args.route, args.limit))
+    if args.json:
+        print(json.dumps([asdict(message) for message in dropped], indent=2))
+        return 0
+    _print_table(
+        ["MESSAGE", "ROUTE", "CONTROL ID", "TYPE", "RECEIVED", "STEP", "DECISION"],
+        [
+            [
+                message.message_id,
+                message.route,
+                message.control_id,
+                message.message_type,
+                datetime.fromtimestamp(message.received_at).isoformat(" ", "seconds"),
+                message.step,
+                f"{message.outcome} {message.detail}".strip(),
+            ]
+            for message in dropped
         ],
     )
     return 0

@@ -58,6 +58,14 @@ class FieldPath:
                 text += f"-{part}"
         return text
 
+    def location(self) -> str:
+        """As an ERR-2 error location (ERL): `PV1^1^3^1^1` for PV1-3-1."""
+        parts = [self.segment, "1", str(self.field)]
+        if self.repetition is not None or self.component is not None:
+            parts.append(str(self.repetition or 1))
+        parts += [str(part) for part in (self.component, self.subcomponent) if part is not None]
+        return "^".join(parts)
+
     def read(self, message: Message) -> str | None:
         """The value as written, '' when empty or absent; None when there is no such segment."""
         segment = message.segment(self.segment)

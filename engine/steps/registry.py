@@ -15,12 +15,14 @@ from importlib.metadata import entry_points
 from engine.enrich.kind import INS_ENRICH
 from engine.logs import get_logger
 from engine.steps.fields import COPY, SET
+from engine.steps.filter import FILTER
 from engine.steps.kind import StepKind
 from engine.steps.mapping import MAP
+from engine.steps.validate import VALIDATE
 from engine.store.extension import StoreExtension
 
 ENTRY_POINT_GROUP = "ins_engine.steps"
-BUILTIN: tuple[StepKind, ...] = (INS_ENRICH, SET, COPY, MAP)
+BUILTIN: tuple[StepKind, ...] = (INS_ENRICH, FILTER, VALIDATE, SET, COPY, MAP)
 
 log = get_logger("engine.steps")
 

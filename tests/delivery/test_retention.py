@@ -58,3 +58,14 @@ async def test_expired_insi_results_are_pruned_live_ones_kept(store: SqliteStore
     assert (await retention(store, 0).prune_once()).extension_rows == 1
     assert await cache.load("expired") is None
     assert await cache.load("live") == b"{}"
+
+
+async def test_dropped_messages_are_pruned_with_their_decisions(store: SqliteStore) -> None:
+    await store_messages(store, "adt", [adt("D1")])
+    await store.route_messages(
+        [RoutingResult(1, [], [Decision("f", "filter", "dropped", "200 MSH^1^9")], dropped=True)]
+    )
+    await store_messages(store, "adt", [adt("LAST")])  # the newest row always stays
+    assert await retention(store, 31).prune_once() == Pruned(0, 1)
+    assert rows(store, "messages") == [2]
+    assert rows(store, "step_decisions") == []
