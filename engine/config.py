@@ -114,11 +114,35 @@ class ClientTls:
 
 
 @dataclass(frozen=True)
+class StepSettings:
+    """One entry of a route's `steps`: the keys every step has; the kind's own keys are read
+    into `settings`, an instance of the dataclass the kind registered."""
+
+    kind: str = field(metadata=doc('the step kind (see "Step kinds")'))
+    name: str = field(
+        default="", metadata=doc("the step's name in decisions and route tests; default the kind")
+    )
+    before_ack: bool = field(
+        default=False,
+        metadata=doc("run before the ACK (filter, validate): AE/AR answers, drops are stored"),
+    )
+    settings: Any = field(default=None, metadata=doc("", internal=True))
+
+
+@dataclass(frozen=True)
 class DestinationSettings:
     name: str = field(metadata=doc("destination name, unique in its route"))
     mllp: str | None = field(default=None, metadata=doc("host:port of an MLLP receiver"))
     file: str | None = field(
         default=None, metadata=doc("folder receiving one file per message", path=True)
+    )
+    accept: list[str] = field(
+        default_factory=lambda: ["*"],
+        metadata=doc("MSH-9 TYPE^EVENT patterns this destination takes, as the route's accept"),
+    )
+    steps: list[StepSettings] = field(
+        default_factory=list,
+        metadata=doc("steps for this destination only, after the route's (not before the ACK)"),
     )
     tls: ClientTls | None = field(default=None, metadata=doc("TLS towards an MLLP receiver"))
     connect_timeout_s: float = field(default=10.0, metadata=doc("MLLP connect timeout"))
@@ -149,6 +173,12 @@ class DestinationSettings:
             found.append(("on_failure", '"block" or "park"'))
         if self.parallel_by not in (None, "patient"):
             found.append(("parallel_by", '"patient" or absent'))
+        if not self.accept or any(not pattern.strip() for pattern in self.accept):
+            found.append(("accept", 'a non-empty list of patterns like "ADT^A28" or "*"'))
+        found.extend(step_problems(self.steps, "steps"))
+        for index, step in enumerate(self.steps):
+            if step.before_ack:
+                found.append((f"steps[{index}].before_ack", "false: a route step may be"))
         for key, ok, expected in (
             ("connect_timeout_s", self.connect_timeout_s > 0, "seconds > 0"),
             ("ack_timeout_s", self.ack_timeout_s > 0, "seconds > 0"),
@@ -160,22 +190,6 @@ class DestinationSettings:
             if not ok:
                 found.append((key, expected))
         return found
-
-
-@dataclass(frozen=True)
-class StepSettings:
-    """One entry of a route's `steps`: the keys every step has; the kind's own keys are read
-    into `settings`, an instance of the dataclass the kind registered."""
-
-    kind: str = field(metadata=doc('the step kind (see "Step kinds")'))
-    name: str = field(
-        default="", metadata=doc("the step's name in decisions and route tests; default the kind")
-    )
-    before_ack: bool = field(
-        default=False,
-        metadata=doc("run before the ACK (filter, validate): AE/AR answers, drops are stored"),
-    )
-    settings: Any = field(default=None, metadata=doc("", internal=True))
 
 
 @dataclass(frozen=True)

@@ -159,7 +159,11 @@ class Router:
                 exc_info=error,
             )
             failure = Decision("route", "route", "error", type(error).__name__)
-            entries = [NewEntry(d.name, None, None) for d in plan.settings.destinations]
+            entries = [
+                NewEntry(destination.name, None, None)
+                for destination in plan.destinations
+                if destination.accept.matches(stored.message_type)
+            ]
             return RoutingResult(stored.message_id, entries, [failure], dropped=not entries)
         entries = [NewEntry(name, payload, patient_key) for name, payload in routing.deliveries]
         return RoutingResult(stored.message_id, entries, routing.decisions, routing.dropped)

@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 from engine.config import Config, RouteSettings, StepSettings
 from engine.decision import ROUTE
+from engine.hl7.patterns import Patterns
 from engine.pipeline import BoundStep
-from engine.route import RoutePlan
+from engine.route import DestinationPlan, RoutePlan
 from engine.steps.kind import Resources, StepContext
 from engine.steps.registry import registry
 from engine.store.base import Store
@@ -29,7 +30,8 @@ async def build_plan(
     resources: Resources,
     clock: Callable[[], dt.datetime] = utc_now,
 ) -> RoutePlan:
-    """The route's steps built by their kinds' factories, split at the ACK."""
+    """The route's and its destinations' steps built by their kinds' factories, the
+    route's split at the ACK."""
     kinds = registry().kinds
 
     async def bound(step: StepSettings, destination: str) -> BoundStep:
@@ -39,4 +41,12 @@ async def build_plan(
     steps = route.step_list()
     built = [await bound(step, ROUTE) for step in steps]
     before_ack = [step for step, settings in zip(built, steps, strict=True) if settings.before_ack]
-    return RoutePlan(route, built[len(before_ack) :], before_ack)
+    destinations = [
+        DestinationPlan(
+            destination.name,
+            Patterns(destination.accept),
+            [await bound(step, destination.name) for step in destination.steps],
+        )
+        for destination in route.destinations
+    ]
+    return RoutePlan(route, built[len(before_ack) :], before_ack, destinations)
