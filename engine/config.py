@@ -16,7 +16,7 @@ import re
 import tomllib
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +239,8 @@ class RouteSettings:
     destinations: list[DestinationSettings] = field(
         default_factory=list, metadata=doc("where accepted messages are delivered, in order")
     )
+    source: str = field(default="", metadata=doc("", internal=True))  # the file it is in
+    key: str = field(default="", metadata=doc("", internal=True))  # its key there, or ""
 
     def problems(self) -> list[tuple[str, str]]:
         found = []
@@ -307,43 +309,88 @@ def step_problems(steps: list[StepSettings], key: str) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class Config:
-    """The whole configuration file."""
+    """The whole configuration: one file, and the route files it names."""
 
+    route_files: list[str] = field(
+        default_factory=list,
+        metadata=doc(
+            "glob patterns of route files, relative to this file's folder; a route file holds "
+            "one route's keys at its top level"
+        ),
+    )
     engine: EngineSettings = field(default_factory=EngineSettings, metadata=doc("engine"))
     insi: InsiSettings = field(default_factory=InsiSettings, metadata=doc("INSi service"))
     routes: list[RouteSettings] = field(default_factory=list, metadata=doc("routes"))
     source: str = field(default="<defaults>", metadata=doc("", internal=True))
 
-    def problems(self) -> list[tuple[str, str]]:
-        found = []
-        if not self.routes:
-            found.append(("routes", "at least one [[routes]] table"))
-        names = [route.name for route in self.routes]
-        listens = [route.listen for route in self.routes]
-        for index, route in enumerate(self.routes):
-            if route.name in names[:index]:
-                found.append((f"routes[{index}].name", "a route name unique in the file"))
-            if route.listen in listens[:index]:
-                found.append((f"routes[{index}].listen", "an address no other route listens on"))
-        return found
-
 
 def load_config(path: str | Path) -> Config:
-    """Read and validate a configuration file; raises ConfigError naming file and key."""
+    """Read and validate a configuration file and its route files; raises ConfigError
+    naming the file (the route file where the key is) and the key."""
     file = Path(path)
+    data = _read_toml(file, "configuration file")
+    data["source"] = str(file)
+    kinds = registry()
+    config: Config = _Builder(str(file), file.resolve().parent, kinds).build(Config, data, "")
+    routes = [
+        replace(route, source=str(file), key=f"routes[{index}]")
+        for index, route in enumerate(config.routes)
+    ]
+    for route_file in _route_files(config, file):
+        table = _read_toml(route_file, "route file")
+        route = _Builder(str(route_file), route_file.resolve().parent, kinds).build(
+            RouteSettings, table, ""
+        )
+        routes.append(replace(route, source=str(route_file)))
+    _check_routes(routes, str(file))
+    return replace(config, routes=routes)
+
+
+def _read_toml(file: Path, what: str) -> dict[str, Any]:
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        return tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(str(file), "-", "an existing configuration file") from None
+        raise ConfigError(str(file), "-", f"an existing {what}") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(
             str(file), "-", f"a readable UTF-8 file ({type(error).__name__})"
         ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(str(file), "-", f"valid TOML ({error})") from None
-    data["source"] = str(file)
-    builder = _Builder(str(file), file.resolve().parent, registry())
-    return builder.build(Config, data, "")
+
+
+def _route_files(config: Config, file: Path) -> list[Path]:
+    """The files `route_files` names, in pattern order then path order, each once, never
+    the configuration file itself."""
+    folder = file.resolve().parent
+    found: list[Path] = []
+    for index, pattern in enumerate(config.route_files):
+        matches = sorted(path for path in folder.glob(pattern) if path.is_file())
+        if not matches:
+            raise ConfigError(
+                str(file), f"route_files[{index}]", f"a pattern matching files ({pattern!r}: none)"
+            )
+        found += [path for path in matches if path != file.resolve() and path not in found]
+    return found
+
+
+def _check_routes(routes: list[RouteSettings], file: str) -> None:
+    """At least one route; names and listen addresses unique across every file."""
+    if not routes:
+        raise ConfigError(file, "routes", "at least one [[routes]] table or route file")
+    for index, route in enumerate(routes):
+        for other in routes[:index]:
+            elsewhere = "" if other.source == route.source else f" (also in {other.source})"
+            if route.name == other.name:
+                raise ConfigError(
+                    route.source, _join(route.key, "name"), f"a route name unique{elsewhere}"
+                )
+            if route.listen == other.listen:
+                raise ConfigError(
+                    route.source,
+                    _join(route.key, "listen"),
+                    f"an address no other route listens on{elsewhere}",
+                )
 
 
 class _Builder:

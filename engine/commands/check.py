@@ -32,6 +32,14 @@ def check(args: argparse.Namespace) -> int:
         f"{config.source}: valid ({len(config.routes)} route(s), "
         f"{destinations} destination(s), INSi: {insi})"
     )
+    for route in config.routes:
+        steps = ", ".join(step.name for step in route.step_list()) or "no step"
+        where = "" if route.source == config.source else f" ({route.source})"
+        print(f"  route {route.name}{where}: {steps}")
+        for destination in route.destinations:
+            takes = ", ".join(destination.accept)
+            own = "".join(f"; {step.name}" for step in destination.steps)
+            print(f"    → {destination.name}: {takes}{own}")
     return 0
 
 
