@@ -1,5 +1,5 @@
 # ins-engine: `make run` starts the engine on routes/default.toml (SQLite + INSi simulator),
-# `make test` runs the suite, `make demo` replays hl7_samples/ through the engine and shows
+# `make test` runs the suite and the route tests beside routes/, `make demo` replays hl7_samples/ through the engine and shows
 # what it did, `make bench` compares the engine with its peers (about 6 minutes). Each creates
 # the virtualenv and installs what it needs.
 
@@ -35,6 +35,7 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/pytest
+	$(BIN)/ins-engine test --config routes/default.toml
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -11,6 +11,7 @@ settings dataclass its `kind` registered (`engine.steps.registry`).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ipaddress
 import re
 import tomllib
@@ -18,7 +19,7 @@ import types
 import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.enrich.settings import EnrichSettings
 from engine.enrich.store import KIND as ENRICH_KIND
@@ -27,6 +28,7 @@ from engine.hl7.charset import is_known
 from engine.ins.settings import InsiSettings
 from engine.steps.registry import Registry, registry
 
+T = TypeVar("T")
 DEFAULT_CONFIG = "routes/default.toml"
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -346,6 +348,13 @@ def load_config(path: str | Path) -> Config:
     return replace(config, routes=routes)
 
 
+def build_section(cls: type[T], table: dict[str, Any], file: Path) -> T:
+    """A section read from a table found beside the configuration (a route test's case),
+    with the same checks and errors; its paths are relative to `file`'s folder."""
+    section: T = _Builder(str(file), file.resolve().parent, registry()).build(cls, table, "")
+    return section
+
+
 def _read_toml(file: Path, what: str) -> dict[str, Any]:
     try:
         return tomllib.loads(file.read_text(encoding="utf-8"))
@@ -362,16 +371,16 @@ def _read_toml(file: Path, what: str) -> dict[str, Any]:
 def _route_files(config: Config, file: Path) -> list[Path]:
     """The files `route_files` names, in pattern order then path order, each once, never
     the configuration file itself."""
-    folder = file.resolve().parent
-    found: list[Path] = []
+    found: dict[Path, Path] = {file.resolve(): file}
     for index, pattern in enumerate(config.route_files):
-        matches = sorted(path for path in folder.glob(pattern) if path.is_file())
+        matches = sorted(path for path in file.parent.glob(pattern) if path.is_file())
         if not matches:
             raise ConfigError(
                 str(file), f"route_files[{index}]", f"a pattern matching files ({pattern!r}: none)"
             )
-        found += [path for path in matches if path != file.resolve() and path not in found]
-    return found
+        for path in matches:
+            found.setdefault(path.resolve(), path)
+    return list(found.values())[1:]
 
 
 def _check_routes(routes: list[RouteSettings], file: str) -> None:
@@ -494,9 +503,13 @@ def _join(path: str, key: str) -> str:
 def _describe(hint: Any) -> str:
     if dataclasses.is_dataclass(hint):
         return "a table"
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
-        hint, str(hint)
-    )
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        dt.datetime: "a date and time such as 2025-01-01T12:00:00Z",
+    }.get(hint, str(hint))
 
 
 def documented_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:

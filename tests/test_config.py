@@ -30,9 +30,16 @@ def test_the_shipped_default_configuration_is_valid() -> None:
     config = load_config(ROOT / "routes" / "default.toml")
     assert config.engine.store == "sqlite:///var/ins-engine.db"
     assert config.insi.simulator and config.insi.url is None
-    (route,) = config.routes
-    assert (route.name, route.listen) == ("adt", "127.0.0.1:2575")
-    assert route.destinations[0].file == str(ROOT / "var" / "outbox" / "adt")
+    lab, pas = config.routes
+    assert (pas.name, pas.listen, lab.name, lab.listen) == (
+        "pas-ehr",
+        "127.0.0.1:2575",
+        "lab-results",
+        "127.0.0.1:2576",
+    )
+    assert pas.source.endswith("pas-ehr.route.toml")
+    assert [step.kind for step in pas.step_list()] == ["filter", "ins_enrich"]
+    assert pas.destinations[0].file == str(ROOT / "var" / "outbox" / "ehr")
 
 
 def test_the_keys_operations_scripts_rely_on_work_as_written(tmp_path: Path) -> None:
