@@ -7,13 +7,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+EXAMPLE := examples/phone-format
 
 .PHONY: run test lint check clean demo bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(EXAMPLE)/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e $(EXAMPLE)  # a step kind from another package, tested by make test
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -29,8 +31,8 @@ check: $(STAMP)
 	$(BIN)/ins-engine check --config routes/default.toml
 
 lint: $(STAMP)
-	$(BIN)/ruff check engine tests bench demo
-	$(BIN)/ruff format --check engine tests bench demo
+	$(BIN)/ruff check engine tests bench demo examples
+	$(BIN)/ruff format --check engine tests bench demo examples
 	$(BIN)/mypy
 
 test: $(STAMP) lint
