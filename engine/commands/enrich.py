@@ -50,7 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="message files or folders")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the output files")
     parser.add_argument(
-        "--route", metavar="NAME", help="route whose steps run (default: the first route)"
+        "--route",
+        metavar="NAME",
+        help=f"route whose steps run (default: the first with an {KIND} step)",
     )
     parser.add_argument(
         "--report", metavar="FILE", help="also write the identity report (patient data: 0600)"
@@ -109,10 +111,16 @@ async def _enrich_files(
 
 
 def _route(config: Config, name: str | None) -> RouteSettings:
+    """The route named, or the first that enriches."""
     routes = {route.name: route for route in config.routes}
-    route = config.routes[0] if name is None else routes.get(name)
+    enriching = [r for r in config.routes if any(s.kind == KIND for s in r.step_list())]
+    if name is None:
+        if not enriching:
+            raise CliError(f"no route has an {KIND} step: nothing to enrich")
+        return enriching[0]
+    route = routes.get(name)
     if route is None:
         raise CliError(f"--route {name}: no such route (routes: {', '.join(routes)})")
-    if all(step.kind != KIND for step in route.step_list()):
+    if route not in enriching:
         raise CliError(f"route {route.name} has no {KIND} step: nothing to enrich")
     return route
