@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config
-from engine.errors import ConfigError
 from engine.mllp.client import MllpClient
 from tests.conftest import StartEngine
+from tests.support.config_errors import config_error
 from tests.support.messages import adt
 from tests.support.receiver import Receiver
 
@@ -98,6 +97,5 @@ def test_destination_settings_errors(tmp_path: Path, text: str, key: str, expect
         f'[[routes.destinations]]\nname = "d"\nfile = "out"\n{text}\n',
         encoding="utf-8",
     )
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    assert (caught.value.key, expected in caught.value.expected) == (key, True)
+    error = config_error(path)
+    assert (error.key, expected in error.expected) == (key, True)

@@ -10,10 +10,10 @@ import pytest
 
 from engine.cli import main
 from engine.config import load_config
-from engine.errors import ConfigError
 from engine.mllp.client import MllpClient
 from engine.runtime import Engine
 from tests.conftest import fixed_acks
+from tests.support.config_errors import config_error
 from tests.support.messages import adt
 
 ENGINE = 'route_files = ["routes.d/*.toml"]\n\n[engine]\nstore = "sqlite:///{store}"\n'
@@ -41,12 +41,6 @@ def layout(tmp_path: Path, **routes: str) -> Path:
     engine = tmp_path / "engine.toml"
     engine.write_text(ENGINE.format(store=tmp_path / "engine.db"), encoding="utf-8")
     return engine
-
-
-def error_for(path: Path) -> ConfigError:
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    return caught.value
 
 
 def test_routes_come_from_their_files_in_path_order(tmp_path: Path) -> None:
@@ -81,14 +75,14 @@ def test_routes_come_from_their_files_in_path_order(tmp_path: Path) -> None:
 def test_errors_name_the_route_file_and_its_key(
     tmp_path: Path, routes: dict[str, str], file: str, key: str, expected: str
 ) -> None:
-    error = error_for(layout(tmp_path, **routes))
+    error = config_error(layout(tmp_path, **routes))
     assert (Path(error.file).name, error.key) == (file, key)
     assert expected in error.expected
 
 
 def test_a_pattern_matching_nothing_is_an_error(tmp_path: Path) -> None:
     engine = layout(tmp_path)
-    error = error_for(engine)
+    error = config_error(engine)
     assert (error.file, error.key) == (str(engine), "route_files[0]")
     assert "none" in error.expected
 

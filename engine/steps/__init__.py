@@ -7,6 +7,6 @@ below are the interface such a package uses; `engine.hl7.path.FieldPath` and
 """
 
 from engine.pipeline import RoutedMessage, Step, StepResult
-from engine.steps.kind import StepContext, StepKind
+from engine.steps.kind import StepContext, StepKind, from_settings
 
-__all__ = ["RoutedMessage", "Step", "StepContext", "StepKind", "StepResult"]
+__all__ = ["RoutedMessage", "Step", "StepContext", "StepKind", "StepResult", "from_settings"]

@@ -13,8 +13,8 @@ from dataclasses import field as setting
 
 from engine.hl7.escape import escape
 from engine.hl7.path import FieldPath
-from engine.pipeline import RoutedMessage, Step, StepResult
-from engine.steps.kind import StepContext, StepKind
+from engine.pipeline import RoutedMessage, StepResult
+from engine.steps.kind import StepKind, from_settings
 
 NO_SEGMENT = StepResult("skipped", "no_segment")
 
@@ -79,23 +79,15 @@ class CopyField:
         return StepResult("copied", str(self._path))
 
 
-async def build_set(settings: SetSettings, context: StepContext) -> Step:
-    return SetField(settings)
-
-
-async def build_copy(settings: CopySettings, context: StepContext) -> Step:
-    return CopyField(settings)
-
-
 SET = StepKind(
     name="set",
     settings=SetSettings,
-    build=build_set,
+    build=from_settings(SetField),
     doc="writes a constant into a field, component or subcomponent",
 )
 COPY = StepKind(
     name="copy",
     settings=CopySettings,
-    build=build_copy,
+    build=from_settings(CopyField),
     doc="writes what another field, component or subcomponent holds",
 )

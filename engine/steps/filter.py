@@ -18,10 +18,10 @@ from engine.hl7.ack import AckError, ErrorCode
 from engine.hl7.escape import unescape
 from engine.hl7.path import FieldPath
 from engine.hl7.patterns import Patterns
-from engine.pipeline import RoutedMessage, Step, StepResult
+from engine.pipeline import RoutedMessage, StepResult
 from engine.steps import outcomes
 from engine.steps.fields import path_problems
-from engine.steps.kind import StepContext, StepKind
+from engine.steps.kind import StepKind, from_settings
 
 CRITERIA = ("types", "sending_application", "sending_facility", "field")
 KEPT = StepResult("kept")
@@ -125,14 +125,10 @@ class Filter:
         )
 
 
-async def build(settings: FilterSettings, context: StepContext) -> Step:
-    return Filter(settings)
-
-
 FILTER = StepKind(
     name="filter",
     settings=FilterSettings,
-    build=build,
+    build=from_settings(Filter),
     doc="keeps or stops messages by MSH-9, sending application or facility, or a field's value",
     before_ack=True,
 )

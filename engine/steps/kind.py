@@ -65,6 +65,15 @@ class StepContext:
 StepFactory = Callable[[Any, StepContext], Awaitable[Step]]
 
 
+def from_settings(step: Callable[[Any], Step]) -> StepFactory:
+    """The factory of a kind whose step needs nothing but its settings."""
+
+    async def build(settings: Any, context: StepContext) -> Step:
+        return step(settings)
+
+    return build
+
+
 @dataclass(frozen=True)
 class StepKind:
     """A registered step kind.

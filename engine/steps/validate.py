@@ -14,9 +14,9 @@ from dataclasses import field as setting
 
 from engine.hl7.pam_fr import pam_fr_problem
 from engine.hl7.structure import VERSIONS, first_problem
-from engine.pipeline import RoutedMessage, Step, StepResult
+from engine.pipeline import RoutedMessage, StepResult
 from engine.steps import outcomes
-from engine.steps.kind import StepContext, StepKind
+from engine.steps.kind import StepKind, from_settings
 
 VALID = StepResult("valid")
 PROFILES = ("", "pam_fr")
@@ -67,14 +67,10 @@ class Validate:
         return outcomes.stopped(self._on_failure, "invalid", error)
 
 
-async def build(settings: ValidateSettings, context: StepContext) -> Step:
-    return Validate(settings)
-
-
 VALIDATE = StepKind(
     name="validate",
     settings=ValidateSettings,
-    build=build,
+    build=from_settings(Validate),
     doc="checks HL7 structure with hl7apy (and PAM FR rules); drop, pass, or AE/AR",
     before_ack=True,
 )

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config
 from engine.embed import RouteRunner
-from engine.errors import ConfigError
+from tests.support.config_errors import config_error
 
 ROUTE = '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\n'
 DESTINATION = '[[routes.destinations]]\nname = "lis"\nfile = "out"\n'
@@ -109,8 +108,7 @@ async def test_a_message_without_the_segment_goes_on_unchanged(tmp_path: Path) -
 def test_step_settings_errors_name_the_file_and_key(
     tmp_path: Path, steps: str, wards: str, key: str, expected: str
 ) -> None:
-    with pytest.raises(ConfigError) as caught:
-        load_config(config(tmp_path, f"[[routes.steps]]\n{steps}\n", wards))
-    assert caught.value.file.endswith("engine.toml")
-    assert caught.value.key == f"routes[0].steps[0].{key}"
-    assert expected in caught.value.expected
+    error = config_error(config(tmp_path, f"[[routes.steps]]\n{steps}\n", wards))
+    assert error.file.endswith("engine.toml")
+    assert error.key == f"routes[0].steps[0].{key}"
+    assert expected in error.expected

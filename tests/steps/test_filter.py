@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config
 from engine.embed import RouteRunner
-from engine.errors import ConfigError
 from engine.hl7.ack import Outcome
+from tests.support.config_errors import config_error
 from tests.support.messages import adt
 
 ROUTE = '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\n'
@@ -79,7 +78,6 @@ async def test_before_the_ack_a_stopped_message_is_refused(tmp_path: Path) -> No
     ],
 )
 def test_settings_errors_name_the_key(tmp_path: Path, step: str, key: str, expected: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        load_config(config(tmp_path, step))
-    assert caught.value.key == f"routes[0].steps[0].{key}"
-    assert expected in caught.value.expected
+    error = config_error(config(tmp_path, step))
+    assert error.key == f"routes[0].steps[0].{key}"
+    assert expected in error.expected

@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config
 from engine.embed import RouteRunner
-from engine.errors import ConfigError
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.header import Header
 from engine.hl7.message import Message
 from engine.hl7.pam_fr import pam_fr_problem
 from engine.hl7.structure import first_problem
 from engine.replay.files import expand_paths, load_files
+from tests.support.config_errors import config_error
 
 SAMPLES = Path(__file__).resolve().parents[2] / "hl7_samples"
 A01 = (
@@ -113,7 +112,6 @@ async def test_a_failure_is_recorded_then_passed_or_dropped(
     ],
 )
 def test_settings_errors_name_the_key(tmp_path: Path, step: str, key: str, expected: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        load_config(config(tmp_path, step))
-    assert caught.value.key == f"routes[0].steps[0].{key}"
-    assert expected in caught.value.expected
+    error = config_error(config(tmp_path, step))
+    assert error.key == f"routes[0].steps[0].{key}"
+    assert expected in error.expected

@@ -8,7 +8,9 @@ dashes allowed) and leaves any other value as it is.
 Everything a kind needs is here: a settings dataclass (its fields are the TOML keys of the
 step's table, `metadata["doc"]` their meaning in `ins-engine check --keys`, `problems()` the
 errors `check` reports), a step (a callable taking the message, returning a `StepResult`),
-an async factory, and the `StepKind` the entry point names.
+its factory (`from_settings` when the step needs nothing but its settings; an async
+function of the settings and a `StepContext` otherwise), and the `StepKind` the entry point
+names.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import field as setting  # `field` is also a key of these setti
 
 from engine.hl7.escape import escape, unescape
 from engine.hl7.path import FieldPath
-from engine.steps import RoutedMessage, Step, StepContext, StepKind, StepResult
+from engine.steps import RoutedMessage, StepKind, StepResult, from_settings
 
 _NATIONAL = re.compile(r"0[1-9](?:[ .-]?[0-9]{2}){4}")
 
@@ -66,13 +68,9 @@ class PhoneE164:
         return StepResult("formatted", str(formatted))
 
 
-async def build(settings: PhoneSettings, context: StepContext) -> Step:
-    return PhoneE164(settings)
-
-
 PHONE_E164 = StepKind(
     name="phone_e164",
     settings=PhoneSettings,
-    build=build,
+    build=from_settings(PhoneE164),
     doc="French phone numbers (XTN-1) in international E.164 form",
 )
