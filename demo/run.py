@@ -47,12 +47,14 @@ DELIVERY_WAIT_S = 30.0
 MARKER = ".ins-engine-demo"  # in the outbox: this folder and the store are the demo's own
 MEANINGS = {
     Outcome.ADDED: "INSi found one identity: its INS and traits written into PID",
-    Outcome.VERIFIED: "the INS carried is the one INSi returns: kept",
+    Outcome.VERIFIED: "the INS carried is the one INSi returns: kept, with INSi's traits",
     Outcome.RECUPEREE: "found for an unvalidated identity: recorded, never written",
     Outcome.NOT_FOUND: "INSi knows nobody with these traits (01): no INS",
     Outcome.SEVERAL_FOUND: "INSi found several identities (02): no INS",
-    Outcome.INCOHERENT: "INS carried or traits returned do not match: INS removed",
+    Outcome.INCOHERENT: "INS carried, status or traits contradict INSi or PAM FR: removed",
     Outcome.INVALID_TRAITS: "traits INSi cannot be asked with: no call, no INS",
+    Outcome.NOT_QUALIFIABLE: "the source says its traits are not INSi's: for a person",
+    Outcome.INVALID_INSI_ANSWER: "INSi's answer for this person failed its checks: no INS",
     Outcome.INSI_UNAVAILABLE: "INSi did not answer in time: sent on without INS",
     Outcome.NOT_APPLICABLE: "not enriched: event, INS life cycle, or identity not VALI",
 }
@@ -181,7 +183,7 @@ def carried(message: Message) -> list[ReceivedIns]:
     pid_index = single_pid(message)
     if pid_index is None:
         return []
-    return [ins.received for ins in read_identity(message, pid_index).ins]
+    return [ins.received() for ins in read_identity(message, pid_index).ins]
 
 
 def ins_change(row: Row) -> str:

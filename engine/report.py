@@ -2,7 +2,9 @@
 
 This report is the one place where patient identity leaves the store: a row names the local
 identifier and the traits sent to INSi, and for a récupérée identity the INS that INSi
-returned, which the team may attach only after checking an identity document. Rows go to
+returned, which the team may attach only after checking an identity document. An INS the
+engine removed is shown by its kind and last four characters, enough to find it again in the
+source system. Rows go to
 a 0600 file (`engine.private_files`); nothing here logs or prints them, callers print only
 the counts per outcome.
 """
@@ -21,23 +23,38 @@ from typing import Any
 
 from engine.enrich.outcome import Outcome
 from engine.enrich.store import IdentityRecord, identity_records
+from engine.ins.oids import parse_oid
 from engine.private_files import open_private
 from engine.store.base import Store
 
 NEEDS_ACTION = frozenset(
-    {Outcome.NOT_FOUND, Outcome.SEVERAL_FOUND, Outcome.INCOHERENT, Outcome.RECUPEREE}
+    {
+        Outcome.NOT_FOUND,
+        Outcome.SEVERAL_FOUND,
+        Outcome.INCOHERENT,
+        Outcome.RECUPEREE,
+        Outcome.NOT_QUALIFIABLE,
+        Outcome.INVALID_INSI_ANSWER,
+        Outcome.INSI_UNAVAILABLE,
+    }
 )
-"""INSi answered 01 or 02, the identity contradicts INSi, or an INS awaits a document check."""
+"""INSi answered 01 or 02, the identity contradicts INSi, an INS awaits a document check, the
+source says its identity cannot be matched automatically, or INSi could not be asked (or
+answered wrongly): in every case a person must search this patient again."""
 
 FORMATS = ("csv", "json")
+DELIMITERS = (",", ";", "\t")  # ';' for French spreadsheets
 COLUMNS = (
     "received_at",
     "route",
     "control_id",
     "event",
     "local_id",
+    "status",
     "outcome",
     "detail",
+    "traits_differing",
+    "removed_ins",
     "insi_calls",
     "simulated",
     "birth_name",
@@ -69,8 +86,11 @@ def report_row(stored: IdentityRecord) -> Row:
         "control_id": stored.control_id,
         "event": stored.message_type,
         "local_id": record.get("local_id") or "",
+        "status": record.get("status", ""),
         "outcome": record.get("outcome", ""),
         "detail": record.get("detail", ""),
+        "traits_differing": " ".join(record.get("traits_differing", ())),
+        "removed_ins": "; ".join(_ins_hint(ins) for ins in record.get("removed_ins", ())),
         "insi_calls": record.get("calls", 0),
         "simulated": bool(record.get("simulated", False)),
         "birth_name": traits.get("birth_name", ""),
@@ -83,15 +103,24 @@ def report_row(stored: IdentityRecord) -> Row:
     }
 
 
+def _ins_hint(ins: dict[str, str]) -> str:
+    """An INS the engine removed, as a person can look it up: its kind and last four
+    characters, never the whole matricule."""
+    oid = parse_oid(ins.get("oid", ""))
+    return f"{oid.kind if oid else 'INS'} …{ins.get('matricule', '')[-4:]}"
+
+
 class ReportFile:
     """Rows written one page at a time to a new 0600 file; use as a context manager.
 
     A report that fails half-way is removed rather than left looking complete.
     """
 
-    def __init__(self, path: Path, fmt: str, force: bool = False) -> None:
+    def __init__(self, path: Path, fmt: str, force: bool = False, delimiter: str = ",") -> None:
         if fmt not in FORMATS:
             raise ValueError(f"report format {fmt!r}")
+        if delimiter not in DELIMITERS:
+            raise ValueError(f"report delimiter {delimiter!r}")
         self.path = path
         self.counts: Counter[str] = Counter()
         self.simulated = 0
@@ -103,7 +132,7 @@ class ReportFile:
         if self._json:
             self._text.write("[")
         else:
-            self._csv = csv.writer(self._text)
+            self._csv = csv.writer(self._text, delimiter=delimiter)
             self._csv.writerow(COLUMNS)
 
     def write(self, rows: Iterable[Row]) -> None:

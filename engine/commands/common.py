@@ -7,7 +7,8 @@ import argparse
 from collections import Counter
 
 from engine.config import DEFAULT_CONFIG, Config, load_config
-from engine.report import FORMATS, NEEDS_ACTION
+from engine.errors import CliError
+from engine.report import DELIMITERS, FORMATS, NEEDS_ACTION
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -27,11 +28,29 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
     """--format, --all and --force: how an identity report is written."""
     parser.add_argument("--format", choices=FORMATS, default="csv", help="default csv")
     parser.add_argument(
+        "--delimiter",
+        metavar="CHAR",
+        help="CSV delimiter: ',' (default), ';' for French spreadsheets, or a tab",
+    )
+    parser.add_argument(
         "--all",
         action="store_true",
-        help="every outcome, not only those needing action (01, 02, incoherent, récupérée)",
+        help="every outcome, not only those needing a person (01, 02, incoherent, récupérée, "
+        "not qualifiable, INSi unavailable or invalid answer)",
     )
     parser.add_argument("--force", action="store_true", help="replace existing files")
+
+
+def report_delimiter(args: argparse.Namespace) -> str:
+    """The CSV delimiter asked for, checked against the format."""
+    if args.delimiter is None:
+        return ","
+    if args.format != "csv":
+        raise CliError("--delimiter applies to --format csv only")
+    delimiter = "\t" if args.delimiter in ("\\t", "tab") else args.delimiter
+    if delimiter not in DELIMITERS:
+        raise CliError("--delimiter: ',' or ';' or a tab ('\\t')")
+    return delimiter
 
 
 def report_outcomes(args: argparse.Namespace) -> frozenset[str] | None:

@@ -21,6 +21,7 @@ from engine.commands.common import (
     add_report_options,
     print_counts,
     read_config,
+    report_delimiter,
     report_outcomes,
 )
 from engine.config import Config, RouteSettings
@@ -84,7 +85,9 @@ async def _enrich_files(
             return 1
         with contextlib.ExitStack() as stack:  # a failed run removes its partial report
             report = (
-                stack.enter_context(ReportFile(Path(args.report), args.format, args.force))
+                stack.enter_context(
+                    ReportFile(Path(args.report), args.format, args.force, report_delimiter(args))
+                )
                 if args.report
                 else None
             )

@@ -20,6 +20,7 @@ from engine.commands.common import (
     add_report_options,
     print_counts,
     read_config,
+    report_delimiter,
     report_outcomes,
 )
 from engine.config import sqlite_path
@@ -87,7 +88,7 @@ def identities_report(args: argparse.Namespace) -> int:
 async def _write(store_path: str, since: float, args: argparse.Namespace) -> ReportFile:
     store = await SqliteStore.open(store_path, [IdentityTables()])
     try:
-        with ReportFile(Path(args.out), args.format, args.force) as report:
+        with ReportFile(Path(args.out), args.format, args.force, report_delimiter(args)) as report:
             await write_store_report(store, report, since, report_outcomes(args))
     finally:
         await store.close()

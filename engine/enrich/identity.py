@@ -10,27 +10,26 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from engine.enrich.outcome import ReceivedIns
+from engine.enrich.carried import CarriedIns, carried_ins
+from engine.enrich.reliability import Reliability, read_reliability
 from engine.hl7.escape import unescape
-from engine.hl7.message import Message, Segment, Separators, component
+from engine.hl7.message import HL7_NULL, Message, Segment, Separators, component
 from engine.ins.errors import InvalidTraitsError
-from engine.ins.oids import parse_oid
 from engine.ins.traits import IdentityTraits, normalise_name, normalise_traits
 
 LEGAL_NAME = "L"  # XPN-7 of the birth (legal) name
 BIRTH_PLACE = "BDL"  # XAD-7 of the birth place
-INS_TYPE = "INS"  # CX-5 of an INS repetition
-BILLING_NIR_TYPE = "NH"  # CX-5 of the billing NIR: never an INS, never touched
 LOCAL_ID_TYPE = "PI"  # CX-5 of the local patient identifier
-_INS_NAMESPACES = frozenset({"ASIP-SANTE-INS-NIR", "ASIP-SANTE-INS-NIA"})
+YES = "Y"
 
 
 @dataclass(frozen=True, slots=True)
-class InsRepetition:
-    """An INS repetition of PID-3 and its position there."""
+class FirstNames:
+    """The birth first names the source claims, normalised: the first one (XPN-2) and the
+    full list (XPN-3) when the source gives it."""
 
-    index: int
-    received: ReceivedIns
+    first: str
+    listed: tuple[str, ...] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +43,18 @@ class LocalIdentity:
     first_names: str  # XPN-3: the full list, space separated
     birth_date: str  # PID-7 as written
     sex: str
-    birth_place: str
-    status: str  # PID-32, first repetition
-    attributes: frozenset[str]  # PID-32, every repetition (FICT, DOUT, HOMA…)
+    birth_places: tuple[str, ...]  # XAD-9 of each PID-11 BDL repetition ('' when unknown)
+    status: str  # PID-32 as written (unescaped), for the record
+    reliability: Reliability
     local_id: str | None
-    ins: tuple[InsRepetition, ...]
+    ins: tuple[CarriedIns, ...]
     document: str  # ZFD-7: the identity document checked
+    identity_unknown: bool  # PID-31 = Y
+    lunar_birth_date: bool  # ZFD-1 valued: the birth date is partly unknown
+    birth_date_corrected: bool  # ZFD-4 = Y: the local birth date is not INSi's
 
     def __repr__(self) -> str:
-        return f"LocalIdentity(status={self.status!r}, ins={len(self.ins)})"
+        return f"LocalIdentity(status={self.reliability!r}, ins={len(self.ins)})"
 
     def traits(self, today: dt.date | None = None) -> IdentityTraits:
         """The traits normalised as INSi expects them, or `InvalidTraitsError`."""
@@ -67,10 +69,22 @@ class LocalIdentity:
                 first_names=self._first_names(),
                 sex=self.sex,
                 birth_date=_birth_date(self.birth_date),
-                birth_place=self.birth_place or None,
+                birth_place=self._birth_place(),
             ),
             today,
         )
+
+    def claimed_first_names(self) -> FirstNames:
+        """What coherence compares with INSi's list; call after `traits()` succeeded."""
+        listed = (
+            tuple(normalise_name(self.first_names, "first_names").split())
+            if self.first_names
+            else None
+        )
+        if self.first_name:
+            return FirstNames(normalise_name(self.first_name, "first_name"), listed)
+        assert listed is not None, "traits() refuses an identity without first names"
+        return FirstNames(listed[0], listed)
 
     def _first_names(self) -> tuple[str, ...]:
         """XPN-3 when given (it must start with XPN-2), else XPN-2 alone."""
@@ -85,6 +99,15 @@ class LocalIdentity:
                     code="first_name_not_in_list",
                 )
         return (self.first_names,)
+
+    def _birth_place(self) -> str | None:
+        """The one birth place the BDL repetitions agree on, None when none is known."""
+        known = {place.upper() for place in self.birth_places if place}
+        if len(known) > 1:
+            raise InvalidTraitsError(
+                "PID-11: BDL repetitions name different birth places", code="ambiguous_place"
+            )
+        return known.pop() if known else None
 
 
 def _birth_date(text: str) -> dt.date:
@@ -104,40 +127,21 @@ def single_pid(message: Message) -> int | None:
     return found[0] if len(found) == 1 else None
 
 
-def is_ins_repetition(cx: str, separators: Separators) -> bool:
-    """CX-5 = INS, or an INS assigning authority in CX-4; a billing NIR (NH) never is."""
-    kind = component(cx, 5, separators.component)
-    if kind == BILLING_NIR_TYPE:
-        return False
-    if kind == INS_TYPE:
-        return True
-    authority = component(cx, 4, separators.component).split(separators.subcomponent)
-    return authority[0] in _INS_NAMESPACES or (
-        len(authority) > 1 and parse_oid(authority[1]) is not None
-    )
-
-
 def legal_name_index(repetitions: list[str], separators: Separators) -> int | None:
     """Position of the first PID-5 repetition of type L."""
-    return _typed_index(repetitions, 7, LEGAL_NAME, separators)
-
-
-def birth_place_index(repetitions: list[str], separators: Separators) -> int | None:
-    """Position of the first PID-11 repetition of type BDL."""
-    return _typed_index(repetitions, 7, BIRTH_PLACE, separators)
-
-
-def _typed_index(
-    repetitions: list[str], number: int, kind: str, separators: Separators
-) -> int | None:
     return next(
         (
             i
             for i, rep in enumerate(repetitions)
-            if component(rep, number, separators.component) == kind
+            if component(rep, 7, separators.component) == LEGAL_NAME
         ),
         None,
     )
+
+
+def is_birth_place(repetition: str, separators: Separators) -> bool:
+    """A PID-11 repetition of type BDL."""
+    return component(repetition, 7, separators.component) == BIRTH_PLACE
 
 
 def read_identity(message: Message, pid_index: int) -> LocalIdentity:
@@ -146,15 +150,13 @@ def read_identity(message: Message, pid_index: int) -> LocalIdentity:
     separators = message.separators
 
     def text(value: str, number: int = 1) -> str:
-        return unescape(component(value, number, separators.component), separators).strip()
+        value = unescape(component(value, number, separators.component), separators).strip()
+        return "" if value == HL7_NULL else value
 
     names = pid.repetitions(5)
     legal = legal_name_index(names, separators)
     legal_name = names[legal] if legal is not None else ""
-    places = pid.repetitions(11)
-    place = birth_place_index(places, separators)
-    statuses = [text(rep).upper() for rep in pid.repetitions(32)]
-    zfd = message.segment("ZFD")
+    zfd = message.segment("ZFD") or Segment("ZFD", separators)
     return LocalIdentity(
         pid_index=pid_index,
         legal_names=sum(component(name, 7, separators.component) == LEGAL_NAME for name in names),
@@ -166,12 +168,17 @@ def read_identity(message: Message, pid_index: int) -> LocalIdentity:
         first_names=text(legal_name, 3),
         birth_date=text(pid.field(7)),
         sex=text(pid.field(8)),
-        birth_place=text(places[place], 9) if place is not None else "",
-        status=statuses[0] if statuses else "",
-        attributes=frozenset(statuses),
+        birth_places=tuple(
+            text(place, 9) for place in pid.repetitions(11) if is_birth_place(place, separators)
+        ),
+        status=unescape(pid.field(32), separators),
+        reliability=read_reliability(pid.field(32), separators),
         local_id=_local_id(pid, separators),
-        ins=_ins_repetitions(pid, separators),
-        document=text(zfd.field(7)) if zfd is not None else "",
+        ins=carried_ins(pid),
+        document=text(zfd.field(7)),
+        identity_unknown=text(pid.field(31)).upper() == YES,
+        lunar_birth_date=bool(text(zfd.field(1))),
+        birth_date_corrected=text(zfd.field(4)).upper() == YES,
     )
 
 
@@ -180,21 +187,3 @@ def _local_id(pid: Segment, separators: Separators) -> str | None:
         if component(cx, 5, separators.component) == LOCAL_ID_TYPE:
             return unescape(component(cx, 1, separators.component), separators)
     return None
-
-
-def _ins_repetitions(pid: Segment, separators: Separators) -> tuple[InsRepetition, ...]:
-    found = []
-    for index, cx in enumerate(pid.repetitions(3)):
-        if is_ins_repetition(cx, separators):
-            authority = component(cx, 4, separators.component)
-            oid = component(authority, 2, separators.subcomponent)
-            found.append(
-                InsRepetition(
-                    index,
-                    ReceivedIns(
-                        matricule=unescape(component(cx, 1, separators.component), separators),
-                        oid=unescape(oid, separators),
-                    ),
-                )
-            )
-    return tuple(found)

@@ -25,6 +25,8 @@ class Outcome(enum.StrEnum):
     SEVERAL_FOUND = "several_found"
     INCOHERENT = "incoherent"
     INVALID_TRAITS = "invalid_traits"
+    NOT_QUALIFIABLE = "not_qualifiable"  # the source says its traits are not INSi's
+    INVALID_INSI_ANSWER = "invalid_insi_answer"  # INSi's answer failed validation
     INSI_UNAVAILABLE = "insi_unavailable"
     NOT_APPLICABLE = "not_applicable"
 
@@ -42,7 +44,8 @@ class IdentityOutcome:
     """One message's enrichment: outcome, cost, and what the vigilance team needs to review.
 
     `detail` is a short code (safe to log); `ins` is what INSi returned, `received` the INS
-    repetitions the message carried; `removed` says the engine took those out.
+    the message carried, `removed` those the engine took out; `differing` names the traits
+    that contradict INSi's.
     """
 
     outcome: Outcome
@@ -56,7 +59,8 @@ class IdentityOutcome:
     called_at: dt.datetime | None = None
     ins: Ins | None = None
     received: tuple[ReceivedIns, ...] = ()
-    removed: bool = False
+    removed: tuple[ReceivedIns, ...] = ()
+    differing: tuple[str, ...] = ()
     traits_used: IdentityTraits | None = None
     traits_returned: ReturnedTraits | None = None
 
@@ -77,7 +81,9 @@ class IdentityOutcome:
             "called_at": self.called_at.isoformat() if self.called_at else None,
             "ins": _ins_record(self.ins),
             "received_ins": [{"matricule": r.matricule, "oid": r.oid} for r in self.received],
-            "ins_removed": self.removed,
+            "ins_removed": bool(self.removed),
+            "removed_ins": [{"matricule": r.matricule, "oid": r.oid} for r in self.removed],
+            "traits_differing": list(self.differing),
             "traits_used": _traits_record(self.traits_used),
             "traits_returned": _traits_record(self.traits_returned),
         }

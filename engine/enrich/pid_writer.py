@@ -8,9 +8,9 @@ with the message's own delimiters.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 
-from engine.enrich.identity import INS_TYPE, birth_place_index, legal_name_index
+from engine.enrich.carried import INS_FIELD, INS_FIELDS, canonical_repetition, looks_like_ins
+from engine.enrich.identity import is_birth_place, legal_name_index
 from engine.hl7.escape import escape
 from engine.hl7.message import Message, Segment, Separators
 from engine.ins.result import Ins, ReturnedTraits
@@ -31,29 +31,37 @@ def _set_components(value: str, updates: dict[int, str], separators: Separators)
     return separators.component.join(parts)
 
 
-def ins_repetition(ins: Ins, separators: Separators) -> str:
-    """`<matricule>^^^<namespace>&<OID>&ISO^INS`, with the OID INSi returned."""
-    authority = separators.subcomponent.join(
-        escape(part, separators) for part in (ins.oid.hl7_namespace or "", ins.oid.value, "ISO")
-    )
-    return separators.component.join((str(ins.matricule), "", "", authority, INS_TYPE))
+def with_only_ins(pid: Segment, ins: Ins | None) -> Segment:
+    """PID whose only INS is `ins`, in canonical form in PID-3 (or none at all).
 
-
-def without_repetitions(pid: Segment, indexes: Iterable[int]) -> Segment:
-    """PID with the given PID-3 repetitions removed (the received INS ones)."""
-    dropped = set(indexes)
-    kept = [cx for i, cx in enumerate(pid.repetitions(3)) if i not in dropped]
-    return pid.with_field(3, pid.separators.repetition.join(kept))
-
-
-def with_ins(pid: Segment, ins: Ins) -> Segment:
-    """PID with the INS repetition appended after the existing PID-3 repetitions."""
-    repetitions = [*pid.repetitions(3), ins_repetition(ins, pid.separators)]
-    return pid.with_field(3, pid.separators.repetition.join(repetitions))
+    Every INS-looking repetition of PID-2, PID-3 and PID-4 is removed, placeholders
+    included, leaving no empty repetition behind in a field that changes; the canonical INS
+    takes the place of the first one PID-3 held, or follows the existing repetitions.
+    """
+    separators = pid.separators
+    for number in INS_FIELDS:
+        repetitions = pid.repetitions(number)
+        looks = [looks_like_ins(cx, separators) for cx in repetitions]
+        writes = number == INS_FIELD and ins is not None
+        if not any(looks) and not writes:
+            continue
+        kept = [cx for cx, is_ins in zip(repetitions, looks, strict=True) if cx and not is_ins]
+        if writes:
+            assert ins is not None
+            first = looks.index(True) if any(looks) else len(repetitions)
+            position = sum(
+                1
+                for cx, is_ins in zip(repetitions[:first], looks, strict=False)
+                if cx and not is_ins
+            )
+            kept.insert(position, canonical_repetition(ins, separators))
+        pid = pid.with_field(number, separators.repetition.join(kept))
+    return pid
 
 
 def with_traits(pid: Segment, traits: ReturnedTraits) -> Segment:
-    """PID carrying INSi's traits unaltered: PID-5 L (XPN-1/2/3), PID-7, PID-8, PID-11 BDL.
+    """PID carrying INSi's traits unaltered: PID-5 L (XPN-1/2/3), PID-7, PID-8, PID-11 BDL
+    (every BDL repetition; they agreed, or the traits would not have been searched).
 
     The caller guarantees a PID-5 L repetition exists (the traits were read from it).
     """
@@ -77,11 +85,14 @@ def with_traits(pid: Segment, traits: ReturnedTraits) -> Segment:
     pid = pid.with_field(8, escape(traits.sex, separators))
     if traits.birth_place:
         places = pid.repetitions(11)
-        index = birth_place_index(places, separators)
-        if index is None:
+        if not any(is_birth_place(place, separators) for place in places):
             places.append(_set_components("", {7: "BDL", 9: traits.birth_place}, separators))
-        else:
-            places[index] = _set_components(places[index], {9: traits.birth_place}, separators)
+        places = [
+            _set_components(place, {9: traits.birth_place}, separators)
+            if is_birth_place(place, separators)
+            else place
+            for place in places
+        ]
         pid = pid.with_field(11, separators.repetition.join(places))
     return pid
 

@@ -2,35 +2,35 @@
 
 Two questions, asked in order: is this message enriched at all (message type, event)? and,
 for the identity it carries, may INSi be called and may an INS travel with it? An INS may
-travel only with a qualified identity: PID-32 `VALI` (document checked by the source) and
-an INS found or verified by INSi.
+travel only with a qualified identity: PID-32 exactly `VALI` (document checked by the
+source) and an INS found or verified by INSi. When the input is ambiguous the answer is
+"no INS, reported for a person", never "INS".
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.enrich.identity import LocalIdentity
 from engine.enrich.outcome import Outcome
+from engine.enrich.reliability import FICTIVE_OR_DOUBTFUL, PROVISIONAL, VALIDATED
 from engine.enrich.settings import LIFECYCLE_EVENTS, EnrichSettings
 from engine.ins.outcome import SearchStatus
 
 ENRICHED_MESSAGE_TYPE = "ADT"
-VALIDATED = "VALI"
-PROVISIONAL = "PROV"
-NEVER_QUALIFIED = frozenset({"FICT", "DOUT"})  # fictive, doubtful
 
 
 class Standing(enum.Enum):
-    """Where the identity stands for the purpose of INSi, from PID-32 and ZFD-7."""
+    """Where the identity stands for the purpose of INSi, from PID-32, PID-31 and ZFD."""
 
-    VALIDATED = "validated"  # VALI (and ZFD-7 when the route requires it)
+    VALIDATED = "validated"  # exactly VALI (and ZFD-7 when the route requires it)
     UNDOCUMENTED = "undocumented"  # VALI without ZFD-7 on a route that requires it
     PROVISIONAL = "provisional"  # PROV or no status
     PROVISIONAL_SEARCHED = "provisional_searched"  # same, on a route that searches them
-    NEVER_QUALIFIED = "never_qualified"  # FICT or DOUT attribute
-    OTHER = "other"  # any other status (VIDE, DOUB, DESA…)
+    NEVER_QUALIFIED = "never_qualified"  # FICT or DOUT anywhere in PID-32
+    OTHER = "other"  # another status, several, an unknown code, a malformed field
+    NOT_QUALIFIABLE = "not_qualifiable"  # the source says its traits are not INSi's
 
 
 class Action(enum.Enum):
@@ -50,7 +50,7 @@ class Decision:
 
 
 def pass_reason(message_type: str, trigger: str, settings: EnrichSettings) -> str | None:
-    """Why the message passes through untouched, or None when it is to be enriched."""
+    """Why the message is not enriched, or None when it is."""
     if message_type != ENRICHED_MESSAGE_TYPE:
         return "message_type"
     if trigger in LIFECYCLE_EVENTS:
@@ -60,21 +60,39 @@ def pass_reason(message_type: str, trigger: str, settings: EnrichSettings) -> st
     return None
 
 
-def standing(identity: LocalIdentity, settings: EnrichSettings) -> Standing:
-    if identity.attributes & NEVER_QUALIFIED:
-        return Standing.NEVER_QUALIFIED
-    if identity.status == VALIDATED:
+def standing(identity: LocalIdentity, settings: EnrichSettings) -> tuple[Standing, str]:
+    """The identity's standing and the reason code recorded when no INS is carried."""
+    reliability = identity.reliability
+    if reliability.problem == FICTIVE_OR_DOUBTFUL:
+        return Standing.NEVER_QUALIFIED, FICTIVE_OR_DOUBTFUL
+    if reliability.problem is not None:
+        return Standing.OTHER, reliability.problem
+    if reliability.status == VALIDATED:
         if settings.require_document and not identity.document:
-            return Standing.UNDOCUMENTED
-        return Standing.VALIDATED
-    if identity.status in ("", PROVISIONAL):
+            return Standing.UNDOCUMENTED, "no_document"
+        return _unless_flagged(identity, Standing.VALIDATED)
+    if reliability.status in ("", PROVISIONAL):
         if settings.search_provisional:
-            return Standing.PROVISIONAL_SEARCHED
-        return Standing.PROVISIONAL
-    return Standing.OTHER
+            return _unless_flagged(identity, Standing.PROVISIONAL_SEARCHED)
+        return Standing.PROVISIONAL, "provisional"
+    return Standing.OTHER, "status_not_handled"
+
+
+def _unless_flagged(identity: LocalIdentity, searched: Standing) -> tuple[Standing, str]:
+    """What the source says of its own identity: with an unknown identity or a birth date
+    that is not INSi's by design, nothing may be matched automatically."""
+    for flagged, code in (
+        (identity.identity_unknown, "identity_unknown"),
+        (identity.lunar_birth_date, "lunar_birth_date"),
+        (identity.birth_date_corrected, "birth_date_corrected"),
+    ):
+        if flagged:
+            return Standing.NOT_QUALIFIABLE, code
+    return searched, ""
 
 
 _NOT_APPLICABLE, _INCOHERENT = Outcome.NOT_APPLICABLE, Outcome.INCOHERENT
+_REASON = ""  # the detail is the standing's reason code
 
 # (standing, the message already carries an INS) → decision.
 _DECISIONS: dict[tuple[Standing, bool], Decision] = {
@@ -82,24 +100,31 @@ _DECISIONS: dict[tuple[Standing, bool], Decision] = {
     (Standing.VALIDATED, True): Decision(Action.VERIFY, ""),
     (Standing.PROVISIONAL_SEARCHED, False): Decision(Action.RECUPEREE, ""),
     (Standing.PROVISIONAL_SEARCHED, True): Decision(Action.RECUPEREE, "ins_without_vali"),
-    (Standing.PROVISIONAL, False): Decision(Action.NO_CALL, "provisional", _NOT_APPLICABLE),
+    (Standing.PROVISIONAL, False): Decision(Action.NO_CALL, _REASON, _NOT_APPLICABLE),
     (Standing.PROVISIONAL, True): Decision(Action.NO_CALL, "ins_without_vali", _INCOHERENT),
-    (Standing.UNDOCUMENTED, False): Decision(Action.NO_CALL, "no_document", _NOT_APPLICABLE),
+    (Standing.UNDOCUMENTED, False): Decision(Action.NO_CALL, _REASON, _NOT_APPLICABLE),
     (Standing.UNDOCUMENTED, True): Decision(Action.NO_CALL, "ins_without_document", _INCOHERENT),
-    (Standing.NEVER_QUALIFIED, False): Decision(
-        Action.NO_CALL, "fictive_or_doubtful", _NOT_APPLICABLE
-    ),
+    (Standing.NEVER_QUALIFIED, False): Decision(Action.NO_CALL, _REASON, _NOT_APPLICABLE),
     (Standing.NEVER_QUALIFIED, True): Decision(
         Action.NO_CALL, "ins_on_fictive_or_doubtful", _INCOHERENT
     ),
-    (Standing.OTHER, False): Decision(Action.NO_CALL, "status_not_handled", _NOT_APPLICABLE),
+    (Standing.OTHER, False): Decision(Action.NO_CALL, _REASON, _NOT_APPLICABLE),
     (Standing.OTHER, True): Decision(Action.NO_CALL, "ins_without_vali", _INCOHERENT),
+    (Standing.NOT_QUALIFIABLE, False): Decision(Action.NO_CALL, _REASON, Outcome.NOT_QUALIFIABLE),
+    (Standing.NOT_QUALIFIABLE, True): Decision(Action.NO_CALL, _REASON, Outcome.NOT_QUALIFIABLE),
 }
+_VERIFY_ONLY = Decision(Action.NO_CALL, "verify_only", _NOT_APPLICABLE)
 
 
 def decide(identity: LocalIdentity, settings: EnrichSettings) -> Decision:
     """The action for an identity of a message that is to be enriched."""
-    return _DECISIONS[standing(identity, settings), bool(identity.ins)]
+    position, reason = standing(identity, settings)
+    decision = _DECISIONS[position, bool(identity.ins)]
+    if decision.action is Action.ADD and settings.verify_only:
+        return _VERIFY_ONLY
+    if not decision.detail and reason:
+        return replace(decision, detail=reason)
+    return decision
 
 
 # What a search that found no usable identity means for the message (FOUND is decided by
@@ -108,6 +133,7 @@ SEARCH_OUTCOMES: dict[SearchStatus, Outcome] = {
     SearchStatus.NOT_FOUND: Outcome.NOT_FOUND,
     SearchStatus.SEVERAL: Outcome.SEVERAL_FOUND,
     SearchStatus.INVALID_TRAITS: Outcome.INVALID_TRAITS,
+    SearchStatus.INVALID_ANSWER: Outcome.INVALID_INSI_ANSWER,
     SearchStatus.UNAVAILABLE: Outcome.INSI_UNAVAILABLE,
     SearchStatus.CONFIGURATION_ERROR: Outcome.INSI_UNAVAILABLE,
 }

@@ -39,6 +39,21 @@ class EnrichSettings:
             "doc": "enrich a VALI identity only when ZFD-7 names the identity document checked"
         },
     )
+    verify_only: bool = field(
+        default=False,
+        metadata={
+            "doc": "verify the INS a message carries (keep, canonicalise or remove) but never "
+            "search for a missing one: for installations where only the identity repository "
+            "may retrieve INS"
+        },
+    )
+    strip_unqualified_ins: bool = field(
+        default=True,
+        metadata={
+            "doc": "on events the route does not enrich (A40/A47 excepted), remove an INS whose "
+            "identity is not VALI (false: forward the raw feed)"
+        },
+    )
     retry_window_s: float = field(
         default=30.0,
         metadata={
@@ -66,6 +81,10 @@ class EnrichSettings:
             found.append(("events", "trigger event codes such as A01, A28"))
         if LIFECYCLE_EVENTS.intersection(self.events):
             found.append(("events", "no A40/A47: INS life-cycle messages always pass through"))
+        if self.verify_only and self.search_provisional:
+            found.append(
+                ("verify_only", "not with search_provisional = true: verify_only never searches")
+            )
         for key, ok, expected in (
             ("retry_window_s", self.retry_window_s >= 0, "a number of seconds >= 0"),
             ("retry_backoff_s", self.retry_backoff_s > 0, "a number of seconds > 0"),

@@ -18,12 +18,13 @@ from dataclasses import replace
 
 import structlog
 
-from engine.enrich.coherence import incoherence
+from engine.enrich.coherence import differing_traits
 from engine.enrich.identity import LocalIdentity, read_identity, single_pid
 from engine.enrich.outcome import IdentityOutcome, Outcome
-from engine.enrich.pid_writer import stamp_zfd, with_ins, with_traits, without_repetitions
-from engine.enrich.rules import SEARCH_OUTCOMES, Action, decide, pass_reason
+from engine.enrich.pid_writer import stamp_zfd, with_only_ins, with_traits
+from engine.enrich.rules import SEARCH_OUTCOMES, Action, Decision, decide, pass_reason
 from engine.enrich.settings import EnrichSettings
+from engine.enrich.verification import Verdict, verify
 from engine.ins.errors import InvalidTraitsError
 from engine.ins.outcome import SearchOutcome, SearchStatus
 from engine.ins.service import InsiService
@@ -71,8 +72,8 @@ class EnrichStep:
         header = routed.header
         base = IdentityOutcome(Outcome.NOT_APPLICABLE, header.trigger, header.control_id)
         reason = pass_reason(header.message_type, header.trigger, self._settings)
-        if reason is not None:
-            return replace(base, detail=reason)
+        if reason in ("message_type", "ins_lifecycle_event"):
+            return replace(base, detail=reason)  # byte for byte
         pid_index = single_pid(routed.message)
         if pid_index is None:
             return replace(base, detail="no_single_pid")
@@ -81,9 +82,11 @@ class EnrichStep:
             base,
             status=identity.status,
             local_id=identity.local_id,
-            received=tuple(ins.received for ins in identity.ins),
+            received=tuple(ins.received() for ins in identity.ins),
         )
         decision = decide(identity, self._settings)
+        if reason is not None:
+            return self._passed_through(routed, identity, decision, replace(base, detail=reason))
         if decision.action is Action.NO_CALL:
             assert decision.outcome is not None
             return self._without_ins(
@@ -95,7 +98,7 @@ class EnrichStep:
             return self._without_ins(
                 routed, identity, replace(base, outcome=Outcome.INVALID_TRAITS, detail=error.code)
             )
-        found = await self._search(traits)
+        found = await self._search(traits, verifying=decision.action is Action.VERIFY)
         searched = replace(
             base,
             calls=found.calls,
@@ -118,6 +121,31 @@ class EnrichStep:
             )
         return self._apply(routed, identity, decision.action, traits, found, searched)
 
+    def _passed_through(
+        self,
+        routed: RoutedMessage,
+        identity: LocalIdentity,
+        decision: Decision,
+        result: IdentityOutcome,
+    ) -> IdentityOutcome:
+        """An event the route does not enrich: the receiver integrates an INS only with a
+        clear VALI (PAM FR), so any other INS is removed, and so are INS that contradict
+        each other; a VALI identity's INS passes as written."""
+        if not identity.ins or not self._settings.strip_unqualified_ins:
+            return result
+        if decision.action is not Action.VERIFY:
+            outcome = decision.outcome if decision.action is Action.NO_CALL else None
+            return self._without_ins(
+                routed,
+                identity,
+                replace(result, outcome=outcome or Outcome.INCOHERENT, detail=decision.detail),
+            )
+        if len({(ins.canonical_matricule, ins.oid) for ins in identity.ins}) > 1:
+            return self._without_ins(
+                routed, identity, replace(result, outcome=Outcome.INCOHERENT, detail="several_ins")
+            )
+        return result
+
     def _apply(
         self,
         routed: RoutedMessage,
@@ -129,59 +157,64 @@ class EnrichStep:
     ) -> IdentityOutcome:
         """INSi found one identity: add, verify or record it, if its traits are coherent."""
         assert found.ins is not None and found.returned_traits is not None
-        mismatch = incoherence(traits, found.returned_traits)
-        if mismatch is not None:
-            return self._without_ins(
-                routed, identity, replace(searched, outcome=Outcome.INCOHERENT, detail=mismatch)
-            )
-        if action is Action.RECUPEREE:
-            return self._without_ins(routed, identity, replace(searched, outcome=Outcome.RECUPEREE))
-        if action is Action.VERIFY:
-            active = (str(found.ins.matricule), found.ins.oid.value)
-            if all(
-                (r.matricule.strip().upper(), r.oid.strip()) == active for r in searched.received
-            ):
-                return replace(searched, outcome=Outcome.VERIFIED)
-            history = {str(ins.matricule) for ins in found.history}
-            outdated = any(r.matricule.strip().upper() in history for r in searched.received)
+        differing = differing_traits(traits, identity.claimed_first_names(), found.returned_traits)
+        if differing:
+            code = differing[0]
             return self._without_ins(
                 routed,
                 identity,
                 replace(
                     searched,
                     outcome=Outcome.INCOHERENT,
-                    detail="ins_in_history" if outdated else "ins_mismatch",
+                    detail=code if code.startswith("returned_") else f"traits_{code}",
+                    differing=differing,
                 ),
             )
+        if action is Action.RECUPEREE:
+            return self._without_ins(routed, identity, replace(searched, outcome=Outcome.RECUPEREE))
+        outcome = replace(searched, outcome=Outcome.ADDED)
+        if action is Action.VERIFY:
+            verdict = verify(identity.ins, found.ins, found.history)
+            if verdict in (Verdict.IN_HISTORY, Verdict.MISMATCH):
+                return self._without_ins(
+                    routed,
+                    identity,
+                    replace(searched, outcome=Outcome.INCOHERENT, detail=verdict.value),
+                )
+            outcome = replace(
+                searched,
+                outcome=Outcome.VERIFIED,
+                detail="history_dropped" if verdict is Verdict.HISTORY_DROPPED else "",
+                removed=tuple(ins.received() for ins in identity.ins if not ins.is_(found.ins)),
+            )
         message = routed.message
-        pid = with_ins(
+        pid = with_only_ins(
             with_traits(message.segment_at(identity.pid_index), found.returned_traits), found.ins
         )
         message.replace(identity.pid_index, pid)
         stamp_zfd(message, identity.pid_index, found.called_at or dt.datetime.now(dt.UTC))
-        return replace(searched, outcome=Outcome.ADDED)
+        return outcome
 
     def _without_ins(
         self, routed: RoutedMessage, identity: LocalIdentity, result: IdentityOutcome
     ) -> IdentityOutcome:
-        """Remove every INS repetition the message carried: none may travel unverified."""
+        """Remove every INS the message carries: none may travel unverified."""
         if not identity.ins:
             return result
         message = routed.message
-        pid = without_repetitions(
-            message.segment_at(identity.pid_index), (ins.index for ins in identity.ins)
+        message.replace(
+            identity.pid_index, with_only_ins(message.segment_at(identity.pid_index), None)
         )
-        message.replace(identity.pid_index, pid)
-        return replace(result, removed=True)
+        return replace(result, removed=tuple(ins.received() for ins in identity.ins))
 
-    async def _search(self, traits: IdentityTraits) -> SearchOutcome:
+    async def _search(self, traits: IdentityTraits, verifying: bool) -> SearchOutcome:
         """Search, retrying while INSi is unavailable, until the retry window has passed."""
         settings = self._settings
         deadline = self._clock() + settings.retry_window_s
         delay = settings.retry_backoff_s
         calls = 0
         while True:
-            found = await self._insi.search(traits)
+            found = await self._insi.search(traits, verifying=verifying)
             calls += found.calls
             remaining = deadline - self._clock()
             if found.status is not SearchStatus.UNAVAILABLE or remaining <= 0:

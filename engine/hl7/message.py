@@ -18,6 +18,7 @@ from engine.errors import EngineError
 
 SEGMENT_TERMINATOR = "\r"
 DEFAULT_ENCODING_CHARACTERS = "^~\\&"
+HL7_NULL = '""'  # a value known to be unknown (or to be deleted), not an empty one
 
 
 class MessageFormatError(EngineError):

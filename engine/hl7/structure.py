@@ -5,6 +5,9 @@ reference: required segments and fields, how often each may repeat, data types, 
 fields a segment does not define. This is its runtime job, on demand: it costs tens of
 milliseconds per message, where the engine's lazy view costs microseconds.
 
+Z segments are left out: they are site-defined (PAM FR's ZFD, ZBE), HL7 v2.5 knows none,
+and hl7apy places them badly (a ZFD between PID and MRG breaks the grouping of an A40).
+
 hl7apy's errors name elements and quote values. The first problem becomes an ERR (HL7 table
 0357 code, ERL location, a short text) that never carries a value from the message: a
 problem hl7apy does not place is located by parsing each segment, then each field, alone.
@@ -31,7 +34,8 @@ _SEGMENT = re.compile(r"<Segment ([A-Z][A-Z0-9]{2})>")
 
 def first_problem(message: Message, version: str) -> AckError | None:
     """The first way `message` breaks HL7 `version` (a key of VERSIONS), or None."""
-    texts = [message.msh.with_field(12, version).text, *message.texts[1:]]
+    texts = [message.msh.with_field(12, version).text]
+    texts += [text for text in message.texts[1:] if not text.startswith("Z")]
     try:
         parse_message(
             "\r".join(texts), validation_level=VALIDATION_LEVEL.STRICT, find_groups=True

@@ -47,5 +47,10 @@ class InsiResponseError(InsiError):
     """The service answered something the engine cannot trust (malformed, incomplete)."""
 
 
+class InvalidAnswerError(InsiResponseError):
+    """A 00 answer that parses but fails validation (matricule key, missing trait, unknown
+    OID): wrong for this one identity, so it is neither retried nor counted as an outage."""
+
+
 class CircuitOpenError(InsiError):
     """Calls are suspended after repeated technical failures; the breaker will retry later."""

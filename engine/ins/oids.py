@@ -14,15 +14,18 @@ class InsOid(enum.StrEnum):
     DEMO_NIR = "1.2.250.1.213.1.4.11"
 
     @property
-    def hl7_namespace(self) -> str | None:
-        """HL7 namespace id of the assigning authority (CX-4.1); test and demo have none."""
-        return _HL7_NAMESPACES.get(self)
+    def hl7_namespace(self) -> str:
+        """HL7 namespace id of the assigning authority (CX-4.1).
 
+        The OID decides: NIA for `.9`, NIR for the others, test and demonstration OIDs
+        included, as the published PAM FR examples write them.
+        """
+        return "ASIP-SANTE-INS-NIA" if self is InsOid.NIA else "ASIP-SANTE-INS-NIR"
 
-_HL7_NAMESPACES = {
-    InsOid.NIR: "ASIP-SANTE-INS-NIR",
-    InsOid.NIA: "ASIP-SANTE-INS-NIA",
-}
+    @property
+    def kind(self) -> str:
+        """NIA or NIR: what a person reading a report needs to know of the authority."""
+        return "NIA" if self is InsOid.NIA else "NIR"
 
 
 def parse_oid(text: str) -> InsOid | None:

@@ -19,6 +19,7 @@ class SearchStatus(enum.Enum):
     NOT_FOUND = "not_found"
     SEVERAL = "several"
     INVALID_TRAITS = "invalid_traits"
+    INVALID_ANSWER = "invalid_answer"  # INSi answered 00 with data that fails validation
     UNAVAILABLE = "unavailable"
     CONFIGURATION_ERROR = "configuration_error"
 
@@ -87,6 +88,10 @@ class SearchOutcome:
     def shared(self) -> SearchOutcome:
         """The same outcome for a caller who made no call itself (cache hit, single-flight)."""
         return replace(self, calls=0)
+
+    def age_s(self, now: float) -> float | None:
+        """Seconds since INSi gave this answer (epoch `now`), or None when unknown."""
+        return None if self.called_at is None else now - self.called_at.timestamp()
 
 
 def _ins_to_json(ins: Ins | None) -> list[str | None] | None:

@@ -31,6 +31,7 @@ from engine.ins.errors import (
     InsiError,
     InsiResponseError,
     InsiTechnicalError,
+    InvalidAnswerError,
     InvalidTraitsError,
 )
 from engine.ins.outcome import SearchOutcome, SearchStatus
@@ -97,8 +98,12 @@ class InsiService:
         # breaker_reset_s: every message would otherwise send INSi a call it refuses.
         self._held: tuple[InsiConfigurationError, float] | None = None
 
-    async def search(self, traits: IdentityTraits) -> SearchOutcome:
-        """Find the INS of a person; never raises for INSi trouble, the status says it."""
+    async def search(self, traits: IdentityTraits, *, verifying: bool = False) -> SearchOutcome:
+        """Find the INS of a person; never raises for INSi trouble, the status says it.
+
+        `verifying`: the answer will confirm an INS a message carries, so it must be at most
+        `verify_max_age_s` old: INSi may have moved that INS to its history since.
+        """
         try:
             normalised = normalise_traits(traits)
         except InvalidTraitsError as error:
@@ -113,10 +118,14 @@ class InsiService:
                 SearchStatus.INVALID_TRAITS, simulated=self.simulated, detail=str(error)
             )
         key = fingerprint(normalised, self._scope)
+        max_age = self._settings.verify_max_age_s if verifying else None
         recent = self._recall(key)
-        if recent is not None:  # the common case of a busy feed: no task, no store read
-            return recent
-        outcome, shared = await self._flights.run(key, lambda: self._lookup(key, normalised))
+        if recent is not None and self._fresh(recent, max_age):
+            return recent  # the common case of a busy feed: no task, no store read
+        flight = key if max_age is None else f"{key}:verify"
+        outcome, shared = await self._flights.run(
+            flight, lambda: self._lookup(key, normalised, max_age)
+        )
         return outcome.shared() if shared else outcome
 
     async def aclose(self) -> None:
@@ -124,9 +133,18 @@ class InsiService:
         await self._flights.aclose()
         await self._client.aclose()
 
-    async def _lookup(self, key: str, traits: IdentityTraits) -> SearchOutcome:
+    def _fresh(self, outcome: SearchOutcome, max_age: float | None) -> bool:
+        """Young enough for its use: any age for a search, `max_age` for a verification."""
+        if max_age is None:
+            return True
+        age = outcome.age_s(self._wall_clock())
+        return age is not None and age <= max_age
+
+    async def _lookup(
+        self, key: str, traits: IdentityTraits, max_age: float | None
+    ) -> SearchOutcome:
         cached = await self._load(key)
-        if cached is not None:
+        if cached is not None and self._fresh(cached, max_age):
             log.debug(
                 "insi search",
                 outcome=cached.status.value,
@@ -178,6 +196,9 @@ class InsiService:
             try:
                 async with self._semaphore:
                     result = await self._client.search(query)
+            except InvalidAnswerError:
+                self._breaker.record_neutral()  # one identity's answer, not the service's health
+                raise
             except (InsiTechnicalError, InsiResponseError) as error:
                 self._breaker.record_failure()
                 if not error.retryable or attempts > self._settings.retries:
@@ -206,6 +227,9 @@ class InsiService:
                 calls=calls,
             )
             status = SearchStatus.CONFIGURATION_ERROR
+        elif isinstance(error, InvalidAnswerError):
+            log.warning("insi answer invalid for this identity", code=error.code, calls=calls)
+            status = SearchStatus.INVALID_ANSWER
         else:
             if not isinstance(error, CircuitOpenError):
                 log.warning("insi unavailable", code=error.code, error=str(error), calls=calls)
@@ -263,12 +287,13 @@ class InsiService:
 async def open_insi_service(
     settings: InsiSettings,
     cache: ResultCache | None = None,
-    clock: Callable[[], dt.datetime] | None = None,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> InsiService:
     """Build the service for `[insi]`: the real INSi over mutual TLS, or the simulator.
 
     Without a cache from the store, results are kept in memory (lost at restart). `clock`
-    gives the call times (ZFD-6): fixed in route tests, so their output is reproducible.
+    gives the call times (ZFD-6) and the age of a result: fixed in route tests, so their
+    output is reproducible.
     """
     problems = settings.problems()
     if problems:
@@ -322,13 +347,13 @@ async def open_insi_service(
         instance_id=settings.instance_id or _default_instance_id(settings.software_name),
         emitter=settings.emitter or organisation_unit or settings.software_name,
     )
-    client = (
-        InsiClient(http, url, caller, settings.timeout_s)
-        if clock is None
-        else InsiClient(http, url, caller, settings.timeout_s, clock=clock)
-    )
+    client = InsiClient(http, url, caller, settings.timeout_s, clock=clock)
     return InsiService(
-        client, settings, simulated=settings.in_process or settings.simulator, cache=cache
+        client,
+        settings,
+        simulated=settings.in_process or settings.simulator,
+        cache=cache,
+        wall_clock=lambda: clock().timestamp(),
     )
 
 

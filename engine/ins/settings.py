@@ -97,6 +97,13 @@ class InsiSettings:
             "how long a found/not found/several answer is reused, seconds (0 = no cache)"
         ),
     )
+    verify_max_age_s: float = field(
+        default=3600.0,
+        metadata=_doc(
+            "a cached answer older than this cannot verify an INS a message carries: INSi is "
+            "called again, seconds (searches without INS use cache_ttl_s)"
+        ),
+    )
     max_calls_per_identity: int = field(
         default=5,
         metadata=_doc("cap on INSi calls for one identity (one per first name, then all together)"),
@@ -167,6 +174,7 @@ class InsiSettings:
             ("timeout_s", self.timeout_s > 0, "a number of seconds > 0"),
             ("max_concurrency", self.max_concurrency >= 1, "an integer >= 1"),
             ("cache_ttl_s", self.cache_ttl_s >= 0, "a number of seconds >= 0"),
+            ("verify_max_age_s", self.verify_max_age_s >= 0, "a number of seconds >= 0"),
             ("max_calls_per_identity", self.max_calls_per_identity >= 1, "an integer >= 1"),
             ("retries", self.retries >= 0, "an integer >= 0"),
             ("retry_backoff_s", self.retry_backoff_s >= 0, "a number of seconds >= 0"),

@@ -1,7 +1,8 @@
 """Table-driven: each `cases/*.toml` is a message in, the exact bytes out and its record.
 
-The step runs against the real in-process INSi simulator (public test persons). A case
-without `output` must come out byte for byte as it went in. `{called_at}` in an output
+The step runs against the real in-process INSi simulator (public test persons, or the
+persons file a case names under `insi`). A case without `output` must come out byte for
+byte as it went in. `{called_at}` in an output
 stands for the INSi call time the record holds (ZFD-6, UTC). Every changed PID is checked
 with hl7apy (HL7 v2.5, strict) unless the case gives a reason in `skip_hl7apy`.
 """
@@ -24,9 +25,9 @@ from engine.ins.service import open_insi_service
 from engine.ins.settings import InsiSettings
 from tests.enrich.conftest import routed_from
 
+CASES_DIR = Path(__file__).parent / "cases"
 CASES: dict[str, dict[str, Any]] = {
-    path.stem: tomllib.loads(path.read_text("utf-8"))
-    for path in sorted((Path(__file__).parent / "cases").glob("*.toml"))
+    path.stem: tomllib.loads(path.read_text("utf-8")) for path in sorted(CASES_DIR.glob("*.toml"))
 }
 
 
@@ -56,7 +57,10 @@ def validate_pid(text: str, encoding_characters: str) -> None:
 async def test_case(name: str) -> None:
     case = CASES[name]
     raw = encode(case["input"], case.get("codec"))
-    insi = await open_insi_service(InsiSettings(**case.get("insi", {})))
+    insi_settings = dict(case.get("insi", {}))
+    if "simulator_persons" in insi_settings:  # a persons file beside the cases
+        insi_settings["simulator_persons"] = str(CASES_DIR / insi_settings["simulator_persons"])
+    insi = await open_insi_service(InsiSettings(**insi_settings))
     try:
         routed = routed_from(raw)
         result = await EnrichStep(EnrichSettings(**case.get("settings", {})), insi)(routed)

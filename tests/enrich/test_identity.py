@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 
 from engine.enrich.identity import LocalIdentity, read_identity, single_pid
+from engine.enrich.reliability import Reliability
 from engine.hl7.message import Message
 from engine.ins.errors import InvalidTraitsError
 
@@ -30,9 +31,10 @@ def test_reads_every_trait_from_its_pam_fr_place() -> None:
         "JEANNE",
         "JEANNE MARIE",
     )
-    assert (found.birth_date, found.sex, found.birth_place) == ("19800102120000", "F", "63220")
-    assert (found.status, found.attributes) == ("VALI", frozenset({"VALI", "HOMA"}))
+    assert (found.birth_date, found.sex, found.birth_places) == ("19800102120000", "F", ("63220",))
+    assert (found.status, found.reliability) == ("VALI~HOMA", Reliability("VALI"))
     assert (found.local_id, found.ins, found.document) == ("42", (), "CN")
+    assert not (found.identity_unknown or found.lunar_birth_date or found.birth_date_corrected)
 
 
 def test_reads_with_non_default_delimiters() -> None:
@@ -41,12 +43,12 @@ def test_reads_with_non_default_delimiters() -> None:
         "#####################PROV",
         msh="MSH#$*!@#S#F#R#F#20240101##ADT$A28#1#P#2.5\r",
     )
-    assert (found.birth_name, found.first_names, found.birth_place) == (
+    assert (found.birth_name, found.first_names, found.birth_places) == (
         "DUPONT@FILS",
         "LOUIS PAUL",
-        "2A020",
+        ("2A020",),
     )
-    assert (found.local_id, found.status) == ("7", "PROV")
+    assert (found.local_id, found.reliability) == ("7", Reliability("PROV"))
 
 
 @pytest.mark.parametrize(
@@ -55,7 +57,14 @@ def test_reads_with_non_default_delimiters() -> None:
         ("297022A02077878^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS", True),
         ("297022A02077878^^^&1.2.250.1.213.1.4.10&ISO", True),
         ("297022A02077878^^^ASIP-SANTE-INS-NIA", True),
-        ("297022A02077878^^^X&1.2.250.1.213.1.4.8&ISO^NH", False),
+        ("297022A02077878^^^X&1.2.250.1.213.1.4.8&ISO^NH", True),  # the OID decides
+        ("297022A02077878^^^1.2.250.1.213.1.4.8^INS-NIR", True),  # the OID in HD-1
+        ("297022A02077878^^^asip-sante-ins-nir", True),
+        ("297022A02077878^^^ASIP-SANTE-NIR&1.2.250.1.213.1.4.8&ISO^NH", False),  # billing NIR
+        ("1970263220123^^^ASIP-SANTE-NIR^NH", False),
+        ("297022A02077878^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS", True),  # a ^ lost
+        ("297022A02077878^^^HOSP^PI^INS", True),
+        ("INS^^^HOSP^PI", False),  # a local identifier that happens to read INS
         ("0093876492823371705143^^^ASIP-SANTE-INS-C&1.2.250.1.213.1.4.2&ISO^INS-C", False),
         ("42^^^H&1.2.3&ISO^PI", False),
     ],
@@ -94,6 +103,10 @@ def test_first_name_alone_when_no_list() -> None:
         ("PID|||||D’ÆION^CŒUR^^^^^L||19751231|F", "invalid_characters"),
         ("PID|||||^ZOE^^^^^L||19751231|F", "invalid_name"),
         ("PID|||||ADRUN^ZOE^^^^^L||19751231|F|||^^^^^^BDL^^6322", "invalid_place"),
+        (
+            "PID|||||ADRUN^ZOE^^^^^L||19751231|F|||^^^^^FRA^BDL^^63220~^^^^^FRA^BDL^^2A020",
+            "ambiguous_place",
+        ),
         ("PID|||||ADRUN\\X41\\^ZOE^^^^^L||19751231|F", "invalid_characters"),
     ],
 )
@@ -101,3 +114,51 @@ def test_unusable_traits_name_the_field(pid: str, code: str) -> None:
     with pytest.raises(InvalidTraitsError) as raised:
         identity(pid).traits()
     assert raised.value.code == code
+
+
+def test_an_ins_is_found_in_pid_2_pid_3_and_pid_4_but_a_placeholder_is_none() -> None:
+    found = identity(
+        "PID||297022A02077878^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS"
+        '|42^^^H^PI~^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS~""^^^X^INS'
+        "|160012B02077713^^^&1.2.250.1.213.1.4.8&ISO~43^^^H^PI"
+    )
+    assert [(ins.field, ins.index, ins.matricule) for ins in found.ins] == [
+        (2, 0, "297022A02077878"),
+        (4, 0, "160012B02077713"),
+    ]
+
+
+def test_a_carried_ins_is_read_canonically_and_its_oid_wherever_written() -> None:
+    [ins] = identity("PID|||297022a02077878 ^^^1.2.250.1.213.1.4.9&&ISO^INS").ins
+    assert (ins.canonical_matricule, ins.oid_text, ins.oid is not None) == (
+        "297022A02077878",
+        "1.2.250.1.213.1.4.9",
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("places", "expected"),
+    [
+        ("^^^^^FRA^BDL^^63220~^^^^^FRA^BDL^^63220", "63220"),  # agreeing repetitions
+        ('^^^^^FRA^BDL^^""', None),  # an HL7 null: unknown, searched without
+        ("^^^^^FRA^BDL^^~^^^^^FRA^BDL^^63220", "63220"),
+    ],
+)
+def test_birth_place_from_every_bdl_repetition(places: str, expected: str | None) -> None:
+    found = identity(f"PID|||||ADRUN^ZOE^^^^^L||19751231|F|||{places}")
+    assert found.traits().birth_place == expected
+
+
+def test_source_flags_are_read_from_pid_31_and_zfd() -> None:
+    found = identity(
+        "PID|||||ADRUN^ZOE^^^^^L||19751231|F" + "|" * 23 + "Y|VALI",
+        rest="ZFD|201505||N|Y\r",
+    )
+    assert (found.identity_unknown, found.lunar_birth_date, found.birth_date_corrected) == (
+        True,
+        True,
+        True,
+    )
+    quiet = identity("PID|||||ADRUN^ZOE^^^^^L||19751231|F", rest='ZFD|""||N|N\r')
+    assert not (quiet.identity_unknown or quiet.lunar_birth_date or quiet.birth_date_corrected)

@@ -55,7 +55,9 @@ def test_oid_table() -> None:
     assert parse_oid(" 1.2.250.1.213.1.4.8 ") is InsOid.NIR
     assert InsOid.NIR.hl7_namespace == "ASIP-SANTE-INS-NIR"
     assert InsOid.NIA.hl7_namespace == "ASIP-SANTE-INS-NIA"
-    assert InsOid.TEST_NIR.hl7_namespace is None
+    # Test and demonstration NIR are written as the published PAM FR examples write them.
+    assert InsOid.TEST_NIR.hl7_namespace == InsOid.DEMO_NIR.hl7_namespace == "ASIP-SANTE-INS-NIR"
+    assert (InsOid.NIA.kind, InsOid.NIR.kind, InsOid.TEST_NIR.kind) == ("NIA", "NIR", "NIR")
     assert InsOid.DEMO_NIR.value == "1.2.250.1.213.1.4.11"
     assert parse_oid("1.2.250.1.213.1.4.12") is None
 

@@ -16,12 +16,15 @@ from engine.ins.breaker import BreakerState, CircuitBreaker
 from engine.ins.cache import MemoryResultCache
 from engine.ins.client import InsiClient
 from engine.ins.errors import CircuitOpenError
-from engine.ins.matricule import compute_key
+from engine.ins.matricule import Matricule, compute_key
+from engine.ins.oids import InsOid
 from engine.ins.outcome import SearchOutcome, SearchStatus
+from engine.ins.result import Ins
 from engine.ins.service import InsiService, open_insi_service
 from engine.ins.settings import InsiSettings
 from engine.ins.simulator.dataset import public_test_persons
 from engine.ins.simulator.handler import InsiSimulator
+from engine.ins.simulator.matching import PersonIndex
 from engine.ins.simulator.server import RunningSimulator, start_server
 from engine.ins.strategy import plan_queries
 from engine.ins.traits import IdentityTraits
@@ -369,3 +372,69 @@ async def test_no_patient_data_in_logs(http_simulator: RunningSimulator) -> None
         for entry in logs
         if entry["event"] in ("insi search", "insi simulated result")
     )
+
+
+@pytest.mark.parametrize("defect", ["matricule_key", "unknown_oid", "missing_trait"])
+async def test_one_persons_invalid_answer_is_their_outcome_not_an_outage(defect: str) -> None:
+    """A 00 that fails validation is reported for that identity at once: no retry, and the
+    breaker stays closed for everyone else."""
+    persons = [
+        replace(p, defect=defect) if p.birth_name == "ADRUN" else p for p in public_test_persons()
+    ]
+    simulator = InsiSimulator(persons)
+    server = await start_server(simulator)
+    adrun = IdentityTraits("ADRUN", ("ZOE",), "F", dt.date(1975, 12, 31), "63220")
+    settings = settings_for(server, retries=3, breaker_threshold=1)
+    try:
+        outcomes = await searched(settings, adrun, adrun, DOMINIQUE)
+    finally:
+        await server.aclose()
+    bad, again, other = outcomes
+    assert bad.status is again.status is SearchStatus.INVALID_ANSWER
+    assert (
+        bad.detail
+        == {
+            "matricule_key": "invalid_matricule",
+            "unknown_oid": "unknown_oid",
+            "missing_trait": "incomplete_answer",
+        }[defect]
+    )
+    assert (bad.calls, again.calls) == (1, 1)  # neither retried nor cached
+    assert other.status is SearchStatus.FOUND  # a breaker at threshold 1 would have opened
+    assert simulator.requests == 3
+
+
+async def test_a_verification_needs_a_recent_answer_the_search_does_not() -> None:
+    """INSi moved the NIA to its history and gave a NIR: a day-old cached answer must not
+    verify the NIA, while a search without INS may still use it."""
+    nia_person = next(p for p in public_test_persons() if p.birth_name == "PROVISOIRE")
+    nir = Ins(Matricule.parse("1090763220999" + compute_key("1090763220999")), InsOid.NIR)
+    simulator = InsiSimulator([nia_person])
+    server = await start_server(simulator)
+    clock = FakeClock()
+    clock.now = dt.datetime.now(dt.UTC).timestamp()
+    settings = settings_for(server, verify_max_age_s=3600.0, cache_ttl_s=86400.0)
+    service = InsiService(
+        InsiClient(httpx.AsyncClient(trust_env=False), server.url, CALLER, settings.timeout_s),
+        settings,
+        simulated=True,
+        cache=MemoryResultCache(clock=clock),
+        wall_clock=clock,
+    )
+    traits = nia_person.traits()
+    try:
+        first = await service.search(traits, verifying=True)
+        assert first.ins == nia_person.ins and first.calls == 1
+        simulator.index = PersonIndex([replace(nia_person, ins=nir, history=(nia_person.ins,))])
+        clock.now += 1800  # within verify_max_age_s: the cached answer still verifies
+        assert (await service.search(traits, verifying=True)).ins == nia_person.ins
+        clock.now += 86400 - 1800 - 60  # a day old: searches reuse it, verifications do not
+        assert (await service.search(traits)).ins == nia_person.ins
+        assert simulator.requests == 1
+        fresh = await service.search(traits, verifying=True)
+        assert (fresh.ins, fresh.history, fresh.calls) == (nir, (nia_person.ins,), 1)
+        assert (await service.search(traits)).ins == nir  # the fresh answer replaced it
+        assert simulator.requests == 2
+    finally:
+        await service.aclose()
+        await server.aclose()

@@ -35,10 +35,19 @@ def sample_of(entry: Expectation) -> ReplayMessage:
     return BY_KEY[(str(entry["file"]), str(entry["control_id"]))]
 
 
+INS_OIDS = frozenset(f"1.2.250.1.213.1.4.{n}" for n in (8, 9, 10, 11))
+
+
 def ins_repetitions(pid: Segment) -> list[str]:
-    """The PID-3 repetitions of identifier type INS, as written."""
-    c = pid.separators.component
-    return [rep for rep in pid.repetitions(3) if component(rep, 5, c) == "INS"]
+    """The repetitions of PID-2, PID-3 and PID-4 that name an INS (identifier type INS, or an
+    INS OID in the assigning authority), as written."""
+    c, s = pid.separators.component, pid.separators.subcomponent
+    return [
+        rep
+        for field in (2, 3, 4)
+        for rep in pid.repetitions(field)
+        if component(rep, 5, c) == "INS" or INS_OIDS & set(component(rep, 4, c).split(s))
+    ]
 
 
 def expected_ins(entry: Expectation) -> list[str] | None:
@@ -64,5 +73,5 @@ def patient_strings() -> set[str]:
         assert pid_index is not None
         identity = read_identity(message, pid_index)
         found.add(identity.birth_name)
-        found.update(ins.received.matricule for ins in identity.ins)
+        found.update(ins.matricule for ins in identity.ins)
     return found - {""}

@@ -148,6 +148,8 @@ def test_engine_log_names_no_patient(corpus_run: CorpusRun) -> None:
 def test_recorded_outcome(corpus_run: CorpusRun, entry: Expectation) -> None:
     record = corpus_run.outcomes[str(entry["control_id"])]
     assert (record["outcome"], record["event"]) == (entry["outcome"], entry["event"].split("^")[1])
+    if "detail" in entry:
+        assert record["detail"] == entry["detail"]
     if entry["outcome"] in INSI_ANSWERS:
         assert record["simulated"] is True, "an answer of the simulator says so"
     elif entry["outcome"] in NOT_SEARCHED:

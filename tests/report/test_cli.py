@@ -95,3 +95,18 @@ def test_a_missing_store_is_an_error_and_is_not_created(
     assert "no store at" in capsys.readouterr().err
     assert not (tmp_path / "engine.db").exists()
     assert not out.exists()
+
+
+def test_a_semicolon_delimiter_for_french_spreadsheets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fill_store(tmp_path, [(Outcome.NOT_FOUND, time.time())])
+    out = tmp_path / "report.csv"
+    args = ["report", "identities", "--config", str(config_file(tmp_path)), "--out", str(out)]
+    assert main([*args, "--delimiter", ";"]) == 0
+    header = out.read_text("utf-8-sig").splitlines()[0]
+    assert header.startswith("received_at;route;control_id;")
+    assert main([*args, "--force", "--delimiter", "|"]) == 2
+    assert "--delimiter" in capsys.readouterr().err
+    assert main([*args, "--force", "--format", "json", "--delimiter", ";"]) == 2
+    assert "applies to --format csv" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine.decision import Decision
-from engine.enrich.outcome import IdentityOutcome, Outcome
+from engine.enrich.outcome import IdentityOutcome, Outcome, ReceivedIns
 from engine.enrich.store import IdentityRecord, IdentityTables, identity_records
 from engine.errors import CliError
 from engine.ins.matricule import Matricule
@@ -74,6 +74,7 @@ def test_recuperee_row_carries_the_traits_used_and_the_ins_returned() -> None:
     row = row_for(
         Outcome.RECUPEREE,
         local_id="IPP002",
+        status="PROV",
         calls=1,
         simulated=True,
         traits_used=TOUSSAINT,
@@ -86,8 +87,11 @@ def test_recuperee_row_carries_the_traits_used_and_the_ins_returned() -> None:
         "control_id": "C7",
         "event": "ADT^A28",
         "local_id": "IPP002",
+        "status": "PROV",
         "outcome": "recuperee",
         "detail": "",
+        "traits_differing": "",
+        "removed_ins": "",
         "insi_calls": 1,
         "simulated": True,
         "birth_name": "ADRTROIS",
@@ -106,6 +110,23 @@ def test_an_ins_is_reported_only_when_recuperee() -> None:
     for outcome in (Outcome.ADDED, Outcome.INCOHERENT):
         row = row_for(outcome, traits_used=TOUSSAINT, ins=TOUSSAINT_INS)
         assert (row["ins_matricule"], row["ins_oid"]) == ("", "")
+
+
+def test_an_incoherent_row_says_which_ins_was_removed_and_which_traits_differ() -> None:
+    row = row_for(
+        Outcome.INCOHERENT,
+        detail="traits_first_names",
+        differing=("first_names", "birth_place"),
+        removed=(
+            ReceivedIns("160012B02077713", "1.2.250.1.213.1.4.8"),
+            ReceivedIns("109076322088835", "1.2.250.1.213.1.4.9"),
+            ReceivedIns("12345", "9.9"),
+        ),
+        traits_used=TOUSSAINT,
+    )
+    assert row["traits_differing"] == "first_names birth_place"
+    assert row["removed_ins"] == "NIR …7713; NIA …8835; INS …2345"  # never the whole matricule
+    assert "160012B02077713" not in json.dumps(row)
 
 
 def test_a_record_of_a_failed_step_still_makes_a_row() -> None:
@@ -154,6 +175,16 @@ def test_a_report_that_fails_half_way_is_removed(tmp_path: Path) -> None:
     assert not path.exists()
 
 
+def test_csv_with_a_semicolon_for_french_spreadsheets(tmp_path: Path) -> None:
+    path = tmp_path / "report.csv"
+    with ReportFile(path, "csv", delimiter=";") as report:
+        report.write([row_for(Outcome.NOT_FOUND, traits_used=TOUSSAINT)])
+    header, line = path.read_text("utf-8-sig").splitlines()
+    assert header == ";".join(COLUMNS) and ";not_found;" in line
+    with pytest.raises(ValueError, match="delimiter"):
+        ReportFile(tmp_path / "other.csv", "csv", delimiter="|")
+
+
 def test_csv_keeps_accents_and_defuses_spreadsheet_formulas(tmp_path: Path) -> None:
     path = tmp_path / "report.csv"
     row = row_for(Outcome.NOT_FOUND, local_id="=HYPERLINK(1)", traits_used=TOUSSAINT)
@@ -178,6 +209,11 @@ async def test_store_report_pages_filters_and_keeps_arrival_order(
         Outcome.NOT_APPLICABLE,
         Outcome.INCOHERENT,
         Outcome.NOT_FOUND,
+        Outcome.VERIFIED,
+        Outcome.INSI_UNAVAILABLE,
+        Outcome.INVALID_INSI_ANSWER,
+        Outcome.NOT_QUALIFIABLE,
+        Outcome.INVALID_TRAITS,
     ]
     for number, outcome in enumerate(outcomes):
         record = outcome_record(outcome, "x", traits_used=TOUSSAINT)
@@ -188,14 +224,18 @@ async def test_store_report_pages_filters_and_keeps_arrival_order(
     with ReportFile(path, "json") as report:
         await write_store_report(store, report, T0 + 1, NEEDS_ACTION)
     rows = json.loads(path.read_text("utf-8"))
-    assert [(row["control_id"], row["outcome"]) for row in rows] == [
+    needing_a_person = [
         ("C2", "several_found"),
         ("C3", "recuperee"),
         ("C5", "incoherent"),
         ("C6", "not_found"),
+        ("C8", "insi_unavailable"),  # a person must search these patients again
+        ("C9", "invalid_insi_answer"),
+        ("C10", "not_qualifiable"),
     ]
-    assert report.counts == {"several_found": 1, "recuperee": 1, "incoherent": 1, "not_found": 1}
+    assert [(row["control_id"], row["outcome"]) for row in rows] == needing_a_person
+    assert report.counts == {outcome: 1 for _, outcome in needing_a_person}
 
     everything = await identity_records(store, 0.0, None, 0, 100)
-    assert [record.control_id for record in everything] == [f"C{n}" for n in range(7)]
+    assert [record.control_id for record in everything] == [f"C{n}" for n in range(12)]
     assert "ADRTROIS" not in repr(everything)  # records keep identity out of their repr

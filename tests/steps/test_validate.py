@@ -14,6 +14,7 @@ from engine.hl7.message import Message
 from engine.hl7.pam_fr import pam_fr_problem
 from engine.hl7.structure import first_problem
 from engine.replay.files import expand_paths, load_files
+from tests.replay.corpus import EXPECTATIONS
 from tests.support.config_errors import config_error
 
 SAMPLES = Path(__file__).resolve().parents[2] / "hl7_samples"
@@ -35,7 +36,7 @@ def problem(text: str, pam_fr: bool = False) -> tuple[int, str] | None:
     return None if error is None else (error.code.value, error.location)
 
 
-def test_the_sample_corpus_is_valid_v25_but_for_a_date_that_does_not_exist() -> None:
+def test_the_sample_corpus_is_valid_v25_but_where_its_expectations_say_not() -> None:
     files, _ = load_files(expand_paths([str(SAMPLES)]))
     found = {
         message.control_id: problem(decode(message.payload, CharsetPolicy()).text)
@@ -43,8 +44,25 @@ def test_the_sample_corpus_is_valid_v25_but_for_a_date_that_does_not_exist() -> 
         for message in file.messages
     }
     assert {control_id: found for control_id, found in found.items() if found} == {
-        "SMP0017": (102, "PID^1^7")  # 20230231
+        "SMP0017": (102, "PID^1^7"),  # 20230231
+        "SMP0045": (102, "PID^1^32"),  # a component in PID-32 (an IS field)
     }
+    invalid = {
+        entry["control_id"] for entry in EXPECTATIONS if not entry.get("structurally_valid", True)
+    }
+    assert invalid == {"SMP0017", "SMP0045"}
+
+
+def test_z_segments_are_left_to_the_profile() -> None:
+    """hl7apy cannot group an A40's PID and MRG around a ZFD; Z segments are site-defined."""
+    a40 = (
+        "MSH|^~\\&|PAS|HOSP|EHR|HOSP|20240315191500||ADT^A40^ADT_A39|C19|P|2.5\r"
+        "EVN||20240315191500\r"
+        "PID|||800019^^^HOSP^PI||CORSE^ANTHONY^^^^^L||19800302|M\r"
+        "ZFD||||N|SM||CN|20301231\r"
+        "MRG|800119^^^HOSP^PI\r"
+    )
+    assert problem(a40) is None
 
 
 @pytest.mark.parametrize(

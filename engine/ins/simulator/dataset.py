@@ -21,6 +21,10 @@ class DatasetError(EngineError):
     """A persons file cannot be used (the text names the entry, never its data)."""
 
 
+DEFECTS = frozenset({"matricule_key", "unknown_oid", "missing_trait"})
+"""Ways the simulator can spoil a 00 answer for one person, as a faulty service would."""
+
+
 @dataclass(frozen=True, slots=True)
 class Person:
     """A person known to the simulator, with the INS INSi would return for them."""
@@ -32,6 +36,8 @@ class Person:
     birth_place: str
     ins: Ins
     history: tuple[Ins, ...] = ()
+    defect: str | None = None
+    """One of `DEFECTS`: the 00 answer for this person is written wrong on purpose."""
 
     def traits(self, with_place: bool = True) -> IdentityTraits:
         """The traits a source system would send for this person (e.g. to build HL7 messages)."""
@@ -68,6 +74,8 @@ class Person:
             entry["history"] = [
                 {"matricule": str(ins.matricule), "oid": ins.oid.value} for ins in self.history
             ]
+        if self.defect:
+            entry["defect"] = self.defect
         return entry
 
     def __repr__(self) -> str:
@@ -106,6 +114,7 @@ def persons_from_json(document: Any, source: str) -> list[Person]:
                     birth_place=entry["birth_place"],
                     ins=_ins(entry),
                     history=tuple(_ins(item) for item in entry.get("history", ())),
+                    defect=_defect(entry.get("defect")),
                 )
             )
         except (KeyError, TypeError, ValueError, EngineError) as error:
@@ -115,6 +124,12 @@ def persons_from_json(document: Any, source: str) -> list[Person]:
     if not persons:
         raise DatasetError(f"{source}: no persons")
     return persons
+
+
+def _defect(value: Any) -> str | None:
+    if value is not None and value not in DEFECTS:
+        raise ValueError("defect")
+    return value
 
 
 def _ins(entry: dict[str, str]) -> Ins:

@@ -10,7 +10,6 @@ import uuid
 
 from lxml import etree
 
-from engine.ins.oids import InsOid
 from engine.ins.result import CodeCR, Ins
 from engine.ins.simulator.dataset import Person
 from engine.ins.soap.namespaces import ACTION_SEARCH, RESULTAT, SIRAM, SOAP12_ENV, WSA, qname
@@ -25,7 +24,7 @@ def result_envelope(code: CodeCR, person: Person | None, relates_to: str | None)
     _sub(cr, "LibelleCR", code.label)
     if person is not None:
         individu = _sub(resultat, "INDIVIDU")
-        _ins_element(_sub(individu, "INSACTIF"), person.ins)
+        _ins_element(_sub(individu, "INSACTIF"), person.ins, person.defect)
         for old in person.history:
             _ins_element(_sub(individu, "INSHISTO"), old)
         tiq = _sub(individu, "TIQ")
@@ -34,7 +33,8 @@ def result_envelope(code: CodeCR, person: Person | None, relates_to: str | None)
         _sub(tiq, "ListePrenom", returned.first_names_text)
         _sub(tiq, "Sexe", returned.sex)
         _sub(tiq, "DateNaissance", returned.birth_date)
-        _sub(tiq, "LieuNaissance", returned.birth_place)
+        if person.defect != "missing_trait":
+            _sub(tiq, "LieuNaissance", returned.birth_place)
     return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
 
 
@@ -85,9 +85,13 @@ def _sub(parent: etree._Element, local: str, text: str | None = None) -> etree._
     return element
 
 
-def _ins_element(parent: etree._Element, ins: Ins) -> None:
+def _ins_element(parent: etree._Element, ins: Ins, defect: str | None = None) -> None:
+    """`IdIndividu` and `OID`; a `defect` writes a wrong key or an unknown OID on purpose."""
+    key = ins.matricule.key
+    if defect == "matricule_key":
+        key = f"{(int(key) + 1) % 100:02d}"
     identifier = _sub(parent, "IdIndividu")
     _sub(identifier, "NumIdentifiant", ins.matricule.body)
-    _sub(identifier, "Cle", ins.matricule.key)
-    _sub(identifier, "TypeMatricule", "NIA" if ins.oid is InsOid.NIA else "NIR")
-    _sub(parent, "OID", ins.oid.value)
+    _sub(identifier, "Cle", key)
+    _sub(identifier, "TypeMatricule", ins.oid.kind)
+    _sub(parent, "OID", "1.2.250.1.213.1.4.99" if defect == "unknown_oid" else ins.oid.value)

@@ -3,6 +3,8 @@
 Tolerant of what varies between servers (prefixes, default namespaces, element order,
 INSHISTO absent/single/repeated, `ListePrenom` without `Prenom`), strict on what matters:
 a 00 is accepted only when the INS and every returned trait are present and the key is valid.
+A 00 that fails those checks is an `InvalidAnswerError`: an answer about one identity, not a
+sign that the service is down.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from engine.ins.errors import (
     InsiError,
     InsiResponseError,
     InsiTechnicalError,
+    InvalidAnswerError,
     MatriculeError,
 )
 from engine.ins.matricule import Matricule
@@ -97,11 +100,11 @@ def _read_ins(element: etree._Element) -> Ins:
         raise _incomplete("IdIndividu/OID")
     oid = parse_oid(oid_text)
     if oid is None:
-        raise InsiResponseError("INSi answered an unknown OID", code="unknown_oid")
+        raise InvalidAnswerError("INSi answered an unknown OID", code="unknown_oid")
     try:
         matricule = Matricule(number.upper(), key)
     except MatriculeError as error:
-        raise InsiResponseError(
+        raise InvalidAnswerError(
             f"INSi answered an invalid matricule: {error}", code="invalid_matricule"
         ) from None
     return Ins(matricule, oid, text(element, "DateDeb"), text(element, "DateFin"))
@@ -128,8 +131,8 @@ def _read_tiq(tiq: etree._Element | None) -> ReturnedTraits:
     return ReturnedTraits(birth_name, tuple(names.split()), sex, birth_date, birth_place)
 
 
-def _incomplete(part: str) -> InsiResponseError:
-    return InsiResponseError(
+def _incomplete(part: str) -> InvalidAnswerError:
+    return InvalidAnswerError(
         f"INSi answered 00 without a complete {part}", code="incomplete_answer"
     )
 
