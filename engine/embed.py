@@ -34,7 +34,7 @@ from engine.pipeline import RoutedMessage
 from engine.route import RoutePlan
 from engine.router import routed_message
 from engine.steps.kind import Resources
-from engine.steps.plans import build_plan, utc_now
+from engine.steps.plans import build_plan
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class RouteRunner:
         config: Config | str | Path,
         route: str | None = None,
         *,
-        clock: Callable[[], dt.datetime] = utc_now,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> RouteRunner:
         """The route named `route` (default: the first) of a configuration or its file.
         `clock` gives the times steps write (ZFD-6); raises `LookupError` for no such
@@ -137,7 +137,7 @@ class SyncRouteRunner:
         config: Config | str | Path,
         route: str | None = None,
         *,
-        clock: Callable[[], dt.datetime] = utc_now,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self._loop = asyncio.Runner()
         try:

@@ -15,15 +15,16 @@ from collections.abc import Iterable
 class Patterns:
     """A list of wildcard patterns, compiled once."""
 
-    __slots__ = ("_regex", "texts")
+    __slots__ = ("_everything", "_regex", "texts")
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self.texts = tuple(patterns)
+        self._everything = "*" in self.texts  # a destination's default: no regex to run
         alternatives = "|".join(f"(?:{fnmatch.translate(p.upper())})" for p in self.texts)
         self._regex = re.compile(alternatives or "(?!)")
 
     def matches(self, value: str) -> bool:
-        return self._regex.match(value.upper()) is not None
+        return self._everything or self._regex.match(value.upper()) is not None
 
     def message_types(self) -> Patterns:
         """The MSH-9.1 part of `TYPE^EVENT` patterns: which message types they name."""

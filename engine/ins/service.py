@@ -287,7 +287,7 @@ class InsiService:
 async def open_insi_service(
     settings: InsiSettings,
     cache: ResultCache | None = None,
-    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> InsiService:
     """Build the service for `[insi]`: the real INSi over mutual TLS, or the simulator.
 
@@ -347,14 +347,17 @@ async def open_insi_service(
         instance_id=settings.instance_id or _default_instance_id(settings.software_name),
         emitter=settings.emitter or organisation_unit or settings.software_name,
     )
-    client = InsiClient(http, url, caller, settings.timeout_s, clock=clock)
-    return InsiService(
-        client,
-        settings,
-        simulated=settings.in_process or settings.simulator,
-        cache=cache,
-        wall_clock=lambda: clock().timestamp(),
-    )
+    simulated = settings.in_process or settings.simulator
+    if clock is None:
+        client = InsiClient(http, url, caller, settings.timeout_s)
+        return InsiService(client, settings, simulated=simulated, cache=cache)
+    fixed = clock
+
+    def wall_clock() -> float:  # a result's age counts from the same clock as its call time
+        return fixed().timestamp()
+
+    client = InsiClient(http, url, caller, settings.timeout_s, clock=fixed)
+    return InsiService(client, settings, simulated=simulated, cache=cache, wall_clock=wall_clock)
 
 
 def _default_instance_id(software_name: str) -> str:

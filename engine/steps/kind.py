@@ -59,7 +59,7 @@ class StepContext:
     config: Config  # the whole configuration: engine-wide sections such as [insi]
     store: Store | None  # None without a store (offline enrichment, route tests, embedding)
     resources: Resources
-    clock: Callable[[], dt.datetime]  # for times a step writes (fixed in route tests)
+    clock: Callable[[], dt.datetime] | None  # for times a step writes; None: the real one
 
 
 StepFactory = Callable[[Any, StepContext], Awaitable[Step]]
