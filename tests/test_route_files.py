@@ -92,7 +92,20 @@ def test_check_accepts_both_layouts(tmp_path: Path, capsys: pytest.CaptureFixtur
     single = tmp_path / "single.toml"
     single.write_text('[[routes]]\nname = "adt"\nlisten = "127.0.0.1:2575"\n', encoding="utf-8")
     assert main(["check", "--config", str(single)]) == 0
-    assert capsys.readouterr().out.count("valid") == 2
+    out = capsys.readouterr().out
+    assert out.count("valid") == 2
+    assert f"  route pas ({tmp_path / 'routes.d' / 'pas.toml'}): set\n    → ehr: *\n" in out
+    assert "  route adt: ins_enrich\n" in out  # a single file: no file named, the default step
+
+
+def test_dropped_messages_are_listed_per_route_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = layout(tmp_path, pas=PAS)
+    assert (
+        main(["queue", "list", "--dropped", "--destination", "ehr", "--config", str(engine)]) == 2
+    )
+    assert "--destination does not apply" in capsys.readouterr().err
 
 
 async def test_an_engine_runs_the_routes_of_its_files(tmp_path: Path) -> None:

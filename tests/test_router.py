@@ -11,8 +11,9 @@ import pytest
 from engine.config import DestinationSettings, RouteSettings
 from engine.errors import StoreError
 from engine.hl7.charset import CharsetPolicy
+from engine.hl7.patterns import Patterns
 from engine.pipeline import BoundStep, RoutedMessage, StepResult
-from engine.route import RoutePlan
+from engine.route import DestinationPlan, RoutePlan
 from engine.router import Router, routed_message
 from engine.store.sqlite import SqliteStore
 from tests.delivery.harness import store_messages
@@ -192,4 +193,39 @@ async def test_a_dropped_message_is_kept_and_listed_as_dropped(tmp_path: Path) -
         ("D2", "adt", "no-a08", "dropped", "type"),
     ]
     assert [m.control_id for m in await store.dropped_messages("adt", 10)] == ["D2"]
+    await store.close()
+
+
+async def test_a_failing_destination_step_sends_what_the_route_steps_made(tmp_path: Path) -> None:
+    store = await SqliteStore.open(str(tmp_path / "engine.db"))
+
+    def mark(routed: RoutedMessage) -> StepResult:
+        routed.message.replace(0, routed.message.msh.with_field(5, "ROUTED"))
+        routed.changed = True
+        return StepResult("set")
+
+    def explode(routed: RoutedMessage) -> StepResult:
+        routed.message.replace(0, routed.message.msh.with_field(6, "HALF"))
+        raise ValueError("a bug after a change")
+
+    route = RouteSettings(
+        name="adt",
+        listen="127.0.0.1:0",
+        destinations=[DestinationSettings(name=n, file="/x") for n in ("ehr", "lab")],
+    )
+    destinations = [
+        DestinationPlan("ehr", Patterns(["*"])),
+        DestinationPlan("lab", Patterns(["*"]), [BoundStep("boom", "test", explode)]),
+    ]
+    plan = RoutePlan(route, [BoundStep("mark", "set", mark)], (), destinations)
+    await store_messages(store, "adt", [adt("X1")])
+    assert await Router(store, {"adt": plan}).route_pending() == 1
+    with sqlite3.connect(store.path) as db:
+        payloads = dict(db.execute("SELECT destination, payload FROM outbox"))
+    assert payloads["lab"] == payloads["ehr"]
+    assert b"|ROUTED|" in payloads["lab"] and b"HALF" not in payloads["lab"]
+    assert [(d.destination, d.step, d.outcome) for d in await store.decisions(1)] == [
+        ("", "mark", "set"),
+        ("lab", "boom", "error"),
+    ]
     await store.close()
