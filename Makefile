@@ -1,41 +1,58 @@
 # ins-engine: `make run` starts the engine on routes/default.toml (SQLite + INSi simulator),
-# `make test` runs the suite and the route tests beside routes/, `make demo` replays hl7_samples/ through the engine and shows
-# what it did, `make bench` compares the engine with its peers (about 6 minutes). Each creates
-# the virtualenv and installs what it needs.
+# `make test` runs the suite and the route tests beside routes/, `make demo` replays
+# hl7_samples/ through the engine and shows what it did, `make bench` compares the engine with
+# its peers (about 6 minutes). Each creates the virtualenv and installs what it needs: `run`
+# and `demo` the runtime only, `test` adds the test tools and the example step kind of
+# examples/, `bench` the benchmark tools.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PIP := $(BIN)/pip
 EXAMPLE := examples/phone-format
+# One stamp per set of extras: each is installed on top of the runtime, once per change of
+# pyproject.toml. `.installed` is the development set (runtime and test tools).
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+TEST_STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: run test lint check clean demo bench
 
-$(STAMP): pyproject.toml $(EXAMPLE)/pyproject.toml
+$(PIP):
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench]'
-	$(BIN)/pip install --quiet -e $(EXAMPLE)  # a step kind from another package, tested by make test
-	touch $(STAMP)
+	$(PIP) install --quiet --upgrade pip
 
-run: $(STAMP)
+$(RUNTIME_STAMP): pyproject.toml | $(PIP)
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml $(EXAMPLE)/pyproject.toml | $(PIP)
+	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -e $(EXAMPLE)  # a step kind from another package, tested by make test
+	touch $@
+
+$(BENCH_STAMP): pyproject.toml | $(PIP)
+	$(PIP) install --quiet -e '.[bench]'
+	touch $@
+
+run: $(RUNTIME_STAMP)
 	$(BIN)/ins-engine run --config routes/default.toml
 
-demo: $(STAMP)
+demo: $(RUNTIME_STAMP)
 	$(BIN)/python -m demo.run
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run
 
-check: $(STAMP)
+check: $(RUNTIME_STAMP)
 	$(BIN)/ins-engine check --config routes/default.toml
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check engine tests bench demo examples
 	$(BIN)/ruff format --check engine tests bench demo examples
 	$(BIN)/mypy
 
-test: $(STAMP) lint
+test: $(TEST_STAMP) lint
 	$(BIN)/pytest
 	$(BIN)/ins-engine test --config routes/default.toml
 

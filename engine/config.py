@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from engine.enrich.settings import EnrichSettings
 from engine.enrich.store import KIND as ENRICH_KIND
-from engine.errors import ConfigError
+from engine.errors import ConfigError, ConfigErrors
 from engine.hl7.charset import is_known
 from engine.ins.settings import InsiSettings
 from engine.steps.registry import Registry, registry
@@ -50,7 +50,10 @@ def parse_address(value: str) -> tuple[str, int] | None:
 class EngineSettings:
     store: str = field(
         default="sqlite:///var/ins-engine.db",
-        metadata=doc("store URL: sqlite:///relative/to/cwd.db or sqlite:////absolute.db"),
+        metadata=doc(
+            "store URL: sqlite:///relative/to/this/file.db or sqlite:////absolute.db",
+            store_url=True,
+        ),
     )
     log_level: str = field(default="info", metadata=doc("debug, info, warning or error"))
     log_format: str = field(
@@ -78,12 +81,23 @@ class EngineSettings:
         return found
 
 
+SQLITE_PREFIX = "sqlite:///"
+
+
 def sqlite_path(url: str) -> str | None:
     """The file path of a `sqlite:///` URL (3 slashes relative, 4 absolute), else None."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or len(url) == len(prefix):
+    if not url.startswith(SQLITE_PREFIX) or len(url) == len(SQLITE_PREFIX):
         return None
-    return url[len(prefix) :]
+    return url[len(SQLITE_PREFIX) :]
+
+
+def resolve_store_url(url: str, base: Path) -> str:
+    """A relative `sqlite:///` path made absolute against `base` (the configuration file's
+    folder, as for every other path); any other URL is returned as it is."""
+    path = sqlite_path(url)
+    if path is None or Path(path).is_absolute():
+        return url
+    return SQLITE_PREFIX + str((base / path).resolve())
 
 
 @dataclass(frozen=True)
@@ -207,10 +221,18 @@ class RouteSettings:
         default_factory=list,
         metadata=doc("source addresses or networks allowed to connect; empty = any"),
     )
-    max_connections: int = field(default=32, metadata=doc("connections served at once"))
+    max_connections: int = field(
+        default=32,
+        metadata=doc(
+            "connections served at once; at the limit a new one displaces the one idle the longest"
+        ),
+    )
     max_frame_bytes: int = field(default=1024 * 1024, metadata=doc("largest MLLP block"))
     frame_timeout_s: float = field(
-        default=30.0, metadata=doc("time a started block may take to complete")
+        default=30.0,
+        metadata=doc(
+            "time a block may take to complete, from its first byte (also the TLS handshake limit)"
+        ),
     )
     idle_timeout_s: float = field(
         default=600.0, metadata=doc("a connection idle this long between blocks is closed")
@@ -285,6 +307,16 @@ class RouteSettings:
             found.extend(step_problems(self.steps, "steps"))
         return found
 
+    def where(self, key: str) -> tuple[str, str]:
+        """The file this route is in and the full key there of one of its keys (errors)."""
+        return self.source, _join(self.key, key)
+
+    @property
+    def enriches(self) -> bool:
+        """Whether an ins_enrich step runs on this route (so `[insi]` is used)."""
+        steps = [*self.step_list(), *(step for d in self.destinations for step in d.steps)]
+        return any(step.kind == ENRICH_KIND for step in steps)
+
     def step_list(self) -> list[StepSettings]:
         """The route's steps: those it names, or the default of an earlier configuration."""
         if self.steps is not None:
@@ -326,32 +358,48 @@ class Config:
     source: str = field(default="<defaults>", metadata=doc("", internal=True))
 
 
+_TOML_POSITION = re.compile(r"\s*\(at (line \d+, column \d+)\)$")
+
+
 def load_config(path: str | Path) -> Config:
-    """Read and validate a configuration file and its route files; raises ConfigError
-    naming the file (the route file where the key is) and the key."""
+    """Read and validate a configuration file and its route files; raises `ConfigErrors`
+    listing every error, each naming the file (the route file where the key is) and the key."""
     file = Path(path)
     data = _read_toml(file, "configuration file")
     data["source"] = str(file)
     kinds = registry()
-    config: Config = _Builder(str(file), file.resolve().parent, kinds).build(Config, data, "")
-    routes = [
-        replace(route, source=str(file), key=f"routes[{index}]")
-        for index, route in enumerate(config.routes)
-    ]
-    for route_file in _route_files(config, file):
-        table = _read_toml(route_file, "route file")
-        route = _Builder(str(route_file), route_file.resolve().parent, kinds).build(
-            RouteSettings, table, ""
-        )
-        routes.append(replace(route, source=str(route_file)))
-    _check_routes(routes, str(file))
+    builder = _Builder(str(file), file.resolve().parent, kinds)
+    config = builder.build(Config, data, "")
+    errors = builder.errors
+    routes: list[RouteSettings] = []
+    if config is not _INVALID:
+        routes = [
+            replace(route, source=str(file), key=f"routes[{index}]")
+            for index, route in enumerate(config.routes)
+        ]
+        for route_file in _route_files(config.route_files, file, errors):
+            route_builder = _Builder(str(route_file), route_file.resolve().parent, kinds)
+            try:
+                route = route_builder.build(RouteSettings, _read_toml(route_file, "route file"), "")
+            except ConfigError as error:  # unreadable: the other files are still checked
+                errors.append(error)
+                continue
+            errors += route_builder.errors
+            if route is not _INVALID:
+                routes.append(replace(route, source=str(route_file)))
+        errors += _route_problems(routes, str(file))
+    if errors:
+        raise ConfigErrors(errors)
     return replace(config, routes=routes)
 
 
 def build_section(cls: type[T], table: dict[str, Any], file: Path) -> T:
     """A section read from a table found beside the configuration (a route test's case),
     with the same checks and errors; its paths are relative to `file`'s folder."""
-    section: T = _Builder(str(file), file.resolve().parent, registry()).build(cls, table, "")
+    builder = _Builder(str(file), file.resolve().parent, registry())
+    section: T = builder.build(cls, table, "")
+    if builder.errors:
+        raise ConfigErrors(builder.errors)
     return section
 
 
@@ -359,121 +407,158 @@ def _read_toml(file: Path, what: str) -> dict[str, Any]:
     try:
         return tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(str(file), "-", f"an existing {what}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(
-            str(file), "-", f"a readable UTF-8 file ({type(error).__name__})"
-        ) from None
+        raise ConfigError(str(file), "", f"no such {what}") from None
+    except IsADirectoryError:
+        raise ConfigError(str(file), "", f"a folder, not a {what}") from None
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(str(file), "", f"cannot be read ({reason})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(file), "", "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(str(file), "-", f"valid TOML ({error})") from None
+        text = str(error)
+        position = _TOML_POSITION.search(text)
+        where = position.group(1) if position else ""
+        problem = _TOML_POSITION.sub("", text)
+        raise ConfigError(str(file), where, f"not valid TOML: {problem}") from None
 
 
-def _route_files(config: Config, file: Path) -> list[Path]:
+def _route_files(patterns: list[str], file: Path, errors: list[ConfigError]) -> list[Path]:
     """The files `route_files` names, in pattern order then path order, each once, never
-    the configuration file itself."""
+    the configuration file itself; a pattern matching nothing is an error."""
     found: dict[Path, Path] = {file.resolve(): file}
-    for index, pattern in enumerate(config.route_files):
+    for index, pattern in enumerate(patterns):
         matches = sorted(path for path in file.parent.glob(pattern) if path.is_file())
         if not matches:
-            raise ConfigError(
-                str(file), f"route_files[{index}]", f"a pattern matching files ({pattern!r}: none)"
+            errors.append(
+                ConfigError(
+                    str(file),
+                    f"route_files[{index}]",
+                    f"a pattern matching files ({pattern!r}: none)",
+                )
             )
         for path in matches:
             found.setdefault(path.resolve(), path)
     return list(found.values())[1:]
 
 
-def _check_routes(routes: list[RouteSettings], file: str) -> None:
+def _route_problems(routes: list[RouteSettings], file: str) -> list[ConfigError]:
     """At least one route; names and listen addresses unique across every file."""
     if not routes:
-        raise ConfigError(file, "routes", "at least one [[routes]] table or route file")
+        return [ConfigError(file, "routes", "at least one [[routes]] table or route file")]
+    found = []
     for index, route in enumerate(routes):
         for other in routes[:index]:
             elsewhere = "" if other.source == route.source else f" (also in {other.source})"
             if route.name == other.name:
-                raise ConfigError(
-                    route.source, _join(route.key, "name"), f"a route name unique{elsewhere}"
-                )
+                found.append(ConfigError(*route.where("name"), f"a route name unique{elsewhere}"))
             if route.listen == other.listen:
-                raise ConfigError(
-                    route.source,
-                    _join(route.key, "listen"),
-                    f"an address no other route listens on{elsewhere}",
+                found.append(
+                    ConfigError(
+                        *route.where("listen"), f"an address no other route listens on{elsewhere}"
+                    )
                 )
+    return found
+
+
+class _Invalid:
+    """A value that failed its checks (the error is recorded); never reaches a dataclass."""
+
+
+_INVALID = _Invalid()
 
 
 class _Builder:
+    """Builds the dataclasses from the TOML tables, recording every error instead of
+    stopping at the first, so that one `check` names them all."""
+
     def __init__(self, file: str, base: Path, kinds: Registry) -> None:
         self.file = file
         self.base = base
         self.kinds = kinds
+        self.errors: list[ConfigError] = []
 
-    def error(self, key: str, expected: str) -> ConfigError:
-        return ConfigError(self.file, key or "-", expected)
+    def report(self, key: str, expected: str) -> _Invalid:
+        self.errors.append(ConfigError(self.file, key or "-", expected))
+        return _INVALID
 
     def build(self, cls: type, table: Any, path: str, shared: frozenset[str] = frozenset()) -> Any:
         """An instance of `cls` from `table`; keys in `shared` belong to an enclosing table."""
         if not isinstance(table, dict):
-            raise self.error(path, "a table")
+            return self.report(path, "a table")
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
         for key in table:
             if key not in fields and key not in shared and not (key == "source" and cls is Config):
                 known = ", ".join(sorted({*fields, *shared}))
-                raise self.error(_join(path, key), f"unknown key (known keys: {known})")
+                self.report(_join(path, key), f"unknown key (known keys: {known})")
         values = {}
+        failed: set[str] = set()  # fields whose value is wrong: their default stands in
+        complete = True
         for name, spec in fields.items():
             key = _join(path, name)
+            required = (
+                spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
+            )
             if name not in table:
-                if (
-                    spec.default is dataclasses.MISSING
-                    and spec.default_factory is dataclasses.MISSING
-                ):
-                    raise self.error(key, "a value (this key is required)")
+                if required:
+                    self.report(key, "a value (this key is required)")
+                    complete = False
                 continue
             value = self.value(hints[name], table[name], key)
+            if value is _INVALID:
+                failed.add(name)
+                complete = complete and not required
+                continue
             if spec.metadata.get("path") and isinstance(value, str):
                 value = str((self.base / value).resolve())
+            if spec.metadata.get("store_url") and isinstance(value, str):
+                value = resolve_store_url(value, self.base)
             values[name] = value
         if "source" in table and cls is Config:
             values["source"] = table["source"]
+        if not complete:
+            return _INVALID
         instance = cls(**values)
         problems = getattr(instance, "problems", None)
         for key, expected in problems() if problems else ():
-            raise self.error(_join(path, key), expected)
-        return instance
+            # A cross-field check of a field already reported would only repeat it.
+            if re.split(r"[.\[]", key)[0] not in failed:
+                self.report(_join(path, key), expected)
+        return _INVALID if failed else instance
 
-    def step(self, table: Any, path: str) -> StepSettings:
+    def step(self, table: Any, path: str) -> StepSettings | _Invalid:
         """A step's table: the common keys, and the kind's own keys into its settings."""
         if not isinstance(table, dict):
-            raise self.error(path, "a table")
+            return self.report(path, "a table")
         name = table.get("kind")
         if not isinstance(name, str):
-            raise self.error(_join(path, "kind"), "the step's kind, a string")
+            return self.report(_join(path, "kind"), "the step's kind, a string")
         kind = self.kinds.kinds.get(name)
         if kind is None:
-            raise self.error(_join(path, "kind"), self.kinds.unknown(name))
+            return self.report(_join(path, "kind"), self.kinds.unknown(name))
         common = frozenset(f.name for f in dataclasses.fields(StepSettings))
         settings = self.build(
             kind.settings, {k: v for k, v in table.items() if k not in common}, path, common
         )
-        step = StepSettings(
-            kind=name,
-            name=self.value(str, table.get("name", name), _join(path, "name")),
-            before_ack=self.value(bool, table.get("before_ack", False), _join(path, "before_ack")),
-            settings=settings,
-        )
-        if step.before_ack and not kind.before_ack:
-            raise self.error(
+        step_name = self.value(str, table.get("name", name), _join(path, "name"))
+        before_ack = self.value(bool, table.get("before_ack", False), _join(path, "before_ack"))
+        if any(value is _INVALID for value in (settings, step_name, before_ack)):
+            return _INVALID
+        if before_ack and not kind.before_ack:
+            deciding = sorted(other.name for other in self.kinds.kinds.values() if other.before_ack)
+            return self.report(
                 _join(path, "before_ack"),
                 "false: only kinds that decide at once without changing the message "
-                f"({', '.join(sorted(k.name for k in self.kinds.kinds.values() if k.before_ack))})"
-                " run before the ACK",
+                f"({', '.join(deciding)}) run before the ACK",
             )
         placement = getattr(settings, "placement_problems", None)
-        for key, expected in placement(step.before_ack) if placement else ():
-            raise self.error(_join(path, key), expected)
-        return step
+        misplaced = placement(before_ack) if placement else []
+        for key, expected in misplaced:
+            self.report(_join(path, key), expected)
+        if misplaced:
+            return _INVALID
+        return StepSettings(kind=name, name=step_name, before_ack=before_ack, settings=settings)
 
     def value(self, hint: Any, value: Any, key: str) -> Any:
         if hint is StepSettings:
@@ -485,31 +570,42 @@ class _Builder:
         if origin is list:
             (item,) = typing.get_args(hint)
             if not isinstance(value, list):
-                raise self.error(key, f"an array ({_describe(item)} items)")
-            return [self.value(item, entry, f"{key}[{i}]") for i, entry in enumerate(value)]
+                return self.report(key, f"an array of {_plural(item)}")
+            items = [self.value(item, entry, f"{key}[{i}]") for i, entry in enumerate(value)]
+            return _INVALID if any(entry is _INVALID for entry in items) else items
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             return self.build(hint, value, key)
         if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
             return value
-        raise self.error(key, _describe(hint))
+        return self.report(key, _describe(hint))
 
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+_DESCRIPTIONS = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    dt.datetime: "a date and time such as 2025-01-01T12:00:00Z",
+}
+_PLURALS = {str: "strings", int: "integers", float: "numbers", bool: "true/false values"}
+
+
 def _describe(hint: Any) -> str:
     if dataclasses.is_dataclass(hint):
         return "a table"
-    return {
-        str: "a string",
-        int: "an integer",
-        float: "a number",
-        bool: "true or false",
-        dt.datetime: "a date and time such as 2025-01-01T12:00:00Z",
-    }.get(hint, str(hint))
+    return _DESCRIPTIONS.get(hint, str(hint))
+
+
+def _plural(hint: Any) -> str:
+    if dataclasses.is_dataclass(hint):
+        return "tables"
+    return _PLURALS.get(hint, str(hint))
 
 
 def documented_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:

@@ -21,6 +21,7 @@ from engine.config import RouteSettings
 from engine.errors import EngineError
 from engine.hl7.ack import AckBuilder, AckError, ErrorCode, Outcome, Refusal, ack_code
 from engine.hl7.charset import CharsetError, CharsetPolicy, decode
+from engine.hl7.codes import known_message_type, known_trigger, shown
 from engine.hl7.header import Header
 from engine.hl7.message import Message, MessageFormatError
 from engine.hl7.patterns import Patterns
@@ -43,7 +44,8 @@ _SEND_ACCEPT_ACK = {
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """How a block was handled: the reply payload (None: send nothing) and log facts."""
+    """How a block was handled: the reply payload (None: send nothing) and log facts
+    (`message_type` as logs may show it: unknown codes by their length only)."""
 
     reply: bytes | None
     outcome: Outcome
@@ -191,7 +193,7 @@ class Intake:
             reply,
             Outcome.ACCEPTED,
             header.control_id,
-            header.type_and_trigger,
+            header.shown_type,
             accepted.message_id,
             accepted.duplicate,
         )
@@ -206,7 +208,7 @@ class Intake:
             reply,
             refusal.outcome,
             header.control_id if header else "",
-            header.type_and_trigger if header else "",
+            header.shown_type if header else "",
             reason=f"{refusal.error.code.value} {refusal.error.text}",
         )
 
@@ -247,7 +249,9 @@ def header_refusal(header: Header, accept: Patterns) -> Refusal | None:
         return Refusal(
             Outcome.REJECTED,
             AckError(
-                ErrorCode.UNSUPPORTED_EVENT, "MSH^1^9^2", f"event {header.trigger} not accepted"
+                ErrorCode.UNSUPPORTED_EVENT,
+                "MSH^1^9^2",
+                f"event {shown(header.trigger, known_trigger(header.trigger))} not accepted",
             ),
         )
     return Refusal(
@@ -255,7 +259,8 @@ def header_refusal(header: Header, accept: Patterns) -> Refusal | None:
         AckError(
             ErrorCode.UNSUPPORTED_MESSAGE_TYPE,
             "MSH^1^9^1",
-            f"message type {header.message_type} not accepted",
+            "message type "
+            f"{shown(header.message_type, known_message_type(header.message_type))} not accepted",
         ),
     )
 

@@ -24,6 +24,7 @@ from engine.decision import Decision
 from engine.embed import Processed, RouteRunner
 from engine.enrich.store import KIND, IdentityRecord
 from engine.errors import CliError, EngineError
+from engine.folders import make_folders
 from engine.pipeline import RoutedMessage
 from engine.private_files import open_private
 from engine.replay.files import FileProblem, expand_paths, load_file
@@ -149,7 +150,7 @@ def write_outputs(files: Iterable[InputFile], out_dir: Path, force: bool) -> Non
     for file in files:
         path = out_dir / file.target
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_folders(path.parent)
         except OSError as error:
             raise CliError(f"cannot create {path.parent}: {error.strerror}") from None
         with open_private(path, force) as output:

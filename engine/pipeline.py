@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from engine.decision import ROUTE, Decision
 from engine.hl7.ack import Refusal
 from engine.hl7.header import Header
@@ -96,17 +98,22 @@ class BoundStep:
 async def run_steps(
     steps: Sequence[BoundStep], routed: RoutedMessage, destination: str = ROUTE
 ) -> None:
-    """Run `steps` in order until one halts the message; decisions go to `routed`."""
-    for step in steps:
-        try:
-            result = step.run(routed)
-            if not isinstance(result, StepResult):
-                result = await result
-        except Exception as error:  # forward as received rather than hold the queue
-            _failed(step, routed, destination, error)
-            return
-        if _record(step, routed, destination, result):
-            return
+    """Run `steps` in order until one halts the message; decisions go to `routed`. Every
+    line the steps log (and the work they start, such as an INSi call and its retries)
+    carries the message's route and control id."""
+    with structlog.contextvars.bound_contextvars(
+        route=routed.route, control_id=routed.header.control_id
+    ):
+        for step in steps:
+            try:
+                result = step.run(routed)
+                if not isinstance(result, StepResult):
+                    result = await result
+            except Exception as error:  # forward as received rather than hold the queue
+                _failed(step, routed, destination, error)
+                return
+            if _record(step, routed, destination, result):
+                return
 
 
 def screen(steps: Sequence[BoundStep], routed: RoutedMessage) -> None:

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from pathlib import Path
 
 from engine.config import Config, sqlite_path
 from engine.delivery.service import DeliveryService
+from engine.errors import ConfigError
 from engine.hl7.ack import AckBuilder
 from engine.intake import Intake
 from engine.listener import Listener
 from engine.logs import get_logger
 from engine.router import Router
+from engine.state import StatePublisher
 from engine.steps.kind import Resources
 from engine.steps.plans import build_plan
 from engine.steps.registry import registry
@@ -30,6 +33,7 @@ from engine.store.sqlite import SqliteStore
 from engine.tls import server_context
 
 log = get_logger("engine.runtime")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class Engine:
@@ -43,14 +47,21 @@ class Engine:
         self.router: Router | None = None
         self.delivery: DeliveryService | None = None
         self.resources = Resources()  # what steps share (the INSi client), closed at stop
+        self._state: StatePublisher | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         path = sqlite_path(self.config.engine.store)
         assert path is not None
-        self.store = await SqliteStore.open(str(Path(path)), registry().store_extensions())
+        # A SQLite store serves one engine: its lock is taken before anything is served.
+        self.store = await SqliteStore.open(
+            str(Path(path)), registry().store_extensions(), exclusive=True
+        )
+        self._state = StatePublisher(self.store)
         plans = {
-            route.name: await build_plan(route, self.config, self.store, self.resources)
+            route.name: await build_plan(
+                route, self.config, self.store, self.resources, state=self._state
+            )
             for route in self.config.routes
         }
         self.delivery = DeliveryService(
@@ -65,7 +76,15 @@ class Engine:
             )
             context = server_context(route.tls) if route.tls else None
             listener = Listener(route, intake, context)
-            await listener.start()
+            try:
+                await listener.start()
+            except OSError as error:
+                reason = os.strerror(error.errno) if error.errno else type(error).__name__
+                raise ConfigError(
+                    *route.where("listen"),
+                    f"cannot listen on {route.listen} ({reason}): is another program (or "
+                    "engine) listening there?",
+                ) from None
             self.listeners[route.name] = listener
         log.info("engine started", count=len(self.listeners), path=path)
 
@@ -80,19 +99,29 @@ class Engine:
         if self.delivery is not None:
             await self.delivery.stop(grace)
         await self.resources.aclose()
+        if self._state is not None:
+            await self._state.aclose()
         if self.store is not None:
             await self.store.close()
         log.info("engine stopped")
 
     async def run_until_stopped(self) -> None:
-        """Run until SIGTERM or SIGINT, then stop cleanly."""
+        """Run until SIGTERM, SIGINT or SIGHUP, then stop cleanly. SIGHUP (a closed terminal,
+        or a supervisor asking for a reload) stops too: the configuration is read at start
+        only, so a restart applies a new one."""
+        received: list[signal.Signals] = []
         stop = asyncio.Event()
+
+        def on_signal(signum: signal.Signals) -> None:
+            received.append(signum)
+            stop.set()
+
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, on_signal, signum)
         try:
             await self.start()
             await stop.wait()
-            log.info("stop signal received")
+            log.info("stop signal received", reason=received[0].name)
         finally:
             await self.stop()

@@ -17,7 +17,13 @@ CORE = [
     "store",
     "delivery",
 ]
-STORE_MAY_IMPORT = ("engine.store", "engine.decision", "engine.errors", "engine.logs")
+STORE_MAY_IMPORT = (
+    "engine.store",
+    "engine.decision",
+    "engine.errors",
+    "engine.logs",
+    "engine.folders",
+)
 
 
 def imports(path: Path) -> set[str]:

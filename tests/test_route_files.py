@@ -90,12 +90,16 @@ def test_a_pattern_matching_nothing_is_an_error(tmp_path: Path) -> None:
 def test_check_accepts_both_layouts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--config", str(layout(tmp_path, pas=PAS))]) == 0
     single = tmp_path / "single.toml"
-    single.write_text('[[routes]]\nname = "adt"\nlisten = "127.0.0.1:2575"\n', encoding="utf-8")
+    single.write_text(
+        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:2575"\n'
+        '[[routes.destinations]]\nname = "d"\nfile = "out"\n',
+        encoding="utf-8",
+    )
     assert main(["check", "--config", str(single)]) == 0
     out = capsys.readouterr().out
     assert out.count("valid") == 2
     assert f"  route pas ({tmp_path / 'routes.d' / 'pas.toml'}): set\n    → ehr: *\n" in out
-    assert "  route adt: ins_enrich\n" in out  # a single file: no file named, the default step
+    assert "  route adt: ins_enrich\n    → d: *\n" in out  # one file: none named; the default step
 
 
 def test_dropped_messages_are_listed_per_route_only(

@@ -1,4 +1,5 @@
-"""`ins-engine check`: validate a configuration file without starting anything.
+"""`ins-engine check`: validate a configuration file without starting anything: what the
+file says, and what `run` needs from this machine (files, folders; `engine.preflight`).
 
 `ins-engine check --keys` prints the reference of every key instead, the step kinds' keys
 after the configuration's (the README's tables are this output for the built-in kinds, and
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 
-from engine.commands.common import add_config_argument, read_config
+from engine.commands.common import add_config_argument, read_config_for_start
 from engine.config import documented_keys
 from engine.steps.kind import StepKind
 from engine.steps.registry import registry
@@ -29,7 +30,7 @@ def check(args: argparse.Namespace) -> int:
     if args.keys:
         print(key_reference())
         return 0
-    config = read_config(args)
+    config = read_config_for_start(args)
     destinations = sum(len(route.destinations) for route in config.routes)
     insi = "SIMULATED (local simulator)" if config.insi.url is None else config.insi.url
     print(

@@ -22,7 +22,7 @@ import httpx
 import structlog
 
 from engine.errors import EngineError
-from engine.ins.breaker import CircuitBreaker
+from engine.ins.breaker import BreakerState, CircuitBreaker
 from engine.ins.cache import MemoryResultCache, ResultCache
 from engine.ins.client import InsiClient
 from engine.ins.errors import (
@@ -34,6 +34,7 @@ from engine.ins.errors import (
     InvalidAnswerError,
     InvalidTraitsError,
 )
+from engine.ins.health import HealthBoard, InsiHealth, endpoint_of
 from engine.ins.outcome import SearchOutcome, SearchStatus
 from engine.ins.result import CodeCR, InsiResult
 from engine.ins.settings import InsiSettings, is_loopback_host
@@ -89,8 +90,9 @@ class InsiService:
         self._monotonic = monotonic
         self._sleep = sleep
         self._semaphore = asyncio.Semaphore(settings.max_concurrency)
+        self.health = HealthBoard(InsiHealth(simulated, endpoint_of(settings.url)))
         self._breaker = CircuitBreaker(
-            settings.breaker_threshold, settings.breaker_reset_s, monotonic
+            settings.breaker_threshold, settings.breaker_reset_s, monotonic, self._breaker_changed
         )
         self._flights: SingleFlight[SearchOutcome] = SingleFlight()
         self._recent: OrderedDict[str, tuple[SearchOutcome, float]] = OrderedDict()
@@ -200,6 +202,7 @@ class InsiService:
                 self._breaker.record_neutral()  # one identity's answer, not the service's health
                 raise
             except (InsiTechnicalError, InsiResponseError) as error:
+                self.health.failed(error)
                 self._breaker.record_failure()
                 if not error.retryable or attempts > self._settings.retries:
                     raise
@@ -209,10 +212,31 @@ class InsiService:
             except InsiError as error:
                 self._breaker.record_neutral()
                 if isinstance(error, InsiConfigurationError):
+                    self.health.failed(error)
                     self._held = (error, self._monotonic() + self._settings.breaker_reset_s)
                 raise
             self._breaker.record_success()
             return result
+
+    def _breaker_changed(self, state: BreakerState) -> None:
+        """An outage must show: a warning when calls stop going out, and when they resume."""
+        health = self.health.health
+        if state is BreakerState.OPEN:
+            log.warning(
+                "INSi circuit breaker OPEN: calls suspended after repeated failures, "
+                "messages go on without INS until a trial call succeeds",
+                url=health.endpoint,
+                error=health.last_error,
+                delay_s=self._settings.breaker_reset_s,
+                simulated=self.simulated,
+            )
+        elif state is BreakerState.CLOSED:
+            log.warning(
+                "INSi circuit breaker closed: calls resume",
+                url=health.endpoint,
+                simulated=self.simulated,
+            )
+        self.health.breaker_changed(state)
 
     def _backoff(self, attempt: int) -> float:
         base = self._settings.retry_backoff_s * 2 ** (attempt - 1)

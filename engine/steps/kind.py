@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from engine.pipeline import Step
+from engine.state import StatePublisher
 from engine.store.base import Store
 from engine.store.extension import StoreExtension
 
@@ -60,6 +61,7 @@ class StepContext:
     store: Store | None  # None without a store (offline enrichment, route tests, embedding)
     resources: Resources
     clock: Callable[[], dt.datetime] | None  # for times a step writes; None: the real one
+    state: StatePublisher | None = None  # for what `queue status` shows; None offline
 
 
 StepFactory = Callable[[Any, StepContext], Awaitable[Step]]

@@ -14,6 +14,7 @@ from engine.decision import ROUTE
 from engine.hl7.patterns import Patterns
 from engine.pipeline import BoundStep
 from engine.route import DestinationPlan, RoutePlan
+from engine.state import StatePublisher
 from engine.steps.kind import Resources, StepContext
 from engine.steps.registry import registry
 from engine.store.base import Store
@@ -25,13 +26,17 @@ async def build_plan(
     store: Store | None,
     resources: Resources,
     clock: Callable[[], dt.datetime] | None = None,
+    state: StatePublisher | None = None,
 ) -> RoutePlan:
     """The route's and its destinations' steps built by their kinds' factories, the
-    route's split at the ACK. `clock` fixes the times steps write (route tests)."""
+    route's split at the ACK. `clock` fixes the times steps write (route tests); `state`
+    publishes what steps share for `queue status` (the engine only)."""
     kinds = registry().kinds
 
     async def bound(step: StepSettings, destination: str) -> BoundStep:
-        context = StepContext(step.name, route.name, destination, config, store, resources, clock)
+        context = StepContext(
+            step.name, route.name, destination, config, store, resources, clock, state
+        )
         return BoundStep(step.name, step.kind, await kinds[step.kind].build(step.settings, context))
 
     steps = route.step_list()
