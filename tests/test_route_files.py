@@ -129,3 +129,18 @@ async def test_an_engine_runs_the_routes_of_its_files(tmp_path: Path) -> None:
     assert b"MSA|AA|RF1" in ack
     (delivered,) = outbox.glob("*.hl7")
     assert delivered.read_bytes() == adt("RF1").replace(b"|INS-ENGINE|", b"|EHR|")
+
+
+def test_every_error_of_every_file_is_listed_each_in_its_file(tmp_path: Path) -> None:
+    engine = layout(
+        tmp_path,
+        a=LAB + "colour = 'red'\n",
+        b=PAS.replace('"MSH-5"', '"MSH5"').replace("pas", "b").replace(":0", ":1"),
+    )
+    engine.write_text(engine.read_text() + 'log_level = "loud"\n', encoding="utf-8")
+    error = config_error(engine)
+    assert [(Path(e.file).name, e.key) for e in error.errors] == [  # type: ignore[attr-defined]
+        ("engine.toml", "engine.log_level"),
+        ("a.toml", "colour"),
+        ("b.toml", "steps[0].field"),
+    ]
