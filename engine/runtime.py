@@ -1,33 +1,34 @@
 """The running engine: store, listeners, router and background tasks, started and stopped
 in the order that keeps every acknowledged message safe.
 
-Start: open the store, then the delivery workers, the router, then the listeners (nothing
-is acknowledged before the store is ready). Stop: close the listeners (busy connections
-finish their message), stop the background tasks, let the delivery workers finish the
-message they are sending, then close the store, which commits what is queued.
+Start: open the store, build every route's steps (opening what they share, such as the
+INSi client), then the delivery workers, the router, then the listeners (nothing is
+acknowledged before the store is ready). Stop: close the listeners (busy connections finish
+their message), stop the background tasks, let the delivery workers finish the message they
+are sending, close what the steps share, then close the store, which commits what is
+queued.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 from pathlib import Path
 
-from engine.config import Config, RouteSettings, sqlite_path
+from engine.config import Config, sqlite_path
 from engine.delivery.service import DeliveryService
-from engine.enrich.step import EnrichStep
 from engine.errors import ConfigError
 from engine.hl7.ack import AckBuilder
-from engine.ins.service import InsiService, open_insi_service
 from engine.intake import Intake
 from engine.listener import Listener
 from engine.logs import get_logger
-from engine.pipeline import Step
-from engine.router import RoutePlan, Router
+from engine.router import Router
 from engine.state import StatePublisher
+from engine.steps.kind import Resources
+from engine.steps.plans import build_plan
+from engine.steps.registry import registry
 from engine.store.sqlite import SqliteStore
 from engine.tls import server_context
 
@@ -45,7 +46,7 @@ class Engine:
         self.listeners: dict[str, Listener] = {}
         self.router: Router | None = None
         self.delivery: DeliveryService | None = None
-        self.insi: InsiService | None = None
+        self.resources = Resources()  # what steps share (the INSi client), closed at stop
         self._state: StatePublisher | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -53,13 +54,15 @@ class Engine:
         path = sqlite_path(self.config.engine.store)
         assert path is not None
         # A SQLite store serves one engine: its lock is taken before anything is served.
-        self.store = await SqliteStore.open(str(Path(path)), exclusive=True)
+        self.store = await SqliteStore.open(
+            str(Path(path)), registry().store_extensions(), exclusive=True
+        )
         self._state = StatePublisher(self.store)
-        if any(route.enrich for route in self.config.routes):
-            self.insi = await open_insi_service(self.config.insi, cache=self.store)
-            self._publish_insi_health(self.insi, self._state)
         plans = {
-            route.name: RoutePlan(route, self._steps_for(route)) for route in self.config.routes
+            route.name: await build_plan(
+                route, self.config, self.store, self.resources, state=self._state
+            )
+            for route in self.config.routes
         }
         self.delivery = DeliveryService(
             self.store, self.config.routes, self.config.engine.retention_days
@@ -67,8 +70,10 @@ class Engine:
         await self.delivery.start()
         self.router = Router(self.store, plans, on_routed=self.delivery.wake)
         self._tasks.append(asyncio.create_task(self.router.run(), name="router"))
-        for index, route in enumerate(self.config.routes):
-            intake = Intake(route, self.store, self._acks, on_stored=self.router.stored)
+        for route in self.config.routes:
+            intake = Intake(
+                route, self.store, self._acks, plans[route.name], on_stored=self.router.stored
+            )
             context = server_context(route.tls) if route.tls else None
             listener = Listener(route, intake, context)
             try:
@@ -76,26 +81,12 @@ class Engine:
             except OSError as error:
                 reason = os.strerror(error.errno) if error.errno else type(error).__name__
                 raise ConfigError(
-                    self.config.source,
-                    f"routes[{index}].listen",
+                    *route.where("listen"),
                     f"cannot listen on {route.listen} ({reason}): is another program (or "
                     "engine) listening there?",
                 ) from None
             self.listeners[route.name] = listener
         log.info("engine started", count=len(self.listeners), path=path)
-
-    @staticmethod
-    def _publish_insi_health(insi: InsiService, state: StatePublisher) -> None:
-        """INSi's state for `queue status`: now, then at each change."""
-        board = insi.health
-        board.on_change = lambda health: state.publish("insi", json.dumps(health.to_json()))
-        board.on_change(board.health)
-
-    def _steps_for(self, route: RouteSettings) -> list[Step]:
-        if not route.enrich:
-            return []
-        assert self.insi is not None
-        return [EnrichStep(route.enrichment, self.insi)]
 
     async def stop(self) -> None:
         grace = self.config.engine.shutdown_grace_s
@@ -107,8 +98,7 @@ class Engine:
                 await task
         if self.delivery is not None:
             await self.delivery.stop(grace)
-        if self.insi is not None:
-            await self.insi.aclose()
+        await self.resources.aclose()
         if self._state is not None:
             await self._state.aclose()
         if self.store is not None:
