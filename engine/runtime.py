@@ -1,36 +1,36 @@
 """The running engine: store, listeners, router and background tasks, started and stopped
 in the order that keeps every acknowledged message safe.
 
-Start: open the store, then the lease keeper, the delivery workers, the router, then the
-listeners (nothing is acknowledged before the store is ready). Every engine receives;
-routing and each delivery lane run under a lease, so among engines sharing a store one
-does each (with SQLite, the only engine does all). Stop: close the listeners (busy
-connections finish their message), stop the background tasks, let the delivery workers
-finish the message they are sending, give the leases up so that another engine takes over
-at once, then close the store, which commits what is queued.
+Start: open the store, then the lease keeper, build every route's steps (opening what they
+share, such as the INSi client), then the delivery workers, the router, then the listeners
+(nothing is acknowledged before the store is ready). Every engine receives; routing and
+each delivery lane run under a lease, so among engines sharing a store one does each (with
+SQLite, the only engine does all). Stop: close the listeners (busy connections finish their
+message), stop the background tasks, let the delivery workers finish the message they are
+sending, give the leases up so that another engine takes over at once, close what the steps
+share, then close the store, which commits what is queued.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 
-from engine.config import Config, RouteSettings
+from engine.config import Config
 from engine.delivery.service import DeliveryService
-from engine.enrich.step import EnrichStep
 from engine.errors import ConfigError
 from engine.hl7.ack import AckBuilder
-from engine.ins.service import InsiService, open_insi_service
 from engine.intake import Intake
 from engine.leases import LeaseKeeper, under_lease
 from engine.listener import Listener
 from engine.logs import get_logger
-from engine.pipeline import Step
-from engine.router import RoutePlan, Router
+from engine.router import Router
 from engine.state import StatePublisher
+from engine.steps.kind import Resources
+from engine.steps.plans import build_plan
+from engine.steps.registry import registry
 from engine.store.backends import OpenStore, open_store, password
 from engine.tls import server_context
 
@@ -50,7 +50,7 @@ class Engine:
         self.listeners: dict[str, Listener] = {}
         self.router: Router | None = None
         self.delivery: DeliveryService | None = None
-        self.insi: InsiService | None = None
+        self.resources = Resources()  # what steps share (the INSi client), closed at stop
         self._state: StatePublisher | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._keeper: asyncio.Task[None] | None = None
@@ -59,16 +59,19 @@ class Engine:
         settings = self.config.engine
         # A SQLite store serves one engine: its lock is taken before anything is served.
         self.store = await open_store(
-            settings.store, password(settings.store_password_env), exclusive=True
+            settings.store,
+            password(settings.store_password_env),
+            registry().store_extensions(),
+            exclusive=True,
         )
         self.leases = LeaseKeeper(self.store, settings.lease_s)
         self._keeper = asyncio.create_task(self.leases.run(), name="leases")
         self._state = StatePublisher(self.store)
-        if any(route.enrich for route in self.config.routes):
-            self.insi = await open_insi_service(self.config.insi, cache=self.store)
-            self._publish_insi_health(self.insi, self._state)
         plans = {
-            route.name: RoutePlan(route, self._steps_for(route)) for route in self.config.routes
+            route.name: await build_plan(
+                route, self.config, self.store, self.resources, state=self._state
+            )
+            for route in self.config.routes
         }
         self.delivery = DeliveryService(
             self.store, self.config.routes, settings.retention_days, self.leases
@@ -83,8 +86,10 @@ class Engine:
         self._tasks.append(
             asyncio.create_task(self.store.watch(self._changed), name="store notifications")
         )
-        for index, route in enumerate(self.config.routes):
-            intake = Intake(route, self.store, self._acks, on_stored=self.router.stored)
+        for route in self.config.routes:
+            intake = Intake(
+                route, self.store, self._acks, plans[route.name], on_stored=self.router.stored
+            )
             context = server_context(route.tls) if route.tls else None
             listener = Listener(route, intake, context)
             try:
@@ -92,8 +97,7 @@ class Engine:
             except OSError as error:
                 reason = os.strerror(error.errno) if error.errno else type(error).__name__
                 raise ConfigError(
-                    self.config.source,
-                    f"routes[{index}].listen",
+                    *route.where("listen"),
                     f"cannot listen on {route.listen} ({reason}): is another program (or "
                     "engine) listening there?",
                 ) from None
@@ -115,19 +119,6 @@ class Engine:
         elif what == "lease" and self.leases is not None:
             self.leases.poke()
 
-    @staticmethod
-    def _publish_insi_health(insi: InsiService, state: StatePublisher) -> None:
-        """INSi's state for `queue status`: now, then at each change."""
-        board = insi.health
-        board.on_change = lambda health: state.publish("insi", json.dumps(health.to_json()))
-        board.on_change(board.health)
-
-    def _steps_for(self, route: RouteSettings) -> list[Step]:
-        if not route.enrich:
-            return []
-        assert self.insi is not None
-        return [EnrichStep(route.enrichment, self.insi)]
-
     async def stop(self) -> None:
         grace = self.config.engine.shutdown_grace_s
         await asyncio.gather(*(listener.stop(grace) for listener in self.listeners.values()))
@@ -144,8 +135,7 @@ class Engine:
                 await self._keeper
         if self.leases is not None:
             await self.leases.stop()
-        if self.insi is not None:
-            await self.insi.aclose()
+        await self.resources.aclose()
         if self._state is not None:
             await self._state.aclose()
         if self.store is not None:

@@ -188,7 +188,7 @@ async def test_an_engine_cut_off_from_the_database_stops_delivering_before_anoth
     async def send_all(address: tuple[str, int]) -> None:
         client = await MllpClient.connect(*address)
         for n in range(300):
-            await client.exchange(adt(f"C{n:03d}"), 10)
+            await client.exchange(adt(f"C{n:03d}"), 30)
         await client.close()
 
     parts = conninfo_to_dict(postgres_url)

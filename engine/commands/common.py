@@ -13,6 +13,7 @@ from engine.config import DEFAULT_CONFIG, Config, load_config
 from engine.errors import CliError, ConfigErrors, StoreError
 from engine.preflight import preflight
 from engine.report import DELIMITERS, FORMATS, NEEDS_ACTION
+from engine.steps.registry import registry
 from engine.store.backends import OpenStore, existing_store, password
 
 T = TypeVar("T")
@@ -37,7 +38,9 @@ def on_store(config: Config, action: Callable[[OpenStore], Awaitable[T]]) -> T:
     settings = config.engine
 
     async def main() -> T:
-        store = await existing_store(settings.store, password(settings.store_password_env))
+        store = await existing_store(
+            settings.store, password(settings.store_password_env), registry().store_extensions()
+        )
         try:
             return await action(store)
         finally:

@@ -56,6 +56,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="ID",
         help="trace one message (MSH-10): received, answered, routed, each delivery attempt",
     )
+    which.add_argument(
+        "--dropped",
+        action="store_true",
+        help="messages a route step (or no destination) stopped, newest first",
+    )
     listing.add_argument("--route", metavar="R")
     listing.add_argument("--destination", metavar="D")
     listing.add_argument("--limit", type=_limit, default=100, metavar="N")
@@ -126,7 +131,7 @@ def show_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status.to_json(time.time()), indent=2))
         return 0
-    status.print(any(route.enrich for route in config.routes), time.time())
+    status.print(any(route.enriches for route in config.routes), time.time())
     return 0
 
 
@@ -135,6 +140,8 @@ def show_list(args: argparse.Namespace) -> int:
     _check_names(config, args.route, args.destination)
     if args.control_id is not None:
         return _show_trace(config, args)
+    if args.dropped:
+        return _show_dropped(config, args)
     status = (
         EntryStatus.PARKED if args.parked else EntryStatus(args.status or EntryStatus.PENDING.value)
     )
@@ -146,6 +153,18 @@ def show_list(args: argparse.Namespace) -> int:
         print(json.dumps([asdict(entry) for entry in entries], indent=2))
         return 0
     views.print_entries(entries)
+    return 0
+
+
+def _show_dropped(config: Config, args: argparse.Namespace) -> int:
+    """Messages kept but delivered nowhere, with the decision that stopped each."""
+    if args.destination:
+        raise CliError("--dropped lists messages of a route: --destination does not apply")
+    dropped = on_store(config, lambda store: store.dropped_messages(args.route, args.limit))
+    if args.json:
+        print(json.dumps([asdict(message) for message in dropped], indent=2))
+        return 0
+    views.print_dropped(dropped)
     return 0
 
 

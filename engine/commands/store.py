@@ -13,6 +13,7 @@ import asyncio
 
 from engine.commands.common import add_config_argument, read_config
 from engine.errors import CliError, StoreError
+from engine.steps.registry import registry
 from engine.store.backends import latest_version, migrate, password
 from engine.store.copy import copy_store
 from engine.store.url import display_url, url_problem
@@ -51,7 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_migrate(args: argparse.Namespace) -> int:
     settings = read_config(args).engine
     try:
-        applied = asyncio.run(migrate(settings.store, password(settings.store_password_env)))
+        applied = asyncio.run(
+            migrate(
+                settings.store,
+                password(settings.store_password_env),
+                registry().store_extensions(),
+            )
+        )
     except StoreError as error:
         raise CliError(str(error)) from None
     name = display_url(settings.store)
@@ -70,7 +77,14 @@ def run_copy(args: argparse.Namespace) -> int:
         if problem:
             raise CliError(f"{label} {display_url(url)}: {problem}")
     try:
-        copied = asyncio.run(copy_store(args.source, args.target, password(args.password_env)))
+        copied = asyncio.run(
+            copy_store(
+                args.source,
+                args.target,
+                password(args.password_env),
+                registry().store_extensions(),
+            )
+        )
     except StoreError as error:
         raise CliError(str(error)) from None
     print(

@@ -9,6 +9,7 @@ to the in-process simulator through an in-memory transport, and every result say
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 import socket
 import ssl
@@ -308,11 +309,15 @@ class InsiService:
 
 
 async def open_insi_service(
-    settings: InsiSettings, cache: ResultCache | None = None
+    settings: InsiSettings,
+    cache: ResultCache | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> InsiService:
     """Build the service for `[insi]`: the real INSi over mutual TLS, or the simulator.
 
-    Without a cache from the store, results are kept in memory (lost at restart).
+    Without a cache from the store, results are kept in memory (lost at restart). `clock`
+    gives the call times (ZFD-6) and the age of a result: fixed in route tests, so their
+    output is reproducible.
     """
     problems = settings.problems()
     if problems:
@@ -366,10 +371,17 @@ async def open_insi_service(
         instance_id=settings.instance_id or _default_instance_id(settings.software_name),
         emitter=settings.emitter or organisation_unit or settings.software_name,
     )
-    client = InsiClient(http, url, caller, settings.timeout_s)
-    return InsiService(
-        client, settings, simulated=settings.in_process or settings.simulator, cache=cache
-    )
+    simulated = settings.in_process or settings.simulator
+    if clock is None:
+        client = InsiClient(http, url, caller, settings.timeout_s)
+        return InsiService(client, settings, simulated=simulated, cache=cache)
+    fixed = clock
+
+    def wall_clock() -> float:  # a result's age counts from the same clock as its call time
+        return fixed().timestamp()
+
+    client = InsiClient(http, url, caller, settings.timeout_s, clock=fixed)
+    return InsiService(client, settings, simulated=simulated, cache=cache, wall_clock=wall_clock)
 
 
 def _default_instance_id(software_name: str) -> str:

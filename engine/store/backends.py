@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import StoreError
+from engine.store.extension import ExtensionSql, StoreExtension, dialect_sql
 from engine.store.lock import EngineLock
 from engine.store.migrations import Applied
 from engine.store.migrations import postgresql as pg_migrations
@@ -38,38 +40,50 @@ def password(variable: str | None) -> str | None:
     return value
 
 
-async def open_store(url: str, secret: str | None = None, exclusive: bool = False) -> OpenStore:
-    """Open the store a URL names; a new one is created at the latest schema version, an
-    existing one of another version is refused (`StoreVersionError`). `exclusive`: for an
-    engine, which holds a SQLite store's lock (`engine.store.lock`) while it runs."""
+async def open_store(
+    url: str,
+    secret: str | None = None,
+    extensions: Sequence[StoreExtension] = (),
+    exclusive: bool = False,
+) -> OpenStore:
+    """Open the store a URL names, with the tables of the step kinds' `extensions`; a new
+    one is created at the latest schema version, an existing one of another version is
+    refused (`StoreVersionError`). `exclusive`: for an engine, which holds a SQLite store's
+    lock (`engine.store.lock`) while it runs."""
     if is_postgresql(url):
-        return await PostgresStore.open(url, secret)
+        return await PostgresStore.open(url, secret, extensions)
     path = sqlite_path(url)
     assert path is not None  # the configuration checks the URL
-    return await SqliteStore.open(path, exclusive=exclusive)
+    return await SqliteStore.open(path, extensions, exclusive=exclusive)
 
 
-async def existing_store(url: str, secret: str | None = None) -> OpenStore:
+async def existing_store(
+    url: str, secret: str | None = None, extensions: Sequence[StoreExtension] = ()
+) -> OpenStore:
     """Open a store an engine has created (for operator commands)."""
     path = sqlite_path(url)
     if path is not None:
         _require_file(path, "has an engine run with this configuration?")
-    return await open_store(url, secret)
+    return await open_store(url, secret, extensions)
 
 
-async def migrate(url: str, secret: str | None = None) -> Applied:
-    """Bring a store to the latest schema version (creating it in an empty database)."""
+async def migrate(
+    url: str, secret: str | None = None, extensions: Sequence[StoreExtension] = ()
+) -> Applied:
+    """Bring a store to the latest schema version (creating it in an empty database), with
+    the tables of the step kinds' `extensions`."""
     if is_postgresql(url):
-        store = PostgresStore(url, secret)
+        store = PostgresStore(url, secret, extensions)
         connection = await store.connect()
         try:
-            return await pg_migrations.migrate(connection)
+            return await pg_migrations.migrate(connection, store.extension_sql)
         finally:
             await connection.close()
     path = sqlite_path(url)
     assert path is not None
     _require_file(path, "the engine creates it at its first start")
-    return await asyncio.to_thread(_migrate_sqlite, path)
+    statements = [dialect_sql(extension, SqliteStore.dialect) for extension in extensions]
+    return await asyncio.to_thread(_migrate_sqlite, path, statements)
 
 
 def _require_file(path: str, hint: str) -> None:
@@ -77,7 +91,7 @@ def _require_file(path: str, hint: str) -> None:
         raise StoreError(f"no store at {path}: {hint}")
 
 
-def _migrate_sqlite(path: str) -> Applied:
+def _migrate_sqlite(path: str, extensions: Sequence[ExtensionSql]) -> Applied:
     """Under the store's engine lock: never while the engine runs on it."""
     lock = EngineLock.acquire(path)
     try:
@@ -85,7 +99,7 @@ def _migrate_sqlite(path: str) -> Applied:
         try:
             connection.execute("PRAGMA busy_timeout = 10000")
             connection.execute("PRAGMA foreign_keys = ON")
-            return sqlite_migrations.migrate(connection)
+            return sqlite_migrations.migrate(connection, extensions)
         finally:
             connection.close()
     finally:

@@ -12,15 +12,18 @@ that goes on "after the last id it saw" never misses a row committed later.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from engine.decision import Decision
+
 
 class MessageStatus(StrEnum):
     RECEIVED = "received"  # stored and acknowledged, not yet routed
-    ROUTED = "routed"  # outbox entries written for every destination
+    ROUTED = "routed"  # outbox entries written for every destination that takes it
+    DROPPED = "dropped"  # a step (or no destination) stopped it: kept, delivered nowhere
 
 
 class EntryStatus(StrEnum):
@@ -48,6 +51,8 @@ class Incoming:
     content_hash: bytes
     raw: bytes
     ack: bytes
+    decisions: Sequence[Decision] = ()  # of the steps run before the ACK
+    dropped: bool = False  # a step before the ACK dropped it: stored, never routed
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +86,17 @@ class NewEntry:
 
 @dataclass(frozen=True, slots=True)
 class RoutingResult:
-    """What routing decided for one message: its outbox entries and identity record (JSON)."""
+    """What routing decided for one message: its outbox entries and its steps' decisions."""
 
     message_id: int
     entries: list[NewEntry]
-    identity: str | None = None
+    decisions: Sequence[Decision] = ()
+    dropped: bool = False
+
+
+def routed_status(result: RoutingResult) -> MessageStatus:
+    """A message's status once routed: dropped when no destination took it."""
+    return MessageStatus.DROPPED if result.dropped else MessageStatus.ROUTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +179,8 @@ class EntryTrace:
 
 @dataclass(frozen=True, slots=True)
 class MessageTrace:
-    """What happened to one received message: stored, answered, routed, delivered."""
+    """What happened to one received message: stored, answered, its steps' decisions,
+    routed or dropped, delivered."""
 
     message_id: int
     route: str
@@ -179,8 +191,7 @@ class MessageTrace:
     message_type: str
     status: MessageStatus
     ack: bytes = field(repr=False)  # the ACK sent (empty when none was sent)
-    outcome: str | None  # what the route's steps recorded (e.g. the enrichment outcome)
-    outcome_detail: str | None
+    decisions: list[Decision]
     entries: list[EntryTrace]
 
 
@@ -194,22 +205,27 @@ class ComponentState:
 
 
 @dataclass(frozen=True, slots=True)
-class Pruned:
-    entries: int
-    messages: int
-    cached_results: int = 0  # expired INSi results
-
-
-@dataclass(frozen=True, slots=True)
-class IdentityRecord:
-    """A message's enrichment outcome as stored; `record` holds patient identity (no repr)."""
+class DroppedMessage:
+    """A message stored but delivered nowhere, and the decision that stopped it."""
 
     message_id: int
-    received_at: float
     route: str
     control_id: str
     message_type: str
-    record: dict[str, Any] = field(repr=False)
+    received_at: float
+    step: str
+    outcome: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    entries: int
+    messages: int
+    extension_rows: int = 0  # rows of step extensions past their lifetime (INSi results...)
+
+
+Parameters = Sequence[Any] | Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +277,7 @@ class Store(Protocol):
 
     name: str  # what messages name the store by: a file path, or a URL without password
     shared: bool  # several engines may run on it at once (else: one, holding every lease)
+    dialect: str  # the SQL dialect of `fetch` and `execute` (see `engine.store.extension`)
 
     async def accept(self, incoming: Incoming) -> Accepted:
         """Commit a received message (grouped with others), or find its duplicate."""
@@ -271,8 +288,18 @@ class Store(Protocol):
         ...
 
     async def route_messages(self, routed: list[RoutingResult]) -> None:
-        """Write the outbox entries (and identity outcomes) of consecutive messages and mark
-        them routed, all or none: a later message is never routed while an earlier fails."""
+        """Write the outbox entries and decisions (with the extensions' rows) of consecutive
+        messages and mark them routed or dropped, all or none: a later message is never
+        routed while an earlier one fails."""
+        ...
+
+    async def decisions(self, message_id: int) -> list[Decision]:
+        """Every step's decision about one message, in the order they were taken (payloads
+        stay in the extensions' tables)."""
+        ...
+
+    async def dropped_messages(self, route: str | None, limit: int) -> list[DroppedMessage]:
+        """Messages a step stopped (or no destination took), newest first."""
         ...
 
     async def pending_entries(
@@ -285,7 +312,7 @@ class Store(Protocol):
         lanes: int = 1,
     ) -> list[OutboxEntry]:
         """Pending entries of one destination in FIFO order, after a given entry; with
-        `lanes` > 1, only those whose patient key falls in `lane` (see `delivery.lanes`)."""
+        `lanes` > 1, only those whose patient key falls in `lane` (see `store.lanes`)."""
         ...
 
     async def mark_delivered(
@@ -326,7 +353,8 @@ class Store(Protocol):
 
     async def trace(self, control_id: str, route: str | None) -> list[MessageTrace]:
         """Every stored message with this MSH-10 (several senders may use one), oldest
-        first, with its outbox entries, their attempts and operator actions."""
+        first, with its steps' decisions, its outbox entries, their attempts and operator
+        actions."""
         ...
 
     async def resend(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
@@ -355,11 +383,13 @@ class Store(Protocol):
         `before`; call again until it prunes nothing."""
         ...
 
-    async def identity_records(
-        self, since: float, outcomes: frozenset[str] | None, after_id: int = 0, limit: int = 500
-    ) -> list[IdentityRecord]:
-        """Outcomes of messages received at or after `since` (epoch), in arrival order,
-        after message `after_id`; only `outcomes` unless None. Page with `after_id`."""
+    async def fetch(self, sql: str, parameters: Parameters = ()) -> list[tuple[Any, ...]]:
+        """Run a store extension's read statement (see `engine.store.extension`)."""
+        ...
+
+    async def execute(self, sql: str, parameters: Parameters = (), durable: bool = True) -> int:
+        """Run a store extension's write statement in the next commit; the rows it changed.
+        `durable=False` for what the engine can rebuild (a cache)."""
         ...
 
     async def claim_lease(

@@ -2,8 +2,9 @@
 
 What an installation moving from SQLite to PostgreSQL (or back) must keep: messages with
 their ids, outbox entries with their ids (an entry's id is its position in its queue, so
-every queue keeps its order and its head), identity outcomes, the INSi cache and the
-operator audit with the failed delivery attempts. Leases, the engines table and the
+every queue keeps its order and its head), every step's decision, the operator audit with
+the failed delivery attempts, and the tables the step kinds' store extensions name (the INS
+step's identity outcomes and INSi cache). Leases, the engines table and the
 engines' published state are not copied: they describe engines running on the old store.
 The source must be at this engine's schema version (migrate it first) and no engine may
 run on it; the target must hold no rows: a copy never merges two installations. The source
@@ -14,7 +15,7 @@ leaves the target empty and may simply be run again.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,11 +24,13 @@ import psycopg
 
 from engine.errors import StoreError
 from engine.folders import make_folders
+from engine.store.extension import ExtensionSql, StoreExtension, dialect_sql
 from engine.store.lock import EngineLock
 from engine.store.migrations import check_version
 from engine.store.migrations import postgresql as pg_migrations
 from engine.store.migrations import sqlite as sqlite_migrations
 from engine.store.postgresql import PostgresStore, lane_hash
+from engine.store.sqlite import SqliteStore
 from engine.store.url import display_url, is_postgresql, sqlite_path
 
 BATCH = 1000
@@ -59,8 +62,11 @@ TABLES = (
         ),
         identity=True,
     ),
-    Table("identity_outcomes", ("message_id", "recorded_at", "record")),
-    Table("insi_cache", ("key", "payload", "expires_at")),
+    Table(
+        "step_decisions",
+        tuple("id message_id recorded_at destination step kind outcome detail".split()),
+        identity=True,
+    ),
     Table("operator_actions", ("id", "at", "entry_id", "action", "reason"), identity=True),
     Table(
         "delivery_failures",
@@ -85,22 +91,35 @@ class _Side(Protocol):
     async def finish(self, commit: bool) -> None: ...
 
 
-async def copy_store(source_url: str, target_url: str, secret: str | None) -> dict[str, int]:
+async def copy_store(
+    source_url: str,
+    target_url: str,
+    secret: str | None,
+    extensions: Sequence[StoreExtension] = (),
+) -> dict[str, int]:
     """Copy every row of the source into the empty target; the rows copied per table."""
     if display_url(source_url) == display_url(target_url):
         raise StoreError("FROM and TO are the same store")
-    source = await _open(source_url, secret, reading=True)
+    tables = [
+        *TABLES,
+        *(
+            Table(name, columns)
+            for extension in extensions
+            for name, columns in dialect_sql(extension, SqliteStore.dialect).copied
+        ),
+    ]
+    source = await _open(source_url, secret, extensions, reading=True)
     try:
-        target = await _open(target_url, secret, reading=False)
+        target = await _open(target_url, secret, extensions, reading=False)
         try:
-            for table in TABLES:
+            for table in tables:
                 if found := await target.count(table):
                     raise StoreError(
                         f"the target store {target.name} is not empty ({found} rows in "
                         f"{table.name}): copy only into a new store"
                     )
             copied = {}
-            for table in TABLES:
+            for table in tables:
                 copied[table.name] = 0
                 async for batch in source.rows(table):
                     await target.insert(table, batch)
@@ -114,13 +133,16 @@ async def copy_store(source_url: str, target_url: str, secret: str | None) -> di
     return copied
 
 
-async def _open(url: str, secret: str | None, reading: bool) -> _Side:
+async def _open(
+    url: str, secret: str | None, extensions: Sequence[StoreExtension], reading: bool
+) -> _Side:
     if is_postgresql(url):
-        connection = await PostgresStore(url, secret).connect()
+        store = PostgresStore(url, secret, extensions)
+        connection = await store.connect()
         try:
             found = await pg_migrations.version(connection)
             if found is None and not reading:
-                await pg_migrations.migrate(connection)
+                await pg_migrations.migrate(connection, store.extension_sql)
             else:
                 _check(display_url(url), found, pg_migrations.LATEST)
                 await _no_engine_running(connection, display_url(url))
@@ -132,7 +154,8 @@ async def _open(url: str, secret: str | None, reading: bool) -> _Side:
         return _Postgres(display_url(url), connection)
     path = sqlite_path(url)
     assert path is not None
-    return _Sqlite.open(path, reading)
+    statements = [dialect_sql(extension, SqliteStore.dialect) for extension in extensions]
+    return _Sqlite.open(path, statements, reading)
 
 
 async def _no_engine_running(connection: psycopg.AsyncConnection[Any], name: str) -> None:
@@ -160,7 +183,7 @@ class _Sqlite:
         self._lock = lock
 
     @classmethod
-    def open(cls, path: str, reading: bool) -> _Sqlite:
+    def open(cls, path: str, extensions: Sequence[ExtensionSql], reading: bool) -> _Sqlite:
         """Hold the store's engine lock while copying: no engine runs on it meanwhile."""
         if reading and not Path(path).is_file():
             raise StoreError(f"no store at {path}")
@@ -172,7 +195,7 @@ class _Sqlite:
             connection.execute("PRAGMA busy_timeout = 10000")
             found = sqlite_migrations.version(connection)
             if found is None and not reading:
-                sqlite_migrations.migrate(connection)
+                sqlite_migrations.migrate(connection, extensions)
             else:
                 _check(path, found, sqlite_migrations.LATEST)
             connection.execute("BEGIN" if reading else "BEGIN IMMEDIATE")

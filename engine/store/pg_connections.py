@@ -26,7 +26,7 @@ committed when it started.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -36,6 +36,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from engine.errors import StoreError
 from engine.logs import get_logger
+from engine.store.base import Parameters
 from engine.store.url import display_url
 
 log = get_logger("engine.store")
@@ -84,7 +85,10 @@ class Connections:
             # Added to the URL's own `options` (a search_path, say), not in their place.
             "options": f"{conninfo_to_dict(url).get('options', '')}"
             f" -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
-            f" -c lock_timeout={LOCK_TIMEOUT_MS}".strip(),
+            f" -c lock_timeout={LOCK_TIMEOUT_MS}"
+            # The server notices a cut-off engine in about 10 s too, and ends its session.
+            " -c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2"
+            " -c tcp_keepalives_count=3".strip(),
             # A dead peer is noticed in about 10 s rather than at the kernel's 2 hours.
             "keepalives": 1,
             "keepalives_idle": 5,
@@ -171,7 +175,7 @@ class Connections:
             else:
                 pending.future.set_exception(value)
 
-    async def run(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+    async def run(self, sql: str, parameters: Parameters = ()) -> list[Any]:
         """One statement on a pooled autocommit connection (reads, and lease writes that
         commit alone); its rows."""
         if self._closed:

@@ -10,14 +10,14 @@ LISTEN/NOTIFY channel.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
 
+from engine.decision import Decision
 from engine.errors import LeaseLost, StoreError
 from engine.logs import get_logger
 from engine.store.actions import (
@@ -34,11 +34,11 @@ from engine.store.base import (
     Accepted,
     ActionResult,
     ComponentState,
+    DroppedMessage,
     EngineState,
     EntryStatus,
     EntrySummary,
     EntryTrace,
-    IdentityRecord,
     Incoming,
     Lease,
     LeaseClaim,
@@ -46,18 +46,26 @@ from engine.store.base import (
     MessageStatus,
     MessageTrace,
     OutboxEntry,
+    Parameters,
     Pruned,
     QueueStatus,
     RoutingResult,
     StoredMessage,
     TraceEvent,
+    routed_status,
 )
+from engine.store.extension import ExtensionSql, StoreExtension, dialect_sql
 from engine.store.migrations import postgresql as migrations
 from engine.store.pg_connections import NOTIFY_CHANNEL, Connection, Connections
 from engine.store.url import display_url
 
 log = get_logger("engine.store")
 WATCH_RETRY_S = 1.0
+# No statement of a group is pipelined (`executemany`): a group holding the order lock must
+# go idle between statements, where `idle_in_transaction_session_timeout` can end it should
+# its engine freeze; inside a pipeline the server would wait for it without limit. Batches
+# are single statements over arrays instead.
+_DECISION_FIELDS = ("destination", "step", "kind", "outcome", "detail")
 
 _OUTBOX_COLUMNS = """
     o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
@@ -89,12 +97,26 @@ def _summary(row: tuple[Any, ...]) -> EntrySummary:
 class PostgresStore:
     """`Store` on a PostgreSQL database; create with `await PostgresStore.open(url)`."""
 
+    dialect = "postgresql"
     shared = True
 
-    def __init__(self, url: str, password: str | None) -> None:
+    def __init__(
+        self, url: str, password: str | None, extensions: Sequence[StoreExtension] = ()
+    ) -> None:
         self.url = url
         self.name = display_url(url)
         self._db = Connections(url, password)
+        self._extensions = [(ext, dialect_sql(ext, self.dialect)) for ext in extensions]
+        self._recorders = {
+            extension.kind: (extension, sql.record)
+            for extension, sql in self._extensions
+            if sql.record is not None
+        }
+
+    @property
+    def extension_sql(self) -> list[ExtensionSql]:
+        """The PostgreSQL statements of the step kinds' store extensions."""
+        return [sql for _, sql in self._extensions]
 
     @property
     def commits(self) -> int:
@@ -102,12 +124,15 @@ class PostgresStore:
         return self._db.commits
 
     @classmethod
-    async def open(cls, url: str, password: str | None = None) -> PostgresStore:
-        """Connect, create the schema in an empty database, refuse one of another version."""
-        store = cls(url, password)
+    async def open(
+        cls, url: str, password: str | None = None, extensions: Sequence[StoreExtension] = ()
+    ) -> PostgresStore:
+        """Connect, create the schema in an empty database, refuse one of another version,
+        create the tables of `extensions` that have none yet."""
+        store = cls(url, password, extensions)
         connection = await store.connect()
         try:
-            await migrations.prepare(connection, store.name)
+            await migrations.prepare(connection, store.name, store.extension_sql)
         finally:
             await connection.close()
         await store._db.open()
@@ -121,50 +146,48 @@ class PostgresStore:
         """Finish every queued write, then close the connections."""
         await self._db.close()
 
-    # -- identity outcomes (the identity-vigilance report) ------------------------------
+    # -- what store extensions run (engine.store.extension) -----------------------------
 
-    async def identity_records(
-        self, since: float, outcomes: frozenset[str] | None, after_id: int = 0, limit: int = 500
-    ) -> list[IdentityRecord]:
-        rows = await self._db.run(
-            """SELECT i.message_id, m.received_at, m.route, m.control_id, m.message_type,
-                   i.record
-               FROM identity_outcomes i JOIN messages m ON m.id = i.message_id
-               WHERE i.message_id > %(after)s AND m.received_at >= %(since)s
-                 AND (%(wanted)s::text[] IS NULL
-                      OR (i.record::jsonb ->> 'outcome') = ANY(%(wanted)s::text[]))
-               ORDER BY i.message_id LIMIT %(limit)s""",
-            {
-                "after": after_id,
-                "since": since,
-                "wanted": None if outcomes is None else sorted(outcomes),
-                "limit": limit,
-            },
+    async def fetch(self, sql: str, parameters: Parameters = ()) -> list[tuple[Any, ...]]:
+        return await self._db.run(sql, parameters)
+
+    async def execute(self, sql: str, parameters: Parameters = (), durable: bool = True) -> int:
+        async def job(connection: Connection) -> int:
+            return (await connection.execute(sql, parameters)).rowcount
+
+        return await self._db.write(job, durable=durable)
+
+    async def _record_decisions(
+        self, connection: Connection, decisions: Iterable[tuple[int, Decision]], now: float
+    ) -> None:
+        """The generic decision rows, and each extension's rows, in the caller's transaction."""
+        decided = list(decisions)
+        if not decided:
+            return
+        rows: dict[str, list[Sequence[Any]]] = {}
+        for message_id, decision in decided:
+            recorder = self._recorders.get(decision.kind)
+            if recorder is not None:
+                row = recorder[0].row(message_id, now, decision)
+                if row is not None:
+                    rows.setdefault(recorder[1], []).append(row)
+        await connection.execute(
+            """INSERT INTO step_decisions (message_id, recorded_at, destination, step, kind,
+                   outcome, detail)
+               SELECT d.message_id, %s, d.destination, d.step, d.kind, d.outcome, d.detail
+               FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[],
+                           %s::text[]) WITH ORDINALITY
+                   AS d (message_id, destination, step, kind, outcome, detail, position)
+               ORDER BY d.position""",
+            (
+                now,
+                [message_id for message_id, _ in decided],
+                *([getattr(d, name) for _, d in decided] for name in _DECISION_FIELDS),
+            ),
         )
-        return [IdentityRecord(*row[:5], json.loads(row[5])) for row in rows]  # type: ignore[call-arg]
-
-    # -- INSi result cache (engine.ins.cache.ResultCache) ------------------------------
-
-    async def load(self, key: str) -> bytes | None:
-        """A cached INSi outcome, or None when absent or expired (shared by all engines)."""
-        rows = await self._db.run(
-            "SELECT payload FROM insi_cache WHERE key = %s AND expires_at > %s",
-            (key, time.time()),
-        )
-        return bytes(rows[0][0]) if rows else None
-
-    async def save(self, key: str, payload: bytes, expires_at: float) -> None:
-        """Keep an INSi outcome; expired rows go with retention pruning."""
-
-        async def job(connection: Connection) -> None:
-            await connection.execute(
-                """INSERT INTO insi_cache (key, payload, expires_at) VALUES (%s, %s, %s)
-                   ON CONFLICT (key) DO UPDATE
-                   SET payload = excluded.payload, expires_at = excluded.expires_at""",
-                (key, payload, expires_at),
-            )
-
-        await self._db.write(job, durable=False)
+        for statement, parameters in rows.items():
+            for row in parameters:  # one round trip each: see _DECISION_FIELDS
+                await connection.execute(statement, row)
 
     # -- inbox ------------------------------------------------------------------------
 
@@ -196,11 +219,13 @@ class PostgresStore:
                     len(incoming.raw),
                     incoming.raw,
                     incoming.ack,
-                    MessageStatus.RECEIVED.value,
+                    (MessageStatus.DROPPED if incoming.dropped else MessageStatus.RECEIVED).value,
                 ),
             )
             row = await cursor.fetchone()
             if row is not None:
+                decided = ((row[0], decision) for decision in incoming.decisions)
+                await self._record_decisions(connection, decided, time.time())
                 return Accepted(row[0], duplicate=False, same_content=True, ack=incoming.ack)
             cursor = await connection.execute(
                 """SELECT id, content_hash, ack FROM messages WHERE route = %s
@@ -229,45 +254,68 @@ class PostgresStore:
             # First, and only from 'received': a message another engine's router routed
             # meanwhile (a lease changing hands) fails the whole batch instead of being
             # routed twice; its row lock also waits for that router's transaction.
-            cursor = await connection.execute(
-                "UPDATE messages SET status = 'routed' WHERE id = ANY(%s) AND status = 'received'",
-                ([result.message_id for result in routed],),
+            marked = await connection.execute(
+                """UPDATE messages SET status = batch.status
+                   FROM unnest(%s::bigint[], %s::text[]) AS batch (id, status)
+                   WHERE messages.id = batch.id AND messages.status = 'received'""",
+                (
+                    [result.message_id for result in routed],
+                    [routed_status(result).value for result in routed],
+                ),
             )
-            if cursor.rowcount != len(routed):
+            if marked.rowcount != len(routed):
                 raise StoreError("messages already routed (by another engine)")
-            async with connection.cursor() as many:
-                await many.executemany(
-                    """INSERT INTO outbox (message_id, route, destination, payload,
-                           patient_key, lane_hash, status, attempts, next_attempt_at,
-                           updated_at)
-                       SELECT id, route, %s, %s, %s, %s, 'pending', 0, 0, %s
-                       FROM messages WHERE id = %s""",
-                    [
-                        (
-                            entry.destination,
-                            entry.payload,
-                            entry.patient_key,
-                            lane_hash(entry.patient_key),
-                            now,
-                            result.message_id,
-                        )
-                        for result in routed
-                        for entry in result.entries
-                    ],
-                )
-                await many.executemany(
-                    """INSERT INTO identity_outcomes (message_id, recorded_at, record)
-                       VALUES (%s, %s, %s)""",
-                    [
-                        (result.message_id, now, result.identity)
-                        for result in routed
-                        if result.identity is not None
-                    ],
-                )
+            entries = [(result.message_id, entry) for result in routed for entry in result.entries]
+            # One statement for the whole batch; rows are inserted, and so get their ids,
+            # in the batch's order.
+            await connection.execute(
+                """INSERT INTO outbox (message_id, route, destination, payload, patient_key,
+                       lane_hash, status, attempts, next_attempt_at, updated_at)
+                   SELECT m.id, m.route, e.destination, e.payload, e.patient_key, e.lane_hash,
+                       'pending', 0, 0, %s
+                   FROM unnest(%s::bigint[], %s::text[], %s::bytea[], %s::text[], %s::bigint[])
+                       WITH ORDINALITY AS e (message_id, destination, payload, patient_key,
+                                            lane_hash, position)
+                   JOIN messages m ON m.id = e.message_id
+                   ORDER BY e.position""",
+                (
+                    now,
+                    [message_id for message_id, _ in entries],
+                    [entry.destination for _, entry in entries],
+                    [entry.payload for _, entry in entries],
+                    [entry.patient_key for _, entry in entries],
+                    [lane_hash(entry.patient_key) for _, entry in entries],
+                ),
+            )
+            await self._record_decisions(
+                connection,
+                ((result.message_id, d) for result in routed for d in result.decisions),
+                now,
+            )
 
         # Not durable: after a database crash the messages are still 'received' and are
         # routed again. One job, so the batch is routed all or none.
         await self._db.write(job, durable=False, ordered=True, notify="routed")
+
+    async def decisions(self, message_id: int) -> list[Decision]:
+        rows = await self._db.run(
+            """SELECT step, kind, outcome, detail, destination FROM step_decisions
+               WHERE message_id = %s ORDER BY id""",
+            (message_id,),
+        )
+        return [Decision(*row) for row in rows]
+
+    async def dropped_messages(self, route: str | None, limit: int) -> list[DroppedMessage]:
+        rows = await self._db.run(
+            """SELECT m.id, m.route, m.control_id, m.message_type, m.received_at,
+                   coalesce(d.step, ''), coalesce(d.outcome, ''), coalesce(d.detail, '')
+               FROM messages m LEFT JOIN step_decisions d ON d.id = (
+                   SELECT max(id) FROM step_decisions WHERE message_id = m.id)
+               WHERE m.status = 'dropped' AND (%(route)s::text IS NULL OR m.route = %(route)s)
+               ORDER BY m.id DESC LIMIT %(limit)s""",
+            {"route": route, "limit": limit},
+        )
+        return [DroppedMessage(*row) for row in rows]
 
     # -- outbox -----------------------------------------------------------------------
 
@@ -401,20 +449,24 @@ class PostgresStore:
 
     async def trace(self, control_id: str, route: str | None) -> list[MessageTrace]:
         messages = await self._db.run(
-            """SELECT m.id, m.route, m.received_at, m.peer, m.sending_application,
-                   m.sending_facility, m.message_type, m.status, m.ack,
-                   i.record::jsonb ->> 'outcome', i.record::jsonb -> 'detail'
-               FROM messages m LEFT JOIN identity_outcomes i ON i.message_id = m.id
-               WHERE m.control_id = %(control_id)s
-                 AND (%(route)s::text IS NULL OR m.route = %(route)s)
-               ORDER BY m.id""",
+            """SELECT id, route, received_at, peer, sending_application, sending_facility,
+                   message_type, status, ack
+               FROM messages WHERE control_id = %(control_id)s
+                 AND (%(route)s::text IS NULL OR route = %(route)s)
+               ORDER BY id""",
             {"control_id": control_id, "route": route},
+        )
+        ids = [row[0] for row in messages]
+        decisions = await self._db.run(
+            """SELECT message_id, step, kind, outcome, detail, destination FROM step_decisions
+               WHERE message_id = ANY(%s) ORDER BY id""",
+            (ids,),
         )
         entries = await self._db.run(
             """SELECT o.message_id, o.id, o.destination, o.status, o.attempts, o.resend_of,
                    o.delivered_at, o.last_ack_code
                FROM outbox o WHERE o.message_id = ANY(%s) ORDER BY o.id""",
-            ([row[0] for row in messages],),
+            (ids,),
         )
         events = await self._db.run(
             """SELECT entry_id, at, CASE WHEN parked THEN 'parked' ELSE 'failed' END, error,
@@ -437,8 +489,7 @@ class PostgresStore:
                 message_type=row[6],
                 status=MessageStatus(row[7]),
                 ack=bytes(row[8]),
-                outcome=row[9],
-                outcome_detail=None if row[10] is None else _json_text(row[10]),
+                decisions=[Decision(*d[1:]) for d in decisions if d[0] == row[0]],
                 entries=[_entry_trace(entry, events) for entry in entries if entry[0] == row[0]],
             )
             for row in messages
@@ -536,18 +587,19 @@ class PostgresStore:
             )
             messages = await connection.execute(
                 """DELETE FROM messages WHERE id IN (
-                      SELECT id FROM messages m WHERE status = 'routed' AND received_at < %s
+                      SELECT id FROM messages m WHERE status IN ('routed', 'dropped')
+                        AND received_at < %s
                         AND id < (SELECT max(id) FROM messages)
                         AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
                       LIMIT %s)""",
                 (before, limit),
             )
-            cached = await connection.execute(
-                """DELETE FROM insi_cache WHERE key IN (
-                      SELECT key FROM insi_cache WHERE expires_at < %s LIMIT %s)""",
-                (time.time(), limit),
-            )
-            return Pruned(entries.rowcount, messages.rowcount, cached.rowcount)
+            now = time.time()
+            expired = 0
+            for _, sql in self._extensions:
+                if sql.prune is not None:
+                    expired += (await connection.execute(sql.prune, (now, limit))).rowcount
+            return Pruned(entries.rowcount, messages.rowcount, expired)
 
         return await self._db.write(job, durable=False)
 
@@ -701,8 +753,3 @@ def _entry_trace(entry: tuple[Any, ...], events: list[Any]) -> EntryTrace:
         found.append(TraceEvent(delivered_at, "delivered", ack_code or ""))
     found.sort(key=lambda event: event.at)
     return EntryTrace(entry_id, destination, EntryStatus(status), attempts, resend_of, found)
-
-
-def _json_text(value: Any) -> str:
-    """A JSON value as SQLite's json_extract gives it: strings bare, the rest as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)

@@ -1,5 +1,6 @@
 """The store contract's fixtures: every test taking `store` (or `store_url`) runs once on a
-SQLite file and once on a PostgreSQL database of its own."""
+SQLite file and once on a PostgreSQL database of its own, opened with the step kinds' store
+extensions as the engine opens it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.decision import Decision
+from engine.enrich.store import KIND
+from engine.steps.registry import registry
 from engine.store.backends import OpenStore, open_store
 from engine.store.base import Incoming
 
@@ -25,7 +29,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 async def store(store_url: str) -> AsyncIterator[OpenStore]:
-    opened = await open_store(store_url)
+    opened = await open_store(store_url, extensions=registry().store_extensions())
     yield opened
     await opened.close()
 
@@ -55,4 +59,11 @@ def incoming(
         content_hash=hashlib.blake2b(body, digest_size=16).digest(),
         raw=raw,
         ack=ack if ack is not None else f"ACK of {control_id}".encode(),
+    )
+
+
+def enriched(outcome: str, **record: object) -> Decision:
+    """The decision an `ins_enrich` step records, with its identity record as payload."""
+    return Decision(
+        KIND, KIND, outcome, str(record.get("detail", "")), payload={"outcome": outcome, **record}
     )

@@ -39,17 +39,19 @@ CREATE INDEX IF NOT EXISTS outbox_open ON outbox (route, destination, status, id
     WHERE status IN ('pending', 'parked');
 CREATE INDEX IF NOT EXISTS outbox_message ON outbox (message_id);
 
-CREATE TABLE IF NOT EXISTS identity_outcomes (
-    message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+-- Every step's decision about a message, in the order taken (destination '' = a route step).
+CREATE TABLE IF NOT EXISTS step_decisions (
+    id INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
     recorded_at REAL NOT NULL,
-    record TEXT NOT NULL
+    destination TEXT NOT NULL,
+    step TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL
 );
-
-CREATE TABLE IF NOT EXISTS insi_cache (
-    key TEXT PRIMARY KEY,
-    payload BLOB NOT NULL,
-    expires_at REAL NOT NULL
-);
+CREATE INDEX IF NOT EXISTS step_decisions_message ON step_decisions (message_id);
+CREATE INDEX IF NOT EXISTS messages_dropped ON messages (route, id) WHERE status = 'dropped';
 
 CREATE TABLE IF NOT EXISTS operator_actions (
     id INTEGER PRIMARY KEY,
@@ -80,3 +82,16 @@ CREATE TABLE IF NOT EXISTS engine_state (
     updated_at REAL NOT NULL,
     payload TEXT NOT NULL
 );
+
+-- The INS enrichment step's tables (its store extension), as that release created them.
+CREATE TABLE IF NOT EXISTS identity_outcomes (
+    message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+    recorded_at REAL NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS insi_cache (
+    key TEXT PRIMARY KEY,
+    payload BLOB NOT NULL,
+    expires_at REAL NOT NULL
+);
+PRAGMA user_version = 1;

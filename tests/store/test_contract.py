@@ -4,12 +4,11 @@ fixtures run every test on a SQLite file and on a PostgreSQL database)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import pytest
 
-from engine.delivery.lanes import lane_of
+from engine.enrich.store import StoredResultCache, identity_records
 from engine.errors import LeaseLost, StoreError
 from engine.store.backends import OpenStore, open_store
 from engine.store.base import (
@@ -20,7 +19,8 @@ from engine.store.base import (
     Pruned,
     RoutingResult,
 )
-from tests.store.conftest import incoming
+from engine.store.lanes import lane_of
+from tests.store.conftest import enriched, incoming
 
 
 async def accepted(store: OpenStore, *control_ids: str) -> list[int]:
@@ -87,11 +87,12 @@ async def test_received_lists_unrouted_messages_in_arrival_order_page_by_page(
 
 async def test_routing_writes_entries_and_outcomes_all_or_none(store: OpenStore) -> None:
     ids = await accepted(store, "R1", "R2")
-    outcome = json.dumps({"outcome": "found", "traits": "x"})
     await store.route_messages(
         [
             RoutingResult(
-                ids[0], [NewEntry("down", b"CHANGED", "P1"), NewEntry("copy", None, None)], outcome
+                ids[0],
+                [NewEntry("down", b"CHANGED", "P1"), NewEntry("copy", None, None)],
+                [enriched("found", traits="x")],
             ),
             RoutingResult(ids[1], [NewEntry("down", None, "P2")]),
         ]
@@ -102,8 +103,11 @@ async def test_routing_writes_entries_and_outcomes_all_or_none(store: OpenStore)
     assert [entry.message_id for entry in await store.pending_entries("adt", "copy", 0, 10)] == [
         ids[0]
     ]
-    (record,) = await store.identity_records(0, None)
+    (record,) = await identity_records(store, 0, None)  # the step extension's own row
     assert (record.message_id, record.record) == (ids[0], {"outcome": "found", "traits": "x"})
+    (decision,) = await store.decisions(ids[0])
+    assert (decision.kind, decision.outcome, decision.payload) == ("ins_enrich", "found", None)
+    assert await store.decisions(ids[1]) == []
     assert await store.received(0, 10) == []
     # A message routed once cannot be routed again (another router got there first): the
     # whole batch is refused, the new message in it too.
@@ -217,7 +221,7 @@ async def test_prune_removes_finished_and_old_keeps_open_and_newest(store: OpenS
     ids = await accepted(store, *(f"P{n}" for n in range(1, 6)))
     for message_id in ids:
         await store.route_messages(
-            [RoutingResult(message_id, [NewEntry("down", None, "P1")], '{"outcome": "kept"}')]
+            [RoutingResult(message_id, [NewEntry("down", None, "P1")], [enriched("kept")])]
         )
     entries = await pending_ids(store)
     for entry_id in (entries[0], entries[1], entries[4]):
@@ -233,7 +237,8 @@ async def test_prune_removes_finished_and_old_keeps_open_and_newest(store: OpenS
     ] == [entries[3]]
     delivered = await store.list_entries(EntryStatus.DELIVERED, None, None, 9)
     assert [entry.entry_id for entry in delivered] == [entries[4]]
-    assert [record.message_id for record in await store.identity_records(0, None)] == ids[3:]
+    assert [record.message_id for record in await identity_records(store, 0, None)] == ids[3:]
+    assert await store.decisions(ids[0]) == []  # gone with their message
 
 
 async def test_identity_records_filter_by_outcome_and_time_and_page(store: OpenStore) -> None:
@@ -242,26 +247,27 @@ async def test_identity_records_filter_by_outcome_and_time_and_page(store: OpenS
     for number, outcome in enumerate(outcomes):
         result = await store.accept(incoming(f"I{number}", received_at=1000.0 + number))
         ids.append(result.message_id)
-        record = json.dumps({"outcome": outcome, "birth_name": "DARK"})
-        await store.route_messages([RoutingResult(result.message_id, [], record)])
-    wanted = await store.identity_records(0, frozenset({"not_found", "several"}))
+        decision = enriched(outcome, birth_name="DARK")
+        await store.route_messages([RoutingResult(result.message_id, [], [decision], True)])
+    wanted = await identity_records(store, 0, frozenset({"not_found", "several"}))
     assert [record.record["outcome"] for record in wanted] == ["not_found", "several"]
     assert wanted[0].control_id == "I1" and wanted[0].route == "adt"
-    recent = await store.identity_records(1002.0, None)
+    recent = await identity_records(store, 1002.0, None)
     assert [record.message_id for record in recent] == ids[2:]
-    page = await store.identity_records(0, None, after_id=ids[0], limit=2)
+    page = await identity_records(store, 0, None, after_id=ids[0], limit=2)
     assert [record.message_id for record in page] == ids[1:3]
 
 
 async def test_insi_cache_expires_and_replaces(store: OpenStore) -> None:
     now = time.time()
-    await store.save("key", b"first", now + 60)
-    await store.save("key", b"second", now + 60)
-    await store.save("old", b"stale", now - 1)
-    assert await store.load("key") == b"second"
-    assert await store.load("old") is None
-    assert await store.load("absent") is None
-    assert (await store.prune(now - 10, 100)).cached_results == 1
+    cache = StoredResultCache(store)
+    await cache.save("key", b"first", now + 60)
+    await cache.save("key", b"second", now + 60)
+    await cache.save("old", b"stale", now - 1)
+    assert await cache.load("key") == b"second"
+    assert await cache.load("old") is None
+    assert await cache.load("absent") is None
+    assert (await store.prune(now - 10, 100)).extension_rows == 1
 
 
 # -- persistence ------------------------------------------------------------------------
@@ -381,13 +387,12 @@ async def test_a_delivery_recorded_after_a_skip_leaves_the_skip_and_says_so(
 async def test_a_trace_follows_one_message_to_every_destination(store: OpenStore) -> None:
     message = await store.accept(incoming("T1", received_at=5000.0))
     await store.accept(incoming("T1", route="other"))  # the same MSH-10 elsewhere
-    record = json.dumps({"outcome": "found", "detail": "one answer", "birth_name": "DARK"})
     await store.route_messages(
         [
             RoutingResult(
                 message.message_id,
                 [NewEntry("down", None, "P1"), NewEntry("copy", None, "P1")],
-                record,
+                [enriched("found", detail="one answer", birth_name="DARK")],
             )
         ]
     )
@@ -401,7 +406,12 @@ async def test_a_trace_follows_one_message_to_every_destination(store: OpenStore
     assert (trace.message_id, trace.received_at, trace.status) == (
         message.message_id, 5000.0, MessageStatus.ROUTED,
     )  # fmt: skip
-    assert (trace.outcome, trace.outcome_detail) == ("found", "one answer")
+    (decision,) = trace.decisions
+    assert (decision.step, decision.outcome, decision.detail) == (
+        "ins_enrich",
+        "found",
+        "one answer",
+    )
     assert trace.ack == b"ACK of T1" and trace.sending_application == "PAS"
     first, second = trace.entries
     assert (first.destination, first.status, first.attempts) == ("down", EntryStatus.DELIVERED, 2)

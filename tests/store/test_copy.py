@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 
 from engine.cli import main
+from engine.enrich.store import StoredResultCache, identity_records
+from engine.steps.registry import registry
 from engine.store.backends import OpenStore, open_store
 from engine.store.base import EntryStatus, NewEntry, RoutingResult
-from engine.store.copy import TABLES
-from tests.store.conftest import incoming
+from engine.store.copy import TABLES, Table
+from tests.store.conftest import enriched, incoming
 
 
 async def fill(store: OpenStore) -> None:
@@ -28,7 +30,7 @@ async def fill(store: OpenStore) -> None:
         [
             RoutingResult(message_id, [NewEntry("down", None, f"P{message_id % 3}"),
                                        NewEntry("copy", b"CHANGED\xe9", None)],
-                          f'{{"outcome": "found", "n": {message_id}}}')
+                          [enriched("found", n=message_id)])
             for message_id in ids[:7]
         ]
     )  # fmt: skip
@@ -38,8 +40,14 @@ async def fill(store: OpenStore) -> None:
     await store.record_failure(down[2], "AE (ERR 207)", time.time() + 30, park=False)
     await store.skip([down[3]], "not for this lab")
     await store.resend([down[1]], "receiver fixed")
-    await store.save("found-key", b'{"ins": "x"}', time.time() + 3600)
+    await StoredResultCache(store).save("found-key", b'{"ins": "x"}', time.time() + 3600)
     await store.claim_lease("routing", "old-engine", 10.0)
+
+
+EXTENSION_TABLES = (
+    Table("identity_outcomes", ("message_id", "recorded_at", "record")),
+    Table("insi_cache", ("key", "payload", "expires_at")),
+)
 
 
 def sqlite_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -48,7 +56,7 @@ def sqlite_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
             table.name: db.execute(
                 f"SELECT {', '.join(table.columns)} FROM {table.name} ORDER BY {table.columns[0]}"  # noqa: S608
             ).fetchall()
-            for table in TABLES
+            for table in (*TABLES, *EXTENSION_TABLES)
         }
 
 
@@ -70,20 +78,22 @@ def test_sqlite_to_postgresql_and_back_keeps_every_row(
 
 async def _same_queues(store: OpenStore, source: Path) -> None:
     """The PostgreSQL copy serves the same queues, and goes on after the copied ids."""
-    original = await open_store(f"sqlite:///{source}")
+    original = await open_store(f"sqlite:///{source}", extensions=registry().store_extensions())
     try:
         for destination in ("down", "copy"):
             assert await store.pending_entries("adt", destination, 0, 100) == (
                 await original.pending_entries("adt", destination, 0, 100)
             )
         assert await store.queue_status() == await original.queue_status()
-        assert await store.identity_records(0, None) == await original.identity_records(0, None)
+        assert await identity_records(store, 0, None) == await identity_records(original, 0, None)
+        for message_id in range(1, 9):
+            assert await store.decisions(message_id) == await original.decisions(message_id)
         for status in EntryStatus:
             assert await store.list_entries(status, None, None, 100) == (
                 await original.list_entries(status, None, None, 100)
             )
         assert [message.control_id for message in await store.received(0, 10)] == ["C7"]
-        assert await store.load("found-key") == b'{"ins": "x"}'
+        assert await StoredResultCache(store).load("found-key") == b'{"ins": "x"}'
         assert await store.leases() == []
     finally:
         await original.close()
@@ -91,7 +101,7 @@ async def _same_queues(store: OpenStore, source: Path) -> None:
 
 async def _goes_on_after(store: OpenStore, source: Path) -> None:
     """The copy knows the copied messages, and hands out ids after the copied ones."""
-    original = await open_store(f"sqlite:///{source}")
+    original = await open_store(f"sqlite:///{source}", extensions=registry().store_extensions())
     try:
         assert (await store.accept(incoming("C3", body=b"PID|3"))).duplicate
         fresh = await store.accept(incoming("AFTER"))
@@ -110,7 +120,10 @@ def test_a_target_with_rows_is_refused_and_left_as_it_was(
     source = tmp_path / "source.db"
     asyncio.run(_with_store(f"sqlite:///{source}", fill))
     asyncio.run(
-        _with_store(postgres_url, lambda store: store.save("other", b"x", time.time() + 60))
+        _with_store(
+            postgres_url,
+            lambda store: StoredResultCache(store).save("other", b"x", time.time() + 60),
+        )
     )
     assert main(["store", "copy", f"sqlite:///{source}", postgres_url]) == 2
     error = capsys.readouterr().err
@@ -120,8 +133,8 @@ def test_a_target_with_rows_is_refused_and_left_as_it_was(
 
 async def _only_the_other_row(store: OpenStore) -> None:
     assert await store.received(0, 10) == []
-    assert await store.load("other") == b"x"
-    assert await store.load("found-key") is None
+    assert await StoredResultCache(store).load("other") == b"x"
+    assert await StoredResultCache(store).load("found-key") is None
 
 
 def test_copy_refuses_a_missing_source_and_the_same_store(
@@ -138,7 +151,7 @@ def test_copy_refuses_a_missing_source_and_the_same_store(
 
 
 async def _with_store(url: str, action: Any) -> None:
-    store = await open_store(url)
+    store = await open_store(url, extensions=registry().store_extensions())
     try:
         await action(store)
     finally:

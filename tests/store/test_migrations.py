@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
+from engine.enrich.store import StoredResultCache, identity_records
+from engine.steps.registry import registry
 from engine.store.backends import latest_version, open_store
 from engine.store.base import EntryStatus
 from engine.store.migrations import StoreVersionError
@@ -22,7 +24,8 @@ RELEASE_SCHEMA = (Path(__file__).parent / "release_schema.sql").read_text(encodi
 
 def release_store(path: Path) -> None:
     """A store file as the release before versioned migrations left it: its schema (kept
-    verbatim in release_schema.sql) and rows in every table."""
+    verbatim in release_schema.sql, with the INS step's tables and user_version 1) and rows
+    in every table."""
     with sqlite3.connect(path) as db:
         db.executescript(RELEASE_SCHEMA)
         for number in range(1, 5):
@@ -40,6 +43,12 @@ def release_store(path: Path) -> None:
             db.execute(
                 "INSERT INTO identity_outcomes VALUES (?, 1500, ?)",
                 (number, '{"outcome": "found"}'),
+            )
+            db.execute(
+                """INSERT INTO step_decisions (message_id, recorded_at, destination, step, kind,
+                       outcome, detail) VALUES (?, 1500, '', 'ins_enrich', 'ins_enrich',
+                       'found', '')""",
+                (number,),
             )
         db.execute("UPDATE outbox SET status = 'parked', last_error = 'AR' WHERE id = 2")
         db.execute("INSERT INTO insi_cache VALUES ('k', ?, ?)", (b"cached", time.time() + 600))
@@ -88,7 +97,7 @@ def test_a_previous_release_file_is_refused_then_migrated_without_loss(
 
 async def check_release_rows(url: str) -> None:
     """Every row of `release_store` is there, and the store goes on from them."""
-    store = await open_store(url)
+    store = await open_store(url, extensions=registry().store_extensions())
     try:
         pending = await store.pending_entries("adt", "down", 0, 10)
         assert [entry.entry_id for entry in pending] == [3, 4]  # the queue, its order, its head
@@ -102,10 +111,11 @@ async def check_release_rows(url: str) -> None:
             ("skip", "kept reason"),
         ]
         assert [state.name for state in await store.states()] == ["insi"]
-        assert [record.message_id for record in await store.identity_records(0, None)] == [
+        assert [record.message_id for record in await identity_records(store, 0, None)] == [
             1, 2, 3, 4,
         ]  # fmt: skip
-        assert await store.load("k") == b"cached"
+        assert [d.outcome for d in await store.decisions(3)] == ["found"]  # not copied twice
+        assert await StoredResultCache(store).load("k") == b"cached"
         assert (await store.accept(incoming("OLD3"))).duplicate
         (resent,) = await store.resend([2], "after the upgrade")
         assert resent.new_entry_id == 5  # ids go on after the old ones

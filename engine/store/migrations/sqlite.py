@@ -3,20 +3,25 @@ outbox entries by routing (an entry's id is its position in its queue).
 
 Version 1 is the schema of the release before versioned migrations. A file that release
 (or an earlier one) wrote has no `schema_migrations` table: it counts as version 0, and
-migration 1 adapts it in place (its tables are kept; `CREATE ... IF NOT EXISTS` leaves them
-as they are and adds the tables, indexes and columns later releases added), so no row
-moves. Each migration runs in one
-transaction with the row that records it: a failed one leaves the file as it was.
+migration 1 adapts it in place: `CREATE ... IF NOT EXISTS` keeps its tables as they are and
+adds the tables, indexes and columns later releases added; a file from before step
+decisions had their own table gets the decisions its step extensions kept (the identity
+outcomes) copied into it. No row moves. Each migration runs in one transaction with the
+row that records it: a failed one leaves the file as it was.
+
+Step extensions (`engine.store.extension`) create their own tables when a store opens,
+`IF NOT EXISTS`, so that a kind installed later finds its tables without a migration.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from engine.store.migrations import Applied
+from engine.store.extension import ExtensionSql
+from engine.store.migrations import Applied, check_version
 
 BASELINE = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -60,17 +65,19 @@ CREATE INDEX IF NOT EXISTS outbox_open ON outbox (route, destination, status, id
     WHERE status IN ('pending', 'parked');
 CREATE INDEX IF NOT EXISTS outbox_message ON outbox (message_id);
 
-CREATE TABLE IF NOT EXISTS identity_outcomes (
-    message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+-- Every step's decision about a message, in the order taken (destination '' = a route step).
+CREATE TABLE IF NOT EXISTS step_decisions (
+    id INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
     recorded_at REAL NOT NULL,
-    record TEXT NOT NULL
+    destination TEXT NOT NULL,
+    step TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL
 );
-
-CREATE TABLE IF NOT EXISTS insi_cache (
-    key TEXT PRIMARY KEY,
-    payload BLOB NOT NULL,
-    expires_at REAL NOT NULL
-);
+CREATE INDEX IF NOT EXISTS step_decisions_message ON step_decisions (message_id);
+CREATE INDEX IF NOT EXISTS messages_dropped ON messages (route, id) WHERE status = 'dropped';
 
 CREATE TABLE IF NOT EXISTS operator_actions (
     id INTEGER PRIMARY KEY,
@@ -128,25 +135,35 @@ CREATE TABLE engines (
 """
 
 
-def _baseline(connection: sqlite3.Connection) -> None:
+def _baseline(connection: sqlite3.Connection, extensions: Sequence[ExtensionSql]) -> None:
+    legacy = _has_table(connection, "messages") and not _has_table(connection, "step_decisions")
     for statement in _statements(BASELINE):
         connection.execute(statement)
     for table, column, kind in _BASELINE_COLUMNS:
         present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
         if column not in present:
             connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    for extension in extensions:
+        _create(connection, extension)
+        if legacy and extension.legacy_decisions:
+            connection.execute(extension.legacy_decisions)
+
+
+def _leases(connection: sqlite3.Connection, extensions: Sequence[ExtensionSql]) -> None:
+    for statement in _statements(LEASES):
+        connection.execute(statement)
 
 
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
     summary: str
-    apply: str | Callable[[sqlite3.Connection], None]
+    apply: Callable[[sqlite3.Connection, Sequence[ExtensionSql]], None]
 
 
 MIGRATIONS = (
-    Migration(1, "messages, outbox, outcomes, INSi cache, audit, failures, state", _baseline),
-    Migration(2, "leases and engines (several engines, one store)", LEASES),
+    Migration(1, "messages, outbox, decisions, audit, failures, state", _baseline),
+    Migration(2, "leases and engines (several engines, one store)", _leases),
 )
 LATEST = MIGRATIONS[-1].version
 
@@ -154,14 +171,15 @@ LATEST = MIGRATIONS[-1].version
 def version(connection: sqlite3.Connection) -> int | None:
     """The file's schema version: None for a new (empty) file, 0 for one written before
     versioned migrations."""
-    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-    if "schema_migrations" in tables:
+    if _has_table(connection, "schema_migrations"):
         (found,) = connection.execute("SELECT max(version) FROM schema_migrations").fetchone()
         return int(found or 0)
-    return 0 if "messages" in tables else None
+    return 0 if _has_table(connection, "messages") else None
 
 
-def migrate(connection: sqlite3.Connection, upto: int = LATEST) -> Applied:
+def migrate(
+    connection: sqlite3.Connection, extensions: Sequence[ExtensionSql], upto: int = LATEST
+) -> Applied:
     """Apply every migration above the file's version, each in its own transaction, on an
     autocommit connection."""
     before = version(connection)
@@ -174,11 +192,7 @@ def migrate(connection: sqlite3.Connection, upto: int = LATEST) -> Applied:
             continue
         connection.execute("BEGIN IMMEDIATE")
         try:
-            if callable(migration.apply):
-                migration.apply(connection)
-            else:
-                for statement in _statements(migration.apply):
-                    connection.execute(statement)
+            migration.apply(connection, extensions)
             connection.execute(
                 "INSERT INTO schema_migrations (version, summary, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.summary, time.time()),
@@ -188,6 +202,28 @@ def migrate(connection: sqlite3.Connection, upto: int = LATEST) -> Applied:
             raise
         connection.execute("COMMIT")
     return Applied(before, version(connection) or 0)
+
+
+def prepare(connection: sqlite3.Connection, name: str, extensions: Sequence[ExtensionSql]) -> None:
+    """What opening a store does: create a new file at the latest version, refuse one of
+    another version, create the tables of extensions that have none yet."""
+    found = version(connection)
+    if found is None:
+        migrate(connection, extensions)
+    else:
+        check_version(name, found, LATEST)
+    for extension in extensions:
+        _create(connection, extension)
+
+
+def _create(connection: sqlite3.Connection, extension: ExtensionSql) -> None:
+    for statement in _statements(extension.schema):
+        connection.execute(statement)
+
+
+def _has_table(connection: sqlite3.Connection, name: str) -> bool:
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return connection.execute(query, (name,)).fetchone() is not None
 
 
 def _statements(script: str) -> list[str]:
