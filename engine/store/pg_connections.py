@@ -26,6 +26,7 @@ committed when it started.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -199,13 +200,19 @@ class Connections:
 
 
 async def _transaction(connection: Connection, group: list[_Pending]) -> list[Any]:
-    """Run a group's jobs in one transaction and commit it; `_JobFailed` if a job raised."""
+    """Run a group's jobs in one transaction and commit it; `_JobFailed` if a job raised.
+    What comes before the jobs (BEGIN, the order lock) goes in one round trip, and so does
+    what comes after (the notices, COMMIT): the order lock is held no longer than needed."""
+    opening = ["BEGIN"]
+    if not any(pending.durable for pending in group):
+        opening.append("SET LOCAL synchronous_commit = off")
+    if any(pending.ordered for pending in group):
+        opening.append("SELECT pg_advisory_xact_lock({}, {})".format(*ORDER_LOCK))
+    channels = sorted({pending.notify for pending in group if pending.notify})
+    closing = [f"NOTIFY {NOTIFY_CHANNEL}, '{channel}'" for channel in channels] + ["COMMIT"]
     results = []
-    async with connection.transaction():
-        if not any(pending.durable for pending in group):
-            await connection.execute("SET LOCAL synchronous_commit = off")
-        if any(pending.ordered for pending in group):
-            await connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", ORDER_LOCK)
+    await connection.execute("; ".join(opening).encode())
+    try:
         for pending in group:
             try:
                 results.append(await pending.job(connection))
@@ -213,8 +220,12 @@ async def _transaction(connection: Connection, group: list[_Pending]) -> list[An
                 raise  # the connection, not the job: the whole group fails
             except Exception as error:
                 raise _JobFailed(error) from error
-        for channel in sorted({pending.notify for pending in group if pending.notify}):
-            await connection.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, channel))
+        await connection.execute("; ".join(closing).encode())
+    except BaseException:
+        if not connection.closed:
+            with contextlib.suppress(psycopg.Error):
+                await connection.execute(b"ROLLBACK")
+        raise
     return results
 
 
