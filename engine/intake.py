@@ -44,6 +44,7 @@ class Verdict:
 
     reply: bytes | None
     outcome: Outcome
+    ack_code: str = ""  # AA, AE, AR (CA, CE, CR in enhanced mode); "" for an ACK received
     control_id: str = ""
     message_type: str = ""
     message_id: int | None = None
@@ -88,7 +89,9 @@ class Intake:
         except _Refusal as refusal:
             return self._refuse(refusal, "latin-1")
         if header.message_type == "ACK":
-            return Verdict(None, Outcome.ACCEPTED, header.control_id, "ACK", reason="ack-ignored")
+            return Verdict(
+                None, Outcome.ACCEPTED, "", header.control_id, "ACK", reason="ack-ignored"
+            )
         try:
             self._check(header)
         except _Refusal as refusal:
@@ -230,6 +233,7 @@ class Intake:
         return Verdict(
             reply,
             Outcome.ACCEPTED,
+            ack_code(Outcome.ACCEPTED, header.enhanced_mode),
             header.control_id,
             header.type_and_trigger,
             accepted.message_id,
@@ -245,6 +249,7 @@ class Intake:
         return Verdict(
             reply,
             refusal.outcome,
+            ack_code(refusal.outcome, header is not None and header.enhanced_mode),
             header.control_id if header else "",
             header.type_and_trigger if header else "",
             reason=f"{refusal.error.code.value} {refusal.error.text}",

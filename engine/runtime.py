@@ -2,9 +2,10 @@
 in the order that keeps every acknowledged message safe.
 
 Start: open the store, then the delivery workers, the router, then the listeners (nothing
-is acknowledged before the store is ready). Stop: close the listeners (busy connections
-finish their message), stop the background tasks, let the delivery workers finish the
-message they are sending, then close the store, which commits what is queued.
+is acknowledged before the store is ready), then the HTTP listener; then tell systemd the
+engine is ready. Stop: tell systemd, close the HTTP listener and the MLLP listeners (busy
+connections finish their message), stop the background tasks, let the delivery workers
+finish the message they are sending, then close the store, which commits what is queued.
 """
 
 from __future__ import annotations
@@ -12,19 +13,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from engine.config import Config, RouteSettings, sqlite_path
 from engine.delivery.service import DeliveryService
 from engine.enrich.step import EnrichStep
 from engine.hl7.ack import AckBuilder
+from engine.http.app import build_app
+from engine.http.server import HttpServer
+from engine.http.view import EngineView
+from engine.ins.expiry import watch_expiry
 from engine.ins.service import InsiService, open_insi_service
 from engine.intake import Intake
 from engine.listener import Listener
 from engine.logs import get_logger
+from engine.metrics import EngineMetrics
 from engine.pipeline import Step
 from engine.router import RoutePlan, Router
 from engine.store.sqlite import SqliteStore
+from engine.systemd import Notifier
 from engine.tls import server_context
 
 log = get_logger("engine.runtime")
@@ -33,9 +42,14 @@ log = get_logger("engine.runtime")
 class Engine:
     """Everything `ins-engine run` starts, for one configuration."""
 
-    def __init__(self, config: Config, acks: AckBuilder | None = None) -> None:
+    def __init__(
+        self, config: Config, acks: AckBuilder | None = None, notifier: Notifier | None = None
+    ) -> None:
         self.config = config
         self._acks = acks or AckBuilder()
+        self._notifier = notifier or Notifier()
+        self.metrics = EngineMetrics()
+        self.http: HttpServer | None = None
         self.store: SqliteStore | None = None
         self.listeners: dict[str, Listener] = {}
         self.router: Router | None = None
@@ -48,23 +62,36 @@ class Engine:
         assert path is not None
         self.store = await SqliteStore.open(str(Path(path)))
         if any(route.enrich for route in self.config.routes):
-            self.insi = await open_insi_service(self.config.insi, cache=self.store)
+            self.insi = await open_insi_service(
+                self.config.insi, cache=self.store, metrics=self.metrics
+            )
+            if self.insi.certificate_expires_at is not None:
+                self._background(watch_expiry(self.insi.certificate_expires_at), "certificate")
         plans = {
             route.name: RoutePlan(route, self._steps_for(route)) for route in self.config.routes
         }
         self.delivery = DeliveryService(
-            self.store, self.config.routes, self.config.engine.retention_days
+            self.store, self.config.routes, self.config.engine.retention_days, self.metrics
         )
         await self.delivery.start()
         self.router = Router(self.store, plans, on_routed=self.delivery.wake)
-        self._tasks.append(asyncio.create_task(self.router.run(), name="router"))
+        self._background(self.router.run(), "router")
         for route in self.config.routes:
             intake = Intake(route, self.store, self._acks, on_stored=self.router.stored)
             context = server_context(route.tls) if route.tls else None
-            listener = Listener(route, intake, context)
+            listener = Listener(route, intake, context, self.metrics)
             await listener.start()
             self.listeners[route.name] = listener
+        if self.config.http is not None:
+            view = EngineView(self.config, self.store, self.metrics, self.insi, self.listeners)
+            self.http = HttpServer(self.config.http, build_app(view))
+            await self.http.start()
+        self._background(self._notifier.watchdog(), "watchdog")
         log.info("engine started", count=len(self.listeners), path=path)
+        self._notifier.notify("READY=1", f"STATUS=serving {len(self.listeners)} route(s)")
+
+    def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(work, name=name))
 
     def _steps_for(self, route: RouteSettings) -> list[Step]:
         if not route.enrich:
@@ -73,7 +100,10 @@ class Engine:
         return [EnrichStep(route.enrichment, self.insi)]
 
     async def stop(self) -> None:
+        self._notifier.notify("STOPPING=1")
         grace = self.config.engine.shutdown_grace_s
+        if self.http is not None:
+            await self.http.stop()
         await asyncio.gather(*(listener.stop(grace) for listener in self.listeners.values()))
         for task in self._tasks:
             task.cancel()

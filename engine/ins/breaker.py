@@ -36,10 +36,15 @@ class CircuitBreaker:
         self._trial_running = False
         self.state = BreakerState.CLOSED
 
+    def current_state(self) -> BreakerState:
+        """The state as the next call would find it (open turns half open after reset_s)."""
+        if self.state is BreakerState.OPEN and self._clock() - self._opened_at >= self.reset_s:
+            return BreakerState.HALF_OPEN
+        return self.state
+
     def before_call(self) -> None:
         """Raise `CircuitOpenError` unless a call may go out now (one trial when half open)."""
-        if self.state is BreakerState.OPEN and self._clock() - self._opened_at >= self.reset_s:
-            self.state = BreakerState.HALF_OPEN
+        self.state = self.current_state()
         if self.state is BreakerState.OPEN or (
             self.state is BreakerState.HALF_OPEN and self._trial_running
         ):

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import httpx
 import structlog
@@ -44,6 +45,7 @@ from engine.ins.soap.headers import CallerIdentity
 from engine.ins.strategy import plan_queries, run_strategy
 from engine.ins.tls import build_tls
 from engine.ins.traits import IdentityTraits, TraitsQuery, fingerprint, normalise_traits
+from engine.metrics import EngineMetrics
 
 log = structlog.get_logger("ins.insi")
 
@@ -59,10 +61,29 @@ _STATUS_OF_CODE = {
 }
 
 
+_RESULT_OF_CODE = {
+    CodeCR.FOUND: "found",
+    CodeCR.NOT_FOUND: "not_found",
+    CodeCR.SEVERAL: "several_found",
+}
+
+
 class _CallCounter:
     """INSi calls made for one lookup, retries included."""
 
     count = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InsiStatus:
+    """What an operator needs to see of INSi: simulated or not, the breaker, the last error
+    (its code and when, wall clock) and when the organisation certificate expires."""
+
+    simulated: bool
+    breaker: str
+    last_error: str | None
+    last_error_at: float | None
+    certificate_expires_at: float | None
 
 
 class InsiService:
@@ -75,6 +96,8 @@ class InsiService:
         *,
         simulated: bool,
         cache: ResultCache | None = None,
+        metrics: EngineMetrics | None = None,
+        certificate_expires_at: float | None = None,
         wall_clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -83,6 +106,9 @@ class InsiService:
         self._client = client
         self._settings = settings
         self._cache = cache
+        self._metrics = metrics or EngineMetrics()
+        self.certificate_expires_at = certificate_expires_at
+        self._last_error: tuple[str, float] | None = None
         self._scope = settings.url or "in-process-simulator"
         self._wall_clock = wall_clock
         self._monotonic = monotonic
@@ -126,6 +152,12 @@ class InsiService:
             flight, lambda: self._lookup(key, normalised, max_age)
         )
         return outcome.shared() if shared else outcome
+
+    def status(self) -> InsiStatus:
+        """The service as the console, `/readyz` and `/metrics` show it."""
+        breaker = self._breaker.current_state()
+        code, at = self._last_error or (None, None)
+        return InsiStatus(self.simulated, breaker.value, code, at, self.certificate_expires_at)
 
     async def aclose(self) -> None:
         """Stop pending lookups and close connections."""
@@ -193,8 +225,7 @@ class InsiService:
             attempts += 1
             calls.count += 1
             try:
-                async with self._semaphore:
-                    result = await self._client.search(query)
+                result = await self._measured_call(query)
             except InvalidAnswerError:
                 self._breaker.record_neutral()  # one identity's answer, not the service's health
                 raise
@@ -211,6 +242,19 @@ class InsiService:
                     self._held = (error, self._monotonic() + self._settings.breaker_reset_s)
                 raise
             self._breaker.record_success()
+            return result
+
+    async def _measured_call(self, query: TraitsQuery) -> InsiResult:
+        """One HTTP call, timed and counted by result; a failure is remembered."""
+        async with self._semaphore:
+            started = self._monotonic()
+            try:
+                result = await self._client.search(query)
+            except InsiError as error:
+                self._last_error = (error.code, self._wall_clock())
+                self._metrics.insi_call(_error_result(error), self._monotonic() - started)
+                raise
+            self._metrics.insi_call(_RESULT_OF_CODE[result.code], self._monotonic() - started)
             return result
 
     def _backoff(self, attempt: int) -> float:
@@ -283,8 +327,19 @@ class InsiService:
             self._recent.popitem(last=False)
 
 
+def _error_result(error: InsiError) -> str:
+    """The `result` label of a failed call: a short fixed word per kind of failure."""
+    if isinstance(error, InvalidAnswerError):
+        return "invalid_answer"
+    if isinstance(error, InsiConfigurationError):
+        return "refused"
+    return "error"
+
+
 async def open_insi_service(
-    settings: InsiSettings, cache: ResultCache | None = None
+    settings: InsiSettings,
+    cache: ResultCache | None = None,
+    metrics: EngineMetrics | None = None,
 ) -> InsiService:
     """Build the service for `[insi]`: the real INSi over mutual TLS, or the simulator.
 
@@ -300,6 +355,7 @@ async def open_insi_service(
         max_connections=settings.max_concurrency, max_keepalive_connections=settings.max_concurrency
     )
     organisation_unit = None
+    expires_at = None
     if settings.url is None:
         simulator = InsiSimulator(
             population(
@@ -324,6 +380,7 @@ async def open_insi_service(
         if url.startswith("https://"):
             tls = build_tls(settings)
             verify, organisation_unit = tls.context, tls.organisation_unit
+            expires_at = tls.expires_at
         http = httpx.AsyncClient(
             verify=verify, timeout=timeout, limits=limits, trust_env=not is_loopback_host(host)
         )
@@ -344,7 +401,12 @@ async def open_insi_service(
     )
     client = InsiClient(http, url, caller, settings.timeout_s)
     return InsiService(
-        client, settings, simulated=settings.in_process or settings.simulator, cache=cache
+        client,
+        settings,
+        simulated=settings.in_process or settings.simulator,
+        cache=cache,
+        metrics=metrics,
+        certificate_expires_at=expires_at,
     )
 
 

@@ -60,6 +60,12 @@ CREATE TABLE IF NOT EXISTS insi_cache (
     expires_at REAL NOT NULL
 );
 
+-- One row, rewritten by each readiness check: proof that the store still takes writes.
+CREATE TABLE IF NOT EXISTS health (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    checked_at REAL NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS operator_actions (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL,

@@ -565,6 +565,16 @@ class SqliteStore:
 
         return await self._write(job)
 
+    async def check_writable(self) -> None:
+        # Not durable: a readiness probe every few seconds must not cost an fsync each;
+        # a full disk or a read-only file still fails the write itself.
+        await self._write(
+            lambda connection: connection.execute(
+                "INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?)", (time.time(),)
+            ),
+            durable=False,
+        )
+
     # -- retention ----------------------------------------------------------------------
 
     async def prune(self, before: float, limit: int) -> Pruned:

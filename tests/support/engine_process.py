@@ -27,8 +27,9 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 class EngineProcess:
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
+        self.env = env or {}
         self.records: list[dict[str, Any]] = []
         self._process: subprocess.Popen[bytes] | None = None
         self._started = threading.Event()
@@ -49,6 +50,13 @@ class EngineProcess:
                 host, _, port = record["listen"].rpartition(":")
                 return host, int(port)
         raise AssertionError(f"no listener ready for route {route}")
+
+    def http_address(self) -> str:
+        """`http://host:port` of the HTTP listener, from the latest run's log."""
+        for record in reversed(self.records):
+            if record.get("event") == "http listener ready":
+                return f"http://{record['listen']}"
+        raise AssertionError("no http listener ready")
 
     def logged(self, event: str) -> list[dict[str, Any]]:
         """Records whose event is `event`, oldest first."""
@@ -89,7 +97,7 @@ class EngineProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )
         self._reader = threading.Thread(target=self._read, args=(self._process,), daemon=True)
         self._reader.start()
