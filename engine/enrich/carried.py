@@ -2,9 +2,10 @@
 
 A repetition of PID-2, PID-3 or PID-4 is INS-looking when its CX-5 says `INS`, its CX-4
 names an INS OID (in HD-2, or in HD-1 as some systems write it), or its namespace is
-`ASIP-SANTE-INS-NIR` or `ASIP-SANTE-INS-NIA`. Finding is lenient (case, spaces) because what
-is found is then verified or removed; the billing NIR (`NH` under `ASIP-SANTE-NIR`) is never
-touched.
+`ASIP-SANTE-INS-NIR` or `ASIP-SANTE-INS-NIA`; and, because a feed that misplaces a delimiter
+still carries an INS, when any of these stands in another component after CX-1. Finding is
+lenient (case, spaces, position) because what is found is then verified or removed; the
+billing NIR (`NH` under `ASIP-SANTE-NIR`) is never touched.
 An INS-looking repetition with an empty matricule is a placeholder: no INS is carried, but
 it is removed when the step rewrites the identifiers.
 
@@ -59,20 +60,40 @@ class CarriedIns:
 
 
 def looks_like_ins(cx: str, separators: Separators) -> bool:
-    """CX-5 `INS`, an INS OID in CX-4 (HD-1 or HD-2), or an INS namespace;
-    never the billing NIR, `NH` under `ASIP-SANTE-NIR`."""
-    kind = component(cx, 5, separators.component).strip().upper()
-    if kind == INS_TYPE:
-        return True
+    """An `INS` type, an INS OID or an INS namespace in any component after CX-1 (where a
+    feed that misplaces a delimiter still puts them); never the billing NIR, `NH` under
+    `ASIP-SANTE-NIR`."""
+    components = cx.split(separators.component)
     authority = component(cx, 4, separators.component).split(separators.subcomponent)
-    namespace = authority[0].strip()
-    if kind == BILLING_NIR_TYPE and namespace.upper() == BILLING_NIR_NAMESPACE:
+    if (
+        component(cx, 5, separators.component).strip().upper() == BILLING_NIR_TYPE
+        and authority[0].strip().upper() == BILLING_NIR_NAMESPACE
+    ):
         return False
-    return (
-        parse_oid(namespace) is not None
-        or (len(authority) > 1 and parse_oid(authority[1]) is not None)
-        or namespace.upper() in _INS_NAMESPACES
+    return any(
+        part.strip().upper() == INS_TYPE
+        or any(
+            parse_oid(sub) is not None or sub.strip().upper() in _INS_NAMESPACES
+            for sub in part.split(separators.subcomponent)
+        )
+        for part in components[1:]
     )
+
+
+def _oid_text(cx: str, separators: Separators) -> str:
+    """The INS OID the repetition names: CX-4 HD-2, HD-1, then anywhere after CX-1; else
+    CX-4 HD-2 as written."""
+    authority = component(cx, 4, separators.component).split(separators.subcomponent)
+    candidates = [
+        *authority[1::-1],
+        *(
+            sub
+            for part in cx.split(separators.component)[1:]
+            for sub in part.split(separators.subcomponent)
+        ),
+    ]
+    found = next((hd for hd in candidates if parse_oid(hd) is not None), None)
+    return found if found is not None else (authority[1] if len(authority) > 1 else "")
 
 
 def ins_positions(pid: Segment) -> Iterator[tuple[int, int, str]]:
@@ -92,11 +113,8 @@ def carried_ins(pid: Segment) -> tuple[CarriedIns, ...]:
         matricule = unescape(component(cx, 1, separators.component), separators).strip()
         if matricule in ("", HL7_NULL):
             continue
-        authority = component(cx, 4, separators.component).split(separators.subcomponent)
-        oid = next((hd for hd in authority[1::-1] if parse_oid(hd) is not None), "")
-        if not oid and len(authority) > 1:
-            oid = authority[1]
-        found.append(CarriedIns(number, index, matricule, unescape(oid, separators)))
+        oid = unescape(_oid_text(cx, separators), separators)
+        found.append(CarriedIns(number, index, matricule, oid))
     return tuple(found)
 
 

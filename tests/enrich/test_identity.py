@@ -62,6 +62,9 @@ def test_reads_with_non_default_delimiters() -> None:
         ("297022A02077878^^^asip-sante-ins-nir", True),
         ("297022A02077878^^^ASIP-SANTE-NIR&1.2.250.1.213.1.4.8&ISO^NH", False),  # billing NIR
         ("1970263220123^^^ASIP-SANTE-NIR^NH", False),
+        ("297022A02077878^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS", True),  # a ^ lost
+        ("297022A02077878^^^HOSP^PI^INS", True),
+        ("INS^^^HOSP^PI", False),  # a local identifier that happens to read INS
         ("0093876492823371705143^^^ASIP-SANTE-INS-C&1.2.250.1.213.1.4.2&ISO^INS-C", False),
         ("42^^^H&1.2.3&ISO^PI", False),
     ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -177,3 +178,59 @@ async def test_never_raises_on_a_truncated_or_mangled_pid(insi: InsiService) -> 
         else:
             assert "^INS" not in output
     assert {"added", "invalid_traits", "not_applicable", "not_found"} <= outcomes
+
+
+HIDDEN = (
+    "MSH|^~\\&|SRC|HOSP|DST|HOSP|20240101120000||ADT^A31^ADT_A05|C043|P|2.5^FRA^2.11"
+    "|||||FRA|8859/1\r"
+    "EVN||20240101120000\r"
+    "PID||297022A02077878^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS"
+    "|IPP001^^^HOSP^PI~297022A02077878^^^1.2.250.1.213.1.4.8^INS-NIR"
+    "|160012B02077713^^^&1.2.250.1.213.1.4.8&ISO|ADRTROIS^DOMINIQUE^DOMINIQUE^^^^L||19970226|F"
+    "|||^^^^^FRA^BDL^^2A020|||||||||||||||||||||VALI~HOMA\r"
+    "ZFD|||N|N|INSI|20231201101010|CN\r"
+).encode("latin-1")
+INS_OID = re.compile(r"1\.2\.250\.1\.213\.1\.4\.(?:8|9|10|11)\b")
+
+
+def ins_looking(text: str) -> list[tuple[int, str]]:
+    """(field, repetition) of every identifier in PID-2/3/4 typed INS or naming an INS OID."""
+    pid = next((line for line in text.split("\r") if line.startswith("PID|")), "")
+    fields = pid.split("|")
+    return [
+        (number, rep)
+        for number in (2, 3, 4)
+        if number < len(fields)
+        for rep in fields[number].split("~")
+        if rep.split("^")[4:5] == ["INS"] or INS_OID.search(rep)
+    ]
+
+
+async def test_no_mangled_message_ever_leaves_with_an_unverified_or_second_ins(
+    insi: InsiService,
+) -> None:
+    """Every prefix of a PID hiding INS in PID-2, PID-3 (OID in HD-1) and PID-4, and every
+    single character deleted from it: an INS leaves only when added or verified, only one,
+    only in PID-3, and only with a clean VALI."""
+    segments = HIDDEN.decode("latin-1").split("\r")
+    pid = segments[2]
+    variants = [pid[:end] for end in range(len(pid))]
+    variants += [pid[:i] + pid[i + 1 :] for i in range(len(pid))]
+    step = EnrichStep(EnrichSettings(), insi)
+    outcomes = set()
+    for variant in variants:
+        text = "\r".join([*segments[:2], variant, *segments[3:]])
+        routed = routed_from(text.encode("latin-1"))
+        await step(routed)
+        outcome = routed.annotations["identity"]["outcome"]
+        outcomes.add(outcome)
+        output = routed.output().decode("latin-1")
+        found = ins_looking(output)
+        if outcome in ("added", "verified"):
+            assert found == [
+                (3, "297022A02077878^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS")
+            ]
+            assert output.split("\r")[2].split("|")[32] in ("VALI", "VALI~HOMA")
+        else:
+            assert found == [], (outcome, variant)
+    assert {"incoherent", "invalid_traits", "not_applicable"} <= outcomes
