@@ -11,11 +11,16 @@ so a restart does not reset them; histograms and gauges start afresh.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
+
+from engine.logs import get_logger
 
 # `_created` series double every counter and say nothing a restart time does not.
 prometheus_client.disable_created_metrics()
@@ -27,6 +32,16 @@ DELIVERY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 1
 
 CounterValue = tuple[str, dict[str, str], float]
 """A saved counter: its name (without `_total`), its labels, its value."""
+SAVE_EVERY_S = 10.0
+log = get_logger("engine.metrics")
+
+
+class CounterStore(Protocol):
+    """Where counters are saved between runs (the engine's store)."""
+
+    async def save_counters(self, values: list[tuple[str, str, float]]) -> None: ...
+
+    async def load_counters(self) -> list[tuple[str, str, float]]: ...
 
 
 class EngineMetrics:
@@ -169,9 +184,50 @@ class EngineMetrics:
                         values.append((family.name, dict(sample.labels), sample.value))
         return values
 
+    def totals(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """(labels, value) of every series of one counter (its name without `_total`)."""
+        return [(labels, value) for found, labels, value in self.counter_values() if found == name]
+
+    def histogram_totals(self, histogram: Histogram) -> tuple[float, float]:
+        """(sum, count) of a histogram without labels."""
+        total = count = 0.0
+        for family in histogram.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_sum"):
+                    total = sample.value
+                elif sample.name.endswith("_count"):
+                    count = sample.value
+        return total, count
+
     def restore(self, values: Iterable[CounterValue]) -> None:
         """Start counters from saved values (unknown names or labels are ignored)."""
         for name, labels, value in values:
             counter, names = self._counters.get(name, (None, ()))
             if counter is not None and set(labels) == set(names) and value > 0:
                 counter.labels(**labels).inc(value)
+
+
+async def restore_counters(metrics: EngineMetrics, store: CounterStore) -> None:
+    """Start the counters from their last saved values."""
+    metrics.restore(
+        (name, json.loads(labels), value) for name, labels, value in await store.load_counters()
+    )
+
+
+async def save_counters(metrics: EngineMetrics, store: CounterStore) -> None:
+    """Save every counter; a failure is logged (the counts since the last save may be lost)."""
+    values = [
+        (name, json.dumps(labels, sort_keys=True), value)
+        for name, labels, value in metrics.counter_values()
+    ]
+    try:
+        await store.save_counters(values)
+    except Exception as error:  # counters are worth less than stopping cleanly
+        log.warning("metric counters not saved", exc_info=error)
+
+
+async def keep_counters(metrics: EngineMetrics, store: CounterStore) -> None:
+    """Save the counters every `SAVE_EVERY_S` until cancelled (and once more at stop)."""
+    while True:
+        await asyncio.sleep(SAVE_EVERY_S)
+        await save_counters(metrics, store)

@@ -60,6 +60,26 @@ CREATE TABLE IF NOT EXISTS insi_cache (
     expires_at REAL NOT NULL
 );
 
+CREATE INDEX IF NOT EXISTS messages_control_id ON messages (control_id);
+
+-- Who did or saw what in the console (kept beyond message retention).
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    user TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+
+-- Metric counters saved at intervals and at shutdown, restored at start.
+CREATE TABLE IF NOT EXISTS metric_counters (
+    name TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (name, labels)
+);
+
 -- One row, rewritten by each readiness check: proof that the store still takes writes.
 CREATE TABLE IF NOT EXISTS health (
     id INTEGER PRIMARY KEY CHECK (id = 1),

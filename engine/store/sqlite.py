@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import queue
@@ -34,15 +35,20 @@ from typing import Any, TypeVar
 from engine.delivery.lanes import lane_of
 from engine.errors import StoreError
 from engine.logs import get_logger
+from engine.store import sqlite_console
 from engine.store.base import (
     FINISHED,
     Accepted,
     ActionResult,
+    AuditEntry,
     EntryStatus,
     EntrySummary,
     IdentityRecord,
     Incoming,
+    MessageDetail,
+    MessageQuery,
     MessageStatus,
+    MessageSummary,
     OutboxEntry,
     Pruned,
     QueueStatus,
@@ -564,6 +570,27 @@ class SqliteStore:
             return results
 
         return await self._write(job)
+
+    # -- what the console reads and keeps (statements in `sqlite_console`) ---------------
+
+    async def find_messages(self, query: MessageQuery) -> list[MessageSummary]:
+        return await self._read(functools.partial(sqlite_console.find_messages, query))
+
+    async def message_detail(self, message_id: int) -> MessageDetail | None:
+        return await self._read(functools.partial(sqlite_console.message_detail, message_id))
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        await self._write(functools.partial(sqlite_console.record_audit, entry))
+
+    async def audit_entries(self, limit: int, before_id: int | None = None) -> list[AuditEntry]:
+        return await self._read(functools.partial(sqlite_console.audit_entries, limit, before_id))
+
+    async def save_counters(self, values: list[tuple[str, str, float]]) -> None:
+        # Not durable: a power loss costs the counts since the previous save.
+        await self._write(functools.partial(sqlite_console.save_counters, values), durable=False)
+
+    async def load_counters(self) -> list[tuple[str, str, float]]:
+        return await self._read(sqlite_console.load_counters)
 
     async def check_writable(self) -> None:
         # Not durable: a readiness probe every few seconds must not cost an fsync each;

@@ -9,6 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from engine.config import load_config
 from engine.mllp.client import MllpClient
 from engine.runtime import Engine
 from tests.conftest import StartEngine
@@ -92,7 +93,11 @@ async def test_metrics_count_acks_and_deliveries(
         await client.exchange(adt(f"CTRL{number}"), 5)
     await client.exchange(adt("REFUSED", event="R01", message_type="ORU"), 5)
     await client.close()
-    await wait_for(lambda: len(list(outbox.iterdir())) == 3)
+    await wait_for(
+        lambda: engine.metrics.totals("ins_engine_messages_delivered")
+        == [({"route": "adt", "destination": "archive"}, 3.0)]
+    )
+    assert len(list(outbox.iterdir())) == 3
     status, text, headers = await get(base_url(engine) + "/metrics")
     assert status == 200
     assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -132,3 +137,26 @@ async def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> No
     async with asyncio.timeout(timeout_s):
         while not condition():  # noqa: ASYNC110 - a folder offers no event
             await asyncio.sleep(0.02)
+
+
+async def test_counters_continue_after_a_restart(tmp_path: Path) -> None:
+    config = tmp_path / "engine.toml"
+    config.write_text(
+        f'[engine]\nstore = "sqlite:///{tmp_path / "engine.db"}"\n\n{HTTP}\n'
+        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\nenrich = false\n',
+        encoding="utf-8",
+    )
+    for run, expected in ((1, 2.0), (2, 4.0)):
+        engine = Engine(load_config(config))
+        await engine.start()
+        try:
+            client = await MllpClient.connect(*engine.listeners["adt"].address)
+            for number in range(2):
+                await client.exchange(adt(f"RUN{run}-{number}"), 5)
+            await client.close()
+            _, text, _ = await get(base_url(engine) + "/metrics")
+        finally:
+            await engine.stop()
+        received = value(text, "ins_engine_messages_received_total", route="adt", ack_code="AA")
+        assert received == expected
+        assert value(text, "ins_engine_ack_seconds_count") == 2, "histograms start afresh"
