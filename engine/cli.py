@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "engine.commands.replay",
     "engine.commands.report",
     "engine.commands.enrich",
+    "engine.commands.user",
 )
 
 

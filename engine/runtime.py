@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import Config, RouteSettings, sqlite_path
+from engine.console import app as console
 from engine.delivery.service import DeliveryService
 from engine.enrich.step import EnrichStep
 from engine.hl7.ack import AckBuilder
@@ -29,7 +30,7 @@ from engine.ins.service import InsiService, open_insi_service
 from engine.intake import Intake
 from engine.listener import Listener
 from engine.logs import get_logger
-from engine.metrics import EngineMetrics
+from engine.metrics import EngineMetrics, keep_counters, restore_counters, save_counters
 from engine.pipeline import Step
 from engine.router import RoutePlan, Router
 from engine.store.sqlite import SqliteStore
@@ -61,6 +62,7 @@ class Engine:
         path = sqlite_path(self.config.engine.store)
         assert path is not None
         self.store = await SqliteStore.open(str(Path(path)))
+        await restore_counters(self.metrics, self.store)
         if any(route.enrich for route in self.config.routes):
             self.insi = await open_insi_service(
                 self.config.insi, cache=self.store, metrics=self.metrics
@@ -83,10 +85,18 @@ class Engine:
             await listener.start()
             self.listeners[route.name] = listener
         if self.config.http is not None:
-            view = EngineView(self.config, self.store, self.metrics, self.insi, self.listeners)
-            self.http = HttpServer(self.config.http, build_app(view))
+            view = EngineView(
+                self.config,
+                self.store,
+                self.metrics,
+                self.insi,
+                self.listeners,
+                requeued=self.delivery.wake,
+            )
+            self.http = HttpServer(self.config.http, build_app(view, console.register))
             await self.http.start()
         self._background(self._notifier.watchdog(), "watchdog")
+        self._background(keep_counters(self.metrics, self.store), "counters")
         log.info("engine started", count=len(self.listeners), path=path)
         self._notifier.notify("READY=1", f"STATUS=serving {len(self.listeners)} route(s)")
 
@@ -115,6 +125,7 @@ class Engine:
         if self.insi is not None:
             await self.insi.aclose()
         if self.store is not None:
+            await save_counters(self.metrics, self.store)
             await self.store.close()
         log.info("engine stopped")
 

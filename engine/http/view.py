@@ -7,7 +7,7 @@ metrics, the INSi service's status and the listeners' state, nothing that starts
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -26,6 +26,7 @@ class EngineView:
     metrics: EngineMetrics
     insi: InsiService | None
     listeners: Mapping[str, Listener]
+    requeued: Callable[[], None] = lambda: None  # entries were queued again: wake delivery
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -47,3 +48,7 @@ ENGINE = web.AppKey("engine", EngineView)
 
 def engine_of(request: web.Request) -> EngineView:
     return request.app[ENGINE]
+
+
+def engine_of_app(app: web.Application) -> EngineView:
+    return app[ENGINE]

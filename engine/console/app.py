@@ -1,0 +1,28 @@
+"""Mounting the console on the HTTP application: its guard, its static files, its pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from engine.console import audit_page, dashboard, login, messages, queues
+from engine.console.context import CONSOLE, Console
+from engine.console.guard import guard
+from engine.http.server import STATIC_PREFIX
+from engine.http.view import engine_of_app
+
+STATIC = Path(__file__).parent / "static"
+
+
+def register(app: web.Application) -> None:
+    engine = engine_of_app(app)
+    console = Console.from_settings(engine.http)
+    app[CONSOLE] = console
+    app.middlewares.append(guard(console.sessions, console.users))
+    app.router.add_static(STATIC_PREFIX, STATIC, append_version=False)
+    login.register(app)
+    dashboard.register(app, engine.metrics)
+    queues.register(app)
+    messages.register(app)
+    audit_page.register(app)

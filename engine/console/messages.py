@@ -1,0 +1,151 @@
+"""The message list and one message's journey, for every role, without patient data; its
+content (received and delivered bytes side by side) for the vigilance role only, audited.
+
+The list filters by control id, route, reception date, and the state of the message's
+deliveries. A message's page shows what happened to it in order: received (when, from
+which peer, which type), the ACK sent, what each route step decided, then each
+destination's delivery (attempts, ACK code, errors, operators' actions).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from engine.console.content import compare, readable
+from engine.console.context import audit
+from engine.console.guard import needs
+from engine.console.render import render
+from engine.console.users import Role
+from engine.hl7.message import Message, MessageFormatError
+from engine.http.view import EngineView, engine_of
+from engine.store.base import EntryStatus, MessageDetail, MessageQuery
+
+PAGE = 50
+_STATUSES = frozenset(status.value for status in EntryStatus)
+
+
+@dataclass(frozen=True)
+class Filters:
+    control_id: str
+    route: str
+    since: str  # the form's values, as typed
+    until: str
+    status: str
+
+    @classmethod
+    def of(cls, request: web.Request) -> Filters:
+        query = request.query
+        return cls(
+            *(
+                query.get(key, "").strip()[:64]
+                for key in ("control_id", "route", "since", "until", "status")
+            )
+        )
+
+    def query(self, before_id: int | None) -> MessageQuery:
+        return MessageQuery(
+            control_id=self.control_id or None,
+            route=self.route or None,
+            since=_moment(self.since, "since"),
+            until=_moment(self.until, "until"),
+            status=EntryStatus(self.status) if self.status in _STATUSES else None,
+            before_id=before_id,
+            limit=PAGE,
+        )
+
+
+def _moment(text: str, name: str) -> float | None:
+    """A date (`2024-01-31`) or a local date and time from the form, as epoch seconds."""
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text).astimezone().timestamp()
+    except ValueError:
+        raise web.HTTPBadRequest(
+            text=f"{name}: a date such as 2024-01-31 or 2024-01-31T08:00"
+        ) from None
+
+
+def ack_code(ack: bytes) -> str:
+    """MSA-1 of a stored ACK ('' when none was sent: MLLP commit ACKs, MSH-15 NE)."""
+    if not ack:
+        return ""
+    try:
+        msa = Message.parse(ack.decode("latin-1")).segment("MSA")
+    except MessageFormatError:
+        return "?"
+    return msa.field(1) if msa is not None else "?"
+
+
+async def message_list(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    filters = Filters.of(request)
+    before = request.query.get("before", "")
+    found = await engine.store.find_messages(
+        filters.query(int(before) if before.isdigit() else None)
+    )
+    return render(
+        request,
+        "messages.html",
+        filters=filters,
+        messages=found,
+        acks={message.message_id: ack_code(message.ack) for message in found},
+        routes=[route.name for route in engine.config.routes],
+        statuses=[status.value for status in EntryStatus],
+        next_before=found[-1].message_id if len(found) == PAGE else None,
+    )
+
+
+async def _detail(request: web.Request) -> tuple[EngineView, MessageDetail]:
+    engine = engine_of(request)
+    detail = await engine.store.message_detail(int(request.match_info["message_id"]))
+    if detail is None:
+        raise web.HTTPNotFound(text="no such message (it may have been pruned)")
+    return engine, detail
+
+
+async def message_page(request: web.Request) -> web.Response:
+    _, detail = await _detail(request)
+    return render(
+        request,
+        "message.html",
+        message=detail,
+        ack=ack_code(detail.summary.ack),
+        decisions=[],
+        attention=frozenset(),
+        attempts_of={},
+        actions_of={
+            entry.entry_id: [
+                action for action in detail.actions if action.entry_id == entry.entry_id
+            ]
+            for entry in detail.entries
+        },
+    )
+
+
+@needs(Role.VIGILANCE)
+async def message_content(request: web.Request) -> web.Response:
+    engine, detail = await _detail(request)
+    summary = detail.summary
+    await audit(request, "view_message", f"message {summary.message_id} ({summary.control_id})")
+    route = next((r for r in engine.config.routes if r.name == summary.route), None)
+    received = readable(detail.raw, route)
+    deliveries = [
+        (entry, compare(received, readable(entry.payload, route))) for entry in detail.entries
+    ]
+    return render(
+        request,
+        "message_content.html",
+        message=detail,
+        received=compare(received, received),
+        deliveries=deliveries,
+    )
+
+
+def register(app: web.Application) -> None:
+    app.router.add_get("/messages", message_list)
+    app.router.add_get(r"/messages/{message_id:\d+}", message_page)
+    app.router.add_get(r"/messages/{message_id:\d+}/content", message_content)
