@@ -33,6 +33,11 @@ def test_the_shipped_default_configuration_is_valid() -> None:
     (route,) = config.routes
     assert (route.name, route.listen) == ("adt", "127.0.0.1:2575")
     assert route.destinations[0].file == str(ROOT / "var" / "outbox" / "adt")
+    assert config.http is not None, "make run shows the console"
+    assert (config.http.listen, config.http.users) == (
+        "127.0.0.1:8080",
+        str(ROOT / "routes" / "users.toml"),
+    )
 
 
 def test_the_keys_operations_scripts_rely_on_work_as_written(tmp_path: Path) -> None:

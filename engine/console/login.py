@@ -49,7 +49,7 @@ def _form(request: web.Request, status: int, error: str, retry_after: float = 0)
         login_token=token,
         next=safe_next(request.query.get("next")),
         error=error,
-        no_users=console.users.path is None,
+        no_users=console.users.empty,
     )
     response.set_cookie(
         LOGIN_COOKIE,

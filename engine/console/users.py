@@ -168,6 +168,14 @@ class UsersFile:
     def get(self, name: str) -> User | None:
         return self._current().get(name)
 
+    @property
+    def empty(self) -> bool:
+        """No one can log in (no file configured, none written yet, or no user in it)."""
+        try:
+            return not self._current()
+        except ConfigError:
+            return False  # a broken file is reported when someone logs in
+
     def _current(self) -> dict[str, User]:
         if self.path is None:
             return {}

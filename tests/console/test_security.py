@@ -219,3 +219,17 @@ async def test_over_tls_the_cookie_is_secure(start_engine: StartEngine, tmp_path
         answer = await log_in(session)
         assert answer.cookies["ins_engine_session"]["secure"] is True
         assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+async def test_the_login_page_says_how_to_add_the_first_user(
+    start_engine: StartEngine, tmp_path: Path
+) -> None:
+    users = tmp_path / "nobody.toml"
+    engine = await start_engine(extra=f'[http]\nlisten = "127.0.0.1:0"\nusers = "{users}"\n')
+    assert engine.http is not None
+    host, port = engine.http.address
+    async with browser_like(f"http://{host}:{port}") as session, session.get("/login") as page:
+        assert "ins-engine user add NAME --role" in await page.text()
+    save_users(users, {"ana": User("ana", Role.VIEWER, hash_password("viewer-pass-1234"))})
+    async with browser_like(f"http://{host}:{port}") as session, session.get("/login") as page:
+        assert "ins-engine user add" not in await page.text()

@@ -94,8 +94,10 @@ async def test_metrics_count_acks_and_deliveries(
     await client.exchange(adt("REFUSED", event="R01", message_type="ORU"), 5)
     await client.close()
     await wait_for(
-        lambda: engine.metrics.totals("ins_engine_messages_delivered")
-        == [({"route": "adt", "destination": "archive"}, 3.0)]
+        lambda: (
+            engine.metrics.totals("ins_engine_messages_delivered")
+            == [({"route": "adt", "destination": "archive"}, 3.0)]
+        )
     )
     assert len(list(outbox.iterdir())) == 3
     status, text, headers = await get(base_url(engine) + "/metrics")
