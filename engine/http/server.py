@@ -14,6 +14,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from engine.config import HttpSettings, parse_address
+from engine.http.tokens import configured_token
+from engine.ins.settings import is_loopback_host
 from engine.logs import get_logger
 from engine.tls import server_context
 
@@ -109,6 +111,18 @@ class HttpServer:
         await site.start()
         host, port = self.address
         log.info("http listener ready", listen=f"{host}:{port}", tls="on" if context else "off")
+        if context is None and not is_loopback_host(address[0]):
+            log.warning(
+                "HTTP without TLS beyond loopback: console passwords and cookies travel in "
+                "clear; set [http.tls] or listen on 127.0.0.1 behind a TLS proxy",
+                listen=f"{host}:{port}",
+            )
+        variable = self.settings.metrics_token_env
+        if variable is not None and configured_token(variable) is None:
+            log.warning(
+                f"[http] metrics_token_env: {variable} is empty; every scrape is refused",
+                code="metrics_token_env",
+            )
 
     async def stop(self) -> None:
         if self._runner is not None:

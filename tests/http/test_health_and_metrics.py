@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from structlog.testing import capture_logs
 
 from engine.config import load_config
 from engine.mllp.client import MllpClient
@@ -162,3 +163,13 @@ async def test_counters_continue_after_a_restart(tmp_path: Path) -> None:
         received = value(text, "ins_engine_messages_received_total", route="adt", ack_code="AA")
         assert received == expected
         assert value(text, "ins_engine_ack_seconds_count") == 2, "histograms start afresh"
+
+
+async def test_an_empty_metrics_token_refuses_every_scrape_and_says_so(
+    start_engine: StartEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TEST_METRICS_TOKEN", raising=False)
+    with capture_logs() as logs:
+        engine = await start_engine(extra=HTTP + 'metrics_token_env = "TEST_METRICS_TOKEN"\n')
+    assert [entry["code"] for entry in logs if entry.get("code")] == ["metrics_token_env"]
+    assert (await get(base_url(engine) + "/metrics", Authorization="Bearer "))[0] == 401
