@@ -65,36 +65,15 @@ def message_detail(message_id: int, connection: sqlite3.Connection) -> MessageDe
         "SELECT peer, sending_application, sending_facility, raw FROM messages WHERE id = ?",
         (message_id,),
     ).fetchone()
+    rows = connection.execute(
+        """SELECT id, destination, status, attempts, last_error, last_ack_code, updated_at,
+               delivered_at, resend_of, coalesce(payload, ?)
+           FROM outbox WHERE message_id = ? ORDER BY id""",
+        (raw, message_id),
+    ).fetchall()
     entries = tuple(
-        EntryHistory(
-            entry_id,
-            destination,
-            EntryStatus(status),
-            attempts,
-            last_error,
-            last_ack_code,
-            updated_at,
-            delivered_at,
-            resend_of,
-            bytes(payload if payload is not None else raw),
-        )
-        for (
-            entry_id,
-            destination,
-            status,
-            attempts,
-            last_error,
-            last_ack_code,
-            updated_at,
-            delivered_at,
-            resend_of,
-            payload,
-        ) in connection.execute(
-            """SELECT id, destination, status, attempts, last_error, last_ack_code, updated_at,
-                   delivered_at, resend_of, payload
-               FROM outbox WHERE message_id = ? ORDER BY id""",
-            (message_id,),
-        )
+        EntryHistory(*row[:2], EntryStatus(row[2]), *row[3:9], bytes(row[9]))  # type: ignore[call-arg]
+        for row in rows
     )
     actions = tuple(
         OperatorAction(*action)
