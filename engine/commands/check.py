@@ -7,9 +7,11 @@ this output, and a test keeps them equal).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from engine.commands.common import add_config_argument, read_config
 from engine.config import documented_keys
+from engine.console.users import load_users
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +28,8 @@ def check(args: argparse.Namespace) -> int:
         print(key_reference())
         return 0
     config = read_config(args)
+    if config.http is not None and config.http.users is not None:
+        load_users(Path(config.http.users))  # a broken users file names its key
     destinations = sum(len(route.destinations) for route in config.routes)
     insi = "SIMULATED (local simulator)" if config.insi.url is None else config.insi.url
     print(

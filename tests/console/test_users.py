@@ -134,3 +134,17 @@ def test_user_needs_a_users_file_in_the_configuration(tmp_path: Path) -> None:
     result = run_user(file, "list")
     assert result.returncode == 2
     assert "[http] users" in result.stderr
+
+
+def test_check_reads_the_users_file(config: Path) -> None:
+    (config.parent / "users.toml").write_text('[[users]]\nname = "ana"\nrole = "admin"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "engine", "check", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=REPOSITORY,
+        check=False,
+    )
+    assert result.returncode == 2
+    expected = f"{config.parent / 'users.toml'}: users[0]: name, role and password_hash"
+    assert expected in result.stderr
