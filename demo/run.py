@@ -95,9 +95,9 @@ def demo_route(config_file: Path) -> DemoRoute:
     if len(config.routes) != 1 or len(destinations) != 1 or destinations[0].file is None:
         raise DemoError(f"{config_file}: one route with one file destination expected")
     store = sqlite_path(config.engine.store)
-    assert store is not None  # the configuration is valid
+    assert store is not None  # the configuration is valid; its paths are absolute
     return DemoRoute(
-        config_file.resolve(), config.routes[0].name, REPOSITORY / store, Path(destinations[0].file)
+        config_file.resolve(), config.routes[0].name, Path(store), Path(destinations[0].file)
     )
 
 

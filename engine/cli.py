@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from engine import __version__
 from engine.errors import CliError, ConfigError
@@ -42,9 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args))
+        status = int(args.handler(args))
+        sys.stdout.flush()  # a reader gone away (`| head`) shows here, not at exit
+        return status
     except (ConfigError, CliError) as error:
-        print(f"ins-engine {args.command}: {error}", file=sys.stderr)
+        for line in str(error).splitlines():  # a configuration may have several errors
+            print(f"ins-engine {args.command}: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # As a Unix tool killed by SIGPIPE: no message, and nothing more written anywhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    except Exception as error:  # a bug: one line that locates it, never a traceback
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        where = f"{Path(frame.filename).name}:{frame.lineno}"
+        print(
+            f"ins-engine {args.command}: internal error ({type(error).__name__} at {where}); "
+            "please report it",
+            file=sys.stderr,
+        )
+        return 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 import tomllib
 import types
 import typing
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.enrich.settings import EnrichSettings
-from engine.errors import ConfigError
+from engine.errors import ConfigError, ConfigErrors
 from engine.hl7.charset import is_known
 from engine.ins.settings import InsiSettings
 
@@ -43,7 +44,10 @@ def parse_address(value: str) -> tuple[str, int] | None:
 class EngineSettings:
     store: str = field(
         default="sqlite:///var/ins-engine.db",
-        metadata=doc("store URL: sqlite:///relative/to/cwd.db or sqlite:////absolute.db"),
+        metadata=doc(
+            "store URL: sqlite:///relative/to/this/file.db or sqlite:////absolute.db",
+            store_url=True,
+        ),
     )
     log_level: str = field(default="info", metadata=doc("debug, info, warning or error"))
     log_format: str = field(
@@ -71,12 +75,23 @@ class EngineSettings:
         return found
 
 
+SQLITE_PREFIX = "sqlite:///"
+
+
 def sqlite_path(url: str) -> str | None:
     """The file path of a `sqlite:///` URL (3 slashes relative, 4 absolute), else None."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or len(url) == len(prefix):
+    if not url.startswith(SQLITE_PREFIX) or len(url) == len(SQLITE_PREFIX):
         return None
-    return url[len(prefix) :]
+    return url[len(SQLITE_PREFIX) :]
+
+
+def resolve_store_url(url: str, base: Path) -> str:
+    """A relative `sqlite:///` path made absolute against `base` (the configuration file's
+    folder, as for every other path); any other URL is returned as it is."""
+    path = sqlite_path(url)
+    if path is None or Path(path).is_absolute():
+        return url
+    return SQLITE_PREFIX + str((base / path).resolve())
 
 
 @dataclass(frozen=True)
@@ -170,10 +185,18 @@ class RouteSettings:
         default_factory=list,
         metadata=doc("source addresses or networks allowed to connect; empty = any"),
     )
-    max_connections: int = field(default=32, metadata=doc("connections served at once"))
+    max_connections: int = field(
+        default=32,
+        metadata=doc(
+            "connections served at once; at the limit a new one displaces the one idle the longest"
+        ),
+    )
     max_frame_bytes: int = field(default=1024 * 1024, metadata=doc("largest MLLP block"))
     frame_timeout_s: float = field(
-        default=30.0, metadata=doc("time a started block may take to complete")
+        default=30.0,
+        metadata=doc(
+            "time a block may take to complete, from its first byte (also the TLS handshake limit)"
+        ),
     )
     idle_timeout_s: float = field(
         default=600.0, metadata=doc("a connection idle this long between blocks is closed")
@@ -322,61 +345,101 @@ class Config:
         return found
 
 
+_TOML_POSITION = re.compile(r"\s*\(at (line \d+, column \d+)\)$")
+
+
 def load_config(path: str | Path) -> Config:
-    """Read and validate a configuration file; raises ConfigError naming file and key."""
+    """Read and validate a configuration file; raises `ConfigErrors` listing every error,
+    each naming the file and the key."""
     file = Path(path)
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(str(file), "-", "an existing configuration file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(
-            str(file), "-", f"a readable UTF-8 file ({type(error).__name__})"
-        ) from None
+        raise ConfigError(str(file), "", "no such configuration file") from None
+    except IsADirectoryError:
+        raise ConfigError(str(file), "", "a folder, not a configuration file") from None
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(str(file), "", f"cannot be read ({reason})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(file), "", "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(str(file), "-", f"valid TOML ({error})") from None
+        text = str(error)
+        position = _TOML_POSITION.search(text)
+        where = position.group(1) if position else ""
+        problem = _TOML_POSITION.sub("", text)
+        raise ConfigError(str(file), where, f"not valid TOML: {problem}") from None
     data["source"] = str(file)
-    return _Builder(str(file), file.resolve().parent).build(Config, data, "")
+    builder = _Builder(str(file), file.resolve().parent)
+    config = builder.build(Config, data, "")
+    if builder.errors:
+        raise ConfigErrors(builder.errors)
+    return config
+
+
+class _Invalid:
+    """A value that failed its checks (the error is recorded); never reaches a dataclass."""
+
+
+_INVALID = _Invalid()
 
 
 class _Builder:
+    """Builds the dataclasses from the TOML tables, recording every error instead of
+    stopping at the first, so that one `check` names them all."""
+
     def __init__(self, file: str, base: Path) -> None:
         self.file = file
         self.base = base
+        self.errors: list[ConfigError] = []
 
-    def error(self, key: str, expected: str) -> ConfigError:
-        return ConfigError(self.file, key or "-", expected)
+    def report(self, key: str, expected: str) -> _Invalid:
+        self.errors.append(ConfigError(self.file, key or "-", expected))
+        return _INVALID
 
     def build(self, cls: type, table: Any, path: str) -> Any:
         if not isinstance(table, dict):
-            raise self.error(path, "a table")
+            return self.report(path, "a table")
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
         for key in table:
             if key not in fields and not (key == "source" and cls is Config):
                 known = ", ".join(sorted(fields))
-                raise self.error(_join(path, key), f"unknown key (known keys: {known})")
+                self.report(_join(path, key), f"unknown key (known keys: {known})")
         values = {}
+        failed: set[str] = set()  # fields whose value is wrong: their default stands in
+        complete = True
         for name, spec in fields.items():
             key = _join(path, name)
+            required = (
+                spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
+            )
             if name not in table:
-                if (
-                    spec.default is dataclasses.MISSING
-                    and spec.default_factory is dataclasses.MISSING
-                ):
-                    raise self.error(key, "a value (this key is required)")
+                if required:
+                    self.report(key, "a value (this key is required)")
+                    complete = False
                 continue
             value = self.value(hints[name], table[name], key)
+            if value is _INVALID:
+                failed.add(name)
+                complete = complete and not required
+                continue
             if spec.metadata.get("path") and isinstance(value, str):
                 value = str((self.base / value).resolve())
+            if spec.metadata.get("store_url") and isinstance(value, str):
+                value = resolve_store_url(value, self.base)
             values[name] = value
         if "source" in table and cls is Config:
             values["source"] = table["source"]
+        if not complete:
+            return _INVALID
         instance = cls(**values)
         problems = getattr(instance, "problems", None)
         for key, expected in problems() if problems else ():
-            raise self.error(_join(path, key), expected)
-        return instance
+            # A cross-field check of a field already reported would only repeat it.
+            if re.split(r"[.\[]", key)[0] not in failed:
+                self.report(_join(path, key), expected)
+        return _INVALID if failed else instance
 
     def value(self, hint: Any, value: Any, key: str) -> Any:
         origin = typing.get_origin(hint)
@@ -386,27 +449,36 @@ class _Builder:
         if origin is list:
             (item,) = typing.get_args(hint)
             if not isinstance(value, list):
-                raise self.error(key, f"an array ({_describe(item)} items)")
-            return [self.value(item, entry, f"{key}[{i}]") for i, entry in enumerate(value)]
+                return self.report(key, f"an array of {_plural(item)}")
+            items = [self.value(item, entry, f"{key}[{i}]") for i, entry in enumerate(value)]
+            return _INVALID if any(entry is _INVALID for entry in items) else items
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             return self.build(hint, value, key)
         if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
             return value
-        raise self.error(key, _describe(hint))
+        return self.report(key, _describe(hint))
 
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+_DESCRIPTIONS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_PLURALS = {str: "strings", int: "integers", float: "numbers", bool: "true/false values"}
+
+
 def _describe(hint: Any) -> str:
     if dataclasses.is_dataclass(hint):
         return "a table"
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
-        hint, str(hint)
-    )
+    return _DESCRIPTIONS.get(hint, str(hint))
+
+
+def _plural(hint: Any) -> str:
+    if dataclasses.is_dataclass(hint):
+        return "tables"
+    return _PLURALS.get(hint, str(hint))
 
 
 def documented_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:

@@ -13,13 +13,28 @@ class EngineError(Exception):
 
 
 class ConfigError(EngineError):
-    """A configuration file is invalid: names the file, the key and what is expected."""
+    """A configuration file is invalid: names the file, the key (or the line, or nothing
+    for the file as a whole) and what is expected."""
 
     def __init__(self, file: str, key: str, expected: str) -> None:
         self.file = file
         self.key = key
         self.expected = expected
-        super().__init__(f"{file}: {key}: {expected}")
+        super().__init__(f"{file}: {key}: {expected}" if key else f"{file}: {expected}")
+
+
+class ConfigErrors(ConfigError):
+    """Every error found in a configuration, one per line; the fields are the first's, so a
+    caller that expects one error still reads a complete one."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        first = errors[0]
+        super().__init__(first.file, first.key, first.expected)
+        self.errors = errors
+        self.args = ("\n".join(str(error) for error in errors),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class CliError(EngineError):

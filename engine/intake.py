@@ -20,6 +20,7 @@ from engine.config import RouteSettings
 from engine.errors import EngineError
 from engine.hl7.ack import AckBuilder, AckError, ErrorCode, Outcome, ack_code
 from engine.hl7.charset import CharsetError, CharsetPolicy, decode
+from engine.hl7.codes import known_message_type, known_trigger, shown
 from engine.hl7.header import Header
 from engine.hl7.message import Message, MessageFormatError
 from engine.logs import get_logger
@@ -40,7 +41,8 @@ _SEND_ACCEPT_ACK = {
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """How a block was handled: the reply payload (None: send nothing) and log facts."""
+    """How a block was handled: the reply payload (None: send nothing) and log facts
+    (`message_type` as logs may show it: unknown codes by their length only)."""
 
     reply: bytes | None
     outcome: Outcome
@@ -163,7 +165,9 @@ class Intake:
             raise _Refusal(
                 Outcome.REJECTED,
                 AckError(
-                    ErrorCode.UNSUPPORTED_EVENT, "MSH^1^9^2", f"event {header.trigger} not accepted"
+                    ErrorCode.UNSUPPORTED_EVENT,
+                    "MSH^1^9^2",
+                    f"event {shown(header.trigger, known_trigger(header.trigger))} not accepted",
                 ),
                 header,
             )
@@ -172,7 +176,9 @@ class Intake:
             AckError(
                 ErrorCode.UNSUPPORTED_MESSAGE_TYPE,
                 "MSH^1^9^1",
-                f"message type {header.message_type} not accepted",
+                "message type "
+                f"{shown(header.message_type, known_message_type(header.message_type))} "
+                "not accepted",
             ),
             header,
         )
@@ -235,7 +241,7 @@ class Intake:
             Outcome.ACCEPTED,
             ack_code(Outcome.ACCEPTED, header.enhanced_mode),
             header.control_id,
-            header.type_and_trigger,
+            header.shown_type,
             accepted.message_id,
             accepted.duplicate,
         )
@@ -251,7 +257,7 @@ class Intake:
             refusal.outcome,
             ack_code(refusal.outcome, header is not None and header.enhanced_mode),
             header.control_id if header else "",
-            header.type_and_trigger if header else "",
+            header.shown_type if header else "",
             reason=f"{refusal.error.code.value} {refusal.error.text}",
         )
 

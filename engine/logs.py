@@ -132,6 +132,10 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
     shared: list[Any] = [
+        # What a caller bound for the work in progress (e.g. the control id of the message
+        # whose steps are running) reaches every line logged on its behalf, INSi retries
+        # included.
+        structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         render_exception,

@@ -21,6 +21,7 @@ from pathlib import Path
 from engine.config import RouteSettings
 from engine.enrich.step import IDENTITY_ANNOTATION, EnrichStep
 from engine.errors import CliError, EngineError
+from engine.folders import make_folders
 from engine.ins.errors import InsiConfigurationError
 from engine.ins.service import open_insi_service
 from engine.ins.settings import InsiSettings
@@ -155,7 +156,7 @@ def write_outputs(files: Iterable[InputFile], out_dir: Path, force: bool) -> Non
     for file in files:
         path = out_dir / file.target
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_folders(path.parent)
         except OSError as error:
             raise CliError(f"cannot create {path.parent}: {error.strerror}") from None
         with open_private(path, force) as output:

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from engine.hl7.header import Header
 from engine.hl7.message import Message
 
@@ -39,6 +41,11 @@ Step = Callable[[RoutedMessage], Awaitable[None]]
 
 
 async def run_steps(steps: Sequence[Step], routed: RoutedMessage) -> RoutedMessage:
-    for step in steps:
-        await step(routed)
+    """Run a route's steps in order; every line they log (and the work they start, such as
+    an INSi call and its retries) carries the message's route and control id."""
+    with structlog.contextvars.bound_contextvars(
+        route=routed.route, control_id=routed.header.control_id
+    ):
+        for step in steps:
+            await step(routed)
     return routed

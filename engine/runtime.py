@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import signal
 from collections.abc import Coroutine
 from pathlib import Path
@@ -21,6 +23,7 @@ from engine.config import Config, RouteSettings, sqlite_path
 from engine.console import app as console
 from engine.delivery.service import DeliveryService
 from engine.enrich.step import EnrichStep
+from engine.errors import ConfigError
 from engine.hl7.ack import AckBuilder
 from engine.http.app import build_app
 from engine.http.server import HttpServer
@@ -33,11 +36,13 @@ from engine.logs import get_logger
 from engine.metrics import EngineMetrics, keep_counters, restore_counters, save_counters
 from engine.pipeline import Step
 from engine.router import RoutePlan, Router
+from engine.state import StatePublisher
 from engine.store.sqlite import SqliteStore
 from engine.systemd import Notifier
 from engine.tls import server_context
 
 log = get_logger("engine.runtime")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class Engine:
@@ -56,17 +61,21 @@ class Engine:
         self.router: Router | None = None
         self.delivery: DeliveryService | None = None
         self.insi: InsiService | None = None
+        self._state: StatePublisher | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         path = sqlite_path(self.config.engine.store)
         assert path is not None
-        self.store = await SqliteStore.open(str(Path(path)))
+        # A SQLite store serves one engine: its lock is taken before anything is served.
+        self.store = await SqliteStore.open(str(Path(path)), exclusive=True)
         await restore_counters(self.metrics, self.store)
+        self._state = StatePublisher(self.store)
         if any(route.enrich for route in self.config.routes):
             self.insi = await open_insi_service(
                 self.config.insi, cache=self.store, metrics=self.metrics
             )
+            self._publish_insi_health(self.insi, self._state)
             if self.insi.certificate_expires_at is not None:
                 self._background(watch_expiry(self.insi.certificate_expires_at), "certificate")
         plans = {
@@ -78,11 +87,11 @@ class Engine:
         await self.delivery.start()
         self.router = Router(self.store, plans, on_routed=self.delivery.wake)
         self._background(self.router.run(), "router")
-        for route in self.config.routes:
+        for index, route in enumerate(self.config.routes):
             intake = Intake(route, self.store, self._acks, on_stored=self.router.stored)
             context = server_context(route.tls) if route.tls else None
-            listener = Listener(route, intake, context, self.metrics)
-            await listener.start()
+            listener = Listener(route, intake, context, metrics=self.metrics)
+            await self._bind(listener.start(), f"routes[{index}].listen", route.listen)
             self.listeners[route.name] = listener
         if self.config.http is not None:
             view = EngineView(
@@ -94,14 +103,34 @@ class Engine:
                 requeued=self.delivery.wake,
             )
             self.http = HttpServer(self.config.http, build_app(view, console.register))
-            await self.http.start()
+            await self._bind(self.http.start(), "http.listen", self.config.http.listen)
         self._background(self._notifier.watchdog(), "watchdog")
         self._background(keep_counters(self.metrics, self.store), "counters")
         log.info("engine started", count=len(self.listeners), path=path)
         self._notifier.notify("READY=1", f"STATUS=serving {len(self.listeners)} route(s)")
 
+    async def _bind(self, start: Coroutine[Any, Any, None], key: str, address: str) -> None:
+        """Start a listener; an address already taken is a configuration error."""
+        try:
+            await start
+        except OSError as error:
+            reason = os.strerror(error.errno) if error.errno else type(error).__name__
+            raise ConfigError(
+                self.config.source,
+                key,
+                f"cannot listen on {address} ({reason}): is another program (or "
+                "engine) listening there?",
+            ) from None
+
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(work, name=name))
+
+    @staticmethod
+    def _publish_insi_health(insi: InsiService, state: StatePublisher) -> None:
+        """INSi's state for `queue status`: now, then at each change."""
+        board = insi.health
+        board.on_change = lambda health: state.publish("insi", json.dumps(health.to_json()))
+        board.on_change(board.health)
 
     def _steps_for(self, route: RouteSettings) -> list[Step]:
         if not route.enrich:
@@ -124,20 +153,30 @@ class Engine:
             await self.delivery.stop(grace)
         if self.insi is not None:
             await self.insi.aclose()
+        if self._state is not None:
+            await self._state.aclose()
         if self.store is not None:
             await save_counters(self.metrics, self.store)
             await self.store.close()
         log.info("engine stopped")
 
     async def run_until_stopped(self) -> None:
-        """Run until SIGTERM or SIGINT, then stop cleanly."""
+        """Run until SIGTERM, SIGINT or SIGHUP, then stop cleanly. SIGHUP (a closed terminal,
+        or a supervisor asking for a reload) stops too: the configuration is read at start
+        only, so a restart applies a new one."""
+        received: list[signal.Signals] = []
         stop = asyncio.Event()
+
+        def on_signal(signum: signal.Signals) -> None:
+            received.append(signum)
+            stop.set()
+
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, on_signal, signum)
         try:
             await self.start()
             await stop.wait()
-            log.info("stop signal received")
+            log.info("stop signal received", reason=received[0].name)
         finally:
             await self.stop()

@@ -28,7 +28,7 @@ def error_for(tmp_path: Path, text: str) -> ConfigError:
 
 def test_the_shipped_default_configuration_is_valid() -> None:
     config = load_config(ROOT / "routes" / "default.toml")
-    assert config.engine.store == "sqlite:///var/ins-engine.db"
+    assert config.engine.store == f"sqlite:///{ROOT / 'var' / 'ins-engine.db'}"
     assert config.insi.simulator and config.insi.url is None
     (route,) = config.routes
     assert (route.name, route.listen) == ("adt", "127.0.0.1:2575")
@@ -87,7 +87,6 @@ def test_the_keys_operations_scripts_rely_on_work_as_written(tmp_path: Path) -> 
         ),
         ("[insi]\nurl = 'http://insi.example/lps'\n" + MINIMAL, "insi.url", "https"),
         (MINIMAL + MINIMAL, "routes[1].name", "unique"),
-        ("[engine\n", "-", "valid TOML"),
     ],
 )
 def test_errors_name_file_key_and_expectation(
@@ -100,17 +99,75 @@ def test_errors_name_file_key_and_expectation(
     assert str(error).startswith(f"{error.file}: {key}: ")
 
 
+def test_every_error_of_a_file_is_reported_not_only_the_first(tmp_path: Path) -> None:
+    error = error_for(
+        tmp_path,
+        "[engine]\nlog_level = 'loud'\nretention_days = 'long'\n"
+        + MINIMAL.replace('"127.0.0.1:2575"', '"nowhere"')
+        + "max_connections = 'ten'\ncolour = 'blue'\n"
+        + '[[routes.destinations]]\nname = "d"\nmllp = "h:1"\non_failure = "drop"\n',
+    )
+    lines = str(error).splitlines()
+    assert [line.split(": ")[1] for line in lines] == [
+        "engine.retention_days",
+        "engine.log_level",
+        "routes[0].colour",
+        "routes[0].max_connections",
+        "routes[0].destinations[0].on_failure",
+        "routes[0].listen",
+    ]
+    assert all(line.startswith(f"{error.file}: ") for line in lines)
+    # The first error keeps the fields a caller expecting one error reads.
+    assert (error.key, error.expected) == ("engine.retention_days", "a number")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[engine\n", "line 1, column 8: not valid TOML: Expected ']' at the end of a table"),
+        (MINIMAL + "accept = 'ADT^*'\n", "routes[0].accept: an array of strings"),
+        ("routes = 3\n", "routes: an array of tables"),
+    ],
+)
+def test_messages_read_as_sentences(tmp_path: Path, text: str, message: str) -> None:
+    assert f"engine.toml: {message}" in str(error_for(tmp_path, text))
+
+
+def test_a_missing_file_is_named_without_a_placeholder_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "nowhere.toml")
+    assert str(caught.value) == f"{tmp_path / 'nowhere.toml'}: no such configuration file"
+
+
+def test_the_store_path_is_relative_to_the_configuration_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    monkeypatch.chdir(tmp_path)  # another working directory: it must not matter
+    config = load_config(write(folder, '[engine]\nstore = "sqlite:///../var/x.db"\n' + MINIMAL))
+    assert config.engine.store == f"sqlite:///{tmp_path / 'var' / 'x.db'}"
+    absolute = load_config(write(folder, '[engine]\nstore = "sqlite:////srv/x.db"\n' + MINIMAL))
+    assert absolute.engine.store == "sqlite:////srv/x.db"
+
+
 def test_relative_tls_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, MINIMAL + '[routes.tls]\ncert = "c.pem"\nkey = "k.pem"\n'))
     assert config.routes[0].tls.cert == str(tmp_path / "c.pem")
 
 
 def test_check_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", "--config", str(write(tmp_path, MINIMAL))]) == 0
+    valid = MINIMAL + '[[routes.destinations]]\nname = "d"\nmllp = "127.0.0.1:2576"\n'
+    assert main(["check", "--config", str(write(tmp_path, valid))]) == 0
     assert "valid" in capsys.readouterr().out
     assert main(["check", "--config", str(write(tmp_path, MINIMAL + "x = 1\n"))]) == 2
     assert "routes[0].x: unknown key" in capsys.readouterr().err
     assert main(["check", "--config", str(tmp_path / "missing.toml")]) == 2
+    capsys.readouterr()
+    assert main(["check", "--config", str(write(tmp_path, MINIMAL + "x = 1\ny = 2\n"))]) == 2
+    x, y = capsys.readouterr().err.splitlines()
+    assert x.startswith(f"ins-engine check: {tmp_path / 'engine.toml'}: routes[0].x: unknown key")
+    assert y.startswith(f"ins-engine check: {tmp_path / 'engine.toml'}: routes[0].y: unknown key")
 
 
 def test_every_key_is_documented() -> None:

@@ -19,7 +19,7 @@ DEMO_ROUTE = REPOSITORY / "demo" / "route.toml"
 def demo_config(folder: Path) -> Path:
     """demo/route.toml with its store and outbox in `folder` instead of var/demo/."""
     text = DEMO_ROUTE.read_text(encoding="utf-8")
-    moved = text.replace('"sqlite:///var/demo/', f'"sqlite:///{folder}/').replace(
+    moved = text.replace('"sqlite:///../var/demo/', f'"sqlite:///{folder}/').replace(
         '"../var/demo/', f'"{folder}/'
     )
     assert moved.count(str(folder)) == 2, "demo/route.toml names its store and outbox"

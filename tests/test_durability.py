@@ -22,7 +22,8 @@ async def test_message_acknowledged_then_sigkill_is_in_the_store_after_restart(
     config = tmp_path / "engine.toml"
     config.write_text(
         f'[engine]\nstore = "sqlite:///{database}"\nlog_format = "json"\n\n'
-        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\nenrich = false\n',
+        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\nenrich = false\n'
+        f'[[routes.destinations]]\nname = "archive"\nfile = "{tmp_path / "outbox"}"\n',
         encoding="utf-8",
     )
     engine = EngineProcess(config)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from engine.listener import DiscardCounter
 from engine.logs import configure_logging
 from engine.mllp.client import MllpClient, MllpClientError
 from engine.mllp.codec import encode_frame
@@ -140,6 +141,37 @@ async def test_junk_before_a_frame_is_discarded(start_engine) -> None:
     writer.close()
 
 
+async def test_a_flood_of_start_bytes_is_counted_not_logged_line_by_line(start_engine) -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream)
+    engine = await start_engine()
+    reader, writer = await asyncio.open_connection(*address(engine))
+    for _ in range(40):  # 40 KB of 0x0B inside an unfinished block, in many reads
+        writer.write(b"\x0b" * 1000)
+        await writer.drain()
+    writer.write(encode_frame(adt("J2")))
+    assert b"MSA|AA|J2" in await asyncio.wait_for(reader.readuntil(b"\x1c\r"), 5)
+    writer.close()
+    await engine.stop()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    discarded = [line for line in lines if line["event"] == "bytes outside a block discarded"]
+    assert 1 <= len(discarded) <= 2  # once per block, or per second: never once per read
+    assert sum(line["size"] for line in discarded) == 40_000
+
+
+def test_discarded_bytes_are_reported_once_per_second_at_most() -> None:
+    now = [0.0]
+    counter = DiscardCounter(lambda: now[0], interval_s=1.0)
+    assert [counter.add(1) for _ in range(500)] == [0] * 500
+    now[0] = 0.999
+    assert counter.add(1) == 0
+    now[0] = 1.0
+    assert counter.add(1) == 502
+    assert counter.add(7) == 0
+    assert counter.take() == 7  # a block ended: what is left is reported with it
+    assert counter.take() == 0
+
+
 async def test_oversize_frame_is_answered_and_the_connection_stays_usable(start_engine) -> None:
     engine = await start_engine("max_frame_bytes = 2048")
     big = adt("BIG1") + b"NTE|1||" + b"x" * 5000 + b"\r"
@@ -189,14 +221,53 @@ async def test_end_of_stream_mid_frame_leaves_the_listener_serving(start_engine)
     assert b"MSA|AA|AFTER" in ack
 
 
-async def test_connections_over_the_limit_are_closed(start_engine) -> None:
-    engine = await start_engine("max_connections = 1")
-    first = await connect(engine)
-    assert b"MSA|AA" in await first.exchange(adt("C1"), 5)
+async def test_a_block_trickled_in_byte_by_byte_is_closed_at_the_frame_deadline(
+    start_engine,
+) -> None:
+    engine = await start_engine("frame_timeout_s = 0.5\nidle_timeout_s = 60")
     reader, writer = await asyncio.open_connection(*address(engine))
+    trickle = b"\x0bMSH|^~\\&|" + b"x" * 100
+    sent = 0
+    for byte in trickle:  # a byte every 50 ms: each read is quick, the block never ends
+        if reader.at_eof():
+            break
+        writer.write(bytes([byte]))
+        sent += 1
+        await asyncio.sleep(0.05)
     assert await read_until_closed(reader) == b""
+    assert sent < 30, "closed about 0.5 s after the block's first byte, not per read"
     writer.close()
-    await first.close()
+
+
+async def test_at_the_limit_the_connection_idle_the_longest_is_displaced(start_engine) -> None:
+    engine = await start_engine("max_connections = 2")
+    oldest = await connect(engine)
+    assert b"MSA|AA" in await oldest.exchange(adt("C1"), 5)
+    newer = await connect(engine)
+    assert b"MSA|AA" in await newer.exchange(adt("C2"), 5)
+    (ack,) = await send(engine, adt("C3"))  # a third sender is served, not locked out
+    assert b"MSA|AA|C3" in ack
+    with pytest.raises(MllpClientError):
+        await oldest.exchange(adt("C4"), 5)
+    assert b"MSA|AA|C5" in await newer.exchange(adt("C5"), 5)
+    await newer.close()
+
+
+async def test_at_the_limit_with_every_connection_inside_a_block_a_new_one_is_refused(
+    start_engine,
+) -> None:
+    engine = await start_engine("max_connections = 1")
+    reader, writer = await asyncio.open_connection(*address(engine))
+    message = adt("B1")
+    writer.write(b"\x0b" + message[:20])  # a block in progress: not displaceable
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    refused_reader, refused_writer = await asyncio.open_connection(*address(engine))
+    assert await read_until_closed(refused_reader) == b""
+    refused_writer.close()
+    writer.write(message[20:] + b"\x1c\r")  # the block in progress is still served
+    assert b"MSA|AA|B1" in await asyncio.wait_for(reader.readuntil(b"\x1c\r"), 5)
+    writer.close()
 
 
 async def test_source_outside_the_allow_list_is_disconnected(start_engine) -> None:
@@ -284,6 +355,16 @@ async def test_refused_tls_client_is_logged_with_its_address_only(start_engine, 
     refused = [line for line in lines if line["event"] == "connection refused"]
     assert refused and refused[0]["reason"].startswith("TLS handshake failed")
     assert refused[0]["peer"].startswith("127.0.0.1:")
+
+
+async def test_tls_handshakes_in_progress_count_against_the_limit(start_engine, pki) -> None:
+    engine = await start_engine("max_connections = 1\n" + tls_route(pki, mutual=False))
+    _, silent = await asyncio.open_connection(*address(engine))  # never says ClientHello
+    await asyncio.sleep(0.1)
+    with pytest.raises(MllpClientError):
+        late = await connect(engine, ssl_context=client_context(pki, with_cert=False))
+        await late.exchange(adt("T5"), 5)
+    silent.close()
 
 
 async def test_plain_client_on_a_tls_listener_gets_nothing_stored(

@@ -1,4 +1,5 @@
-"""`ins-engine check`: validate a configuration file without starting anything.
+"""`ins-engine check`: validate a configuration file without starting anything: what the
+file says, and what `run` needs from this machine (files, folders; `engine.preflight`).
 
 `ins-engine check --keys` prints the reference of every key instead (the README's table is
 this output, and a test keeps them equal).
@@ -7,11 +8,9 @@ this output, and a test keeps them equal).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from engine.commands.common import add_config_argument, read_config
+from engine.commands.common import add_config_argument, read_config_for_start
 from engine.config import documented_keys
-from engine.console.users import load_users
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,9 +26,7 @@ def check(args: argparse.Namespace) -> int:
     if args.keys:
         print(key_reference())
         return 0
-    config = read_config(args)
-    if config.http is not None and config.http.users is not None:
-        load_users(Path(config.http.users))  # a broken users file names its key
+    config = read_config_for_start(args)
     destinations = sum(len(route.destinations) for route in config.routes)
     insi = "SIMULATED (local simulator)" if config.insi.url is None else config.insi.url
     print(

@@ -7,7 +7,8 @@ import argparse
 from collections import Counter
 
 from engine.config import DEFAULT_CONFIG, Config, load_config
-from engine.errors import CliError
+from engine.errors import CliError, ConfigErrors
+from engine.preflight import preflight
 from engine.report import DELIMITERS, FORMATS, NEEDS_ACTION
 
 
@@ -22,6 +23,16 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
 
 def read_config(args: argparse.Namespace) -> Config:
     return load_config(args.config)
+
+
+def read_config_for_start(args: argparse.Namespace) -> Config:
+    """The configuration, and every start-up problem this machine has with it (missing
+    certificates, folders the engine cannot write...), raised together."""
+    config = load_config(args.config)
+    problems = preflight(config)
+    if problems:
+        raise ConfigErrors(problems)
+    return config
 
 
 def add_report_options(parser: argparse.ArgumentParser) -> None:

@@ -4,6 +4,10 @@ These commands open the store file of the configuration beside a running engine 
 lets both write; the engine's workers pick up a resent entry within a second and see a
 skip before the skipped message's next attempt). Nothing they print comes from a message
 body: control ids, types, times, attempts and the engine's own error texts only.
+
+A skip wins over a send already in flight: the entry stays skipped and nothing more is
+sent; if the receiver acknowledged that last send, the audit (and `list --control-id`)
+says it was delivered anyway.
 """
 
 from __future__ import annotations
@@ -14,17 +18,20 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from engine.commands import queue_views as views
 from engine.commands.common import add_config_argument, read_config
 from engine.config import Config, sqlite_path
 from engine.errors import CliError
-from engine.store.base import ActionResult, EntryStatus, QueueStatus
+from engine.store.base import ActionResult, ComponentState, EntryStatus, QueueStatus
+from engine.store.lock import holder
 from engine.store.sqlite import SqliteStore
 
 T = TypeVar("T")
+MAX_ID = 2**63 - 1  # SQLite's largest integer
+MAX_LIMIT = 100_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,9 +54,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=[state.value for state in EntryStatus],
         help="entries in this state (finished ones newest first)",
     )
+    which.add_argument(
+        "--control-id",
+        metavar="ID",
+        help="trace one message (MSH-10): received, answered, routed, each delivery attempt",
+    )
     listing.add_argument("--route", metavar="R")
     listing.add_argument("--destination", metavar="D")
-    listing.add_argument("--limit", type=int, default=100, metavar="N")
+    listing.add_argument("--limit", type=_limit, default=100, metavar="N")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=show_list)
 
@@ -59,93 +71,184 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ):
         action = commands.add_parser(name, help=help_text)
         add_config_argument(action)
-        action.add_argument("ids", nargs="+", type=int, metavar="ID", help="entry ids")
-        action.add_argument("--reason", required=True, help="why (recorded with the action)")
+        action.add_argument("ids", nargs="*", type=_entry_id, metavar="ID", help="entry ids")
+        action.add_argument(
+            "--parked",
+            action="store_true",
+            help="instead of ids: every parked entry of --destination (and --route)",
+        )
+        action.add_argument("--route", metavar="R")
+        action.add_argument("--destination", metavar="D")
+        action.add_argument(
+            "--reason", required=True, type=_reason, help="why (recorded with the action)"
+        )
         action.set_defaults(handler=handler)
+
+
+def _entry_id(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
+        raise argparse.ArgumentTypeError(
+            f"{text[:30]!r} is not an entry id (a whole number from 1 to {MAX_ID})"
+        )
+    return int(text)
+
+
+def _limit(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"{text[:30]!r}: a whole number from 1 to {MAX_LIMIT}")
+    return int(text)
+
+
+def _reason(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("say why: the reason is recorded with the action")
+    return text.strip()
 
 
 def show_status(args: argparse.Namespace) -> int:
     config = read_config(args)
-    found = {(row.route, row.destination): row for row in _run(config, lambda s: s.queue_status())}
+
+    async def snapshot(
+        store: SqliteStore,
+    ) -> tuple[list[QueueStatus], list[ComponentState], dict[str, int]]:
+        return await store.queue_status(), await store.states(), await store.unrouted()
+
+    queues, states, unrouted = _run(config, snapshot)
+    found = {(row.route, row.destination): row for row in queues}
     for route in config.routes:
         for destination in route.destinations:
             key = (route.name, destination.name)
             found.setdefault(key, QueueStatus(*key, 0, 0, None, 0, None))
     rows = [found[key] for key in sorted(found)]
+    status = views.Status(rows, views.insi_state(states), unrouted, holder(_store_path(config)))
     if args.json:
-        print(json.dumps([asdict(row) for row in rows], indent=2))
+        print(json.dumps(status.to_json(), indent=2))
         return 0
-    now = time.time()
-    _print_table(
-        ["ROUTE", "DESTINATION", "PENDING", "PARKED", "OLDEST", "HEAD ATTEMPTS", "LAST ERROR"],
-        [
-            [
-                row.route,
-                row.destination,
-                row.pending,
-                row.parked,
-                _age(now - row.oldest_pending_at) if row.oldest_pending_at else "-",
-                row.head_attempts,
-                row.last_error or "-",
-            ]
-            for row in rows
-        ],
-    )
+    status.print(any(route.enrich for route in config.routes), time.time())
     return 0
 
 
 def show_list(args: argparse.Namespace) -> int:
-    if args.limit < 1:
-        raise CliError("--limit must be at least 1")
+    config = read_config(args)
+    _check_names(config, args.route, args.destination)
+    if args.control_id is not None:
+        return _show_trace(config, args)
     status = (
         EntryStatus.PARKED if args.parked else EntryStatus(args.status or EntryStatus.PENDING.value)
     )
     entries = _run(
-        read_config(args),
+        config,
         lambda store: store.list_entries(status, args.route, args.destination, args.limit),
     )
     if args.json:
         print(json.dumps([asdict(entry) for entry in entries], indent=2))
         return 0
-    _print_table(
-        ["ID", "ROUTE", "DESTINATION", "CONTROL ID", "TYPE", "RECEIVED", "ATTEMPTS", "LAST ERROR"],
-        [
-            [
-                entry.entry_id,
-                entry.route,
-                entry.destination,
-                entry.control_id,
-                entry.message_type,
-                datetime.fromtimestamp(entry.received_at).isoformat(" ", "seconds"),
-                entry.attempts,
-                entry.last_error or "-",
-            ]
-            for entry in entries
-        ],
-    )
+    views.print_entries(entries)
     return 0
 
 
 def resend(args: argparse.Namespace) -> int:
-    results = _run(read_config(args), lambda store: store.resend(args.ids, args.reason))
-    return _report(results)
+    config = read_config(args)
+    ids = _chosen_entries(config, args)
+    return _report(_run(config, lambda store: store.resend(ids, args.reason)), args)
 
 
 def skip(args: argparse.Namespace) -> int:
-    results = _run(read_config(args), lambda store: store.skip(args.ids, args.reason))
-    return _report(results)
+    config = read_config(args)
+    ids = _chosen_entries(config, args)
+    return _report(_run(config, lambda store: store.skip(ids, args.reason)), args)
 
 
-def _report(results: Sequence[ActionResult]) -> int:
+def _chosen_entries(config: Config, args: argparse.Namespace) -> list[int]:
+    """The ids given, or with `--parked` every parked entry of one destination."""
+    if not args.parked:
+        if not args.ids:
+            raise CliError("give entry ids, or --parked --destination NAME")
+        if args.route or args.destination:
+            raise CliError("--route and --destination go with --parked, not with entry ids")
+        return list(args.ids)
+    if args.ids:
+        raise CliError("give entry ids or --parked, not both")
+    if not args.destination:
+        raise CliError("--parked needs --destination NAME (and --route if several routes have it)")
+    _check_names(config, args.route, args.destination)
+    routes = [
+        route.name
+        for route in config.routes
+        if (args.route is None or route.name == args.route)
+        and any(destination.name == args.destination for destination in route.destinations)
+    ]
+    if len(routes) > 1:
+        raise CliError(
+            f"destination {args.destination!r} is in routes {', '.join(routes)}: add --route"
+        )
+    return _run(
+        config, lambda store: store.entry_ids(EntryStatus.PARKED, routes[0], args.destination)
+    )
+
+
+def _check_names(config: Config, route: str | None, destination: str | None) -> None:
+    """A route or destination the configuration does not have is a usage error, not an
+    empty answer."""
+    routes = {settings.name: settings for settings in config.routes}
+    if route is not None and route not in routes:
+        known = ", ".join(routes) or "none"
+        raise CliError(f"no route {route!r} in {config.source} (routes: {known})")
+    if destination is None:
+        return
+    names = sorted(
+        {
+            settings.name
+            for candidate in ([routes[route]] if route is not None else config.routes)
+            for settings in candidate.destinations
+        }
+    )
+    if destination not in names:
+        where = f"route {route!r}" if route is not None else config.source
+        raise CliError(
+            f"no destination {destination!r} in {where} (destinations: "
+            f"{', '.join(names) or 'none'})"
+        )
+
+
+def _report(results: Sequence[ActionResult], args: argparse.Namespace) -> int:
     for result in results:
         print(f"entry {result.entry_id}: {result.detail}")
+    if args.parked:
+        done = sum(result.done for result in results)
+        print(
+            f"{done} of {len(results)} parked entries of {args.destination}: {args.queue_command}"
+        )
     return 0 if all(result.done for result in results) else 1
+
+
+def _show_trace(config: Config, args: argparse.Namespace) -> int:
+    if args.destination:
+        raise CliError("--control-id goes with --route only")
+    traces = _run(config, lambda store: store.trace(args.control_id, args.route))
+    if not traces:
+        print(f"no stored message has control id {args.control_id!r}")
+        return 1
+    release2 = {route.name for route in config.routes if route.mllp_release2}
+    answers = [views.answer_of(trace, trace.route in release2) for trace in traces]
+    pairs = list(zip(traces, answers, strict=True))
+    if args.json:
+        print(json.dumps([views.trace_json(trace, answer) for trace, answer in pairs], indent=2))
+        return 0
+    for trace, answer in pairs:
+        print("\n".join(views.trace_lines(trace, answer)))
+    return 0
+
+
+def _store_path(config: Config) -> str:
+    path = sqlite_path(config.engine.store)
+    assert path is not None  # the loader checks the URL
+    return path
 
 
 def _run(config: Config, action: Callable[[SqliteStore], Awaitable[T]]) -> T:
     """Open the configuration's store file (which must exist), act, close."""
-    path = sqlite_path(config.engine.store)
-    assert path is not None
+    path = _store_path(config)
     if not Path(path).is_file():
         raise CliError(f"no store at {path}: has the engine run with this configuration?")
 
@@ -157,25 +260,3 @@ def _run(config: Config, action: Callable[[SqliteStore], Awaitable[T]]) -> T:
             await store.close()
 
     return asyncio.run(main())
-
-
-def _age(seconds: float) -> str:
-    """`42s`, `3m05s`, `2h07m`, `3d04h`: how long the oldest entry has waited."""
-    seconds = max(int(seconds), 0)
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-def _print_table(headers: list[str], rows: list[list[Any]]) -> None:
-    cells = [headers, *[[str(value) for value in row] for row in rows]]
-    widths = [max(len(row[index]) for row in cells) for index in range(len(headers))]
-    for row in cells:
-        print(
-            "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip()
-        )

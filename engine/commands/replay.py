@@ -37,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--connections", type=int, default=1, metavar="N")
     parser.add_argument("--rate", type=float, metavar="R", help="messages per second, overall")
     parser.add_argument("--ack-timeout", type=float, default=30.0, metavar="SECONDS")
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="for the connection, then again for the TLS handshake (default 10)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="read and check only")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     parser.add_argument("--tls", action="store_true", help="connect with TLS")
@@ -56,6 +63,8 @@ def handle(args: argparse.Namespace) -> int:
         raise CliError("--rate must be a positive number of messages per second")
     if args.ack_timeout <= 0:
         raise CliError("--ack-timeout must be a positive number of seconds")
+    if args.connect_timeout <= 0:
+        raise CliError("--connect-timeout must be a positive number of seconds")
     files, problems = load_files(expand_paths(args.paths))
     summary = Summary(files, problems, dry_run=args.dry_run)
     if target is not None and files:
@@ -90,7 +99,7 @@ def _target(args: argparse.Namespace) -> Target:
     host = host.removeprefix("[").removesuffix("]")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise CliError(f"--to {args.to!r}: expected HOST:PORT, e.g. localhost:2575")
-    return Target(host, int(port), _ssl_context(args))
+    return Target(host, int(port), _ssl_context(args), args.connect_timeout)
 
 
 def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:

@@ -1,12 +1,12 @@
-"""`ins-engine run`: start every route's listener and serve until SIGTERM/SIGINT."""
+"""`ins-engine run`: start every route's listener and serve until SIGTERM, SIGINT or SIGHUP."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 
-from engine.commands.common import add_config_argument, read_config
-from engine.errors import CliError
+from engine.commands.common import add_config_argument, read_config_for_start
+from engine.errors import CliError, ConfigError, EngineError
 from engine.logs import configure_logging, get_logger
 from engine.runtime import Engine
 
@@ -18,14 +18,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = read_config(args)
+    config = read_config_for_start(args)
     configure_logging(config.engine.log_level, config.engine.log_format)
     get_logger("engine").info("starting", config=config.source)
     try:
         asyncio.run(Engine(config).run_until_stopped())
-    except OSError as error:
-        raise CliError(
-            f"cannot start: {error.strerror or error} (is another engine using the same "
-            "listen address?)"
-        ) from None
+    except ConfigError:  # names the file and the key (e.g. a listen address in use)
+        raise
+    except EngineError as error:  # e.g. another engine holds the store
+        raise CliError(f"cannot start: {error}") from None
+    except OSError as error:  # not foreseen by the checks: say which file at least
+        where = f" ({error.filename})" if error.filename else ""
+        raise CliError(f"cannot start: {error.strerror or type(error).__name__}{where}") from None
     return 0

@@ -175,14 +175,14 @@ async def destination_cards(engine: EngineView) -> list[DestinationCard]:
 def insi_card(engine: EngineView, sampler: RateSampler) -> InsiCard | None:
     if engine.insi is None:
         return None
-    status = engine.insi.status()
-    expires_at = status.certificate_expires_at
+    health = engine.insi.health.health
+    expires_at = engine.insi.certificate_expires_at
     now = time.time()
     return InsiCard(
-        status.simulated,
-        status.breaker,
-        status.last_error,
-        status.last_error_at,
+        health.simulated,
+        health.breaker,
+        health.last_error,
+        health.last_error_at,
         sampler.insi_latency_ms(),
         _by(engine.metrics, "ins_engine_insi_calls", "result"),
         int(days_left(expires_at, now)) if expires_at is not None else None,

@@ -24,6 +24,11 @@ from engine.http.view import EngineView, engine_of
 from engine.store.base import EntryStatus, MessageDetail, MessageQuery
 
 PAGE = 50
+EVENT_LABELS = {
+    "failed": "attempt failed",
+    "parked": "attempt failed, parked",
+    "delivered": "delivered, ACK",
+}
 _STATUSES = frozenset(status.value for status in EntryStatus)
 
 
@@ -116,13 +121,8 @@ async def message_page(request: web.Request) -> web.Response:
         ack=ack_code(detail.summary.ack),
         decisions=[],
         attention=frozenset(),
-        attempts_of={},
-        actions_of={
-            entry.entry_id: [
-                action for action in detail.actions if action.entry_id == entry.entry_id
-            ]
-            for entry in detail.entries
-        },
+        events={trace.entry_id: trace.events for trace in detail.traces},
+        event_labels=EVENT_LABELS,
     )
 
 

@@ -5,8 +5,8 @@ place, so a reader of the folder never sees a partial message. Names start with 
 zero-padded outbox entry id: sorting the folder by name gives the delivery order (a resent
 entry gets a new, larger id, so it sorts after what was queued before it). Writing an
 entry again after a crash replaces its file with identical bytes, so for a folder
-at-least-once delivery never leaves a duplicate file. Files are created 0640 and a
-folder the sender creates 0750.
+at-least-once delivery never leaves a duplicate file. Files are created 0640 and the
+folders the sender creates 0750 (`engine.folders`).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import re
 from pathlib import Path
 
 from engine.delivery.destination import Outcome, Result
+from engine.folders import make_folders
 from engine.store.base import OutboxEntry
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 # Messages hold patient data: readable by the owner and the group of the system that
 # collects them, never by everyone (whatever the process umask allows).
 FILE_MODE = 0o640
-FOLDER_MODE = 0o750
 
 
 def file_name(entry: OutboxEntry) -> str:
@@ -47,7 +47,7 @@ class FileSender:
         return Result(Outcome.DELIVERED)
 
     def _write(self, name: str, payload: bytes) -> None:
-        self._folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+        make_folders(self._folder)
         temporary = self._folder / f".{name}.tmp"
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         with open(descriptor, "wb") as file:

@@ -14,7 +14,9 @@ make it send an entry twice. A crash before the mark commits means the entry is 
 again on restart: delivery is at-least-once.
 
 Operators act from another process (`queue skip`), so the worker looks at the head's
-status before every retry, and re-reads a window older than `WINDOW_MAX_AGE_S`.
+status before every retry, and re-reads a window older than `WINDOW_MAX_AGE_S`. A skip
+wins over a send already in flight: the entry stays skipped, and if the receiver
+acknowledged it meanwhile, the store's audit and a warning say it was delivered anyway.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class LaneWorker:
         self._cursor = 0
         self._wakeup = asyncio.Event()
         self._stop = asyncio.Event()
-        self._marks: deque[asyncio.Future[None]] = deque()
+        self._marks: deque[tuple[OutboxEntry, asyncio.Future[bool]]] = deque()
 
     @property
     def name(self) -> str:
@@ -139,7 +141,7 @@ class LaneWorker:
                 "attempts": attempts,
             }
             if result.outcome is Outcome.DELIVERED:
-                await self._mark_delivered(entry.entry_id, result.ack_code)
+                await self._mark_delivered(entry, result.ack_code)
                 self._metrics.delivery_attempted(self._route, self._settings.name, elapsed, True)
                 log.info(
                     "message delivered",
@@ -188,24 +190,36 @@ class LaneWorker:
                 return False
         return True
 
-    async def _mark_delivered(self, entry_id: int, ack_code: str) -> None:
-        self._marks.append(asyncio.ensure_future(self._store.mark_delivered(entry_id, ack_code)))
-        while self._marks and (self._marks[0].done() or len(self._marks) > MAX_UNCOMMITTED):
-            await self._settle(self._marks.popleft())
+    async def _mark_delivered(self, entry: OutboxEntry, ack_code: str) -> None:
+        mark = asyncio.ensure_future(self._store.mark_delivered(entry.entry_id, ack_code))
+        self._marks.append((entry, mark))
+        while self._marks and (self._marks[0][1].done() or len(self._marks) > MAX_UNCOMMITTED):
+            await self._settle(*self._marks.popleft())
 
     async def _commit_marks(self) -> None:
         while self._marks:
-            await self._settle(self._marks.popleft())
+            await self._settle(*self._marks.popleft())
 
-    async def _settle(self, mark: asyncio.Future[None]) -> None:
+    async def _settle(self, entry: OutboxEntry, mark: asyncio.Future[bool]) -> None:
         try:
-            await mark
+            marked = await mark
         except Exception as error:  # the message went out; only its record failed
             log.error(
                 "delivered message not recorded as delivered: it may be sent again",
                 route=self._route,
                 destination=self._settings.name,
+                control_id=entry.control_id,
                 exc_info=error,
+            )
+            return
+        if not marked:
+            log.warning(
+                "message delivered after an operator skipped it: the send was in flight; "
+                "the entry stays skipped",
+                route=self._route,
+                destination=self._settings.name,
+                control_id=entry.control_id,
+                entry_id=entry.entry_id,
             )
 
 

@@ -60,7 +60,7 @@ class EnrichStep:
             "identity enrichment",
             route=routed.route,
             control_id=routed.header.control_id,
-            message_type=routed.header.type_and_trigger,
+            message_type=routed.header.shown_type,
             outcome=result.outcome.value,
             code=result.detail,
             calls=result.calls,

@@ -1,9 +1,10 @@
 """Building HL7 acknowledgement messages (HL7 v2 chapter 2).
 
 An ACK has its own unique MSH-10, swaps MSH-3/4 with MSH-5/6, says `ACK^<trigger>^ACK`,
-copies MSH-11, MSH-12 and MSH-18, and echoes the received MSH-10 in MSA-2. Errors carry an
-ERR segment with an HL7 table 0357 code. The clock and the id generator are injected so that
-the bytes are exact in tests.
+copies MSH-11, MSH-12 and MSH-18, and echoes the received MSH-10 in MSA-2; a trigger or an
+MSH-18 the engine does not know is left out rather than repeated (`engine.hl7.codes`).
+Errors carry an ERR segment with an HL7 table 0357 code. The clock and the id generator are
+injected so that the bytes are exact in tests.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum, IntEnum, StrEnum
 
+from engine.hl7.charset import is_known
+from engine.hl7.codes import known_trigger
 from engine.hl7.header import Header
-from engine.hl7.message import Separators
+from engine.hl7.message import Separators, component
 
 
 class AckCode(StrEnum):
@@ -154,12 +157,13 @@ class AckBuilder:
                 header.sending_facility,
                 timestamp,
                 "",
-                f"ACK{c}{header.trigger}{c}ACK",
+                # A trigger or a charset the engine does not know is not repeated back.
+                f"ACK{c}{header.trigger if known_trigger(header.trigger) else ''}{c}ACK",
                 self._make_id(),
                 header.processing_id,
                 header.version,
             ]
-            if header.charset:
+            if header.charset and is_known(component(header.charset, 1, c)):
                 msh += ["", "", "", "", "", header.charset]
         segments = [f.join(msh)]
         msa = ["MSA", code.value, header.control_id if header else ""]

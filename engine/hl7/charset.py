@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from engine.errors import EngineError
+from engine.hl7.codes import shown
 
 # HL7 table 0211 (and the spellings met in French feeds) → Python codec names.
 MSH18_CODECS: dict[str, str] = {
@@ -55,16 +56,28 @@ class Decoded:
 
 
 def codec_for(label: str) -> str:
-    """The Python codec for an MSH-18 value (or a Python codec name)."""
+    """The Python codec for an MSH-18 value (or a Python codec name that decodes text)."""
     name = MSH18_CODECS.get(label.strip().upper())
     if name is None:
         try:
-            name = codecs.lookup(label.strip()).name
+            info = codecs.lookup(label.strip())
         except LookupError:
+            info = None
+        # rot13, base64, zlib... are codecs too, but not text encodings: bytes.decode
+        # refuses them, so a sender naming one must not get further than this.
+        if info is None or not getattr(info, "_is_text_encoding", True):
             raise CharsetError(
-                f"unsupported character set {label.strip()[:30]!r}", unknown_label=True
+                f"unsupported character set: {shown(label.strip(), False)}", unknown_label=True
             ) from None
+        name = info.name
     return codecs.lookup(name).name
+
+
+def shown_label(label: str) -> str:
+    """A known charset label as logs may show it: the MSH-18 value when the table has it,
+    otherwise the name of the codec it stands for (never the sender's own spelling)."""
+    stripped = label.strip()
+    return stripped if stripped.upper() in MSH18_CODECS else codec_for(stripped)
 
 
 def is_known(label: str) -> bool:
@@ -99,14 +112,15 @@ def decode(raw: bytes, policy: CharsetPolicy) -> Decoded:
     except UnicodeDecodeError:
         if policy.fallback is None:
             raise CharsetError(
-                f"message bytes are not valid {label[:30]}", unknown_label=False
+                f"message bytes are not valid {shown_label(label)}", unknown_label=False
             ) from None
         codec = codec_for(policy.fallback)
         try:
             text = raw.decode(codec)
         except UnicodeDecodeError:
             raise CharsetError(
-                f"message bytes are valid neither as {label[:30]} nor as {policy.fallback}",
+                f"message bytes are valid neither as {shown_label(label)} nor as "
+                f"{shown_label(policy.fallback)}",
                 unknown_label=False,
             ) from None
     if codec == "iso8859-1" and _C1_CONTROLS.search(text):

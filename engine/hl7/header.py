@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.hl7.codes import shown_type
 from engine.hl7.message import Message, Separators, component
 
 
@@ -50,6 +51,11 @@ class Header:
     def type_and_trigger(self) -> str:
         """`ADT^A28`: the form route filters are written in."""
         return f"{self.message_type}^{self.trigger}" if self.trigger else self.message_type
+
+    @property
+    def shown_type(self) -> str:
+        """`type_and_trigger` as logs may show it: unknown codes by their length only."""
+        return shown_type(self.type_and_trigger)
 
     @property
     def enhanced_mode(self) -> bool:

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from engine.http.view import engine_of
 from engine.ins.expiry import days_left, expires_soon
-from engine.ins.service import InsiStatus
+from engine.ins.service import InsiService
 from engine.logs import get_logger
 
 STORE_CHECK_TIMEOUT_S = 5.0
@@ -39,20 +39,21 @@ async def readyz(request: web.Request) -> web.Response:
         "listeners": {name: "bound" if bound else "down" for name, bound in listeners.items()},
     }
     if engine.insi is not None:
-        body["insi"] = insi_report(engine.insi.status(), time.time())
+        body["insi"] = insi_report(engine.insi, time.time())
     return web.json_response(body, status=200 if ready else 503)
 
 
-def insi_report(status: InsiStatus, now: float) -> dict[str, Any]:
-    """INSi as `/readyz` shows it (no patient data: codes and times only)."""
+def insi_report(insi: InsiService, now: float) -> dict[str, Any]:
+    """INSi as `/readyz` shows it (codes, the engine's own error texts, times)."""
+    health = insi.health.health
     report: dict[str, Any] = {
-        "simulated": status.simulated,
-        "breaker": status.breaker,
-        "last_error": status.last_error,
-        "last_error_at": _iso(status.last_error_at),
+        "simulated": health.simulated,
+        "breaker": health.breaker,
+        "last_error": health.last_error,
+        "last_error_at": _iso(health.last_error_at),
     }
-    if status.certificate_expires_at is not None:
-        expires_at = status.certificate_expires_at
+    if insi.certificate_expires_at is not None:
+        expires_at = insi.certificate_expires_at
         report["certificate"] = {
             "expires_at": _iso(expires_at),
             "days_left": int(days_left(expires_at, now)),

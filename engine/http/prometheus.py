@@ -44,11 +44,11 @@ async def refresh_gauges(engine: EngineView) -> None:
         engine.destinations(),
     )
     if engine.insi is not None:
-        status = engine.insi.status()
-        engine.metrics.insi_breaker_open.set(status.breaker == "open")
-        engine.metrics.insi_simulated.set(status.simulated)
-        if status.certificate_expires_at is not None:
-            engine.metrics.certificate_expiry.set(status.certificate_expires_at)
+        health = engine.insi.health.health
+        engine.metrics.insi_breaker_open.set(health.breaker == "open")
+        engine.metrics.insi_simulated.set(health.simulated)
+        if engine.insi.certificate_expires_at is not None:
+            engine.metrics.certificate_expiry.set(engine.insi.certificate_expires_at)
 
 
 def register(app: web.Application) -> None:

@@ -26,25 +26,30 @@ class CircuitBreaker:
     """Counts consecutive failures; `threshold` of them open the circuit for `reset_s`."""
 
     def __init__(
-        self, threshold: int, reset_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        threshold: int,
+        reset_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[BreakerState], None] = lambda state: None,
     ) -> None:
         self.threshold = threshold
         self.reset_s = reset_s
         self._clock = clock
+        self._on_change = on_change  # told of every change of state (outages must show)
         self._failures = 0
         self._opened_at = 0.0
         self._trial_running = False
         self.state = BreakerState.CLOSED
 
-    def current_state(self) -> BreakerState:
-        """The state as the next call would find it (open turns half open after reset_s)."""
-        if self.state is BreakerState.OPEN and self._clock() - self._opened_at >= self.reset_s:
-            return BreakerState.HALF_OPEN
-        return self.state
+    def _set(self, state: BreakerState) -> None:
+        if state is not self.state:
+            self.state = state
+            self._on_change(state)
 
     def before_call(self) -> None:
         """Raise `CircuitOpenError` unless a call may go out now (one trial when half open)."""
-        self.state = self.current_state()
+        if self.state is BreakerState.OPEN and self._clock() - self._opened_at >= self.reset_s:
+            self._set(BreakerState.HALF_OPEN)
         if self.state is BreakerState.OPEN or (
             self.state is BreakerState.HALF_OPEN and self._trial_running
         ):
@@ -58,15 +63,15 @@ class CircuitBreaker:
         """The service answered: close the circuit."""
         self._failures = 0
         self._trial_running = False
-        self.state = BreakerState.CLOSED
+        self._set(BreakerState.CLOSED)
 
     def record_failure(self) -> None:
         """A technical failure: open after `threshold` in a row, or at once after a trial."""
         self._failures += 1
         self._trial_running = False
         if self.state is BreakerState.HALF_OPEN or self._failures >= self.threshold:
-            self.state = BreakerState.OPEN
             self._opened_at = self._clock()
+            self._set(BreakerState.OPEN)
 
     def record_neutral(self) -> None:
         """A call that says nothing about the service's health (e.g. configuration refused)."""

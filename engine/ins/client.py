@@ -22,6 +22,7 @@ from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
 from engine.ins.errors import InsiConfigurationError, InsiResponseError, InsiTechnicalError
+from engine.ins.health import endpoint_of
 from engine.ins.result import InsiResult
 from engine.ins.soap.headers import CallerIdentity, build_headers
 from engine.ins.soap.namespaces import BINDING, OPERATION_SEARCH, SIMULATED_HEADER, wsdl_path
@@ -67,6 +68,7 @@ class InsiClient:
         )
         self._caller = caller
         self._url = url
+        self._endpoint = endpoint_of(url)  # named in errors: which INSi did not answer
         self._timeout_s = timeout_s
         self._clock = clock
         self._new_id = new_id
@@ -87,9 +89,11 @@ class InsiClient:
                     _soapheaders=headers,
                 )
         except (TimeoutError, httpx.TimeoutException):
-            raise InsiTechnicalError("INSi call timed out", code="timeout") from None
+            raise InsiTechnicalError(
+                f"INSi call to {self._endpoint} timed out", code="timeout"
+            ) from None
         except httpx.TransportError as error:
-            raise _transport_error(error, self._url.startswith("https:")) from None
+            raise _transport_error(error, self._endpoint, self._url.startswith("https:")) from None
         except zeep.exceptions.Error as error:
             raise InsiResponseError(
                 f"SOAP encoding failed ({type(error).__name__})", code="soap_encoding"
@@ -104,7 +108,7 @@ class InsiClient:
 
 
 def _transport_error(
-    error: httpx.TransportError, tls: bool
+    error: httpx.TransportError, endpoint: str, tls: bool
 ) -> InsiConfigurationError | InsiTechnicalError:
     """TLS failures are configuration (certificate, CA, CN); the rest is the network."""
     cause: BaseException | None = error
@@ -112,8 +116,10 @@ def _transport_error(
         if isinstance(cause, ssl.SSLError):
             reason = getattr(cause, "reason", None) or type(cause).__name__
             return InsiConfigurationError(
-                f"TLS with INSi failed ({reason}): check cert, key, ca", code="tls"
+                f"TLS with INSi at {endpoint} failed ({reason}): check cert, key, ca", code="tls"
             )
         cause = cause.__cause__ or cause.__context__
     hint = "; a client certificate refused over TLS 1.3 also looks like this" if tls else ""
-    return InsiTechnicalError(f"INSi unreachable ({type(error).__name__}{hint})", code="network")
+    return InsiTechnicalError(
+        f"INSi unreachable at {endpoint} ({type(error).__name__}{hint})", code="network"
+    )

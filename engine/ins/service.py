@@ -16,13 +16,12 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import httpx
 import structlog
 
 from engine.errors import EngineError
-from engine.ins.breaker import CircuitBreaker
+from engine.ins.breaker import BreakerState, CircuitBreaker
 from engine.ins.cache import MemoryResultCache, ResultCache
 from engine.ins.client import InsiClient
 from engine.ins.errors import (
@@ -34,6 +33,7 @@ from engine.ins.errors import (
     InvalidAnswerError,
     InvalidTraitsError,
 )
+from engine.ins.health import HealthBoard, InsiHealth, endpoint_of
 from engine.ins.outcome import SearchOutcome, SearchStatus
 from engine.ins.result import CodeCR, InsiResult
 from engine.ins.settings import InsiSettings, is_loopback_host
@@ -74,18 +74,6 @@ class _CallCounter:
     count = 0
 
 
-@dataclass(frozen=True, slots=True)
-class InsiStatus:
-    """What an operator needs to see of INSi: simulated or not, the breaker, the last error
-    (its code and when, wall clock) and when the organisation certificate expires."""
-
-    simulated: bool
-    breaker: str
-    last_error: str | None
-    last_error_at: float | None
-    certificate_expires_at: float | None
-
-
 class InsiService:
     """Identity searches against INSi (or its simulator), safe to call concurrently."""
 
@@ -108,14 +96,14 @@ class InsiService:
         self._cache = cache
         self._metrics = metrics or EngineMetrics()
         self.certificate_expires_at = certificate_expires_at
-        self._last_error: tuple[str, float] | None = None
         self._scope = settings.url or "in-process-simulator"
         self._wall_clock = wall_clock
         self._monotonic = monotonic
         self._sleep = sleep
         self._semaphore = asyncio.Semaphore(settings.max_concurrency)
+        self.health = HealthBoard(InsiHealth(simulated, endpoint_of(settings.url)))
         self._breaker = CircuitBreaker(
-            settings.breaker_threshold, settings.breaker_reset_s, monotonic
+            settings.breaker_threshold, settings.breaker_reset_s, monotonic, self._breaker_changed
         )
         self._flights: SingleFlight[SearchOutcome] = SingleFlight()
         self._recent: OrderedDict[str, tuple[SearchOutcome, float]] = OrderedDict()
@@ -152,12 +140,6 @@ class InsiService:
             flight, lambda: self._lookup(key, normalised, max_age)
         )
         return outcome.shared() if shared else outcome
-
-    def status(self) -> InsiStatus:
-        """The service as the console, `/readyz` and `/metrics` show it."""
-        breaker = self._breaker.current_state()
-        code, at = self._last_error or (None, None)
-        return InsiStatus(self.simulated, breaker.value, code, at, self.certificate_expires_at)
 
     async def aclose(self) -> None:
         """Stop pending lookups and close connections."""
@@ -230,6 +212,7 @@ class InsiService:
                 self._breaker.record_neutral()  # one identity's answer, not the service's health
                 raise
             except (InsiTechnicalError, InsiResponseError) as error:
+                self.health.failed(error)
                 self._breaker.record_failure()
                 if not error.retryable or attempts > self._settings.retries:
                     raise
@@ -239,23 +222,43 @@ class InsiService:
             except InsiError as error:
                 self._breaker.record_neutral()
                 if isinstance(error, InsiConfigurationError):
+                    self.health.failed(error)
                     self._held = (error, self._monotonic() + self._settings.breaker_reset_s)
                 raise
             self._breaker.record_success()
             return result
 
     async def _measured_call(self, query: TraitsQuery) -> InsiResult:
-        """One HTTP call, timed and counted by result; a failure is remembered."""
+        """One HTTP call, timed and counted by result."""
         async with self._semaphore:
             started = self._monotonic()
             try:
                 result = await self._client.search(query)
             except InsiError as error:
-                self._last_error = (error.code, self._wall_clock())
                 self._metrics.insi_call(_error_result(error), self._monotonic() - started)
                 raise
             self._metrics.insi_call(_RESULT_OF_CODE[result.code], self._monotonic() - started)
             return result
+
+    def _breaker_changed(self, state: BreakerState) -> None:
+        """An outage must show: a warning when calls stop going out, and when they resume."""
+        health = self.health.health
+        if state is BreakerState.OPEN:
+            log.warning(
+                "INSi circuit breaker OPEN: calls suspended after repeated failures, "
+                "messages go on without INS until a trial call succeeds",
+                url=health.endpoint,
+                error=health.last_error,
+                delay_s=self._settings.breaker_reset_s,
+                simulated=self.simulated,
+            )
+        elif state is BreakerState.CLOSED:
+            log.warning(
+                "INSi circuit breaker closed: calls resume",
+                url=health.endpoint,
+                simulated=self.simulated,
+            )
+        self.health.breaker_changed(state)
 
     def _backoff(self, attempt: int) -> float:
         base = self._settings.retry_backoff_s * 2 ** (attempt - 1)

@@ -58,19 +58,37 @@ class MllpClient:
     ) -> MllpClient:
         try:
             async with asyncio.timeout(connect_timeout_s):
-                reader, writer = await asyncio.open_connection(
-                    host,
-                    port,
-                    ssl=ssl_context,
-                    server_hostname=(server_hostname or host) if ssl_context else None,
-                )
+                reader, writer = await asyncio.open_connection(host, port)
         except TimeoutError:
             raise MllpClientError(
                 f"connect to {host}:{port} timed out after {connect_timeout_s:g} s"
             ) from None
-        except (OSError, ssl.SSLError) as error:
-            reason = getattr(error, "strerror", None) or type(error).__name__
+        except OSError as error:
+            reason = error.strerror or type(error).__name__
             raise MllpClientError(f"connect to {host}:{port} failed: {reason}") from None
+        if ssl_context is not None:
+            # Its own step, so that a receiver that does not speak TLS is named as such
+            # rather than as a connection that timed out.
+            try:
+                async with asyncio.timeout(connect_timeout_s):
+                    await writer.start_tls(ssl_context, server_hostname=server_hostname or host)
+            except TimeoutError:
+                writer.close()
+                raise MllpClientError(
+                    f"TLS handshake with {host}:{port} failed: no answer within "
+                    f"{connect_timeout_s:g} s (is the receiver serving TLS?)"
+                ) from None
+            except (OSError, ssl.SSLError) as error:
+                writer.close()
+                reason = (
+                    getattr(error, "reason", None)
+                    or getattr(error, "strerror", None)
+                    or type(error).__name__
+                )
+                raise MllpClientError(
+                    f"TLS handshake with {host}:{port} failed: {reason} (is the receiver "
+                    "serving TLS, with a certificate this CA signs?)"
+                ) from None
         return cls(reader, writer)
 
     @property

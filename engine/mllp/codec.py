@@ -116,10 +116,13 @@ class FrameDecoder:
         return end
 
     def _restarted(self) -> Junk | None:
-        """A new start byte inside an unfinished block: the sender gave that block up."""
-        restart = self._buffer.find(START_BLOCK, self._scanned)
+        """A new start byte inside an unfinished block: the sender gave that block up. Every
+        block given up before the last start byte seen is reported as one `Junk`, so a
+        flood of start bytes costs one event per read, not one per byte."""
         end = self._buffer.find(END_MARKER, self._scanned)
-        if restart == -1 or (end != -1 and end < restart):
+        limit = len(self._buffer) if end == -1 else end
+        restart = self._buffer.rfind(START_BLOCK, self._scanned, limit)
+        if restart == -1:
             return None
         del self._buffer[: restart + 1]
         self._scanned = 0

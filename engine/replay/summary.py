@@ -122,6 +122,7 @@ class Summary:
                 }
                 for (file, reason), positions in self.not_sent.items()
             ],
+            "files_refused": len(self.problems),
             "unreadable_files": [
                 {"file": problem.path, "reason": problem.reason} for problem in self.problems
             ],
@@ -152,12 +153,27 @@ class Summary:
                     )
                 )
         verdict = "[green]OK[/]" if self.succeeded else "[red]FAILED[/]"
-        console.print(f"{verdict}: {data['messages']} messages in {data['files']} files")
+        console.print(f"{verdict}: {self.verdict_text(data)}")
+
+    def verdict_text(self, data: dict[str, Any]) -> str:
+        """What the run did with messages, and, apart, the files it refused to send."""
+        read = f"{data['files']} file(s) read"
+        if self.dry_run:
+            text = f"{data['messages']} message(s) in {read}, nothing sent"
+        else:
+            text = f"{self.accepted} of {data['messages']} message(s) accepted, from {read}"
+        if self.problems:
+            text += (
+                f"; {len(self.problems)} file(s) refused, nothing of them sent (see Files not sent)"
+            )
+        return text
 
 
 def _totals_table(data: dict[str, Any]) -> Table:
     table = Table(title="Replay", show_header=False)
     table.add_row("messages sent", f"{data['sent']} of {data['messages']}")
+    if data["files_refused"]:
+        table.add_row("files refused", str(data["files_refused"]))
     for code, count in data["acks"].items():
         if count:
             table.add_row(code, str(count))

@@ -140,6 +140,54 @@ class ActionResult:
 
 
 @dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """One dated event in a message's history: a delivery attempt or an operator action."""
+
+    at: float
+    kind: str  # "failed", "parked", "delivered", or an operator action ("skip", ...)
+    detail: str  # the engine's error text, the ACK code, or the operator's reason
+
+
+@dataclass(frozen=True, slots=True)
+class EntryTrace:
+    """One outbox entry of a traced message, with its attempts and operator actions."""
+
+    entry_id: int
+    destination: str
+    status: EntryStatus
+    attempts: int
+    resend_of: int | None
+    events: list[TraceEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTrace:
+    """What happened to one received message: stored, answered, routed, delivered."""
+
+    message_id: int
+    route: str
+    received_at: float
+    peer: str
+    sending_application: str
+    sending_facility: str
+    message_type: str
+    status: MessageStatus
+    ack: bytes = field(repr=False)  # the ACK sent (empty when none was sent)
+    outcome: str | None  # what the route's steps recorded (e.g. the enrichment outcome)
+    outcome_detail: str | None
+    entries: list[EntryTrace]
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentState:
+    """A component's state as the running engine last published it (JSON text)."""
+
+    name: str
+    updated_at: float
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
 class Pruned:
     entries: int
     messages: int
@@ -191,14 +239,6 @@ class EntryHistory:
 
 
 @dataclass(frozen=True, slots=True)
-class OperatorAction:
-    entry_id: int
-    at: float
-    action: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class MessageDetail:
     """Everything the store keeps about one message; `raw` holds patient data."""
 
@@ -208,7 +248,7 @@ class MessageDetail:
     sending_facility: str
     raw: bytes = field(repr=False)
     entries: tuple[EntryHistory, ...] = ()
-    actions: tuple[OperatorAction, ...] = ()
+    traces: tuple[EntryTrace, ...] = ()  # each entry's delivery attempts and operators' actions
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,12 +304,16 @@ class Store(Protocol):
         `lanes` > 1, only those whose patient key falls in `lane` (see `delivery.lanes`)."""
         ...
 
-    async def mark_delivered(self, entry_id: int, ack_code: str) -> None: ...
+    async def mark_delivered(self, entry_id: int, ack_code: str) -> bool:
+        """Record the delivery of a pending entry; False when an operator skipped it while
+        the send was in flight: the skip stands, and the audit records the delivery."""
+        ...
 
     async def record_failure(
         self, entry_id: int, error: str, next_attempt_at: float, park: bool
     ) -> None:
-        """Count a failed attempt of a still-pending entry (an operator's skip wins)."""
+        """Record a failed attempt; it counts only while the entry is pending (an operator's
+        skip wins)."""
         ...
 
     async def entry_status(self, entry_id: int) -> EntryStatus | None: ...
@@ -284,12 +328,34 @@ class Store(Protocol):
         """Open entries oldest first (FIFO), finished ones newest first."""
         ...
 
+    async def entry_ids(self, status: EntryStatus, route: str, destination: str) -> list[int]:
+        """Every entry of one destination in `status`, oldest first (bulk actions)."""
+        ...
+
+    async def trace(self, control_id: str, route: str | None) -> list[MessageTrace]:
+        """Every stored message with this MSH-10 (several senders may use one), oldest
+        first, with its outbox entries, their attempts and operator actions."""
+        ...
+
     async def resend(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
         """Queue a copy of each parked, skipped or delivered entry at its queue's tail."""
         ...
 
     async def skip(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
         """Give up on pending or parked entries, recording why."""
+        ...
+
+    async def unrouted(self) -> dict[str, int]:
+        """Per route, messages acknowledged and not yet routed (their steps, such as an
+        enrichment waiting for INSi, have not finished)."""
+        ...
+
+    async def put_state(self, name: str, payload: str) -> None:
+        """Publish a component's state (JSON) for other processes (`queue status`)."""
+        ...
+
+    async def states(self) -> list[ComponentState]:
+        """Every published component state."""
         ...
 
     async def prune(self, before: float, limit: int) -> Pruned:
@@ -309,7 +375,8 @@ class Store(Protocol):
         ...
 
     async def message_detail(self, message_id: int) -> MessageDetail | None:
-        """One message, its outbox entries (with their bytes) and operators' actions."""
+        """One message, its outbox entries (with their bytes), their attempts and operators'
+        actions."""
         ...
 
     async def record_audit(self, entry: AuditEntry) -> None:

@@ -60,8 +60,6 @@ CREATE TABLE IF NOT EXISTS insi_cache (
     expires_at REAL NOT NULL
 );
 
-CREATE INDEX IF NOT EXISTS messages_control_id ON messages (control_id);
-
 -- Who did or saw what in the console (kept beyond message retention).
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
@@ -92,6 +90,28 @@ CREATE TABLE IF NOT EXISTS operator_actions (
     entry_id INTEGER NOT NULL,
     action TEXT NOT NULL,
     reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS operator_actions_entry ON operator_actions (entry_id);
+
+-- Failed delivery attempts, for `queue list --control-id` (a delivery's success is in
+-- outbox: delivered_at, last_ack_code), so the delivered path writes nothing more.
+CREATE TABLE IF NOT EXISTS delivery_failures (
+    id INTEGER PRIMARY KEY,
+    entry_id INTEGER NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+    at REAL NOT NULL,
+    error TEXT NOT NULL,
+    parked INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS delivery_failures_entry ON delivery_failures (entry_id);
+-- `queue list --control-id`: one message among millions without a scan of their bytes.
+CREATE INDEX IF NOT EXISTS messages_control_id ON messages (control_id);
+
+-- What the running engine knows and another process shows (e.g. INSi's breaker for
+-- `queue status`): one row per component, written when its state changes.
+CREATE TABLE IF NOT EXISTS engine_state (
+    name TEXT PRIMARY KEY,
+    updated_at REAL NOT NULL,
+    payload TEXT NOT NULL
 );
 """
 

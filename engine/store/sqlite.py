@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -34,6 +35,7 @@ from typing import Any, TypeVar
 
 from engine.delivery.lanes import lane_of
 from engine.errors import StoreError
+from engine.folders import make_folders
 from engine.logs import get_logger
 from engine.store import sqlite_console
 from engine.store.base import (
@@ -41,20 +43,25 @@ from engine.store.base import (
     Accepted,
     ActionResult,
     AuditEntry,
+    ComponentState,
     EntryStatus,
     EntrySummary,
+    EntryTrace,
     IdentityRecord,
     Incoming,
     MessageDetail,
     MessageQuery,
     MessageStatus,
     MessageSummary,
+    MessageTrace,
     OutboxEntry,
     Pruned,
     QueueStatus,
     RoutingResult,
     StoredMessage,
+    TraceEvent,
 )
+from engine.store.lock import EngineLock
 from engine.store.schema import SCHEMA, upgrade
 
 log = get_logger("engine.store")
@@ -95,8 +102,10 @@ def _summary(row: tuple[Any, ...]) -> EntrySummary:
 class SqliteStore:
     """`Store` on a SQLite file; create with `await SqliteStore.open(path)`."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, exclusive: bool = False) -> None:
         self.path = path
+        self._exclusive = exclusive
+        self._lock: EngineLock | None = None
         self._pending: list[tuple[Job, asyncio.Future[Any], bool]] = []
         self._committing = False
         self._flush_scheduled = False
@@ -117,16 +126,34 @@ class SqliteStore:
         self.commits = 0  # groups committed: lets a benchmark show the grouping
 
     @classmethod
-    async def open(cls, path: str) -> SqliteStore:
-        store = cls(path)
-        await asyncio.to_thread(store._prepare)
+    async def open(cls, path: str, exclusive: bool = False) -> SqliteStore:
+        """Open (or create) the store file. `exclusive` is for the engine that serves it:
+        it holds the store's engine lock (`engine.store.lock`) until `close`, and a second
+        engine gets `StoreInUse`; operator commands open the store beside it."""
+        store = cls(path, exclusive)
+        try:
+            await asyncio.to_thread(store._prepare)
+        except (OSError, sqlite3.Error) as error:
+            store._release_lock()
+            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            raise StoreError(f"cannot open the store {path}: {reason}") from None
+        except BaseException:
+            store._release_lock()
+            raise
         store._committer.start()
         store._checkpointer.start()
         return store
 
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
     def _prepare(self) -> None:
         file = Path(self.path)
-        file.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(file.parent)
+        if self._exclusive:
+            self._lock = EngineLock.acquire(self.path)
         # Create the file 0600 before SQLite does: it holds patient data. SQLite gives
         # the -wal and -shm files the database file's permissions.
         os.close(os.open(file, os.O_CREAT | os.O_RDWR, 0o600))
@@ -270,6 +297,7 @@ class SqliteStore:
         await asyncio.to_thread(self._checkpointer.join)
         await asyncio.get_running_loop().run_in_executor(self._reader, self._close_reader)
         self._reader.shutdown(wait=True)
+        self._release_lock()  # last: another engine may start once everything is written
 
     def _close_reader(self) -> None:
         if self._read_connection is not None:
@@ -428,30 +456,53 @@ class SqliteStore:
 
         return await self._read(job)
 
-    async def mark_delivered(self, entry_id: int, ack_code: str) -> None:
+    async def mark_delivered(self, entry_id: int, ack_code: str) -> bool:
         now = time.time()
-        await self._write(
-            lambda connection: connection.execute(
+
+        def job(connection: sqlite3.Connection) -> bool:
+            marked = connection.execute(
                 """UPDATE outbox SET status = 'delivered', delivered_at = ?, updated_at = ?,
-                   attempts = attempts + 1, last_ack_code = ? WHERE id = ?""",
+                   attempts = attempts + 1, last_ack_code = ?
+                   WHERE id = ? AND status = 'pending'""",
                 (now, now, ack_code or None, entry_id),
-            ),
-            durable=False,  # lost in a power cut, the message is sent again: at-least-once
-        )
+            ).rowcount
+            if marked:
+                return True
+            # An operator skipped it while the send was in flight: the skip stands (nothing
+            # more is sent), and the audit says the receiver got it anyway.
+            if _status_of(connection, entry_id) is EntryStatus.SKIPPED:
+                answer = f", ACK {ack_code}" if ack_code else ""
+                _record_action(
+                    connection,
+                    now,
+                    entry_id,
+                    "delivered after skip",
+                    f"the send was in flight when the entry was skipped: delivered{answer}",
+                )
+            return False
+
+        # Not durable: lost in a power cut, the message is sent again (at-least-once).
+        return await self._write(job, durable=False)
 
     async def record_failure(
         self, entry_id: int, error: str, next_attempt_at: float, park: bool
     ) -> None:
         now = time.time()
         status = EntryStatus.PARKED if park else EntryStatus.PENDING
-        await self._write(
-            lambda connection: connection.execute(
+
+        def job(connection: sqlite3.Connection) -> None:
+            connection.execute(
                 """UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,
                    next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'""",
                 (status.value, error[:500], next_attempt_at, now, entry_id),
-            ),
-            durable=False,
-        )
+            )
+            connection.execute(
+                """INSERT INTO delivery_failures (entry_id, at, error, parked)
+                   VALUES (?, ?, ?, ?)""",
+                (entry_id, now, error[:500], park),
+            )
+
+        await self._write(job, durable=False)
 
     async def entry_status(self, entry_id: int) -> EntryStatus | None:
         return await self._read(lambda connection: _status_of(connection, entry_id))
@@ -517,6 +568,47 @@ class SqliteStore:
 
         return await self._read(job)
 
+    async def entry_ids(self, status: EntryStatus, route: str, destination: str) -> list[int]:
+        def job(connection: sqlite3.Connection) -> list[int]:
+            rows = connection.execute(
+                """SELECT id FROM outbox WHERE route = ? AND destination = ? AND status = ?
+                   ORDER BY id""",
+                (route, destination, status.value),
+            ).fetchall()
+            return [row[0] for row in rows]
+
+        return await self._read(job)
+
+    async def trace(self, control_id: str, route: str | None) -> list[MessageTrace]:
+        def job(connection: sqlite3.Connection) -> list[MessageTrace]:
+            messages = connection.execute(
+                """SELECT m.id, m.route, m.received_at, m.peer, m.sending_application,
+                       m.sending_facility, m.message_type, m.status, m.ack,
+                       json_extract(i.record, '$.outcome'), json_extract(i.record, '$.detail')
+                   FROM messages m LEFT JOIN identity_outcomes i ON i.message_id = m.id
+                   WHERE m.control_id = ? AND (? IS NULL OR m.route = ?) ORDER BY m.id""",
+                (control_id, route, route),
+            ).fetchall()
+            return [
+                MessageTrace(
+                    message_id=row[0],
+                    route=row[1],
+                    received_at=row[2],
+                    peer=row[3],
+                    sending_application=row[4],
+                    sending_facility=row[5],
+                    message_type=row[6],
+                    status=MessageStatus(row[7]),
+                    ack=bytes(row[8]),
+                    outcome=row[9],
+                    outcome_detail=None if row[10] is None else str(row[10]),
+                    entries=_entry_traces(connection, row[0]),
+                )
+                for row in messages
+            ]
+
+        return await self._read(job)
+
     async def resend(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
         now = time.time()
 
@@ -571,13 +663,51 @@ class SqliteStore:
 
         return await self._write(job)
 
+    # -- state for other processes --------------------------------------------------------
+
+    async def unrouted(self) -> dict[str, int]:
+        def job(connection: sqlite3.Connection) -> dict[str, int]:
+            rows = connection.execute(
+                "SELECT route, count(*) FROM messages WHERE status = 'received' GROUP BY route"
+            ).fetchall()
+            return dict(rows)
+
+        return await self._read(job)
+
+    async def put_state(self, name: str, payload: str) -> None:
+        now = time.time()
+        await self._write(
+            lambda connection: connection.execute(
+                """INSERT INTO engine_state (name, updated_at, payload) VALUES (?, ?, ?)
+                   ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at,
+                       payload = excluded.payload""",
+                (name, now, payload),
+            ),
+            durable=False,  # the engine publishes it again as it changes
+        )
+
+    async def states(self) -> list[ComponentState]:
+        def job(connection: sqlite3.Connection) -> list[ComponentState]:
+            rows = connection.execute(
+                "SELECT name, updated_at, payload FROM engine_state ORDER BY name"
+            ).fetchall()
+            return [ComponentState(*row) for row in rows]
+
+        return await self._read(job)
+
     # -- what the console reads and keeps (statements in `sqlite_console`) ---------------
 
     async def find_messages(self, query: MessageQuery) -> list[MessageSummary]:
         return await self._read(functools.partial(sqlite_console.find_messages, query))
 
     async def message_detail(self, message_id: int) -> MessageDetail | None:
-        return await self._read(functools.partial(sqlite_console.message_detail, message_id))
+        def job(connection: sqlite3.Connection) -> MessageDetail | None:
+            detail = sqlite_console.message_detail(message_id, connection)
+            if detail is None:
+                return None
+            return dataclasses.replace(detail, traces=tuple(_entry_traces(connection, message_id)))
+
+        return await self._read(job)
 
     async def record_audit(self, entry: AuditEntry) -> None:
         await self._write(functools.partial(sqlite_console.record_audit, entry))
@@ -631,6 +761,44 @@ class SqliteStore:
             return Pruned(entries, messages, cached)
 
         return await self._write(job, durable=False)
+
+
+def _entry_traces(connection: sqlite3.Connection, message_id: int) -> list[EntryTrace]:
+    traces = []
+    for (
+        entry_id,
+        destination,
+        status,
+        attempts,
+        resend_of,
+        delivered_at,
+        ack_code,
+    ) in connection.execute(
+        """SELECT id, destination, status, attempts, resend_of, delivered_at,
+                   last_ack_code FROM outbox WHERE message_id = ? ORDER BY id""",
+        (message_id,),
+    ).fetchall():
+        events = [
+            TraceEvent(at, "parked" if parked else "failed", error)
+            for at, error, parked in connection.execute(
+                "SELECT at, error, parked FROM delivery_failures WHERE entry_id = ? ORDER BY id",
+                (entry_id,),
+            )
+        ]
+        events += [
+            TraceEvent(at, action, reason)
+            for at, action, reason in connection.execute(
+                "SELECT at, action, reason FROM operator_actions WHERE entry_id = ? ORDER BY id",
+                (entry_id,),
+            )
+        ]
+        if delivered_at is not None:
+            events.append(TraceEvent(delivered_at, "delivered", ack_code or ""))
+        events.sort(key=lambda event: event.at)
+        traces.append(
+            EntryTrace(entry_id, destination, EntryStatus(status), attempts, resend_of, events)
+        )
+    return traces
 
 
 def _status_of(connection: sqlite3.Connection, entry_id: int) -> EntryStatus | None:

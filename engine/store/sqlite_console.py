@@ -14,7 +14,6 @@ from engine.store.base import (
     MessageDetail,
     MessageQuery,
     MessageSummary,
-    OperatorAction,
 )
 
 _SUMMARY = """
@@ -58,6 +57,7 @@ def find_messages(query: MessageQuery, connection: sqlite3.Connection) -> list[M
 
 
 def message_detail(message_id: int, connection: sqlite3.Connection) -> MessageDetail | None:
+    """The message and its entries; the store adds their traces (`_entry_traces`)."""
     row = connection.execute(_SUMMARY + "WHERE m.id = ?", (message_id,)).fetchone()
     if row is None:
         return None
@@ -75,15 +75,7 @@ def message_detail(message_id: int, connection: sqlite3.Connection) -> MessageDe
         EntryHistory(*row[:2], EntryStatus(row[2]), *row[3:9], bytes(row[9]))  # type: ignore[call-arg]
         for row in rows
     )
-    actions = tuple(
-        OperatorAction(*action)
-        for action in connection.execute(
-            """SELECT a.entry_id, a.at, a.action, a.reason FROM operator_actions a
-               JOIN outbox o ON o.id = a.entry_id WHERE o.message_id = ? ORDER BY a.id""",
-            (message_id,),
-        )
-    )
-    return MessageDetail(_summary(row), peer, application, facility, bytes(raw), entries, actions)
+    return MessageDetail(_summary(row), peer, application, facility, bytes(raw), entries)
 
 
 def record_audit(entry: AuditEntry, connection: sqlite3.Connection) -> None:

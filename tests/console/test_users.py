@@ -96,6 +96,7 @@ def config(tmp_path: Path) -> Path:
     file.write_text(
         '[http]\nlisten = "127.0.0.1:0"\nusers = "users.toml"\n\n'
         '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\n'
+        '[[routes.destinations]]\nname = "archive"\nfile = "out"\n'
     )
     return file
 
@@ -146,5 +147,7 @@ def test_check_reads_the_users_file(config: Path) -> None:
         check=False,
     )
     assert result.returncode == 2
-    expected = f"{config.parent / 'users.toml'}: users[0]: name, role and password_hash"
-    assert expected in result.stderr
+    assert result.stderr == (
+        f"ins-engine check: {config}: http.users: {config.parent / 'users.toml'}: users[0]: "
+        "name, role and password_hash\n"
+    )

@@ -73,7 +73,8 @@ async def test_engine_notifies_ready_watchdog_and_stopping(
     config.write_text(
         f'[engine]\nstore = "sqlite:///{tmp_path / "engine.db"}"\nlog_format = "json"\n\n'
         '[http]\nlisten = "127.0.0.1:0"\n\n'
-        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\nenrich = false\n',
+        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\nenrich = false\n'
+        f'[[routes.destinations]]\nname = "archive"\nfile = "{tmp_path / "out"}"\n',
         encoding="utf-8",
     )
     engine = EngineProcess(config, env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from engine.config import load_config
 from engine.mllp.client import MllpClient
 from engine.runtime import Engine
 from tests.conftest import StartEngine
+from tests.support.engine_process import REPOSITORY
 from tests.support.messages import adt
 from tests.support.metrics import labelled, value
 
@@ -173,3 +177,31 @@ async def test_an_empty_metrics_token_refuses_every_scrape_and_says_so(
         engine = await start_engine(extra=HTTP + 'metrics_token_env = "TEST_METRICS_TOKEN"\n')
     assert [entry["code"] for entry in logs if entry.get("code")] == ["metrics_token_env"]
     assert (await get(base_url(engine) + "/metrics", Authorization="Bearer "))[0] == 401
+
+
+def test_an_http_address_in_use_names_the_key(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "engine.toml"
+        config.write_text(
+            f'[engine]\nstore = "sqlite:///{tmp_path / "engine.db"}"\n\n'
+            f'[http]\nlisten = "127.0.0.1:{port}"\n\n'
+            '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\nenrich = false\n'
+            f'[[routes.destinations]]\nname = "archive"\nfile = "{tmp_path / "out"}"\n',
+            encoding="utf-8",
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "engine", "run", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            cwd=REPOSITORY,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert result.stderr.endswith(
+        f"ins-engine run: {config}: http.listen: cannot listen on 127.0.0.1:{port} "
+        "(Address already in use): is another program (or engine) listening there?\n"
+    )

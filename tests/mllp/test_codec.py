@@ -153,3 +153,16 @@ def test_a_block_given_up_for_a_new_start_byte_is_junk(feed) -> None:
     events = feed(b"\x0bMSH|half" + encode_frame(MSG_A))
     assert events[-1] == Frame(MSG_A)
     assert all(isinstance(event, Junk) for event in events[:-1])
+
+
+@pytest.mark.parametrize("feed", FEEDERS)
+def test_a_flood_of_start_bytes_is_counted_in_full(feed) -> None:
+    events = feed(b"\x0b" * 5000 + encode_frame(MSG_A))
+    assert events[-1] == Frame(MSG_A)
+    assert sum(event.size for event in events[:-1] if isinstance(event, Junk)) == 5000
+
+
+def test_a_flood_of_start_bytes_read_at_once_is_one_event() -> None:
+    decoder = FrameDecoder()
+    decoder.feed(b"\x0b" * 40_000 + encode_frame(MSG_A))
+    assert drain(decoder) == [Junk(40_000), Frame(MSG_A)]

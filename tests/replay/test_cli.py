@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import ssl
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -98,6 +101,7 @@ def test_json_shape(
     assert set(summary) == {
         "dry_run", "files", "messages", "sent", "acks", "failures", "not_sent", "duration_s",
         "messages_per_s", "latency_ms", "not_accepted", "not_sent_files", "unreadable_files",
+        "files_refused",
     }  # fmt: skip
     assert (summary["files"], summary["messages"], summary["sent"]) == (2, 4, 3)
     assert (summary["acks"]["AA"], summary["acks"]["AR"]) == (1, 1)
@@ -242,3 +246,65 @@ def test_mutual_tls(
     assert status == 1
     assert summary["acks"]["AA"] == 0
     assert server.control_ids() == ["T1", "T2"]
+
+
+def test_files_refused_are_counted_apart_from_the_messages_sent(
+    receiver_thread: StartThread, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    server = receiver_thread(answer_all())
+    write_file(tmp_path, "good.hl7", "G1")
+    for number in range(5):
+        (tmp_path / f"junk{number}.txt").write_text("not a message")
+    assert run(str(tmp_path), "--to", f"127.0.0.1:{server.port}") == 1
+    out = capsys.readouterr().out
+    assert (
+        "FAILED: 1 of 1 message(s) accepted, from 1 file(s) read; 5 file(s) refused, nothing "
+        "of them sent (see Files not sent)" in out
+    )
+    status, summary = run_json(capsys, str(tmp_path), "--to", f"127.0.0.1:{server.port}")
+    assert (status, summary["files_refused"], summary["acks"]["AA"]) == (1, 5, 1)
+
+
+@pytest.fixture
+def plain_listener() -> Iterator[int]:
+    """A TCP server that accepts and never answers, as a plain MLLP listener does with the
+    bytes of a TLS ClientHello."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            accepted.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    server.close()
+    thread.join(5)
+    for connection in accepted:
+        connection.close()
+
+
+def test_tls_to_a_plain_listener_says_the_handshake_failed(
+    plain_listener: int, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = write_file(tmp_path, "f.hl7", "T1")
+    target = ("--to", f"127.0.0.1:{plain_listener}", "--tls", "--connect-timeout", "0.3")
+    status, summary = run_json(capsys, path, *target)
+    assert status == 1
+    (not_sent,) = summary["not_sent_files"]
+    assert not_sent["reason"] == (
+        f"TLS handshake with 127.0.0.1:{plain_listener} failed: no answer within 0.3 s "
+        "(is the receiver serving TLS?)"
+    )
+
+
+def test_tls_to_a_receiver_that_hangs_up_says_the_handshake_failed(
+    receiver_thread: StartThread, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    server = receiver_thread(answer_all())  # plain MLLP: it drops what is not a block
+    path = write_file(tmp_path, "f.hl7", "T1")
+    status, summary = run_json(capsys, path, "--to", f"127.0.0.1:{server.port}", "--tls")
+    assert status == 1
+    (not_sent,) = summary["not_sent_files"]
+    assert not_sent["reason"].startswith(f"TLS handshake with 127.0.0.1:{server.port} failed: ")

@@ -27,8 +27,18 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 class EngineProcess:
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        command: list[str] | None = None,
+        cwd: Path = REPOSITORY,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """`command` runs instead of this checkout's engine (e.g. an installed `ins-engine`);
+        `env` adds environment variables."""
         self.config = config
+        self._command = command or [sys.executable, "-m", "engine"]
+        self._cwd = cwd
         self.env = env or {}
         self.records: list[dict[str, Any]] = []
         self._process: subprocess.Popen[bytes] | None = None
@@ -63,6 +73,11 @@ class EngineProcess:
         return [record for record in self.records if record.get("event") == event]
 
     @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -72,10 +87,10 @@ class EngineProcess:
             self._process.send_signal(signal.SIGKILL)
         self._reap()
 
-    async def terminate(self, timeout_s: float = 30.0) -> int:
-        """SIGTERM and wait for a clean exit; returns the exit status."""
+    async def terminate(self, timeout_s: float = 30.0, signum: int = signal.SIGTERM) -> int:
+        """SIGTERM (or `signum`) and wait for a clean exit; returns the exit status."""
         assert self._process is not None
-        self._process.send_signal(signal.SIGTERM)
+        self._process.send_signal(signum)
         try:
             status = await asyncio.to_thread(self._process.wait, timeout_s)
         finally:
@@ -92,8 +107,8 @@ class EngineProcess:
     def _spawn(self) -> None:
         self._started.clear()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "engine", "run", "--config", str(self.config)],
-            cwd=REPOSITORY,
+            [*self._command, "run", "--config", str(self.config)],
+            cwd=self._cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -9,6 +9,8 @@ sign that the service is down.
 
 from __future__ import annotations
 
+import re
+
 from lxml import etree
 
 from engine.ins.errors import (
@@ -23,6 +25,7 @@ from engine.ins.matricule import Matricule
 from engine.ins.oids import parse_oid
 from engine.ins.result import CodeCR, Ins, InsiResult, ReturnedTraits
 from engine.ins.soap.faults import SoapFault, fault_error
+from engine.ins.soap.namespaces import SOAP11_ENV, SOAP12_ENV
 from engine.ins.soap.xmltools import child, children, descendant, local_name, parse_xml, text
 
 _CONFIGURATION_STATUSES = frozenset({401, 403, 404, 405, 415})
@@ -42,9 +45,15 @@ def parse_response(status: int, body: bytes, simulated: bool = False) -> InsiRes
     )
     if soap_body is None:
         raise _status_error(status, "answer is not a SOAP envelope")
-    fault = child(soap_body, "Fault")
-    if fault is not None:
-        raise fault_error(read_fault(fault))
+    fault_element = child(soap_body, "Fault")
+    if fault_element is not None:
+        fault = read_fault(fault_element)
+        if fault is None:  # a fault, but not one that says what went wrong: INSi failed
+            raise InsiTechnicalError(
+                f"INSi answered HTTP {status} with a SOAP fault that cannot be read",
+                code=f"http_{status}",
+            )
+        raise fault_error(fault)
     resultat = descendant(soap_body, "RESULTAT")
     if resultat is None:
         raise _status_error(status, "SOAP body without RESULTAT")
@@ -53,19 +62,25 @@ def parse_response(status: int, body: bytes, simulated: bool = False) -> InsiRes
     return read_resultat(resultat, simulated)
 
 
-def read_fault(fault: etree._Element) -> SoapFault:
-    """A SOAP 1.2 fault (or a 1.1 one, read as well as it can be)."""
-    code = text(fault, "Code", "Value") or text(fault, "faultcode") or "Receiver"
-    subcode = text(fault, "Code", "Subcode", "Value")
+def read_fault(fault: etree._Element) -> SoapFault | None:
+    """A SOAP 1.2 fault, or a 1.1 one; None when it names no code the engine can trust.
+
+    Read namespace-aware and by codes only: the prefixes (`soap:`, `env:`, `S:`...) and the
+    language of the free text have changed before, and the free text may echo data.
+    """
+    value = child(fault, "Code", "Value")
+    if value is None:
+        value = child(fault, "faultcode")  # SOAP 1.1
+    code = _qname_code(value)
+    subcode = _qname_code(child(fault, "Code", "Subcode", "Value"))
     detail = child(fault, "Detail")
     if detail is None:
         detail = child(fault, "detail")
     erreur = descendant(detail, "Erreur") if detail is not None else None
-    return SoapFault(
-        code=_strip_prefix(code),
-        subcode=_strip_prefix(subcode) if subcode else None,
-        error_code=erreur.get("code") if erreur is not None else None,
-    )
+    error_code = _code(_local_attribute(erreur, "code")) if erreur is not None else None
+    if code is None and subcode is None and error_code is None:
+        return None
+    return SoapFault(code=code or "Receiver", subcode=subcode, error_code=error_code)
 
 
 def read_resultat(resultat: etree._Element, simulated: bool = False) -> InsiResult:
@@ -148,5 +163,32 @@ def _status_error(status: int, what: str) -> InsiError:
     return InsiResponseError(f"INSi {what} (HTTP {status})", code=f"http_{status}")
 
 
-def _strip_prefix(value: str) -> str:
-    return value.rpartition(":")[2]
+# SOAP 1.1 fault codes and their SOAP 1.2 names.
+_SOAP_CODES = {"Server": "Receiver", "Client": "Sender"}
+_CODE = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+
+
+def _qname_code(element: etree._Element | None) -> str | None:
+    """The local part of a QName value such as `env:Receiver`, resolved against the
+    element's namespaces: a SOAP 1.1 code in an envelope namespace gets its 1.2 name."""
+    if element is None or element.text is None:
+        return None
+    prefix, _, local = element.text.strip().rpartition(":")
+    namespace = element.nsmap.get(prefix or None)
+    code = _code(local)
+    if code is not None and namespace in (SOAP11_ENV, SOAP12_ENV):
+        return _SOAP_CODES.get(code, code)
+    return code
+
+
+def _code(value: str | None) -> str | None:
+    """A code as INSi writes them (`siram_40`, `DESIR_560`), or None for anything else."""
+    return value if value is not None and _CODE.fullmatch(value) else None
+
+
+def _local_attribute(element: etree._Element, name: str) -> str | None:
+    """An attribute by its local name, whether written `code=` or `siram:code=`."""
+    for key, value in element.attrib.items():
+        if str(key).rpartition("}")[2] == name:
+            return str(value)
+    return None

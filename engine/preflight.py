@@ -1,0 +1,154 @@
+"""What starting the engine needs from this machine, checked before anything starts.
+
+The configuration loader checks what the file says; this checks that the machine agrees:
+certificate files exist and load, the PKCS#12 password variable is set, the store's and the
+file destinations' folders can be written, every route delivers somewhere, the console's
+users file reads. `ins-engine check`
+and `ins-engine run` both call it and print every problem, so `check` never says "valid"
+where `run` then fails on one of these. Each problem names the file, the key and the path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+from engine.config import ClientTls, Config, ListenerTls, sqlite_path
+from engine.console.users import load_users
+from engine.errors import ConfigError
+from engine.ins.errors import InsiConfigurationError
+from engine.ins.settings import InsiSettings
+from engine.ins.tls import build_tls
+from engine.tls import client_context, server_context
+
+_INSI_KEY = re.compile(r"^\[insi\] (\w+): (.*)$", re.DOTALL)
+Problem = tuple[str, str]  # (key, what is wrong and what to do)
+
+
+def preflight(config: Config) -> list[ConfigError]:
+    """Every problem that would stop `run` (or lose messages once it runs), in file order."""
+    return [ConfigError(config.source, key, text) for key, text in _problems(config)]
+
+
+def _problems(config: Config) -> Iterator[Problem]:
+    store = sqlite_path(config.engine.store)
+    if store is not None:
+        yield from _store_problems(Path(store))
+    if any(route.enrich for route in config.routes):
+        yield from _insi_problems(config.insi)
+    if config.http is not None:
+        if config.http.tls is not None:
+            yield from _tls_problems("http.tls", config.http.tls)
+        if config.http.users is not None:
+            yield from _users_problems(Path(config.http.users))
+    for index, route in enumerate(config.routes):
+        key = f"routes[{index}]"
+        if not route.destinations:
+            yield (
+                f"{key}.destinations",
+                "at least one [[routes.destinations]]: without one, messages are "
+                "acknowledged and then dropped",
+            )
+        if route.tls is not None:
+            yield from _tls_problems(f"{key}.tls", route.tls)
+        for number, destination in enumerate(route.destinations):
+            where = f"{key}.destinations[{number}]"
+            if destination.file is not None:
+                problem = folder_problem(Path(destination.file))
+                if problem:
+                    yield f"{where}.file", problem
+            if destination.tls is not None:
+                yield from _tls_problems(f"{where}.tls", destination.tls)
+
+
+def _users_problems(path: Path) -> Iterator[Problem]:
+    """A users file that exists must load (a missing one is created by `user add`)."""
+    try:
+        load_users(path)
+    except ConfigError as error:
+        yield "http.users", f"{error.file}: {error.key}: {error.expected}"
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why the engine could not create files in `folder` (making it first if needed)."""
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder: cannot create {folder}"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        made = "" if existing == folder else f" (to create {folder})"
+        return f"{existing} is not writable by this user{made}"
+    return None
+
+
+def _store_problems(database: Path) -> Iterator[Problem]:
+    problem = folder_problem(database.parent)
+    if problem:
+        yield "engine.store", problem
+    elif database.exists() and not database.is_file():
+        yield "engine.store", f"{database} is not a file"
+    elif database.exists() and not os.access(database, os.R_OK | os.W_OK):
+        yield "engine.store", f"{database} is not readable and writable by this user"
+
+
+def _readable(key: str, path: str | None) -> Iterator[Problem]:
+    if path is None:
+        return
+    if not Path(path).is_file():
+        yield key, f"{path}: no such file"
+    elif not os.access(path, os.R_OK):
+        yield key, f"{path}: not readable by this user"
+
+
+def _tls_problems(key: str, settings: ListenerTls | ClientTls) -> Iterator[Problem]:
+    problems = [
+        problem
+        for name in ("cert", "key", "client_ca", "ca")
+        for problem in _readable(f"{key}.{name}", getattr(settings, name, None))
+    ]
+    yield from problems
+    if problems:
+        return
+    try:
+        if isinstance(settings, ListenerTls):
+            server_context(settings)
+        else:
+            client_context(settings)
+    except (OSError, ssl.SSLError) as error:
+        reason = getattr(error, "reason", None) or type(error).__name__
+        yield key, f"the certificate, key or CA files do not load ({reason}): PEM files expected"
+
+
+def _insi_problems(settings: InsiSettings) -> Iterator[Problem]:
+    if settings.url is None:
+        yield from _readable("insi.simulator_persons", settings.simulator_persons)
+        return
+    if not settings.url.startswith("https://"):
+        return
+    problems = [
+        problem
+        for name in ("cert", "key", "pkcs12", "ca")
+        for problem in _readable(f"insi.{name}", getattr(settings, name))
+    ]
+    if settings.pkcs12 and settings.pkcs12_password_env not in os.environ:
+        problems.append(
+            (
+                "insi.pkcs12_password_env",
+                f"set the PKCS#12 password in the environment variable "
+                f"{settings.pkcs12_password_env}",
+            )
+        )
+    yield from problems
+    if problems:
+        return
+    try:
+        build_tls(settings)
+    except InsiConfigurationError as error:
+        named = _INSI_KEY.match(str(error))
+        yield (f"insi.{named.group(1)}", named.group(2)) if named else ("insi", str(error))

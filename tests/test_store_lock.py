@@ -1,0 +1,72 @@
+"""One engine per SQLite store: a second engine is refused with the store and the first
+engine's PID; operator commands keep working beside the running engine."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.store.lock import Holder, StoreInUse, holder
+from engine.store.sqlite import SqliteStore
+from tests.support.engine_process import REPOSITORY, EngineProcess
+
+
+async def test_a_second_exclusive_open_is_refused_until_the_first_closes(tmp_path: Path) -> None:
+    database = str(tmp_path / "engine.db")
+    assert holder(database) is None
+    first = await SqliteStore.open(database, exclusive=True)
+    assert holder(database) == Holder(os.getpid())
+    with pytest.raises(StoreInUse) as refused:
+        await SqliteStore.open(database, exclusive=True)
+    assert refused.value.pid == os.getpid()
+    assert database in str(refused.value) and f"PID {os.getpid()}" in str(refused.value)
+    beside = await SqliteStore.open(database)  # what `queue` and `report` do
+    assert await beside.queue_status() == []
+    await beside.close()
+    await first.close()
+    assert holder(database) is None
+    second = await SqliteStore.open(database, exclusive=True)
+    await second.close()
+
+
+def _command(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args, "--config", str(config)],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=30,  # an engine that wrongly starts never exits: fail, do not hang
+    )
+
+
+async def test_a_second_engine_on_the_same_store_exits_2_naming_the_store_and_pid(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "engine.toml"
+    config.write_text(
+        '[engine]\nstore = "sqlite:///engine.db"\nlog_format = "json"\n\n'
+        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\nenrich = false\n\n'
+        f'[[routes.destinations]]\nname = "archive"\nfile = "{tmp_path / "outbox"}"\n',
+        encoding="utf-8",
+    )
+    async with EngineProcess(config) as first:
+        second = await asyncio.to_thread(_command, config, "run")
+        assert second.returncode == 2, second.stderr
+        assert (
+            f"the store {tmp_path / 'engine.db'} is in use by another engine (PID {first.pid})"
+            in second.stderr
+        )
+        assert "Traceback" not in second.stderr
+        assert first.running
+        status = await asyncio.to_thread(_command, config, "queue", "status")
+        assert status.returncode == 0, status.stderr
+        listing = await asyncio.to_thread(_command, config, "queue", "list")
+        assert listing.returncode == 0, listing.stderr
+        out = str(tmp_path / "identities.csv")
+        report = await asyncio.to_thread(_command, config, "report", "identities", "--out", out)
+        assert report.returncode == 0, report.stderr
