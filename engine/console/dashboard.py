@@ -90,6 +90,7 @@ class RouteCard:
     bound: bool
     connections: int
     per_minute: float | None
+    unrouted: int  # acknowledged, steps not finished (e.g. waiting for INSi)
     acks: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
 
@@ -125,7 +126,8 @@ def _by(metrics: EngineMetrics, name: str, label: str, route: str | None = None)
     return dict(sorted(counts.items()))
 
 
-def route_cards(engine: EngineView, sampler: RateSampler) -> list[RouteCard]:
+async def route_cards(engine: EngineView, sampler: RateSampler) -> list[RouteCard]:
+    unrouted = await engine.store.unrouted()
     cards = []
     for route in engine.config.routes:
         listener = engine.listeners.get(route.name)
@@ -139,6 +141,7 @@ def route_cards(engine: EngineView, sampler: RateSampler) -> list[RouteCard]:
                 bound,
                 listener.connections if listener is not None else 0,
                 sampler.per_minute(route.name),
+                unrouted.get(route.name, 0),
                 _by(engine.metrics, "ins_engine_messages_received", "ack_code", route.name),
                 _by(engine.metrics, "ins_engine_enrichment_outcomes", "outcome", route.name),
             )
@@ -194,7 +197,7 @@ async def _context(request: web.Request) -> dict[str, Any]:
     engine = engine_of(request)
     sampler = request.app[SAMPLER]
     return {
-        "routes": route_cards(engine, sampler),
+        "routes": await route_cards(engine, sampler),
         "destinations": await destination_cards(engine),
         "insi": insi_card(engine, sampler),
         "refreshed_at": time.time(),

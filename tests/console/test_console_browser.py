@@ -127,6 +127,7 @@ def test_dashboard_shows_the_counts_of_the_replay(scenario: Scenario) -> None:
     page = login(scenario, "vera")
     route = page.locator("section.card[data-route=adt]")
     expect(route.locator(".acks [data-code=AA]")).to_have_text(f"AA {len(MESSAGES)}")
+    expect(route.locator(".unrouted")).to_have_text("0")
     lab = page.locator("tr[data-destination='adt/lab']")
     expect(lab.locator(".parked")).to_have_text("1")
     expect(page.locator("tr[data-destination='adt/archive'] .parked")).to_have_text("0")
