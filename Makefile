@@ -1,13 +1,15 @@
 # ins-engine: `make run` starts the engine on routes/default.toml (SQLite + INSi simulator),
-# `make test` runs the suite, `make demo` replays hl7_samples/ through the engine and shows
-# what it did, `make bench` compares the engine with its peers (about 6 minutes). Each creates
-# the virtualenv and installs what it needs: `run` and `demo` the runtime only, `test` adds
-# the test tools, `bench` the benchmark tools.
+# `make test` runs the suite and the route tests beside routes/, `make demo` replays
+# hl7_samples/ through the engine and shows what it did, `make bench` compares the engine with
+# its peers (about 6 minutes). Each creates the virtualenv and installs what it needs: `run`
+# and `demo` the runtime only, `test` adds the test tools and the example step kind of
+# examples/, `bench` the benchmark tools.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip
+EXAMPLE := examples/phone-format
 # One stamp per set of extras: each is installed on top of the runtime, once per change of
 # pyproject.toml. `.installed` is the development set (runtime and test tools).
 RUNTIME_STAMP := $(VENV)/.installed-runtime
@@ -24,8 +26,9 @@ $(RUNTIME_STAMP): pyproject.toml | $(PIP)
 	$(PIP) install --quiet -e .
 	touch $@
 
-$(TEST_STAMP): pyproject.toml | $(PIP)
+$(TEST_STAMP): pyproject.toml $(EXAMPLE)/pyproject.toml | $(PIP)
 	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -e $(EXAMPLE)  # a step kind from another package, tested by make test
 	touch $@
 
 $(BENCH_STAMP): pyproject.toml | $(PIP)
@@ -45,12 +48,13 @@ check: $(RUNTIME_STAMP)
 	$(BIN)/ins-engine check --config routes/default.toml
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check engine tests bench demo
-	$(BIN)/ruff format --check engine tests bench demo
+	$(BIN)/ruff check engine tests bench demo examples
+	$(BIN)/ruff format --check engine tests bench demo examples
 	$(BIN)/mypy
 
 test: $(TEST_STAMP) lint
 	$(BIN)/pytest
+	$(BIN)/ins-engine test --config routes/default.toml
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

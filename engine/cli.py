@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "engine.commands.replay",
     "engine.commands.report",
     "engine.commands.enrich",
+    "engine.commands.test",
     "engine.commands.user",
 )
 

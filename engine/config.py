@@ -4,27 +4,33 @@ Every section is a dataclass whose field names are the TOML keys and whose field
 carries a one-line `doc`. The loader is generic: it rejects unknown keys, checks types from
 the annotations, builds nested tables and arrays of tables, resolves `path` fields against
 the config file's folder, and turns each section's `problems()` into a `ConfigError` naming
-the file, the key and what is expected.
+the file, the key and what is expected. A step's table is read the same way, with the
+settings dataclass its `kind` registered (`engine.steps.registry`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ipaddress
 import re
 import tomllib
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.enrich.settings import EnrichSettings
+from engine.enrich.store import KIND as ENRICH_KIND
 from engine.errors import ConfigError, ConfigErrors
 from engine.hl7.charset import is_known
 from engine.ins.settings import InsiSettings
+from engine.steps.registry import Registry, registry
 
+T = TypeVar("T")
 DEFAULT_CONFIG = "routes/default.toml"
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def doc(text: str, **extra: Any) -> dict[str, Any]:
@@ -124,11 +130,35 @@ class ClientTls:
 
 
 @dataclass(frozen=True)
+class StepSettings:
+    """One entry of a route's `steps`: the keys every step has; the kind's own keys are read
+    into `settings`, an instance of the dataclass the kind registered."""
+
+    kind: str = field(metadata=doc('the step kind (see "Step kinds")'))
+    name: str = field(
+        default="", metadata=doc("the step's name in decisions and route tests; default the kind")
+    )
+    before_ack: bool = field(
+        default=False,
+        metadata=doc("run before the ACK (filter, validate): AE/AR answers, drops are stored"),
+    )
+    settings: Any = field(default=None, metadata=doc("", internal=True))
+
+
+@dataclass(frozen=True)
 class DestinationSettings:
     name: str = field(metadata=doc("destination name, unique in its route"))
     mllp: str | None = field(default=None, metadata=doc("host:port of an MLLP receiver"))
     file: str | None = field(
         default=None, metadata=doc("folder receiving one file per message", path=True)
+    )
+    accept: list[str] = field(
+        default_factory=lambda: ["*"],
+        metadata=doc("MSH-9 TYPE^EVENT patterns this destination takes, as the route's accept"),
+    )
+    steps: list[StepSettings] = field(
+        default_factory=list,
+        metadata=doc("steps for this destination only, after the route's (not before the ACK)"),
     )
     tls: ClientTls | None = field(default=None, metadata=doc("TLS towards an MLLP receiver"))
     connect_timeout_s: float = field(default=10.0, metadata=doc("MLLP connect timeout"))
@@ -159,6 +189,12 @@ class DestinationSettings:
             found.append(("on_failure", '"block" or "park"'))
         if self.parallel_by not in (None, "patient"):
             found.append(("parallel_by", '"patient" or absent'))
+        if not self.accept or any(not pattern.strip() for pattern in self.accept):
+            found.append(("accept", 'a non-empty list of patterns like "ADT^A28" or "*"'))
+        found.extend(step_problems(self.steps, "steps"))
+        for index, step in enumerate(self.steps):
+            if step.before_ack:
+                found.append((f"steps[{index}].before_ack", "false: a route step may be"))
         for key, ok, expected in (
             ("connect_timeout_s", self.connect_timeout_s > 0, "seconds > 0"),
             ("ack_timeout_s", self.ack_timeout_s > 0, "seconds > 0"),
@@ -214,13 +250,21 @@ class RouteSettings:
     fallback_charset: str | None = field(
         default=None, metadata=doc("charset tried when the declared one does not decode")
     )
-    enrich: bool = field(default=True, metadata=doc("add the INS to PID (see enrichment)"))
-    enrichment: EnrichSettings = field(
-        default_factory=EnrichSettings, metadata=doc("INS enrichment options")
+    enrich: bool | None = field(
+        default=None,
+        metadata=doc("without `steps`: false = no step, else one ins_enrich step (default)"),
+    )
+    enrichment: EnrichSettings | None = field(
+        default=None, metadata=doc("without `steps`: the options of that ins_enrich step")
+    )
+    steps: list[StepSettings] | None = field(
+        default=None, metadata=doc('the route\'s steps, in order (see "Route steps")')
     )
     destinations: list[DestinationSettings] = field(
         default_factory=list, metadata=doc("where accepted messages are delivered, in order")
     )
+    source: str = field(default="", metadata=doc("", internal=True))  # the file it is in
+    key: str = field(default="", metadata=doc("", internal=True))  # its key there, or ""
 
     def problems(self) -> list[tuple[str, str]]:
         found = []
@@ -254,7 +298,47 @@ class RouteSettings:
         for index, name in enumerate(names):
             if name in names[:index]:
                 found.append((f"destinations[{index}].name", "a name unique in this route"))
+        if self.steps is not None:
+            for key in ("enrich", "enrichment"):
+                if getattr(self, key) is not None:
+                    found.append(
+                        (key, f'leave it out with steps: give a kind = "{ENRICH_KIND}" step')
+                    )
+            found.extend(step_problems(self.steps, "steps"))
         return found
+
+    def where(self, key: str) -> tuple[str, str]:
+        """The file this route is in and the full key there of one of its keys (errors)."""
+        return self.source, _join(self.key, key)
+
+    @property
+    def enriches(self) -> bool:
+        """Whether an ins_enrich step runs on this route (so `[insi]` is used)."""
+        steps = [*self.step_list(), *(step for d in self.destinations for step in d.steps)]
+        return any(step.kind == ENRICH_KIND for step in steps)
+
+    def step_list(self) -> list[StepSettings]:
+        """The route's steps: those it names, or the default of an earlier configuration."""
+        if self.steps is not None:
+            return self.steps
+        if self.enrich is False:
+            return []
+        return [
+            StepSettings(ENRICH_KIND, ENRICH_KIND, settings=self.enrichment or EnrichSettings())
+        ]
+
+
+def step_problems(steps: list[StepSettings], key: str) -> list[tuple[str, str]]:
+    """Names unique in the list; steps before the ACK first."""
+    found = []
+    for index, step in enumerate(steps):
+        if not _NAME.fullmatch(step.name):
+            found.append((f"{key}[{index}].name", "letters, digits, - and _"))
+        if step.name in [other.name for other in steps[:index]]:
+            found.append((f"{key}[{index}].name", "a name unique among these steps"))
+        if step.before_ack and not all(other.before_ack for other in steps[:index]):
+            found.append((f"{key}[{index}].before_ack", "steps before the ACK come first"))
+    return found
 
 
 @dataclass(frozen=True)
@@ -318,46 +402,76 @@ class HttpSettings:
 
 @dataclass(frozen=True)
 class Config:
-    """The whole configuration file."""
+    """The whole configuration: one file, and the route files it names."""
 
+    route_files: list[str] = field(
+        default_factory=list,
+        metadata=doc(
+            "glob patterns of route files, relative to this file's folder; a route file holds "
+            "one route's keys at its top level"
+        ),
+    )
     engine: EngineSettings = field(default_factory=EngineSettings, metadata=doc("engine"))
     insi: InsiSettings = field(default_factory=InsiSettings, metadata=doc("INSi service"))
     http: HttpSettings | None = field(default=None, metadata=doc("HTTP listener"))
     routes: list[RouteSettings] = field(default_factory=list, metadata=doc("routes"))
     source: str = field(default="<defaults>", metadata=doc("", internal=True))
 
-    def problems(self) -> list[tuple[str, str]]:
-        found = []
-        if not self.routes:
-            found.append(("routes", "at least one [[routes]] table"))
-        names = [route.name for route in self.routes]
-        listens = [route.listen for route in self.routes]
-        for index, route in enumerate(self.routes):
-            if route.name in names[:index]:
-                found.append((f"routes[{index}].name", "a route name unique in the file"))
-            if route.listen in listens[:index]:
-                found.append((f"routes[{index}].listen", "an address no other route listens on"))
-        if self.http is not None:
-            if self.http.listen in listens and not self.http.listen.endswith(":0"):
-                found.append(("http.listen", "an address no route listens on"))
-            if self.http.api_route is not None and self.http.api_route not in names:
-                found.append(("http.api_route", f"the name of a route ({', '.join(names)})"))
-        return found
-
 
 _TOML_POSITION = re.compile(r"\s*\(at (line \d+, column \d+)\)$")
 
 
 def load_config(path: str | Path) -> Config:
-    """Read and validate a configuration file; raises `ConfigErrors` listing every error,
-    each naming the file and the key."""
+    """Read and validate a configuration file and its route files; raises `ConfigErrors`
+    listing every error, each naming the file (the route file where the key is) and the key."""
     file = Path(path)
+    data = _read_toml(file, "configuration file")
+    data["source"] = str(file)
+    kinds = registry()
+    builder = _Builder(str(file), file.resolve().parent, kinds)
+    config = builder.build(Config, data, "")
+    errors = builder.errors
+    routes: list[RouteSettings] = []
+    if config is not _INVALID:
+        routes = [
+            replace(route, source=str(file), key=f"routes[{index}]")
+            for index, route in enumerate(config.routes)
+        ]
+        for route_file in _route_files(config.route_files, file, errors):
+            route_builder = _Builder(str(route_file), route_file.resolve().parent, kinds)
+            try:
+                route = route_builder.build(RouteSettings, _read_toml(route_file, "route file"), "")
+            except ConfigError as error:  # unreadable: the other files are still checked
+                errors.append(error)
+                continue
+            errors += route_builder.errors
+            if route is not _INVALID:
+                routes.append(replace(route, source=str(route_file)))
+        errors += _route_problems(routes, str(file))
+        if config.http is not None:
+            errors += _http_problems(config.http, routes, str(file))
+    if errors:
+        raise ConfigErrors(errors)
+    return replace(config, routes=routes)
+
+
+def build_section(cls: type[T], table: dict[str, Any], file: Path) -> T:
+    """A section read from a table found beside the configuration (a route test's case),
+    with the same checks and errors; its paths are relative to `file`'s folder."""
+    builder = _Builder(str(file), file.resolve().parent, registry())
+    section: T = builder.build(cls, table, "")
+    if builder.errors:
+        raise ConfigErrors(builder.errors)
+    return section
+
+
+def _read_toml(file: Path, what: str) -> dict[str, Any]:
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        return tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(str(file), "", "no such configuration file") from None
+        raise ConfigError(str(file), "", f"no such {what}") from None
     except IsADirectoryError:
-        raise ConfigError(str(file), "", "a folder, not a configuration file") from None
+        raise ConfigError(str(file), "", f"a folder, not a {what}") from None
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise ConfigError(str(file), "", f"cannot be read ({reason})") from None
@@ -369,12 +483,57 @@ def load_config(path: str | Path) -> Config:
         where = position.group(1) if position else ""
         problem = _TOML_POSITION.sub("", text)
         raise ConfigError(str(file), where, f"not valid TOML: {problem}") from None
-    data["source"] = str(file)
-    builder = _Builder(str(file), file.resolve().parent)
-    config = builder.build(Config, data, "")
-    if builder.errors:
-        raise ConfigErrors(builder.errors)
-    return config
+
+
+def _route_files(patterns: list[str], file: Path, errors: list[ConfigError]) -> list[Path]:
+    """The files `route_files` names, in pattern order then path order, each once, never
+    the configuration file itself; a pattern matching nothing is an error."""
+    found: dict[Path, Path] = {file.resolve(): file}
+    for index, pattern in enumerate(patterns):
+        matches = sorted(path for path in file.parent.glob(pattern) if path.is_file())
+        if not matches:
+            errors.append(
+                ConfigError(
+                    str(file),
+                    f"route_files[{index}]",
+                    f"a pattern matching files ({pattern!r}: none)",
+                )
+            )
+        for path in matches:
+            found.setdefault(path.resolve(), path)
+    return list(found.values())[1:]
+
+
+def _route_problems(routes: list[RouteSettings], file: str) -> list[ConfigError]:
+    """At least one route; names and listen addresses unique across every file."""
+    if not routes:
+        return [ConfigError(file, "routes", "at least one [[routes]] table or route file")]
+    found = []
+    for index, route in enumerate(routes):
+        for other in routes[:index]:
+            elsewhere = "" if other.source == route.source else f" (also in {other.source})"
+            if route.name == other.name:
+                found.append(ConfigError(*route.where("name"), f"a route name unique{elsewhere}"))
+            if route.listen == other.listen:
+                found.append(
+                    ConfigError(
+                        *route.where("listen"), f"an address no other route listens on{elsewhere}"
+                    )
+                )
+    return found
+
+
+def _http_problems(http: HttpSettings, routes: list[RouteSettings], file: str) -> list[ConfigError]:
+    """The HTTP listener's address is no route's; the API's route exists."""
+    found = []
+    if http.listen in [route.listen for route in routes] and not http.listen.endswith(":0"):
+        found.append(ConfigError(file, "http.listen", "an address no route listens on"))
+    names = [route.name for route in routes]
+    if http.api_route is not None and http.api_route not in names:
+        found.append(
+            ConfigError(file, "http.api_route", f"the name of a route ({', '.join(names)})")
+        )
+    return found
 
 
 class _Invalid:
@@ -388,23 +547,25 @@ class _Builder:
     """Builds the dataclasses from the TOML tables, recording every error instead of
     stopping at the first, so that one `check` names them all."""
 
-    def __init__(self, file: str, base: Path) -> None:
+    def __init__(self, file: str, base: Path, kinds: Registry) -> None:
         self.file = file
         self.base = base
+        self.kinds = kinds
         self.errors: list[ConfigError] = []
 
     def report(self, key: str, expected: str) -> _Invalid:
         self.errors.append(ConfigError(self.file, key or "-", expected))
         return _INVALID
 
-    def build(self, cls: type, table: Any, path: str) -> Any:
+    def build(self, cls: type, table: Any, path: str, shared: frozenset[str] = frozenset()) -> Any:
+        """An instance of `cls` from `table`; keys in `shared` belong to an enclosing table."""
         if not isinstance(table, dict):
             return self.report(path, "a table")
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
         for key in table:
-            if key not in fields and not (key == "source" and cls is Config):
-                known = ", ".join(sorted(fields))
+            if key not in fields and key not in shared and not (key == "source" and cls is Config):
+                known = ", ".join(sorted({*fields, *shared}))
                 self.report(_join(path, key), f"unknown key (known keys: {known})")
         values = {}
         failed: set[str] = set()  # fields whose value is wrong: their default stands in
@@ -441,7 +602,42 @@ class _Builder:
                 self.report(_join(path, key), expected)
         return _INVALID if failed else instance
 
+    def step(self, table: Any, path: str) -> StepSettings | _Invalid:
+        """A step's table: the common keys, and the kind's own keys into its settings."""
+        if not isinstance(table, dict):
+            return self.report(path, "a table")
+        name = table.get("kind")
+        if not isinstance(name, str):
+            return self.report(_join(path, "kind"), "the step's kind, a string")
+        kind = self.kinds.kinds.get(name)
+        if kind is None:
+            return self.report(_join(path, "kind"), self.kinds.unknown(name))
+        common = frozenset(f.name for f in dataclasses.fields(StepSettings))
+        settings = self.build(
+            kind.settings, {k: v for k, v in table.items() if k not in common}, path, common
+        )
+        step_name = self.value(str, table.get("name", name), _join(path, "name"))
+        before_ack = self.value(bool, table.get("before_ack", False), _join(path, "before_ack"))
+        if any(value is _INVALID for value in (settings, step_name, before_ack)):
+            return _INVALID
+        if before_ack and not kind.before_ack:
+            deciding = sorted(other.name for other in self.kinds.kinds.values() if other.before_ack)
+            return self.report(
+                _join(path, "before_ack"),
+                "false: only kinds that decide at once without changing the message "
+                f"({', '.join(deciding)}) run before the ACK",
+            )
+        placement = getattr(settings, "placement_problems", None)
+        misplaced = placement(before_ack) if placement else []
+        for key, expected in misplaced:
+            self.report(_join(path, key), expected)
+        if misplaced:
+            return _INVALID
+        return StepSettings(kind=name, name=step_name, before_ack=before_ack, settings=settings)
+
     def value(self, hint: Any, value: Any, key: str) -> Any:
+        if hint is StepSettings:
+            return self.step(value, key)
         origin = typing.get_origin(hint)
         if origin in (types.UnionType, typing.Union):
             inner = next(arg for arg in typing.get_args(hint) if arg is not type(None))
@@ -465,7 +661,13 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-_DESCRIPTIONS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_DESCRIPTIONS = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    dt.datetime: "a date and time such as 2025-01-01T12:00:00Z",
+}
 _PLURALS = {str: "strings", int: "integers", float: "numbers", bool: "true/false values"}
 
 
@@ -504,8 +706,7 @@ def documented_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, str
 
 
 def _section_type(hint: Any) -> type | None:
-    """The dataclass behind a section key (`X`, `X | None`, `list[X]`), or None."""
-    for candidate in (hint, *typing.get_args(hint)):
-        if dataclasses.is_dataclass(candidate):
-            return candidate  # type: ignore[return-value]
-    return None
+    """The dataclass behind a section key (`X`, `X | None`, `list[X]`, `list[X] | None`)."""
+    if dataclasses.is_dataclass(hint):
+        return hint  # type: ignore[return-value]
+    return next(filter(None, map(_section_type, typing.get_args(hint))), None)

@@ -4,13 +4,14 @@ The listener hands over a block's payload and sends back whatever this returns. 
 of HL7 v2 chapter 2 and of the shared store-and-forward doc live here: a message is
 acknowledged positively only once its transaction has committed; undecodable or non-HL7
 content gets a negative ACK with an ERR segment (the connection stays usable); message types
-outside the route's `accept` list get AR/CR; a duplicate (MSH-3 + MSH-4 + MSH-10) gets the
-original ACK and is not processed again; an ACK is never acknowledged.
+outside the route's `accept` list get AR/CR; the route's steps placed before the ACK may
+refuse a message (AE/AR with the ERR they give) or drop it (stored with their decision,
+acknowledged, never routed); a duplicate (MSH-3 + MSH-4 + MSH-10) gets the original ACK and
+is not processed again; an ACK is never acknowledged.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import time
 from collections.abc import Callable
@@ -18,14 +19,16 @@ from dataclasses import dataclass
 
 from engine.config import RouteSettings
 from engine.errors import EngineError
-from engine.hl7.ack import AckBuilder, AckError, ErrorCode, Outcome, ack_code
+from engine.hl7.ack import AckBuilder, AckError, ErrorCode, Outcome, Refusal, ack_code
 from engine.hl7.charset import CharsetError, CharsetPolicy, decode
 from engine.hl7.codes import known_message_type, known_trigger, shown
 from engine.hl7.header import Header
 from engine.hl7.message import Message, MessageFormatError
+from engine.hl7.patterns import Patterns
 from engine.logs import get_logger
 from engine.mllp.codec import COMMIT_ACK, COMMIT_NAK
 from engine.pipeline import RoutedMessage
+from engine.route import RoutePlan
 from engine.store.base import Incoming, Store
 
 log = get_logger("engine.intake")
@@ -72,18 +75,20 @@ class Intake:
         route: RouteSettings,
         store: Store,
         acks: AckBuilder | None = None,
+        plan: RoutePlan | None = None,
         on_stored: Callable[[RoutedMessage], None] = lambda routed: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.route = route
         self._store = store
+        self._screen = plan.screen if plan is not None and plan.before_ack else None
         self._acks = acks or AckBuilder()
         self._on_stored = on_stored
         self._clock = clock
         self._charsets = CharsetPolicy(
             forced=route.charset, default=route.default_charset, fallback=route.fallback_charset
         )
-        self._accept = [pattern.upper() for pattern in route.accept]
+        self._accept = Patterns(route.accept)
 
     async def receive(self, payload: bytes, peer: str) -> Verdict:
         try:
@@ -94,11 +99,14 @@ class Intake:
             return Verdict(
                 None, Outcome.ACCEPTED, "", header.control_id, "ACK", reason="ack-ignored"
             )
-        try:
-            self._check(header)
-        except _Refusal as refusal:
-            return self._refuse(refusal, codec)
-        return await self._store_message(payload, peer, codec, message, header)
+        routed = RoutedMessage(0, self.route.name, payload, codec, message, header)
+        refused = header_refusal(header, self._accept)
+        if refused is None and self._screen is not None:
+            self._screen(routed)
+            refused = routed.refusal
+        if refused is not None:
+            return self._refuse(_Refusal(refused.outcome, refused.error, header), codec)
+        return await self._store_message(routed, peer)
 
     def too_large(self, head: bytes, size: int) -> Verdict:
         """Answer a block over `max_frame_bytes` from what its first bytes say."""
@@ -131,61 +139,8 @@ class Intake:
             ) from None
         return decoded.codec, message, Header.from_message(message)
 
-    def _check(self, header: Header) -> None:
-        if not header.message_type:
-            raise _Refusal(
-                Outcome.ERROR,
-                AckError(
-                    ErrorCode.REQUIRED_FIELD_MISSING, "MSH^1^9", "MSH-9 message type is empty"
-                ),
-                header,
-            )
-        if not header.control_id:
-            raise _Refusal(
-                Outcome.ERROR,
-                AckError(
-                    ErrorCode.REQUIRED_FIELD_MISSING, "MSH^1^10", "MSH-10 control id is empty"
-                ),
-                header,
-            )
-        if not header.version_id.startswith("2."):
-            raise _Refusal(
-                Outcome.REJECTED,
-                AckError(ErrorCode.UNSUPPORTED_VERSION, "MSH^1^12", "HL7 v2.x expected"),
-                header,
-            )
-        wanted = header.type_and_trigger.upper()
-        if any(fnmatch.fnmatchcase(wanted, pattern) for pattern in self._accept):
-            return
-        known_type = any(
-            fnmatch.fnmatchcase(header.message_type.upper(), pattern.split("^")[0])
-            for pattern in self._accept
-        )
-        if known_type:
-            raise _Refusal(
-                Outcome.REJECTED,
-                AckError(
-                    ErrorCode.UNSUPPORTED_EVENT,
-                    "MSH^1^9^2",
-                    f"event {shown(header.trigger, known_trigger(header.trigger))} not accepted",
-                ),
-                header,
-            )
-        raise _Refusal(
-            Outcome.REJECTED,
-            AckError(
-                ErrorCode.UNSUPPORTED_MESSAGE_TYPE,
-                "MSH^1^9^1",
-                "message type "
-                f"{shown(header.message_type, known_message_type(header.message_type))} "
-                "not accepted",
-            ),
-            header,
-        )
-
-    async def _store_message(
-        self, payload: bytes, peer: str, codec: str, message: Message, header: Header
-    ) -> Verdict:
+    async def _store_message(self, routed: RoutedMessage, peer: str) -> Verdict:
+        header, codec = routed.header, routed.codec
         ack = self._ack(header, Outcome.ACCEPTED, codec)
         incoming = Incoming(
             route=self.route.name,
@@ -195,9 +150,11 @@ class Intake:
             sending_facility=header.sending_facility,
             control_id=header.control_id,
             message_type=header.type_and_trigger,
-            content_hash=content_hash(message),
-            raw=payload,
+            content_hash=content_hash(routed.message),
+            raw=routed.raw,
             ack=ack or b"",
+            decisions=routed.decisions,
+            dropped=routed.dropped,
         )
         try:
             accepted = await self._store.accept(incoming)
@@ -231,10 +188,9 @@ class Intake:
                 ),
                 codec,
             )
-        if not accepted.duplicate:
-            self._on_stored(
-                RoutedMessage(accepted.message_id, self.route.name, payload, codec, message, header)
-            )
+        if not accepted.duplicate and not routed.halted:
+            routed.message_id = accepted.message_id
+            self._on_stored(routed)
         reply = COMMIT_ACK[1:2] if self.route.mllp_release2 else (accepted.ack or None)
         return Verdict(
             reply,
@@ -273,6 +229,45 @@ class Intake:
         code = ack_code(outcome, enhanced)
         text = error.text if error else ""
         return self._acks.build(header, code, text, error).encode(codec, errors="replace")
+
+
+def header_refusal(header: Header, accept: Patterns) -> Refusal | None:
+    """Why a route does not take a message with this header (AE/AR and the ERR), or None."""
+    if not header.message_type:
+        return Refusal(
+            Outcome.ERROR,
+            AckError(ErrorCode.REQUIRED_FIELD_MISSING, "MSH^1^9", "MSH-9 message type is empty"),
+        )
+    if not header.control_id:
+        return Refusal(
+            Outcome.ERROR,
+            AckError(ErrorCode.REQUIRED_FIELD_MISSING, "MSH^1^10", "MSH-10 control id is empty"),
+        )
+    if not header.version_id.startswith("2."):
+        return Refusal(
+            Outcome.REJECTED,
+            AckError(ErrorCode.UNSUPPORTED_VERSION, "MSH^1^12", "HL7 v2.x expected"),
+        )
+    if accept.matches(header.type_and_trigger):
+        return None
+    if accept.message_types().matches(header.message_type):
+        return Refusal(
+            Outcome.REJECTED,
+            AckError(
+                ErrorCode.UNSUPPORTED_EVENT,
+                "MSH^1^9^2",
+                f"event {shown(header.trigger, known_trigger(header.trigger))} not accepted",
+            ),
+        )
+    return Refusal(
+        Outcome.REJECTED,
+        AckError(
+            ErrorCode.UNSUPPORTED_MESSAGE_TYPE,
+            "MSH^1^9^1",
+            "message type "
+            f"{shown(header.message_type, known_message_type(header.message_type))} not accepted",
+        ),
+    )
 
 
 def content_hash(message: Message) -> bytes:

@@ -20,6 +20,7 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from engine.decision import Decision
 from engine.logs import get_logger
 
 # `_created` series double every counter and say nothing a restart time does not.
@@ -33,6 +34,7 @@ DELIVERY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 1
 CounterValue = tuple[str, dict[str, str], float]
 """A saved counter: its name (without `_total`), its labels, its value."""
 SAVE_EVERY_S = 10.0
+ENRICH_KIND = "ins_enrich"  # the INS enrichment step kind (`engine.enrich.store.KIND`)
 log = get_logger("engine.metrics")
 
 
@@ -72,10 +74,20 @@ class EngineMetrics:
             "Messages parked after failed deliveries or a rejection",
             ["route", "destination"],
         )
+        self.decisions = self._counter(
+            "ins_engine_step_decisions",
+            "Route steps' decisions (outcome codes), counted when the routing is committed",
+            ["route", "step", "outcome"],
+        )
         self.enrichment = self._counter(
             "ins_engine_enrichment_outcomes",
             "INS enrichment outcomes, counted when the message's routing is committed",
             ["route", "outcome"],
+        )
+        self.api_requests = self._counter(
+            "ins_engine_api_requests",
+            "Calls of POST /api/v1/enrich, by result (the enrichment outcome, or why not)",
+            ["result"],
         )
         self.insi_calls = self._counter(
             "ins_engine_insi_calls", "Calls made to INSi (each retry counts), by result", ["result"]
@@ -148,8 +160,15 @@ class EngineMetrics:
         if parked:
             self.parked.labels(route, destination).inc()
 
-    def enrichment_outcome(self, route: str, outcome: str) -> None:
-        self.enrichment.labels(route, outcome).inc()
+    def decided(self, route: str, decisions: Iterable[Decision]) -> None:
+        """One message's decisions, once its routing is committed."""
+        for decision in decisions:
+            self.decisions.labels(route, decision.step, decision.outcome).inc()
+            if decision.kind == ENRICH_KIND:
+                self.enrichment.labels(route, decision.outcome).inc()
+
+    def api_request(self, result: str) -> None:
+        self.api_requests.labels(result).inc()
 
     def insi_call(self, result: str, seconds: float) -> None:
         self.insi_calls.labels(result).inc()

@@ -1,11 +1,12 @@
 """Enrichment without a listener or a store: message files in, enriched files out.
 
-The route's `EnrichStep` runs as it does in the engine: the same decoding
-(`engine.router.routed_message`), the same step, the INSi of `[insi]` with an in-memory
-result cache, a window of messages enriched concurrently. Every input file is read and
-decoded before the first INSi call, so an unreadable file stops the run before anything is
-written. Each input file gives one output file at the same relative path, holding its
-messages in the same order, each CR-terminated in the charset it was read with; MLLP
+The route runs as in the engine, through the embedding API (`engine.embed`): the same
+decoding, the same steps (with the INSi of `[insi]` and an in-memory result cache), a window
+of messages processed concurrently. Every input file is read and decoded before the first
+INSi call, so an unreadable file stops the run before anything is written. Each input file
+gives one output file at the same relative path, holding its messages after the route's
+steps (before any destination's own steps), in the same order, each CR-terminated in the
+charset it was read with; a message the route's steps drop or refuse is left out. MLLP
 framing and batch envelopes are not written back.
 """
 
@@ -17,31 +18,28 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from engine.config import RouteSettings
-from engine.enrich.step import IDENTITY_ANNOTATION, EnrichStep
+from engine.decision import Decision
+from engine.embed import Processed, RouteRunner
+from engine.enrich.store import KIND, IdentityRecord
 from engine.errors import CliError, EngineError
 from engine.folders import make_folders
-from engine.ins.errors import InsiConfigurationError
-from engine.ins.service import open_insi_service
-from engine.ins.settings import InsiSettings
-from engine.logs import get_logger
 from engine.pipeline import RoutedMessage
 from engine.private_files import open_private
 from engine.replay.files import FileProblem, expand_paths, load_file
-from engine.router import WINDOW, RoutePlan, routed_message
-from engine.store.base import IdentityRecord
-
-log = get_logger("engine.offline")
+from engine.router import WINDOW
 
 
 @dataclass(frozen=True, slots=True)
 class InputFile:
-    """A message file, where its output goes (relative to the output folder), its messages."""
+    """A message file, where its output goes (relative to the output folder), its messages
+    and, once processed, what the route did with each."""
 
     source: Path
     target: Path
     messages: list[RoutedMessage]
+    processed: list[Processed] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -53,10 +51,14 @@ class Summary:
     simulated: bool
     outcomes: Counter[str] = field(default_factory=Counter)
     calls: int = 0
-    failed: int = 0  # the step raised: the message was written as read
+    failed: int = 0  # a step raised: the message was written as read
+    left_out: int = 0  # dropped or refused by the route's steps: not written
 
 
-def output_targets(paths: Sequence[str]) -> list[tuple[Path, Path]]:
+Targets = tuple[Path, Path]  # an input file, its output path relative to the output folder
+
+
+def output_targets(paths: Sequence[str]) -> list[Targets]:
     """(input file, output path relative to the output folder) for each file to read: the
     path inside a folder argument, or the bare name of a file argument."""
     targets: dict[Path, Path] = {}
@@ -72,7 +74,7 @@ def output_targets(paths: Sequence[str]) -> list[tuple[Path, Path]]:
     return list(targets.items())
 
 
-def check_outputs(targets: Iterable[tuple[Path, Path]], out_dir: Path, force: bool) -> None:
+def check_outputs(targets: Iterable[Targets], out_dir: Path, force: bool) -> None:
     """Fail before any INSi call when an output would replace an input, or, without
     `force`, a file that exists."""
     for source, target in targets:
@@ -84,10 +86,9 @@ def check_outputs(targets: Iterable[tuple[Path, Path]], out_dir: Path, force: bo
 
 
 def read_inputs(
-    targets: Iterable[tuple[Path, Path]], route: RouteSettings
+    targets: Iterable[Targets], runner: RouteRunner
 ) -> tuple[list[InputFile], list[FileProblem]]:
     """Read and decode every file; a file with a problem is reported, not processed."""
-    charsets = RoutePlan(route, ()).charsets
     ids = itertools.count(1)
     files: list[InputFile] = []
     problems: list[FileProblem] = []
@@ -99,60 +100,53 @@ def read_inputs(
         messages: list[RoutedMessage] = []
         for message in loaded.messages:
             try:
-                messages.append(routed_message(next(ids), route.name, message.payload, charsets))
+                routed = runner.read(message.payload)
             except EngineError as error:  # charset or structure: the engine would refuse it
                 problems.append(FileProblem(str(source), f"message {message.position}: {error}"))
                 break
+            routed.message_id = next(ids)
+            messages.append(routed)
         else:
             files.append(InputFile(source, target, messages))
     return files, problems
 
 
-async def enrich(files: Sequence[InputFile], route: RouteSettings, insi: InsiSettings) -> Summary:
-    """Run the route's enrichment step over every message, a window at a time."""
-    try:
-        service = await open_insi_service(insi)
-    except InsiConfigurationError as error:
-        raise CliError(str(error)) from None
+async def enrich(files: Sequence[InputFile], runner: RouteRunner, simulated: bool) -> Summary:
+    """Run the route over every message, a window at a time."""
     messages = [message for file in files for message in file.messages]
-    summary = Summary(len(files), len(messages), service.simulated)
-    step = EnrichStep(route.enrichment, service)
-    try:
-        for start in range(0, len(messages), WINDOW):
-            window = messages[start : start + WINDOW]
-            done = await asyncio.gather(*(_apply(step, message) for message in window))
-            summary.failed += done.count(False)
-    finally:
-        await service.aclose()
-    for message in messages:
-        record = message.annotations[IDENTITY_ANNOTATION]
-        summary.outcomes[record["outcome"]] += 1
-        summary.calls += record.get("calls", 0)
+    summary = Summary(len(files), len(messages), simulated)
+    for file in files:
+        for start in range(0, len(file.messages), WINDOW):
+            window = file.messages[start : start + WINDOW]
+            file.processed.extend(
+                await asyncio.gather(*(runner.process_message(message) for message in window))
+            )
+    for file in files:
+        for processed in file.processed:
+            record = _identity(processed)
+            summary.outcomes[record["outcome"]] += 1
+            summary.calls += record.get("calls", 0)
+            summary.failed += any(d.outcome == "error" for d in processed.decisions)
+            summary.left_out += processed.output is None
     return summary
 
 
-async def _apply(step: EnrichStep, routed: RoutedMessage) -> bool:
-    """Enrich one message; if the step fails, keep it as read, as the engine forwards it."""
-    try:
-        await step(routed)
-    except Exception as error:
-        log.error(
-            "enrichment failed, message written as read",
-            route=routed.route,
-            control_id=routed.header.control_id,
-            exc_info=error,
-        )
-        routed.changed = False
-        routed.annotations[IDENTITY_ANNOTATION] = {
-            "outcome": "error",
-            "detail": type(error).__name__,
-        }
-        return False
-    return True
+def _identity(processed: Processed) -> dict[str, Any]:
+    """The INS enrichment record of a processed message (outcome and detail only when the
+    step failed, `not_applicable` when it never ran: refused or dropped before it)."""
+    decision = next((d for d in processed.decisions if d.kind == KIND), None)
+    if decision is None:
+        return {"outcome": "not_applicable", "detail": "not_enriched"}
+    return _record(decision)
+
+
+def _record(decision: Decision) -> dict[str, Any]:
+    payload: dict[str, Any] | None = decision.payload
+    return payload or {"outcome": decision.outcome, "detail": decision.detail}
 
 
 def write_outputs(files: Iterable[InputFile], out_dir: Path, force: bool) -> None:
-    """One 0600 file per input file: its messages, in order, as the engine would send them."""
+    """One 0600 file per input file: its messages as the route's steps leave them, in order."""
     for file in files:
         path = out_dir / file.target
         try:
@@ -160,7 +154,7 @@ def write_outputs(files: Iterable[InputFile], out_dir: Path, force: bool) -> Non
         except OSError as error:
             raise CliError(f"cannot create {path.parent}: {error.strerror}") from None
         with open_private(path, force) as output:
-            output.write(b"".join(message.output() for message in file.messages))
+            output.write(b"".join(p.output for p in file.processed if p.output is not None))
 
 
 def identity_records(
@@ -175,9 +169,10 @@ def identity_records(
             message.route,
             message.header.control_id,
             message.header.type_and_trigger,
-            message.annotations[IDENTITY_ANNOTATION],
+            record,
         )
         for file in files
-        for message in file.messages
-        if outcomes is None or message.annotations[IDENTITY_ANNOTATION]["outcome"] in outcomes
+        for message, processed in zip(file.messages, file.processed, strict=True)
+        for record in [_identity(processed)]
+        if outcomes is None or record["outcome"] in outcomes
     ]

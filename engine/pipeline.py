@@ -1,25 +1,51 @@
-"""Route steps: plain async callables folded over a message by a short runner.
+"""Route steps: plain callables over a message, folded by a short runner.
 
-A step reads and may rewrite the message's lazy view; it records what it did in
-`annotations` (for the store) and sets `changed` when the bytes to forward differ from the
-bytes received. Steps never see the network listener or the delivery queues.
+A step reads and may rewrite the message's lazy view (setting `changed` when the bytes to
+forward differ from the bytes received) and returns a `StepResult`: its outcome, and whether
+the message goes on, is dropped or (before the ACK) refused. A synchronous step returns the
+result; a step that waits (an INSi lookup) returns an awaitable of it. The runner stamps each
+result with the step's name and kind into a `Decision`. Steps never see the listener, the
+store or the delivery queues.
+
+A step that raises does not lose or hold back the message: the runner records an `error`
+decision, runs no further step, and the message is forwarded as received.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
+from engine.decision import ROUTE, Decision
+from engine.hl7.ack import Refusal
 from engine.hl7.header import Header
 from engine.hl7.message import Message
+from engine.logs import get_logger
+
+log = get_logger("engine.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """What a step decided. `outcome` and `detail` are short codes (never message content);
+    `payload` is the step kind's own record for its store extension (may hold patient data).
+    `drop`: the message goes nowhere (it stays in the store, visible as dropped).
+    `refusal`: before the ACK, the sender gets this AE/AR and nothing is stored."""
+
+    outcome: str
+    detail: str = ""
+    payload: Any = field(default=None, repr=False)
+    drop: bool = False
+    refusal: Refusal | None = None
 
 
 @dataclass(slots=True)
 class RoutedMessage:
-    """A stored message on its way from the inbox to the outboxes."""
+    """A message on its way through a route's steps."""
 
     message_id: int
     route: str
@@ -28,24 +54,106 @@ class RoutedMessage:
     message: Message
     header: Header
     changed: bool = False
-    annotations: dict[str, Any] = field(default_factory=dict)
+    decisions: list[Decision] = field(default_factory=list)
+    dropped: bool = False
+    refusal: Refusal | None = None
+    failed: bool = False  # a step raised: the message is forwarded as received
 
     def output(self) -> bytes:
         """The bytes to forward: as received unless a step changed the message."""
-        if not self.changed:
+        if not self.changed or self.failed:
             return self.raw
         return self.message.to_text().encode(self.codec)
 
+    @property
+    def halted(self) -> bool:
+        """No further step runs: dropped, refused, or a step failed."""
+        return self.dropped or self.failed or self.refusal is not None
 
-Step = Callable[[RoutedMessage], Awaitable[None]]
+    def for_destination(self) -> RoutedMessage:
+        """A copy for one destination's own steps: their changes and decisions stay there."""
+        return RoutedMessage(
+            self.message_id,
+            self.route,
+            self.raw,
+            self.codec,
+            Message(list(self.message.texts), self.message.separators),
+            self.header,
+            self.changed,
+        )
 
 
-async def run_steps(steps: Sequence[Step], routed: RoutedMessage) -> RoutedMessage:
-    """Run a route's steps in order; every line they log (and the work they start, such as
-    an INSi call and its retries) carries the message's route and control id."""
+Step = Callable[[RoutedMessage], StepResult | Awaitable[StepResult]]
+
+
+@dataclass(frozen=True, slots=True)
+class BoundStep:
+    """A step as a route runs it: its name in the route, its kind, the callable."""
+
+    name: str
+    kind: str
+    run: Step
+
+
+async def run_steps(
+    steps: Sequence[BoundStep], routed: RoutedMessage, destination: str = ROUTE
+) -> None:
+    """Run `steps` in order until one halts the message; decisions go to `routed`. Every
+    line the steps log (and the work they start, such as an INSi call and its retries)
+    carries the message's route and control id."""
     with structlog.contextvars.bound_contextvars(
         route=routed.route, control_id=routed.header.control_id
     ):
         for step in steps:
-            await step(routed)
-    return routed
+            try:
+                result = step.run(routed)
+                if not isinstance(result, StepResult):
+                    result = await result
+            except Exception as error:  # forward as received rather than hold the queue
+                _failed(step, routed, destination, error)
+                return
+            if _record(step, routed, destination, result):
+                return
+
+
+def screen(steps: Sequence[BoundStep], routed: RoutedMessage) -> None:
+    """Run steps placed before the ACK: synchronous ones only, so the ACK never waits on I/O."""
+    for step in steps:
+        try:
+            result = step.run(routed)
+            if not isinstance(result, StepResult):
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise TypeError(f"step kind {step.kind} returned an awaitable before the ACK")
+        except Exception as error:  # the message is stored and routed as if it had passed
+            _failed(step, routed, ROUTE, error)
+            return
+        if _record(step, routed, ROUTE, result):
+            return
+
+
+def _record(step: BoundStep, routed: RoutedMessage, destination: str, result: StepResult) -> bool:
+    """Keep the decision; True when the message goes no further."""
+    routed.decisions.append(
+        Decision(step.name, step.kind, result.outcome, result.detail, destination, result.payload)
+    )
+    if result.refusal is not None:
+        routed.refusal = result.refusal
+    elif result.drop:
+        routed.dropped = True
+    return routed.halted
+
+
+def _failed(step: BoundStep, routed: RoutedMessage, destination: str, error: Exception) -> None:
+    log.error(
+        "route step failed, message forwarded as received",
+        route=routed.route,
+        destination=destination or None,
+        step=step.name,
+        control_id=routed.header.control_id,
+        exc_info=error,
+    )
+    routed.failed = True
+    routed.decisions.append(
+        Decision(step.name, step.kind, "error", type(error).__name__, destination)
+    )

@@ -16,7 +16,7 @@ import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.config import ClientTls, Config, ListenerTls, sqlite_path
+from engine.config import ClientTls, Config, ListenerTls, RouteSettings, sqlite_path
 from engine.console.users import load_users
 from engine.errors import ConfigError
 from engine.ins.errors import InsiConfigurationError
@@ -29,39 +29,44 @@ Problem = tuple[str, str]  # (key, what is wrong and what to do)
 
 
 def preflight(config: Config) -> list[ConfigError]:
-    """Every problem that would stop `run` (or lose messages once it runs), in file order."""
-    return [ConfigError(config.source, key, text) for key, text in _problems(config)]
+    """Every problem that would stop `run` (or lose messages once it runs), in file order;
+    a route's are named in the file it is in."""
+    found = [ConfigError(config.source, key, text) for key, text in _engine_problems(config)]
+    for route in config.routes:
+        found += [ConfigError(*route.where(key), text) for key, text in _route_problems(route)]
+    return found
 
 
-def _problems(config: Config) -> Iterator[Problem]:
+def _engine_problems(config: Config) -> Iterator[Problem]:
     store = sqlite_path(config.engine.store)
     if store is not None:
         yield from _store_problems(Path(store))
-    if any(route.enrich for route in config.routes):
+    if any(route.enriches for route in config.routes):
         yield from _insi_problems(config.insi)
     if config.http is not None:
         if config.http.tls is not None:
             yield from _tls_problems("http.tls", config.http.tls)
         if config.http.users is not None:
             yield from _users_problems(Path(config.http.users))
-    for index, route in enumerate(config.routes):
-        key = f"routes[{index}]"
-        if not route.destinations:
-            yield (
-                f"{key}.destinations",
-                "at least one [[routes.destinations]]: without one, messages are "
-                "acknowledged and then dropped",
-            )
-        if route.tls is not None:
-            yield from _tls_problems(f"{key}.tls", route.tls)
-        for number, destination in enumerate(route.destinations):
-            where = f"{key}.destinations[{number}]"
-            if destination.file is not None:
-                problem = folder_problem(Path(destination.file))
-                if problem:
-                    yield f"{where}.file", problem
-            if destination.tls is not None:
-                yield from _tls_problems(f"{where}.tls", destination.tls)
+
+
+def _route_problems(route: RouteSettings) -> Iterator[Problem]:
+    """A route's problems, keys relative to the route."""
+    if not route.destinations:
+        yield (
+            "destinations",
+            "at least one destination: without one, messages are acknowledged and then dropped",
+        )
+    if route.tls is not None:
+        yield from _tls_problems("tls", route.tls)
+    for number, destination in enumerate(route.destinations):
+        where = f"destinations[{number}]"
+        if destination.file is not None:
+            problem = folder_problem(Path(destination.file))
+            if problem:
+                yield f"{where}.file", problem
+        if destination.tls is not None:
+            yield from _tls_problems(f"{where}.tls", destination.tls)
 
 
 def _users_problems(path: Path) -> Iterator[Problem]:

@@ -22,9 +22,10 @@ from types import TracebackType
 from typing import Any
 
 from engine.enrich.outcome import Outcome
+from engine.enrich.store import IdentityRecord, identity_records
 from engine.ins.oids import parse_oid
 from engine.private_files import open_private
-from engine.store.base import IdentityRecord, Store
+from engine.store.base import Store
 
 NEEDS_ACTION = frozenset(
     {
@@ -165,7 +166,7 @@ async def write_store_report(
 ) -> None:
     """Page through the store's outcomes into `report`, never holding them all at once."""
     after = 0
-    while page := await store.identity_records(since, outcomes, after, PAGE):
+    while page := await identity_records(store, since, outcomes, after, PAGE):
         report.write(report_row(stored) for stored in page)
         after = page[-1].message_id
 

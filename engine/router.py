@@ -1,10 +1,11 @@
 """Moves acknowledged messages from the inbox to their destinations' outboxes, in order.
 
-Route steps (enrichment) of a sliding window of messages run concurrently, because INSi
-answers in tens of milliseconds; their results are committed strictly in arrival order, so
-an outbox always holds messages in the order they arrived. A step that fails
+Route steps of a sliding window of messages run concurrently, because a step may wait (an
+INSi lookup answers in tens of milliseconds); their results are committed strictly in
+arrival order, so an outbox always holds messages in the order they arrived. Each commit
+writes the messages' outbox entries and every step's decision. A step that fails
 unexpectedly does not lose or hold back the message: it is forwarded as received and the
-failure is recorded.
+failure is recorded as that step's decision.
 """
 
 from __future__ import annotations
@@ -12,37 +13,21 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
-from engine.config import RouteSettings
+from engine.decision import Decision
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.header import Header
 from engine.hl7.message import Message, component
 from engine.logs import get_logger
-from engine.pipeline import RoutedMessage, Step, run_steps
+from engine.pipeline import RoutedMessage
+from engine.route import RoutePlan
 from engine.store.base import NewEntry, RoutingResult, Store, StoredMessage
 
 log = get_logger("engine.router")
-Routed = tuple[list[NewEntry], str | None]  # outbox entries and the identity record (JSON)
 WINDOW = 64
 FRESH_LIMIT = 4 * WINDOW  # parsed messages kept for the router; beyond, it reads the store
 POLL_S = 1.0
-
-
-@dataclass(frozen=True)
-class RoutePlan:
-    """A route's steps and destinations, as the router applies them."""
-
-    settings: RouteSettings
-    steps: Sequence[Step]
-
-    @property
-    def charsets(self) -> CharsetPolicy:
-        route = self.settings
-        return CharsetPolicy(route.charset, route.default_charset, route.fallback_charset)
 
 
 class Router:
@@ -54,16 +39,18 @@ class Router:
         plans: dict[str, RoutePlan],
         window: int = WINDOW,
         on_routed: Callable[[], None] = lambda: None,
+        on_decided: Callable[[str, Sequence[Decision]], None] = lambda route, decisions: None,
     ) -> None:
         self._store = store
         self._plans = plans
         self._window = window
         self._on_routed = on_routed  # wakes the delivery workers
+        self._on_decided = on_decided  # a message's decisions, once committed (metrics)
         self._wakeup = asyncio.Event()
         self._fetched_id = 0  # the last message read from the inbox
         self._committed_id = 0  # the last message whose routing is committed
         self._fresh: dict[int, RoutedMessage] = {}
-        self._flight: deque[tuple[StoredMessage, asyncio.Task[Routed]]] = deque()
+        self._flight: deque[tuple[StoredMessage, asyncio.Task[RoutingResult]]] = deque()
 
     def stored(self, routed: RoutedMessage) -> None:
         """Called by the intake once a message is committed: routing starts at once, with
@@ -133,23 +120,20 @@ class Router:
 
     async def _commit_done(self) -> int:
         """Commit the finished messages at the head of the window, in order."""
-        done: list[tuple[StoredMessage, Routed]] = []
+        done: list[tuple[str, RoutingResult]] = []
         while self._flight and self._flight[0][1].done():
             stored, task = self._flight.popleft()
-            done.append((stored, task.result()))
+            done.append((stored.route, task.result()))
         if not done:
             return 0
-        await self._store.route_messages(
-            [
-                RoutingResult(stored.message_id, entries, identity)
-                for stored, (entries, identity) in done
-            ]
-        )
-        self._committed_id = done[-1][0].message_id
+        await self._store.route_messages([result for _, result in done])
+        self._committed_id = done[-1][1].message_id
         self._on_routed()
+        for route, result in done:
+            self._on_decided(route, result.decisions)
         return len(done)
 
-    async def _wait(self, head: asyncio.Task[Routed] | None) -> None:
+    async def _wait(self, head: asyncio.Task[RoutingResult] | None) -> None:
         """Until the head of the window finishes, a message arrives, or the poll delay."""
         self._wakeup.clear()
         arrival = asyncio.ensure_future(self._wakeup.wait())
@@ -161,11 +145,8 @@ class Router:
         finally:
             arrival.cancel()
 
-    async def _apply(self, stored: StoredMessage) -> Routed:
+    async def _apply(self, stored: StoredMessage) -> RoutingResult:
         plan = self._plans[stored.route]
-        payload: bytes | None = None
-        identity: str | None = None
-        patient_key: str | None = None
         try:
             routed = self._fresh.pop(stored.message_id, None) or routed_message(
                 stored.message_id, stored.route, stored.raw, plan.charsets
@@ -174,24 +155,23 @@ class Router:
             # Steps served from memory never suspend: yield between messages so a window
             # of them does not hold back ACKs and deliveries waiting on the loop.
             await asyncio.sleep(0)
-            await run_steps(plan.steps, routed)
-            if routed.changed:
-                payload = routed.output()
-            if "identity" in routed.annotations:
-                identity = orjson.dumps(routed.annotations["identity"]).decode()
-        except Exception as error:  # forward as received rather than hold the queue
+            routing = await plan.route(routed)
+        except Exception as error:  # not even parsed: forward as received rather than hold
             log.error(
-                "route step failed, message forwarded as received",
+                "message could not be routed, forwarded as received",
                 route=stored.route,
                 control_id=stored.control_id,
                 exc_info=error,
             )
-            identity = orjson.dumps({"outcome": "error", "detail": type(error).__name__}).decode()
-        entries = [
-            NewEntry(destination.name, payload, patient_key)
-            for destination in plan.settings.destinations
-        ]
-        return entries, identity
+            failure = Decision("route", "route", "error", type(error).__name__)
+            entries = [
+                NewEntry(destination.name, None, None)
+                for destination in plan.destinations
+                if destination.accept.matches(stored.message_type)
+            ]
+            return RoutingResult(stored.message_id, entries, [failure], dropped=not entries)
+        entries = [NewEntry(name, payload, patient_key) for name, payload in routing.deliveries]
+        return RoutingResult(stored.message_id, entries, routing.decisions, routing.dropped)
 
 
 def routed_message(

@@ -1,42 +1,44 @@
 """The running engine: store, listeners, router and background tasks, started and stopped
 in the order that keeps every acknowledged message safe.
 
-Start: open the store, then the delivery workers, the router, then the listeners (nothing
-is acknowledged before the store is ready), then the HTTP listener; then tell systemd the
+Start: open the store, build every route's steps (opening what they share, such as the
+INSi client), then the delivery workers, the router, then the listeners (nothing is
+acknowledged before the store is ready), then the HTTP listener; then tell systemd the
 engine is ready. Stop: tell systemd, close the HTTP listener and the MLLP listeners (busy
 connections finish their message), stop the background tasks, let the delivery workers
-finish the message they are sending, then close the store, which commits what is queued.
+finish the message they are sending, close what the steps share, then close the store,
+which commits what is queued.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from engine.config import Config, RouteSettings, sqlite_path
+from engine.config import Config, sqlite_path
 from engine.console import app as console
 from engine.delivery.service import DeliveryService
-from engine.enrich.step import EnrichStep
+from engine.enrich.kind import shared_insi
 from engine.errors import ConfigError
 from engine.hl7.ack import AckBuilder
+from engine.http import api
 from engine.http.app import build_app
 from engine.http.server import HttpServer
 from engine.http.view import EngineView
-from engine.ins.expiry import watch_expiry
-from engine.ins.service import InsiService, open_insi_service
 from engine.intake import Intake
 from engine.listener import Listener
 from engine.logs import get_logger
 from engine.metrics import EngineMetrics, keep_counters, restore_counters, save_counters
-from engine.pipeline import Step
-from engine.router import RoutePlan, Router
+from engine.router import Router
 from engine.state import StatePublisher
+from engine.steps.kind import Resources
+from engine.steps.plans import build_plan
+from engine.steps.registry import registry
 from engine.store.sqlite import SqliteStore
 from engine.systemd import Notifier
 from engine.tls import server_context
@@ -60,7 +62,7 @@ class Engine:
         self.listeners: dict[str, Listener] = {}
         self.router: Router | None = None
         self.delivery: DeliveryService | None = None
-        self.insi: InsiService | None = None
+        self.resources = Resources()  # what steps share (the INSi client), closed at stop
         self._state: StatePublisher | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -68,75 +70,75 @@ class Engine:
         path = sqlite_path(self.config.engine.store)
         assert path is not None
         # A SQLite store serves one engine: its lock is taken before anything is served.
-        self.store = await SqliteStore.open(str(Path(path)), exclusive=True)
+        self.store = await SqliteStore.open(
+            str(Path(path)), registry().store_extensions(), exclusive=True
+        )
         await restore_counters(self.metrics, self.store)
         self._state = StatePublisher(self.store)
-        if any(route.enrich for route in self.config.routes):
-            self.insi = await open_insi_service(
-                self.config.insi, cache=self.store, metrics=self.metrics
-            )
-            self._publish_insi_health(self.insi, self._state)
-            if self.insi.certificate_expires_at is not None:
-                self._background(watch_expiry(self.insi.certificate_expires_at), "certificate")
         plans = {
-            route.name: RoutePlan(route, self._steps_for(route)) for route in self.config.routes
+            route.name: await build_plan(
+                route,
+                self.config,
+                self.store,
+                self.resources,
+                state=self._state,
+                metrics=self.metrics,
+            )
+            for route in self.config.routes
         }
         self.delivery = DeliveryService(
             self.store, self.config.routes, self.config.engine.retention_days, self.metrics
         )
         await self.delivery.start()
-        self.router = Router(self.store, plans, on_routed=self.delivery.wake)
+        self.router = Router(
+            self.store, plans, on_routed=self.delivery.wake, on_decided=self.metrics.decided
+        )
         self._background(self.router.run(), "router")
-        for index, route in enumerate(self.config.routes):
-            intake = Intake(route, self.store, self._acks, on_stored=self.router.stored)
+        for route in self.config.routes:
+            intake = Intake(
+                route, self.store, self._acks, plans[route.name], on_stored=self.router.stored
+            )
             context = server_context(route.tls) if route.tls else None
             listener = Listener(route, intake, context, metrics=self.metrics)
-            await self._bind(listener.start(), f"routes[{index}].listen", route.listen)
+            await self._bind(listener.start(), route.where("listen"), route.listen)
             self.listeners[route.name] = listener
         if self.config.http is not None:
             view = EngineView(
                 self.config,
                 self.store,
                 self.metrics,
-                self.insi,
+                shared_insi(self.resources),
                 self.listeners,
+                plans,
                 requeued=self.delivery.wake,
             )
-            self.http = HttpServer(self.config.http, build_app(view, console.register))
-            await self._bind(self.http.start(), "http.listen", self.config.http.listen)
+            self.http = HttpServer(
+                self.config.http, build_app(view, console.register, api.register)
+            )
+            where = (self.config.source, "http.listen")
+            await self._bind(self.http.start(), where, self.config.http.listen)
         self._background(self._notifier.watchdog(), "watchdog")
         self._background(keep_counters(self.metrics, self.store), "counters")
         log.info("engine started", count=len(self.listeners), path=path)
         self._notifier.notify("READY=1", f"STATUS=serving {len(self.listeners)} route(s)")
 
-    async def _bind(self, start: Coroutine[Any, Any, None], key: str, address: str) -> None:
-        """Start a listener; an address already taken is a configuration error."""
+    async def _bind(
+        self, start: Coroutine[Any, Any, None], where: tuple[str, str], address: str
+    ) -> None:
+        """Start a listener; an address already taken is a configuration error naming the
+        file and key (`where`)."""
         try:
             await start
         except OSError as error:
             reason = os.strerror(error.errno) if error.errno else type(error).__name__
             raise ConfigError(
-                self.config.source,
-                key,
+                *where,
                 f"cannot listen on {address} ({reason}): is another program (or "
                 "engine) listening there?",
             ) from None
 
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(work, name=name))
-
-    @staticmethod
-    def _publish_insi_health(insi: InsiService, state: StatePublisher) -> None:
-        """INSi's state for `queue status`: now, then at each change."""
-        board = insi.health
-        board.on_change = lambda health: state.publish("insi", json.dumps(health.to_json()))
-        board.on_change(board.health)
-
-    def _steps_for(self, route: RouteSettings) -> list[Step]:
-        if not route.enrich:
-            return []
-        assert self.insi is not None
-        return [EnrichStep(route.enrichment, self.insi)]
 
     async def stop(self) -> None:
         self._notifier.notify("STOPPING=1")
@@ -151,8 +153,7 @@ class Engine:
                 await task
         if self.delivery is not None:
             await self.delivery.stop(grace)
-        if self.insi is not None:
-            await self.insi.aclose()
+        await self.resources.aclose()
         if self._state is not None:
             await self._state.aclose()
         if self.store is not None:

@@ -37,19 +37,25 @@ async def start_engine(tmp_path: Path) -> AsyncIterator[StartEngine]:
 
     `route` holds extra keys of the single route `adt` (listening on a free port);
     `extra` is appended to the file (more tables). The store is a SQLite file in tmp_path.
-    `enrich=True` turns the route's INS enrichment on (the in-process INSi simulator).
+    `enrich=True` turns the route's INS enrichment on (the in-process INSi simulator);
+    `enrich=None` leaves the key out, for a route that lists its `steps`.
     """
     engines: list[Engine] = []
 
     async def start(
-        route: str = "", extra: str = "", *, database: str = "engine.db", enrich: bool = False
+        route: str = "",
+        extra: str = "",
+        *,
+        database: str = "engine.db",
+        enrich: bool | None = False,
     ) -> Engine:
         config_file = tmp_path / f"config{len(engines)}.toml"
         config_file.write_text(
             f'[engine]\nstore = "sqlite:///{tmp_path / database}"\n\n'
             "[insi]\nsimulator = true\n\n"
             f'[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\n'
-            f"enrich = {str(enrich).lower()}\n{route}\n{extra}\n",
+            + ("" if enrich is None else f"enrich = {str(enrich).lower()}\n")
+            + f"{route}\n{extra}\n",
             encoding="utf-8",
         )
         engine = Engine(load_config(config_file), acks=fixed_acks())

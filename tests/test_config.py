@@ -30,13 +30,21 @@ def test_the_shipped_default_configuration_is_valid() -> None:
     config = load_config(ROOT / "routes" / "default.toml")
     assert config.engine.store == f"sqlite:///{ROOT / 'var' / 'ins-engine.db'}"
     assert config.insi.simulator and config.insi.url is None
-    (route,) = config.routes
-    assert (route.name, route.listen) == ("adt", "127.0.0.1:2575")
-    assert route.destinations[0].file == str(ROOT / "var" / "outbox" / "adt")
+    lab, pas = config.routes
+    assert (pas.name, pas.listen, lab.name, lab.listen) == (
+        "pas-ehr",
+        "127.0.0.1:2575",
+        "lab-results",
+        "127.0.0.1:2576",
+    )
+    assert pas.source.endswith("pas-ehr.route.toml")
+    assert [step.kind for step in pas.step_list()] == ["filter", "ins_enrich"]
+    assert pas.destinations[0].file == str(ROOT / "var" / "outbox" / "ehr")
     assert config.http is not None, "make run shows the console"
-    assert (config.http.listen, config.http.users) == (
+    assert (config.http.listen, config.http.users, config.http.api_route) == (
         "127.0.0.1:8080",
         str(ROOT / "routes" / "users.toml"),
+        "pas-ehr",
     )
 
 
@@ -87,6 +95,39 @@ def test_the_keys_operations_scripts_rely_on_work_as_written(tmp_path: Path) -> 
         ),
         ("[insi]\nurl = 'http://insi.example/lps'\n" + MINIMAL, "insi.url", "https"),
         (MINIMAL + MINIMAL, "routes[1].name", "unique"),
+        (MINIMAL + "[[routes.steps]]\nkind = 'teleport'\n", "routes[0].steps[0].kind", "one of "),
+        (MINIMAL + "[[routes.steps]]\nname = 'x'\n", "routes[0].steps[0].kind", "kind"),
+        (
+            MINIMAL + "[[routes.steps]]\nkind = 'ins_enrich'\nevents = ['A47']\n",
+            "routes[0].steps[0].events",
+            "A40/A47",
+        ),
+        (
+            MINIMAL + "[[routes.steps]]\nkind = 'ins_enrich'\nevent = ['A28']\n",
+            "routes[0].steps[0].event",
+            "known keys: before_ack, events, kind, name,",
+        ),
+        (
+            MINIMAL + "[[routes.steps]]\nkind = 'ins_enrich'\nbefore_ack = true\n",
+            "routes[0].steps[0].before_ack",
+            "run before the ACK",
+        ),
+        (
+            MINIMAL + "enrich = false\n[[routes.steps]]\nkind = 'ins_enrich'\n",
+            "routes[0].enrich",
+            "leave it out with steps",
+        ),
+        (
+            MINIMAL
+            + "[[routes.steps]]\nkind = 'ins_enrich'\n[[routes.steps]]\nkind = 'ins_enrich'\n",
+            "routes[0].steps[1].name",
+            "unique",
+        ),
+        (
+            MINIMAL + "[[routes.steps]]\nkind = 'ins_enrich'\nname = 'INS check'\n",
+            "routes[0].steps[0].name",
+            "letters, digits",
+        ),
     ],
 )
 def test_errors_name_file_key_and_expectation(
@@ -97,6 +138,30 @@ def test_errors_name_file_key_and_expectation(
     assert error.key == key
     assert expected in error.expected
     assert str(error).startswith(f"{error.file}: {key}: ")
+
+
+def test_a_route_naming_no_steps_has_the_enrichment_step_of_earlier_versions(
+    tmp_path: Path,
+) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            MINIMAL.replace("adt", "a")
+            + "[routes.enrichment]\nevents = ['A28']\n"
+            + MINIMAL.replace("adt", "b").replace("2575", "2576")
+            + "enrich = false\n"
+            + MINIMAL.replace("adt", "c").replace("2575", "2577")
+            + "[[routes.steps]]\nkind = 'ins_enrich'\nname = 'ins'\nsearch_provisional = true\n",
+        )
+    )
+    a, b, c = (route.step_list() for route in config.routes)
+    assert [(s.kind, s.name, s.settings.events) for s in a] == [
+        ("ins_enrich", "ins_enrich", ["A28"])
+    ]
+    assert b == []
+    assert [(s.kind, s.name, s.settings.search_provisional) for s in c] == [
+        ("ins_enrich", "ins", True)
+    ]
 
 
 def test_every_error_of_a_file_is_reported_not_only_the_first(tmp_path: Path) -> None:
@@ -179,5 +244,6 @@ def test_every_key_is_documented() -> None:
 
 def test_the_readme_key_table_is_the_one_check_prints() -> None:
     from engine.commands.check import key_reference
+    from engine.steps.registry import BUILTIN
 
-    assert key_reference() in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert key_reference(BUILTIN) in (ROOT / "README.md").read_text(encoding="utf-8")

@@ -11,8 +11,10 @@ import pytest
 from engine.config import DestinationSettings, RouteSettings
 from engine.errors import StoreError
 from engine.hl7.charset import CharsetPolicy
-from engine.pipeline import RoutedMessage
-from engine.router import RoutePlan, Router, routed_message
+from engine.hl7.patterns import Patterns
+from engine.pipeline import BoundStep, RoutedMessage, StepResult
+from engine.route import DestinationPlan, RoutePlan
+from engine.router import Router, routed_message
 from engine.store.sqlite import SqliteStore
 from tests.delivery.harness import store_messages
 from tests.support.messages import adt
@@ -40,13 +42,14 @@ async def test_a_slow_first_message_holds_back_commits_not_the_other_steps(
     release_first = asyncio.Event()
     stepped: list[str] = []
 
-    async def step(routed: RoutedMessage) -> None:
+    async def step(routed: RoutedMessage) -> StepResult:
         if routed.header.control_id == "M0":
             await release_first.wait()
         stepped.append(routed.header.control_id)
+        return StepResult("ok")
 
     await store_messages(store, "adt", [adt(f"M{n}") for n in range(20)])
-    router = Router(store, {"adt": RoutePlan(ROUTE, [step])}, window=8)
+    router = Router(store, {"adt": RoutePlan(ROUTE, [BoundStep("s", "test", step)])}, window=8)
     running = asyncio.create_task(router.run())
     try:
         for _ in range(200):  # the other steps of the window finish while M0 waits
@@ -72,11 +75,12 @@ async def test_steps_finishing_in_reverse_order_are_committed_in_arrival_order(
 ) -> None:
     store = await SqliteStore.open(str(tmp_path / "engine.db"))
 
-    async def step(routed: RoutedMessage) -> None:
+    async def step(routed: RoutedMessage) -> StepResult:
         await asyncio.sleep((50 - routed.message_id) / 2000)  # later messages finish first
+        return StepResult("ok")
 
     await store_messages(store, "adt", [adt(f"R{n:02d}") for n in range(50)])
-    router = Router(store, {"adt": RoutePlan(ROUTE, [step])}, window=16)
+    router = Router(store, {"adt": RoutePlan(ROUTE, [BoundStep("s", "test", step)])}, window=16)
     assert await router.route_pending() == 50
     assert outbox_order(store.path) == [f"R{n:02d}" for n in range(50)]
     await store.close()
@@ -97,7 +101,7 @@ async def test_a_failed_routing_commit_is_retried_and_nothing_is_lost_or_reorder
     monkeypatch.setattr(store, "route_messages", failing_once)
     monkeypatch.setattr("engine.router.POLL_S", 0.01)
     await store_messages(store, "adt", [adt(f"F{n}") for n in range(10)])
-    router = Router(store, {"adt": RoutePlan(ROUTE, [])}, window=4)
+    router = Router(store, {"adt": RoutePlan(ROUTE)}, window=4)
     running = asyncio.create_task(router.run())
     try:
         for _ in range(300):
@@ -115,11 +119,113 @@ async def test_a_failed_routing_commit_is_retried_and_nothing_is_lost_or_reorder
 async def test_a_message_announced_after_it_was_read_is_not_kept(tmp_path: Path) -> None:
     store = await SqliteStore.open(str(tmp_path / "engine.db"))
     await store_messages(store, "adt", [adt("A1"), adt("A2")])
-    router = Router(store, {"adt": RoutePlan(ROUTE, [])})
+    router = Router(store, {"adt": RoutePlan(ROUTE)})
     assert await router.route_pending() == 2
     late = routed_message(2, "adt", adt("A2"), CharsetPolicy())  # the intake's call, late
     router.stored(late)
     early = routed_message(3, "adt", adt("A3"), CharsetPolicy())
     router.stored(early)
     assert list(router._fresh) == [3]
+    await store.close()
+
+
+def stored_status(path: str) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as db:
+        return list(db.execute("SELECT control_id, status FROM messages ORDER BY id"))
+
+
+async def test_each_step_decision_is_kept_and_a_failing_step_forwards_as_received(
+    tmp_path: Path,
+) -> None:
+    store = await SqliteStore.open(str(tmp_path / "engine.db"))
+
+    def rename(routed: RoutedMessage) -> StepResult:
+        routed.message.replace(0, routed.message.msh.with_field(5, "EHR"))
+        routed.changed = True
+        return StepResult("set", "MSH-5")
+
+    def explode(routed: RoutedMessage) -> StepResult:
+        if routed.header.control_id == "B2":
+            raise ValueError("a bug")
+        return StepResult("kept")
+
+    steps = [BoundStep("rename", "set", rename), BoundStep("check", "test", explode)]
+    await store_messages(store, "adt", [adt("B1"), adt("B2")])
+    router = Router(store, {"adt": RoutePlan(ROUTE, steps)})
+    assert await router.route_pending() == 2
+    with sqlite3.connect(store.path) as db:
+        payloads = [row[0] for row in db.execute("SELECT payload FROM outbox ORDER BY id")]
+    assert b"|EHR|" in payloads[0]
+    assert payloads[1] is None  # the received bytes, untouched by the first step
+    first, second = await store.decisions(1), await store.decisions(2)
+    assert [(d.step, d.kind, d.outcome, d.detail) for d in first] == [
+        ("rename", "set", "set", "MSH-5"),
+        ("check", "test", "kept", ""),
+    ]
+    assert [(d.step, d.outcome, d.detail) for d in second] == [
+        ("rename", "set", "MSH-5"),
+        ("check", "error", "ValueError"),
+    ]
+    await store.close()
+
+
+async def test_a_dropped_message_is_kept_and_listed_as_dropped(tmp_path: Path) -> None:
+    store = await SqliteStore.open(str(tmp_path / "engine.db"))
+
+    def no_a08(routed: RoutedMessage) -> StepResult:
+        if routed.header.trigger == "A08":
+            return StepResult("dropped", "type", drop=True)
+        return StepResult("kept")
+
+    nowhere = RouteSettings(name="lab", listen="127.0.0.1:0")  # no destination at all
+    await store_messages(store, "adt", [adt("D1"), adt("D2", "A08")])
+    await store_messages(store, "lab", [adt("L1")])
+    plans = {
+        "adt": RoutePlan(ROUTE, [BoundStep("no-a08", "filter", no_a08)]),
+        "lab": RoutePlan(nowhere),
+    }
+    assert await Router(store, plans).route_pending() == 3
+    assert outbox_order(store.path) == ["D1"]
+    assert stored_status(store.path) == [("D1", "routed"), ("D2", "dropped"), ("L1", "dropped")]
+    dropped = await store.dropped_messages(None, 10)
+    assert [(m.control_id, m.route, m.step, m.outcome, m.detail) for m in dropped] == [
+        ("L1", "lab", "route", "dropped", "no_destination"),
+        ("D2", "adt", "no-a08", "dropped", "type"),
+    ]
+    assert [m.control_id for m in await store.dropped_messages("adt", 10)] == ["D2"]
+    await store.close()
+
+
+async def test_a_failing_destination_step_sends_what_the_route_steps_made(tmp_path: Path) -> None:
+    store = await SqliteStore.open(str(tmp_path / "engine.db"))
+
+    def mark(routed: RoutedMessage) -> StepResult:
+        routed.message.replace(0, routed.message.msh.with_field(5, "ROUTED"))
+        routed.changed = True
+        return StepResult("set")
+
+    def explode(routed: RoutedMessage) -> StepResult:
+        routed.message.replace(0, routed.message.msh.with_field(6, "HALF"))
+        raise ValueError("a bug after a change")
+
+    route = RouteSettings(
+        name="adt",
+        listen="127.0.0.1:0",
+        destinations=[DestinationSettings(name=n, file="/x") for n in ("ehr", "lab")],
+    )
+    destinations = [
+        DestinationPlan("ehr", Patterns(["*"])),
+        DestinationPlan("lab", Patterns(["*"]), [BoundStep("boom", "test", explode)]),
+    ]
+    plan = RoutePlan(route, [BoundStep("mark", "set", mark)], (), destinations)
+    await store_messages(store, "adt", [adt("X1")])
+    assert await Router(store, {"adt": plan}).route_pending() == 1
+    with sqlite3.connect(store.path) as db:
+        payloads = dict(db.execute("SELECT destination, payload FROM outbox"))
+    assert payloads["lab"] == payloads["ehr"]
+    assert b"|ROUTED|" in payloads["lab"] and b"HALF" not in payloads["lab"]
+    assert [(d.destination, d.step, d.outcome) for d in await store.decisions(1)] == [
+        ("", "mark", "set"),
+        ("lab", "boom", "error"),
+    ]
     await store.close()

@@ -58,7 +58,7 @@ EXPECTED = [
     "insi.key: {tmp}/certs/insi.key: no such file",
     "routes[0].tls.cert: {tmp}/certs/server.pem: no such file",
     "routes[0].tls.key: {tmp}/certs/server.key: no such file",
-    "routes[1].destinations: at least one [[routes.destinations]]: without one, messages are "
+    "routes[1].destinations: at least one destination: without one, messages are "
     "acknowledged and then dropped",
 ]
 

@@ -1,16 +1,20 @@
 """`ins-engine check`: validate a configuration file without starting anything: what the
 file says, and what `run` needs from this machine (files, folders; `engine.preflight`).
 
-`ins-engine check --keys` prints the reference of every key instead (the README's table is
-this output, and a test keeps them equal).
+`ins-engine check --keys` prints the reference of every key instead, the step kinds' keys
+after the configuration's (the README's tables are this output for the built-in kinds, and
+a test keeps them equal).
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 
 from engine.commands.common import add_config_argument, read_config_for_start
 from engine.config import documented_keys
+from engine.steps.kind import StepKind
+from engine.steps.registry import registry
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,13 +37,36 @@ def check(args: argparse.Namespace) -> int:
         f"{config.source}: valid ({len(config.routes)} route(s), "
         f"{destinations} destination(s), INSi: {insi})"
     )
+    for route in config.routes:
+        steps = ", ".join(step.name for step in route.step_list()) or "no step"
+        where = "" if route.source == config.source else f" ({route.source})"
+        print(f"  route {route.name}{where}: {steps}")
+        for destination in route.destinations:
+            takes = ", ".join(destination.accept)
+            own = "".join(f"; {step.name}" for step in destination.steps)
+            print(f"    → {destination.name}: {takes}{own}")
     return 0
 
 
-def key_reference() -> str:
-    """Every key with its default and meaning, as a Markdown table."""
+def key_reference(kinds: Iterable[StepKind] | None = None) -> str:
+    """Every key with its default and meaning, as Markdown tables: the configuration's,
+    then each step kind's (by default every registered kind; built-in ones in the README)."""
+    found = registry()
+    sections = [_table(documented_keys())]
+    for kind in found.kinds.values() if kinds is None else kinds:
+        origin = found.origins.get(kind.name, "built-in")
+        where = "built-in" if origin == "built-in" else f"from {origin}"
+        before = "; may run before the ACK" if kind.before_ack else ""
+        sections.append(
+            f"`{kind.name}` ({where}{before}): {kind.doc}\n\n"
+            + _table(documented_keys(kind.settings))
+        )
+    return "\n\n".join(sections)
+
+
+def _table(rows: list[tuple[str, str, str]]) -> str:
     lines = ["| key | default | meaning |", "|---|---|---|"]
-    for key, default, doc in documented_keys():
+    for key, default, doc in rows:
         shown = default.replace("|", "\\|")
         lines.append(f"| `{key}` | `{shown}` | {doc} |")
     return "\n".join(lines)

@@ -1,8 +1,8 @@
 """`ins-engine enrich --config FILE PATH… --out DIR`: enrich message files offline.
 
-The route's enrichment step, without a listener or a store: each input file gives an output
-file at the same relative path under DIR. The console shows counts per outcome and the
-number of INSi calls; `--report FILE` writes the identity report for these messages.
+A route's steps (its INS enrichment among them), without a listener or a store: each input
+file gives an output file at the same relative path under DIR. The console shows counts per
+outcome and the number of INSi calls; `--report FILE` writes the identity report for these messages.
 Exit status 0 when every message was processed (not found, several found… are outcomes,
 not failures), 1 when a file could not be read or a message failed, 2 on bad usage.
 """
@@ -25,9 +25,12 @@ from engine.commands.common import (
     report_outcomes,
 )
 from engine.config import Config, RouteSettings
+from engine.embed import RouteRunner
+from engine.enrich.store import KIND
 from engine.errors import CliError
 from engine.logs import configure_logging
 from engine.offline import (
+    Targets,
     check_outputs,
     enrich,
     identity_records,
@@ -48,7 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="message files or folders")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the output files")
     parser.add_argument(
-        "--route", metavar="NAME", help="route whose enrichment settings apply (default: first)"
+        "--route",
+        metavar="NAME",
+        help=f"route whose steps run (default: the first with an {KIND} step)",
     )
     parser.add_argument(
         "--report", metavar="FILE", help="also write the identity report (patient data: 0600)"
@@ -62,29 +67,36 @@ def handle(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)  # on stderr: stdout holds the summary
     config = read_config(args)
     route = _route(config, args.route)
-    out_dir = Path(args.out)
     targets = output_targets(args.paths)
-    check_outputs(targets, out_dir, args.force)
-    files, problems = read_inputs(targets, route)
-    if problems:
-        for problem in problems:
-            print(f"{problem.path}: {problem.reason}", file=sys.stderr)
-        print(f"ins-engine enrich: {len(problems)} file(s) unreadable, nothing written")
-        return 1
-    with contextlib.ExitStack() as stack:  # a failed run removes its partial report
-        report = (
-            stack.enter_context(
-                ReportFile(Path(args.report), args.format, args.force, report_delimiter(args))
+    check_outputs(targets, Path(args.out), args.force)
+    return asyncio.run(_enrich_files(args, config, route, targets))
+
+
+async def _enrich_files(
+    args: argparse.Namespace, config: Config, route: RouteSettings, targets: list[Targets]
+) -> int:
+    out_dir = Path(args.out)
+    async with await RouteRunner.open(config, route.name) as runner:
+        files, problems = read_inputs(targets, runner)
+        if problems:
+            for problem in problems:
+                print(f"{problem.path}: {problem.reason}", file=sys.stderr)
+            print(f"ins-engine enrich: {len(problems)} file(s) unreadable, nothing written")
+            return 1
+        with contextlib.ExitStack() as stack:  # a failed run removes its partial report
+            report = (
+                stack.enter_context(
+                    ReportFile(Path(args.report), args.format, args.force, report_delimiter(args))
+                )
+                if args.report
+                else None
             )
-            if args.report
-            else None
-        )
-        read_at = time.time()
-        summary = asyncio.run(enrich(files, route, config.insi))
-        write_outputs(files, out_dir, args.force)
-        if report is not None:
-            records = identity_records(files, read_at, report_outcomes(args))
-            report.write(report_row(record) for record in records)
+            read_at = time.time()
+            summary = await enrich(files, runner, config.insi.in_process or config.insi.simulator)
+            write_outputs(files, out_dir, args.force)
+            if report is not None:
+                records = identity_records(files, read_at, report_outcomes(args))
+                report.write(report_row(record) for record in records)
     insi = "SIMULATED INSi (not the national service)" if summary.simulated else "INSi"
     print(
         f"enrich: {summary.messages} message(s) in {summary.files} file(s) written to "
@@ -93,17 +105,25 @@ def handle(args: argparse.Namespace) -> int:
     print_counts(summary.outcomes)
     print(f"{insi}: {summary.calls} call(s)")
     if summary.failed:
-        print(f"{summary.failed} message(s) failed in the step and were written as read")
+        print(f"{summary.failed} message(s) failed in a step and were written as read")
+    if summary.left_out:
+        print(f"{summary.left_out} message(s) dropped or refused by the route, not written")
     if report is not None:
         print(f"identity report: {report.counts.total()} row(s) written to {args.report}")
     return 1 if summary.failed else 0
 
 
 def _route(config: Config, name: str | None) -> RouteSettings:
+    """The route named, or the first that enriches."""
     routes = {route.name: route for route in config.routes}
-    route = config.routes[0] if name is None else routes.get(name)
+    enriching = [r for r in config.routes if any(s.kind == KIND for s in r.step_list())]
+    if name is None:
+        if not enriching:
+            raise CliError(f"no route has an {KIND} step: nothing to enrich")
+        return enriching[0]
+    route = routes.get(name)
     if route is None:
         raise CliError(f"--route {name}: no such route (routes: {', '.join(routes)})")
-    if not route.enrich:
-        raise CliError(f"route {route.name} has enrich = false: nothing to do")
+    if route not in enriching:
+        raise CliError(f"route {route.name} has no {KIND} step: nothing to enrich")
     return route

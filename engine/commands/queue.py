@@ -25,6 +25,7 @@ from engine.commands import queue_views as views
 from engine.commands.common import add_config_argument, read_config
 from engine.config import Config, sqlite_path
 from engine.errors import CliError
+from engine.steps.registry import registry
 from engine.store.base import ActionResult, ComponentState, EntryStatus, QueueStatus
 from engine.store.lock import holder
 from engine.store.sqlite import SqliteStore
@@ -58,6 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--control-id",
         metavar="ID",
         help="trace one message (MSH-10): received, answered, routed, each delivery attempt",
+    )
+    which.add_argument(
+        "--dropped",
+        action="store_true",
+        help="messages a route step (or no destination) stopped, newest first",
     )
     listing.add_argument("--route", metavar="R")
     listing.add_argument("--destination", metavar="D")
@@ -124,7 +130,7 @@ def show_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status.to_json(), indent=2))
         return 0
-    status.print(any(route.enrich for route in config.routes), time.time())
+    status.print(any(route.enriches for route in config.routes), time.time())
     return 0
 
 
@@ -133,6 +139,8 @@ def show_list(args: argparse.Namespace) -> int:
     _check_names(config, args.route, args.destination)
     if args.control_id is not None:
         return _show_trace(config, args)
+    if args.dropped:
+        return _show_dropped(config, args)
     status = (
         EntryStatus.PARKED if args.parked else EntryStatus(args.status or EntryStatus.PENDING.value)
     )
@@ -144,6 +152,18 @@ def show_list(args: argparse.Namespace) -> int:
         print(json.dumps([asdict(entry) for entry in entries], indent=2))
         return 0
     views.print_entries(entries)
+    return 0
+
+
+def _show_dropped(config: Config, args: argparse.Namespace) -> int:
+    """Messages kept but delivered nowhere, with the decision that stopped each."""
+    if args.destination:
+        raise CliError("--dropped lists messages of a route: --destination does not apply")
+    dropped = _run(config, lambda store: store.dropped_messages(args.route, args.limit))
+    if args.json:
+        print(json.dumps([asdict(message) for message in dropped], indent=2))
+        return 0
+    views.print_dropped(dropped)
     return 0
 
 
@@ -253,7 +273,7 @@ def _run(config: Config, action: Callable[[SqliteStore], Awaitable[T]]) -> T:
         raise CliError(f"no store at {path}: has the engine run with this configuration?")
 
     async def main() -> T:
-        store = await SqliteStore.open(path)
+        store = await SqliteStore.open(path, registry().store_extensions())
         try:
             return await action(store)
         finally:

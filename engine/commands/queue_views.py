@@ -14,10 +14,17 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from engine.decision import Decision
 from engine.hl7.codes import shown_type
 from engine.ins.health import IN_PROCESS, InsiHealth
 from engine.replay.acks import AckFormatError, read_ack
-from engine.store.base import ComponentState, EntrySummary, MessageTrace, QueueStatus
+from engine.store.base import (
+    ComponentState,
+    DroppedMessage,
+    EntrySummary,
+    MessageTrace,
+    QueueStatus,
+)
 from engine.store.lock import Holder
 
 
@@ -164,6 +171,24 @@ def print_entries(entries: Sequence[EntrySummary]) -> None:
     )
 
 
+def print_dropped(dropped: Sequence[DroppedMessage]) -> None:
+    print_table(
+        ["MESSAGE", "ROUTE", "CONTROL ID", "TYPE", "RECEIVED", "STEP", "DECISION"],
+        [
+            [
+                message.message_id,
+                message.route,
+                printable(message.control_id),
+                shown_type(message.message_type),
+                local_time(message.received_at),
+                message.step,
+                f"{message.outcome} {message.detail}".strip(),
+            ]
+            for message in dropped
+        ],
+    )
+
+
 # -- queue list --control-id -------------------------------------------------------------
 
 
@@ -186,11 +211,8 @@ def trace_lines(trace: MessageTrace, answer: str) -> list[str]:
         f"from {sender} ({trace.peer})",
         f"  {local_time(trace.received_at)}  stored, answered {answer}",
     ]
-    if trace.status.value == "received":
-        lines.append("  not routed yet (the route's steps have not finished)")
-    elif trace.outcome is not None:
-        detail = f" ({trace.outcome_detail})" if trace.outcome_detail else ""
-        lines.append(f"  routed, identity outcome {trace.outcome}{detail}")
+    lines += [f"  step {_decision_text(decision)}" for decision in trace.decisions]
+    lines.append(f"  {_STATUS_TEXT[trace.status.value]}")
     for entry in trace.entries:
         copy = f", resent copy of entry {entry.resend_of}" if entry.resend_of else ""
         lines.append(
@@ -202,6 +224,20 @@ def trace_lines(trace: MessageTrace, answer: str) -> list[str]:
             for event in entry.events
         ]
     return lines
+
+
+_STATUS_TEXT = {
+    "received": "not routed yet (the route's steps have not finished)",
+    "routed": "routed",
+    "dropped": "dropped: kept, delivered nowhere",
+}
+
+
+def _decision_text(decision: Decision) -> str:
+    """`ins_enrich: not_found (01)`, `lab/ward: mapped (PV1-3-1)`: a step's decision."""
+    where = f"{decision.destination}/" if decision.destination else ""
+    detail = f" ({decision.detail})" if decision.detail else ""
+    return f"{where}{decision.step}: {decision.outcome}{detail}"
 
 
 def _event_text(kind: str, detail: str) -> str:
@@ -217,6 +253,8 @@ def _event_text(kind: str, detail: str) -> str:
 def trace_json(trace: MessageTrace, answer: str) -> dict[str, Any]:
     data = asdict(trace)
     del data["ack"]
+    for decision in data["decisions"]:
+        del decision["payload"]  # kept by the step kind's tables, never read back here
     data["answer"] = answer
     data["message_type"] = shown_type(trace.message_type)
     return data

@@ -27,6 +27,7 @@ from engine.config import sqlite_path
 from engine.errors import CliError
 from engine.logs import configure_logging
 from engine.report import ReportFile, write_store_report
+from engine.steps.registry import registry
 from engine.store.sqlite import SqliteStore
 
 _DURATION = re.compile(r"([0-9]+)([dh])")
@@ -85,7 +86,7 @@ def identities_report(args: argparse.Namespace) -> int:
 
 
 async def _write(store_path: str, since: float, args: argparse.Namespace) -> ReportFile:
-    store = await SqliteStore.open(store_path)
+    store = await SqliteStore.open(store_path, registry().store_extensions())
     try:
         with ReportFile(Path(args.out), args.format, args.force, report_delimiter(args)) as report:
             await write_store_report(store, report, since, report_outcomes(args))

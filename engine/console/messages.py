@@ -1,10 +1,11 @@
 """The message list and one message's journey, for every role, without patient data; its
 content (received and delivered bytes side by side) for the vigilance role only, audited.
 
-The list filters by control id, route, reception date, and the state of the message's
-deliveries. A message's page shows what happened to it in order: received (when, from
-which peer, which type), the ACK sent, what each route step decided, then each
-destination's delivery (attempts, ACK code, errors, operators' actions).
+The list filters by control id, route, reception date, a step's outcome (an enrichment
+outcome, `dropped`...) and the state of the message's deliveries. A message's page shows
+what happened to it in order: received (when, from which peer, which type), the ACK sent,
+what each step decided, then each destination's delivery (each attempt with its ACK code or
+error, operators' actions).
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ from engine.console.context import audit
 from engine.console.guard import needs
 from engine.console.render import render
 from engine.console.users import Role
+from engine.enrich.outcome import Outcome
 from engine.hl7.message import Message, MessageFormatError
 from engine.http.view import EngineView, engine_of
+from engine.report import NEEDS_ACTION
 from engine.store.base import EntryStatus, MessageDetail, MessageQuery
 
 PAGE = 50
+OUTCOMES = sorted(outcome.value for outcome in Outcome)  # the filter's choices
 EVENT_LABELS = {
     "failed": "attempt failed",
     "parked": "attempt failed, parked",
@@ -39,6 +43,7 @@ class Filters:
     since: str  # the form's values, as typed
     until: str
     status: str
+    outcome: str
 
     @classmethod
     def of(cls, request: web.Request) -> Filters:
@@ -46,7 +51,7 @@ class Filters:
         return cls(
             *(
                 query.get(key, "").strip()[:64]
-                for key in ("control_id", "route", "since", "until", "status")
+                for key in ("control_id", "route", "since", "until", "status", "outcome")
             )
         )
 
@@ -57,6 +62,7 @@ class Filters:
             since=_moment(self.since, "since"),
             until=_moment(self.until, "until"),
             status=EntryStatus(self.status) if self.status in _STATUSES else None,
+            outcome=self.outcome or None,
             before_id=before_id,
             limit=PAGE,
         )
@@ -100,6 +106,7 @@ async def message_list(request: web.Request) -> web.Response:
         acks={message.message_id: ack_code(message.ack) for message in found},
         routes=[route.name for route in engine.config.routes],
         statuses=[status.value for status in EntryStatus],
+        outcomes=OUTCOMES,
         next_before=found[-1].message_id if len(found) == PAGE else None,
     )
 
@@ -113,14 +120,14 @@ async def _detail(request: web.Request) -> tuple[EngineView, MessageDetail]:
 
 
 async def message_page(request: web.Request) -> web.Response:
-    _, detail = await _detail(request)
+    engine, detail = await _detail(request)
     return render(
         request,
         "message.html",
         message=detail,
         ack=ack_code(detail.summary.ack),
-        decisions=[],
-        attention=frozenset(),
+        decisions=await engine.store.decisions(detail.summary.message_id),
+        attention=NEEDS_ACTION,
         events={trace.entry_id: trace.events for trace in detail.traces},
         event_labels=EVENT_LABELS,
     )

@@ -2,10 +2,10 @@
 
 At start and then every hour, outbox entries delivered, skipped or resent before the
 cutoff (`retention_days`) are deleted, then messages older than the cutoff that have no
-entry left (their identity outcome rows go with them by cascade), and INSi results whose
-cache lifetime is over. Deletes run in small
-batches through the store's writer, so intake never waits long behind them; no VACUUM
-(the freed pages are reused by new messages).
+entry left (their decisions and step extension rows go with them by cascade), and rows
+step extensions keep for a limited time (INSi results whose cache lifetime is over).
+Deletes run in small batches through the store's writer, so intake never waits long behind
+them; no VACUUM (the freed pages are reused by new messages).
 """
 
 from __future__ import annotations
@@ -48,19 +48,19 @@ class Retention:
     async def prune_once(self) -> Pruned:
         """Prune everything past the cutoff, one batch at a time."""
         before = self._clock() - self._retention_s
-        entries = messages = cached = 0
+        entries = messages = expired = 0
         while True:
             pruned = await self._store.prune(before, BATCH)
             entries += pruned.entries
             messages += pruned.messages
-            cached += pruned.cached_results
-            if max(pruned.entries, pruned.messages, pruned.cached_results) < BATCH:
+            expired += pruned.extension_rows
+            if max(pruned.entries, pruned.messages, pruned.extension_rows) < BATCH:
                 break
-        if entries or messages or cached:
+        if entries or messages or expired:
             log.info(
                 "retention pruned finished messages",
                 entries=entries,
                 messages=messages,
-                count=cached,
+                count=expired,
             )
-        return Pruned(entries, messages, cached)
+        return Pruned(entries, messages, expired)

@@ -3,8 +3,9 @@
 It reads the local identity, decides (`engine.enrich.rules`), searches INSi when allowed
 (retrying technical errors within a window), checks the answer against the local traits and
 writes only what PAM FR names. An admission is never blocked: whatever INSi says, the message
-goes on, without an INS unless one was added or verified. Every message gets an outcome
-record in `routed.annotations["identity"]`.
+goes on, without an INS unless one was added or verified. Every message gets an outcome,
+returned as the step's result with the full record as its payload (kept by the kind's store
+extension, `engine.enrich.store`, for the identity report).
 """
 
 from __future__ import annotations
@@ -28,14 +29,13 @@ from engine.ins.errors import InvalidTraitsError
 from engine.ins.outcome import SearchOutcome, SearchStatus
 from engine.ins.service import InsiService
 from engine.ins.traits import IdentityTraits
-from engine.pipeline import RoutedMessage
+from engine.pipeline import RoutedMessage, StepResult
 
-IDENTITY_ANNOTATION = "identity"
 log = structlog.get_logger("enrich")
 
 
 class EnrichStep:
-    """`async step(routed)`: enrich one message in place and record its outcome."""
+    """`await step(routed)`: enrich one message in place; returns its outcome."""
 
     def __init__(
         self,
@@ -49,13 +49,12 @@ class EnrichStep:
         self._clock = clock
         self._sleep = sleep
 
-    async def __call__(self, routed: RoutedMessage) -> None:
+    async def __call__(self, routed: RoutedMessage) -> StepResult:
         started = self._clock()
         before = list(routed.message.texts)
         result = await self._enrich(routed)
         if routed.message.texts != before:
             routed.changed = True
-        routed.annotations[IDENTITY_ANNOTATION] = result.to_record()
         log.info(
             "identity enrichment",
             route=routed.route,
@@ -67,6 +66,7 @@ class EnrichStep:
             simulated=result.simulated,
             duration_ms=round((self._clock() - started) * 1000, 3),
         )
+        return StepResult(result.outcome.value, result.detail, payload=result.to_record())
 
     async def _enrich(self, routed: RoutedMessage) -> IdentityOutcome:
         header = routed.header

@@ -91,6 +91,14 @@ class AckError:
     text: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A negative answer to a received message: AE/CE (`ERROR`) or AR/CR (`REJECTED`)."""
+
+    outcome: Outcome
+    error: AckError
+
+
 def ack_code(outcome: Outcome, enhanced: bool) -> AckCode:
     return _CODES[(enhanced, outcome)]
 

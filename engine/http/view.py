@@ -16,6 +16,7 @@ from engine.config import Config, HttpSettings
 from engine.ins.service import InsiService
 from engine.listener import Listener
 from engine.metrics import EngineMetrics
+from engine.route import RoutePlan
 from engine.store.base import Store
 
 
@@ -26,6 +27,7 @@ class EngineView:
     metrics: EngineMetrics
     insi: InsiService | None
     listeners: Mapping[str, Listener]
+    plans: Mapping[str, RoutePlan]
     requeued: Callable[[], None] = lambda: None  # entries were queued again: wake delivery
     started_at: float = field(default_factory=time.time)
 

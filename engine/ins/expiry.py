@@ -8,6 +8,7 @@ once a day (an error once it has expired); `/readyz` and the console show the da
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
@@ -54,3 +55,15 @@ async def watch_expiry(
     while True:
         warn_if_expiring(expires_at, clock())
         await sleep(DAY_S)
+
+
+class ExpiryWatch:
+    """`watch_expiry` as a task of the engine, stopped with what the steps share."""
+
+    def __init__(self, expires_at: float) -> None:
+        self._task = asyncio.create_task(watch_expiry(expires_at), name="certificate expiry")
+
+    async def aclose(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task

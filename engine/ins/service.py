@@ -9,6 +9,7 @@ to the in-process simulator through an in-memory transport, and every result say
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 import socket
 import ssl
@@ -342,11 +343,14 @@ def _error_result(error: InsiError) -> str:
 async def open_insi_service(
     settings: InsiSettings,
     cache: ResultCache | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
     metrics: EngineMetrics | None = None,
 ) -> InsiService:
     """Build the service for `[insi]`: the real INSi over mutual TLS, or the simulator.
 
-    Without a cache from the store, results are kept in memory (lost at restart).
+    Without a cache from the store, results are kept in memory (lost at restart). `clock`
+    gives the call times (ZFD-6) and the age of a result: fixed in route tests, so their
+    output is reproducible.
     """
     problems = settings.problems()
     if problems:
@@ -402,7 +406,16 @@ async def open_insi_service(
         instance_id=settings.instance_id or _default_instance_id(settings.software_name),
         emitter=settings.emitter or organisation_unit or settings.software_name,
     )
-    client = InsiClient(http, url, caller, settings.timeout_s)
+    wall_clock = time.time
+    if clock is None:
+        client = InsiClient(http, url, caller, settings.timeout_s)
+    else:
+        fixed = clock
+
+        def wall_clock() -> float:  # a result's age counts from the same clock as its call time
+            return fixed().timestamp()
+
+        client = InsiClient(http, url, caller, settings.timeout_s, clock=fixed)
     return InsiService(
         client,
         settings,
@@ -410,6 +423,7 @@ async def open_insi_service(
         cache=cache,
         metrics=metrics,
         certificate_expires_at=expires_at,
+        wall_clock=wall_clock,
     )
 
 

@@ -7,14 +7,18 @@ row change, so a crash at any point resumes where it stopped.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from engine.decision import Decision
+
 
 class MessageStatus(StrEnum):
     RECEIVED = "received"  # stored and acknowledged, not yet routed
-    ROUTED = "routed"  # outbox entries written for every destination
+    ROUTED = "routed"  # outbox entries written for every destination that takes it
+    DROPPED = "dropped"  # a step (or no destination) stopped it: kept, delivered nowhere
 
 
 class EntryStatus(StrEnum):
@@ -42,6 +46,8 @@ class Incoming:
     content_hash: bytes
     raw: bytes
     ack: bytes
+    decisions: Sequence[Decision] = ()  # of the steps run before the ACK
+    dropped: bool = False  # a step before the ACK dropped it: stored, never routed
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +81,12 @@ class NewEntry:
 
 @dataclass(frozen=True, slots=True)
 class RoutingResult:
-    """What routing decided for one message: its outbox entries and identity record (JSON)."""
+    """What routing decided for one message: its outbox entries and its steps' decisions."""
 
     message_id: int
     entries: list[NewEntry]
-    identity: str | None = None
+    decisions: Sequence[Decision] = ()
+    dropped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +169,8 @@ class EntryTrace:
 
 @dataclass(frozen=True, slots=True)
 class MessageTrace:
-    """What happened to one received message: stored, answered, routed, delivered."""
+    """What happened to one received message: stored, answered, its steps' decisions,
+    routed or dropped, delivered."""
 
     message_id: int
     route: str
@@ -173,8 +181,7 @@ class MessageTrace:
     message_type: str
     status: MessageStatus
     ack: bytes = field(repr=False)  # the ACK sent (empty when none was sent)
-    outcome: str | None  # what the route's steps recorded (e.g. the enrichment outcome)
-    outcome_detail: str | None
+    decisions: list[Decision]
     entries: list[EntryTrace]
 
 
@@ -188,13 +195,6 @@ class ComponentState:
 
 
 @dataclass(frozen=True, slots=True)
-class Pruned:
-    entries: int
-    messages: int
-    cached_results: int = 0  # expired INSi results
-
-
-@dataclass(frozen=True, slots=True)
 class MessageQuery:
     """What the console's message list asks for; every field narrows the list."""
 
@@ -203,6 +203,7 @@ class MessageQuery:
     since: float | None = None  # received at or after (epoch)
     until: float | None = None  # received before
     status: EntryStatus | None = None  # one of its outbox entries is in this state
+    outcome: str | None = None  # one of its steps decided this outcome
     before_id: int | None = None  # the next page: messages older than this one
     limit: int = 50
 
@@ -220,6 +221,7 @@ class MessageSummary:
     status: str
     ack: bytes  # the ACK sent (an ACK holds the header's codes, never patient data)
     deliveries: tuple[tuple[str, EntryStatus], ...]  # (destination, state), oldest first
+    outcomes: tuple[str, ...] = ()  # what its steps decided, in order (codes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,19 +266,33 @@ class AuditEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class IdentityRecord:
-    """A message's enrichment outcome as stored; `record` holds patient identity (no repr)."""
+class DroppedMessage:
+    """A message stored but delivered nowhere, and the decision that stopped it."""
 
     message_id: int
-    received_at: float
     route: str
     control_id: str
     message_type: str
-    record: dict[str, Any] = field(repr=False)
+    received_at: float
+    step: str
+    outcome: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    entries: int
+    messages: int
+    extension_rows: int = 0  # rows of step extensions past their lifetime (INSi results...)
+
+
+Parameters = Sequence[Any] | Mapping[str, Any]
 
 
 class Store(Protocol):
     """The durable store; every method is safe to call from the event loop."""
+
+    dialect: str  # the SQL dialect of `fetch` and `execute` (see `engine.store.extension`)
 
     async def accept(self, incoming: Incoming) -> Accepted:
         """Commit a received message (grouped with others), or find its duplicate."""
@@ -287,8 +303,18 @@ class Store(Protocol):
         ...
 
     async def route_messages(self, routed: list[RoutingResult]) -> None:
-        """Write the outbox entries (and identity outcomes) of consecutive messages and mark
-        them routed, all or none: a later message is never routed while an earlier fails."""
+        """Write the outbox entries and decisions (with the extensions' rows) of consecutive
+        messages and mark them routed or dropped, all or none: a later message is never
+        routed while an earlier one fails."""
+        ...
+
+    async def decisions(self, message_id: int) -> list[Decision]:
+        """Every step's decision about one message, in the order they were taken (payloads
+        stay in the extensions' tables)."""
+        ...
+
+    async def dropped_messages(self, route: str | None, limit: int) -> list[DroppedMessage]:
+        """Messages a step stopped (or no destination took), newest first."""
         ...
 
     async def pending_entries(
@@ -301,7 +327,7 @@ class Store(Protocol):
         lanes: int = 1,
     ) -> list[OutboxEntry]:
         """Pending entries of one destination in FIFO order, after a given entry; with
-        `lanes` > 1, only those whose patient key falls in `lane` (see `delivery.lanes`)."""
+        `lanes` > 1, only those whose patient key falls in `lane` (see `store.lanes`)."""
         ...
 
     async def mark_delivered(self, entry_id: int, ack_code: str) -> bool:
@@ -334,7 +360,8 @@ class Store(Protocol):
 
     async def trace(self, control_id: str, route: str | None) -> list[MessageTrace]:
         """Every stored message with this MSH-10 (several senders may use one), oldest
-        first, with its outbox entries, their attempts and operator actions."""
+        first, with its steps' decisions, its outbox entries, their attempts and operator
+        actions."""
         ...
 
     async def resend(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
@@ -363,11 +390,13 @@ class Store(Protocol):
         `before`; call again until it prunes nothing."""
         ...
 
-    async def identity_records(
-        self, since: float, outcomes: frozenset[str] | None, after_id: int = 0, limit: int = 500
-    ) -> list[IdentityRecord]:
-        """Outcomes of messages received at or after `since` (epoch), in arrival order,
-        after message `after_id`; only `outcomes` unless None. Page with `after_id`."""
+    async def fetch(self, sql: str, parameters: Parameters = ()) -> list[tuple[Any, ...]]:
+        """Run a store extension's read statement (see `engine.store.extension`)."""
+        ...
+
+    async def execute(self, sql: str, parameters: Parameters = (), durable: bool = True) -> int:
+        """Run a store extension's write statement in the next commit; the rows it changed.
+        `durable=False` for what the engine can rebuild (a cache)."""
         ...
 
     async def find_messages(self, query: MessageQuery) -> list[MessageSummary]:

@@ -1,10 +1,18 @@
 """The SQLite schema. Row ids give the order: messages by arrival, outbox entries by routing.
 
-`upgrade` adds the columns that later versions introduced to a file an earlier version
-created (`CREATE TABLE IF NOT EXISTS` leaves an existing table as it is).
+`prepare` creates what is missing, core and extensions, in a file of any earlier version:
+`CREATE TABLE IF NOT EXISTS` leaves an existing table as it is, `_ADDED_COLUMNS` are added
+to tables an earlier version created, and a file written before step decisions had their
+own table (user_version 0, with messages) gets the extensions' earlier rows copied into it.
+Tables an extension keeps (the INS ones) keep their names, so no data moves.
 """
 
 import sqlite3
+from collections.abc import Sequence
+
+from engine.store.extension import ExtensionSql
+
+VERSION = 1  # PRAGMA user_version: 1 = step decisions in their own table
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -48,17 +56,19 @@ CREATE INDEX IF NOT EXISTS outbox_open ON outbox (route, destination, status, id
     WHERE status IN ('pending', 'parked');
 CREATE INDEX IF NOT EXISTS outbox_message ON outbox (message_id);
 
-CREATE TABLE IF NOT EXISTS identity_outcomes (
-    message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+-- Every step's decision about a message, in the order taken (destination '' = a route step).
+CREATE TABLE IF NOT EXISTS step_decisions (
+    id INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
     recorded_at REAL NOT NULL,
-    record TEXT NOT NULL
+    destination TEXT NOT NULL,
+    step TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL
 );
-
-CREATE TABLE IF NOT EXISTS insi_cache (
-    key TEXT PRIMARY KEY,
-    payload BLOB NOT NULL,
-    expires_at REAL NOT NULL
-);
+CREATE INDEX IF NOT EXISTS step_decisions_message ON step_decisions (message_id);
+CREATE INDEX IF NOT EXISTS messages_dropped ON messages (route, id) WHERE status = 'dropped';
 
 -- Who did or saw what in the console (kept beyond message retention).
 CREATE TABLE IF NOT EXISTS audit (
@@ -118,9 +128,31 @@ CREATE TABLE IF NOT EXISTS engine_state (
 _ADDED_COLUMNS = (("outbox", "resend_of", "INTEGER"),)
 
 
-def upgrade(connection: sqlite3.Connection) -> None:
-    """Add the columns missing from a store file created by an earlier version."""
+def prepare(connection: sqlite3.Connection, extensions: Sequence[ExtensionSql]) -> None:
+    """Bring a new or earlier store file to this version (autocommit connection)."""
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    legacy = version == 0 and _has_table(connection, "messages")
+    connection.executescript(SCHEMA)
     for table, column, kind in _ADDED_COLUMNS:
         present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
         if column not in present:
             connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    for extension in extensions:
+        connection.executescript(extension.schema)
+    if version >= VERSION:
+        return
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        for extension in extensions:
+            if legacy and extension.legacy_decisions:
+                connection.execute(extension.legacy_decisions)
+        connection.execute(f"PRAGMA user_version = {VERSION}")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def _has_table(connection: sqlite3.Connection, name: str) -> bool:
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return connection.execute(query, (name,)).fetchone() is not None

@@ -21,19 +21,18 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import json
 import os
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.delivery.lanes import lane_of
+from engine.decision import Decision
 from engine.errors import StoreError
 from engine.folders import make_folders
 from engine.logs import get_logger
@@ -44,10 +43,10 @@ from engine.store.base import (
     ActionResult,
     AuditEntry,
     ComponentState,
+    DroppedMessage,
     EntryStatus,
     EntrySummary,
     EntryTrace,
-    IdentityRecord,
     Incoming,
     MessageDetail,
     MessageQuery,
@@ -55,14 +54,17 @@ from engine.store.base import (
     MessageSummary,
     MessageTrace,
     OutboxEntry,
+    Parameters,
     Pruned,
     QueueStatus,
     RoutingResult,
     StoredMessage,
     TraceEvent,
 )
+from engine.store.extension import ExtensionSql, StoreExtension
+from engine.store.lanes import lane_of
 from engine.store.lock import EngineLock
-from engine.store.schema import SCHEMA, upgrade
+from engine.store.schema import prepare
 
 log = get_logger("engine.store")
 T = TypeVar("T")
@@ -100,10 +102,20 @@ def _summary(row: tuple[Any, ...]) -> EntrySummary:
 
 
 class SqliteStore:
-    """`Store` on a SQLite file; create with `await SqliteStore.open(path)`."""
+    """`Store` on a SQLite file; create with `await SqliteStore.open(path, extensions)`."""
 
-    def __init__(self, path: str, exclusive: bool = False) -> None:
+    dialect = "sqlite"
+
+    def __init__(
+        self, path: str, extensions: Sequence[StoreExtension] = (), exclusive: bool = False
+    ) -> None:
         self.path = path
+        self._extensions = [_sqlite_statements(extension) for extension in extensions]
+        self._recorders = {
+            extension.kind: (extension, sql.record)
+            for extension, sql in self._extensions
+            if sql.record is not None
+        }
         self._exclusive = exclusive
         self._lock: EngineLock | None = None
         self._pending: list[tuple[Job, asyncio.Future[Any], bool]] = []
@@ -126,11 +138,14 @@ class SqliteStore:
         self.commits = 0  # groups committed: lets a benchmark show the grouping
 
     @classmethod
-    async def open(cls, path: str, exclusive: bool = False) -> SqliteStore:
-        """Open (or create) the store file. `exclusive` is for the engine that serves it:
-        it holds the store's engine lock (`engine.store.lock`) until `close`, and a second
-        engine gets `StoreInUse`; operator commands open the store beside it."""
-        store = cls(path, exclusive)
+    async def open(
+        cls, path: str, extensions: Sequence[StoreExtension] = (), exclusive: bool = False
+    ) -> SqliteStore:
+        """Open (or create) the store file, with the tables of `extensions`. `exclusive` is
+        for the engine that serves it: it holds the store's engine lock (`engine.store.lock`)
+        until `close`, and a second engine gets `StoreInUse`; operator commands open the
+        store beside it."""
+        store = cls(path, extensions, exclusive)
         try:
             await asyncio.to_thread(store._prepare)
         except (OSError, sqlite3.Error) as error:
@@ -161,8 +176,7 @@ class SqliteStore:
         connection = _connect(self.path)
         if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
             raise StoreError(f"cannot put {self.path} in WAL mode")
-        connection.executescript(SCHEMA)
-        upgrade(connection)
+        prepare(connection, [sql for _, sql in self._extensions])
         # Checkpoints run on their own thread (below), not inside a commit of the writer:
         # copying the WAL back and syncing the file would stall every message in the group.
         connection.execute("PRAGMA wal_autocheckpoint = 0")
@@ -303,49 +317,43 @@ class SqliteStore:
         if self._read_connection is not None:
             self._read_connection.close()
 
-    # -- identity outcomes (the identity-vigilance report) ------------------------------
+    # -- what store extensions run (engine.store.extension) -----------------------------
 
-    async def identity_records(
-        self, since: float, outcomes: frozenset[str] | None, after_id: int = 0, limit: int = 500
-    ) -> list[IdentityRecord]:
-        wanted = None if outcomes is None else json.dumps(sorted(outcomes))
+    async def fetch(self, sql: str, parameters: Parameters = ()) -> list[tuple[Any, ...]]:
+        return await self._read(lambda connection: connection.execute(sql, parameters).fetchall())
 
-        def job(connection: sqlite3.Connection) -> list[IdentityRecord]:
-            rows = connection.execute(
-                """SELECT i.message_id, m.received_at, m.route, m.control_id, m.message_type,
-                       i.record
-                   FROM identity_outcomes i JOIN messages m ON m.id = i.message_id
-                   WHERE i.message_id > :after AND m.received_at >= :since
-                     AND (:wanted IS NULL OR json_extract(i.record, '$.outcome')
-                          IN (SELECT value FROM json_each(:wanted)))
-                   ORDER BY i.message_id LIMIT :limit""",
-                {"after": after_id, "since": since, "wanted": wanted, "limit": limit},
-            ).fetchall()
-            return [IdentityRecord(*row[:5], json.loads(row[5])) for row in rows]  # type: ignore[call-arg]
-
-        return await self._read(job)
-
-    # -- INSi result cache (engine.ins.cache.ResultCache) ------------------------------
-
-    async def load(self, key: str) -> bytes | None:
-        """A cached INSi outcome, or None when absent or expired."""
-        now = time.time()
-        row = await self._read(
-            lambda connection: connection.execute(
-                "SELECT payload FROM insi_cache WHERE key = ? AND expires_at > ?", (key, now)
-            ).fetchone()
+    async def execute(self, sql: str, parameters: Parameters = (), durable: bool = True) -> int:
+        return await self._write(
+            lambda connection: connection.execute(sql, parameters).rowcount, durable=durable
         )
-        return None if row is None else bytes(row[0])
 
-    async def save(self, key: str, payload: bytes, expires_at: float) -> None:
-        """Keep an INSi outcome across restarts; expired rows go with retention pruning."""
-        await self._write(
-            lambda connection: connection.execute(
-                "INSERT OR REPLACE INTO insi_cache (key, payload, expires_at) VALUES (?, ?, ?)",
-                (key, payload, expires_at),
-            ),
-            durable=False,
+    def _record_decisions(
+        self,
+        connection: sqlite3.Connection,
+        decisions: Iterable[tuple[int, Decision]],
+        now: float,
+    ) -> None:
+        """The generic decision rows, and each extension's rows, in the caller's transaction."""
+        decided = list(decisions)
+        if not decided:
+            return
+        connection.executemany(
+            """INSERT INTO step_decisions (message_id, recorded_at, destination, step, kind,
+                   outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            [
+                (message_id, now, d.destination, d.step, d.kind, d.outcome, d.detail)
+                for message_id, d in decided
+            ],
         )
+        rows: dict[str, list[Sequence[Any]]] = {}
+        for message_id, decision in decided:
+            recorder = self._recorders.get(decision.kind)
+            if recorder is not None:
+                row = recorder[0].row(message_id, now, decision)
+                if row is not None:
+                    rows.setdefault(recorder[1], []).append(row)
+        for statement, parameters in rows.items():
+            connection.executemany(statement, parameters)
 
     # -- inbox ------------------------------------------------------------------------
 
@@ -369,10 +377,12 @@ class SqliteStore:
                     len(incoming.raw),
                     incoming.raw,
                     incoming.ack,
-                    MessageStatus.RECEIVED.value,
+                    (MessageStatus.DROPPED if incoming.dropped else MessageStatus.RECEIVED).value,
                 ),
             ).fetchone()
             if row is not None:
+                decided = ((row[0], decision) for decision in incoming.decisions)
+                self._record_decisions(connection, decided, time.time())
                 return Accepted(row[0], duplicate=False, same_content=True, ack=incoming.ack)
             message_id, content_hash, ack = connection.execute(
                 """SELECT id, content_hash, ack FROM messages WHERE route = ?
@@ -413,23 +423,43 @@ class SqliteStore:
                     for entry in result.entries
                 ],
             )
-            connection.executemany(
-                """INSERT INTO identity_outcomes (message_id, recorded_at, record)
-                   VALUES (?, ?, ?)""",
-                [
-                    (result.message_id, now, result.identity)
-                    for result in routed
-                    if result.identity is not None
-                ],
+            self._record_decisions(
+                connection,
+                ((result.message_id, d) for result in routed for d in result.decisions),
+                now,
             )
             connection.executemany(
-                "UPDATE messages SET status = 'routed' WHERE id = ?",
-                [(result.message_id,) for result in routed],
+                "UPDATE messages SET status = ? WHERE id = ?",
+                [
+                    (
+                        (MessageStatus.DROPPED if result.dropped else MessageStatus.ROUTED).value,
+                        result.message_id,
+                    )
+                    for result in routed
+                ],
             )
 
         # Not durable: after a power loss the messages are still 'received' and are routed
         # again. One job, so the batch is routed all or none.
         await self._write(job, durable=False)
+
+    async def decisions(self, message_id: int) -> list[Decision]:
+        return await self._read(lambda connection: _decisions(connection, message_id))
+
+    async def dropped_messages(self, route: str | None, limit: int) -> list[DroppedMessage]:
+        def job(connection: sqlite3.Connection) -> list[DroppedMessage]:
+            rows = connection.execute(
+                """SELECT m.id, m.route, m.control_id, m.message_type, m.received_at,
+                       coalesce(d.step, ''), coalesce(d.outcome, ''), coalesce(d.detail, '')
+                   FROM messages m LEFT JOIN step_decisions d ON d.id = (
+                       SELECT max(id) FROM step_decisions WHERE message_id = m.id)
+                   WHERE m.status = 'dropped' AND (:route IS NULL OR m.route = :route)
+                   ORDER BY m.id DESC LIMIT :limit""",
+                {"route": route, "limit": limit},
+            ).fetchall()
+            return [DroppedMessage(*row) for row in rows]
+
+        return await self._read(job)
 
     # -- outbox -----------------------------------------------------------------------
 
@@ -582,11 +612,9 @@ class SqliteStore:
     async def trace(self, control_id: str, route: str | None) -> list[MessageTrace]:
         def job(connection: sqlite3.Connection) -> list[MessageTrace]:
             messages = connection.execute(
-                """SELECT m.id, m.route, m.received_at, m.peer, m.sending_application,
-                       m.sending_facility, m.message_type, m.status, m.ack,
-                       json_extract(i.record, '$.outcome'), json_extract(i.record, '$.detail')
-                   FROM messages m LEFT JOIN identity_outcomes i ON i.message_id = m.id
-                   WHERE m.control_id = ? AND (? IS NULL OR m.route = ?) ORDER BY m.id""",
+                """SELECT id, route, received_at, peer, sending_application, sending_facility,
+                       message_type, status, ack
+                   FROM messages WHERE control_id = ? AND (? IS NULL OR route = ?) ORDER BY id""",
                 (control_id, route, route),
             ).fetchall()
             return [
@@ -600,8 +628,7 @@ class SqliteStore:
                     message_type=row[6],
                     status=MessageStatus(row[7]),
                     ack=bytes(row[8]),
-                    outcome=row[9],
-                    outcome_detail=None if row[10] is None else str(row[10]),
+                    decisions=_decisions(connection, row[0]),
                     entries=_entry_traces(connection, row[0]),
                 )
                 for row in messages
@@ -747,20 +774,38 @@ class SqliteStore:
             ).rowcount
             messages = connection.execute(
                 """DELETE FROM messages WHERE id IN (
-                      SELECT id FROM messages m WHERE status = 'routed' AND received_at < ?
+                      SELECT id FROM messages m WHERE status IN ('routed', 'dropped')
+                        AND received_at < ?
                         AND id < (SELECT max(id) FROM messages)
                         AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
                       LIMIT ?)""",
                 (before, limit),
             ).rowcount
-            cached = connection.execute(
-                """DELETE FROM insi_cache WHERE key IN (
-                      SELECT key FROM insi_cache WHERE expires_at < ? LIMIT ?)""",
-                (time.time(), limit),
-            ).rowcount
-            return Pruned(entries, messages, cached)
+            now = time.time()
+            expired = sum(
+                connection.execute(sql.prune, (now, limit)).rowcount
+                for _, sql in self._extensions
+                if sql.prune is not None
+            )
+            return Pruned(entries, messages, expired)
 
         return await self._write(job, durable=False)
+
+
+def _sqlite_statements(extension: StoreExtension) -> tuple[StoreExtension, ExtensionSql]:
+    sql = extension.sql(SqliteStore.dialect)
+    if sql is None:
+        raise StoreError(f"step kind {extension.kind} keeps no tables in a SQLite store")
+    return extension, sql
+
+
+def _decisions(connection: sqlite3.Connection, message_id: int) -> list[Decision]:
+    rows = connection.execute(
+        """SELECT step, kind, outcome, detail, destination FROM step_decisions
+           WHERE message_id = ? ORDER BY id""",
+        (message_id,),
+    ).fetchall()
+    return [Decision(*row) for row in rows]
 
 
 def _entry_traces(connection: sqlite3.Connection, message_id: int) -> list[EntryTrace]:

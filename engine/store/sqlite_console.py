@@ -19,7 +19,9 @@ from engine.store.base import (
 _SUMMARY = """
     SELECT m.id, m.received_at, m.route, m.control_id, m.message_type, m.size, m.status, m.ack,
         (SELECT group_concat(o.destination || char(9) || o.status, char(10))
-         FROM (SELECT destination, status FROM outbox WHERE message_id = m.id ORDER BY id) o)
+         FROM (SELECT destination, status FROM outbox WHERE message_id = m.id ORDER BY id) o),
+        (SELECT group_concat(d.outcome, char(10))
+         FROM (SELECT outcome FROM step_decisions WHERE message_id = m.id ORDER BY id) d)
     FROM messages m
 """
 
@@ -29,7 +31,8 @@ def _summary(row: tuple[Any, ...]) -> MessageSummary:
         (destination, EntryStatus(status))
         for destination, status in (line.split("\t") for line in (row[8] or "").splitlines())
     )
-    return MessageSummary(*row[:7], bytes(row[7]), deliveries)  # type: ignore[call-arg]
+    outcomes = tuple((row[9] or "").splitlines())
+    return MessageSummary(*row[:7], bytes(row[7]), deliveries, outcomes)  # type: ignore[call-arg]
 
 
 def find_messages(query: MessageQuery, connection: sqlite3.Connection) -> list[MessageSummary]:
@@ -42,6 +45,9 @@ def find_messages(query: MessageQuery, connection: sqlite3.Connection) -> list[M
                AND (:before IS NULL OR m.id < :before)
                AND (:status IS NULL OR EXISTS (
                     SELECT 1 FROM outbox o WHERE o.message_id = m.id AND o.status = :status))
+               AND (:outcome IS NULL OR EXISTS (
+                    SELECT 1 FROM step_decisions d
+                    WHERE d.message_id = m.id AND d.outcome = :outcome))
              ORDER BY m.id DESC LIMIT :limit""",
         {
             "control_id": query.control_id,
@@ -50,6 +56,7 @@ def find_messages(query: MessageQuery, connection: sqlite3.Connection) -> list[M
             "until": query.until,
             "before": query.before_id,
             "status": query.status.value if query.status else None,
+            "outcome": query.outcome,
             "limit": query.limit,
         },
     ).fetchall()

@@ -7,12 +7,13 @@ from typing import Any
 import pytest
 
 from engine.config import DestinationSettings, RouteSettings
+from engine.enrich.store import IdentityTables
 from engine.store.sqlite import SqliteStore
 
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = await SqliteStore.open(str(tmp_path / "engine.db"))
+    store = await SqliteStore.open(str(tmp_path / "engine.db"), [IdentityTables()])
     yield store
     await store.close()
 

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from engine.config import RouteSettings
 from engine.delivery.service import DeliveryService
-from engine.router import RoutePlan, Router
+from engine.route import RoutePlan
+from engine.router import Router
 from engine.store.base import EntryStatus, EntrySummary, Incoming
 from engine.store.sqlite import SqliteStore
 
@@ -31,7 +32,7 @@ async def store_messages(store: SqliteStore, route: str, payloads: list[bytes]) 
 
 async def route_all(store: SqliteStore, routes: list[RouteSettings]) -> None:
     """Route everything in the inbox with the engine's router (no route steps)."""
-    router = Router(store, {route.name: RoutePlan(route, []) for route in routes}, window=500)
+    router = Router(store, {route.name: RoutePlan(route) for route in routes}, window=500)
     while await router.route_pending():
         pass
 

@@ -144,11 +144,12 @@ async def test_a_message_is_traced_from_its_arrival_to_each_delivery_attempt(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("message 1, route adt, ADT^A28, from PAS / HOSP (127.0.0.1:")
     assert lines[1].endswith("  stored, answered AA")
-    assert lines[2] == "  routed, identity outcome not_found (01)"  # the simulator knows nobody
-    assert lines[3] == "  entry 1 -> lab: delivered, 2 attempt(s)"
-    assert lines[4].endswith("  attempt failed: AE (ERR 207)")
-    assert lines[5].endswith("  delivered (ACK AA)")
-    assert len(lines) == 6
+    assert lines[2] == "  step ins_enrich: not_found (01)"  # the simulator knows nobody
+    assert lines[3] == "  routed"
+    assert lines[4] == "  entry 1 -> lab: delivered, 2 attempt(s)"
+    assert lines[5].endswith("  attempt failed: AE (ERR 207)")
+    assert lines[6].endswith("  delivered (ACK AA)")
+    assert len(lines) == 7
     assert "DARK" not in "".join(lines)  # no patient data
     unknown = await asyncio.to_thread(
         main, ["queue", "list", "--control-id", "NOSUCH", "--config", config]

@@ -1,13 +1,15 @@
 """Retention pruning on a real SQLite file: finished entries and messages older than the
-cutoff go (identity outcomes with them), open ones stay, and the newest row always stays so
-that no id is ever handed out again behind a cursor."""
+cutoff go (their decisions and identity outcomes with them), open ones stay, and the newest
+row always stays so that no id is ever handed out again behind a cursor."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
 
+from engine.decision import Decision
 from engine.delivery.retention import DAY_S, Retention
+from engine.enrich.store import StoredResultCache
 from engine.store.base import NewEntry, Pruned, RoutingResult
 from engine.store.sqlite import SqliteStore
 from tests.delivery.harness import store_messages
@@ -18,12 +20,13 @@ async def seeded(store: SqliteStore, count: int) -> None:
     await store_messages(store, "adt", [adt(f"R{n}") for n in range(1, count + 1)])
     for message_id in range(1, count + 1):
         entries = [NewEntry("down", None, "P1")]
-        await store.route_messages([RoutingResult(message_id, entries, '{"outcome": "kept"}')])
+        decision = Decision("ins", "ins_enrich", "added", payload={"outcome": "added"})
+        await store.route_messages([RoutingResult(message_id, entries, [decision])])
 
 
 def rows(store: SqliteStore, table: str) -> list[int]:
     with sqlite3.connect(store.path) as connection:
-        key = "message_id" if table == "identity_outcomes" else "id"
+        key = "id" if table in ("outbox", "messages") else "message_id"
         return [row[0] for row in connection.execute(f"SELECT {key} FROM {table} ORDER BY 1")]  # noqa: S608
 
 
@@ -44,12 +47,25 @@ async def test_finished_and_old_is_pruned_open_and_newest_are_kept(store: Sqlite
     assert rows(store, "outbox") == [4, 5]  # parked 4 stays; 5 is the newest row
     assert rows(store, "messages") == [4, 5]
     assert rows(store, "identity_outcomes") == [4, 5]
+    assert rows(store, "step_decisions") == [4, 5]
 
 
 async def test_expired_insi_results_are_pruned_live_ones_kept(store: SqliteStore) -> None:
     now = time.time()
-    await store.save("expired", b"{}", now - 1)
-    await store.save("live", b"{}", now + 3600)
-    assert (await retention(store, 0).prune_once()).cached_results == 1
-    assert await store.load("expired") is None
-    assert await store.load("live") == b"{}"
+    cache = StoredResultCache(store)
+    await cache.save("expired", b"{}", now - 1)
+    await cache.save("live", b"{}", now + 3600)
+    assert (await retention(store, 0).prune_once()).extension_rows == 1
+    assert await cache.load("expired") is None
+    assert await cache.load("live") == b"{}"
+
+
+async def test_dropped_messages_are_pruned_with_their_decisions(store: SqliteStore) -> None:
+    await store_messages(store, "adt", [adt("D1")])
+    await store.route_messages(
+        [RoutingResult(1, [], [Decision("f", "filter", "dropped", "200 MSH^1^9")], dropped=True)]
+    )
+    await store_messages(store, "adt", [adt("LAST")])  # the newest row always stays
+    assert await retention(store, 31).prune_once() == Pruned(0, 1)
+    assert rows(store, "messages") == [2]
+    assert rows(store, "step_decisions") == []

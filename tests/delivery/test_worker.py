@@ -8,8 +8,8 @@ from collections import defaultdict
 from structlog.testing import capture_logs
 
 from engine.delivery import worker
-from engine.delivery.lanes import lane_of
 from engine.store.base import EntryStatus, OutboxEntry
+from engine.store.lanes import lane_of
 from engine.store.sqlite import SqliteStore
 from tests.delivery.conftest import Route
 from tests.delivery.harness import delivering, entries, eventually, route_all, store_messages

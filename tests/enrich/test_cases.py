@@ -63,11 +63,11 @@ async def test_case(name: str) -> None:
     insi = await open_insi_service(InsiSettings(**insi_settings))
     try:
         routed = routed_from(raw)
-        await EnrichStep(EnrichSettings(**case.get("settings", {})), insi)(routed)
+        result = await EnrichStep(EnrichSettings(**case.get("settings", {})), insi)(routed)
     finally:
         await insi.aclose()
 
-    record = routed.annotations["identity"]
+    record = result.payload
     assert {key: record[key] for key in case["record"]} == case["record"]
     if "output" not in case:
         assert not routed.changed

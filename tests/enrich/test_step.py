@@ -81,8 +81,9 @@ async def test_retries_with_back_off_until_insi_answers(insi: InsiService) -> No
     time = FakeTime()
     settings = EnrichSettings(retry_window_s=30.0, retry_backoff_s=1.0, retry_backoff_max_s=4.0)
     routed = routed_from(VALI_A28)
-    await EnrichStep(settings, scripted, clock=time.clock, sleep=time.sleep)(routed)  # type: ignore[arg-type]
-    record = routed.annotations["identity"]
+    record = (
+        await EnrichStep(settings, scripted, clock=time.clock, sleep=time.sleep)(routed)
+    ).payload  # type: ignore[arg-type]
     assert (record["outcome"], record["calls"]) == ("added", 4 * 3 + found.calls)
     assert time.sleeps == [1.0, 2.0, 4.0, 4.0]
 
@@ -92,8 +93,9 @@ async def test_gives_up_when_the_retry_window_has_passed() -> None:
     time = FakeTime()
     settings = EnrichSettings(retry_window_s=10.0, retry_backoff_s=1.0, retry_backoff_max_s=4.0)
     routed = routed_from(VALI_A28)
-    await EnrichStep(settings, scripted, clock=time.clock, sleep=time.sleep)(routed)  # type: ignore[arg-type]
-    record = routed.annotations["identity"]
+    record = (
+        await EnrichStep(settings, scripted, clock=time.clock, sleep=time.sleep)(routed)
+    ).payload  # type: ignore[arg-type]
     assert (record["outcome"], record["detail"]) == ("insi_unavailable", "insi_102")
     assert time.sleeps == [1.0, 2.0, 4.0, 3.0]  # the last wait ends at the window
     assert record["calls"] == 3 * scripted.attempts == 15
@@ -105,8 +107,9 @@ async def test_configuration_error_is_not_retried() -> None:
     scripted = ScriptedInsi(lambda _, __: refused)
     time = FakeTime()
     routed = routed_from(VALI_A28)
-    await EnrichStep(EnrichSettings(), scripted, clock=time.clock, sleep=time.sleep)(routed)  # type: ignore[arg-type]
-    record = routed.annotations["identity"]
+    record = (
+        await EnrichStep(EnrichSettings(), scripted, clock=time.clock, sleep=time.sleep)(routed)
+    ).payload  # type: ignore[arg-type]
     assert (record["outcome"], record["detail"], record["calls"]) == (
         "insi_unavailable",
         "desir_550",
@@ -121,19 +124,18 @@ async def test_an_enriched_message_enriched_again_is_verified_unchanged(
 ) -> None:
     step = EnrichStep(EnrichSettings(), insi)
     first = routed_from(VALI_A28)
-    await step(first)
-    assert first.annotations["identity"]["outcome"] == Outcome.ADDED
+    assert (await step(first)).outcome == Outcome.ADDED
     second = routed_from(first.output())
-    await step(second)
-    assert second.annotations["identity"]["outcome"] == Outcome.VERIFIED
-    assert second.annotations["identity"]["calls"] == 0  # the cache answered
+    verified = await step(second)
+    assert verified.outcome == Outcome.VERIFIED
+    assert verified.payload["calls"] == 0  # the cache answered
     assert not second.changed and second.output() == first.output()
 
 
 async def test_logs_carry_no_patient_data_and_the_record_is_json(insi: InsiService) -> None:
     routed = routed_from(VALI_A28)
     with capture_logs() as logs:
-        await EnrichStep(EnrichSettings(), insi)(routed)
+        result = await EnrichStep(EnrichSettings(), insi)(routed)
     allowed = {
         "route",
         "control_id",
@@ -153,7 +155,7 @@ async def test_logs_carry_no_patient_data_and_the_record_is_json(insi: InsiServi
     assert ours[0]["outcome"] == "added" and ours[0]["simulated"] is True
     text = repr(logs)
     assert not [value for value in PATIENT_DATA if value in text]
-    record = json.loads(json.dumps(routed.annotations["identity"]))
+    record = json.loads(json.dumps(result.payload))
     assert record["traits_returned"]["birth_name"] == "ADRTROIS"  # the record is where it lives
 
 
@@ -169,8 +171,7 @@ async def test_never_raises_on_a_truncated_or_mangled_pid(insi: InsiService) -> 
     for variant in variants:
         text = "\r".join([*segments[:segment_index], variant, *segments[segment_index + 1 :]])
         routed = routed_from(text.encode("latin-1"))
-        await step(routed)
-        record = routed.annotations["identity"]
+        record = (await step(routed)).payload
         outcomes.add(record["outcome"])
         output = routed.output().decode("latin-1")
         if record["outcome"] in ("added", "verified"):
@@ -221,8 +222,7 @@ async def test_no_mangled_message_ever_leaves_with_an_unverified_or_second_ins(
     for variant in variants:
         text = "\r".join([*segments[:2], variant, *segments[3:]])
         routed = routed_from(text.encode("latin-1"))
-        await step(routed)
-        outcome = routed.annotations["identity"]["outcome"]
+        outcome = (await step(routed)).outcome
         outcomes.add(outcome)
         output = routed.output().decode("latin-1")
         found = ins_looking(output)

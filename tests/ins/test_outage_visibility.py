@@ -26,7 +26,7 @@ from engine.ins.simulator.server import start_server
 from engine.ins.traits import IdentityTraits
 from engine.logs import configure_logging
 from engine.mllp.client import MllpClient
-from engine.pipeline import RoutedMessage, run_steps
+from engine.pipeline import BoundStep, RoutedMessage, StepResult, run_steps
 from engine.router import routed_message
 from tests.ins.conftest import CALLER
 from tests.support.engine_process import REPOSITORY, EngineProcess
@@ -95,12 +95,13 @@ async def test_retry_lines_carry_the_control_id_of_the_message_being_enriched() 
     settings = InsiSettings(simulator_fault_rate=1.0, retries=1, retry_backoff_s=0.0)
     service = await open_insi_service(settings)
 
-    async def search(routed: RoutedMessage) -> None:
+    async def search(routed: RoutedMessage) -> StepResult:
         await service.search(DOMINIQUE)
+        return StepResult("searched")
 
     try:
         routed = routed_message(1, "adt", adt("CTRL42"), CharsetPolicy())
-        await run_steps([search], routed)
+        await run_steps([BoundStep("search", "test", search)], routed)
     finally:
         await service.aclose()
     (retry,) = lines(stream, "insi call failed, retrying")

@@ -114,7 +114,7 @@ def test_an_unreadable_file_stops_the_run_before_anything_is_written(
     ("route", "extra", "error"),
     [
         ("", ["--route", "nope"], "--route nope: no such route (routes: adt, lab)"),
-        ("enrich = false", ["--route", "lab"], "route lab has enrich = false"),
+        ("enrich = false", ["--route", "lab"], "route lab has no ins_enrich step"),
         ("", ["--out", "."], "would replace its own input"),
     ],
 )
@@ -132,3 +132,29 @@ def test_bad_usage_is_refused_with_a_clear_message(
     assert main(["enrich", "--config", config, "in.hl7", "--out", "out", *extra]) == 2
     assert error in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_shipped_routes_enrich_through_pas_ehr_and_leave_out_what_it_drops(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    routes = Path(__file__).resolve().parents[2] / "routes"
+    source = tmp_path / "in"
+    source.mkdir()
+    for case in ("added", "training_dropped"):
+        shutil.copy(routes / "tests" / "pas-ehr" / case / "in.hl7", source / f"{case}.hl7")
+    out = tmp_path / "out"
+    assert (
+        main(["enrich", "--config", str(routes / "default.toml"), str(source), "--out", str(out)])
+        == 0
+    )
+    console = capsys.readouterr().out
+    assert "(route pas-ehr)" in console  # the first route with an ins_enrich step
+    assert "1 message(s) dropped or refused by the route, not written" in console
+    assert (out / "training_dropped.hl7").read_bytes() == b""
+    expected = (routes / "tests" / "pas-ehr" / "added" / "out.ehr.hl7").read_bytes().split(b"\n")
+    written = (out / "added.hl7").read_bytes().split(b"\r")
+    assert [s for s in written if not s.startswith(b"ZFD")] == [
+        s
+        for s in expected
+        if not s.startswith(b"ZFD")  # ZFD-6: the call time, not fixed here
+    ]

@@ -14,6 +14,7 @@ import pytest
 from engine.cli import main
 from engine.commands.report import parse_since
 from engine.enrich.outcome import Outcome
+from engine.enrich.store import IdentityTables
 from engine.errors import CliError
 from engine.store.sqlite import SqliteStore
 from tests.report.test_report import TOUSSAINT, outcome_record, store_outcome
@@ -33,7 +34,7 @@ def config_file(tmp_path: Path) -> Path:
 
 def fill_store(tmp_path: Path, outcomes: list[tuple[Outcome, float]]) -> None:
     async def fill() -> None:
-        store = await SqliteStore.open(str(tmp_path / "engine.db"))
+        store = await SqliteStore.open(str(tmp_path / "engine.db"), [IdentityTables()])
         try:
             for number, (outcome, received_at) in enumerate(outcomes):
                 record = outcome_record(outcome, "x", traits_used=TOUSSAINT, local_id="IPP9")

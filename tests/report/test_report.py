@@ -14,14 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from engine.decision import Decision
 from engine.enrich.outcome import IdentityOutcome, Outcome, ReceivedIns
+from engine.enrich.store import IdentityRecord, IdentityTables, identity_records
 from engine.errors import CliError
 from engine.ins.matricule import Matricule
 from engine.ins.oids import InsOid
 from engine.ins.result import Ins
 from engine.ins.traits import IdentityTraits
 from engine.report import COLUMNS, NEEDS_ACTION, ReportFile, report_row, write_store_report
-from engine.store.base import IdentityRecord, Incoming, RoutingResult
+from engine.store.base import Incoming, RoutingResult
 from engine.store.sqlite import SqliteStore
 
 TOUSSAINT = IdentityTraits("ADRTROIS", ("TOUSSAINT",), "M", dt.date(1960, 1, 1), "2B020")
@@ -35,7 +37,7 @@ def outcome_record(outcome: Outcome, control_id: str, **fields: object) -> dict[
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = await SqliteStore.open(str(tmp_path / "engine.db"))
+    store = await SqliteStore.open(str(tmp_path / "engine.db"), [IdentityTables()])
     yield store
     await store.close()
 
@@ -59,8 +61,8 @@ async def store_outcome(
             ack=b"",
         )
     )
-    identity = None if record is None else json.dumps(record)
-    await store.route_messages([RoutingResult(accepted.message_id, [], identity)])
+    decisions = [] if record is None else [Decision("ins", "ins_enrich", "x", payload=record)]
+    await store.route_messages([RoutingResult(accepted.message_id, [], decisions)])
 
 
 def row_for(outcome: Outcome, **fields: object) -> dict[str, object]:
@@ -234,6 +236,6 @@ async def test_store_report_pages_filters_and_keeps_arrival_order(
     assert [(row["control_id"], row["outcome"]) for row in rows] == needing_a_person
     assert report.counts == {outcome: 1 for _, outcome in needing_a_person}
 
-    everything = await store.identity_records(0.0, None, 0, 100)
+    everything = await identity_records(store, 0.0, None, 0, 100)
     assert [record.control_id for record in everything] == [f"C{n}" for n in range(12)]
     assert "ADRTROIS" not in repr(everything)  # records keep identity out of their repr

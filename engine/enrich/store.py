@@ -1,0 +1,151 @@
+"""The INS enrichment step's own tables in the engine's store: identity outcomes and INSi results.
+
+`identity_outcomes` keeps, per message, the record the vigilance report reads (local
+identity, traits sent, INS returned: patient data); `insi_cache` keeps INSi answers across
+restarts. They are the `ins_enrich` kind's store extension (`engine.store.extension`): the
+core store creates them, writes an outcome row in the transaction that routes its message,
+and prunes expired answers, without knowing what they hold. Their names and columns are the
+ones earlier versions created inside the core schema, so an existing store keeps its rows.
+
+Only SQLite statements exist today; a PostgreSQL store adds its own under "postgresql".
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from engine.decision import Decision
+from engine.errors import StoreError
+from engine.store.base import Store
+from engine.store.extension import ExtensionSql
+
+KIND = "ins_enrich"
+
+
+@dataclass(frozen=True)
+class _Queries:
+    """One dialect's statements outside routing: the cache and the report."""
+
+    load: str  # (key, now) → payload
+    save: str  # (key, payload, expires_at)
+    records: str  # (after, since, outcomes JSON or None, limit) → report rows
+
+
+_SQLITE = ExtensionSql(
+    schema="""
+CREATE TABLE IF NOT EXISTS identity_outcomes (
+    message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+    recorded_at REAL NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS insi_cache (
+    key TEXT PRIMARY KEY,
+    payload BLOB NOT NULL,
+    expires_at REAL NOT NULL
+);
+""",
+    record="""INSERT OR REPLACE INTO identity_outcomes (message_id, recorded_at, record)
+              VALUES (?, ?, ?)""",
+    prune="""DELETE FROM insi_cache WHERE key IN (
+                 SELECT key FROM insi_cache WHERE expires_at < ? LIMIT ?)""",
+    legacy_decisions=f"""
+INSERT INTO step_decisions (message_id, recorded_at, destination, step, kind, outcome, detail)
+SELECT message_id, recorded_at, '', '{KIND}', '{KIND}',
+       coalesce(json_extract(record, '$.outcome'), ''),
+       coalesce(json_extract(record, '$.detail'), '')
+FROM identity_outcomes ORDER BY message_id""",  # noqa: S608 - a constant
+)
+_QUERIES = {
+    "sqlite": _Queries(
+        load="SELECT payload FROM insi_cache WHERE key = ? AND expires_at > ?",
+        save="INSERT OR REPLACE INTO insi_cache (key, payload, expires_at) VALUES (?, ?, ?)",
+        records="""SELECT i.message_id, m.received_at, m.route, m.control_id, m.message_type,
+                       i.record
+                   FROM identity_outcomes i JOIN messages m ON m.id = i.message_id
+                   WHERE i.message_id > :after AND m.received_at >= :since
+                     AND (:wanted IS NULL OR json_extract(i.record, '$.outcome')
+                          IN (SELECT value FROM json_each(:wanted)))
+                   ORDER BY i.message_id LIMIT :limit""",
+    )
+}
+
+
+class IdentityTables:
+    """The `StoreExtension` of the ins_enrich kind."""
+
+    kind = KIND
+
+    def sql(self, dialect: str) -> ExtensionSql | None:
+        return {"sqlite": _SQLITE}.get(dialect)
+
+    def row(self, message_id: int, recorded_at: float, decision: Decision) -> Sequence[Any]:
+        """The step's record, or, when the step failed, its outcome and detail alone (the
+        report lists failed enrichments too)."""
+        record = decision.payload
+        if record is None:
+            record = {"outcome": decision.outcome, "detail": decision.detail}
+        return (message_id, recorded_at, orjson.dumps(record).decode())
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRecord:
+    """A message's enrichment outcome as stored; `record` holds patient identity (no repr)."""
+
+    message_id: int
+    received_at: float
+    route: str
+    control_id: str
+    message_type: str
+    record: dict[str, Any] = field(repr=False)
+
+
+async def identity_records(
+    store: Store,
+    since: float,
+    outcomes: frozenset[str] | None,
+    after_id: int = 0,
+    limit: int = 500,
+) -> list[IdentityRecord]:
+    """Outcomes of messages received at or after `since` (epoch), in arrival order, after
+    message `after_id`; only `outcomes` unless None. Page with `after_id`."""
+    wanted = None if outcomes is None else json.dumps(sorted(outcomes))
+    rows = await store.fetch(
+        _queries(store).records,
+        {"after": after_id, "since": since, "wanted": wanted, "limit": limit},
+    )
+    return [
+        IdentityRecord(message_id, received_at, route, control_id, message_type, json.loads(text))
+        for message_id, received_at, route, control_id, message_type, text in rows
+    ]
+
+
+class StoredResultCache:
+    """`engine.ins.cache.ResultCache` in the store: INSi answers kept across restarts."""
+
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._queries = _queries(store)
+        self._clock = clock
+
+    async def load(self, key: str) -> bytes | None:
+        """A cached INSi outcome, or None when absent or expired."""
+        rows = await self._store.fetch(self._queries.load, (key, self._clock()))
+        return bytes(rows[0][0]) if rows else None
+
+    async def save(self, key: str, payload: bytes, expires_at: float) -> None:
+        """Keep an INSi outcome; expired rows go with retention pruning. Not synced on its
+        own: a power loss costs at most a new lookup."""
+        await self._store.execute(self._queries.save, (key, payload, expires_at), durable=False)
+
+
+def _queries(store: Store) -> _Queries:
+    queries = _QUERIES.get(store.dialect)
+    if queries is None:
+        raise StoreError(f"the INS tables have no {store.dialect} statements")
+    return queries

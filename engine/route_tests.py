@@ -1,0 +1,211 @@
+"""Route tests beside the routes: a message in, what each destination must receive.
+
+    tests/<route>/<case>/in.hl7              the message the route receives
+    tests/<route>/<case>/out.<dest>.hl7      what destination <dest> must receive, byte for byte
+    tests/<route>/<case>/case.toml           optional: description, ack, now, decisions, [insi]
+
+`tests/` is beside the configuration file. A destination without an out file must receive
+nothing. Message files are read as `replay` reads them (LF line ends become CR). A case runs
+offline, the route built as the engine builds it (`engine.embed`), on the in-process INSi
+simulator (the public test persons, unless its `[insi]` names other persons) and with a
+fixed clock (`now`), so ZFD-6 is the same at every run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from engine.config import Config, build_section
+from engine.decision import Decision
+from engine.embed import Processed, RouteRunner
+from engine.errors import ConfigError, EngineError
+from engine.hl7.ack import Outcome, ack_code
+from engine.hl7.charset import CharsetPolicy, decode
+from engine.hl7.diff import differences
+from engine.hl7.message import Message
+from engine.ins.settings import InsiSettings
+from engine.replay.reader import ReadError, read_messages
+
+NOW = dt.datetime(2025, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
+ACK_CODES = ("AA", "AE", "AR", "CA", "CE", "CR")
+
+
+@dataclass(frozen=True)
+class CaseSettings:
+    """The keys of a case's `case.toml`."""
+
+    description: str = field(default="", metadata={"doc": "what the case shows"})
+    ack: str = field(default="AA", metadata={"doc": "the answer the sender must get"})
+    now: dt.datetime = field(default=NOW, metadata={"doc": "the clock (ZFD-6), with its offset"})
+    decisions: list[str] = field(
+        default_factory=list,
+        metadata={"doc": 'decisions that must be taken: "[destination/]step outcome [detail]"'},
+    )
+    insi: InsiSettings = field(
+        default_factory=InsiSettings, metadata={"doc": "the in-process simulator's settings"}
+    )
+
+    def problems(self) -> list[tuple[str, str]]:
+        found = []
+        if self.ack not in ACK_CODES:
+            found.append(("ack", f"one of {', '.join(ACK_CODES)}"))
+        if self.now.tzinfo is None:
+            found.append(("now", "a date and time with its offset, such as 2025-01-01T12:00:00Z"))
+        if self.insi.url is not None:
+            found.append(("insi.url", "none: route tests run on the in-process simulator"))
+        return found
+
+
+@dataclass(frozen=True)
+class Case:
+    route: str
+    name: str
+    folder: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.route}/{self.name}"
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case: Case
+    description: str
+    failures: list[str]
+
+
+class CaseError(EngineError):
+    """A case folder that cannot be run; the text says what to fix."""
+
+
+def tests_folder(config: Config) -> Path:
+    return Path(config.source).resolve().parent / "tests"
+
+
+def find_cases(config: Config, patterns: Sequence[str] = ()) -> list[Case]:
+    """Every case folder (those whose `route/case` matches one of `patterns`, if given)."""
+    root = tests_folder(config)
+    cases = [
+        Case(route.name, folder.name, folder)
+        for route in sorted(root.iterdir() if root.is_dir() else (), key=lambda p: p.name)
+        if route.is_dir()
+        for folder in sorted(route.iterdir())
+        if folder.is_dir()
+    ]
+    if patterns:
+        cases = [c for c in cases if any(fnmatch.fnmatchcase(c.label, p) for p in patterns)]
+    return cases
+
+
+async def run_case(config: Config, case: Case) -> CaseResult:
+    """Run one case; its failures say which destination and which field differ."""
+    try:
+        settings, raw, expected = _read_case(config, case)
+        runner = await RouteRunner.open(
+            replace(config, insi=settings.insi), case.route, clock=lambda: settings.now
+        )
+    except (CaseError, ConfigError) as error:
+        return CaseResult(case, "", [str(error)])
+    try:
+        routed = runner.read(raw)
+        processed = await runner.process_message(routed)
+    except EngineError as error:  # bytes the listener would refuse
+        return CaseResult(case, settings.description, [f"in.hl7: {error}"])
+    finally:
+        await runner.aclose()
+    charsets = runner.plan.charsets
+    failures = _ack_failures(settings.ack, processed, routed.header.enhanced_mode)
+    for destination in runner.plan.destinations:
+        failures += [
+            f"{destination.name}: {failure}"
+            for failure in _compare(
+                expected.get(destination.name),
+                processed.destinations.get(destination.name),
+                charsets,
+            )
+        ]
+    failures += _decision_failures(settings.decisions, processed.decisions)
+    return CaseResult(case, settings.description, failures)
+
+
+def _read_case(config: Config, case: Case) -> tuple[CaseSettings, bytes, dict[str, bytes]]:
+    routes = {route.name: route for route in config.routes}
+    route = routes.get(case.route)
+    if route is None:
+        raise CaseError(
+            f"{case.folder.parent}: no route {case.route} (routes: {', '.join(routes)})"
+        )
+    settings_file = case.folder / "case.toml"
+    table = {}
+    if settings_file.exists():
+        try:
+            table = tomllib.loads(settings_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise CaseError(f"{settings_file}: valid UTF-8 TOML ({error})") from None
+    settings = build_section(CaseSettings, table, settings_file)
+    destinations = {destination.name for destination in route.destinations}
+    expected = {}
+    for path in sorted(case.folder.glob("out.*.hl7")):
+        name = path.name[len("out.") : -len(".hl7")]
+        if name not in destinations:
+            raise CaseError(f"{path}: route {route.name} has no destination {name}")
+        expected[name] = _one_message(path)
+    return settings, _one_message(case.folder / "in.hl7"), expected
+
+
+def _one_message(path: Path) -> bytes:
+    try:
+        content = read_messages(path.read_bytes())
+    except FileNotFoundError:
+        raise CaseError(f"{path}: missing (each case holds in.hl7)") from None
+    except (OSError, ReadError) as error:
+        raise CaseError(f"{path}: {error}") from None
+    if len(content.messages) != 1:
+        raise CaseError(f"{path}: exactly one message ({len(content.messages)} found)")
+    return content.messages[0].payload
+
+
+def _ack_failures(wanted: str, processed: Processed, enhanced: bool) -> list[str]:
+    refusal = processed.refusal
+    got = ack_code(refusal.outcome if refusal else Outcome.ACCEPTED, enhanced).value
+    if got == wanted:
+        return []
+    why = f" (ERR {refusal.error.code.value} at {refusal.error.location})" if refusal else ""
+    return [f"ack: expected {wanted}, got {got}{why}"]
+
+
+def _compare(wanted: bytes | None, got: bytes | None, charsets: CharsetPolicy) -> list[str]:
+    if wanted == got:
+        return []
+    if wanted is None:
+        return ["expected nothing, received a message"]
+    if got is None:
+        return ["expected a message, received nothing"]
+    try:
+        found = differences(_parse(wanted, charsets), _parse(got, charsets))
+    except EngineError as error:
+        return [f"the expected message cannot be read ({error})"]
+    return found or ["same segments and fields, other bytes (charset or line ends)"]
+
+
+def _parse(payload: bytes, charsets: CharsetPolicy) -> Message:
+    return Message.parse(decode(payload, charsets).text)
+
+
+def _decision_failures(wanted: list[str], decisions: list[Decision]) -> list[str]:
+    taken = [_decision_text(decision) for decision in decisions]
+    return [
+        f"decisions: expected {text!r}, got {', '.join(map(repr, taken)) or 'none'}"
+        for text in wanted
+        if not any(made == text or made.startswith(f"{text} ") for made in taken)
+    ]
+
+
+def _decision_text(decision: Decision) -> str:
+    step = f"{decision.destination}/{decision.step}" if decision.destination else decision.step
+    return " ".join(part for part in (step, decision.outcome, decision.detail) if part)

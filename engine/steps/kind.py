@@ -1,0 +1,99 @@
+"""What a step kind is: a name, a settings dataclass and a factory; and what a factory gets.
+
+A kind's settings dataclass is read like every section of the configuration: field names
+are the TOML keys of the step's table (beside the common `kind`, `name` and `before_ack`),
+field metadata `doc` is the key's line in `check --keys` and the README, `problems()`
+returns (key, what is expected) for cross-field rules, and an optional
+`placement_problems(before_ack)` says which settings need the step before (or after) the
+ACK. The factory builds one step for one place in one route; it may open shared resources
+(an INSi client) through `context.resources`, once per engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from engine.metrics import EngineMetrics
+from engine.pipeline import Step
+from engine.state import StatePublisher
+from engine.store.base import Store
+from engine.store.extension import StoreExtension
+
+if TYPE_CHECKING:
+    from engine.config import Config
+
+T = TypeVar("T", bound="Closable")
+
+
+class Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+class Resources:
+    """What several steps share (an INSi client): opened on first use, closed with the engine."""
+
+    def __init__(self) -> None:
+        self._opened: dict[str, Any] = {}
+
+    async def get(self, key: str, open_resource: Callable[[], Awaitable[T]]) -> T:
+        if key not in self._opened:
+            self._opened[key] = await open_resource()
+        resource: T = self._opened[key]
+        return resource
+
+    def opened(self, key: str) -> Any | None:
+        """A resource already opened under `key`, or None (nothing is opened here)."""
+        return self._opened.get(key)
+
+    async def aclose(self) -> None:
+        """Close in the reverse order of opening."""
+        while self._opened:
+            _, resource = self._opened.popitem()
+            await resource.aclose()
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a factory may use besides its settings."""
+
+    name: str  # the step's name in its list
+    route: str
+    destination: str  # "" for a route step
+    config: Config  # the whole configuration: engine-wide sections such as [insi]
+    store: Store | None  # None without a store (offline enrichment, route tests, embedding)
+    resources: Resources
+    clock: Callable[[], dt.datetime] | None  # for times a step writes; None: the real one
+    state: StatePublisher | None = None  # for what `queue status` shows; None offline
+    metrics: EngineMetrics | None = None  # what `/metrics` counts; None offline
+
+
+StepFactory = Callable[[Any, StepContext], Awaitable[Step]]
+
+
+def from_settings(step: Callable[[Any], Step]) -> StepFactory:
+    """The factory of a kind whose step needs nothing but its settings."""
+
+    async def build(settings: Any, context: StepContext) -> Step:
+        return step(settings)
+
+    return build
+
+
+@dataclass(frozen=True)
+class StepKind:
+    """A registered step kind.
+
+    `before_ack`: the kind may be placed before the ACK, so it must decide synchronously and
+    never change the message (the engine stores the bytes received). `store_extension`: the
+    kind's own tables in the store, if any.
+    """
+
+    name: str
+    settings: type
+    build: StepFactory
+    doc: str
+    before_ack: bool = False
+    store_extension: StoreExtension | None = None

@@ -1,0 +1,56 @@
+"""Building a route's steps from its settings: the one place a step list becomes callables.
+
+The engine, offline enrichment, route tests and the embedding API all call `build_plan`,
+so a route's steps are the same whoever runs it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from engine.config import Config, RouteSettings, StepSettings
+from engine.decision import ROUTE
+from engine.hl7.patterns import Patterns
+from engine.metrics import EngineMetrics
+from engine.pipeline import BoundStep
+from engine.route import DestinationPlan, RoutePlan
+from engine.state import StatePublisher
+from engine.steps.kind import Resources, StepContext
+from engine.steps.registry import registry
+from engine.store.base import Store
+
+
+async def build_plan(
+    route: RouteSettings,
+    config: Config,
+    store: Store | None,
+    resources: Resources,
+    clock: Callable[[], dt.datetime] | None = None,
+    state: StatePublisher | None = None,
+    metrics: EngineMetrics | None = None,
+) -> RoutePlan:
+    """The route's and its destinations' steps built by their kinds' factories, the
+    route's split at the ACK. `clock` fixes the times steps write (route tests); `state`
+    publishes what steps share for `queue status`, `metrics` counts for `/metrics` (the
+    engine only)."""
+    kinds = registry().kinds
+
+    async def bound(step: StepSettings, destination: str) -> BoundStep:
+        context = StepContext(
+            step.name, route.name, destination, config, store, resources, clock, state, metrics
+        )
+        return BoundStep(step.name, step.kind, await kinds[step.kind].build(step.settings, context))
+
+    steps = route.step_list()
+    built = [await bound(step, ROUTE) for step in steps]
+    before_ack = [step for step, settings in zip(built, steps, strict=True) if settings.before_ack]
+    destinations = [
+        DestinationPlan(
+            destination.name,
+            Patterns(destination.accept),
+            [await bound(step, destination.name) for step in destination.steps],
+        )
+        for destination in route.destinations
+    ]
+    return RoutePlan(route, built[len(before_ack) :], before_ack, destinations)

@@ -1,0 +1,69 @@
+"""The embedding API: a route's steps and destinations on one message, in another program,
+without listener or store; async and sync, on the in-process INSi simulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from engine.embed import RouteRunner, SyncRouteRunner
+from engine.hl7.ack import Outcome
+
+VALI_A28 = (
+    "MSH|^~\\&|SRC|HOSP|DST|HOSP|20240101120000||ADT^A28^ADT_A05|C042|P|2.5^FRA^2.11"
+    "|||||FRA|8859/1\r"
+    "EVN||20240101120000\r"
+    "PID|||IPP001^^^HOSP^PI||ADRTROIS^DOMINIQUE^DOMINIQUE^^^^L||19970226|F"
+    "|||^^^^^FRA^BDL^^2A020|||||||||||||||||||||VALI\r"
+    "PV1||N\r"
+).encode("latin-1")
+NOON = dt.datetime(2025, 3, 4, 12, 0, 0, tzinfo=dt.UTC)
+
+
+def config_file(tmp_path: Path) -> Path:
+    config = tmp_path / "engine.toml"
+    config.write_text(
+        f'[engine]\nstore = "sqlite:///{tmp_path / "never.db"}"\n\n'
+        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\naccept = ["ADT^*"]\n'
+        '[[routes.destinations]]\nname = "ehr"\nfile = "ehr"\n'
+        '[[routes.destinations]]\nname = "archive"\nfile = "archive"\n'
+        '[[routes]]\nname = "lab"\nlisten = "127.0.0.1:1"\nenrich = false\n'
+        '[[routes.destinations]]\nname = "lis"\nfile = "lis"\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+async def test_a_message_goes_through_the_route_as_the_engine_would_send_it(
+    tmp_path: Path,
+) -> None:
+    async with await RouteRunner.open(config_file(tmp_path), clock=lambda: NOON) as runner:
+        processed = await runner.process(VALI_A28)
+        refused = await runner.process(VALI_A28.replace(b"ADT^A28^ADT_A05", b"ORU^R01"))
+    assert processed.refusal is None and not processed.dropped
+    assert [(d.step, d.kind, d.outcome) for d in processed.decisions] == [
+        ("ins_enrich", "ins_enrich", "added")
+    ]
+    output = processed.output
+    assert output is not None
+    assert b"297022A02077878^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS" in output
+    assert output.endswith(b"ZFD|||||INSI|20250304120000+0000\r")  # the clock given
+    assert processed.destinations == {"ehr": output, "archive": output}
+    assert refused.refusal is not None and refused.refusal.outcome is Outcome.REJECTED
+    assert refused.refusal.error.location == "MSH^1^9^1"
+    assert (refused.destinations, refused.decisions, refused.output) == ({}, [], None)
+    assert not (tmp_path / "never.db").exists()
+
+
+def test_the_sync_runner_needs_no_event_loop(tmp_path: Path) -> None:
+    with SyncRouteRunner(config_file(tmp_path), "lab") as runner:
+        processed = runner.process(VALI_A28)
+    assert processed.decisions == []  # enrich = false: no step at all
+    assert processed.destinations == {"lis": VALI_A28}
+
+
+async def test_an_unknown_route_is_named(tmp_path: Path) -> None:
+    with pytest.raises(LookupError, match=r"no route nope \(routes: adt, lab\)"):
+        await RouteRunner.open(config_file(tmp_path), "nope")

@@ -1,0 +1,125 @@
+"""`ins-engine test`: the shipped routes' cases pass; a failing case names itself, the
+destination and the field; a broken case says what to fix; exit statuses."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+
+ROUTES = Path(__file__).resolve().parent.parent / "routes"
+ENGINE = """
+[[routes]]
+name = "adt"
+listen = "127.0.0.1:0"
+
+[[routes.steps]]
+kind = "ins_enrich"
+name = "ins"
+
+[[routes.destinations]]
+name = "ehr"
+file = "out"
+accept = ["ADT^A28"]
+
+[[routes.destinations]]
+name = "archive"
+file = "out"
+"""
+
+
+def test_the_shipped_routes_pass_their_tests(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["test", "--config", str(ROUTES / "default.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "FAIL" not in out
+    for case in ("pas-ehr/added", "pas-ehr/several_found", "lab-results/preliminary_dropped"):
+        assert f"ok   {case}" in out
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A configuration with one case copied from the shipped added case."""
+    (tmp_path / "engine.toml").write_text(ENGINE, encoding="utf-8")
+    case = tmp_path / "tests" / "adt" / "added"
+    shutil.copytree(ROUTES / "tests" / "pas-ehr" / "added", case)
+    return tmp_path
+
+
+def run(project: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    status = main(["test", "--config", str(project / "engine.toml")])
+    return status, [line.strip() for line in capsys.readouterr().out.splitlines()]
+
+
+def test_a_copied_case_passes_and_the_clock_is_the_case_s(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = project / "tests" / "adt" / "added"
+    assert run(project, capsys)[0] == 0
+    (case / "case.toml").write_text("now = 2030-06-01T08:00:00+02:00\n", encoding="utf-8")
+    status, lines = run(project, capsys)
+    assert status == 1
+    assert lines[0] == "FAIL adt/added"
+    assert 'ehr: ZFD-6: expected "20250101120000+0000", got "20300601060000+0000"' in lines
+    assert 'archive: ZFD-6: expected "20250101120000+0000", got "20300601060000+0000"' in lines
+
+
+def test_failures_name_the_destination_the_field_the_answer_and_the_decision(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = project / "tests" / "adt" / "added"
+    (case / "out.ehr.hl7").write_bytes((case / "out.ehr.hl7").read_bytes().replace(b"|F|", b"|M|"))
+    (case / "out.archive.hl7").unlink()
+    (case / "case.toml").write_text('ack = "AE"\ndecisions = ["ins verified"]\n', encoding="utf-8")
+    status, lines = run(project, capsys)
+    assert status == 1
+    assert lines == [
+        "FAIL adt/added",
+        "ack: expected AE, got AA",
+        'ehr: PID-8: expected "M", got "F"',
+        "archive: expected nothing, received a message",
+        "decisions: expected 'ins verified', got 'ins added'",
+        "1 case(s): 0 passed, 1 failed",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda case: (case / "in.hl7").unlink(), "in.hl7: missing"),
+        (lambda case: (case / "out.lab.hl7").write_text("x"), "has no destination lab"),
+        (lambda case: (case / "case.toml").write_text("colour = 1\n"), "colour: unknown key"),
+        (
+            lambda case: (case / "case.toml").write_text(
+                '[insi]\nurl = "http://127.0.0.1:8089/lps"\n'
+            ),
+            "insi.url: none: route tests run on the in-process simulator",
+        ),
+        (
+            lambda case: case.rename(case.parent.parent / "nope" / "added"),
+            "no route nope (routes: adt)",
+        ),
+    ],
+)
+def test_a_broken_case_says_what_to_fix(
+    project: Path, capsys: pytest.CaptureFixture[str], change: Callable[[Path], object], reason: str
+) -> None:
+    case = project / "tests" / "adt" / "added"
+    (project / "tests" / "nope").mkdir()
+    change(case)
+    status, lines = run(project, capsys)
+    assert status == 1
+    assert any(reason in line for line in lines), lines
+
+
+def test_nothing_to_test_and_a_bad_configuration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "engine.toml").write_text(ENGINE, encoding="utf-8")
+    assert main(["test", "--config", str(tmp_path / "engine.toml")]) == 1
+    assert "nothing was tested" in capsys.readouterr().out
+    (tmp_path / "engine.toml").write_text(ENGINE + "colour = 1\n", encoding="utf-8")
+    assert main(["test", "--config", str(tmp_path / "engine.toml")]) == 2
