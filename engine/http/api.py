@@ -26,6 +26,7 @@ from engine.hl7.message import MessageFormatError
 from engine.http.tokens import bearer_matches, configured_token
 from engine.http.view import engine_of, engine_of_app
 from engine.logs import get_logger
+from engine.route import NO_DESTINATION
 from engine.steps.kind import Resources
 
 ENRICH_KIND = "ins_enrich"
@@ -45,6 +46,16 @@ def _segments(body: bytes) -> bytes:
     return body.replace(b"\r\n", b"\r")
 
 
+def _steps(processed: Processed) -> list[Decision]:
+    """The steps' decisions; which destinations would take the message is not the API's."""
+    return [decision for decision in processed.decisions if decision != NO_DESTINATION]
+
+
+def _dropped(processed: Processed) -> bool:
+    """A step stopped the message (a filter): the caller gets it back as sent."""
+    return processed.output is None
+
+
 def _enrichment(decisions: list[Decision]) -> Decision | None:
     return next((decision for decision in decisions if decision.kind == ENRICH_KIND), None)
 
@@ -61,10 +72,10 @@ def _answer_json(processed: Processed, body: bytes, codec: str) -> dict[str, Any
         "outcome": enrichment.outcome if enrichment else None,
         "detail": enrichment.detail if enrichment else None,
         "simulated": _simulated(enrichment),
-        "dropped": processed.dropped,
+        "dropped": _dropped(processed),
         "decisions": [
             {"step": d.step, "kind": d.kind, "outcome": d.outcome, "detail": d.detail}
-            for d in processed.decisions
+            for d in _steps(processed)
         ],
         "charset": codec,
         "message": output.decode(codec),
@@ -79,10 +90,10 @@ def _headers(processed: Processed) -> dict[str, str]:
         "X-INS-Simulated": "true" if _simulated(enrichment) else "false",
         "X-Route-Decisions": "; ".join(
             f"{d.step}={d.outcome}" + (f"/{d.detail}" if d.detail else "")
-            for d in processed.decisions
+            for d in _steps(processed)
         ),
     }
-    if processed.dropped:
+    if _dropped(processed):
         headers["X-Route-Dropped"] = "true"
     return headers
 
@@ -123,7 +134,7 @@ async def enrich(request: web.Request) -> web.Response:
             outcome=refusal.outcome.value,
         )
     enrichment = _enrichment(processed.decisions)
-    result = "dropped" if processed.dropped else (enrichment.outcome if enrichment else "routed")
+    result = "dropped" if _dropped(processed) else (enrichment.outcome if enrichment else "passed")
     engine.metrics.api_request(result)
     log.info(
         "api enrich",

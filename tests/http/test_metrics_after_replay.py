@@ -119,6 +119,14 @@ def test_deliveries_counted(scraped: Scraped) -> None:
     assert pending == 0
 
 
+def test_enrichment_outcomes_counted_as_decided(scraped: Scraped) -> None:
+    expected = Counter(str(entry["outcome"]) for entry in EXPECTATIONS)
+    outcomes = labelled(scraped.metrics, "ins_engine_enrichment_outcomes_total", "outcome")
+    assert outcomes == expected
+    steps = labelled(scraped.metrics, "ins_engine_step_decisions_total", "outcome")
+    assert steps == expected, "the route's one step is the enrichment"
+
+
 def test_insi_calls_counted_as_recorded(scraped: Scraped) -> None:
     calls = labelled(scraped.metrics, "ins_engine_insi_calls_total", "result")
     assert sum(calls.values()) == scraped.calls_recorded > 0
@@ -139,6 +147,7 @@ def test_counters_survive_a_clean_restart(scraped: Scraped) -> None:
         ("ins_engine_messages_received_total", "ack_code"),
         ("ins_engine_messages_delivered_total", "destination"),
         ("ins_engine_insi_calls_total", "result"),
+        ("ins_engine_enrichment_outcomes_total", "outcome"),
     ):
         before = labelled(scraped.metrics, name, label)
         assert labelled(scraped.restarted_metrics, name, label) == before, name
