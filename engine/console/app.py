@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from engine.console import audit_page, dashboard, login, messages, queues
+from engine.console import audit_page, dashboard, identities, login, messages, queues
 from engine.console.context import CONSOLE, Console
 from engine.console.guard import guard
 from engine.http.server import STATIC_PREFIX
@@ -32,4 +32,5 @@ def register(app: web.Application) -> None:
     dashboard.register(app, engine.metrics)
     queues.register(app)
     messages.register(app)
+    identities.register(app)
     audit_page.register(app)

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from engine.console.users import Role, User, hash_password, save_users
+from engine.report import NEEDS_ACTION
 from tests.replay.conftest import SAMPLES
-from tests.replay.corpus import MESSAGES, patient_strings
+from tests.replay.corpus import EXPECTATIONS, MESSAGES, patient_strings
 from tests.support.browser import launch, log_in, screenshot
 from tests.support.engine_process import REPOSITORY, EngineProcess
 from tests.support.loop_thread import LoopThread
@@ -128,6 +130,10 @@ def test_dashboard_shows_the_counts_of_the_replay(scenario: Scenario) -> None:
     route = page.locator("section.card[data-route=adt]")
     expect(route.locator(".acks [data-code=AA]")).to_have_text(f"AA {len(MESSAGES)}")
     expect(route.locator(".unrouted")).to_have_text("0")
+    for outcome, count in Counter(str(entry["outcome"]) for entry in EXPECTATIONS).items():
+        expect(route.locator(f".outcomes [data-outcome={outcome}]")).to_have_text(
+            f"{outcome} {count}"
+        )
     lab = page.locator("tr[data-destination='adt/lab']")
     expect(lab.locator(".parked")).to_have_text("1")
     expect(page.locator("tr[data-destination='adt/archive'] .parked")).to_have_text("0")
@@ -166,6 +172,9 @@ def test_find_a_message_by_control_id_and_follow_its_journey(scenario: Scenario)
     journey = page.locator("ol.journey")
     expect(journey.locator("li.received")).to_contain_text("Received from 127.0.0.1")
     expect(journey.locator("li.ack")).to_contain_text("ACK sent: AA")
+    decision = journey.locator("li.decision[data-step=ins_enrich]")
+    expect(decision.locator(".outcome")).to_have_text("incoherent")
+    expect(decision).to_contain_text("ins_mismatch")
     for destination in ("archive", "lab"):
         expect(journey.locator("li.delivery", has_text=destination)).to_contain_text("delivered")
     expect(journey.locator("li.delivery", has_text="lab")).to_contain_text("ACK AA")
@@ -191,7 +200,7 @@ def test_a_viewer_sees_no_patient_data_and_cannot_act(scenario: Scenario) -> Non
         "/queues/entries/1/resend", form={"csrf_token": csrf, "reason": "not allowed"}
     )
     assert answer.status == 403
-    for path in ("/audit", f"/messages/{parked_id}/content"):
+    for path in ("/audit", f"/messages/{parked_id}/content", "/identities", "/identities.csv"):
         assert page.request.get(path).status == 403, path
     page.context.close()
 
@@ -246,6 +255,36 @@ def test_vigilance_sees_the_bytes_side_by_side_and_the_view_is_audited(
     expect(page.locator("tr[data-action=login] .user", has_text="vera").first).to_be_visible()
     expect(page.locator("tr[data-action=login_failed]").first).to_be_visible()
     screenshot(page, "console-audit", scenario.folder)
+    page.context.close()
+
+
+def test_vigilance_works_through_the_identity_list(scenario: Scenario) -> None:
+    needing = [entry for entry in EXPECTATIONS if entry["outcome"] in NEEDS_ACTION]
+    page = login(scenario, "vick")
+    page.click("nav >> text=Identities")
+    rows = page.locator("table.identities tbody tr")
+    expect(rows).to_have_count(len(needing))
+    not_found = page.locator(f"tr[data-message='{scenario.message_id('SMP0008')}']")
+    expect(not_found.locator(".outcome")).to_have_text("not_found")
+    screenshot(page, "console-identities", scenario.folder)
+    not_found.locator("input[name=comment]").fill("searched again at the desk: newborn, no INS yet")
+    not_found.locator("button.mark-handled").click()
+    expect(page.locator(".notice")).to_contain_text("marked handled")
+    expect(rows).to_have_count(len(needing) - 1)
+    page.select_option("select[name=state]", "handled")
+    page.click("form.filters button")
+    expect(rows).to_have_count(1)
+    expect(rows.locator(".comment")).to_have_text("searched again at the desk: newborn, no INS yet")
+    export = page.request.get("/identities.csv?state=all&sep=semicolon")
+    assert export.status == 200
+    assert export.headers["content-disposition"].startswith("attachment;")
+    lines = export.body().decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("received_at;route;control_id;")
+    assert lines[0].endswith(";handled_at;handled_by;handled_comment")
+    assert len(lines) == 1 + len(needing)
+    page.goto("/audit")
+    for action in ("view_identities", "mark_handled", "export_identities"):
+        expect(page.locator(f"tr[data-action={action}] .user").first).to_have_text("vick")
     page.context.close()
 
 
