@@ -24,16 +24,21 @@ from engine.enrich.outcome import Outcome
 from engine.hl7.message import Message, MessageFormatError
 from engine.http.view import EngineView, engine_of
 from engine.report import NEEDS_ACTION
-from engine.store.base import EntryStatus, MessageDetail, MessageQuery
+from engine.store.base import EntryStatus, MessageDetail, MessageQuery, TraceEvent
 
 PAGE = 50
 OUTCOMES = sorted(outcome.value for outcome in Outcome)  # the filter's choices
-EVENT_LABELS = {
-    "failed": "attempt failed",
-    "parked": "attempt failed, parked",
-    "delivered": "delivered, ACK",
-}
 _STATUSES = frozenset(status.value for status in EntryStatus)
+
+
+def event_text(event: TraceEvent) -> str:
+    """One line of a delivery's history: an attempt's result or an operator's action."""
+    if event.kind == "delivered":
+        return f"delivered, ACK {event.detail}" if event.detail else "delivered"
+    if event.kind in ("failed", "parked"):
+        parked = ", parked" if event.kind == "parked" else ""
+        return f"attempt failed{parked}: {event.detail}"
+    return f"operator: {event.kind} — {event.detail}"
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ async def message_page(request: web.Request) -> web.Response:
         decisions=await engine.store.decisions(detail.summary.message_id),
         attention=NEEDS_ACTION,
         events={trace.entry_id: trace.events for trace in detail.traces},
-        event_labels=EVENT_LABELS,
+        event_text=event_text,
     )
 
 
