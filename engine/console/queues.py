@@ -87,12 +87,8 @@ async def resend_parked(request: web.Request) -> web.Response:
     if (route, destination) not in engine.destinations():
         raise web.HTTPNotFound(text="no such destination")
     reason = _reason(await request.post(), "parked messages resent from the console")
-    results: list[ActionResult] = []
-    while parked := await engine.store.list_entries(EntryStatus.PARKED, route, destination, 500):
-        done = await engine.store.resend([entry.entry_id for entry in parked], reason)
-        results.extend(done)
-        if not any(result.done for result in done):
-            break
+    parked = await engine.store.entry_ids(EntryStatus.PARKED, route, destination)
+    results = await engine.store.resend(parked, reason) if parked else []
     resent = sum(result.done for result in results)
     await audit(request, "resend_parked", f"{route}/{destination}", f"{reason} ({resent} resent)")
     engine.requeued()
