@@ -3,10 +3,11 @@ in the order that keeps every acknowledged message safe.
 
 Start: open the store, build every route's steps (opening what they share, such as the
 INSi client), then the delivery workers, the router, then the listeners (nothing is
-acknowledged before the store is ready). Stop: close the listeners (busy connections finish
-their message), stop the background tasks, let the delivery workers finish the message they
-are sending, close what the steps share, then close the store, which commits what is
-queued.
+acknowledged before the store is ready), then the HTTP listener; then tell systemd the
+engine is ready. Stop: tell systemd, close the HTTP listener and the MLLP listeners (busy
+connections finish their message), stop the background tasks, let the delivery workers
+finish the message they are sending, close what the steps share, then close the store,
+which commits what is queued.
 """
 
 from __future__ import annotations
@@ -15,21 +16,31 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from engine.config import Config, sqlite_path
+from engine.console import app as console
 from engine.delivery.service import DeliveryService
+from engine.enrich.kind import shared_insi
 from engine.errors import ConfigError
 from engine.hl7.ack import AckBuilder
+from engine.http import api
+from engine.http.app import build_app
+from engine.http.server import HttpServer
+from engine.http.view import EngineView
 from engine.intake import Intake
 from engine.listener import Listener
 from engine.logs import get_logger
+from engine.metrics import EngineMetrics, keep_counters, restore_counters, save_counters
 from engine.router import Router
 from engine.state import StatePublisher
 from engine.steps.kind import Resources
 from engine.steps.plans import build_plan
 from engine.steps.registry import registry
 from engine.store.sqlite import SqliteStore
+from engine.systemd import Notifier
 from engine.tls import server_context
 
 log = get_logger("engine.runtime")
@@ -39,9 +50,14 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 class Engine:
     """Everything `ins-engine run` starts, for one configuration."""
 
-    def __init__(self, config: Config, acks: AckBuilder | None = None) -> None:
+    def __init__(
+        self, config: Config, acks: AckBuilder | None = None, notifier: Notifier | None = None
+    ) -> None:
         self.config = config
         self._acks = acks or AckBuilder()
+        self._notifier = notifier or Notifier()
+        self.metrics = EngineMetrics()
+        self.http: HttpServer | None = None
         self.store: SqliteStore | None = None
         self.listeners: dict[str, Listener] = {}
         self.router: Router | None = None
@@ -57,39 +73,78 @@ class Engine:
         self.store = await SqliteStore.open(
             str(Path(path)), registry().store_extensions(), exclusive=True
         )
+        await restore_counters(self.metrics, self.store)
         self._state = StatePublisher(self.store)
         plans = {
             route.name: await build_plan(
-                route, self.config, self.store, self.resources, state=self._state
+                route,
+                self.config,
+                self.store,
+                self.resources,
+                state=self._state,
+                metrics=self.metrics,
             )
             for route in self.config.routes
         }
         self.delivery = DeliveryService(
-            self.store, self.config.routes, self.config.engine.retention_days
+            self.store, self.config.routes, self.config.engine.retention_days, self.metrics
         )
         await self.delivery.start()
-        self.router = Router(self.store, plans, on_routed=self.delivery.wake)
-        self._tasks.append(asyncio.create_task(self.router.run(), name="router"))
+        self.router = Router(
+            self.store, plans, on_routed=self.delivery.wake, on_decided=self.metrics.decided
+        )
+        self._background(self.router.run(), "router")
         for route in self.config.routes:
             intake = Intake(
                 route, self.store, self._acks, plans[route.name], on_stored=self.router.stored
             )
             context = server_context(route.tls) if route.tls else None
-            listener = Listener(route, intake, context)
-            try:
-                await listener.start()
-            except OSError as error:
-                reason = os.strerror(error.errno) if error.errno else type(error).__name__
-                raise ConfigError(
-                    *route.where("listen"),
-                    f"cannot listen on {route.listen} ({reason}): is another program (or "
-                    "engine) listening there?",
-                ) from None
+            listener = Listener(route, intake, context, metrics=self.metrics)
+            await self._bind(listener.start(), route.where("listen"), route.listen)
             self.listeners[route.name] = listener
+        if self.config.http is not None:
+            view = EngineView(
+                self.config,
+                self.store,
+                self.metrics,
+                shared_insi(self.resources),
+                self.listeners,
+                plans,
+                requeued=self.delivery.wake,
+            )
+            self.http = HttpServer(
+                self.config.http, build_app(view, console.register, api.register)
+            )
+            where = (self.config.source, "http.listen")
+            await self._bind(self.http.start(), where, self.config.http.listen)
+        self._background(self._notifier.watchdog(), "watchdog")
+        self._background(keep_counters(self.metrics, self.store), "counters")
         log.info("engine started", count=len(self.listeners), path=path)
+        self._notifier.notify("READY=1", f"STATUS=serving {len(self.listeners)} route(s)")
+
+    async def _bind(
+        self, start: Coroutine[Any, Any, None], where: tuple[str, str], address: str
+    ) -> None:
+        """Start a listener; an address already taken is a configuration error naming the
+        file and key (`where`)."""
+        try:
+            await start
+        except OSError as error:
+            reason = os.strerror(error.errno) if error.errno else type(error).__name__
+            raise ConfigError(
+                *where,
+                f"cannot listen on {address} ({reason}): is another program (or "
+                "engine) listening there?",
+            ) from None
+
+    def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(work, name=name))
 
     async def stop(self) -> None:
+        self._notifier.notify("STOPPING=1")
         grace = self.config.engine.shutdown_grace_s
+        if self.http is not None:
+            await self.http.stop()
         await asyncio.gather(*(listener.stop(grace) for listener in self.listeners.values()))
         for task in self._tasks:
             task.cancel()
@@ -102,6 +157,7 @@ class Engine:
         if self._state is not None:
             await self._state.aclose()
         if self.store is not None:
+            await save_counters(self.metrics, self.store)
             await self.store.close()
         log.info("engine stopped")
 

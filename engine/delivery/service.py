@@ -17,6 +17,7 @@ from engine.delivery.mllp_sender import MllpSender
 from engine.delivery.retention import Retention
 from engine.delivery.worker import LaneWorker
 from engine.logs import get_logger
+from engine.metrics import EngineMetrics
 from engine.store.base import Store
 
 log = get_logger("engine.delivery")
@@ -36,7 +37,11 @@ def lane_count(settings: DestinationSettings) -> int:
 
 class DeliveryService:
     def __init__(
-        self, store: Store, routes: Sequence[RouteSettings], retention_days: float
+        self,
+        store: Store,
+        routes: Sequence[RouteSettings],
+        retention_days: float,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         self.workers = [
             LaneWorker(
@@ -46,6 +51,7 @@ class DeliveryService:
                 open_sender(route.name, destination),
                 lane,
                 lane_count(destination),
+                metrics=metrics,
             )
             for route in routes
             for destination in route.destinations

@@ -31,6 +31,7 @@ from engine.config import DestinationSettings
 from engine.delivery.backoff import retry_delay
 from engine.delivery.destination import Outcome, Sender
 from engine.logs import get_logger
+from engine.metrics import EngineMetrics
 from engine.store.base import EntryStatus, OutboxEntry, Store
 
 log = get_logger("engine.delivery")
@@ -54,8 +55,10 @@ class LaneWorker:
         lane: int = 0,
         lanes: int = 1,
         clock: Callable[[], float] = time.time,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics or EngineMetrics()
         self._route = route
         self._settings = settings
         self._sender = sender
@@ -128,6 +131,7 @@ class LaneWorker:
                 return False
             started = time.perf_counter()
             result = await self._sender.send(entry)
+            elapsed = time.perf_counter() - started
             attempts += 1
             facts = {
                 "route": self._route,
@@ -138,11 +142,12 @@ class LaneWorker:
             }
             if result.outcome is Outcome.DELIVERED:
                 await self._mark_delivered(entry, result.ack_code)
+                self._metrics.delivery_attempted(self._route, self._settings.name, elapsed, True)
                 log.info(
                     "message delivered",
                     **facts,
                     ack_code=result.ack_code or None,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                    duration_ms=round(elapsed * 1000, 3),
                 )
                 return smooth
             smooth = False
@@ -152,6 +157,9 @@ class LaneWorker:
             delay = retry_delay(attempts, settings.backoff_base_s, settings.backoff_cap_s)
             due = self._clock() + delay
             await self._store.record_failure(entry.entry_id, result.error, due, park)
+            self._metrics.delivery_attempted(
+                self._route, self._settings.name, elapsed, False, parked=park
+            )
             if park:
                 log.error(
                     "message parked",
