@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "engine.commands.enrich",
     "engine.commands.test",
     "engine.commands.store",
+    "engine.commands.user",
 )
 
 

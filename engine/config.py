@@ -353,6 +353,65 @@ def step_problems(steps: list[StepSettings], key: str) -> list[tuple[str, str]]:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """The engine's one HTTP listener: health, metrics, the console and the enrichment API."""
+
+    listen: str = field(metadata=doc("host:port of the HTTP listener (no [http] table: none)"))
+    tls: ListenerTls | None = field(default=None, metadata=doc("TLS on the HTTP listener"))
+    users: str | None = field(
+        default=None,
+        metadata=doc("console users file, written by `ins-engine user add`", path=True),
+    )
+    metrics_token_env: str | None = field(
+        default=None,
+        metadata=doc("environment variable holding a bearer token /metrics then requires"),
+    )
+    api_token_env: str = field(
+        default="INS_ENGINE_API_TOKEN",
+        metadata=doc("environment variable holding the bearer token of /api/v1/enrich"),
+    )
+    api_route: str | None = field(
+        default=None, metadata=doc("route whose steps /api/v1/enrich runs; default the first")
+    )
+    secure_cookies: bool | None = field(
+        default=None,
+        metadata=doc("mark session cookies Secure; default: only when `tls` is set"),
+    )
+    session_idle_s: float = field(
+        default=1800.0, metadata=doc("a console session unused this long ends, seconds")
+    )
+    session_max_s: float = field(
+        default=43200.0, metadata=doc("a console session ends this long after login, seconds")
+    )
+    login_max_failures: int = field(
+        default=5, metadata=doc("wrong passwords per user or address before a lockout")
+    )
+    login_lockout_s: float = field(
+        default=900.0, metadata=doc("how long logins are refused after too many failures")
+    )
+
+    def problems(self) -> list[tuple[str, str]]:
+        found = []
+        if parse_address(self.listen) is None:
+            found.append(("listen", "host:port, e.g. 127.0.0.1:8080"))
+        for key, value in (
+            ("metrics_token_env", self.metrics_token_env),
+            ("api_token_env", self.api_token_env),
+        ):
+            if value is not None and not value.replace("_", "").isalnum():
+                found.append((key, "an environment variable name (letters, digits, _)"))
+        for key, ok, expected in (
+            ("session_idle_s", self.session_idle_s > 0, "seconds > 0"),
+            ("session_max_s", self.session_max_s >= self.session_idle_s, ">= session_idle_s"),
+            ("login_max_failures", self.login_max_failures >= 1, "an integer >= 1"),
+            ("login_lockout_s", self.login_lockout_s > 0, "seconds > 0"),
+        ):
+            if not ok:
+                found.append((key, expected))
+        return found
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration: one file, and the route files it names."""
 
@@ -365,6 +424,7 @@ class Config:
     )
     engine: EngineSettings = field(default_factory=EngineSettings, metadata=doc("engine"))
     insi: InsiSettings = field(default_factory=InsiSettings, metadata=doc("INSi service"))
+    http: HttpSettings | None = field(default=None, metadata=doc("HTTP listener"))
     routes: list[RouteSettings] = field(default_factory=list, metadata=doc("routes"))
     source: str = field(default="<defaults>", metadata=doc("", internal=True))
 
@@ -399,6 +459,8 @@ def load_config(path: str | Path) -> Config:
             if route is not _INVALID:
                 routes.append(replace(route, source=str(route_file)))
         errors += _route_problems(routes, str(file))
+        if config.http is not None:
+            errors += _http_problems(config.http, routes, str(file))
     if errors:
         raise ConfigErrors(errors)
     return replace(config, routes=routes)
@@ -469,6 +531,19 @@ def _route_problems(routes: list[RouteSettings], file: str) -> list[ConfigError]
                         *route.where("listen"), f"an address no other route listens on{elsewhere}"
                     )
                 )
+    return found
+
+
+def _http_problems(http: HttpSettings, routes: list[RouteSettings], file: str) -> list[ConfigError]:
+    """The HTTP listener's address is no route's; the API's route exists."""
+    found = []
+    if http.listen in [route.listen for route in routes] and not http.listen.endswith(":0"):
+        found.append(ConfigError(file, "http.listen", "an address no route listens on"))
+    names = [route.name for route in routes]
+    if http.api_route is not None and http.api_route not in names:
+        found.append(
+            ConfigError(file, "http.api_route", f"the name of a route ({', '.join(names)})")
+        )
     return found
 
 

@@ -49,6 +49,7 @@ class Verdict:
 
     reply: bytes | None
     outcome: Outcome
+    ack_code: str = ""  # AA, AE, AR (CA, CE, CR in enhanced mode); "" for an ACK received
     control_id: str = ""
     message_type: str = ""
     message_id: int | None = None
@@ -95,7 +96,9 @@ class Intake:
         except _Refusal as refusal:
             return self._refuse(refusal, "latin-1")
         if header.message_type == "ACK":
-            return Verdict(None, Outcome.ACCEPTED, header.control_id, "ACK", reason="ack-ignored")
+            return Verdict(
+                None, Outcome.ACCEPTED, "", header.control_id, "ACK", reason="ack-ignored"
+            )
         routed = RoutedMessage(0, self.route.name, payload, codec, message, header)
         refused = header_refusal(header, self._accept)
         if refused is None and self._screen is not None:
@@ -192,6 +195,7 @@ class Intake:
         return Verdict(
             reply,
             Outcome.ACCEPTED,
+            ack_code(Outcome.ACCEPTED, header.enhanced_mode),
             header.control_id,
             header.shown_type,
             accepted.message_id,
@@ -207,6 +211,7 @@ class Intake:
         return Verdict(
             reply,
             refusal.outcome,
+            ack_code(refusal.outcome, header is not None and header.enhanced_mode),
             header.control_id if header else "",
             header.shown_type if header else "",
             reason=f"{refusal.error.code.value} {refusal.error.text}",

@@ -27,6 +27,7 @@ from enum import Enum
 from engine.config import RouteSettings, parse_address
 from engine.intake import Intake
 from engine.logs import get_logger
+from engine.metrics import EngineMetrics
 from engine.mllp.codec import NEED_DATA, Frame, FrameDecoder, FrameTooLarge, Junk, encode_frame
 
 READ_SIZE = 65536
@@ -90,11 +91,13 @@ class Listener:
         intake: Intake,
         ssl_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.monotonic,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         self.route = route
         self._intake = intake
         self._ssl = ssl_context
         self._clock = clock
+        self._metrics = metrics or EngineMetrics()
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._stopping = False
@@ -106,6 +109,16 @@ class Listener:
         assert self._server is not None
         host, port = self._server.sockets[0].getsockname()[:2]
         return host, port
+
+    @property
+    def bound(self) -> bool:
+        """True while the listener accepts connections."""
+        return self._server is not None and self._server.is_serving()
+
+    @property
+    def connections(self) -> int:
+        """Connections open now."""
+        return len(self._connections)
 
     async def start(self) -> None:
         address = parse_address(self.route.listen)
@@ -304,6 +317,8 @@ class Listener:
             if not decoder.in_frame:  # the block is complete (an oversize one may go on)
                 block_deadline = None
             connection.handled += 1
+            elapsed = time.perf_counter() - started
+            self._metrics.message_answered(self.route.name, verdict.ack_code, elapsed)
             log.info(
                 "message handled",
                 route=self.route.name,
@@ -315,7 +330,7 @@ class Listener:
                 reason=verdict.reason or None,
                 message_id=verdict.message_id,
                 status="duplicate" if verdict.duplicate else None,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                duration_ms=round(elapsed * 1000, 3),
             )
         return "engine stopping"
 

@@ -2,10 +2,10 @@
 
 The configuration loader checks what the file says; this checks that the machine agrees:
 certificate files exist and load, the PKCS#12 and PostgreSQL password variables are set, the
-store's and the file destinations' folders can be written, every route delivers somewhere.
-`ins-engine check` and `ins-engine run` both call it and print every problem, so `check`
-never says "valid" where `run` then fails on one of these. Each problem names the file, the
-key and the path.
+store's and the file destinations' folders can be written, every route delivers somewhere,
+the console's users file reads. `ins-engine check` and `ins-engine run` both call it and
+print every problem, so `check` never says "valid" where `run` then fails on one of these.
+Each problem names the file, the key and the path.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine.config import ClientTls, Config, ListenerTls, RouteSettings, sqlite_path
+from engine.console.users import load_users
 from engine.errors import ConfigError
 from engine.ins.errors import InsiConfigurationError
 from engine.ins.settings import InsiSettings
@@ -48,6 +49,11 @@ def _engine_problems(config: Config) -> Iterator[Problem]:
         )
     if any(route.enriches for route in config.routes):
         yield from _insi_problems(config.insi)
+    if config.http is not None:
+        if config.http.tls is not None:
+            yield from _tls_problems("http.tls", config.http.tls)
+        if config.http.users is not None:
+            yield from _users_problems(Path(config.http.users))
 
 
 def _route_problems(route: RouteSettings) -> Iterator[Problem]:
@@ -67,6 +73,14 @@ def _route_problems(route: RouteSettings) -> Iterator[Problem]:
                 yield f"{where}.file", problem
         if destination.tls is not None:
             yield from _tls_problems(f"{where}.tls", destination.tls)
+
+
+def _users_problems(path: Path) -> Iterator[Problem]:
+    """A users file that exists must load (a missing one is created by `user add`)."""
+    try:
+        load_users(path)
+    except ConfigError as error:
+        yield "http.users", f"{error.file}: {error.key}: {error.expected}"
 
 
 def folder_problem(folder: Path) -> str | None:

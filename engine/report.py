@@ -16,7 +16,7 @@ import datetime as dt
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -169,6 +169,17 @@ async def write_store_report(
     while page := await identity_records(store, since, outcomes, after, PAGE):
         report.write(report_row(stored) for stored in page)
         after = page[-1].message_id
+
+
+def csv_bytes(rows: Iterable[Row], columns: Sequence[str], delimiter: str = ",") -> bytes:
+    """Rows as the report writes them (UTF-8 with a BOM, formula-safe cells), in memory."""
+    if delimiter not in DELIMITERS:
+        raise ValueError(f"report delimiter {delimiter!r}")
+    text = io.StringIO(newline="")
+    writer = csv.writer(text, delimiter=delimiter)
+    writer.writerow(columns)
+    writer.writerows([_cell(row[column]) for column in columns] for row in rows)
+    return text.getvalue().encode("utf-8-sig")
 
 
 def _cell(value: Any) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine.decision import Decision
@@ -39,11 +39,13 @@ class Router:
         plans: dict[str, RoutePlan],
         window: int = WINDOW,
         on_routed: Callable[[], None] = lambda: None,
+        on_decided: Callable[[str, Sequence[Decision]], None] = lambda route, decisions: None,
     ) -> None:
         self._store = store
         self._plans = plans
         self._window = window
         self._on_routed = on_routed  # wakes the delivery workers
+        self._on_decided = on_decided  # a message's decisions, once committed (metrics)
         self._wakeup = asyncio.Event()
         self._fetched_id = 0  # the last message read from the inbox
         self._committed_id = 0  # the last message whose routing is committed
@@ -126,14 +128,17 @@ class Router:
 
     async def _commit_done(self) -> int:
         """Commit the finished messages at the head of the window, in order."""
-        done: list[RoutingResult] = []
+        done: list[tuple[str, RoutingResult]] = []
         while self._flight and self._flight[0][1].done():
-            done.append(self._flight.popleft()[1].result())
+            stored, task = self._flight.popleft()
+            done.append((stored.route, task.result()))
         if not done:
             return 0
-        await self._store.route_messages(done)
-        self._committed_id = done[-1].message_id
+        await self._store.route_messages([result for _, result in done])
+        self._committed_id = done[-1][1].message_id
         self._on_routed()
+        for route, result in done:
+            self._on_decided(route, result.decisions)
         return len(done)
 
     async def _wait(self, head: asyncio.Task[RoutingResult] | None) -> None:

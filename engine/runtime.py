@@ -3,12 +3,13 @@ in the order that keeps every acknowledged message safe.
 
 Start: open the store, then the lease keeper, build every route's steps (opening what they
 share, such as the INSi client), then the delivery workers, the router, then the listeners
-(nothing is acknowledged before the store is ready). Every engine receives; routing and
-each delivery lane run under a lease, so among engines sharing a store one does each (with
-SQLite, the only engine does all). Stop: close the listeners (busy connections finish their
-message), stop the background tasks, let the delivery workers finish the message they are
-sending, give the leases up so that another engine takes over at once, close what the steps
-share, then close the store, which commits what is queued.
+(nothing is acknowledged before the store is ready), then the HTTP listener; then tell
+systemd the engine is ready. Every engine receives; routing and each delivery lane run
+under a lease, so among engines sharing a store one does each (with SQLite, the only engine
+does all). Stop: tell systemd, close the HTTP listener and the MLLP listeners (busy
+connections finish their message), stop the background tasks, let the delivery workers
+finish the message they are sending, give the leases up so that another engine takes over
+at once, close what the steps share, then close the store, which commits what is queued.
 """
 
 from __future__ import annotations
@@ -17,21 +18,31 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Coroutine
+from typing import Any
 
 from engine.config import Config
+from engine.console import app as console
 from engine.delivery.service import DeliveryService
+from engine.enrich.kind import shared_insi
 from engine.errors import ConfigError
 from engine.hl7.ack import AckBuilder
+from engine.http import api
+from engine.http.app import build_app
+from engine.http.server import HttpServer
+from engine.http.view import EngineView
 from engine.intake import Intake
 from engine.leases import LeaseKeeper, under_lease
 from engine.listener import Listener
 from engine.logs import get_logger
+from engine.metrics import EngineMetrics, keep_counters, restore_counters, save_counters
 from engine.router import Router
 from engine.state import StatePublisher
 from engine.steps.kind import Resources
 from engine.steps.plans import build_plan
 from engine.steps.registry import registry
 from engine.store.backends import OpenStore, open_store, password
+from engine.systemd import Notifier
 from engine.tls import server_context
 
 log = get_logger("engine.runtime")
@@ -42,9 +53,14 @@ ROUTING_LEASE = "routing"
 class Engine:
     """Everything `ins-engine run` starts, for one configuration."""
 
-    def __init__(self, config: Config, acks: AckBuilder | None = None) -> None:
+    def __init__(
+        self, config: Config, acks: AckBuilder | None = None, notifier: Notifier | None = None
+    ) -> None:
         self.config = config
         self._acks = acks or AckBuilder()
+        self._notifier = notifier or Notifier()
+        self.metrics = EngineMetrics()
+        self.http: HttpServer | None = None
         self.store: OpenStore | None = None
         self.leases: LeaseKeeper | None = None
         self.listeners: dict[str, Listener] = {}
@@ -66,48 +82,60 @@ class Engine:
         )
         self.leases = LeaseKeeper(self.store, settings.lease_s)
         self._keeper = asyncio.create_task(self.leases.run(), name="leases")
+        await restore_counters(self.metrics, self.store)
         self._state = StatePublisher(self.store)
         plans = {
             route.name: await build_plan(
-                route, self.config, self.store, self.resources, state=self._state
+                route,
+                self.config,
+                self.store,
+                self.resources,
+                state=self._state,
+                metrics=self.metrics,
             )
             for route in self.config.routes
         }
         self.delivery = DeliveryService(
-            self.store, self.config.routes, settings.retention_days, self.leases
+            self.store, self.config.routes, settings.retention_days, self.metrics, self.leases
         )
         await self.delivery.start()
-        router = self.router = Router(self.store, plans, on_routed=self.delivery.wake)
-        self._tasks.append(
-            asyncio.create_task(
-                under_lease(self.leases, ROUTING_LEASE, lambda _: router.run()), name="router"
-            )
+        router = self.router = Router(
+            self.store, plans, on_routed=self.delivery.wake, on_decided=self.metrics.decided
         )
-        self._tasks.append(
-            asyncio.create_task(self.store.watch(self._changed), name="store notifications")
-        )
+        self._background(under_lease(self.leases, ROUTING_LEASE, lambda _: router.run()), "router")
+        self._background(self.store.watch(self._changed), "store notifications")
         for route in self.config.routes:
             intake = Intake(
                 route, self.store, self._acks, plans[route.name], on_stored=self.router.stored
             )
             context = server_context(route.tls) if route.tls else None
-            listener = Listener(route, intake, context)
-            try:
-                await listener.start()
-            except OSError as error:
-                reason = os.strerror(error.errno) if error.errno else type(error).__name__
-                raise ConfigError(
-                    *route.where("listen"),
-                    f"cannot listen on {route.listen} ({reason}): is another program (or "
-                    "engine) listening there?",
-                ) from None
+            listener = Listener(route, intake, context, metrics=self.metrics)
+            await self._bind(listener.start(), route.where("listen"), route.listen)
             self.listeners[route.name] = listener
+        if self.config.http is not None:
+            view = EngineView(
+                self.config,
+                self.store,
+                self.metrics,
+                shared_insi(self.resources),
+                self.listeners,
+                plans,
+                requeued=self.delivery.wake,
+            )
+            self.http = HttpServer(
+                self.config.http, build_app(view, console.register, api.register)
+            )
+            where = (self.config.source, "http.listen")
+            await self._bind(self.http.start(), where, self.config.http.listen)
+        self._background(self._notifier.watchdog(), "watchdog")
+        self._background(keep_counters(self.metrics, self.store), "counters")
         log.info(
             "engine started",
             count=len(self.listeners),
             path=self.store.name,
             engine=self.leases.engine.engine_id,
         )
+        self._notifier.notify("READY=1", f"STATUS=serving {len(self.listeners)} route(s)")
 
     def _changed(self, what: str) -> None:
         """An engine sharing the store committed messages or outbox entries, or gave a
@@ -119,8 +147,29 @@ class Engine:
         elif what == "lease" and self.leases is not None:
             self.leases.poke()
 
+    async def _bind(
+        self, start: Coroutine[Any, Any, None], where: tuple[str, str], address: str
+    ) -> None:
+        """Start a listener; an address already taken is a configuration error naming the
+        file and key (`where`)."""
+        try:
+            await start
+        except OSError as error:
+            reason = os.strerror(error.errno) if error.errno else type(error).__name__
+            raise ConfigError(
+                *where,
+                f"cannot listen on {address} ({reason}): is another program (or "
+                "engine) listening there?",
+            ) from None
+
+    def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(work, name=name))
+
     async def stop(self) -> None:
+        self._notifier.notify("STOPPING=1")
         grace = self.config.engine.shutdown_grace_s
+        if self.http is not None:
+            await self.http.stop()
         await asyncio.gather(*(listener.stop(grace) for listener in self.listeners.values()))
         for task in self._tasks:
             task.cancel()
@@ -139,6 +188,7 @@ class Engine:
         if self._state is not None:
             await self._state.aclose()
         if self.store is not None:
+            await save_counters(self.metrics, self.store)
             await self.store.close()
         log.info("engine stopped")
 

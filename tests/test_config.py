@@ -40,6 +40,12 @@ def test_the_shipped_default_configuration_is_valid() -> None:
     assert pas.source.endswith("pas-ehr.route.toml")
     assert [step.kind for step in pas.step_list()] == ["filter", "ins_enrich"]
     assert pas.destinations[0].file == str(ROOT / "var" / "outbox" / "ehr")
+    assert config.http is not None, "make run shows the console"
+    assert (config.http.listen, config.http.users, config.http.api_route) == (
+        "127.0.0.1:8080",
+        str(ROOT / "routes" / "users.toml"),
+        "pas-ehr",
+    )
 
 
 def test_the_keys_operations_scripts_rely_on_work_as_written(tmp_path: Path) -> None:

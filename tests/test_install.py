@@ -21,6 +21,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.support.engine_process import REPOSITORY, EngineProcess
@@ -65,7 +66,7 @@ def test_every_third_party_import_of_the_engine_is_a_declared_dependency() -> No
     undeclared = {
         module: sorted(files)
         for module, files in imported.items()
-        if not {d.lower() for d in distributions.get(module, [module])} & declared
+        if not {d.lower().replace("_", "-") for d in distributions.get(module, [module])} & declared
     }
     assert undeclared == {}
 
@@ -98,6 +99,7 @@ async def test_the_wheel_alone_installs_an_engine_that_serves_and_enriches(tmp_p
     config.write_text(
         '[engine]\nstore = "sqlite:///var/engine.db"\nlog_format = "json"\n\n'
         "[insi]\nsimulator = true\n\n"
+        '[http]\nlisten = "127.0.0.1:0"\nusers = "users.toml"\n\n'
         '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\n\n'
         f'[[routes.destinations]]\nname = "archive"\nfile = "{outbox}"\n',
         encoding="utf-8",
@@ -117,6 +119,12 @@ async def test_the_wheel_alone_installs_an_engine_that_serves_and_enriches(tmp_p
         (file,) = delivered
         # The in-process simulator answered through zeep's async transport: the INS was added.
         assert b"ASIP-SANTE-INS-NIR" in file.read_bytes()
+        # The console's templates and static files are in the wheel.
+        async with aiohttp.ClientSession(engine.http_address()) as session:
+            for path, expected in (("/login", "Log in"), ("/static/htmx.min.js", "htmx")):
+                async with session.get(path) as answer:
+                    assert answer.status == 200, path
+                    assert expected in await answer.text(), path
     finally:
         status = await engine.terminate()
     assert status == 0

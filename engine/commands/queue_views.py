@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.decision import Decision
-from engine.delivery.service import is_destination_lease
+from engine.delivery.service import queue_holder
 from engine.hl7.codes import shown_type
 from engine.ins.health import IN_PROCESS, InsiHealth
 from engine.replay.acks import AckFormatError, read_ack
@@ -166,23 +166,6 @@ _BREAKER = {
     "open": "calls SUSPENDED after repeated failures (messages go on without INS)",
     "half_open": "one trial call decides",
 }
-
-
-def queue_holder(
-    leases: Sequence[LeaseState], route: str, destination: str, now: float
-) -> tuple[str, float | None]:
-    """Which engine delivers a destination's queue and since when (the earliest of its
-    lanes); `-` when none does, `several` when its lanes are spread over engines."""
-    held = [
-        lease
-        for lease in leases
-        if is_destination_lease(lease.name, route, destination) and lease.expires_at > now
-    ]
-    holders = {lease.holder for lease in held}
-    if not holders:
-        return "-", None
-    since = min(lease.since for lease in held)
-    return (holders.pop() if len(holders) == 1 else "several"), since
 
 
 # -- report engines --------------------------------------------------------------------

@@ -21,7 +21,8 @@ from engine.delivery.retention import Retention
 from engine.delivery.worker import LaneWorker
 from engine.leases import LeaseKeeper, under_lease
 from engine.logs import get_logger
-from engine.store.base import Store
+from engine.metrics import EngineMetrics
+from engine.store.base import LeaseState, Store
 
 log = get_logger("engine.delivery")
 
@@ -50,6 +51,23 @@ def is_destination_lease(name: str, route: str, destination: str) -> bool:
     return name == prefix or name.startswith(prefix + "/")
 
 
+def queue_holder(
+    leases: Sequence[LeaseState], route: str, destination: str, now: float
+) -> tuple[str, float | None]:
+    """Which engine delivers a destination's queue and since when (the earliest of its
+    lanes); `-` when none does, `several` when its lanes are spread over engines."""
+    held = [
+        lease
+        for lease in leases
+        if is_destination_lease(lease.name, route, destination) and lease.expires_at > now
+    ]
+    holders = {lease.holder for lease in held}
+    if not holders:
+        return "-", None
+    since = min(lease.since for lease in held)
+    return (holders.pop() if len(holders) == 1 else "several"), since
+
+
 RETENTION_LEASE = "retention"
 
 
@@ -59,6 +77,7 @@ class DeliveryService:
         store: Store,
         routes: Sequence[RouteSettings],
         retention_days: float,
+        metrics: EngineMetrics | None = None,
         leases: LeaseKeeper | None = None,
     ) -> None:
         self.workers = [
@@ -69,6 +88,7 @@ class DeliveryService:
                 open_sender(route.name, destination),
                 lane,
                 lane_count(destination),
+                metrics=metrics,
             )
             for route in routes
             for destination in route.destinations

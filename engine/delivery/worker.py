@@ -38,6 +38,7 @@ from engine.delivery.destination import Outcome, Result, Sender
 from engine.errors import LeaseLost
 from engine.leases import Fence, NoLease
 from engine.logs import get_logger
+from engine.metrics import EngineMetrics
 from engine.store.base import EntryStatus, OutboxEntry, Store
 
 log = get_logger("engine.delivery")
@@ -61,8 +62,10 @@ class LaneWorker:
         lane: int = 0,
         lanes: int = 1,
         clock: Callable[[], float] = time.time,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics or EngineMetrics()
         self._route = route
         self._settings = settings
         self._sender = sender
@@ -157,6 +160,7 @@ class LaneWorker:
             result = await self._send(entry)
             if result is None:
                 return False
+            elapsed = time.perf_counter() - started
             attempts += 1
             facts = {
                 "route": self._route,
@@ -167,11 +171,12 @@ class LaneWorker:
             }
             if result.outcome is Outcome.DELIVERED:
                 await self._mark_delivered(entry, result.ack_code)
+                self._metrics.delivery_attempted(self._route, self._settings.name, elapsed, True)
                 log.info(
                     "message delivered",
                     **facts,
                     ack_code=result.ack_code or None,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                    duration_ms=round(elapsed * 1000, 3),
                 )
                 return smooth
             smooth = False
@@ -182,6 +187,9 @@ class LaneWorker:
             due = self._clock() + delay
             await self._store.record_failure(
                 entry.entry_id, result.error, due, park, fence=self._fence.lease
+            )
+            self._metrics.delivery_attempted(
+                self._route, self._settings.name, elapsed, False, parked=park
             )
             if park:
                 log.error(

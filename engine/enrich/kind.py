@@ -1,9 +1,9 @@
 """The `ins_enrich` step kind: INS enrichment registered like any other kind.
 
 Its settings are `EnrichSettings`; it shares one INSi service per engine (the `[insi]`
-section), whose results are cached in the store when there is one and whose health the
-engine publishes for `queue status`; its tables are its store extension
-(`engine.enrich.store`).
+section), whose results are cached in the store when there is one, whose health the
+engine publishes for `queue status` and whose certificate's expiry it watches; its tables
+are its store extension (`engine.enrich.store`).
 """
 
 from __future__ import annotations
@@ -15,26 +15,44 @@ from engine.enrich.step import EnrichStep
 from engine.enrich.store import KIND, IdentityTables, StoredResultCache
 from engine.errors import ConfigError
 from engine.ins.errors import InsiConfigurationError
+from engine.ins.expiry import ExpiryWatch
 from engine.ins.service import InsiService, open_insi_service
 from engine.pipeline import Step
 from engine.state import StatePublisher
-from engine.steps.kind import StepContext, StepKind
+from engine.steps.kind import Resources, StepContext, StepKind
+
+INSI = "insi"  # the shared resource's key
 
 
 async def build(settings: EnrichSettings, context: StepContext) -> Step:
-    insi = await context.resources.get("insi", lambda: _open_insi(context))
+    insi = await context.resources.get(INSI, lambda: _open_insi(context))
     return EnrichStep(settings, insi)
+
+
+def shared_insi(resources: Resources) -> InsiService | None:
+    """The engine's INSi service, once a step opened it (None when no route enriches)."""
+    insi: InsiService | None = resources.opened(INSI)
+    return insi
 
 
 async def _open_insi(context: StepContext) -> InsiService:
     cache = StoredResultCache(context.store) if context.store is not None else None
     try:
-        insi = await open_insi_service(context.config.insi, cache=cache, clock=context.clock)
+        insi = await open_insi_service(
+            context.config.insi, cache=cache, clock=context.clock, metrics=context.metrics
+        )
     except InsiConfigurationError as error:  # e.g. an unreadable certificate
         raise ConfigError(context.config.source, "insi", str(error)) from None
     if context.state is not None:
         _publish_health(insi, context.state)
+        if insi.certificate_expires_at is not None:
+            expires_at = insi.certificate_expires_at
+            await context.resources.get(f"{INSI}-certificate", lambda: _watch(expires_at))
     return insi
+
+
+async def _watch(expires_at: float) -> ExpiryWatch:
+    return ExpiryWatch(expires_at)
 
 
 def _publish_health(insi: InsiService, state: StatePublisher) -> None:

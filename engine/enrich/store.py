@@ -2,10 +2,11 @@
 
 `identity_outcomes` keeps, per message, the record the vigilance report reads (local
 identity, traits sent, INS returned: patient data); `insi_cache` keeps INSi answers across
-restarts. They are the `ins_enrich` kind's store extension (`engine.store.extension`): the
-core store creates them, writes an outcome row in the transaction that routes its message,
-and prunes expired answers, without knowing what they hold. Their names and columns are the
-ones earlier versions created inside the core schema, so an existing store keeps its rows.
+restarts; `identity_reviews` keeps which outcomes a person has handled. They are the
+`ins_enrich` kind's store extension (`engine.store.extension`): the core store creates them,
+writes an outcome row in the transaction that routes its message, and prunes expired
+answers, without knowing what they hold. The first two have the names and columns earlier
+versions created inside the core schema, so an existing store keeps its rows.
 
 The statements exist for both backends, SQLite and PostgreSQL; on PostgreSQL every engine
 sharing the store shares the INSi cache.
@@ -54,6 +55,13 @@ CREATE TABLE IF NOT EXISTS insi_cache (
     key TEXT PRIMARY KEY,
     payload BLOB NOT NULL,
     expires_at REAL NOT NULL
+);
+-- The vigilance team's "handled" mark on an identity needing a person (engine.enrich.reviews).
+CREATE TABLE IF NOT EXISTS identity_reviews (
+    message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+    at REAL NOT NULL,
+    user TEXT NOT NULL,
+    comment TEXT NOT NULL
 );
 """,
     record="""INSERT OR REPLACE INTO identity_outcomes (message_id, recorded_at, record)

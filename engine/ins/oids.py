@@ -28,9 +28,13 @@ class InsOid(enum.StrEnum):
         return "NIA" if self is InsOid.NIA else "NIR"
 
 
+_BY_VALUE = {oid.value: oid for oid in InsOid}
+
+
 def parse_oid(text: str) -> InsOid | None:
-    """Return the known OID for `text`, or None: an unknown authority is not an INS."""
-    try:
-        return InsOid(text.strip())
-    except ValueError:
-        return None
+    """Return the known OID for `text`, or None: an unknown authority is not an INS.
+
+    A dict look-up: every subcomponent of PID-2/3/4 is asked, and the enum's own
+    constructor raises and catches an exception for each one that is no OID.
+    """
+    return _BY_VALUE.get(text.strip())

@@ -46,6 +46,7 @@ from engine.ins.soap.headers import CallerIdentity
 from engine.ins.strategy import plan_queries, run_strategy
 from engine.ins.tls import build_tls
 from engine.ins.traits import IdentityTraits, TraitsQuery, fingerprint, normalise_traits
+from engine.metrics import EngineMetrics
 
 log = structlog.get_logger("ins.insi")
 
@@ -58,6 +59,13 @@ _STATUS_OF_CODE = {
     CodeCR.FOUND: SearchStatus.FOUND,
     CodeCR.NOT_FOUND: SearchStatus.NOT_FOUND,
     CodeCR.SEVERAL: SearchStatus.SEVERAL,
+}
+
+
+_RESULT_OF_CODE = {
+    CodeCR.FOUND: "found",
+    CodeCR.NOT_FOUND: "not_found",
+    CodeCR.SEVERAL: "several_found",
 }
 
 
@@ -77,6 +85,8 @@ class InsiService:
         *,
         simulated: bool,
         cache: ResultCache | None = None,
+        metrics: EngineMetrics | None = None,
+        certificate_expires_at: float | None = None,
         wall_clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -85,6 +95,8 @@ class InsiService:
         self._client = client
         self._settings = settings
         self._cache = cache
+        self._metrics = metrics or EngineMetrics()
+        self.certificate_expires_at = certificate_expires_at
         self._scope = settings.url or "in-process-simulator"
         self._wall_clock = wall_clock
         self._monotonic = monotonic
@@ -196,8 +208,7 @@ class InsiService:
             attempts += 1
             calls.count += 1
             try:
-                async with self._semaphore:
-                    result = await self._client.search(query)
+                result = await self._measured_call(query)
             except InvalidAnswerError:
                 self._breaker.record_neutral()  # one identity's answer, not the service's health
                 raise
@@ -216,6 +227,18 @@ class InsiService:
                     self._held = (error, self._monotonic() + self._settings.breaker_reset_s)
                 raise
             self._breaker.record_success()
+            return result
+
+    async def _measured_call(self, query: TraitsQuery) -> InsiResult:
+        """One HTTP call, timed and counted by result."""
+        async with self._semaphore:
+            started = self._monotonic()
+            try:
+                result = await self._client.search(query)
+            except InsiError as error:
+                self._metrics.insi_call(_error_result(error), self._monotonic() - started)
+                raise
+            self._metrics.insi_call(_RESULT_OF_CODE[result.code], self._monotonic() - started)
             return result
 
     def _breaker_changed(self, state: BreakerState) -> None:
@@ -308,10 +331,20 @@ class InsiService:
             self._recent.popitem(last=False)
 
 
+def _error_result(error: InsiError) -> str:
+    """The `result` label of a failed call: a short fixed word per kind of failure."""
+    if isinstance(error, InvalidAnswerError):
+        return "invalid_answer"
+    if isinstance(error, InsiConfigurationError):
+        return "refused"
+    return "error"
+
+
 async def open_insi_service(
     settings: InsiSettings,
     cache: ResultCache | None = None,
     clock: Callable[[], dt.datetime] | None = None,
+    metrics: EngineMetrics | None = None,
 ) -> InsiService:
     """Build the service for `[insi]`: the real INSi over mutual TLS, or the simulator.
 
@@ -329,6 +362,7 @@ async def open_insi_service(
         max_connections=settings.max_concurrency, max_keepalive_connections=settings.max_concurrency
     )
     organisation_unit = None
+    expires_at = None
     if settings.url is None:
         simulator = InsiSimulator(
             population(
@@ -353,6 +387,7 @@ async def open_insi_service(
         if url.startswith("https://"):
             tls = build_tls(settings)
             verify, organisation_unit = tls.context, tls.organisation_unit
+            expires_at = tls.expires_at
         http = httpx.AsyncClient(
             verify=verify, timeout=timeout, limits=limits, trust_env=not is_loopback_host(host)
         )
@@ -371,17 +406,25 @@ async def open_insi_service(
         instance_id=settings.instance_id or _default_instance_id(settings.software_name),
         emitter=settings.emitter or organisation_unit or settings.software_name,
     )
-    simulated = settings.in_process or settings.simulator
+    wall_clock = time.time
     if clock is None:
         client = InsiClient(http, url, caller, settings.timeout_s)
-        return InsiService(client, settings, simulated=simulated, cache=cache)
-    fixed = clock
+    else:
+        fixed = clock
 
-    def wall_clock() -> float:  # a result's age counts from the same clock as its call time
-        return fixed().timestamp()
+        def wall_clock() -> float:  # a result's age counts from the same clock as its call time
+            return fixed().timestamp()
 
-    client = InsiClient(http, url, caller, settings.timeout_s, clock=fixed)
-    return InsiService(client, settings, simulated=simulated, cache=cache, wall_clock=wall_clock)
+        client = InsiClient(http, url, caller, settings.timeout_s, clock=fixed)
+    return InsiService(
+        client,
+        settings,
+        simulated=settings.in_process or settings.simulator,
+        cache=cache,
+        metrics=metrics,
+        certificate_expires_at=expires_at,
+        wall_clock=wall_clock,
+    )
 
 
 def _default_instance_id(software_name: str) -> str:

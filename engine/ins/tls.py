@@ -29,6 +29,7 @@ class TlsSetup:
 
     context: ssl.SSLContext
     organisation_unit: str | None
+    expires_at: float | None  # the client certificate's notAfter (Unix time)
 
 
 def build_tls(settings: InsiSettings) -> TlsSetup:
@@ -45,7 +46,10 @@ def build_tls(settings: InsiSettings) -> TlsSetup:
         _load_chain(context, settings.cert, settings.key, None, "cert")
     elif settings.pkcs12:
         certificate = _load_pkcs12(context, settings.pkcs12, settings.pkcs12_password_env)
-    return TlsSetup(context, certificate_ou(certificate) if certificate else None)
+    if certificate is None:
+        return TlsSetup(context, None, None)
+    expires_at = certificate.not_valid_after_utc.timestamp()
+    return TlsSetup(context, certificate_ou(certificate), expires_at)
 
 
 def certificate_ou(certificate: x509.Certificate) -> str | None:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from engine.metrics import EngineMetrics
 from engine.pipeline import Step
 from engine.state import StatePublisher
 from engine.store.base import Store
@@ -43,6 +44,10 @@ class Resources:
         resource: T = self._opened[key]
         return resource
 
+    def opened(self, key: str) -> Any | None:
+        """A resource already opened under `key`, or None (nothing is opened here)."""
+        return self._opened.get(key)
+
     async def aclose(self) -> None:
         """Close in the reverse order of opening."""
         while self._opened:
@@ -62,6 +67,7 @@ class StepContext:
     resources: Resources
     clock: Callable[[], dt.datetime] | None  # for times a step writes; None: the real one
     state: StatePublisher | None = None  # for what `queue status` shows; None offline
+    metrics: EngineMetrics | None = None  # what `/metrics` counts; None offline
 
 
 StepFactory = Callable[[Any, StepContext], Awaitable[Step]]

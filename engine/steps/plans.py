@@ -12,6 +12,7 @@ from collections.abc import Callable
 from engine.config import Config, RouteSettings, StepSettings
 from engine.decision import ROUTE
 from engine.hl7.patterns import Patterns
+from engine.metrics import EngineMetrics
 from engine.pipeline import BoundStep
 from engine.route import DestinationPlan, RoutePlan
 from engine.state import StatePublisher
@@ -27,15 +28,17 @@ async def build_plan(
     resources: Resources,
     clock: Callable[[], dt.datetime] | None = None,
     state: StatePublisher | None = None,
+    metrics: EngineMetrics | None = None,
 ) -> RoutePlan:
     """The route's and its destinations' steps built by their kinds' factories, the
     route's split at the ACK. `clock` fixes the times steps write (route tests); `state`
-    publishes what steps share for `queue status` (the engine only)."""
+    publishes what steps share for `queue status`, `metrics` counts for `/metrics` (the
+    engine only)."""
     kinds = registry().kinds
 
     async def bound(step: StepSettings, destination: str) -> BoundStep:
         context = StepContext(
-            step.name, route.name, destination, config, store, resources, clock, state
+            step.name, route.name, destination, config, store, resources, clock, state, metrics
         )
         return BoundStep(step.name, step.kind, await kinds[step.kind].build(step.settings, context))
 

@@ -205,6 +205,77 @@ class ComponentState:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageQuery:
+    """What the console's message list asks for; every field narrows the list."""
+
+    control_id: str | None = None
+    route: str | None = None
+    since: float | None = None  # received at or after (epoch)
+    until: float | None = None  # received before
+    status: EntryStatus | None = None  # one of its outbox entries is in this state
+    outcome: str | None = None  # one of its steps decided this outcome
+    before_id: int | None = None  # the next page: messages older than this one
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSummary:
+    """A message as the console lists it: ids, times, type, the ACK sent, where it went."""
+
+    message_id: int
+    received_at: float
+    route: str
+    control_id: str
+    message_type: str
+    size: int
+    status: str
+    ack: bytes  # the ACK sent (an ACK holds the header's codes, never patient data)
+    deliveries: tuple[tuple[str, EntryStatus], ...]  # (destination, state), oldest first
+    outcomes: tuple[str, ...] = ()  # what its steps decided, in order (codes)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryHistory:
+    """One outbox entry of a message, with the bytes it carries (patient data)."""
+
+    entry_id: int
+    destination: str
+    status: EntryStatus
+    attempts: int
+    last_error: str | None
+    last_ack_code: str | None
+    updated_at: float
+    delivered_at: float | None
+    resend_of: int | None
+    payload: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDetail:
+    """Everything the store keeps about one message; `raw` holds patient data."""
+
+    summary: MessageSummary
+    peer: str
+    sending_application: str
+    sending_facility: str
+    raw: bytes = field(repr=False)
+    entries: tuple[EntryHistory, ...] = ()
+    traces: tuple[EntryTrace, ...] = ()  # each entry's delivery attempts and operators' actions
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """Who did or saw what in the console, and when. `detail` is a reason or comment."""
+
+    at: float
+    user: str
+    action: str
+    target: str = ""
+    detail: str = ""
+    audit_id: int = 0  # set when read back
+
+
+@dataclass(frozen=True, slots=True)
 class DroppedMessage:
     """A message stored but delivered nowhere, and the decision that stopped it."""
 
@@ -391,6 +462,32 @@ class Store(Protocol):
         """Run a store extension's write statement in the next commit; the rows it changed.
         `durable=False` for what the engine can rebuild (a cache)."""
         ...
+
+    async def find_messages(self, query: MessageQuery) -> list[MessageSummary]:
+        """Messages matching `query`, newest first."""
+        ...
+
+    async def message_detail(self, message_id: int) -> MessageDetail | None:
+        """One message, its outbox entries (with their bytes), their attempts and operators'
+        actions."""
+        ...
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        """Keep an audit row, synced before returning."""
+        ...
+
+    async def audit_entries(self, limit: int, before_id: int | None = None) -> list[AuditEntry]:
+        """Audit rows, newest first; page with `before_id`."""
+        ...
+
+    async def save_counters(self, values: list[tuple[str, str, float]]) -> None:
+        """Replace the saved metric counters: (name, labels as JSON, value)."""
+        ...
+
+    async def load_counters(self) -> list[tuple[str, str, float]]: ...
+
+    async def check_writable(self) -> None:
+        """Commit a one-row write, or raise: what `/readyz` asks of the store."""
 
     async def claim_lease(
         self, name: str, holder: str, lease_s: float, force: bool = False

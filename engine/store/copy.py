@@ -44,6 +44,11 @@ class Table:
     identity: bool = False  # its key is drawn by the store: PostgreSQL's counter follows
     flags: tuple[str, ...] = ()  # true/false columns: SQLite keeps 0/1, PostgreSQL booleans
 
+    @property
+    def column_list(self) -> str:
+        """The columns quoted (`user` is a reserved word in PostgreSQL)."""
+        return ", ".join(f'"{column}"' for column in self.columns)
+
 
 TABLES = (
     Table(
@@ -68,6 +73,7 @@ TABLES = (
         identity=True,
     ),
     Table("operator_actions", ("id", "at", "entry_id", "action", "reason"), identity=True),
+    Table("audit", ("id", "at", "user", "action", "target", "detail"), identity=True),
     Table(
         "delivery_failures",
         ("id", "entry_id", "at", "error", "parked"),
@@ -205,18 +211,16 @@ class _Sqlite:
         return cls(path, connection, lock)
 
     async def rows(self, table: Table) -> AsyncIterator[list[tuple[Any, ...]]]:
-        columns = ", ".join(table.columns)
         cursor = self._connection.execute(
-            f"SELECT {columns} FROM {table.name} ORDER BY {table.columns[0]}"  # noqa: S608
+            f"SELECT {table.column_list} FROM {table.name} ORDER BY {table.columns[0]}"  # noqa: S608
         )
         while batch := cursor.fetchmany(BATCH):
             yield batch
 
     async def insert(self, table: Table, rows: list[tuple[Any, ...]]) -> None:
-        columns = ", ".join(table.columns)
         marks = ", ".join("?" * len(table.columns))
         self._connection.executemany(
-            f"INSERT INTO {table.name} ({columns}) VALUES ({marks})",  # noqa: S608 - constant
+            f"INSERT INTO {table.name} ({table.column_list}) VALUES ({marks})",  # noqa: S608
             rows,
         )
 
@@ -237,11 +241,10 @@ class _Postgres:
         self._connection = connection
 
     async def rows(self, table: Table) -> AsyncIterator[list[tuple[Any, ...]]]:
-        columns = ", ".join(table.columns)
         key = table.columns[0]
         async with self._connection.cursor(name=f"copy_{table.name}") as cursor:
             await cursor.execute(
-                f"SELECT {columns} FROM {table.name} ORDER BY {key}"  # noqa: S608 - constant
+                f"SELECT {table.column_list} FROM {table.name} ORDER BY {key}"  # noqa: S608
             )
             while batch := await cursor.fetchmany(BATCH):
                 yield [_from_postgres(row) for row in batch]
@@ -256,10 +259,10 @@ class _Postgres:
             key = table.columns.index("patient_key")
             rows = [(*row, lane_hash(row[key])) for row in rows]
         marks = ", ".join(["%s"] * len(columns))
+        quoted = ", ".join(f'"{column}"' for column in columns)
         async with self._connection.cursor() as cursor:
             await cursor.executemany(
-                f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - constant
-                f"VALUES ({marks})",
+                f"INSERT INTO {table.name} ({quoted}) VALUES ({marks})",  # noqa: S608 - constant
                 rows,
             )
             if table.identity:

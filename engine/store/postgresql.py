@@ -10,6 +10,7 @@ LISTEN/NOTIFY channel.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -20,6 +21,7 @@ import psycopg
 from engine.decision import Decision
 from engine.errors import LeaseLost, StoreError
 from engine.logs import get_logger
+from engine.store import pg_console
 from engine.store.actions import (
     OPEN,
     becomes_resent,
@@ -33,6 +35,7 @@ from engine.store.base import (
     FINISHED,
     Accepted,
     ActionResult,
+    AuditEntry,
     ComponentState,
     DroppedMessage,
     EngineState,
@@ -43,7 +46,10 @@ from engine.store.base import (
     Lease,
     LeaseClaim,
     LeaseState,
+    MessageDetail,
+    MessageQuery,
     MessageStatus,
+    MessageSummary,
     MessageTrace,
     OutboxEntry,
     Parameters,
@@ -462,22 +468,7 @@ class PostgresStore:
                WHERE message_id = ANY(%s) ORDER BY id""",
             (ids,),
         )
-        entries = await self._db.run(
-            """SELECT o.message_id, o.id, o.destination, o.status, o.attempts, o.resend_of,
-                   o.delivered_at, o.last_ack_code
-               FROM outbox o WHERE o.message_id = ANY(%s) ORDER BY o.id""",
-            (ids,),
-        )
-        events = await self._db.run(
-            """SELECT entry_id, at, CASE WHEN parked THEN 'parked' ELSE 'failed' END, error,
-                   0 AS source, id
-               FROM delivery_failures WHERE entry_id = ANY(%(ids)s)
-               UNION ALL
-               SELECT entry_id, at, action, reason, 1, id
-               FROM operator_actions WHERE entry_id = ANY(%(ids)s)
-               ORDER BY source, id""",
-            {"ids": [row[1] for row in entries]},
-        )
+        traces = await self._entry_traces(ids)
         return [
             MessageTrace(
                 message_id=row[0],
@@ -490,10 +481,61 @@ class PostgresStore:
                 status=MessageStatus(row[7]),
                 ack=bytes(row[8]),
                 decisions=[Decision(*d[1:]) for d in decisions if d[0] == row[0]],
-                entries=[_entry_trace(entry, events) for entry in entries if entry[0] == row[0]],
+                entries=traces.get(row[0], []),
             )
             for row in messages
         ]
+
+    async def _entry_traces(self, message_ids: list[int]) -> dict[int, list[EntryTrace]]:
+        """Each message's entries with their failed attempts, operator actions and delivery,
+        in time order (as the SQLite store gives them)."""
+        entries = await self._db.run(
+            """SELECT message_id, id, destination, status, attempts, resend_of, delivered_at,
+                   last_ack_code
+               FROM outbox WHERE message_id = ANY(%s) ORDER BY id""",
+            (message_ids,),
+        )
+        events = await self._db.run(
+            """SELECT entry_id, at, CASE WHEN parked THEN 'parked' ELSE 'failed' END, error,
+                   0 AS source, id
+               FROM delivery_failures WHERE entry_id = ANY(%(ids)s)
+               UNION ALL
+               SELECT entry_id, at, action, reason, 1, id
+               FROM operator_actions WHERE entry_id = ANY(%(ids)s)
+               ORDER BY source, id""",
+            {"ids": [row[1] for row in entries]},
+        )
+        traces: dict[int, list[EntryTrace]] = {}
+        for entry in entries:
+            traces.setdefault(entry[0], []).append(_entry_trace(entry, events))
+        return traces
+
+    # -- what the console reads and keeps (statements in `pg_console`) -----------------
+
+    async def find_messages(self, query: MessageQuery) -> list[MessageSummary]:
+        return await pg_console.find_messages(self._db, query)
+
+    async def message_detail(self, message_id: int) -> MessageDetail | None:
+        detail = await pg_console.message_detail(self._db, message_id)
+        if detail is None:
+            return None
+        traces = await self._entry_traces([message_id])
+        return dataclasses.replace(detail, traces=tuple(traces.get(message_id, [])))
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        await pg_console.record_audit(self._db, entry)
+
+    async def audit_entries(self, limit: int, before_id: int | None = None) -> list[AuditEntry]:
+        return await pg_console.audit_entries(self._db, limit, before_id)
+
+    async def save_counters(self, values: list[tuple[str, str, float]]) -> None:
+        await pg_console.save_counters(self._db, values)
+
+    async def load_counters(self) -> list[tuple[str, str, float]]:
+        return await pg_console.load_counters(self._db)
+
+    async def check_writable(self) -> None:
+        await pg_console.check_writable(self._db)
 
     async def resend(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
         now = time.time()

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import os
 import queue
 import sqlite3
@@ -34,6 +36,7 @@ from engine.decision import Decision
 from engine.errors import LeaseLost, StoreError
 from engine.folders import make_folders
 from engine.logs import get_logger
+from engine.store import sqlite_console
 from engine.store.actions import (
     OPEN,
     becomes_resent,
@@ -47,6 +50,7 @@ from engine.store.base import (
     FINISHED,
     Accepted,
     ActionResult,
+    AuditEntry,
     ComponentState,
     DroppedMessage,
     EngineState,
@@ -57,7 +61,10 @@ from engine.store.base import (
     Lease,
     LeaseClaim,
     LeaseState,
+    MessageDetail,
+    MessageQuery,
     MessageStatus,
+    MessageSummary,
     MessageTrace,
     OutboxEntry,
     Parameters,
@@ -726,6 +733,43 @@ class SqliteStore:
             return [ComponentState(*row) for row in rows]
 
         return await self._read(job)
+
+    # -- what the console reads and keeps (statements in `sqlite_console`) ---------------
+
+    async def find_messages(self, query: MessageQuery) -> list[MessageSummary]:
+        return await self._read(functools.partial(sqlite_console.find_messages, query))
+
+    async def message_detail(self, message_id: int) -> MessageDetail | None:
+        def job(connection: sqlite3.Connection) -> MessageDetail | None:
+            detail = sqlite_console.message_detail(message_id, connection)
+            if detail is None:
+                return None
+            return dataclasses.replace(detail, traces=tuple(_entry_traces(connection, message_id)))
+
+        return await self._read(job)
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        await self._write(functools.partial(sqlite_console.record_audit, entry))
+
+    async def audit_entries(self, limit: int, before_id: int | None = None) -> list[AuditEntry]:
+        return await self._read(functools.partial(sqlite_console.audit_entries, limit, before_id))
+
+    async def save_counters(self, values: list[tuple[str, str, float]]) -> None:
+        # Not durable: a power loss costs the counts since the previous save.
+        await self._write(functools.partial(sqlite_console.save_counters, values), durable=False)
+
+    async def load_counters(self) -> list[tuple[str, str, float]]:
+        return await self._read(sqlite_console.load_counters)
+
+    async def check_writable(self) -> None:
+        # Not durable: a readiness probe every few seconds must not cost an fsync each;
+        # a full disk or a read-only file still fails the write itself.
+        await self._write(
+            lambda connection: connection.execute(
+                "INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?)", (time.time(),)
+            ),
+            durable=False,
+        )
 
     # -- retention ----------------------------------------------------------------------
 

@@ -12,8 +12,10 @@ from engine.enrich.store import StoredResultCache, identity_records
 from engine.errors import LeaseLost, StoreError
 from engine.store.backends import OpenStore, open_store
 from engine.store.base import (
+    AuditEntry,
     EngineState,
     EntryStatus,
+    MessageQuery,
     MessageStatus,
     NewEntry,
     Pruned,
@@ -438,3 +440,56 @@ async def test_bulk_ids_unrouted_counts_and_published_state(store: OpenStore) ->
     (state,) = await store.states()
     assert (state.name, state.payload) == ("insi", '{"breaker": "open"}')
     assert state.updated_at > 0
+
+
+# -- what the console and the metrics read and keep ---------------------------------------
+
+
+async def test_messages_are_found_and_detailed_for_the_console(store: OpenStore) -> None:
+    one = (await store.accept(incoming("F1", received_at=100.0))).message_id
+    two = (await store.accept(incoming("F2", received_at=200.0))).message_id
+    await store.route_messages(
+        [
+            RoutingResult(one, [NewEntry("down", b"OUT", "P1")], [enriched("found")]),
+            RoutingResult(two, [NewEntry("down", None, "P2")], [enriched("not_found")]),
+        ]
+    )
+    first, second = await pending_ids(store)
+    await store.record_failure(first, "AE", 0.0, park=True)
+    newest = await store.find_messages(MessageQuery())
+    assert [summary.control_id for summary in newest] == ["F2", "F1"]
+    assert newest[1].deliveries == (("down", EntryStatus.PARKED),)
+    assert newest[1].outcomes == ("found",) and newest[1].ack == b"ACK of F1"
+    assert [s.control_id for s in await store.find_messages(MessageQuery(outcome="found"))] == [
+        "F1"
+    ]
+    parked = await store.find_messages(MessageQuery(status=EntryStatus.PARKED))
+    assert [summary.message_id for summary in parked] == [one]
+    assert [s.message_id for s in await store.find_messages(MessageQuery(since=150.0))] == [two]
+    page = await store.find_messages(MessageQuery(before_id=two, limit=1))
+    assert [summary.message_id for summary in page] == [one]
+    detail = await store.message_detail(one)
+    assert detail is not None and detail.raw.startswith(b"MSH|") and detail.peer == "127.0.0.1:5000"
+    (entry,) = detail.entries
+    assert (entry.entry_id, entry.payload, entry.status) == (first, b"OUT", EntryStatus.PARKED)
+    assert [event.kind for event in detail.traces[0].events] == ["parked"]
+    assert await store.message_detail(424242) is None
+    assert second > first
+
+
+async def test_audit_counters_and_readiness(store: OpenStore) -> None:
+    for number in range(3):
+        await store.record_audit(AuditEntry(1000.0 + number, "vera", "viewed", f"message {number}"))
+    newest = await store.audit_entries(2)
+    assert [(entry.user, entry.target) for entry in newest] == [
+        ("vera", "message 2"), ("vera", "message 1"),
+    ]  # fmt: skip
+    older = await store.audit_entries(10, before_id=newest[-1].audit_id)
+    assert [entry.target for entry in older] == ["message 0"]
+    await store.save_counters([("received", '{"route": "adt"}', 5.0)])
+    await store.save_counters([("received", '{"route": "adt"}', 7.0), ("parked", "{}", 1.0)])
+    assert sorted(await store.load_counters()) == [
+        ("parked", "{}", 1.0), ("received", '{"route": "adt"}', 7.0),
+    ]  # fmt: skip
+    await store.check_writable()
+    await store.check_writable()  # rewrites its one row

@@ -15,7 +15,7 @@ from engine.cli import main
 from engine.enrich.store import StoredResultCache, identity_records
 from engine.steps.registry import registry
 from engine.store.backends import OpenStore, open_store
-from engine.store.base import EntryStatus, NewEntry, RoutingResult
+from engine.store.base import AuditEntry, EntryStatus, NewEntry, RoutingResult
 from engine.store.copy import TABLES, Table
 from tests.store.conftest import enriched, incoming
 
@@ -42,6 +42,7 @@ async def fill(store: OpenStore) -> None:
     await store.resend([down[1]], "receiver fixed")
     await StoredResultCache(store).save("found-key", b'{"ins": "x"}', time.time() + 3600)
     await store.claim_lease("routing", "old-engine", 10.0)
+    await store.record_audit(AuditEntry(1000.0, "olga", "resend", "entry 2", "lab back"))
 
 
 EXTENSION_TABLES = (

@@ -28,12 +28,18 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 class EngineProcess:
     def __init__(
-        self, config: Path, command: list[str] | None = None, cwd: Path = REPOSITORY
+        self,
+        config: Path,
+        command: list[str] | None = None,
+        cwd: Path = REPOSITORY,
+        env: dict[str, str] | None = None,
     ) -> None:
-        """`command` runs instead of this checkout's engine (e.g. an installed `ins-engine`)."""
+        """`command` runs instead of this checkout's engine (e.g. an installed `ins-engine`);
+        `env` adds environment variables."""
         self.config = config
         self._command = command or [sys.executable, "-m", "engine"]
         self._cwd = cwd
+        self.env = env or {}
         self.records: list[dict[str, Any]] = []
         self._process: subprocess.Popen[bytes] | None = None
         self._started = threading.Event()
@@ -54,6 +60,13 @@ class EngineProcess:
                 host, _, port = record["listen"].rpartition(":")
                 return host, int(port)
         raise AssertionError(f"no listener ready for route {route}")
+
+    def http_address(self) -> str:
+        """`http://host:port` of the HTTP listener, from the latest run's log."""
+        for record in reversed(self.records):
+            if record.get("event") == "http listener ready":
+                return f"http://{record['listen']}"
+        raise AssertionError("no http listener ready")
 
     def logged(self, event: str) -> list[dict[str, Any]]:
         """Records whose event is `event`, oldest first."""
@@ -99,7 +112,7 @@ class EngineProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )
         self._reader = threading.Thread(target=self._read, args=(self._process,), daemon=True)
         self._reader.start()

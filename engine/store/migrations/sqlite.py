@@ -79,6 +79,30 @@ CREATE TABLE IF NOT EXISTS step_decisions (
 CREATE INDEX IF NOT EXISTS step_decisions_message ON step_decisions (message_id);
 CREATE INDEX IF NOT EXISTS messages_dropped ON messages (route, id) WHERE status = 'dropped';
 
+-- Who did or saw what in the console (kept beyond message retention).
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    user TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+
+-- Metric counters saved at intervals and at shutdown, restored at start.
+CREATE TABLE IF NOT EXISTS metric_counters (
+    name TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (name, labels)
+);
+
+-- One row, rewritten by each readiness check: proof that the store still takes writes.
+CREATE TABLE IF NOT EXISTS health (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    checked_at REAL NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS operator_actions (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL,
@@ -162,7 +186,7 @@ class Migration:
 
 
 MIGRATIONS = (
-    Migration(1, "messages, outbox, decisions, audit, failures, state", _baseline),
+    Migration(1, "messages, outbox, decisions, audits, failures, state, counters", _baseline),
     Migration(2, "leases and engines (several engines, one store)", _leases),
 )
 LATEST = MIGRATIONS[-1].version

@@ -1,0 +1,54 @@
+"""What the console's pages share: sessions, the login brake, the users file, the audit."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from engine.config import HttpSettings
+from engine.console.render import SESSION
+from engine.console.sessions import LoginThrottle, Sessions
+from engine.console.users import UsersFile
+from engine.http.view import engine_of
+from engine.store.base import AuditEntry
+
+
+@dataclass
+class Console:
+    sessions: Sessions
+    throttle: LoginThrottle
+    users: UsersFile
+    secure_cookies: bool
+
+    @classmethod
+    def from_settings(cls, settings: HttpSettings) -> Console:
+        secure = (
+            settings.tls is not None if settings.secure_cookies is None else settings.secure_cookies
+        )
+        return cls(
+            Sessions(settings.session_idle_s, settings.session_max_s),
+            LoginThrottle(settings.login_max_failures, settings.login_lockout_s),
+            UsersFile(Path(settings.users) if settings.users else None),
+            secure,
+        )
+
+
+CONSOLE = web.AppKey("console", Console)
+
+
+def console_of(request: web.Request) -> Console:
+    return request.app[CONSOLE]
+
+
+async def audit(
+    request: web.Request, action: str, target: str = "", detail: str = "", user: str = ""
+) -> None:
+    """Keep who did or saw what (synced before the page answers)."""
+    session = request.get(SESSION)
+    who = user or (session.user if session else "")
+    await engine_of(request).store.record_audit(
+        AuditEntry(time.time(), who, action, target, detail)
+    )

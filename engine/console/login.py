@@ -1,0 +1,129 @@
+"""Logging in and out.
+
+The login form carries a one-time token that must match a cookie set with the form (no
+session exists yet to hold a CSRF token). A wrong name or password gets one answer, after
+the same scrypt work; too many of them for a name or from an address get 429 with the
+seconds to wait, without checking the password. Each login, failure and logout is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import secrets
+
+from aiohttp import web
+
+from engine.console.context import audit, console_of
+from engine.console.guard import SESSION_COOKIE
+from engine.console.render import SESSION, render
+from engine.console.sessions import throttle_keys
+from engine.console.users import dummy_hash, verify_password
+from engine.errors import ConfigError
+from engine.logs import get_logger
+
+LOGIN_COOKIE = "ins_engine_login"
+log = get_logger("engine.console")
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after login: a path of this site only (never `//host` or a URL)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+async def login_page(request: web.Request) -> web.Response:
+    return _form(request, status=200, error="")
+
+
+def _form(request: web.Request, status: int, error: str, retry_after: float = 0) -> web.Response:
+    console = console_of(request)
+    # One token per browser until it logs in: a second login page (another tab, a redirect
+    # of a favicon request) must not invalidate the form already shown.
+    token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(32)
+    response = render(
+        request,
+        "login.html",
+        status=status,
+        login_token=token,
+        next=safe_next(request.query.get("next")),
+        error=error,
+        no_users=console.users.empty,
+    )
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=console.secure_cookies,
+        path="/login",
+    )
+    if retry_after:
+        response.headers["Retry-After"] = str(int(retry_after) + 1)
+    return response
+
+
+async def login(request: web.Request) -> web.Response:
+    console = console_of(request)
+    form = await request.post()
+    expected = request.cookies.get(LOGIN_COOKIE, "")
+    given = str(form.get("login_token", ""))
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise web.HTTPForbidden(text="missing or stale login form: reload the page")
+    name = str(form.get("name", "")).strip()[:64]
+    password = str(form.get("password", ""))
+    keys = throttle_keys(name, request.remote or "?")
+    wait = console.throttle.retry_after(keys)
+    if wait > 0:
+        log.warning("console login refused: too many failures", peer=request.remote)
+        await audit(request, "login_refused", detail="too many failures", user=name)
+        return _form(request, 429, f"Too many failed logins: try again in {int(wait) + 1} s.", wait)
+    try:
+        user = console.users.get(name)
+    except ConfigError as error:
+        log.error("console users file unreadable", error=str(error))
+        return _form(request, 503, "The users file cannot be read: see the engine's log.")
+    hashed = user.password_hash if user else dummy_hash()
+    matches = await asyncio.to_thread(verify_password, password, hashed)
+    if user is None or not matches:
+        console.throttle.failed(keys)
+        log.warning("console login failed", peer=request.remote)
+        await audit(request, "login_failed", user=name)
+        return _form(request, 401, "Wrong user name or password.")
+    console.throttle.succeeded(keys[:1])
+    session = console.sessions.open(user.name, user.role)
+    request[SESSION] = session
+    await audit(request, "login", detail=user.role.label)
+    log.info("console login", peer=request.remote, outcome="ok")
+    response = redirect(safe_next(str(form.get("next", "")) or None))
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.token,
+        httponly=True,
+        samesite="Strict",
+        secure=console.secure_cookies,
+        path="/",
+    )
+    response.del_cookie(LOGIN_COOKIE, path="/login")
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """The guard has checked the session and the CSRF token."""
+    await audit(request, "logout")
+    console_of(request).sessions.close(request[SESSION].token)
+    response = redirect("/login")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def redirect(location: str) -> web.Response:
+    """303 See Other, as a response that keeps the cookies set on it."""
+    return web.Response(status=303, headers={"Location": location})
+
+
+def register(app: web.Application) -> None:
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)

@@ -1,0 +1,26 @@
+"""The HTTP application: health and metrics, then the parts the configuration turns on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from engine.http import health, prometheus
+from engine.http.server import logged_errors, secure_headers
+from engine.http.view import ENGINE, EngineView
+
+MAX_BODY_BYTES = 4 * 1024 * 1024  # an ER7 message posted to the API, with room to spare
+
+
+def build_app(view: EngineView, *parts: Callable[[web.Application], None]) -> web.Application:
+    app = web.Application(
+        middlewares=[secure_headers(view.http.tls is not None), logged_errors],
+        client_max_size=MAX_BODY_BYTES,
+    )
+    app[ENGINE] = view
+    health.register(app)
+    prometheus.register(app)
+    for register in parts:
+        register(app)
+    return app

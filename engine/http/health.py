@@ -1,0 +1,83 @@
+"""`/healthz` and `/readyz`, unauthenticated, for load balancers, systemd and Kubernetes.
+
+`/healthz` answers as long as the event loop runs. `/readyz` answers 200 only when the store
+takes a write and every route's listener is bound, 503 otherwise; its JSON body says which
+check failed and reports INSi (simulated, circuit breaker, last error, certificate expiry),
+which does not decide readiness: without INSi, messages still flow, without an INS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from typing import Any
+
+from aiohttp import web
+
+from engine.http.view import engine_of
+from engine.ins.expiry import days_left, expires_soon
+from engine.ins.service import InsiService
+from engine.logs import get_logger
+
+STORE_CHECK_TIMEOUT_S = 5.0
+log = get_logger("engine.http")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    store_ok = await _store_writable(engine.store.check_writable)
+    listeners = {name: listener.bound for name, listener in engine.listeners.items()}
+    ready = store_ok and all(listeners.values())
+    body: dict[str, Any] = {
+        "status": "ready" if ready else "not ready",
+        "store": "writable" if store_ok else "failed",
+        "listeners": {name: "bound" if bound else "down" for name, bound in listeners.items()},
+    }
+    if engine.insi is not None:
+        body["insi"] = insi_report(engine.insi, time.time())
+    return web.json_response(body, status=200 if ready else 503)
+
+
+def insi_report(insi: InsiService, now: float) -> dict[str, Any]:
+    """INSi as `/readyz` shows it (codes, the engine's own error texts, times)."""
+    health = insi.health.health
+    report: dict[str, Any] = {
+        "simulated": health.simulated,
+        "breaker": health.breaker,
+        "last_error": health.last_error,
+        "last_error_at": _iso(health.last_error_at),
+    }
+    if insi.certificate_expires_at is not None:
+        expires_at = insi.certificate_expires_at
+        report["certificate"] = {
+            "expires_at": _iso(expires_at),
+            "days_left": int(days_left(expires_at, now)),
+            "warning": expires_soon(expires_at, now),
+        }
+    return report
+
+
+async def _store_writable(check: Any) -> bool:
+    try:
+        async with asyncio.timeout(STORE_CHECK_TIMEOUT_S):
+            await check()
+    except Exception as error:  # any failure means not ready; the log says which kind
+        log.warning("readiness: store write failed", error=type(error).__name__)
+        return False
+    return True
+
+
+def _iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return dt.datetime.fromtimestamp(moment, dt.UTC).isoformat(timespec="seconds")
+
+
+def register(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)

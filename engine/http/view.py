@@ -1,0 +1,56 @@
+"""What the HTTP listener may read of the running engine.
+
+Handlers get this view rather than the engine: the store (through its interface), the
+metrics, the INSi service's status and the listeners' state, nothing that starts or stops.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from engine.config import Config, HttpSettings
+from engine.ins.service import InsiService
+from engine.listener import Listener
+from engine.metrics import EngineMetrics
+from engine.route import RoutePlan
+from engine.store.base import Store
+
+
+@dataclass
+class EngineView:
+    config: Config
+    store: Store
+    metrics: EngineMetrics
+    insi: InsiService | None
+    listeners: Mapping[str, Listener]
+    plans: Mapping[str, RoutePlan]
+    requeued: Callable[[], None] = lambda: None  # entries were queued again: wake delivery
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def http(self) -> HttpSettings:
+        assert self.config.http is not None
+        return self.config.http
+
+    def destinations(self) -> list[tuple[str, str]]:
+        """(route, destination) of every configured destination, in configuration order."""
+        return [
+            (route.name, destination.name)
+            for route in self.config.routes
+            for destination in route.destinations
+        ]
+
+
+ENGINE = web.AppKey("engine", EngineView)
+
+
+def engine_of(request: web.Request) -> EngineView:
+    return request.app[ENGINE]
+
+
+def engine_of_app(app: web.Application) -> EngineView:
+    return app[ENGINE]

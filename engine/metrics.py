@@ -1,0 +1,252 @@
+"""The engine's Prometheus metrics: one registry per engine and the points that feed it.
+
+The listener, the delivery workers, the router and the INSi service report what they did
+through the methods below; `/metrics` renders the registry. Labels name routes,
+destinations, ACK codes, outcomes and INSi results, all from the configuration or from
+short fixed codes: never a control id, never anything read from a message's content.
+
+Counters can be saved to the store and restored at start (`counter_values`, `restore`),
+so a restart does not reset them; histograms and gauges start afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+from engine.decision import Decision
+from engine.logs import get_logger
+
+# `_created` series double every counter and say nothing a restart time does not.
+prometheus_client.disable_created_metrics()
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text format every Prometheus reads
+ACK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+INSI_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+DELIVERY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 10.0, 30.0)
+
+CounterValue = tuple[str, dict[str, str], float]
+"""A saved counter: its name (without `_total`), its labels, its value."""
+SAVE_EVERY_S = 10.0
+ENRICH_KIND = "ins_enrich"  # the INS enrichment step kind (`engine.enrich.store.KIND`)
+log = get_logger("engine.metrics")
+
+
+class CounterStore(Protocol):
+    """Where counters are saved between runs (the engine's store)."""
+
+    async def save_counters(self, values: list[tuple[str, str, float]]) -> None: ...
+
+    async def load_counters(self) -> list[tuple[str, str, float]]: ...
+
+
+class EngineMetrics:
+    """Everything `/metrics` shows for one engine, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self._counters: dict[str, tuple[Counter, tuple[str, ...]]] = {}
+        prometheus_client.ProcessCollector(registry=registry)
+        self.received = self._counter(
+            "ins_engine_messages_received",
+            "Messages answered by a route's listener, by the ACK code decided",
+            ["route", "ack_code"],
+        )
+        self.delivered = self._counter(
+            "ins_engine_messages_delivered",
+            "Messages delivered to a destination",
+            ["route", "destination"],
+        )
+        self.delivery_failures = self._counter(
+            "ins_engine_delivery_failures",
+            "Failed delivery attempts (retried or parked)",
+            ["route", "destination"],
+        )
+        self.parked = self._counter(
+            "ins_engine_messages_parked",
+            "Messages parked after failed deliveries or a rejection",
+            ["route", "destination"],
+        )
+        self.decisions = self._counter(
+            "ins_engine_step_decisions",
+            "Route steps' decisions (outcome codes), counted when the routing is committed",
+            ["route", "step", "outcome"],
+        )
+        self.enrichment = self._counter(
+            "ins_engine_enrichment_outcomes",
+            "INS enrichment outcomes, counted when the message's routing is committed",
+            ["route", "outcome"],
+        )
+        self.api_requests = self._counter(
+            "ins_engine_api_requests",
+            "Calls of POST /api/v1/enrich, by result (the enrichment outcome, or why not)",
+            ["result"],
+        )
+        self.insi_calls = self._counter(
+            "ins_engine_insi_calls", "Calls made to INSi (each retry counts), by result", ["result"]
+        )
+        self.insi_breaker_open = Gauge(
+            "ins_engine_insi_breaker_open",
+            "1 while the INSi circuit breaker refuses calls",
+            registry=registry,
+        )
+        self.insi_simulated = Gauge(
+            "ins_engine_insi_simulated",
+            "1 when INSi answers come from the simulator, not the national service",
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "ins_engine_queue_depth",
+            "Outbox entries waiting, per destination and status (pending, parked)",
+            ["route", "destination", "status"],
+            registry=registry,
+        )
+        self.oldest_pending = Gauge(
+            "ins_engine_queue_oldest_pending_age_seconds",
+            "Age of the oldest pending entry of a destination (0 when none)",
+            ["route", "destination"],
+            registry=registry,
+        )
+        self.ack_seconds = Histogram(
+            "ins_engine_ack_seconds",
+            "From a block fully received to its ACK written",
+            buckets=ACK_BUCKETS,
+            registry=registry,
+        )
+        self.insi_call_seconds = Histogram(
+            "ins_engine_insi_call_seconds",
+            "Duration of one INSi call",
+            buckets=INSI_BUCKETS,
+            registry=registry,
+        )
+        self.delivery_seconds = Histogram(
+            "ins_engine_delivery_seconds",
+            "Duration of one delivery attempt, successful or not",
+            buckets=DELIVERY_BUCKETS,
+            registry=registry,
+        )
+        self.certificate_expiry = Gauge(
+            "ins_engine_insi_certificate_expiry_timestamp_seconds",
+            "When the organisation certificate presented to INSi expires (Unix time)",
+            registry=registry,
+        )
+
+    def _counter(self, name: str, documentation: str, labels: list[str]) -> Counter:
+        counter = Counter(name, documentation, labels, registry=self.registry)
+        self._counters[name] = (counter, tuple(labels))
+        return counter
+
+    # -- what the engine reports ----------------------------------------------------------
+
+    def message_answered(self, route: str, ack_code: str, seconds: float) -> None:
+        self.received.labels(route, ack_code or "none").inc()
+        self.ack_seconds.observe(seconds)
+
+    def delivery_attempted(
+        self, route: str, destination: str, seconds: float, delivered: bool, parked: bool = False
+    ) -> None:
+        self.delivery_seconds.observe(seconds)
+        if delivered:
+            self.delivered.labels(route, destination).inc()
+            return
+        self.delivery_failures.labels(route, destination).inc()
+        if parked:
+            self.parked.labels(route, destination).inc()
+
+    def decided(self, route: str, decisions: Iterable[Decision]) -> None:
+        """One message's decisions, once its routing is committed."""
+        for decision in decisions:
+            self.decisions.labels(route, decision.step, decision.outcome).inc()
+            if decision.kind == ENRICH_KIND:
+                self.enrichment.labels(route, decision.outcome).inc()
+
+    def api_request(self, result: str) -> None:
+        self.api_requests.labels(result).inc()
+
+    def insi_call(self, result: str, seconds: float) -> None:
+        self.insi_calls.labels(result).inc()
+        self.insi_call_seconds.observe(seconds)
+
+    def queue_depths(
+        self,
+        rows: Iterable[tuple[str, str, int, int, float]],
+        destinations: Sequence[tuple[str, str]],
+    ) -> None:
+        """Set the queue gauges from (route, destination, pending, parked, oldest age s);
+        every configured destination gets a value, 0 when its queue is empty."""
+        found = {(route, destination): rest for route, destination, *rest in rows}
+        for route, destination in {*destinations, *found}:
+            pending, parked, oldest = found.get((route, destination), (0, 0, 0.0))
+            self.queue_depth.labels(route, destination, "pending").set(pending)
+            self.queue_depth.labels(route, destination, "parked").set(parked)
+            self.oldest_pending.labels(route, destination).set(oldest)
+
+    # -- rendering, saving, restoring -----------------------------------------------------
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def counter_values(self) -> list[CounterValue]:
+        """Every counter's labelled value, to save in the store."""
+        values = []
+        for counter, _ in self._counters.values():
+            for family in counter.collect():
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        values.append((family.name, dict(sample.labels), sample.value))
+        return values
+
+    def totals(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """(labels, value) of every series of one counter (its name without `_total`)."""
+        return [(labels, value) for found, labels, value in self.counter_values() if found == name]
+
+    def histogram_totals(self, histogram: Histogram) -> tuple[float, float]:
+        """(sum, count) of a histogram without labels."""
+        total = count = 0.0
+        for family in histogram.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_sum"):
+                    total = sample.value
+                elif sample.name.endswith("_count"):
+                    count = sample.value
+        return total, count
+
+    def restore(self, values: Iterable[CounterValue]) -> None:
+        """Start counters from saved values (unknown names or labels are ignored)."""
+        for name, labels, value in values:
+            counter, names = self._counters.get(name, (None, ()))
+            if counter is not None and set(labels) == set(names) and value > 0:
+                counter.labels(**labels).inc(value)
+
+
+async def restore_counters(metrics: EngineMetrics, store: CounterStore) -> None:
+    """Start the counters from their last saved values."""
+    metrics.restore(
+        (name, json.loads(labels), value) for name, labels, value in await store.load_counters()
+    )
+
+
+async def save_counters(metrics: EngineMetrics, store: CounterStore) -> None:
+    """Save every counter; a failure is logged (the counts since the last save may be lost)."""
+    values = [
+        (name, json.dumps(labels, sort_keys=True), value)
+        for name, labels, value in metrics.counter_values()
+    ]
+    try:
+        await store.save_counters(values)
+    except Exception as error:  # counters are worth less than stopping cleanly
+        log.warning("metric counters not saved", exc_info=error)
+
+
+async def keep_counters(metrics: EngineMetrics, store: CounterStore) -> None:
+    """Save the counters every `SAVE_EVERY_S` until cancelled (and once more at stop)."""
+    while True:
+        await asyncio.sleep(SAVE_EVERY_S)
+        await save_counters(metrics, store)

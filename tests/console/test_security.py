@@ -1,0 +1,235 @@
+"""The console's locks, over real HTTP against an engine in this process: nothing answers
+without a session but health, metrics and the login page; every change needs the CSRF
+token and a same-site origin; wrong passwords are braked; cookies are locked down."""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+import trustme
+from structlog.testing import capture_logs
+
+from engine.console.users import Role, User, hash_password, save_users
+from engine.runtime import Engine
+from tests.conftest import StartEngine
+
+PASSWORD = "operator-pass-1234"
+OPEN = {"/healthz", "/readyz", "/metrics", "/login"}
+
+
+@dataclass
+class Console:
+    engine: Engine
+    url: str
+
+
+def http_table(folder: Path, extra: str = "") -> str:
+    save_users(
+        folder / "users.toml",
+        {
+            "otto": User("otto", Role.OPERATOR, hash_password(PASSWORD)),
+            "vera": User("vera", Role.VIEWER, hash_password("viewer-pass-1234")),
+        },
+    )
+    return f'[http]\nlisten = "127.0.0.1:0"\nusers = "{folder / "users.toml"}"\n{extra}'
+
+
+@pytest.fixture
+async def console(start_engine: StartEngine, tmp_path: Path) -> Console:
+    engine = await start_engine(extra=http_table(tmp_path, "login_max_failures = 3\n"))
+    assert engine.http is not None
+    host, port = engine.http.address
+    return Console(engine, f"http://{host}:{port}")
+
+
+async def log_in(
+    session: aiohttp.ClientSession, name: str = "otto", password: str = PASSWORD
+) -> aiohttp.ClientResponse:
+    async with session.get("/login") as page:
+        token = re.search(r'name="login_token" value="([^"]+)"', await page.text())
+    assert token is not None
+    return await session.post(
+        "/login",
+        data={"login_token": token[1], "name": name, "password": password, "next": "/queues"},
+        allow_redirects=False,
+    )
+
+
+async def csrf_of(session: aiohttp.ClientSession) -> str:
+    async with session.get("/queues") as page:
+        found = re.search(r'name="csrf_token" value="([^"]+)"', await page.text())
+    assert found is not None
+    return found[1]
+
+
+def browser_like(url: str, context: ssl.SSLContext | None = None) -> aiohttp.ClientSession:
+    """A client that keeps cookies for an IP address host, as a browser does."""
+    return aiohttp.ClientSession(
+        url,
+        cookie_jar=aiohttp.CookieJar(unsafe=True),
+        connector=aiohttp.TCPConnector(ssl=context) if context else None,
+    )
+
+
+@pytest.fixture
+async def client(console: Console) -> AsyncIterator[aiohttp.ClientSession]:
+    async with browser_like(console.url) as session:
+        yield session
+
+
+async def test_nothing_answers_without_a_session(console: Console) -> None:
+    assert console.engine.http is not None
+    routes = {
+        (route.method, route.resource.canonical)
+        for route in console.engine.http.app.router.routes()
+        if route.resource is not None and route.method != "HEAD"
+    }
+    assert ("POST", "/queues/entries/{entry_id}/resend") in routes
+    async with browser_like(console.url) as session:
+        for method, pattern in sorted(routes):
+            path = re.sub(r"\{[^}]+\}", "1", pattern).replace("/static", "/static/console.css")
+            async with session.request(
+                method, path, allow_redirects=False, headers={"Accept": "text/html"}
+            ) as answer:
+                if path in OPEN or path.startswith("/static/"):
+                    assert answer.status in (200, 403), path  # 403: a login POST without form
+                elif method == "GET":
+                    assert answer.status == 303, path
+                    assert answer.headers["Location"].startswith("/login?next="), path
+                else:
+                    assert answer.status == 401, path
+        async with session.get("/nowhere", allow_redirects=False) as answer:
+            assert answer.status == 401, "an unknown path says nothing either"
+
+
+async def test_login_sets_a_locked_down_session_cookie(client: aiohttp.ClientSession) -> None:
+    answer = await log_in(client)
+    assert (answer.status, answer.headers["Location"]) == (303, "/queues")
+    cookie = answer.cookies["ins_engine_session"]
+    assert cookie["httponly"] is True
+    assert cookie["samesite"] == "Strict"
+    assert not cookie["secure"], "plain HTTP (loopback): a Secure cookie would never come back"
+    assert len(cookie.value) >= 40
+    async with client.get("/queues") as page:
+        assert page.status == 200
+        assert "Queues" in await page.text()
+
+
+async def test_a_wrong_csrf_token_or_a_foreign_origin_is_refused(
+    client: aiohttp.ClientSession, console: Console
+) -> None:
+    await log_in(client)
+    token = await csrf_of(client)
+    url = "/queues/entries/1/skip"
+    for data, headers in (
+        ({"reason": "x"}, {}),
+        ({"reason": "x", "csrf_token": "forged"}, {}),
+        ({"reason": "x", "csrf_token": token}, {"Origin": "https://evil.example"}),
+    ):
+        async with client.post(url, data=data, headers=headers, allow_redirects=False) as answer:
+            assert answer.status == 403, (data, headers)
+    assert console.engine.store is not None
+    assert await console.engine.store.audit_entries(10) and all(
+        row.action != "skip" for row in await console.engine.store.audit_entries(10)
+    )
+    async with client.post(
+        url, data={"reason": "duplicate", "csrf_token": token}, allow_redirects=False
+    ) as answer:
+        assert answer.status == 303, "the same request with the token goes through"
+    rows = await console.engine.store.audit_entries(10)
+    assert (rows[0].user, rows[0].action, rows[0].target) == ("otto", "skip", "entry 1")
+
+
+async def test_wrong_passwords_are_braked(client: aiohttp.ClientSession) -> None:
+    for _ in range(3):
+        answer = await log_in(client, password="wrong-password-1")
+        assert answer.status == 401
+    with capture_logs() as logs:
+        answer = await log_in(client)  # the right password, but too late
+    assert answer.status == 429
+    assert int(answer.headers["Retry-After"]) > 800
+    assert "Too many failed logins" in await answer.text()
+    assert "ins_engine_session" not in answer.cookies
+    assert [entry["event"] for entry in logs] == ["console login refused: too many failures"]
+    other = await log_in(client, "vera", "viewer-pass-1234")
+    assert other.status == 429, "the address is braked too, whatever the name"
+
+
+async def test_the_login_form_needs_its_own_token(console: Console) -> None:
+    async with (
+        browser_like(console.url) as session,
+        session.post(
+            "/login", data={"name": "otto", "password": PASSWORD}, allow_redirects=False
+        ) as answer,
+    ):
+        assert answer.status == 403
+
+
+async def test_a_login_never_redirects_off_site(client: aiohttp.ClientSession) -> None:
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        async with client.get("/login") as page:
+            token = re.search(r'name="login_token" value="([^"]+)"', await page.text())
+        assert token is not None
+        async with client.post(
+            "/login",
+            data={"login_token": token[1], "name": "otto", "password": PASSWORD, "next": target},
+            allow_redirects=False,
+        ) as answer:
+            assert answer.headers["Location"] == "/", target
+
+
+async def test_a_removed_user_is_logged_out(
+    client: aiohttp.ClientSession, console: Console, tmp_path: Path
+) -> None:
+    await log_in(client)
+    async with client.get("/queues", allow_redirects=False) as answer:
+        assert answer.status == 200
+    save_users(tmp_path / "users.toml", {})
+    async with client.get("/queues", allow_redirects=False) as answer:
+        assert answer.status == 401  # no Accept: text/html here
+
+
+async def test_logout_ends_the_session(client: aiohttp.ClientSession) -> None:
+    await log_in(client)
+    token = await csrf_of(client)
+    async with client.post("/logout", data={"csrf_token": token}, allow_redirects=False) as out:
+        assert (out.status, out.headers["Location"]) == (303, "/login")
+    async with client.get("/queues", allow_redirects=False) as answer:
+        assert answer.status == 401
+
+
+async def test_over_tls_the_cookie_is_secure(start_engine: StartEngine, tmp_path: Path) -> None:
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1")
+    server.cert_chain_pems[0].write_to_path(str(tmp_path / "http.pem"))
+    server.private_key_pem.write_to_path(str(tmp_path / "http.key"))
+    tls = f'[http.tls]\ncert = "{tmp_path / "http.pem"}"\nkey = "{tmp_path / "http.key"}"\n'
+    engine = await start_engine(extra=http_table(tmp_path) + tls)
+    assert engine.http is not None
+    host, port = engine.http.address
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    async with browser_like(f"https://{host}:{port}", context) as session:
+        answer = await log_in(session)
+        assert answer.cookies["ins_engine_session"]["secure"] is True
+        assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+async def test_the_login_page_says_how_to_add_the_first_user(
+    start_engine: StartEngine, tmp_path: Path
+) -> None:
+    users = tmp_path / "nobody.toml"
+    engine = await start_engine(extra=f'[http]\nlisten = "127.0.0.1:0"\nusers = "{users}"\n')
+    assert engine.http is not None
+    host, port = engine.http.address
+    async with browser_like(f"http://{host}:{port}") as session, session.get("/login") as page:
+        assert "ins-engine user add NAME --role" in await page.text()
+    save_users(users, {"ana": User("ana", Role.VIEWER, hash_password("viewer-pass-1234"))})
+    async with browser_like(f"http://{host}:{port}") as session, session.get("/login") as page:
+        assert "ins-engine user add" not in await page.text()
