@@ -63,6 +63,7 @@ from engine.store.base import (
 from engine.store.extension import ExtensionSql, StoreExtension, dialect_sql
 from engine.store.migrations import postgresql as migrations
 from engine.store.pg_connections import NOTIFY_CHANNEL, Connection, Connections
+from engine.store.rows import OUTBOX_COLUMNS, SUMMARY_COLUMNS, entry_summary, outbox_entry
 from engine.store.url import display_url
 
 log = get_logger("engine.store")
@@ -73,15 +74,6 @@ WATCH_RETRY_S = 1.0
 # are single statements over arrays instead.
 _DECISION_FIELDS = ("destination", "step", "kind", "outcome", "detail")
 
-_OUTBOX_COLUMNS = """
-    o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
-    coalesce(o.payload, m.raw), o.patient_key, o.status, o.attempts, o.next_attempt_at,
-    o.last_error
-"""
-_SUMMARY_COLUMNS = """
-    o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
-    o.status, o.attempts, o.last_error, o.updated_at
-"""
 _FINISHED = [status.value for status in FINISHED]
 _NOW = "extract(epoch FROM clock_timestamp())"
 
@@ -90,14 +82,6 @@ def lane_hash(patient_key: str | None) -> int:
     """What `delivery.lanes.lane_of` takes modulo the lane count, kept with each entry so
     the database can select a lane (it has no CRC-32 of its own)."""
     return zlib.crc32(patient_key.encode("utf-8")) if patient_key else 0
-
-
-def _entry(row: tuple[Any, ...]) -> OutboxEntry:
-    return OutboxEntry(*row[:9], EntryStatus(row[9]), *row[10:])  # type: ignore[call-arg]
-
-
-def _summary(row: tuple[Any, ...]) -> EntrySummary:
-    return EntrySummary(*row[:7], EntryStatus(row[7]), *row[8:])  # type: ignore[call-arg]
 
 
 class PostgresStore:
@@ -337,12 +321,12 @@ class PostgresStore:
         lane_filter = "AND o.lane_hash %% %s = %s" if lanes > 1 else ""
         lane_values = (lanes, lane) if lanes > 1 else ()
         rows = await self._db.run(
-            f"""SELECT {_OUTBOX_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
+            f"""SELECT {OUTBOX_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
                 WHERE o.route = %s AND o.destination = %s AND o.status = 'pending'
                   AND o.id > %s {lane_filter} ORDER BY o.id LIMIT %s""",  # noqa: S608 - constant SQL
             (route, destination, after_entry_id, *lane_values, limit),
         )
-        return [_entry(row) for row in rows]
+        return [outbox_entry(row) for row in rows]
 
     async def mark_delivered(
         self, entry_id: int, ack_code: str, fence: Lease | None = None
@@ -436,14 +420,14 @@ class PostgresStore:
     ) -> list[EntrySummary]:
         order = "ASC" if status in OPEN else "DESC"
         rows = await self._db.run(
-            f"""SELECT {_SUMMARY_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
+            f"""SELECT {SUMMARY_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
                 WHERE o.status = %(status)s
                   AND (%(route)s::text IS NULL OR o.route = %(route)s)
                   AND (%(destination)s::text IS NULL OR o.destination = %(destination)s)
                 ORDER BY o.id {order} LIMIT %(limit)s""",  # noqa: S608 - constant SQL
             {"status": status.value, "route": route, "destination": destination, "limit": limit},
         )
-        return [_summary(row) for row in rows]
+        return [entry_summary(row) for row in rows]
 
     async def entry_ids(self, status: EntryStatus, route: str, destination: str) -> list[int]:
         rows = await self._db.run(

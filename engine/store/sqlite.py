@@ -79,6 +79,7 @@ from engine.store.extension import ExtensionSql, StoreExtension, dialect_sql
 from engine.store.lanes import lane_of
 from engine.store.lock import EngineLock
 from engine.store.migrations import sqlite as migrations
+from engine.store.rows import OUTBOX_COLUMNS, SUMMARY_COLUMNS, entry_summary, outbox_entry
 
 log = get_logger("engine.store")
 T = TypeVar("T")
@@ -86,15 +87,6 @@ Job = Callable[[sqlite3.Connection], Any]
 MAX_GROUP = 512
 CHECKPOINT_INTERVAL_S = 0.5
 
-_OUTBOX_COLUMNS = """
-    o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
-    coalesce(o.payload, m.raw), o.patient_key, o.status, o.attempts, o.next_attempt_at,
-    o.last_error
-"""
-_SUMMARY_COLUMNS = """
-    o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
-    o.status, o.attempts, o.last_error, o.updated_at
-"""
 _FINISHED_SQL = ", ".join(f"'{status.value}'" for status in FINISHED)
 
 
@@ -104,14 +96,6 @@ def _connect(path: str) -> sqlite3.Connection:
     connection.execute("PRAGMA synchronous = FULL")
     connection.execute("PRAGMA foreign_keys = ON")
     return connection
-
-
-def _entry(row: tuple[Any, ...]) -> OutboxEntry:
-    return OutboxEntry(*row[:9], EntryStatus(row[9]), *row[10:])  # type: ignore[call-arg]
-
-
-def _summary(row: tuple[Any, ...]) -> EntrySummary:
-    return EntrySummary(*row[:7], EntryStatus(row[7]), *row[8:])  # type: ignore[call-arg]
 
 
 class SqliteStore:
@@ -491,12 +475,12 @@ class SqliteStore:
 
         def job(connection: sqlite3.Connection) -> list[OutboxEntry]:
             rows = connection.execute(
-                f"""SELECT {_OUTBOX_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
+                f"""SELECT {OUTBOX_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
                     WHERE o.route = ? AND o.destination = ? AND o.status = 'pending'
                       AND o.id > ? {lane_filter} ORDER BY o.id LIMIT ?""",  # noqa: S608 - constant SQL
                 (route, destination, after_entry_id, *lane_values, limit),
             ).fetchall()
-            return [_entry(row) for row in rows]
+            return [outbox_entry(row) for row in rows]
 
         return await self._read(job)
 
@@ -599,7 +583,7 @@ class SqliteStore:
 
         def job(connection: sqlite3.Connection) -> list[EntrySummary]:
             rows = connection.execute(
-                f"""SELECT {_SUMMARY_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
+                f"""SELECT {SUMMARY_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
                     WHERE o.status = :status AND (:route IS NULL OR o.route = :route)
                       AND (:destination IS NULL OR o.destination = :destination)
                     ORDER BY o.id {order} LIMIT :limit""",  # noqa: S608 - constant SQL
@@ -610,7 +594,7 @@ class SqliteStore:
                     "limit": limit,
                 },
             ).fetchall()
-            return [_summary(row) for row in rows]
+            return [entry_summary(row) for row in rows]
 
         return await self._read(job)
 
