@@ -55,7 +55,7 @@ class EnrichStep:
         result = await self._enrich(routed)
         if routed.message.texts != before:
             routed.changed = True
-        log.info(
+        log.debug(  # per message: the console, queue list --control-id and metrics carry it
             "identity enrichment",
             route=routed.route,
             control_id=routed.header.control_id,
