@@ -172,7 +172,7 @@ class LaneWorker:
             if result.outcome is Outcome.DELIVERED:
                 await self._mark_delivered(entry, result.ack_code)
                 self._metrics.delivery_attempted(self._route, self._settings.name, elapsed, True)
-                log.info(
+                log.debug(  # per message: the journey and metrics carry it
                     "message delivered",
                     **facts,
                     ack_code=result.ack_code or None,

@@ -104,9 +104,15 @@ def zfd_time(moment: dt.datetime) -> str:
 
 def stamp_zfd(message: Message, pid_index: int, called_at: dt.datetime) -> None:
     """Set ZFD-5 = INSI and ZFD-6 = the INSi call time; create ZFD if the message has none."""
+    zfd = message.segment("ZFD") or Segment("ZFD", message.separators)
+    put_zfd(
+        message, pid_index, zfd.with_field(5, ACQUISITION_INSI).with_field(6, zfd_time(called_at))
+    )
+
+
+def put_zfd(message: Message, pid_index: int, zfd: Segment) -> None:
+    """`zfd` in place of the message's first ZFD, or, when it has none, where PAM FR puts it."""
     index = next(message.indexes("ZFD"), None)
-    zfd = Segment("ZFD", message.separators) if index is None else message.segment_at(index)
-    zfd = zfd.with_field(5, ACQUISITION_INSI).with_field(6, zfd_time(called_at))
     if index is None:
         message.insert(_new_zfd_position(message, pid_index), zfd)
     else:

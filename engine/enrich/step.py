@@ -15,11 +15,13 @@ import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 import structlog
 
 from engine.enrich.coherence import differing_traits
 from engine.enrich.identity import LocalIdentity, read_identity, single_pid
+from engine.enrich.memo import Effect, EnrichMemo, Search, memo_key, replay
 from engine.enrich.outcome import IdentityOutcome, Outcome
 from engine.enrich.pid_writer import stamp_zfd, with_only_ins, with_traits
 from engine.enrich.rules import SEARCH_OUTCOMES, Action, Decision, decide, pass_reason
@@ -43,40 +45,76 @@ class EnrichStep:
         insi: InsiService,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        today: Callable[[], dt.date] = dt.date.today,
     ) -> None:
         self._settings = settings
         self._insi = insi
         self._clock = clock
         self._sleep = sleep
+        self._today = today
+        self._memo = EnrichMemo()
 
     async def __call__(self, routed: RoutedMessage) -> StepResult:
         started = self._clock()
         before = list(routed.message.texts)
-        result = await self._enrich(routed)
+        record = await self._enrich(routed)
         if routed.message.texts != before:
             routed.changed = True
-        log.info(
+        log.debug(  # per message: the console, queue list --control-id and metrics carry it
             "identity enrichment",
             route=routed.route,
             control_id=routed.header.control_id,
             message_type=routed.header.shown_type,
-            outcome=result.outcome.value,
-            code=result.detail,
-            calls=result.calls,
-            simulated=result.simulated,
+            outcome=record["outcome"],
+            code=record["detail"],
+            calls=record["calls"],
+            simulated=record["simulated"],
             duration_ms=round((self._clock() - started) * 1000, 3),
         )
-        return StepResult(result.outcome.value, result.detail, payload=result.to_record())
+        return StepResult(record["outcome"], record["detail"], payload=record)
 
-    async def _enrich(self, routed: RoutedMessage) -> IdentityOutcome:
+    async def _enrich(self, routed: RoutedMessage) -> dict[str, Any]:
+        """Enrich the message; its outcome record. A PID and ZFD already seen, with the same
+        INSi answer, get what the first one got (`engine.enrich.memo`)."""
         header = routed.header
         base = IdentityOutcome(Outcome.NOT_APPLICABLE, header.trigger, header.control_id)
         reason = pass_reason(header.message_type, header.trigger, self._settings)
         if reason in ("message_type", "ins_lifecycle_event"):
-            return replace(base, detail=reason)  # byte for byte
-        pid_index = single_pid(routed.message)
+            return replace(base, detail=reason).to_record()  # byte for byte
+        message = routed.message
+        pid_index = single_pid(message)
         if pid_index is None:
-            return replace(base, detail="no_single_pid")
+            return replace(base, detail="no_single_pid").to_record()
+        key = memo_key(message, header, pid_index, self._today())
+        known = self._memo.get(key)
+        found = None
+        if known is not None:
+            if known.search is not None:
+                found = await self._search(known.search)
+            if known.holds_for(found):
+                replay(message, pid_index, known)
+                calls = found.calls if found is not None else 0
+                return {**known.record, "control_id": header.control_id, "calls": calls}
+        zfd = message.segment("ZFD")
+        zfd_before = None if zfd is None else zfd.text
+        outcome, search, found = await self._work_out(routed, pid_index, base, reason, found)
+        record = outcome.to_record()
+        if found is None or found.called_at is not None:  # else ZFD-6 would say "now"
+            zfd = message.segment("ZFD")
+            zfd_after = None if zfd is None or zfd.text == zfd_before else zfd.text
+            self._memo.put(key, Effect(search, found, message.texts[pid_index], zfd_after, record))
+        return record
+
+    async def _work_out(
+        self,
+        routed: RoutedMessage,
+        pid_index: int,
+        base: IdentityOutcome,
+        reason: str | None,
+        found: SearchOutcome | None,
+    ) -> tuple[IdentityOutcome, Search | None, SearchOutcome | None]:
+        """Read, decide, search (unless `found` already answers), write: the outcome, and
+        the search and answer it depended on."""
         identity = read_identity(routed.message, pid_index)
         base = replace(
             base,
@@ -86,19 +124,20 @@ class EnrichStep:
         )
         decision = decide(identity, self._settings)
         if reason is not None:
-            return self._passed_through(routed, identity, decision, replace(base, detail=reason))
+            passed = replace(base, detail=reason)
+            return self._passed_through(routed, identity, decision, passed), None, None
         if decision.action is Action.NO_CALL:
             assert decision.outcome is not None
-            return self._without_ins(
-                routed, identity, replace(base, outcome=decision.outcome, detail=decision.detail)
-            )
+            refused = replace(base, outcome=decision.outcome, detail=decision.detail)
+            return self._without_ins(routed, identity, refused), None, None
         try:
-            traits = identity.traits()
+            traits = identity.traits(self._today())
         except InvalidTraitsError as error:
-            return self._without_ins(
-                routed, identity, replace(base, outcome=Outcome.INVALID_TRAITS, detail=error.code)
-            )
-        found = await self._search(traits, verifying=decision.action is Action.VERIFY)
+            invalid = replace(base, outcome=Outcome.INVALID_TRAITS, detail=error.code)
+            return self._without_ins(routed, identity, invalid), None, None
+        search = Search(traits, verifying=decision.action is Action.VERIFY)
+        if found is None:
+            found = await self._search(search)
         searched = replace(
             base,
             calls=found.calls,
@@ -110,16 +149,14 @@ class EnrichStep:
             detail=decision.detail,
         )
         if found.status is not SearchStatus.FOUND:
-            return self._without_ins(
-                routed,
-                identity,
-                replace(
-                    searched,
-                    outcome=SEARCH_OUTCOMES[found.status],
-                    detail=found.detail or found.status.value,
-                ),
+            missed = replace(
+                searched,
+                outcome=SEARCH_OUTCOMES[found.status],
+                detail=found.detail or found.status.value,
             )
-        return self._apply(routed, identity, decision.action, traits, found, searched)
+            return self._without_ins(routed, identity, missed), search, found
+        applied = self._apply(routed, identity, decision.action, traits, found, searched)
+        return applied, search, found
 
     def _passed_through(
         self,
@@ -207,17 +244,17 @@ class EnrichStep:
         )
         return replace(result, removed=tuple(ins.received() for ins in identity.ins))
 
-    async def _search(self, traits: IdentityTraits, verifying: bool) -> SearchOutcome:
+    async def _search(self, search: Search) -> SearchOutcome:
         """Search, retrying while INSi is unavailable, until the retry window has passed."""
         settings = self._settings
         deadline = self._clock() + settings.retry_window_s
         delay = settings.retry_backoff_s
         calls = 0
         while True:
-            found = await self._insi.search(traits, verifying=verifying)
+            found = await self._insi.search(search.traits, verifying=search.verifying)
             calls += found.calls
             remaining = deadline - self._clock()
             if found.status is not SearchStatus.UNAVAILABLE or remaining <= 0:
-                return replace(found, calls=calls)
+                return found if found.calls == calls else replace(found, calls=calls)
             await self._sleep(min(delay, remaining))
             delay = min(delay * 2, settings.retry_backoff_max_s)

@@ -89,6 +89,18 @@ class SearchOutcome:
         """The same outcome for a caller who made no call itself (cache hit, single-flight)."""
         return replace(self, calls=0)
 
+    def same_answer(self, other: SearchOutcome) -> bool:
+        """The same answer from INSi, whatever each caller paid in calls for it."""
+        return (
+            self.status is other.status
+            and self.ins == other.ins
+            and self.returned_traits == other.returned_traits
+            and self.history == other.history
+            and self.called_at == other.called_at
+            and self.simulated is other.simulated
+            and self.detail == other.detail
+        )
+
     def age_s(self, now: float) -> float | None:
         """Seconds since INSi gave this answer (epoch `now`), or None when unknown."""
         return None if self.called_at is None else now - self.called_at.timestamp()

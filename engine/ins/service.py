@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import random
 import socket
 import ssl
@@ -119,7 +120,7 @@ class InsiService:
         `verify_max_age_s` old: INSi may have moved that INS to its history since.
         """
         try:
-            normalised = normalise_traits(traits)
+            normalised, key = _normalised(traits, dt.date.today(), self._scope)
         except InvalidTraitsError as error:
             log.info(
                 "insi search refused locally",
@@ -131,7 +132,6 @@ class InsiService:
             return SearchOutcome(
                 SearchStatus.INVALID_TRAITS, simulated=self.simulated, detail=str(error)
             )
-        key = fingerprint(normalised, self._scope)
         max_age = self._settings.verify_max_age_s if verifying else None
         recent = self._recall(key)
         if recent is not None and self._fresh(recent, max_age):
@@ -425,6 +425,13 @@ async def open_insi_service(
         certificate_expires_at=expires_at,
         wall_clock=wall_clock,
     )
+
+
+@functools.lru_cache(maxsize=65536)  # a feed asks for the same patients again and again
+def _normalised(traits: IdentityTraits, today: dt.date, scope: str) -> tuple[IdentityTraits, str]:
+    """The traits as INSi expects them and their cache key (raises `InvalidTraitsError`)."""
+    normalised = normalise_traits(traits, today)
+    return normalised, fingerprint(normalised, scope)
 
 
 def _default_instance_id(software_name: str) -> str:

@@ -19,6 +19,7 @@ from engine.ins.outcome import SearchOutcome, SearchStatus
 from engine.ins.service import InsiService, open_insi_service
 from engine.ins.settings import InsiSettings
 from engine.ins.traits import IdentityTraits
+from engine.logs import configure_logging
 from tests.enrich.conftest import routed_from
 
 VALI_A28 = (
@@ -134,6 +135,7 @@ async def test_an_enriched_message_enriched_again_is_verified_unchanged(
 
 async def test_logs_carry_no_patient_data_and_the_record_is_json(insi: InsiService) -> None:
     routed = routed_from(VALI_A28)
+    configure_logging("debug", "json")  # the step's line is at debug (one info line a message)
     with capture_logs() as logs:
         result = await EnrichStep(EnrichSettings(), insi)(routed)
     allowed = {
