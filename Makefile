@@ -1,7 +1,7 @@
 # ins-engine: `make run` starts the engine on routes/default.toml (SQLite + INSi simulator),
 # `make test` runs the suite and the route tests beside routes/, `make demo` replays
 # hl7_samples/ through the engine and shows what it did, `make bench` compares the engine with
-# its peers (about 6 minutes). Each creates the virtualenv and installs what it needs: `run`
+# its peers (about 8 minutes). Each creates the virtualenv and installs what it needs: `run`
 # and `demo` the runtime only, `test` adds the test tools and the example step kind of
 # examples/, `bench` the benchmark tools.
 

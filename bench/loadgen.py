@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.mllp.client import MllpClient
@@ -47,7 +47,7 @@ class LoadResult:
 
 async def run_load(
     host: str,
-    port: int,
+    port: int | Sequence[int],
     make_message: MessageFactory,
     total: int,
     connections: int,
@@ -60,14 +60,16 @@ async def run_load(
     `reconnect` opens a connection per message, for servers that close after each one
     (hl7apy's MLLPServer); the connect is then part of the latency. `sent_at`, when given,
     receives each message's control id and send time (time.monotonic), so a downstream
-    receiver's arrival times give end-to-end latency.
+    receiver's arrival times give end-to-end latency. With several ports (engines sharing a
+    store), connections are spread over them in turn.
     """
+    ports = [port] if isinstance(port, int) else list(port)
     counter = iter(range(total))
     latencies: list[float] = []
     negative = 0
     interval = connections / rate_limit if rate_limit else 0.0
 
-    async def sender() -> None:
+    async def sender(port: int) -> None:
         nonlocal negative
         client = None if reconnect else await MllpClient.connect(host, port)
         try:
@@ -96,7 +98,7 @@ async def run_load(
                 await client.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(sender() for _ in range(connections)))
+    await asyncio.gather(*(sender(ports[n % len(ports)]) for n in range(connections)))
     return LoadResult(total, time.perf_counter() - started, latencies, negative)
 
 

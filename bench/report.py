@@ -19,6 +19,9 @@ ACK_PATH = "ins-engine ACK path"
 WARM = "ins-engine end-to-end, warm cache"
 COLD = "ins-engine end-to-end, cold cache, INSi 50 ms"
 HALF_RATE = "ins-engine ACK path at half its maximum rate"
+STORE_SQLITE = "ins-engine end-to-end, no step, SQLite, one engine"
+STORE_POSTGRESQL = "ins-engine end-to-end, no step, PostgreSQL, one engine"
+STORE_POSTGRESQL_2 = "ins-engine end-to-end, no step, PostgreSQL, two engines"
 INSI_BOUND = 8 / 0.050  # max_concurrency / latency of the cold setup, lookups per second
 
 
@@ -90,6 +93,7 @@ def markdown(results: dict[str, dict[int, dict[str, Any]]], soak: dict[str, Any]
                 f"{summary.get('e2e_p50_ms', '—')} | {summary.get('e2e_p99_ms', '—')} | "
                 f"{summary['peak_rss_mb']} |"
             )
+    lines += store_ratios(results)
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in targets(results)]
     if soak:
@@ -100,6 +104,25 @@ def markdown(results: dict[str, dict[int, dict[str, Any]]], soak: dict[str, Any]
             f"{soak['last_rate']:.0f} msg/s (ratio {soak['flatness']:.2f}).",
         ]
     return "\n".join(lines) + "\n"
+
+
+def store_ratios(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """Delivered throughput of the PostgreSQL store (one engine, two engines) against the
+    SQLite store's (one engine), per K, measured in the same run."""
+    if STORE_SQLITE not in results:
+        return []
+    lines = [
+        "",
+        "| store, engines | K | delivered msg/s | × SQLite, one engine |",
+        "|---|---|---|---|",
+    ]
+    for name in (STORE_SQLITE, STORE_POSTGRESQL, STORE_POSTGRESQL_2):
+        for k, summary in results.get(name, {}).items():
+            base = results[STORE_SQLITE].get(k)
+            ratio = f"{throughput(summary) / throughput(base):.2f}" if base else "—"
+            short = name.removeprefix("ins-engine end-to-end, no step, ")
+            lines.append(f"| {short} | {k} | {throughput(summary):.0f} | {ratio} |")
+    return lines
 
 
 def chart(results: dict[str, dict[int, dict[str, Any]]], path: Path) -> None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import tempfile
 import threading
 import time
@@ -26,9 +28,45 @@ import psutil
 from bench.loadgen import run_load
 from bench.messages import DEFAULT_PATIENT, Patient, adt_message, patients_from_simulator
 from bench.processes import engine_config, free_port, server_process
-from bench.report import ACK_PATH, CEILING, HALF_RATE, write_reports
+from bench.report import (
+    ACK_PATH,
+    CEILING,
+    HALF_RATE,
+    STORE_POSTGRESQL,
+    STORE_POSTGRESQL_2,
+    STORE_SQLITE,
+    write_reports,
+)
+from tests.support.postgres import PASSWORD, PostgresServer
 
 DELIVERY_TIMEOUT_S = 300
+
+
+class SharedPostgres:
+    """The PostgreSQL server of the shared-store setups, started at its first use (with the
+    server's defaults: fsync on, as in production) and stopped at the end of the run; each
+    measurement gets a new empty store (a schema of its own)."""
+
+    def __init__(self) -> None:
+        self._server: PostgresServer | None = None
+        self._count = 0
+
+    def new_store(self) -> str:
+        if self._server is None:
+            self._server = PostgresServer.start(durable=True)
+            os.environ["PGPASSWORD"] = PASSWORD  # the engines read it from their environment
+        self._count += 1
+        return self._server.create_schema(f"bench_{self._count}")
+
+    def __enter__(self) -> SharedPostgres:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._server is not None:
+            self._server.stop()
+
+
+POSTGRES = SharedPostgres()
 
 
 @dataclass
@@ -38,9 +76,11 @@ class Setup:
     name: str
     messages: int
     peer: str | None = None  # a bench.servers kind
-    engine: str | None = None  # "ack", "warm" or "cold": an ins-engine configuration
+    engine: str | None = None  # "ack", "warm", "cold" or "store": an ins-engine configuration
     reconnect: bool = False
     patients: tuple[Patient, ...] = (DEFAULT_PATIENT,)
+    store: str = "sqlite"  # or "postgresql": one database the engines share
+    engines: int = 1  # engine processes, the load spread over them (a shared store only)
 
 
 class PeakRss:
@@ -79,6 +119,8 @@ def engine_tables(kind: str, receiver_port: int) -> tuple[str, str]:
     """(route keys, extra tables) of an ins-engine configuration."""
     if kind == "ack":
         return "enrich = false", ""
+    if kind == "store":  # no step: what the store (and delivery) cost end to end
+        return "enrich = false\n" + mllp_destination(receiver_port), ""
     latency = 50 if kind == "cold" else 0
     insi = (
         "[insi]\nsimulator = true\nmax_concurrency = 8\nsimulator_synthetic = 10000\n"
@@ -87,7 +129,7 @@ def engine_tables(kind: str, receiver_port: int) -> tuple[str, str]:
     return mllp_destination(receiver_port), insi
 
 
-def load(port: int, setup: Setup, connections: int, first: int, sent_at=None) -> dict:  # type: ignore[no-untyped-def]
+def load(port: int | list[int], setup: Setup, connections: int, first: int, sent_at=None) -> dict:  # type: ignore[no-untyped-def]
     """Run the load generator for one setup; message numbers start at `first`."""
     result = asyncio.run(
         run_load(
@@ -131,24 +173,31 @@ def measure_peer(setup: Setup, connections: int) -> dict:  # type: ignore[type-a
 
 def measure_engine(setup: Setup, connections: int, folder: Path) -> dict:  # type: ignore[type-arg]
     assert setup.engine is not None
-    port, receiver_port = free_port(), free_port()
-    record = folder / f"arrivals-{port}.txt"
+    ports, receiver_port = [free_port() for _ in range(setup.engines)], free_port()
+    record = folder / f"arrivals-{ports[0]}.txt"
     route, extra = engine_tables(setup.engine, receiver_port)
-    config = engine_config(folder, port, route, extra)
+    store = POSTGRES.new_store() if setup.store == "postgresql" else None
+    configs = [engine_config(folder, port, route, extra, store) for port in ports]
     receiver = receiver_command(receiver_port, record)
-    engine = ["-m", "engine", "run", "--config", str(config)]
-    with server_process(receiver, receiver_port), server_process(engine, port) as process:
-        rss = PeakRss(process)
+    with contextlib.ExitStack() as running:
+        running.enter_context(server_process(receiver, receiver_port))
+        processes = [
+            running.enter_context(
+                server_process(["-m", "engine", "run", "--config", str(config)], port)
+            )
+            for config, port in zip(configs, ports, strict=True)
+        ]
+        rss = [PeakRss(process) for process in processes]
         first = 0
         if setup.engine == "warm":  # every patient once, so the measured run hits the cache
             warm_up = Setup("warm-up", len(setup.patients), patients=setup.patients)
-            load(port, warm_up, 8, 0)
+            load(ports, warm_up, 8, 0)
             first = len(setup.patients)
         sent_at: dict[str, float] = {}
         started = time.monotonic()
-        summary = load(port, setup, connections, first, sent_at)
+        summary = load(ports, setup, connections, first, sent_at)
         seen = wait_delivered(record, set(sent_at)) if setup.engine != "ack" else {}
-        summary["peak_rss_mb"] = rss.stop_mb()
+        summary["peak_rss_mb"] = round(sum(sample.stop_mb() for sample in rss), 1)
     if seen:
         latencies = sorted(
             (seen[key] - sent) * 1000 for key, sent in sent_at.items() if key in seen
@@ -229,6 +278,9 @@ def setups(quick: bool) -> list[Setup]:
             engine="cold",
             patients=cold_patients,
         ),
+        Setup(STORE_SQLITE, n(3000), engine="store"),
+        Setup(STORE_POSTGRESQL, n(3000), engine="store", store="postgresql"),
+        Setup(STORE_POSTGRESQL_2, n(3000), engine="store", store="postgresql", engines=2),
     ]
 
 
@@ -242,7 +294,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     results: dict[str, dict[int, dict]] = {}  # type: ignore[type-arg]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, POSTGRES:
         folder = Path(tmp)
         chosen = [
             setup

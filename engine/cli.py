@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "engine.commands.report",
     "engine.commands.enrich",
     "engine.commands.test",
+    "engine.commands.store",
     "engine.commands.user",
 )
 

@@ -27,6 +27,7 @@ from engine.errors import ConfigError, ConfigErrors
 from engine.hl7.charset import is_known
 from engine.ins.settings import InsiSettings
 from engine.steps.registry import Registry, registry
+from engine.store.url import SQLITE_PREFIX, sqlite_path, url_problem
 
 T = TypeVar("T")
 DEFAULT_CONFIG = "routes/default.toml"
@@ -51,8 +52,23 @@ class EngineSettings:
     store: str = field(
         default="sqlite:///var/ins-engine.db",
         metadata=doc(
-            "store URL: sqlite:///relative/to/this/file.db or sqlite:////absolute.db",
+            "store URL: sqlite:///relative/to/this/file.db, sqlite:////absolute.db, or "
+            "postgresql://USER@HOST:PORT/DB (libpq parameters such as ?sslmode=verify-full)",
             store_url=True,
+        ),
+    )
+    store_password_env: str | None = field(
+        default=None,
+        metadata=doc(
+            "environment variable holding the PostgreSQL password (never in the file); "
+            "unset: libpq's PGPASSWORD or ~/.pgpass"
+        ),
+    )
+    lease_s: float = field(
+        default=10.0,
+        metadata=doc(
+            "PostgreSQL store: how long an engine's lease on routing or on a queue lasts "
+            "unless renewed; another engine takes over within this after it dies"
         ),
     )
     log_level: str = field(default="info", metadata=doc("debug, info, warning or error"))
@@ -68,8 +84,13 @@ class EngineSettings:
 
     def problems(self) -> list[tuple[str, str]]:
         found = []
-        if sqlite_path(self.store) is None:
-            found.append(("store", "sqlite:///relative.db or sqlite:////absolute/path.db"))
+        store_problem = url_problem(self.store)
+        if store_problem:
+            found.append(("store", store_problem))
+        if self.store_password_env is not None and not self.store_password_env.strip():
+            found.append(("store_password_env", "the name of an environment variable"))
+        if not 1.0 <= self.lease_s <= 300.0:
+            found.append(("lease_s", "seconds from 1 to 300"))
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             found.append(("log_level", "one of debug, info, warning, error"))
         if self.log_format not in ("auto", "json", "console"):
@@ -79,16 +100,6 @@ class EngineSettings:
         if self.shutdown_grace_s < 0:
             found.append(("shutdown_grace_s", "a number of seconds >= 0"))
         return found
-
-
-SQLITE_PREFIX = "sqlite:///"
-
-
-def sqlite_path(url: str) -> str | None:
-    """The file path of a `sqlite:///` URL (3 slashes relative, 4 absolute), else None."""
-    if not url.startswith(SQLITE_PREFIX) or len(url) == len(SQLITE_PREFIX):
-        return None
-    return url[len(SQLITE_PREFIX) :]
 
 
 def resolve_store_url(url: str, base: Path) -> str:

@@ -43,3 +43,7 @@ class CliError(EngineError):
 
 class StoreError(EngineError):
     """The durable store could not do what was asked (nothing was acknowledged)."""
+
+
+class LeaseLost(StoreError):
+    """A write fenced by a lease this engine no longer holds: another engine has it now."""

@@ -25,7 +25,7 @@ from engine.errors import EngineError
 SAFE_KEYS = frozenset(
     """
     event level timestamp logger exception
-    route destination listen peer tls address url path file config pid
+    route destination listen peer tls address url path file config pid lease engine
     control_id message_id message_type size bytes count duration_ms position
     outcome code ack_code error_code status error reason calls attempts simulated
     pending parked delay_s step

@@ -1,11 +1,11 @@
 """What starting the engine needs from this machine, checked before anything starts.
 
 The configuration loader checks what the file says; this checks that the machine agrees:
-certificate files exist and load, the PKCS#12 password variable is set, the store's and the
-file destinations' folders can be written, every route delivers somewhere, the console's
-users file reads. `ins-engine check`
-and `ins-engine run` both call it and print every problem, so `check` never says "valid"
-where `run` then fails on one of these. Each problem names the file, the key and the path.
+certificate files exist and load, the PKCS#12 and PostgreSQL password variables are set, the
+store's and the file destinations' folders can be written, every route delivers somewhere,
+the console's users file reads. `ins-engine check` and `ins-engine run` both call it and
+print every problem, so `check` never says "valid" where `run` then fails on one of these.
+Each problem names the file, the key and the path.
 """
 
 from __future__ import annotations
@@ -41,6 +41,12 @@ def _engine_problems(config: Config) -> Iterator[Problem]:
     store = sqlite_path(config.engine.store)
     if store is not None:
         yield from _store_problems(Path(store))
+    variable = config.engine.store_password_env
+    if store is None and variable is not None and variable not in os.environ:
+        yield (
+            "engine.store_password_env",
+            f"set the store's password in the environment variable {variable}",
+        )
     if any(route.enriches for route in config.routes):
         yield from _insi_problems(config.insi)
     if config.http is not None:

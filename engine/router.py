@@ -56,15 +56,23 @@ class Router:
         """Called by the intake once a message is committed: routing starts at once, with
         the message already parsed (after a restart, messages are read from the store)."""
         # A message the router has already read from the store is parsed there instead;
-        # keeping it here would hold it forever.
+        # keeping it here would hold it forever. (While another engine routes, up to
+        # FRESH_LIMIT parsed messages stay here, dropped when this one routes again.)
         if routed.message_id > self._fetched_id and len(self._fresh) < FRESH_LIMIT:
             self._fresh[routed.message_id] = routed
+        self._wakeup.set()
+
+    def wake(self) -> None:
+        """Messages were stored (by another engine sharing the store): look at once."""
         self._wakeup.set()
 
     async def run(self) -> None:
         """Route until cancelled. Steps run as soon as a message is read; results are
         committed as soon as every earlier message's are (a sliding window, so one slow
-        INSi answer holds back commits, not the other lookups)."""
+        INSi answer holds back commits, not the other lookups). Each run starts from the
+        oldest message not routed yet, wherever another engine's router left off."""
+        self._fetched_id = self._committed_id = 0
+        self._fresh.clear()
         try:
             while True:
                 try:

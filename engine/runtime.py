@@ -1,13 +1,15 @@
 """The running engine: store, listeners, router and background tasks, started and stopped
 in the order that keeps every acknowledged message safe.
 
-Start: open the store, build every route's steps (opening what they share, such as the
-INSi client), then the delivery workers, the router, then the listeners (nothing is
-acknowledged before the store is ready), then the HTTP listener; then tell systemd the
-engine is ready. Stop: tell systemd, close the HTTP listener and the MLLP listeners (busy
+Start: open the store, then the lease keeper, build every route's steps (opening what they
+share, such as the INSi client), then the delivery workers, the router, then the listeners
+(nothing is acknowledged before the store is ready), then the HTTP listener; then tell
+systemd the engine is ready. Every engine receives; routing and each delivery lane run
+under a lease, so among engines sharing a store one does each (with SQLite, the only engine
+does all). Stop: tell systemd, close the HTTP listener and the MLLP listeners (busy
 connections finish their message), stop the background tasks, let the delivery workers
-finish the message they are sending, close what the steps share, then close the store,
-which commits what is queued.
+finish the message they are sending, give the leases up so that another engine takes over
+at once, close what the steps share, then close the store, which commits what is queued.
 """
 
 from __future__ import annotations
@@ -17,10 +19,9 @@ import contextlib
 import os
 import signal
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any
 
-from engine.config import Config, sqlite_path
+from engine.config import Config
 from engine.console import app as console
 from engine.delivery.service import DeliveryService
 from engine.enrich.kind import shared_insi
@@ -31,6 +32,7 @@ from engine.http.app import build_app
 from engine.http.server import HttpServer
 from engine.http.view import EngineView
 from engine.intake import Intake
+from engine.leases import LeaseKeeper, under_lease
 from engine.listener import Listener
 from engine.logs import get_logger
 from engine.metrics import EngineMetrics, keep_counters, restore_counters, save_counters
@@ -39,12 +41,13 @@ from engine.state import StatePublisher
 from engine.steps.kind import Resources
 from engine.steps.plans import build_plan
 from engine.steps.registry import registry
-from engine.store.sqlite import SqliteStore
+from engine.store.backends import OpenStore, open_store, password
 from engine.systemd import Notifier
 from engine.tls import server_context
 
 log = get_logger("engine.runtime")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+ROUTING_LEASE = "routing"
 
 
 class Engine:
@@ -58,21 +61,27 @@ class Engine:
         self._notifier = notifier or Notifier()
         self.metrics = EngineMetrics()
         self.http: HttpServer | None = None
-        self.store: SqliteStore | None = None
+        self.store: OpenStore | None = None
+        self.leases: LeaseKeeper | None = None
         self.listeners: dict[str, Listener] = {}
         self.router: Router | None = None
         self.delivery: DeliveryService | None = None
         self.resources = Resources()  # what steps share (the INSi client), closed at stop
         self._state: StatePublisher | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._keeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        path = sqlite_path(self.config.engine.store)
-        assert path is not None
+        settings = self.config.engine
         # A SQLite store serves one engine: its lock is taken before anything is served.
-        self.store = await SqliteStore.open(
-            str(Path(path)), registry().store_extensions(), exclusive=True
+        self.store = await open_store(
+            settings.store,
+            password(settings.store_password_env),
+            registry().store_extensions(),
+            exclusive=True,
         )
+        self.leases = LeaseKeeper(self.store, settings.lease_s)
+        self._keeper = asyncio.create_task(self.leases.run(), name="leases")
         await restore_counters(self.metrics, self.store)
         self._state = StatePublisher(self.store)
         plans = {
@@ -87,13 +96,14 @@ class Engine:
             for route in self.config.routes
         }
         self.delivery = DeliveryService(
-            self.store, self.config.routes, self.config.engine.retention_days, self.metrics
+            self.store, self.config.routes, settings.retention_days, self.metrics, self.leases
         )
         await self.delivery.start()
-        self.router = Router(
+        router = self.router = Router(
             self.store, plans, on_routed=self.delivery.wake, on_decided=self.metrics.decided
         )
-        self._background(self.router.run(), "router")
+        self._background(under_lease(self.leases, ROUTING_LEASE, lambda _: router.run()), "router")
+        self._background(self.store.watch(self._changed), "store notifications")
         for route in self.config.routes:
             intake = Intake(
                 route, self.store, self._acks, plans[route.name], on_stored=self.router.stored
@@ -119,8 +129,23 @@ class Engine:
             await self._bind(self.http.start(), where, self.config.http.listen)
         self._background(self._notifier.watchdog(), "watchdog")
         self._background(keep_counters(self.metrics, self.store), "counters")
-        log.info("engine started", count=len(self.listeners), path=path)
+        log.info(
+            "engine started",
+            count=len(self.listeners),
+            path=self.store.name,
+            engine=self.leases.engine.engine_id,
+        )
         self._notifier.notify("READY=1", f"STATUS=serving {len(self.listeners)} route(s)")
+
+    def _changed(self, what: str) -> None:
+        """An engine sharing the store committed messages or outbox entries, or gave a
+        lease up."""
+        if what == "received" and self.router is not None:
+            self.router.wake()
+        elif what == "routed" and self.delivery is not None:
+            self.delivery.wake()
+        elif what == "lease" and self.leases is not None:
+            self.leases.poke()
 
     async def _bind(
         self, start: Coroutine[Any, Any, None], where: tuple[str, str], address: str
@@ -153,6 +178,12 @@ class Engine:
                 await task
         if self.delivery is not None:
             await self.delivery.stop(grace)
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+        if self.leases is not None:
+            await self.leases.stop()
         await self.resources.aclose()
         if self._state is not None:
             await self._state.aclose()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from engine.config import load_config
 from engine.hl7.ack import AckBuilder
 from engine.logs import configure_logging
 from engine.runtime import Engine
+from tests.support.postgres import PASSWORD, PostgresServer, Unavailable
 
 FIXED_TIME = datetime(2026, 1, 2, 3, 4, 5)
 
@@ -26,6 +29,28 @@ def fixed_acks() -> AckBuilder:
     """ACKs with a fixed MSH-7 and ids ACK00001, ACK00002... so their bytes are exact."""
     counter = itertools.count(1)
     return AckBuilder(clock=lambda: FIXED_TIME, make_id=lambda: f"ACK{next(counter):05d}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole run (started at its first use, about a second).
+    Without the server binaries the PostgreSQL tests are skipped, except in CI, where
+    `.ci/run` installs them and their absence is an error."""
+    try:
+        server = PostgresServer.start()
+    except Unavailable as missing:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(missing))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new empty store of its own for one test; its password is in PGPASSWORD."""
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    return postgres_server.create_schema(f"t_{uuid.uuid4().hex[:12]}")
 
 
 StartEngine = Callable[..., Awaitable[Engine]]

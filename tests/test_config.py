@@ -69,7 +69,18 @@ def test_the_keys_operations_scripts_rely_on_work_as_written(tmp_path: Path) -> 
     [
         (MINIMAL + "colour = 'blue'\n", "routes[0].colour", "unknown key"),
         ("[engine]\nstorage = 'x'\n" + MINIMAL, "engine.storage", "unknown key"),
-        ("[engine]\nstore = 'postgres://x'\n" + MINIMAL, "engine.store", "sqlite:///"),
+        ("[engine]\nstore = 'mysql://x'\n" + MINIMAL, "engine.store", "postgresql://"),
+        (
+            "[engine]\nstore = 'postgresql://engine:secret@db:5432/ins'\n" + MINIMAL,
+            "engine.store",
+            "no password in the URL",
+        ),
+        (
+            "[engine]\nstore = 'postgresql://engine@db/ins?password=secret'\n" + MINIMAL,
+            "engine.store",
+            "no password in the URL",
+        ),
+        ("[engine]\nlease_s = 0.1\n" + MINIMAL, "engine.lease_s", "seconds from 1"),
         (MINIMAL.replace('"127.0.0.1:2575"', '"nowhere"'), "routes[0].listen", "host:port"),
         (MINIMAL + "max_connections = 'ten'\n", "routes[0].max_connections", "an integer"),
         (MINIMAL + "max_connections = true\n", "routes[0].max_connections", "an integer"),

@@ -4,12 +4,19 @@ an identity report."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from engine.config import DEFAULT_CONFIG, Config, load_config
-from engine.errors import CliError, ConfigErrors
+from engine.errors import CliError, ConfigErrors, StoreError
 from engine.preflight import preflight
 from engine.report import DELIMITERS, FORMATS, NEEDS_ACTION
+from engine.steps.registry import registry
+from engine.store.backends import OpenStore, existing_store, password
+
+T = TypeVar("T")
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +30,26 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
 
 def read_config(args: argparse.Namespace) -> Config:
     return load_config(args.config)
+
+
+def on_store(config: Config, action: Callable[[OpenStore], Awaitable[T]]) -> T:
+    """Open the configuration's store (an engine has created it), act, close. Commands
+    work beside running engines; a store that cannot be opened is a CLI error naming it."""
+    settings = config.engine
+
+    async def main() -> T:
+        store = await existing_store(
+            settings.store, password(settings.store_password_env), registry().store_extensions()
+        )
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except StoreError as error:
+        raise CliError(str(error)) from None
 
 
 def read_config_for_start(args: argparse.Namespace) -> Config:

@@ -1,9 +1,9 @@
 """`ins-engine queue status|list|resend|skip`: see and act on what waits for delivery.
 
-These commands open the store file of the configuration beside a running engine (SQLite
-lets both write; the engine's workers pick up a resent entry within a second and see a
-skip before the skipped message's next attempt). Nothing they print comes from a message
-body: control ids, types, times, attempts and the engine's own error texts only.
+These commands open the configuration's store beside running engines (the engines' workers
+pick up a resent entry within a second and see a skip before the skipped message's next
+attempt). Nothing they print comes from a message body: control ids, types, times,
+attempts and the engine's own error texts only.
 
 A skip wins over a send already in flight: the entry stays skipped and nothing more is
 sent; if the receiver acknowledged that last send, the audit (and `list --control-id`)
@@ -13,24 +13,20 @@ says it was delivered anyway.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
-from pathlib import Path
-from typing import TypeVar
 
 from engine.commands import queue_views as views
-from engine.commands.common import add_config_argument, read_config
-from engine.config import Config, sqlite_path
+from engine.commands.common import add_config_argument, on_store, read_config
+from engine.config import Config
 from engine.errors import CliError
-from engine.steps.registry import registry
-from engine.store.base import ActionResult, ComponentState, EntryStatus, QueueStatus
+from engine.store.backends import OpenStore
+from engine.store.base import ActionResult, EntryStatus, QueueStatus
 from engine.store.lock import holder
-from engine.store.sqlite import SqliteStore
+from engine.store.url import sqlite_path
 
-T = TypeVar("T")
 MAX_ID = 2**63 - 1  # SQLite's largest integer
 MAX_LIMIT = 100_000
 
@@ -114,21 +110,26 @@ def _reason(text: str) -> str:
 def show_status(args: argparse.Namespace) -> int:
     config = read_config(args)
 
-    async def snapshot(
-        store: SqliteStore,
-    ) -> tuple[list[QueueStatus], list[ComponentState], dict[str, int]]:
-        return await store.queue_status(), await store.states(), await store.unrouted()
+    async def snapshot(store: OpenStore) -> views.Status:
+        queues = await store.queue_status()
+        found = {(row.route, row.destination): row for row in queues}
+        for route in config.routes:
+            for destination in route.destinations:
+                key = (route.name, destination.name)
+                found.setdefault(key, QueueStatus(*key, 0, 0, None, 0, None))
+        database = sqlite_path(config.engine.store)
+        return views.Status(
+            [found[key] for key in sorted(found)],
+            views.insi_state(await store.states()),
+            await store.unrouted(),
+            holder(database) if database is not None else None,
+            await store.leases(),
+            await store.engines(),
+        )
 
-    queues, states, unrouted = _run(config, snapshot)
-    found = {(row.route, row.destination): row for row in queues}
-    for route in config.routes:
-        for destination in route.destinations:
-            key = (route.name, destination.name)
-            found.setdefault(key, QueueStatus(*key, 0, 0, None, 0, None))
-    rows = [found[key] for key in sorted(found)]
-    status = views.Status(rows, views.insi_state(states), unrouted, holder(_store_path(config)))
+    status = on_store(config, snapshot)
     if args.json:
-        print(json.dumps(status.to_json(), indent=2))
+        print(json.dumps(status.to_json(time.time()), indent=2))
         return 0
     status.print(any(route.enriches for route in config.routes), time.time())
     return 0
@@ -144,7 +145,7 @@ def show_list(args: argparse.Namespace) -> int:
     status = (
         EntryStatus.PARKED if args.parked else EntryStatus(args.status or EntryStatus.PENDING.value)
     )
-    entries = _run(
+    entries = on_store(
         config,
         lambda store: store.list_entries(status, args.route, args.destination, args.limit),
     )
@@ -159,7 +160,7 @@ def _show_dropped(config: Config, args: argparse.Namespace) -> int:
     """Messages kept but delivered nowhere, with the decision that stopped each."""
     if args.destination:
         raise CliError("--dropped lists messages of a route: --destination does not apply")
-    dropped = _run(config, lambda store: store.dropped_messages(args.route, args.limit))
+    dropped = on_store(config, lambda store: store.dropped_messages(args.route, args.limit))
     if args.json:
         print(json.dumps([asdict(message) for message in dropped], indent=2))
         return 0
@@ -170,13 +171,13 @@ def _show_dropped(config: Config, args: argparse.Namespace) -> int:
 def resend(args: argparse.Namespace) -> int:
     config = read_config(args)
     ids = _chosen_entries(config, args)
-    return _report(_run(config, lambda store: store.resend(ids, args.reason)), args)
+    return _report(on_store(config, lambda store: store.resend(ids, args.reason)), args)
 
 
 def skip(args: argparse.Namespace) -> int:
     config = read_config(args)
     ids = _chosen_entries(config, args)
-    return _report(_run(config, lambda store: store.skip(ids, args.reason)), args)
+    return _report(on_store(config, lambda store: store.skip(ids, args.reason)), args)
 
 
 def _chosen_entries(config: Config, args: argparse.Namespace) -> list[int]:
@@ -202,7 +203,7 @@ def _chosen_entries(config: Config, args: argparse.Namespace) -> list[int]:
         raise CliError(
             f"destination {args.destination!r} is in routes {', '.join(routes)}: add --route"
         )
-    return _run(
+    return on_store(
         config, lambda store: store.entry_ids(EntryStatus.PARKED, routes[0], args.destination)
     )
 
@@ -245,7 +246,7 @@ def _report(results: Sequence[ActionResult], args: argparse.Namespace) -> int:
 def _show_trace(config: Config, args: argparse.Namespace) -> int:
     if args.destination:
         raise CliError("--control-id goes with --route only")
-    traces = _run(config, lambda store: store.trace(args.control_id, args.route))
+    traces = on_store(config, lambda store: store.trace(args.control_id, args.route))
     if not traces:
         print(f"no stored message has control id {args.control_id!r}")
         return 1
@@ -258,25 +259,3 @@ def _show_trace(config: Config, args: argparse.Namespace) -> int:
     for trace, answer in pairs:
         print("\n".join(views.trace_lines(trace, answer)))
     return 0
-
-
-def _store_path(config: Config) -> str:
-    path = sqlite_path(config.engine.store)
-    assert path is not None  # the loader checks the URL
-    return path
-
-
-def _run(config: Config, action: Callable[[SqliteStore], Awaitable[T]]) -> T:
-    """Open the configuration's store file (which must exist), act, close."""
-    path = _store_path(config)
-    if not Path(path).is_file():
-        raise CliError(f"no store at {path}: has the engine run with this configuration?")
-
-    async def main() -> T:
-        store = await SqliteStore.open(path, registry().store_extensions())
-        try:
-            return await action(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())

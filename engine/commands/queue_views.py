@@ -1,5 +1,5 @@
-"""How the `queue` commands show the store on a console: tables, a message's trace, and
-INSi as the running engine last saw it.
+"""How the `queue` commands show the store on a console: tables, a message's trace, INSi
+as the running engine last saw it, and which engine delivers what (`report engines` too).
 
 Only ids, codes, times, counts and the engine's own texts are shown; what a sender chose
 (control ids, application names) is made safe for a terminal, and message types are shown
@@ -15,13 +15,16 @@ from datetime import datetime
 from typing import Any
 
 from engine.decision import Decision
+from engine.delivery.service import queue_holder
 from engine.hl7.codes import shown_type
 from engine.ins.health import IN_PROCESS, InsiHealth
 from engine.replay.acks import AckFormatError, read_ack
 from engine.store.base import (
     ComponentState,
     DroppedMessage,
+    EngineState,
     EntrySummary,
+    LeaseState,
     MessageTrace,
     QueueStatus,
 )
@@ -47,7 +50,7 @@ def printable(text: str) -> str:
 
 
 def age(seconds: float) -> str:
-    """`42s`, `3m05s`, `2h07m`, `3d04h`: how long the oldest entry has waited."""
+    """`42s`, `3m05s`, `2h07m`, `3d04h`: how long something has lasted."""
     seconds = max(int(seconds), 0)
     minutes, secs = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
@@ -72,16 +75,21 @@ def insi_state(states: Sequence[ComponentState]) -> tuple[InsiHealth, float] | N
 
 @dataclass(frozen=True)
 class Status:
-    """What `queue status` shows: the queues, the engine, what is not yet routed, INSi."""
+    """What `queue status` shows: the queues and who delivers each, the engines, what is
+    not yet routed, INSi."""
 
     rows: Sequence[QueueStatus]
     insi: tuple[InsiHealth, float] | None  # the state, and when the engine published it
     unrouted: dict[str, int]
-    engine: Holder | None
+    engine: Holder | None  # the engine holding a SQLite store's lock
+    leases: Sequence[LeaseState] = ()
+    engines: Sequence[EngineState] = ()
 
     def print(self, enrichment_used: bool, now: float) -> None:
+        holders = [queue_holder(self.leases, row.route, row.destination, now) for row in self.rows]
         print_table(
-            ["ROUTE", "DESTINATION", "PENDING", "PARKED", "OLDEST", "HEAD ATTEMPTS", "LAST ERROR"],
+            ["ROUTE", "DESTINATION", "PENDING", "PARKED", "OLDEST", "HEAD ATTEMPTS", "LAST ERROR",
+             "DELIVERED BY", "SINCE"],
             [
                 [
                     row.route,
@@ -91,26 +99,37 @@ class Status:
                     age(now - row.oldest_pending_at) if row.oldest_pending_at else "-",
                     row.head_attempts,
                     row.last_error or "-",
+                    holder,
+                    f"{age(now - since)} ago" if since is not None else "-",
                 ]
-                for row in self.rows
+                for row, (holder, since) in zip(self.rows, holders, strict=True)
             ],
-        )
+        )  # fmt: skip
         print()
-        for name, value in self._facts(enrichment_used):
+        for name, value in self._facts(enrichment_used, now):
             print(f"{name:<12}{value}")
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, now: float) -> dict[str, Any]:
         engine, insi = self.engine, self.insi
+        queues = []
+        for row in self.rows:
+            holder, since = queue_holder(self.leases, row.route, row.destination, now)
+            queues.append({**asdict(row), "delivered_by": holder, "delivered_by_since": since})
         return {
-            "queues": [asdict(row) for row in self.rows],
+            "queues": queues,
             "engine": {"running": engine is not None, "pid": engine.pid if engine else None},
+            "engines": [asdict(state) for state in self.engines],
             "unrouted": self.unrouted,
             "insi": None if insi is None else {**insi[0].to_json(), "updated_at": insi[1]},
         }
 
-    def _facts(self, enrichment_used: bool) -> list[tuple[str, str]]:
+    def _facts(self, enrichment_used: bool, now: float) -> list[tuple[str, str]]:
         insi = self.insi
-        if self.engine is None:
+        if self.engine is None and self.engines:  # engines sharing the store (PostgreSQL)
+            running = "; ".join(
+                f"{state.engine_id} (seen {age(now - state.seen_at)} ago)" for state in self.engines
+            )
+        elif self.engine is None:
             running = "not running" + (f" (INSi state as of {local_time(insi[1])})" if insi else "")
         else:
             running = "running" + (f" (PID {self.engine.pid})" if self.engine.pid else "")
@@ -147,6 +166,34 @@ _BREAKER = {
     "open": "calls SUSPENDED after repeated failures (messages go on without INS)",
     "half_open": "one trial call decides",
 }
+
+
+# -- report engines --------------------------------------------------------------------
+
+
+def print_engines(engines: Sequence[EngineState], leases: Sequence[LeaseState], now: float) -> None:
+    """Every engine on the store, and every lease: holder, since when, until when."""
+    print_table(
+        ["ENGINE", "HOST", "PID", "STARTED", "LAST SEEN"],
+        [
+            [engine.engine_id, engine.host, engine.pid, f"{age(now - engine.started_at)} ago",
+             f"{age(now - engine.seen_at)} ago"]
+            for engine in engines
+        ],
+    )  # fmt: skip
+    print()
+    print_table(
+        ["LEASE", "HOLDER", "SINCE", "EXPIRES"],
+        [
+            [lease.name, lease.holder, f"{age(now - lease.since)} ago", _expiry(lease, now)]
+            for lease in leases
+        ],
+    )
+
+
+def _expiry(lease: LeaseState, now: float) -> str:
+    left = lease.expires_at - now
+    return f"in {age(left)}" if left > 0 else f"expired {age(-left)} ago"
 
 
 # -- queue list ------------------------------------------------------------------------

@@ -1,34 +1,37 @@
-"""`ins-engine report identities --out FILE`: the identity-vigilance report, from the store.
+"""`ins-engine report identities --out FILE`: the identity-vigilance report, from the store;
+`ins-engine report engines`: the engines sharing the store and the leases they hold.
 
-Lists the messages whose identity needs a person (INSi found none or several, the identity
-contradicts INSi, or an INS was récupérée and awaits a document check), with the local
-identifier and the traits used, into a file only its owner can read. The console shows
-counts per outcome only.
+The identity report lists the messages whose identity needs a person (INSi found none or
+several, the identity contradicts INSi, or an INS was récupérée and awaits a document
+check), with the local identifier and the traits used, into a file only its owner can read.
+The console shows counts per outcome only.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
+import json
 import re
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from engine.commands.common import (
     add_config_argument,
     add_report_options,
+    on_store,
     print_counts,
     read_config,
     report_delimiter,
     report_outcomes,
 )
-from engine.config import sqlite_path
+from engine.commands.queue_views import print_engines
 from engine.errors import CliError
 from engine.logs import configure_logging
 from engine.report import ReportFile, write_store_report
-from engine.steps.registry import registry
-from engine.store.sqlite import SqliteStore
+from engine.store.backends import OpenStore
+from engine.store.base import EngineState, LeaseState
 
 _DURATION = re.compile(r"([0-9]+)([dh])")
 _SECONDS = {"d": 86400, "h": 3600}
@@ -53,6 +56,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_report_options(identities)
     identities.set_defaults(handler=identities_report)
 
+    engines = reports.add_parser(
+        "engines",
+        help="every engine on the store and every lease: who routes, who delivers what",
+    )
+    add_config_argument(engines)
+    engines.add_argument("--json", action="store_true", help="print JSON")
+    engines.set_defaults(handler=engines_report)
+
 
 def parse_since(text: str, now: float) -> float:
     """`--since` as epoch seconds; a date or time without an offset is local time."""
@@ -73,11 +84,14 @@ def identities_report(args: argparse.Namespace) -> int:
     configure_logging("warning")  # on stderr; the report file is the only output with data
     config = read_config(args)
     since = parse_since(args.since, time.time()) if args.since else 0.0
-    store_path = sqlite_path(config.engine.store)
-    assert store_path is not None  # the config loader checks the URL
-    if not Path(store_path).is_file():
-        raise CliError(f"no store at {store_path} (the engine of {config.source} creates it)")
-    report = asyncio.run(_write(store_path, since, args))
+    delimiter = report_delimiter(args)
+
+    async def write(store: OpenStore) -> ReportFile:
+        with ReportFile(Path(args.out), args.format, args.force, delimiter) as report:
+            await write_store_report(store, report, since, report_outcomes(args))
+        return report
+
+    report = on_store(config, write)
     print(f"identity report: {report.counts.total()} row(s) written to {args.out} ({args.format})")
     print_counts(report.counts)
     if report.simulated:
@@ -85,11 +99,21 @@ def identities_report(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _write(store_path: str, since: float, args: argparse.Namespace) -> ReportFile:
-    store = await SqliteStore.open(store_path, registry().store_extensions())
-    try:
-        with ReportFile(Path(args.out), args.format, args.force, report_delimiter(args)) as report:
-            await write_store_report(store, report, since, report_outcomes(args))
-    finally:
-        await store.close()
-    return report
+def engines_report(args: argparse.Namespace) -> int:
+    async def read(store: OpenStore) -> tuple[list[EngineState], list[LeaseState]]:
+        return await store.engines(), await store.leases()
+
+    engines, leases = on_store(read_config(args), read)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "engines": [asdict(engine) for engine in engines],
+                    "leases": [asdict(lease) for lease in leases],
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print_engines(engines, leases, time.time())
+    return 0

@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
         uvloop.run(Engine(config).run_until_stopped())
     except ConfigError:  # names the file and the key (e.g. a listen address in use)
         raise
-    except EngineError as error:  # e.g. another engine holds the store
+    except EngineError as error:  # another engine holds the store, or it is unreachable,
+        # or of another schema version
         raise CliError(f"cannot start: {error}") from None
     except OSError as error:  # not foreseen by the checks: say which file at least
         where = f" ({error.filename})" if error.filename else ""

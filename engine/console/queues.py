@@ -4,10 +4,13 @@ Viewers see every destination's pending and parked entries (ids, control ids, ty
 attempts, the engine's own error texts; never message content). Operators may resend a
 parked, skipped or delivered entry (a copy goes to the tail of its queue), skip a pending or
 parked one with a reason, or resend every parked entry of a destination at once. Each
-action is audited with who did it and why.
+action is audited with who did it and why. With engines sharing the store, the page also
+shows every engine and which one delivers each destination, since when.
 """
 
 from __future__ import annotations
+
+import time
 
 from aiohttp import web
 
@@ -16,6 +19,7 @@ from engine.console.guard import needs
 from engine.console.login import redirect
 from engine.console.render import SESSION, render
 from engine.console.users import Role
+from engine.delivery.service import queue_holder
 from engine.http.view import engine_of
 from engine.store.base import ActionResult, EntryStatus
 
@@ -27,12 +31,17 @@ async def queues(request: web.Request) -> web.Response:
     engine = engine_of(request)
     store = engine.store
     status = {(row.route, row.destination): row for row in await store.queue_status()}
+    leases = await store.leases()
+    now = time.time()
     sections = []
     for route, destination in engine.destinations():
+        holder, since = queue_holder(leases, route, destination, now)
         sections.append(
             {
                 "route": route,
                 "name": destination,
+                "holder": holder,
+                "since": since,
                 "status": status.get((route, destination)),
                 "parked": await store.list_entries(EntryStatus.PARKED, route, destination, LISTED),
                 "pending": await store.list_entries(
@@ -40,7 +49,15 @@ async def queues(request: web.Request) -> web.Response:
                 ),
             }
         )
-    return render(request, "queues.html", sections=sections, listed=LISTED)
+    return render(
+        request,
+        "queues.html",
+        sections=sections,
+        listed=LISTED,
+        engines=await store.engines(),
+        leases=leases,
+        now=now,
+    )
 
 
 def _reason(form: object, default: str = "") -> str:

@@ -1,8 +1,11 @@
 """Starts and stops every destination's lane workers, and the retention task.
 
 One `LaneWorker` per lane: one lane per destination, or `connections` lanes (each with its
-own connection) for a `parallel_by = "patient"` destination. Stopping lets each worker
-finish the message it is sending, within the engine's shutdown grace, then cancels.
+own connection) for a `parallel_by = "patient"` destination. With a `LeaseKeeper`, each
+lane runs only while this engine holds its lease (`delivery ROUTE/DESTINATION[/LANE]`), and
+retention under the `retention` lease, so engines sharing a store never deliver one queue
+twice. Stopping lets each worker finish the message it is sending, within the engine's
+shutdown grace, then cancels.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from engine.delivery.file_sender import FileSender
 from engine.delivery.mllp_sender import MllpSender
 from engine.delivery.retention import Retention
 from engine.delivery.worker import LaneWorker
+from engine.leases import LeaseKeeper, under_lease
 from engine.logs import get_logger
 from engine.metrics import EngineMetrics
-from engine.store.base import Store
+from engine.store.base import LeaseState, Store
 
 log = get_logger("engine.delivery")
 
@@ -35,6 +39,38 @@ def lane_count(settings: DestinationSettings) -> int:
     return settings.connections if settings.parallel_by == "patient" else 1
 
 
+def lane_lease(worker: LaneWorker) -> str:
+    """The name of the lease a lane is delivered under: `delivery ROUTE/DESTINATION`, with
+    `/LANE` for a destination delivered in parallel."""
+    return f"delivery {worker.name}"
+
+
+def is_destination_lease(name: str, route: str, destination: str) -> bool:
+    """Whether lease `name` is that of one of a destination's lanes."""
+    prefix = f"delivery {route}/{destination}"
+    return name == prefix or name.startswith(prefix + "/")
+
+
+def queue_holder(
+    leases: Sequence[LeaseState], route: str, destination: str, now: float
+) -> tuple[str, float | None]:
+    """Which engine delivers a destination's queue and since when (the earliest of its
+    lanes); `-` when none does, `several` when its lanes are spread over engines."""
+    held = [
+        lease
+        for lease in leases
+        if is_destination_lease(lease.name, route, destination) and lease.expires_at > now
+    ]
+    holders = {lease.holder for lease in held}
+    if not holders:
+        return "-", None
+    since = min(lease.since for lease in held)
+    return (holders.pop() if len(holders) == 1 else "several"), since
+
+
+RETENTION_LEASE = "retention"
+
+
 class DeliveryService:
     def __init__(
         self,
@@ -42,6 +78,7 @@ class DeliveryService:
         routes: Sequence[RouteSettings],
         retention_days: float,
         metrics: EngineMetrics | None = None,
+        leases: LeaseKeeper | None = None,
     ) -> None:
         self.workers = [
             LaneWorker(
@@ -58,16 +95,29 @@ class DeliveryService:
             for lane in range(lane_count(destination))
         ]
         self._retention = Retention(store, retention_days)
+        self._leases = leases
         self._lanes: list[asyncio.Task[None]] = []
         self._background: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self._lanes = [
-            asyncio.create_task(worker.run(), name=f"delivery {worker.name}")
+            asyncio.create_task(self._run_lane(worker), name=lane_lease(worker))
             for worker in self.workers
         ]
-        self._background = [asyncio.create_task(self._retention.run(), name="retention")]
+        self._background = [asyncio.create_task(self._run_retention(), name="retention")]
         log.info("delivery started", count=len(self.workers))
+
+    async def _run_lane(self, worker: LaneWorker) -> None:
+        if self._leases is None:
+            await worker.run()
+        else:
+            await under_lease(self._leases, lane_lease(worker), worker.run, worker.stopping)
+
+    async def _run_retention(self) -> None:
+        if self._leases is None:
+            await self._retention.run()
+        else:
+            await under_lease(self._leases, RETENTION_LEASE, lambda _: self._retention.run())
 
     def wake(self) -> None:
         """Entries were written: idle workers look at once instead of at their next poll."""

@@ -17,6 +17,11 @@ Operators act from another process (`queue skip`), so the worker looks at the he
 status before every retry, and re-reads a window older than `WINDOW_MAX_AGE_S`. A skip
 wins over a send already in flight: the entry stays skipped, and if the receiver
 acknowledged it meanwhile, the store's audit and a warning say it was delivered anyway.
+
+When engines share a store, a lane is delivered under its lease (`engine.leases`): `run`
+gets the lease as a fence, sends nothing once the lease is no longer valid, cuts a send that
+would run past the lease's deadline, and fences its marks with it. Each `run` starts again
+from the lane's first pending entry, which is where another engine left off.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ from collections.abc import Callable
 
 from engine.config import DestinationSettings
 from engine.delivery.backoff import retry_delay
-from engine.delivery.destination import Outcome, Sender
+from engine.delivery.destination import Outcome, Result, Sender
+from engine.errors import LeaseLost
+from engine.leases import Fence, NoLease
 from engine.logs import get_logger
 from engine.metrics import EngineMetrics
 from engine.store.base import EntryStatus, OutboxEntry, Store
@@ -69,6 +76,7 @@ class LaneWorker:
         self._wakeup = asyncio.Event()
         self._stop = asyncio.Event()
         self._marks: deque[tuple[OutboxEntry, asyncio.Future[bool]]] = deque()
+        self._fence: Fence = NoLease()
 
     @property
     def name(self) -> str:
@@ -79,16 +87,30 @@ class LaneWorker:
         """New entries may be waiting (called after routing)."""
         self._wakeup.set()
 
+    @property
+    def stopping(self) -> asyncio.Event:
+        return self._stop
+
     def stop(self) -> None:
         """Finish the message being sent, then return from `run`."""
         self._stop.set()
         self._wakeup.set()
 
-    async def run(self) -> None:
+    async def run(self, fence: Fence | None = None) -> None:
+        """Deliver until stopped or, with a lease as `fence`, until the lease is lost."""
+        self._fence = fence or NoLease()
+        self._cursor = 0
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and self._fence.valid:
                 try:
                     await self._step()
+                except LeaseLost:
+                    log.warning(
+                        "delivery stopped: another engine holds this lane",
+                        route=self._route,
+                        destination=self._settings.name,
+                    )
+                    self._fence.revoke()
                 except Exception as error:  # a bug or a store failure must not end the lane
                     log.error(
                         "delivery worker error, resuming",
@@ -98,7 +120,12 @@ class LaneWorker:
                     )
                     await _wait(self._stop, POLL_S)
         finally:
-            await self._commit_marks()
+            if self._fence.valid:
+                await self._commit_marks()
+            else:  # they would be refused, or wait on a store that cannot be reached
+                for _, mark in self._marks:
+                    mark.cancel()
+                self._marks.clear()
             await self._sender.close()
 
     async def _step(self) -> None:
@@ -130,7 +157,9 @@ class LaneWorker:
             if due > self._clock() and not await self._wait_for_retry(entry, due):
                 return False
             started = time.perf_counter()
-            result = await self._sender.send(entry)
+            result = await self._send(entry)
+            if result is None:
+                return False
             elapsed = time.perf_counter() - started
             attempts += 1
             facts = {
@@ -156,7 +185,9 @@ class LaneWorker:
             park = rejected or (settings.on_failure == "park" and attempts >= settings.max_attempts)
             delay = retry_delay(attempts, settings.backoff_base_s, settings.backoff_cap_s)
             due = self._clock() + delay
-            await self._store.record_failure(entry.entry_id, result.error, due, park)
+            await self._store.record_failure(
+                entry.entry_id, result.error, due, park, fence=self._fence.lease
+            )
             self._metrics.delivery_attempted(
                 self._route, self._settings.name, elapsed, False, parked=park
             )
@@ -171,11 +202,32 @@ class LaneWorker:
                 return False
             log.warning("delivery failed, will retry", **facts, error=result.error, delay_s=delay)
 
+    async def _send(self, entry: OutboxEntry) -> Result | None:
+        """Send one entry while the lease holds; None when it is not sent, or its send was
+        cut at the lease's deadline (the connection is then closed: the outcome is unknown,
+        and the next holder sends the entry again)."""
+        remaining = self._fence.remaining()
+        if remaining <= 0:
+            return None
+        try:
+            async with asyncio.timeout(None if remaining == float("inf") else remaining):
+                return await self._sender.send(entry)
+        except TimeoutError:
+            log.warning(
+                "send cut at the end of this engine's lease",
+                route=self._route,
+                destination=self._settings.name,
+                control_id=entry.control_id,
+            )
+            await self._sender.close()
+            return None
+
     async def _wait_for_retry(self, entry: OutboxEntry, due: float) -> bool:
-        """Wait until `due`; False if the engine stops or the entry is no longer pending."""
+        """Wait until `due`; False if the engine stops, the lease is lost or the entry is
+        no longer pending."""
         while (remaining := due - self._clock()) > 0:
-            await _wait(self._stop, min(remaining, CHECK_S))
-            if self._stop.is_set():
+            await _wait(self._stop, min(remaining, CHECK_S, self._fence.remaining()))
+            if self._stop.is_set() or not self._fence.valid:
                 return False
             status = await self._store.entry_status(entry.entry_id)
             if status is not EntryStatus.PENDING:
@@ -191,7 +243,10 @@ class LaneWorker:
         return True
 
     async def _mark_delivered(self, entry: OutboxEntry, ack_code: str) -> None:
-        mark = asyncio.ensure_future(self._store.mark_delivered(entry.entry_id, ack_code))
+        mark = asyncio.ensure_future(
+            self._store.mark_delivered(entry.entry_id, ack_code, fence=self._fence.lease)
+        )
+        mark.add_done_callback(_retrieved)  # a mark left behind by a cancelled lane
         self._marks.append((entry, mark))
         while self._marks and (self._marks[0][1].done() or len(self._marks) > MAX_UNCOMMITTED):
             await self._settle(*self._marks.popleft())
@@ -203,6 +258,9 @@ class LaneWorker:
     async def _settle(self, entry: OutboxEntry, mark: asyncio.Future[bool]) -> None:
         try:
             marked = await mark
+        except LeaseLost:  # another engine has the lane: it sends this entry again
+            self._fence.revoke()
+            return
         except Exception as error:  # the message went out; only its record failed
             log.error(
                 "delivered message not recorded as delivered: it may be sent again",
@@ -221,6 +279,13 @@ class LaneWorker:
                 control_id=entry.control_id,
                 entry_id=entry.entry_id,
             )
+
+
+def _retrieved(mark: asyncio.Future[bool]) -> None:
+    """Take a mark's outcome even when no one awaits it (its failure is logged by
+    `_settle` when it is awaited; a lane that lost its lease no longer cares)."""
+    if not mark.cancelled():
+        mark.exception()
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

@@ -8,7 +8,8 @@ writes an outcome row in the transaction that routes its message, and prunes exp
 answers, without knowing what they hold. The first two have the names and columns earlier
 versions created inside the core schema, so an existing store keeps its rows.
 
-Only SQLite statements exist today; a PostgreSQL store adds its own under "postgresql".
+The statements exist for both backends, SQLite and PostgreSQL; on PostgreSQL every engine
+sharing the store shares the INSi cache.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ class _Queries:
     records: str  # (after, since, outcomes JSON or None, limit) → report rows
 
 
+# What `ins-engine store copy` carries over, key first.
+_COPIED = (
+    ("identity_outcomes", ("message_id", "recorded_at", "record")),
+    ("insi_cache", ("key", "payload", "expires_at")),
+)
 _SQLITE = ExtensionSql(
     schema="""
 CREATE TABLE IF NOT EXISTS identity_outcomes (
@@ -68,6 +74,28 @@ SELECT message_id, recorded_at, '', '{KIND}', '{KIND}',
        coalesce(json_extract(record, '$.outcome'), ''),
        coalesce(json_extract(record, '$.detail'), '')
 FROM identity_outcomes ORDER BY message_id""",  # noqa: S608 - a constant
+    copied=_COPIED,
+)
+_POSTGRESQL = ExtensionSql(
+    schema="""
+CREATE TABLE IF NOT EXISTS identity_outcomes (
+    message_id bigint PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+    recorded_at double precision NOT NULL,
+    record text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS insi_cache (
+    key text PRIMARY KEY,
+    payload bytea NOT NULL,
+    expires_at double precision NOT NULL
+);
+""",
+    record="""INSERT INTO identity_outcomes (message_id, recorded_at, record)
+              VALUES (%s, %s, %s)
+              ON CONFLICT (message_id) DO UPDATE
+              SET recorded_at = excluded.recorded_at, record = excluded.record""",
+    prune="""DELETE FROM insi_cache WHERE key IN (
+                 SELECT key FROM insi_cache WHERE expires_at < %s LIMIT %s)""",
+    copied=_COPIED,
 )
 _QUERIES = {
     "sqlite": _Queries(
@@ -80,7 +108,20 @@ _QUERIES = {
                      AND (:wanted IS NULL OR json_extract(i.record, '$.outcome')
                           IN (SELECT value FROM json_each(:wanted)))
                    ORDER BY i.message_id LIMIT :limit""",
-    )
+    ),
+    "postgresql": _Queries(
+        load="SELECT payload FROM insi_cache WHERE key = %s AND expires_at > %s",
+        save="""INSERT INTO insi_cache (key, payload, expires_at) VALUES (%s, %s, %s)
+                ON CONFLICT (key) DO UPDATE
+                SET payload = excluded.payload, expires_at = excluded.expires_at""",
+        records="""SELECT i.message_id, m.received_at, m.route, m.control_id, m.message_type,
+                       i.record
+                   FROM identity_outcomes i JOIN messages m ON m.id = i.message_id
+                   WHERE i.message_id > %(after)s AND m.received_at >= %(since)s
+                     AND (%(wanted)s::text IS NULL OR (i.record::jsonb ->> 'outcome')
+                          IN (SELECT jsonb_array_elements_text(%(wanted)s::jsonb)))
+                   ORDER BY i.message_id LIMIT %(limit)s""",
+    ),
 }
 
 
@@ -90,7 +131,7 @@ class IdentityTables:
     kind = KIND
 
     def sql(self, dialect: str) -> ExtensionSql | None:
-        return {"sqlite": _SQLITE}.get(dialect)
+        return {"sqlite": _SQLITE, "postgresql": _POSTGRESQL}.get(dialect)
 
     def row(self, message_id: int, recorded_at: float, decision: Decision) -> Sequence[Any]:
         """The step's record, or, when the step failed, its outcome and detail alone (the

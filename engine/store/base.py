@@ -1,13 +1,18 @@
 """What the engine keeps durably, and the interface every store backend offers.
 
-The SQLite backend is the embedded default; a PostgreSQL backend (several engine instances
-sharing one queue) implements the same protocol. Every state a message goes through is a
+The SQLite backend is the embedded default (one engine per file); the PostgreSQL backend
+lets several engines share one store. Both implement this protocol, with the same
+behaviour (one contract test suite runs on both). Every state a message goes through is a
 row change, so a crash at any point resumes where it stopped.
+
+Order: a message's id is its position among messages, and an outbox entry's id its position
+in its queue; a backend hands out ids in the order their transactions commit, so a reader
+that goes on "after the last id it saw" never misses a row committed later.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -87,6 +92,11 @@ class RoutingResult:
     entries: list[NewEntry]
     decisions: Sequence[Decision] = ()
     dropped: bool = False
+
+
+def routed_status(result: RoutingResult) -> MessageStatus:
+    """A message's status once routed: dropped when no destination took it."""
+    return MessageStatus.DROPPED if result.dropped else MessageStatus.ROUTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,9 +299,55 @@ class Pruned:
 Parameters = Sequence[Any] | Mapping[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A lease an engine holds: the right to do one job (route, deliver one lane) alone.
+    `token` grows each time the lease changes holder: a write fenced with an older token
+    is refused (`LeaseLost`)."""
+
+    name: str
+    holder: str
+    token: int
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseClaim:
+    """The answer to a claim: the lease when this engine holds it now, otherwise who
+    holds it and for how many more seconds unless renewed."""
+
+    lease: Lease | None
+    holder: str
+    remaining_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseState:
+    """A lease as `queue status` shows it (times are epoch seconds, the store's clock)."""
+
+    name: str
+    holder: str
+    since: float
+    renewed_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EngineState:
+    """An engine that runs, or ran, on the store, with its last sign of life."""
+
+    engine_id: str
+    host: str
+    pid: int
+    started_at: float
+    seen_at: float
+
+
 class Store(Protocol):
     """The durable store; every method is safe to call from the event loop."""
 
+    name: str  # what messages name the store by: a file path, or a URL without password
+    shared: bool  # several engines may run on it at once (else: one, holding every lease)
     dialect: str  # the SQL dialect of `fetch` and `execute` (see `engine.store.extension`)
 
     async def accept(self, incoming: Incoming) -> Accepted:
@@ -330,16 +386,24 @@ class Store(Protocol):
         `lanes` > 1, only those whose patient key falls in `lane` (see `store.lanes`)."""
         ...
 
-    async def mark_delivered(self, entry_id: int, ack_code: str) -> bool:
+    async def mark_delivered(
+        self, entry_id: int, ack_code: str, fence: Lease | None = None
+    ) -> bool:
         """Record the delivery of a pending entry; False when an operator skipped it while
-        the send was in flight: the skip stands, and the audit records the delivery."""
+        the send was in flight: the skip stands, and the audit records the delivery. With
+        `fence`, only while that lease has not changed holder (else `LeaseLost`)."""
         ...
 
     async def record_failure(
-        self, entry_id: int, error: str, next_attempt_at: float, park: bool
+        self,
+        entry_id: int,
+        error: str,
+        next_attempt_at: float,
+        park: bool,
+        fence: Lease | None = None,
     ) -> None:
         """Record a failed attempt; it counts only while the entry is pending (an operator's
-        skip wins)."""
+        skip wins); fenced like `mark_delivered`."""
         ...
 
     async def entry_status(self, entry_id: int) -> EntryStatus | None: ...
@@ -424,6 +488,40 @@ class Store(Protocol):
 
     async def check_writable(self) -> None:
         """Commit a one-row write, or raise: what `/readyz` asks of the store."""
+
+    async def claim_lease(
+        self, name: str, holder: str, lease_s: float, force: bool = False
+    ) -> LeaseClaim:
+        """Take the lease `name` if it is free or expired, renew it if `holder` has it;
+        `force` takes it whoever holds it (a store only one engine can open)."""
+        ...
+
+    async def release_lease(self, lease: Lease) -> None:
+        """Give the lease up at once (a clean stop), if `lease.holder` still has it: it
+        expires now, and its next holder gets the next token."""
+        ...
+
+    async def leases(self) -> list[LeaseState]:
+        """Every lease, by name."""
+        ...
+
+    async def engine_seen(self, engine: EngineState) -> None:
+        """Record that an engine runs (its `seen_at` is now)."""
+        ...
+
+    async def engine_stopped(self, engine_id: str) -> None:
+        """Forget an engine that stopped cleanly."""
+        ...
+
+    async def engines(self) -> list[EngineState]:
+        """Every engine recorded, oldest start first."""
+        ...
+
+    async def watch(self, on_change: Callable[[str], None]) -> None:
+        """Until cancelled, call `on_change("received")` or `on_change("routed")` when any
+        engine sharing the store commits messages or outbox entries, `on_change("lease")`
+        when one gives a lease up. A store one engine uses returns at once: that engine
+        wakes its own router and workers."""
         ...
 
     async def close(self) -> None: ...

@@ -10,7 +10,9 @@ its tables, record its decisions' payloads and prune expired rows. The backend r
   the parameters `row()` gives, so a window's routing stays all or none;
 - `prune` with (now, limit) during retention, until it deletes fewer than `limit` rows;
 - `legacy_decisions` once, when a store written before decisions had their own table is
-  opened, to copy what the extension kept into that table.
+  migrated, to copy what the extension kept into that table;
+- `copied`: the tables `ins-engine store copy` carries from one store to another, each with
+  its columns (the first one the key rows are read in the order of).
 
 Outside routing, an extension reads and writes its tables through the store's `fetch` and
 `execute`, with statements written for `store.dialect`. A backend refuses to open when an
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.decision import Decision
+from engine.errors import StoreError
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class ExtensionSql:
     record: str | None = None
     prune: str | None = None
     legacy_decisions: str | None = None
+    copied: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 class StoreExtension(Protocol):
@@ -52,3 +56,12 @@ class StoreExtension(Protocol):
     def row(self, message_id: int, recorded_at: float, decision: Decision) -> Sequence[Any] | None:
         """The parameters of `record` for one decision of this kind, or None to keep nothing."""
         ...
+
+
+def dialect_sql(extension: StoreExtension, dialect: str) -> ExtensionSql:
+    """An extension's statements for a backend's dialect; a store cannot open without them."""
+    sql = extension.sql(dialect)
+    if sql is None:
+        backend = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(dialect, dialect)
+        raise StoreError(f"step kind {extension.kind} keeps no tables in a {backend} store")
+    return sql

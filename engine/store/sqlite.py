@@ -33,10 +33,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.decision import Decision
-from engine.errors import StoreError
+from engine.errors import LeaseLost, StoreError
 from engine.folders import make_folders
 from engine.logs import get_logger
 from engine.store import sqlite_console
+from engine.store.actions import (
+    OPEN,
+    becomes_resent,
+    delivered_after_skip,
+    resend_refusal,
+    resent,
+    skip_refusal,
+    skipped,
+)
 from engine.store.base import (
     FINISHED,
     Accepted,
@@ -44,10 +53,14 @@ from engine.store.base import (
     AuditEntry,
     ComponentState,
     DroppedMessage,
+    EngineState,
     EntryStatus,
     EntrySummary,
     EntryTrace,
     Incoming,
+    Lease,
+    LeaseClaim,
+    LeaseState,
     MessageDetail,
     MessageQuery,
     MessageStatus,
@@ -60,11 +73,13 @@ from engine.store.base import (
     RoutingResult,
     StoredMessage,
     TraceEvent,
+    routed_status,
 )
-from engine.store.extension import ExtensionSql, StoreExtension
+from engine.store.extension import ExtensionSql, StoreExtension, dialect_sql
 from engine.store.lanes import lane_of
 from engine.store.lock import EngineLock
-from engine.store.schema import prepare
+from engine.store.migrations import sqlite as migrations
+from engine.store.rows import OUTBOX_COLUMNS, SUMMARY_COLUMNS, entry_summary, outbox_entry
 
 log = get_logger("engine.store")
 T = TypeVar("T")
@@ -72,16 +87,6 @@ Job = Callable[[sqlite3.Connection], Any]
 MAX_GROUP = 512
 CHECKPOINT_INTERVAL_S = 0.5
 
-_OUTBOX_COLUMNS = """
-    o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
-    coalesce(o.payload, m.raw), o.patient_key, o.status, o.attempts, o.next_attempt_at,
-    o.last_error
-"""
-_SUMMARY_COLUMNS = """
-    o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
-    o.status, o.attempts, o.last_error, o.updated_at
-"""
-_OPEN = (EntryStatus.PENDING, EntryStatus.PARKED)
 _FINISHED_SQL = ", ".join(f"'{status.value}'" for status in FINISHED)
 
 
@@ -93,23 +98,17 @@ def _connect(path: str) -> sqlite3.Connection:
     return connection
 
 
-def _entry(row: tuple[Any, ...]) -> OutboxEntry:
-    return OutboxEntry(*row[:9], EntryStatus(row[9]), *row[10:])  # type: ignore[call-arg]
-
-
-def _summary(row: tuple[Any, ...]) -> EntrySummary:
-    return EntrySummary(*row[:7], EntryStatus(row[7]), *row[8:])  # type: ignore[call-arg]
-
-
 class SqliteStore:
     """`Store` on a SQLite file; create with `await SqliteStore.open(path, extensions)`."""
 
     dialect = "sqlite"
+    shared = False  # one engine per file (its lock says so): it holds every lease
 
     def __init__(
         self, path: str, extensions: Sequence[StoreExtension] = (), exclusive: bool = False
     ) -> None:
         self.path = path
+        self.name = path
         self._extensions = [_sqlite_statements(extension) for extension in extensions]
         self._recorders = {
             extension.kind: (extension, sql.record)
@@ -176,7 +175,7 @@ class SqliteStore:
         connection = _connect(self.path)
         if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
             raise StoreError(f"cannot put {self.path} in WAL mode")
-        prepare(connection, [sql for _, sql in self._extensions])
+        migrations.prepare(connection, self.path, [sql for _, sql in self._extensions])
         # Checkpoints run on their own thread (below), not inside a commit of the writer:
         # copying the WAL back and syncing the file would stall every message in the group.
         connection.execute("PRAGMA wal_autocheckpoint = 0")
@@ -413,6 +412,15 @@ class SqliteStore:
         now = time.time()
 
         def job(connection: sqlite3.Connection) -> None:
+            # Only from 'received': a message routed already fails the whole batch rather
+            # than be routed twice (the PostgreSQL store's guard between routers; here the
+            # same contract).
+            marked = connection.executemany(
+                "UPDATE messages SET status = ? WHERE id = ? AND status = 'received'",
+                [(routed_status(result).value, result.message_id) for result in routed],
+            ).rowcount
+            if marked != len(routed):
+                raise StoreError("messages already routed")
             connection.executemany(
                 """INSERT INTO outbox (message_id, route, destination, payload, patient_key,
                        status, attempts, next_attempt_at, updated_at)
@@ -427,16 +435,6 @@ class SqliteStore:
                 connection,
                 ((result.message_id, d) for result in routed for d in result.decisions),
                 now,
-            )
-            connection.executemany(
-                "UPDATE messages SET status = ? WHERE id = ?",
-                [
-                    (
-                        (MessageStatus.DROPPED if result.dropped else MessageStatus.ROUTED).value,
-                        result.message_id,
-                    )
-                    for result in routed
-                ],
             )
 
         # Not durable: after a power loss the messages are still 'received' and are routed
@@ -477,19 +475,22 @@ class SqliteStore:
 
         def job(connection: sqlite3.Connection) -> list[OutboxEntry]:
             rows = connection.execute(
-                f"""SELECT {_OUTBOX_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
+                f"""SELECT {OUTBOX_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
                     WHERE o.route = ? AND o.destination = ? AND o.status = 'pending'
                       AND o.id > ? {lane_filter} ORDER BY o.id LIMIT ?""",  # noqa: S608 - constant SQL
                 (route, destination, after_entry_id, *lane_values, limit),
             ).fetchall()
-            return [_entry(row) for row in rows]
+            return [outbox_entry(row) for row in rows]
 
         return await self._read(job)
 
-    async def mark_delivered(self, entry_id: int, ack_code: str) -> bool:
+    async def mark_delivered(
+        self, entry_id: int, ack_code: str, fence: Lease | None = None
+    ) -> bool:
         now = time.time()
 
         def job(connection: sqlite3.Connection) -> bool:
+            _check_fence(connection, fence)
             marked = connection.execute(
                 """UPDATE outbox SET status = 'delivered', delivered_at = ?, updated_at = ?,
                    attempts = attempts + 1, last_ack_code = ?
@@ -501,26 +502,25 @@ class SqliteStore:
             # An operator skipped it while the send was in flight: the skip stands (nothing
             # more is sent), and the audit says the receiver got it anyway.
             if _status_of(connection, entry_id) is EntryStatus.SKIPPED:
-                answer = f", ACK {ack_code}" if ack_code else ""
-                _record_action(
-                    connection,
-                    now,
-                    entry_id,
-                    "delivered after skip",
-                    f"the send was in flight when the entry was skipped: delivered{answer}",
-                )
+                _record_action(connection, now, entry_id, *delivered_after_skip(ack_code))
             return False
 
         # Not durable: lost in a power cut, the message is sent again (at-least-once).
         return await self._write(job, durable=False)
 
     async def record_failure(
-        self, entry_id: int, error: str, next_attempt_at: float, park: bool
+        self,
+        entry_id: int,
+        error: str,
+        next_attempt_at: float,
+        park: bool,
+        fence: Lease | None = None,
     ) -> None:
         now = time.time()
         status = EntryStatus.PARKED if park else EntryStatus.PENDING
 
         def job(connection: sqlite3.Connection) -> None:
+            _check_fence(connection, fence)
             connection.execute(
                 """UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,
                    next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'""",
@@ -579,11 +579,11 @@ class SqliteStore:
     async def list_entries(
         self, status: EntryStatus, route: str | None, destination: str | None, limit: int
     ) -> list[EntrySummary]:
-        order = "ASC" if status in _OPEN else "DESC"
+        order = "ASC" if status in OPEN else "DESC"
 
         def job(connection: sqlite3.Connection) -> list[EntrySummary]:
             rows = connection.execute(
-                f"""SELECT {_SUMMARY_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
+                f"""SELECT {SUMMARY_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
                     WHERE o.status = :status AND (:route IS NULL OR o.route = :route)
                       AND (:destination IS NULL OR o.destination = :destination)
                     ORDER BY o.id {order} LIMIT :limit""",  # noqa: S608 - constant SQL
@@ -594,7 +594,7 @@ class SqliteStore:
                     "limit": limit,
                 },
             ).fetchall()
-            return [_summary(row) for row in rows]
+            return [entry_summary(row) for row in rows]
 
         return await self._read(job)
 
@@ -643,18 +643,16 @@ class SqliteStore:
             results = []
             for entry_id in entry_ids:
                 status = _status_of(connection, entry_id)
-                if status is None:
-                    results.append(ActionResult(entry_id, False, "no such entry"))
-                    continue
-                if status is EntryStatus.PENDING:
-                    results.append(ActionResult(entry_id, False, "still pending: nothing to do"))
-                    continue
+                copy = None
                 if status is EntryStatus.RESENT:
                     (copy,) = connection.execute(
                         "SELECT max(id) FROM outbox WHERE resend_of = ?", (entry_id,)
                     ).fetchone()
-                    results.append(ActionResult(entry_id, False, f"already resent as {copy}"))
+                refusal = resend_refusal(entry_id, status, copy)
+                if refusal is not None:
+                    results.append(refusal)
                     continue
+                assert status is not None  # a missing entry is refused above
                 (new_id,) = connection.execute(
                     """INSERT INTO outbox (message_id, route, destination, payload,
                            patient_key, status, attempts, next_attempt_at, updated_at,
@@ -663,10 +661,10 @@ class SqliteStore:
                            'pending', 0, 0, ?, id FROM outbox WHERE id = ? RETURNING id""",
                     (now, entry_id),
                 ).fetchone()
-                if status is not EntryStatus.DELIVERED:
+                if becomes_resent(status):
                     _set_status(connection, entry_id, EntryStatus.RESENT, now)
                 _record_action(connection, now, entry_id, f"resend as {new_id}", reason)
-                results.append(ActionResult(entry_id, True, f"resent as {new_id}", new_id))
+                results.append(resent(entry_id, new_id))
             return results
 
         return await self._write(job)
@@ -677,15 +675,13 @@ class SqliteStore:
         def job(connection: sqlite3.Connection) -> list[ActionResult]:
             results = []
             for entry_id in entry_ids:
-                status = _status_of(connection, entry_id)
-                if status is None:
-                    results.append(ActionResult(entry_id, False, "no such entry"))
-                elif status not in _OPEN:
-                    results.append(ActionResult(entry_id, False, f"already {status.value}"))
-                else:
-                    _set_status(connection, entry_id, EntryStatus.SKIPPED, now)
-                    _record_action(connection, now, entry_id, "skip", reason)
-                    results.append(ActionResult(entry_id, True, "skipped"))
+                refusal = skip_refusal(entry_id, _status_of(connection, entry_id))
+                if refusal is not None:
+                    results.append(refusal)
+                    continue
+                _set_status(connection, entry_id, EntryStatus.SKIPPED, now)
+                _record_action(connection, now, entry_id, "skip", reason)
+                results.append(skipped(entry_id))
             return results
 
         return await self._write(job)
@@ -791,12 +787,89 @@ class SqliteStore:
 
         return await self._write(job, durable=False)
 
+    # -- leases and engines (engine.leases) --------------------------------------------
+
+    async def claim_lease(
+        self, name: str, holder: str, lease_s: float, force: bool = False
+    ) -> LeaseClaim:
+        def job(connection: sqlite3.Connection) -> LeaseClaim:
+            now = time.time()
+            row = connection.execute(
+                "SELECT holder, token, since, expires_at FROM leases WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and row[0] != holder and row[3] > now and not force:
+                return LeaseClaim(None, row[0], row[3] - now)
+            if row is None:
+                token, since = 1, now
+            elif row[0] == holder:
+                token, since = row[1], row[2]
+            else:
+                token, since = row[1] + 1, now
+            connection.execute(
+                """INSERT OR REPLACE INTO leases (name, holder, token, since, renewed_at,
+                       expires_at) VALUES (?, ?, ?, ?, ?, ?)""",
+                (name, holder, token, since, now, now + lease_s),
+            )
+            return LeaseClaim(Lease(name, holder, token, since), holder, lease_s)
+
+        return await self._write(job, durable=False)
+
+    async def release_lease(self, lease: Lease) -> None:
+        await self._write(
+            lambda connection: connection.execute(
+                """UPDATE leases SET expires_at = ?
+                   WHERE name = ? AND holder = ? AND token = ?""",
+                (time.time(), lease.name, lease.holder, lease.token),
+            )
+        )
+
+    async def leases(self) -> list[LeaseState]:
+        rows = await self._read(
+            lambda connection: connection.execute(
+                """SELECT name, holder, since, renewed_at, expires_at FROM leases
+                   ORDER BY name"""
+            ).fetchall()
+        )
+        return [LeaseState(*row) for row in rows]
+
+    async def engine_seen(self, engine: EngineState) -> None:
+        await self._write(
+            lambda connection: connection.execute(
+                """INSERT OR REPLACE INTO engines (id, host, pid, started_at, seen_at)
+                   VALUES (?, ?, ?, ?, ?)""",
+                (engine.engine_id, engine.host, engine.pid, engine.started_at, time.time()),
+            ),
+            durable=False,
+        )
+
+    async def engine_stopped(self, engine_id: str) -> None:
+        await self._write(
+            lambda connection: connection.execute("DELETE FROM engines WHERE id = ?", (engine_id,))
+        )
+
+    async def engines(self) -> list[EngineState]:
+        rows = await self._read(
+            lambda connection: connection.execute(
+                "SELECT id, host, pid, started_at, seen_at FROM engines ORDER BY started_at, id"
+            ).fetchall()
+        )
+        return [EngineState(*row) for row in rows]
+
+    async def watch(self, on_change: Callable[[str], None]) -> None:
+        """Nothing to watch: one engine uses the file, and wakes its own tasks."""
+
+
+def _check_fence(connection: sqlite3.Connection, fence: Lease | None) -> None:
+    """Refuse a write fenced by a lease that has changed holder since."""
+    if fence is None:
+        return
+    row = connection.execute("SELECT token FROM leases WHERE name = ?", (fence.name,)).fetchone()
+    if row is None or row[0] != fence.token:
+        raise LeaseLost(f"lease {fence.name} is no longer held by this engine")
+
 
 def _sqlite_statements(extension: StoreExtension) -> tuple[StoreExtension, ExtensionSql]:
-    sql = extension.sql(SqliteStore.dialect)
-    if sql is None:
-        raise StoreError(f"step kind {extension.kind} keeps no tables in a SQLite store")
-    return extension, sql
+    return extension, dialect_sql(extension, SqliteStore.dialect)
 
 
 def _decisions(connection: sqlite3.Connection, message_id: int) -> list[Decision]:

@@ -26,7 +26,7 @@ _SUMMARY = """
 """
 
 
-def _summary(row: tuple[Any, ...]) -> MessageSummary:
+def message_summary(row: tuple[Any, ...]) -> MessageSummary:
     deliveries = tuple(
         (destination, EntryStatus(status))
         for destination, status in (line.split("\t") for line in (row[8] or "").splitlines())
@@ -60,7 +60,7 @@ def find_messages(query: MessageQuery, connection: sqlite3.Connection) -> list[M
             "limit": query.limit,
         },
     ).fetchall()
-    return [_summary(row) for row in rows]
+    return [message_summary(row) for row in rows]
 
 
 def message_detail(message_id: int, connection: sqlite3.Connection) -> MessageDetail | None:
@@ -82,7 +82,7 @@ def message_detail(message_id: int, connection: sqlite3.Connection) -> MessageDe
         EntryHistory(*row[:2], EntryStatus(row[2]), *row[3:9], bytes(row[9]))  # type: ignore[call-arg]
         for row in rows
     )
-    return MessageDetail(_summary(row), peer, application, facility, bytes(raw), entries)
+    return MessageDetail(message_summary(row), peer, application, facility, bytes(raw), entries)
 
 
 def record_audit(entry: AuditEntry, connection: sqlite3.Connection) -> None:

@@ -81,3 +81,22 @@ async def until(engine: Engine, status: EntryStatus, count: int, timeout_s: floa
     async with asyncio.timeout(timeout_s):
         while len(await engine.store.list_entries(status, "adt", "lab", 100)) != count:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
+
+
+async def test_the_queues_page_shows_which_engine_delivers_each_queue_since_when(
+    start_engine: StartEngine, tmp_path: Path
+) -> None:
+    async with Receiver() as receiver:
+        route = f'[[routes.destinations]]\nname = "lab"\nmllp = "{receiver.address}"\n'
+        engine = await start_engine(route, extra=http_table(tmp_path))
+        assert engine.http is not None and engine.leases is not None
+        await engine.leases.acquire("delivery adt/lab")
+        engine_id = engine.leases.engine.engine_id
+        host, port = engine.http.address
+        async with browser_like(f"http://{host}:{port}") as viewer:
+            await log_in(viewer, "vera", "viewer-pass-1234")
+            async with viewer.get("/queues") as page:
+                text = await page.text()
+    assert f"Delivered by {engine_id} since" in text
+    for lease in ("delivery adt/lab", "routing", "retention"):
+        assert f"<td>{lease}</td><td>{engine_id}</td>" in text

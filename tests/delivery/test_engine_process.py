@@ -165,8 +165,33 @@ async def test_queue_commands_on_a_running_engine(tmp_path: Path) -> None:
             await downstream.wait_for(4)
             again = cli(config, "skip", str(parked["entry_id"]), "--reason", "twice")
             assert again.returncode == 1 and "already resent" in again.stdout
+            _shows_who_delivers(config, engine.logged("engine started")[-1]["engine"])
             assert await engine.terminate() == 0
     assert downstream.control_ids == ["Q1", "Q2", "Q3", "Q2"]
+
+
+def _shows_who_delivers(config: Path, engine_id: str) -> None:
+    """`queue status` names the engine delivering each queue; `report engines` lists every
+    engine and every lease it holds."""
+    text = cli(config, "status")
+    assert "DELIVERED BY" in text.stdout and engine_id in text.stdout
+    (row,) = json.loads(cli(config, "status", "--json").stdout)["queues"]
+    assert row["delivered_by"] == engine_id and row["delivered_by_since"] > 0
+    report = subprocess.run(
+        [sys.executable, "-m", "engine", "report", "engines", "--json", "--config", str(config)],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    state = json.loads(report.stdout)
+    assert [engine["engine_id"] for engine in state["engines"]] == [engine_id]
+    assert {lease["name"]: lease["holder"] for lease in state["leases"]} == {
+        "delivery adt/down": engine_id,
+        "retention": engine_id,
+        "routing": engine_id,
+    }
 
 
 async def _parked(folder: Path) -> bool:

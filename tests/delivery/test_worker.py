@@ -3,18 +3,23 @@ order, blocking and parking, lanes, and what an operator's skip and resend do.""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import defaultdict
 
 from structlog.testing import capture_logs
 
 from engine.delivery import worker
+from engine.delivery.service import open_sender
+from engine.delivery.worker import LaneWorker
+from engine.leases import SAFETY_S, HeldLease
 from engine.store.base import EntryStatus, OutboxEntry
 from engine.store.lanes import lane_of
 from engine.store.sqlite import SqliteStore
 from tests.delivery.conftest import Route
 from tests.delivery.harness import delivering, entries, eventually, route_all, store_messages
 from tests.support.messages import adt
-from tests.support.receiver import Received, Receiver, Reply, ack
+from tests.support.receiver import Received, Receiver, Reply, ack, ack_bytes
 
 
 async def queue(store: SqliteStore, routes: list, payloads: list[bytes]) -> None:
@@ -230,3 +235,51 @@ async def test_resend_queues_a_copy_at_the_tail(store: SqliteStore, route: Route
     assert (await store.entry_status(delivered.entry_id)) is EntryStatus.DELIVERED
     assert delivered_again.done
     assert delivered.entry_id < first.new_entry_id < delivered_again.new_entry_id  # at the tail
+
+
+async def lane_lease(store: SqliteStore, work_left_s: float) -> HeldLease:
+    """This engine's lease on the lane, valid for `work_left_s` more seconds."""
+    claim = await store.claim_lease("delivery adt/down", "this-engine", 60.0)
+    assert claim.lease is not None
+    return HeldLease(claim.lease, time.monotonic() + SAFETY_S + work_left_s)
+
+
+async def test_a_send_running_past_the_lease_deadline_is_cut_and_nothing_follows(
+    store: SqliteStore, route: Route
+) -> None:
+    def answer(received: Received) -> Reply:
+        if received.control_id == "C2":  # answered after the lease is over
+            return Reply(ack_bytes(received.control_id), delay_s=5.0)
+        return ack(received)
+
+    async with Receiver(answer) as downstream:
+        routes = [route(mllp=downstream.address)]
+        settings = routes[0].destinations[0]
+        await queue(store, routes, [adt(f"C{n}") for n in range(1, 5)])
+        lane = LaneWorker(store, "adt", settings, open_sender("adt", settings))
+        with capture_logs() as logs:
+            async with asyncio.timeout(10):  # returns by itself once the lease is over
+                await lane.run(await lane_lease(store, 1.0))
+    assert downstream.control_ids == ["C1", "C2"]
+    pending = await entries(store, EntryStatus.PENDING)
+    assert [entry.control_id for entry in pending] == ["C2", "C3", "C4"]
+    assert pending[0].attempts == 0  # its outcome is unknown: nothing recorded
+    assert any(entry["event"] == "send cut at the end of this engine's lease" for entry in logs)
+
+
+async def test_a_lane_whose_lease_changed_hands_stops_at_its_first_refused_write(
+    store: SqliteStore, route: Route
+) -> None:
+    async with Receiver(lambda received: ack(received, "AE")) as downstream:
+        routes = [route(mllp=downstream.address)]
+        settings = routes[0].destinations[0]
+        await queue(store, routes, [adt(f"C{n}") for n in range(1, 4)])
+        held = await lane_lease(store, 30.0)
+        await store.claim_lease("delivery adt/down", "other-engine", 60.0, force=True)
+        lane = LaneWorker(store, "adt", settings, open_sender("adt", settings))
+        async with asyncio.timeout(10):
+            await lane.run(held)
+    assert downstream.control_ids == ["C1"]  # no retry, nothing after
+    assert held.lost.is_set()
+    (head, *_) = await entries(store, EntryStatus.PENDING)
+    assert (head.control_id, head.attempts) == ("C1", 0)  # the refused failure left no trace

@@ -1,6 +1,7 @@
-"""A store file written by the version before route steps had a registry keeps working:
-its messages, queues, identity outcomes and INSi cache are read as they are, and the
-outcomes it recorded become the messages' step decisions, once."""
+"""A store file written by the version before route steps had a registry keeps its rows:
+once `ins-engine store migrate` has run, its messages, queues, identity outcomes and INSi
+cache are read as they are, and the outcomes it recorded have become the messages' step
+decisions, once."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from engine.enrich.store import IdentityTables, StoredResultCache, identity_records
+from engine.store.backends import migrate
 from engine.store.base import EntryStatus
+from engine.store.migrations import StoreVersionError
+from engine.store.migrations.sqlite import LATEST
 from engine.store.sqlite import SqliteStore
 
 # The schema as the earlier version created it (engine/store/schema.py of that version).
@@ -106,7 +112,10 @@ def earlier_store(path: Path) -> None:
 async def test_an_earlier_store_keeps_its_rows_and_gains_the_decisions(tmp_path: Path) -> None:
     path = tmp_path / "engine.db"
     earlier_store(path)
-    for _ in range(2):  # opened twice: the decisions are copied once
+    with pytest.raises(StoreVersionError):  # until it is migrated
+        await SqliteStore.open(str(path), [IdentityTables()])
+    for _ in range(2):  # migrated twice: the decisions are copied once
+        await migrate(f"sqlite:///{path}", extensions=[IdentityTables()])
         store = await SqliteStore.open(str(path), [IdentityTables()])
         try:
             records = await identity_records(store, 0.0, None)
@@ -126,13 +135,13 @@ async def test_an_earlier_store_keeps_its_rows_and_gains_the_decisions(tmp_path:
         finally:
             await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (1,)
+        assert db.execute("SELECT max(version) FROM schema_migrations").fetchone() == (LATEST,)
 
 
 async def test_a_new_store_starts_at_the_current_version(tmp_path: Path) -> None:
     store = await SqliteStore.open(str(tmp_path / "engine.db"), [IdentityTables()])
     await store.close()
     with sqlite3.connect(tmp_path / "engine.db") as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (1,)
+        assert db.execute("SELECT max(version) FROM schema_migrations").fetchone() == (LATEST,)
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert {"messages", "outbox", "step_decisions", "identity_outcomes", "insi_cache"} <= tables

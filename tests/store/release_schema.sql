@@ -1,20 +1,3 @@
-"""The SQLite schema. Row ids give the order: messages by arrival, outbox entries by routing.
-
-`prepare` creates what is missing, core and extensions, in a file of any earlier version:
-`CREATE TABLE IF NOT EXISTS` leaves an existing table as it is, `_ADDED_COLUMNS` are added
-to tables an earlier version created, and a file written before step decisions had their
-own table (user_version 0, with messages) gets the extensions' earlier rows copied into it.
-Tables an extension keeps (the INS ones) keep their names, so no data moves.
-"""
-
-import sqlite3
-from collections.abc import Sequence
-
-from engine.store.extension import ExtensionSql
-
-VERSION = 1  # PRAGMA user_version: 1 = step decisions in their own table
-
-SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
     received_at REAL NOT NULL,
@@ -123,36 +106,16 @@ CREATE TABLE IF NOT EXISTS engine_state (
     updated_at REAL NOT NULL,
     payload TEXT NOT NULL
 );
-"""
 
-_ADDED_COLUMNS = (("outbox", "resend_of", "INTEGER"),)
-
-
-def prepare(connection: sqlite3.Connection, extensions: Sequence[ExtensionSql]) -> None:
-    """Bring a new or earlier store file to this version (autocommit connection)."""
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
-    legacy = version == 0 and _has_table(connection, "messages")
-    connection.executescript(SCHEMA)
-    for table, column, kind in _ADDED_COLUMNS:
-        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
-        if column not in present:
-            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-    for extension in extensions:
-        connection.executescript(extension.schema)
-    if version >= VERSION:
-        return
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        for extension in extensions:
-            if legacy and extension.legacy_decisions:
-                connection.execute(extension.legacy_decisions)
-        connection.execute(f"PRAGMA user_version = {VERSION}")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
-
-
-def _has_table(connection: sqlite3.Connection, name: str) -> bool:
-    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
-    return connection.execute(query, (name,)).fetchone() is not None
+-- The INS enrichment step's tables (its store extension), as that release created them.
+CREATE TABLE IF NOT EXISTS identity_outcomes (
+    message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+    recorded_at REAL NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS insi_cache (
+    key TEXT PRIMARY KEY,
+    payload BLOB NOT NULL,
+    expires_at REAL NOT NULL
+);
+PRAGMA user_version = 1;

@@ -1,0 +1,245 @@
+"""A PostgreSQL store's connections: pools, and group commits under the order lock.
+
+Writes are group commits, as in the SQLite store: jobs submitted while a transaction is in
+flight run together in the next one, and their futures resolve only after its COMMIT
+returned, so no message is acknowledged before the transaction holding it has committed.
+A group runs without savepoints (each would cost a round trip); when one job fails, the
+group is rolled back and its jobs run again one transaction each, so the bad job fails
+alone. A group of only rebuildable state (routing, delivery marks, the INSi cache) commits
+with `synchronous_commit = off`, as SQLite's skips its fsync.
+
+Commit order. Readers go on "after the last id they saw" (the router through messages, a
+delivery lane through its queue), so an id must never become visible after a larger one:
+with several engines inserting at once, plain sequence order would let a message with a
+smaller id commit later, behind a reader that has passed it, and be skipped. So every
+transaction that inserts messages or outbox entries (an `ordered` job) first takes one
+transaction-level advisory lock (`ORDER_LOCK`), and only then draws ids; PostgreSQL
+releases the lock after the commit is visible. Ids are therefore drawn in commit order,
+with no gap that could fill later (a rolled-back group leaves a gap that stays empty; the
+identity columns draw one id at a time, `CACHE 1`). What this costs: engines commit
+inserts one group at a time, each group holding all that arrived meanwhile.
+
+Other statements run alone on a small pool of autocommit connections: each sees what had
+committed when it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from engine.errors import StoreError
+from engine.logs import get_logger
+from engine.store.base import Parameters
+from engine.store.url import display_url
+
+log = get_logger("engine.store")
+T = TypeVar("T")
+Connection = psycopg.AsyncConnection[Any]
+Job = Callable[[Connection], Awaitable[Any]]
+
+ORDER_LOCK = (0x494E53, 1)  # pg_advisory_xact_lock(int, int): "INS", id order
+MAX_GROUP = 512
+READERS = 4
+CONNECT_TIMEOUT_S = 10
+# A group never idles inside its transaction: one that does holds the order lock, so the
+# server ends it rather than let every engine wait (a frozen or cut-off engine).
+IDLE_IN_TRANSACTION_MS = 5000
+LOCK_TIMEOUT_MS = 10000
+NOTIFY_CHANNEL = "ins_engine"
+
+
+@dataclass(slots=True)
+class _Pending:
+    job: Job
+    future: asyncio.Future[Any]
+    durable: bool
+    ordered: bool  # inserts messages or outbox entries: takes the order lock
+    notify: str | None  # tells the other engines what changed, once committed
+
+
+class _JobFailed(Exception):
+    """A job of a group raised: the group is rolled back and its jobs run alone."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
+
+
+class Connections:
+    """The pools of one store (a writer, a few readers) and its group commits."""
+
+    def __init__(self, url: str, password: str | None) -> None:
+        self.url = url
+        self.name = display_url(url)
+        settings: dict[str, Any] = {
+            "autocommit": True,
+            "application_name": "ins-engine",
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            # Added to the URL's own `options` (a search_path, say), not in their place.
+            "options": f"{conninfo_to_dict(url).get('options', '')}"
+            f" -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
+            f" -c lock_timeout={LOCK_TIMEOUT_MS}"
+            # The server notices a cut-off engine in about 10 s too, and ends its session.
+            " -c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2"
+            " -c tcp_keepalives_count=3".strip(),
+            # A dead peer is noticed in about 10 s rather than at the kernel's 2 hours.
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+        }
+        if password is not None:
+            settings["password"] = password
+        self._settings = settings
+        self._writer = self._pool(1, "writer")
+        self._readers = self._pool(READERS, "readers")
+        self._pending: list[_Pending] = []
+        self._committer: asyncio.Task[None] | None = None
+        self._closed = False
+        self.commits = 0  # groups committed: lets a benchmark show the grouping
+
+    def _pool(self, size: int, role: str) -> AsyncConnectionPool[Connection]:
+        return AsyncConnectionPool(
+            self.url,
+            kwargs=self._settings,
+            min_size=1,
+            max_size=size,
+            open=False,
+            name=f"ins-engine-{role}",
+            timeout=CONNECT_TIMEOUT_S,
+        )
+
+    async def open(self) -> None:
+        await self._writer.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        await self._readers.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+
+    async def connect(self) -> Connection:
+        """One connection of its own (migrations, notifications), with the pool's settings."""
+        try:
+            return await psycopg.AsyncConnection.connect(self.url, **self._settings)
+        except psycopg.Error as error:
+            raise StoreError(f"cannot connect to the store {self.name}: {_reason(error)}") from None
+
+    # -- group commits ------------------------------------------------------------------
+
+    async def write(
+        self,
+        job: Callable[[Connection], Awaitable[T]],
+        durable: bool = True,
+        ordered: bool = False,
+        notify: str | None = None,
+    ) -> T:
+        """Run `job` in the next group commit; `ordered` for a job inserting messages or
+        outbox entries, `notify` to tell other engines what changed once committed."""
+        if self._closed:
+            raise StoreError("store is closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(job, future, durable, ordered, notify))
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit_groups(), name="store-committer")
+        return await future
+
+    async def _commit_groups(self) -> None:
+        try:
+            while self._pending:
+                group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
+                await self._commit(group)
+        finally:
+            self._committer = None
+
+    async def _commit(self, group: list[_Pending]) -> None:
+        try:
+            async with self._writer.connection() as connection:
+                try:
+                    results = [(True, value) for value in await _transaction(connection, group)]
+                except _JobFailed:
+                    results = [await _alone(connection, pending) for pending in group]
+                else:
+                    self.commits += 1
+        except (psycopg.Error, PoolTimeout) as error:
+            log.error("store commit failed", error=type(error).__name__)
+            failure = StoreError(f"store commit failed: {type(error).__name__}")
+            results = [(False, failure)] * len(group)
+        for pending, (ok, value) in zip(group, results, strict=True):
+            if pending.future.done():
+                continue
+            if ok:
+                pending.future.set_result(value)
+            else:
+                pending.future.set_exception(value)
+
+    async def run(self, sql: str, parameters: Parameters = ()) -> list[Any]:
+        """One statement on a pooled autocommit connection (reads, and lease writes that
+        commit alone); its rows."""
+        if self._closed:
+            raise StoreError("store is closed")
+        try:
+            async with self._readers.connection() as connection:
+                cursor = await connection.execute(sql, parameters)
+                return await cursor.fetchall()
+        except (psycopg.Error, PoolTimeout) as error:
+            raise StoreError(f"store read failed: {type(error).__name__}") from None
+
+    async def close(self) -> None:
+        """Finish every queued write, then close the connections."""
+        if self._closed:
+            return
+        self._closed = True
+        while self._committer is not None:
+            await asyncio.shield(self._committer)
+        await self._writer.close()
+        await self._readers.close()
+
+
+async def _transaction(connection: Connection, group: list[_Pending]) -> list[Any]:
+    """Run a group's jobs in one transaction and commit it; `_JobFailed` if a job raised.
+    What comes before the jobs (BEGIN, the order lock) goes in one round trip, and so does
+    what comes after (the notices, COMMIT): the order lock is held no longer than needed."""
+    opening = ["BEGIN"]
+    if not any(pending.durable for pending in group):
+        opening.append("SET LOCAL synchronous_commit = off")
+    if any(pending.ordered for pending in group):
+        opening.append("SELECT pg_advisory_xact_lock({}, {})".format(*ORDER_LOCK))
+    channels = sorted({pending.notify for pending in group if pending.notify})
+    closing = [f"NOTIFY {NOTIFY_CHANNEL}, '{channel}'" for channel in channels] + ["COMMIT"]
+    results = []
+    await connection.execute("; ".join(opening).encode())
+    try:
+        for pending in group:
+            try:
+                results.append(await pending.job(connection))
+            except psycopg.OperationalError:
+                raise  # the connection, not the job: the whole group fails
+            except Exception as error:
+                raise _JobFailed(error) from error
+        await connection.execute("; ".join(closing).encode())
+    except BaseException:
+        if not connection.closed:
+            with contextlib.suppress(psycopg.Error):
+                await connection.execute(b"ROLLBACK")
+        raise
+    return results
+
+
+async def _alone(connection: Connection, pending: _Pending) -> tuple[bool, Any]:
+    """One job of a failed group, in a transaction of its own."""
+    try:
+        (value,) = await _transaction(connection, [pending])
+    except _JobFailed as failed:
+        return False, failed.error
+    return True, value
+
+
+def _reason(error: psycopg.Error) -> str:
+    """What libpq says of a failed connection (host, port, role, database, authentication:
+    no patient data), on one line."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return text or type(error).__name__

@@ -1,0 +1,27 @@
+"""What both backends select for an outbox entry and for an entry's summary, and the
+records built from those rows: the same columns in the same order, whichever the SQL
+dialect around them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.store.base import EntryStatus, EntrySummary, OutboxEntry
+
+OUTBOX_COLUMNS = """
+    o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
+    coalesce(o.payload, m.raw), o.patient_key, o.status, o.attempts, o.next_attempt_at,
+    o.last_error
+"""
+SUMMARY_COLUMNS = """
+    o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
+    o.status, o.attempts, o.last_error, o.updated_at
+"""
+
+
+def outbox_entry(row: tuple[Any, ...]) -> OutboxEntry:
+    return OutboxEntry(*row[:7], bytes(row[7]), row[8], EntryStatus(row[9]), *row[10:])  # type: ignore[call-arg]
+
+
+def entry_summary(row: tuple[Any, ...]) -> EntrySummary:
+    return EntrySummary(*row[:7], EntryStatus(row[7]), *row[8:])  # type: ignore[call-arg]

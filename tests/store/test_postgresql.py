@@ -1,0 +1,107 @@
+"""What only a store several engines share must get right: ids in commit order across
+engines, duplicates decided once across engines, and the password kept out of sight."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from engine.cli import main
+from engine.store.backends import OpenStore, open_store
+from tests.store.conftest import incoming
+from tests.support.postgres import PASSWORD
+
+# A trigger that holds one message's transaction open after its row got its id: an
+# engine slowed down between drawing an id and committing (a busy machine, a GC pause).
+STALL = """
+CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.control_id LIKE 'SLOW%' THEN PERFORM pg_sleep(0.5); END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER stall AFTER INSERT ON messages FOR EACH ROW EXECUTE FUNCTION stall();
+"""
+
+
+@pytest.fixture
+async def engines(postgres_url: str) -> AsyncIterator[list[OpenStore]]:
+    """Three stores on one database: three engines' connections."""
+    stores = [await open_store(postgres_url) for _ in range(3)]
+    yield stores
+    for store in stores:
+        await store.close()
+
+
+async def test_a_reader_after_the_last_id_never_misses_a_message_committed_late(
+    postgres_url: str, engines: list[OpenStore]
+) -> None:
+    slow_engine, fast_engine, router = engines
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+        await admin.execute(STALL)
+    seen: list[str] = []
+
+    async def read_after_last_id() -> None:  # the router's way of reading the inbox
+        cursor = 0
+        while len(seen) < 2:
+            for message in await router.received(cursor, 10):
+                seen.append(message.control_id)
+                cursor = message.message_id
+            await asyncio.sleep(0.005)
+
+    reading = asyncio.create_task(read_after_last_id())
+    slow = asyncio.create_task(slow_engine.accept(incoming("SLOW")))
+    await asyncio.sleep(0.1)  # SLOW's transaction is open, its row inserted
+    fast = await fast_engine.accept(incoming("FAST"))
+    await asyncio.wait_for(reading, 5)  # the reader saw both: SLOW was not skipped
+    assert seen == ["SLOW", "FAST"]
+    assert slow.done()  # FAST could only commit after SLOW had,
+    assert fast.message_id > (await slow).message_id  # so its id is the larger
+
+
+async def test_the_same_message_to_two_engines_at_once_is_stored_once(
+    postgres_url: str, engines: list[OpenStore]
+) -> None:
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+        await admin.execute(STALL)
+    # The first engine's transaction is still open when the second sees the same key.
+    first, second = await asyncio.gather(
+        engines[0].accept(incoming("SLOW1", ack=b"first ACK")),
+        engines[1].accept(incoming("SLOW1", ack=b"second ACK")),
+    )
+    assert sorted([first.duplicate, second.duplicate]) == [False, True]
+    assert first.message_id == second.message_id
+    assert first.ack == second.ack  # the duplicate is answered with the original ACK
+    assert len(await engines[2].received(0, 10)) == 1
+
+
+def test_the_password_comes_from_the_environment_never_the_file(
+    tmp_path: Path,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("PGPASSWORD")
+    config = tmp_path / "engine.toml"
+    config.write_text(
+        f'[engine]\nstore = "{postgres_url}"\nstore_password_env = "INS_ENGINE_DB_PASSWORD"\n'
+        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\n'
+        '[[routes.destinations]]\nname = "down"\nfile = "outbox"\n',
+        encoding="utf-8",
+    )
+    assert main(["store", "migrate", "--config", str(config)]) == 2
+    assert "INS_ENGINE_DB_PASSWORD" in capsys.readouterr().err  # not set: says which
+    assert main(["check", "--config", str(config)]) == 2
+    assert "engine.store_password_env: set the store's password" in capsys.readouterr().err
+    monkeypatch.setenv("INS_ENGINE_DB_PASSWORD", "not-the-password")
+    assert main(["queue", "status", "--config", str(config)]) == 2
+    error = capsys.readouterr().err
+    assert "password authentication failed" in error and "not-the-password" not in error
+    assert "Traceback" not in error
+    monkeypatch.setenv("INS_ENGINE_DB_PASSWORD", PASSWORD)
+    assert main(["store", "migrate", "--config", str(config)]) == 0
+    assert main(["queue", "status", "--config", str(config)]) == 0
+    assert PASSWORD not in capsys.readouterr().out
