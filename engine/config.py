@@ -463,7 +463,9 @@ def load_config(path: str | Path) -> Config:
             errors += _http_problems(config.http, routes, str(file))
     if errors:
         raise ConfigErrors(errors)
-    return replace(config, routes=routes)
+    # The default store, like a store the file names, is relative to the file's folder.
+    store = resolve_store_url(config.engine.store, file.resolve().parent)
+    return replace(config, engine=replace(config.engine, store=store), routes=routes)
 
 
 def build_section(cls: type[T], table: dict[str, Any], file: Path) -> T:

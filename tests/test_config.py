@@ -258,3 +258,20 @@ def test_the_readme_key_table_is_the_one_check_prints() -> None:
     from engine.steps.registry import BUILTIN
 
     assert key_reference(BUILTIN) in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_default_store_is_relative_to_the_file_too(tmp_path: Path) -> None:
+    """No `store` key (or no [engine] table): var/ins-engine.db beside the file, never in the
+    working directory."""
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    config = folder / "engine.toml"
+    config.write_text(
+        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\n'
+        '[[routes.destinations]]\nname = "d"\nfile = "out"\n',
+        encoding="utf-8",
+    )
+    expected = f"sqlite:///{folder.resolve() / 'var' / 'ins-engine.db'}"
+    assert load_config(config).engine.store == expected
+    config.write_text('[engine]\nlog_level = "info"\n' + config.read_text(), encoding="utf-8")
+    assert load_config(config).engine.store == expected
