@@ -3,7 +3,8 @@
 # hl7_samples/ through the engine and shows what it did, `make bench` compares the engine with
 # its peers (about 8 minutes). Each creates the virtualenv and installs what it needs: `run`
 # and `demo` the runtime only, `test` adds the test tools and the example step kind of
-# examples/, `bench` the benchmark tools.
+# examples/, `bench` the benchmark tools; `test` and `bench` also install the Debian
+# packages they drive (postgresql, chromium, systemd) when one is missing.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,7 +17,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: run test lint check clean demo bench
+.PHONY: run test lint check clean demo bench packages
 
 $(PIP):
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +42,7 @@ run: $(RUNTIME_STAMP)
 demo: $(RUNTIME_STAMP)
 	$(BIN)/python -m demo.run
 
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) packages
 	$(BIN)/python -m bench.run
 
 check: $(RUNTIME_STAMP)
@@ -52,7 +53,11 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff format --check engine tests bench demo examples
 	$(BIN)/mypy
 
-test: $(TEST_STAMP) lint
+# The Debian packages the tests (and the PostgreSQL benchmarks) drive, when one is missing.
+packages:
+	@sh tests/debian-packages.sh
+
+test: $(TEST_STAMP) packages lint
 	$(BIN)/pytest
 	$(BIN)/ins-engine test --config routes/default.toml
 
