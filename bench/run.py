@@ -25,12 +25,14 @@ from pathlib import Path
 
 import psutil
 
+from bench.fsync import fsync_latency
 from bench.loadgen import run_load
 from bench.messages import DEFAULT_PATIENT, Patient, adt_message, patients_from_simulator
 from bench.processes import engine_config, free_port, server_process
 from bench.report import (
     ACK_PATH,
     CEILING,
+    DELIVERY_CEILING,
     HALF_RATE,
     STORE_POSTGRESQL,
     STORE_POSTGRESQL_2,
@@ -117,8 +119,8 @@ def mllp_destination(port: int) -> str:
 
 def engine_tables(kind: str, receiver_port: int) -> tuple[str, str]:
     """(route keys, extra tables) of an ins-engine configuration."""
-    if kind == "ack":
-        return "enrich = false", ""
+    if kind == "ack":  # a destination that takes nothing: receive, store, answer
+        return "enrich = false\n" + mllp_destination(receiver_port) + 'accept = ["NONE^NONE"]\n', ""
     if kind == "store":  # no step: what the store (and delivery) cost end to end
         return "enrich = false\n" + mllp_destination(receiver_port), ""
     latency = 50 if kind == "cold" else 0
@@ -161,10 +163,24 @@ def wait_delivered(record: Path, expected: set[str]) -> dict[str, float]:
         time.sleep(0.2)
 
 
-def measure_peer(setup: Setup, connections: int) -> dict:  # type: ignore[type-arg]
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    """CPU time used so far by these processes and every process they started."""
+    total = 0.0
+    for process in processes:
+        for one in (process, *process.children(recursive=True)):
+            with contextlib.suppress(psutil.Error):
+                times = one.cpu_times()
+                total += times.user + times.system
+    return total
+
+
+def measure_peer(setup: Setup, connections: int, folder: Path) -> dict:  # type: ignore[type-arg]
     port = free_port()
     assert setup.peer is not None
-    with server_process(["-m", "bench.servers", setup.peer, "--port", str(port)], port) as proc:
+    command = ["-m", "bench.servers", setup.peer, "--port", str(port)]
+    if setup.peer == "receiver":  # the ordered delivery ceiling: what the downstream takes
+        command += ["--record", str(folder / f"ceiling-{port}.txt")]
+    with server_process(command, port) as proc:
         rss = PeakRss(proc)
         summary = load(port, setup, connections, 0)
         summary["peak_rss_mb"] = rss.stop_mb()
@@ -194,9 +210,14 @@ def measure_engine(setup: Setup, connections: int, folder: Path) -> dict:  # typ
             load(ports, warm_up, 8, 0)
             first = len(setup.patients)
         sent_at: dict[str, float] = {}
+        cpu_before = cpu_seconds(processes)
         started = time.monotonic()
         summary = load(ports, setup, connections, first, sent_at)
         seen = wait_delivered(record, set(sent_at)) if setup.engine != "ack" else {}
+        summary["cpu_us_per_msg"] = round(
+            (cpu_seconds(processes) - cpu_before) / setup.messages * 1e6, 1
+        )
+        summary["processes"] = sum(1 + len(p.children(recursive=True)) for p in processes)
         summary["peak_rss_mb"] = round(sum(sample.stop_mb() for sample in rss), 1)
     if seen:
         latencies = sorted(
@@ -213,9 +234,11 @@ def measure_engine(setup: Setup, connections: int, folder: Path) -> dict:  # typ
 def measure_half_rate(best_rate: float, connections: int, messages: int, folder: Path) -> dict:  # type: ignore[type-arg]
     """ACK latency of the ACK path offered half of its best measured rate, over as many
     connections as that best rate was measured with."""
-    port = free_port()
-    config = engine_config(folder, port, "enrich = false")
-    with server_process(["-m", "engine", "run", "--config", str(config)], port) as process:
+    port, receiver_port = free_port(), free_port()
+    config = engine_config(folder, port, engine_tables("ack", receiver_port)[0])
+    receiver = receiver_command(receiver_port, folder / "half-rate-arrivals.txt")
+    engine = ["-m", "engine", "run", "--config", str(config)]
+    with server_process(receiver, receiver_port), server_process(engine, port) as process:
         rss = PeakRss(process)
         result = asyncio.run(
             run_load("127.0.0.1", port, adt_message, messages, 8, rate_limit=best_rate / 2)
@@ -268,6 +291,7 @@ def setups(quick: bool) -> list[Setup]:
     cold_patients = tuple(patients_from_simulator(10000, seed=7))
     return [
         Setup("bare asyncio (ceiling)", n(6000), peer="bare"),
+        Setup(DELIVERY_CEILING, n(6000), peer="receiver"),
         Setup("python-hl7 server", n(3000), peer="python-hl7"),
         Setup("hl7apy MLLPServer", n(60), peer="hl7apy", reconnect=True),
         Setup("ins-engine ACK path", n(4000), engine="ack"),
@@ -296,20 +320,24 @@ def main() -> None:
     results: dict[str, dict[int, dict]] = {}  # type: ignore[type-arg]
     with tempfile.TemporaryDirectory() as tmp, POSTGRES:
         folder = Path(tmp)
+        disk = fsync_latency(folder)
+        print(f"fsync of a 4 KB write where the store lives: {disk}", flush=True)
         chosen = [
             setup
             for setup in setups(args.quick)
             if not args.only
             or any(word in setup.name for word in args.only)
-            or setup.name == CEILING
+            or setup.name in (CEILING, DELIVERY_CEILING)
         ]
         for setup in chosen:
             results[setup.name] = {}
             for connections in args.connections:
                 if setup.engine:
                     summary = measure_engine(setup, connections, folder)
+                elif setup.name == DELIVERY_CEILING and connections != 1:
+                    continue  # ordered delivery: one message in flight, whatever K says
                 else:
-                    summary = measure_peer(setup, connections)
+                    summary = measure_peer(setup, connections, folder)
                 results[setup.name][connections] = summary
                 print(f"{setup.name:48s} K={connections:<3d} {summary}", flush=True)
         if ACK_PATH in results:
@@ -322,7 +350,7 @@ def main() -> None:
             print(f"{HALF_RATE:48s} K={best_k:<3d} {half}", flush=True)
         long_run = soak(args.soak, folder) if args.soak else None
         print(f"soak: {long_run}", flush=True)
-    print(write_reports(results, long_run))
+    print(write_reports(results, long_run, disk))
 
 
 if __name__ == "__main__":
