@@ -1,18 +1,20 @@
 """The embedded store: one SQLite file in WAL mode, written with group commits.
 
 A write is a job (a function of the connection) with a future. Jobs submitted while a
-commit is in flight wait together; when it ends, all of them run in one transaction (each
-in its own savepoint, so one failing job fails alone) and one COMMIT — one fsync — makes
-them durable; only then are their futures resolved. A burst of messages therefore pays one
-fsync per group, and no message is acknowledged before the transaction holding it has
-committed.
+commit is in flight wait together; when it ends, all of them run in one transaction and one
+COMMIT — one fsync — makes them durable; only then are their futures resolved. A burst of
+messages therefore pays one fsync per group, and no message is acknowledged before the
+transaction holding it has committed. Should a job fail, the group is rolled back and run
+again with each job in a savepoint of its own, so that the failing job fails alone; the
+common case pays for no savepoint.
 
-The jobs' statements run on the event loop's thread (each takes tens of microseconds);
-only the COMMIT, which waits for the disk, runs on the committer thread. Running the
-statements on a thread of their own made every statement wait for the GIL behind the busy
-event loop, which cost more than the statements themselves. Reads use a second connection
-on a reader thread, which WAL lets proceed beside the writes; WAL checkpoints run on a
-third.
+The jobs' statements run on the event loop's thread (each takes tens of microseconds); only
+the COMMIT, which waits for the disk, runs on the committer thread, so the loop goes on
+receiving and routing meanwhile (with hundreds of microseconds of work a message, that
+overlap beats committing on the loop). The reads the engine makes for every message (the
+router's inbox, the delivery lanes' queues) run on the loop, on a connection of their own
+that WAL lets read beside the writer; operator and console queries, which may scan, run on a
+reader thread; WAL checkpoints on another.
 """
 
 from __future__ import annotations
@@ -119,19 +121,20 @@ class SqliteStore:
         self._lock: EngineLock | None = None
         self._pending: list[tuple[Job, asyncio.Future[Any], bool]] = []
         self._committing = False
-        self._flush_scheduled = False
-        self._synchronous = "FULL"  # what _connect set
-        self._drained = asyncio.Event()  # set when no write is pending or committing
         self._commits: queue.SimpleQueue[_Commit | None] = queue.SimpleQueue()
         self._committer = threading.Thread(
             target=self._commit_loop, name="store-committer", daemon=True
         )
+        self._flush_scheduled = False
+        self._synchronous = "FULL"  # what _connect set
+        self._drained = asyncio.Event()  # set when no write is pending
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="store-checkpointer", daemon=True
         )
         self._checkpoints_stop = threading.Event()
         self._read_connection: sqlite3.Connection | None = None
+        self._loop_read_connection: sqlite3.Connection | None = None
         self._write_connection: sqlite3.Connection | None = None
         self._closed = False
         self.commits = 0  # groups committed: lets a benchmark show the grouping
@@ -180,9 +183,8 @@ class SqliteStore:
         # copying the WAL back and syncing the file would stall every message in the group.
         connection.execute("PRAGMA wal_autocheckpoint = 0")
         self._write_connection = connection
-        self._read_connection = _connect(self.path)
-        self._read_connection.execute("PRAGMA query_only = ON")
-        self._read_connection.create_function("lane_of", 2, lane_of, deterministic=True)
+        self._read_connection = _reading(_connect(self.path))
+        self._loop_read_connection = _reading(_connect(self.path))
 
     # -- the checkpointer thread ------------------------------------------------------
 
@@ -219,8 +221,7 @@ class SqliteStore:
         return self._committing or self._flush_scheduled or bool(self._pending)
 
     def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start a group at the end of this loop iteration, unless a commit is in flight
-        (its end starts the next group, with every job that arrived meanwhile)."""
+        """Commit at the end of this turn of the loop what its callbacks have queued."""
         if not self._committing and not self._flush_scheduled and self._pending:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
@@ -237,12 +238,13 @@ class SqliteStore:
             if synchronous != self._synchronous:
                 connection.execute(f"PRAGMA synchronous = {synchronous}")
                 self._synchronous = synchronous
-            connection.execute("BEGIN IMMEDIATE")
+            results = _run_group(connection, [job for job, _, _ in group])
         except sqlite3.Error as error:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
             self._settle(group, [(False, _commit_failure(error))] * len(group))
             self._schedule_flush(asyncio.get_running_loop())
             return
-        results = [_run_in_savepoint(connection, job) for job, _, _ in group]
         self._committing = True
         self._commits.put(_Commit(asyncio.get_running_loop(), group, results))
 
@@ -286,6 +288,14 @@ class SqliteStore:
             else:
                 future.set_exception(value)
 
+    def _read_now(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """A read the engine makes for every message: indexed, short, run on the loop."""
+        if self._closed:
+            raise StoreError("store is closed")
+        connection = self._loop_read_connection
+        assert connection is not None
+        return job(connection)
+
     async def _read(self, job: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
             raise StoreError("store is closed")
@@ -306,6 +316,8 @@ class SqliteStore:
         await asyncio.to_thread(self._committer.join)
         if self._write_connection is not None:
             self._write_connection.close()
+        if self._loop_read_connection is not None:
+            self._loop_read_connection.close()
         self._checkpoints_stop.set()
         await asyncio.to_thread(self._checkpointer.join)
         await asyncio.get_running_loop().run_in_executor(self._reader, self._close_reader)
@@ -406,7 +418,7 @@ class SqliteStore:
             ).fetchall()
             return [StoredMessage(*row) for row in rows]
 
-        return await self._read(job)
+        return self._read_now(job)
 
     async def route_messages(self, routed: list[RoutingResult]) -> None:
         now = time.time()
@@ -482,7 +494,7 @@ class SqliteStore:
             ).fetchall()
             return [outbox_entry(row) for row in rows]
 
-        return await self._read(job)
+        return self._read_now(job)
 
     async def mark_delivered(
         self, entry_id: int, ack_code: str, fence: Lease | None = None
@@ -535,7 +547,7 @@ class SqliteStore:
         await self._write(job, durable=False)
 
     async def entry_status(self, entry_id: int) -> EntryStatus | None:
-        return await self._read(lambda connection: _status_of(connection, entry_id))
+        return self._read_now(lambda connection: _status_of(connection, entry_id))
 
     # -- queue operations ---------------------------------------------------------------
 
@@ -948,6 +960,25 @@ class _Commit:
     loop: asyncio.AbstractEventLoop
     group: list[tuple[Job, asyncio.Future[Any], bool]]
     results: list[tuple[bool, Any]]
+
+
+def _reading(connection: sqlite3.Connection) -> sqlite3.Connection:
+    """A connection for reads only, knowing the lanes' hash."""
+    connection.execute("PRAGMA query_only = ON")
+    connection.create_function("lane_of", 2, lane_of, deterministic=True)
+    return connection
+
+
+def _run_group(connection: sqlite3.Connection, jobs: list[Job]) -> list[tuple[bool, Any]]:
+    """Run a group's jobs in one transaction; if one fails, roll them all back and run each
+    in a savepoint of its own, so that only the failing one fails."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        return [(True, job(connection)) for job in jobs]
+    except Exception:  # the slow path below hands each job its own outcome
+        connection.execute("ROLLBACK")
+        connection.execute("BEGIN IMMEDIATE")
+        return [_run_in_savepoint(connection, job) for job in jobs]
 
 
 def _run_in_savepoint(connection: sqlite3.Connection, job: Job) -> tuple[bool, Any]:
