@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from enum import Enum
 
 from engine.config import RouteSettings, parse_address
+from engine.hl7.ack import Outcome
 from engine.intake import Intake
 from engine.logs import get_logger
 from engine.metrics import EngineMetrics
 from engine.mllp.codec import NEED_DATA, Frame, FrameDecoder, FrameTooLarge, Junk, encode_frame
+from engine.traffic_log import TrafficLog
 
 READ_SIZE = 65536
 DISCARD_LOG_INTERVAL_S = 1.0
@@ -101,6 +103,8 @@ class Listener:
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._stopping = False
+        self._traffic = TrafficLog(route.name)
+        self._summaries: asyncio.Task[None] | None = None
         self._allow = [ipaddress.ip_network(entry, strict=False) for entry in route.allow]
 
     @property
@@ -128,6 +132,9 @@ class Listener:
         self._server = await asyncio.start_server(
             self._serve, address[0], address[1], limit=READ_SIZE
         )
+        self._summaries = asyncio.create_task(
+            self._traffic.run(), name=f"{self.route.name} traffic"
+        )
         host, port = self.address
         log.info(
             "listener ready",
@@ -154,6 +161,10 @@ class Listener:
             await asyncio.gather(*late, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+        if self._summaries is not None:
+            self._summaries.cancel()
+            await asyncio.gather(self._summaries, return_exceptions=True)
+        self._traffic.flush()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
@@ -319,7 +330,10 @@ class Listener:
             connection.handled += 1
             elapsed = time.perf_counter() - started
             self._metrics.message_answered(self.route.name, verdict.ack_code, elapsed)
-            log.info(
+            self._traffic.count(verdict.outcome.value, verdict.duplicate)
+            # Each message at debug (TrafficLog says the counts at info); a refusal always.
+            refused = verdict.outcome is not Outcome.ACCEPTED
+            (log.warning if refused else log.debug)(
                 "message handled",
                 route=self.route.name,
                 peer=connection.peer,

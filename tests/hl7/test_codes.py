@@ -25,7 +25,7 @@ def test_known_codes_are_shown_and_anything_else_by_its_length() -> None:
 
 async def test_unknown_header_values_are_never_repeated_in_acks_or_logs(start_engine) -> None:
     stream = io.StringIO()
-    configure_logging("info", "json", stream)
+    configure_logging("debug", "json", stream)  # each message's line is at debug
     engine = await start_engine('accept = ["ADT^A28"]')
     client = await MllpClient.connect(*engine.listeners["adt"].address)
     replies = [
