@@ -275,12 +275,8 @@ def content_hash(message: Message) -> bytes:
     fields = message.texts[0].split(message.separators.field)
     if len(fields) > 6:
         fields[6] = ""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(message.separators.field.join(fields).encode("utf-8", "surrogatepass"))
-    for text in message.texts[1:]:
-        digest.update(b"\r")
-        digest.update(text.encode("utf-8", "surrogatepass"))
-    return digest.digest()
+    text = "\r".join([message.separators.field.join(fields), *message.texts[1:]])
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _header_or_none(text: str) -> Header | None:

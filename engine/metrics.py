@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -53,6 +53,7 @@ class EngineMetrics:
         self.registry = CollectorRegistry()
         registry = self.registry
         self._counters: dict[str, tuple[Counter, tuple[str, ...]]] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         prometheus_client.ProcessCollector(registry=registry)
         self.received = self._counter(
             "ins_engine_messages_received",
@@ -138,6 +139,15 @@ class EngineMetrics:
             registry=registry,
         )
 
+    def _child(self, metric: Counter, *labels: str) -> Any:
+        """`metric.labels(*labels)`, kept: the per-message counters would otherwise look
+        their labels up and check them for every message."""
+        key = (id(metric), labels)  # the metric lives as long as this object
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def _counter(self, name: str, documentation: str, labels: list[str]) -> Counter:
         counter = Counter(name, documentation, labels, registry=self.registry)
         self._counters[name] = (counter, tuple(labels))
@@ -146,7 +156,7 @@ class EngineMetrics:
     # -- what the engine reports ----------------------------------------------------------
 
     def message_answered(self, route: str, ack_code: str, seconds: float) -> None:
-        self.received.labels(route, ack_code or "none").inc()
+        self._child(self.received, route, ack_code or "none").inc()
         self.ack_seconds.observe(seconds)
 
     def delivery_attempted(
@@ -154,7 +164,7 @@ class EngineMetrics:
     ) -> None:
         self.delivery_seconds.observe(seconds)
         if delivered:
-            self.delivered.labels(route, destination).inc()
+            self._child(self.delivered, route, destination).inc()
             return
         self.delivery_failures.labels(route, destination).inc()
         if parked:
@@ -163,9 +173,9 @@ class EngineMetrics:
     def decided(self, route: str, decisions: Iterable[Decision]) -> None:
         """One message's decisions, once its routing is committed."""
         for decision in decisions:
-            self.decisions.labels(route, decision.step, decision.outcome).inc()
+            self._child(self.decisions, route, decision.step, decision.outcome).inc()
             if decision.kind == ENRICH_KIND:
-                self.enrichment.labels(route, decision.outcome).inc()
+                self._child(self.enrichment, route, decision.outcome).inc()
 
     def api_request(self, result: str) -> None:
         self.api_requests.labels(result).inc()

@@ -101,6 +101,8 @@ async def run_steps(
     """Run `steps` in order until one halts the message; decisions go to `routed`. Every
     line the steps log (and the work they start, such as an INSi call and its retries)
     carries the message's route and control id."""
+    if not steps:  # nothing to run, nothing to bind
+        return
     with structlog.contextvars.bound_contextvars(
         route=routed.route, control_id=routed.header.control_id
     ):

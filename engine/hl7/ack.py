@@ -128,6 +128,16 @@ class AckBuilder:
     ) -> None:
         self._clock = clock
         self._make_id = make_id or ControlIds()
+        self._second: tuple[int, ...] = ()
+        self._timestamp = ""
+
+    def _now(self) -> str:
+        """MSH-7 of an ACK; formatted once a second (a burst answers hundreds in one)."""
+        now = self._clock()
+        second = now.timetuple()[:6]
+        if second != self._second:
+            self._second, self._timestamp = second, now.strftime("%Y%m%d%H%M%S")
+        return self._timestamp
 
     def build(
         self,
@@ -139,7 +149,7 @@ class AckBuilder:
         """The ACK for `header` (None when the received content had no readable MSH)."""
         separators = header.separators if header else Separators()
         f, c = separators.field, separators.component
-        timestamp = self._clock().strftime("%Y%m%d%H%M%S")
+        timestamp = self._now()
         if header is None:
             msh = [
                 "MSH",

@@ -8,6 +8,7 @@ unchanged message round-trips byte for byte.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from dataclasses import dataclass
 
@@ -55,6 +56,7 @@ class Decoded:
     codec: str
 
 
+@functools.lru_cache(maxsize=256)  # a feed names a handful of charsets, every message
 def codec_for(label: str) -> str:
     """The Python codec for an MSH-18 value (or a Python codec name that decodes text)."""
     name = MSH18_CODECS.get(label.strip().upper())

@@ -28,23 +28,28 @@ class Header:
 
     @classmethod
     def from_message(cls, message: Message) -> Header:
-        msh = message.msh
+        fields = message.msh.fields
+        count = len(fields)
+
+        def field(number: int) -> str:
+            return fields[number] if number < count else ""
+
         component_separator = message.separators.component
-        message_type = msh.field(9)
+        message_type = field(9)
         return cls(
             separators=message.separators,
-            sending_application=msh.field(3),
-            sending_facility=msh.field(4),
-            receiving_application=msh.field(5),
-            receiving_facility=msh.field(6),
+            sending_application=field(3),
+            sending_facility=field(4),
+            receiving_application=field(5),
+            receiving_facility=field(6),
             message_type=component(message_type, 1, component_separator),
             trigger=component(message_type, 2, component_separator),
-            control_id=msh.field(10),
-            processing_id=msh.field(11),
-            version=msh.field(12),
-            accept_ack_type=msh.field(15),
-            application_ack_type=msh.field(16),
-            charset=msh.field(18),
+            control_id=field(10),
+            processing_id=field(11),
+            version=field(12),
+            accept_ack_type=field(15),
+            application_ack_type=field(16),
+            charset=field(18),
         )
 
     @property
