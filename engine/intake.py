@@ -188,7 +188,9 @@ class Intake:
                 ),
                 codec,
             )
-        if not accepted.duplicate and not routed.halted:
+        # A dropped one too (the router then knows its id is used); not one whose step
+        # failed: the router reads it from the store and runs its steps again.
+        if not accepted.duplicate and not routed.failed:
             routed.message_id = accepted.message_id
             self._on_stored(routed)
         reply = COMMIT_ACK[1:2] if self.route.mllp_release2 else (accepted.ack or None)

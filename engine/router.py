@@ -49,18 +49,23 @@ class Router:
         self._wakeup = asyncio.Event()
         self._fetched_id = 0  # the last message read from the inbox
         self._committed_id = 0  # the last message whose routing is committed
-        self._fresh: dict[int, RoutedMessage] = {}
-        self._flight: deque[tuple[StoredMessage, asyncio.Task[RoutingResult]]] = deque()
+        # Messages the intake stored, parsed; None for one it stored dropped (not to route).
+        self._fresh: dict[int, RoutedMessage | None] = {}
+        self._flight: deque[tuple[str, asyncio.Task[RoutingResult]]] = deque()
 
     def stored(self, routed: RoutedMessage) -> None:
         """Called by the intake once a message is committed: routing starts at once, with
-        the message already parsed (after a restart, messages are read from the store)."""
+        the message already parsed and no read of the store while the intake's messages
+        follow one another (after a restart, or with messages another engine received,
+        they are read from the store)."""
         # A message the router has already read from the store is parsed there instead;
         # keeping it here would hold it forever. (While another engine routes, up to
         # FRESH_LIMIT parsed messages stay here, dropped when this one routes again.)
+        # A message dropped before the ACK is stored as routed: its id is passed over.
         if routed.message_id > self._fetched_id and len(self._fresh) < FRESH_LIMIT:
-            self._fresh[routed.message_id] = routed
-        self._wakeup.set()
+            self._fresh[routed.message_id] = None if routed.dropped else routed
+        if not routed.dropped:
+            self._wakeup.set()
 
     def wake(self) -> None:
         """Messages were stored (by another engine sharing the store): look at once."""
@@ -106,6 +111,11 @@ class Router:
         room = self._window - len(self._flight)
         if room <= 0:
             return 0
+        fresh = self._fresh_run(room)
+        if fresh:
+            for routed in fresh:
+                self._flight.append((routed.route, asyncio.create_task(self._apply(routed))))
+            return len(fresh)
         batch = await self._store.received(self._fetched_id, room)
         for stored in batch:
             self._fetched_id = stored.message_id
@@ -116,8 +126,19 @@ class Router:
                     message_id=stored.message_id,
                 )
                 continue
-            self._flight.append((stored, asyncio.create_task(self._apply(stored))))
+            self._flight.append((stored.route, asyncio.create_task(self._apply(stored))))
         return len(batch)
+
+    def _fresh_run(self, room: int) -> list[RoutedMessage]:
+        """The messages right after the last one read, as the intake handed them over, while
+        their ids follow on (a gap: another engine's message, or one not handed over)."""
+        run: list[RoutedMessage] = []
+        while len(run) < room and (self._fetched_id + 1) in self._fresh:
+            self._fetched_id += 1
+            routed = self._fresh.pop(self._fetched_id)
+            if routed is not None:
+                run.append(routed)
+        return run
 
     def _restart_from_store(self) -> None:
         """Forget the window; its messages are still 'received' and are read again."""
@@ -130,8 +151,8 @@ class Router:
         """Commit the finished messages at the head of the window, in order."""
         done: list[tuple[str, RoutingResult]] = []
         while self._flight and self._flight[0][1].done():
-            stored, task = self._flight.popleft()
-            done.append((stored.route, task.result()))
+            route, task = self._flight.popleft()
+            done.append((route, task.result()))
         if not done:
             return 0
         await self._store.route_messages([result for _, result in done])
@@ -153,33 +174,44 @@ class Router:
         finally:
             arrival.cancel()
 
-    async def _apply(self, stored: StoredMessage) -> RoutingResult:
-        plan = self._plans[stored.route]
+    async def _apply(self, inbound: StoredMessage | RoutedMessage) -> RoutingResult:
+        plan = self._plans[inbound.route]
         try:
-            routed = self._fresh.pop(stored.message_id, None) or routed_message(
-                stored.message_id, stored.route, stored.raw, plan.charsets
-            )
+            if isinstance(inbound, RoutedMessage):
+                routed = inbound
+            else:
+                routed = self._fresh.pop(inbound.message_id, None) or routed_message(
+                    inbound.message_id, inbound.route, inbound.raw, plan.charsets
+                )
             patient_key = patient_key_of(routed.message)
             # Steps served from memory never suspend: yield between messages so a window
             # of them does not hold back ACKs and deliveries waiting on the loop.
             await asyncio.sleep(0)
             routing = await plan.route(routed)
         except Exception as error:  # not even parsed: forward as received rather than hold
+            control_id, message_type = _facts(inbound)
             log.error(
                 "message could not be routed, forwarded as received",
-                route=stored.route,
-                control_id=stored.control_id,
+                route=inbound.route,
+                control_id=control_id,
                 exc_info=error,
             )
             failure = Decision("route", "route", "error", type(error).__name__)
             entries = [
                 NewEntry(destination.name, None, None)
                 for destination in plan.destinations
-                if destination.accept.matches(stored.message_type)
+                if destination.accept.matches(message_type)
             ]
-            return RoutingResult(stored.message_id, entries, [failure], dropped=not entries)
+            return RoutingResult(inbound.message_id, entries, [failure], dropped=not entries)
         entries = [NewEntry(name, payload, patient_key) for name, payload in routing.deliveries]
-        return RoutingResult(stored.message_id, entries, routing.decisions, routing.dropped)
+        return RoutingResult(inbound.message_id, entries, routing.decisions, routing.dropped)
+
+
+def _facts(inbound: StoredMessage | RoutedMessage) -> tuple[str, str]:
+    """Control id and TYPE^EVENT of a message, however it reached the router."""
+    if isinstance(inbound, RoutedMessage):
+        return inbound.header.control_id, inbound.header.type_and_trigger
+    return inbound.control_id, inbound.message_type
 
 
 def routed_message(

@@ -10,12 +10,15 @@ import pytest
 
 from engine.config import DestinationSettings, RouteSettings
 from engine.errors import StoreError
+from engine.hl7.ack import Outcome
 from engine.hl7.charset import CharsetPolicy
 from engine.hl7.patterns import Patterns
+from engine.intake import Intake
 from engine.pipeline import BoundStep, RoutedMessage, StepResult
 from engine.route import DestinationPlan, RoutePlan
 from engine.router import Router, routed_message
 from engine.store.sqlite import SqliteStore
+from tests.conftest import fixed_acks
 from tests.delivery.harness import store_messages
 from tests.support.messages import adt
 
@@ -229,3 +232,35 @@ async def test_a_failing_destination_step_sends_what_the_route_steps_made(tmp_pa
         ("lab", "boom", "error"),
     ]
     await store.close()
+
+
+async def test_messages_handed_over_by_the_intake_are_routed_in_order_with_their_gaps(
+    tmp_path: Path,
+) -> None:
+    """The intake hands the router what it stored; one dropped before the ACK is passed
+    over, one whose step failed is read from the store, so nothing is lost or reordered."""
+    store = await SqliteStore.open(str(tmp_path / "engine.db"))
+
+    def check(routed: RoutedMessage) -> StepResult:
+        control_id = routed.header.control_id
+        if control_id.startswith("F"):
+            raise ValueError("a bug")
+        return StepResult(
+            "dropped" if control_id.startswith("D") else "kept", drop=control_id.startswith("D")
+        )
+
+    plan = RoutePlan(ROUTE, before_ack=[BoundStep("check", "test", check)])
+    router = Router(store, {"adt": plan})
+    intake = Intake(ROUTE, store, fixed_acks(), plan, on_stored=router.stored)
+    names = ["M0", "D1", "F2", "M3", "D4", "M5"]
+    try:
+        for name in names:
+            verdict = await intake.receive(adt(name), "127.0.0.1:1")
+            assert verdict.outcome is Outcome.ACCEPTED
+        assert sorted(router._fresh) == [1, 2, 4, 5, 6]  # not 3: its step failed
+        while await router.route_pending():
+            pass
+        assert outbox_order(store.path) == ["M0", "F2", "M3", "M5"]
+        assert await store.received(0, 10) == []
+    finally:
+        await store.close()
