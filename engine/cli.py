@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "engine.commands.test",
     "engine.commands.store",
     "engine.commands.user",
+    "engine.commands.deliver",
 )
 
 

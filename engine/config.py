@@ -78,6 +78,13 @@ class EngineSettings:
     retention_days: float = field(
         default=30.0, metadata=doc("delivered messages older than this are pruned")
     )
+    processes: int = field(
+        default=0,
+        metadata=doc(
+            "1: one process does everything; 2: delivery runs in a process of its own, on "
+            "another core; 0: 2 when the machine has more than one core"
+        ),
+    )
     shutdown_grace_s: float = field(
         default=10.0, metadata=doc("on SIGTERM, how long in-flight work may take to finish")
     )
@@ -99,6 +106,8 @@ class EngineSettings:
             found.append(("retention_days", "a number of days > 0"))
         if self.shutdown_grace_s < 0:
             found.append(("shutdown_grace_s", "a number of seconds >= 0"))
+        if self.processes not in (0, 1, 2):
+            found.append(("processes", "0 (as many as the machine has cores, up to 2), 1 or 2"))
         return found
 
 

@@ -2,7 +2,8 @@
 in the order that keeps every acknowledged message safe.
 
 Start: open the store, then the lease keeper, build every route's steps (opening what they
-share, such as the INSi client), then the delivery workers, the router, then the listeners
+share, such as the INSi client), then the delivery workers (in a process of their own on a
+machine with more than one core: `engine.delivery.process`), the router, then the listeners
 (nothing is acknowledged before the store is ready), then the HTTP listener; then tell
 systemd the engine is ready. Every engine receives; routing and each delivery lane run
 under a lease, so among engines sharing a store one does each (with SQLite, the only engine
@@ -23,6 +24,7 @@ from typing import Any
 
 from engine.config import Config
 from engine.console import app as console
+from engine.delivery.process import DeliveryProcess
 from engine.delivery.service import DeliveryService
 from engine.enrich.kind import shared_insi
 from engine.errors import ConfigError
@@ -47,6 +49,13 @@ from engine.tls import server_context
 
 log = get_logger("engine.runtime")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def process_count(setting: int) -> int:
+    """The processes an engine runs: as set, or (0) two when the machine has two cores."""
+    return setting or (2 if (os.cpu_count() or 1) > 1 else 1)
+
+
 ROUTING_LEASE = "routing"
 
 
@@ -65,7 +74,7 @@ class Engine:
         self.leases: LeaseKeeper | None = None
         self.listeners: dict[str, Listener] = {}
         self.router: Router | None = None
-        self.delivery: DeliveryService | None = None
+        self.delivery: DeliveryService | DeliveryProcess | None = None
         self.resources = Resources()  # what steps share (the INSi client), closed at stop
         self._state: StatePublisher | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -95,8 +104,12 @@ class Engine:
             )
             for route in self.config.routes
         }
-        self.delivery = DeliveryService(
-            self.store, self.config.routes, settings.retention_days, self.metrics, self.leases
+        self.delivery = (
+            DeliveryProcess(self.config, self.store, self.metrics, self.leases.engine.engine_id)
+            if process_count(settings.processes) > 1
+            else DeliveryService(
+                self.store, self.config.routes, settings.retention_days, self.metrics, self.leases
+            )
         )
         await self.delivery.start()
         router = self.router = Router(
@@ -121,6 +134,7 @@ class Engine:
                 self.listeners,
                 plans,
                 requeued=self.delivery.wake,
+                delivering=self._delivering,
             )
             self.http = HttpServer(
                 self.config.http, build_app(view, console.register, api.register)
@@ -136,6 +150,9 @@ class Engine:
             engine=self.leases.engine.engine_id,
         )
         self._notifier.notify("READY=1", f"STATUS=serving {len(self.listeners)} route(s)")
+
+    def _delivering(self) -> bool:
+        return not isinstance(self.delivery, DeliveryProcess) or self.delivery.running
 
     def _changed(self, what: str) -> None:
         """An engine sharing the store committed messages or outbox entries, or gave a

@@ -64,6 +64,8 @@ async def start_engine(tmp_path: Path) -> AsyncIterator[StartEngine]:
     `extra` is appended to the file (more tables). The store is a SQLite file in tmp_path.
     `enrich=True` turns the route's INS enrichment on (the in-process INSi simulator);
     `enrich=None` leaves the key out, for a route that lists its `steps`.
+    The engine runs as one process unless `processes` says otherwise (tests of the
+    delivery process run `ins-engine run` as a subprocess: tests/delivery/).
     """
     engines: list[Engine] = []
 
@@ -73,10 +75,11 @@ async def start_engine(tmp_path: Path) -> AsyncIterator[StartEngine]:
         *,
         database: str = "engine.db",
         enrich: bool | None = False,
+        processes: int = 1,
     ) -> Engine:
         config_file = tmp_path / f"config{len(engines)}.toml"
         config_file.write_text(
-            f'[engine]\nstore = "sqlite:///{tmp_path / database}"\n\n'
+            f'[engine]\nstore = "sqlite:///{tmp_path / database}"\nprocesses = {processes}\n\n'
             "[insi]\nsimulator = true\n\n"
             f'[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\n'
             + ("" if enrich is None else f"enrich = {str(enrich).lower()}\n")

@@ -39,10 +39,13 @@ LEASE_S = 2.0
 DELIVERY_LEASE = "delivery adt/down"
 
 
-def engine_config(folder: Path, name: str, store: str, receiver: str) -> Path:
+def engine_config(folder: Path, name: str, store: str, receiver: str, processes: int = 0) -> Path:
+    """An engine on the shared store; `processes = 0`: with its delivery process on a
+    machine with more than one core, as `ins-engine run` runs by default."""
     path = folder / f"{name}.toml"
     path.write_text(
         f'[engine]\nstore = "{store}"\nlease_s = {LEASE_S}\nlog_format = "json"\n'
+        f"processes = {processes}\n"
         "shutdown_grace_s = 2\n\n"
         '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\nenrich = false\n\n'
         f'[[routes.destinations]]\nname = "down"\nmllp = "{receiver}"\n'
@@ -124,7 +127,8 @@ async def test_three_engines_a_killed_deliverer_loses_nothing_and_reorders_nothi
             sending = [asyncio.create_task(sender.run(MESSAGES // SENDERS)) for sender in senders]
             await downstream.wait_for(MESSAGES // 4, timeout_s=120)
             deliverer = await holder_of(postgres_url, DELIVERY_LEASE)
-            ids[deliverer].kill()  # mid-stream: sending, marking, committing
+            # The engine itself (its delivery process, when it has one, dies with it).
+            ids[deliverer.removesuffix("/delivery")].kill()  # mid-stream
             killed_at = time.time()
             await asyncio.wait_for(asyncio.gather(*sending), 180)
             acked = {control_id for sender in senders for control_id in sender.acked}
@@ -197,8 +201,9 @@ async def test_an_engine_cut_off_from_the_database_stops_delivering_before_anoth
         TcpProxy(str(parts["host"]), int(parts["port"])) as proxy,
     ):
         through_proxy = postgres_url.replace(f":{parts['port']}/", f":{proxy.port}/")
-        cut_off_config = engine_config(tmp_path, "cut", through_proxy, downstream.address)
-        direct_config = engine_config(tmp_path, "direct", postgres_url, downstream.address)
+        # In-process engines that deliver themselves: the test holds their lease keepers.
+        cut_off_config = engine_config(tmp_path, "cut", through_proxy, downstream.address, 1)
+        direct_config = engine_config(tmp_path, "direct", postgres_url, downstream.address, 1)
         cut_off = Engine(load_config(cut_off_config), acks=fixed_acks())
         await cut_off.start()
         try:

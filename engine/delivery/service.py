@@ -17,11 +17,11 @@ from engine.config import DestinationSettings, RouteSettings
 from engine.delivery.destination import Sender
 from engine.delivery.file_sender import FileSender
 from engine.delivery.mllp_sender import MllpSender
+from engine.delivery.relay import DeliveryMetrics
 from engine.delivery.retention import Retention
 from engine.delivery.worker import LaneWorker
 from engine.leases import LeaseKeeper, under_lease
 from engine.logs import get_logger
-from engine.metrics import EngineMetrics
 from engine.store.base import LeaseState, Store
 
 log = get_logger("engine.delivery")
@@ -77,7 +77,7 @@ class DeliveryService:
         store: Store,
         routes: Sequence[RouteSettings],
         retention_days: float,
-        metrics: EngineMetrics | None = None,
+        metrics: DeliveryMetrics | None = None,
         leases: LeaseKeeper | None = None,
     ) -> None:
         self.workers = [

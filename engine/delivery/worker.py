@@ -35,6 +35,7 @@ from collections.abc import Callable
 from engine.config import DestinationSettings
 from engine.delivery.backoff import retry_delay
 from engine.delivery.destination import Outcome, Result, Sender
+from engine.delivery.relay import DeliveryMetrics
 from engine.errors import LeaseLost
 from engine.leases import Fence, NoLease
 from engine.logs import get_logger
@@ -62,7 +63,7 @@ class LaneWorker:
         lane: int = 0,
         lanes: int = 1,
         clock: Callable[[], float] = time.time,
-        metrics: EngineMetrics | None = None,
+        metrics: DeliveryMetrics | None = None,
     ) -> None:
         self._store = store
         self._metrics = metrics or EngineMetrics()

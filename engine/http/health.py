@@ -1,7 +1,8 @@
 """`/healthz` and `/readyz`, unauthenticated, for load balancers, systemd and Kubernetes.
 
 `/healthz` answers as long as the event loop runs. `/readyz` answers 200 only when the store
-takes a write and every route's listener is bound, 503 otherwise; its JSON body says which
+takes a write, every route's listener is bound and delivery runs (the delivery process, when
+the engine has one), 503 otherwise; its JSON body says which
 check failed and reports INSi (simulated, circuit breaker, last error, certificate expiry),
 which does not decide readiness: without INSi, messages still flow, without an INS.
 """
@@ -32,11 +33,13 @@ async def readyz(request: web.Request) -> web.Response:
     engine = engine_of(request)
     store_ok = await _store_writable(engine.store.check_writable)
     listeners = {name: listener.bound for name, listener in engine.listeners.items()}
-    ready = store_ok and all(listeners.values())
+    delivering = engine.delivering()
+    ready = store_ok and all(listeners.values()) and delivering
     body: dict[str, Any] = {
         "status": "ready" if ready else "not ready",
         "store": "writable" if store_ok else "failed",
         "listeners": {name: "bound" if bound else "down" for name, bound in listeners.items()},
+        "delivery": "running" if delivering else "down",
     }
     if engine.insi is not None:
         body["insi"] = insi_report(engine.insi, time.time())

@@ -29,6 +29,7 @@ class EngineView:
     listeners: Mapping[str, Listener]
     plans: Mapping[str, RoutePlan]
     requeued: Callable[[], None] = lambda: None  # entries were queued again: wake delivery
+    delivering: Callable[[], bool] = lambda: True  # the delivery process runs (when there is one)
     started_at: float = field(default_factory=time.time)
 
     @property

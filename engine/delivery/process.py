@@ -1,0 +1,172 @@
+"""The engine's side of its delivery process: start it, wake it, stop it, keep it running.
+
+On a machine with more than one core the engine delivers from a second process
+(`engine.delivery.standalone`), so that receiving, storing and acknowledging on one core and
+delivering on the other do not wait for each other. The engine hands it its configuration,
+wakes it when entries are routed or requeued, makes the store writes it asks for (with
+SQLite, one writer: its delivered marks join the engine's group commits) and replays the
+attempts it reports into its metrics. A process that dies is started again (its lanes resume
+at their first pending entry: at-least-once, as after any crash); on stop the engine waits for
+it to finish the messages it is sending before it closes the store, and so before another
+engine may open it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import socket
+import sys
+from typing import Any
+
+from engine.config import Config
+from engine.delivery.relay import WRITES, Channel
+from engine.errors import EngineError, StoreError
+from engine.logs import get_logger
+from engine.metrics import EngineMetrics
+from engine.store.base import Store
+
+log = get_logger("engine.delivery")
+READY_TIMEOUT_S = 60.0
+RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class DeliveryProcess:
+    """The delivery process of this engine; `start`, `wake`, `stop` as `DeliveryService`."""
+
+    def __init__(
+        self, config: Config, store: Store, metrics: EngineMetrics, engine_id: str
+    ) -> None:
+        self._config = config
+        self._engine_id = engine_id
+        self._store = store
+        self._metrics = metrics
+        self._process: asyncio.subprocess.Process | None = None
+        self._channel: Channel | None = None
+        self._ready = asyncio.Event()
+        self._stopping = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Task[None]] = set()
+        self.restarts = 0
+
+    @property
+    def running(self) -> bool:
+        """Whether the process runs and has said it delivers (readiness)."""
+        process = self._process
+        return process is not None and process.returncode is None and self._ready.is_set()
+
+    async def start(self) -> None:
+        """Start the process and wait until its lanes run."""
+        self._supervisor = asyncio.create_task(self._supervise(), name="delivery process")
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_S):
+                await self._ready.wait()
+        except TimeoutError:
+            raise EngineError("the delivery process did not start (see its log lines)") from None
+
+    def wake(self) -> None:
+        """Entries were routed or requeued: the process looks at once."""
+        if self._channel is not None:
+            self._channel.send("wake")
+
+    async def stop(self, grace_s: float) -> None:
+        """Tell the process to stop after the messages it is sending; kill it if late."""
+        self._stopping = True
+        process = self._process
+        if process is not None and process.returncode is None:
+            if self._channel is not None:
+                self._channel.send("stop")
+            try:
+                async with asyncio.timeout(grace_s + 5):
+                    await process.wait()
+            except TimeoutError:
+                log.error("delivery process late to stop: killed")
+                process.kill()
+                await process.wait()
+        if self._supervisor is not None:
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+        await asyncio.gather(*self._writes, return_exceptions=True)
+
+    async def _supervise(self) -> None:
+        """Run the process; start it again whenever it exits unless the engine stops."""
+        while True:
+            status = await self._run_once()
+            if self._stopping:
+                return
+            delay = RESTART_DELAYS_S[min(self.restarts, len(RESTART_DELAYS_S) - 1)]
+            log.error(
+                "delivery process exited, starting it again",
+                status=status,
+                delay_s=delay,
+                count=self.restarts,
+            )
+            self.restarts += 1
+            await asyncio.sleep(delay)
+            if self._stopping:
+                return
+
+    async def _run_once(self) -> int:
+        """Start the process, hand it the configuration, serve it until it ends."""
+        ours, theirs = socket.socketpair()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "engine",
+                "deliver",
+                "--control-fd",
+                str(theirs.fileno()),
+                "--parent",
+                str(os.getpid()),
+                pass_fds=(theirs.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
+        self._process = process
+        channel = self._channel = await Channel.over(ours)
+        channel.send("config", self._config, self._engine_id)
+        try:
+            while (message := await channel.receive()) is not None:
+                self._heard(channel, message)
+        finally:
+            self._ready.clear()
+            self._channel = None
+            channel.close()
+        return await process.wait()
+
+    def _heard(self, channel: Channel, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "write":
+            task = asyncio.create_task(self._write(channel, *message[1:]))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+        elif kind == "attempts":
+            for route, destination, seconds, delivered, parked in message[1]:
+                self._metrics.delivery_attempted(route, destination, seconds, delivered, parked)
+        elif kind == "ready":
+            self._ready.set()
+            log.info("delivery process ready", pid=self._process.pid if self._process else None)
+
+    async def _write(
+        self, channel: Channel, number: int, method: str, args: Any, kwargs: Any
+    ) -> None:
+        """Make a write the process asked for, on the engine's store, and answer."""
+        try:
+            if method not in WRITES:
+                raise StoreError(f"not a write the delivery process makes: {method}")
+            result = await getattr(self._store, method)(*args, **kwargs)
+        except Exception as error:  # handed to the process, which deals with it as its own
+            channel.send("result", number, False, _sendable(error))
+            return
+        channel.send("result", number, True, result)
+
+
+def _sendable(error: Exception) -> Exception:
+    """The error itself when it travels (the engine's own errors do), else its kind."""
+    try:
+        pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object, round-tripped
+    except Exception:
+        return StoreError(f"store write failed: {type(error).__name__}")
+    return error

@@ -1,0 +1,164 @@
+"""The delivery process: the engine's lanes and retention, on a core of their own.
+
+`ins-engine run` starts it (`ins-engine deliver`, not for people) and talks to it over a
+socket pair (`engine.delivery.relay`): the configuration first, then wake-ups and the stop
+order. It opens the store beside the engine (as the operator commands do) and holds the
+delivery leases under an identity of its own. With SQLite it reads on its own connection
+(WAL lets it, beside the writer) and asks the engine to make its writes, so that the file has
+one writer; with PostgreSQL it writes itself, as engines sharing a database do. It dies with
+the engine (`PR_SET_PDEATHSIG`): a delivery never outlives the engine that routed it, so a
+second engine on the same SQLite store can never find one still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import itertools
+import os
+import signal
+import socket
+from dataclasses import replace
+from typing import Any, cast
+
+from engine.delivery.relay import WRITES, Channel, RelayedMetrics
+from engine.delivery.service import DeliveryService
+from engine.errors import EngineError, StoreError
+from engine.leases import LeaseKeeper, engine_identity
+from engine.logs import configure_logging, get_logger
+from engine.store.backends import OpenStore, open_store, password
+from engine.store.base import Store
+
+log = get_logger("engine.delivery")
+RELAY_INTERVAL_S = 0.25
+_PR_SET_PDEATHSIG = 1
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def die_with_parent(parent: int) -> None:
+    """Be killed when the engine that started this process dies, however it dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the request was in place
+        os._exit(1)
+
+
+class WritesThroughEngine:
+    """A store whose reads use this process's connection and whose writes the engine makes."""
+
+    def __init__(self, store: OpenStore, channel: Channel) -> None:
+        self._store = store
+        self._channel = channel
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name in WRITES:
+            return lambda *args, **kwargs: self._write(name, args, kwargs)
+        return getattr(self._store, name)
+
+    async def _write(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        number = next(self._ids)
+        future = self._waiting[number] = asyncio.get_running_loop().create_future()
+        self._channel.send("write", number, method, args, kwargs)
+        return await future
+
+    def answered(self, number: int, ok: bool, value: Any) -> None:
+        future = self._waiting.pop(number, None)
+        if future is None or future.done():
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def engine_gone(self) -> None:
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(StoreError("the engine is gone: nothing more is recorded"))
+        self._waiting.clear()
+
+
+async def serve(control: socket.socket) -> None:
+    """Deliver until the engine says stop, goes away, or a stop signal arrives."""
+    channel = await Channel.over(control)
+    first = await channel.receive()
+    if first is None or first[0] != "config":
+        raise EngineError("the engine sent no configuration")
+    config, engine_id = first[1], first[2]
+    configure_logging(config.engine.log_level, config.engine.log_format)
+    settings = config.engine
+    # No step kind's tables: the engine created them, and this process records no decision.
+    opened = await open_store(settings.store, password(settings.store_password_env))
+    remote = None if opened.shared else WritesThroughEngine(opened, channel)
+    store = opened if remote is None else cast(Store, remote)
+    # Named after the engine it delivers for, with this process's own PID.
+    identity = replace(engine_identity(), engine_id=f"{engine_id}/delivery")
+    leases = LeaseKeeper(store, settings.lease_s, identity)
+    metrics = RelayedMetrics()
+    service = DeliveryService(store, config.routes, settings.retention_days, metrics, leases)
+    stop = asyncio.Event()
+    listening = asyncio.create_task(_listen(channel, service, remote, stop), name="orders")
+    keeper = asyncio.create_task(leases.run(), name="leases")
+    await service.start()
+    loop = asyncio.get_running_loop()
+    for signum in _STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop.set)
+
+    def changed(what: str) -> None:  # engines sharing a store (PostgreSQL) notify each other
+        if what == "routed":
+            service.wake()
+        elif what == "lease":
+            leases.poke()
+
+    background = [
+        asyncio.create_task(opened.watch(changed), name="store notifications"),
+        asyncio.create_task(_relay(metrics, channel), name="relay"),
+    ]
+    channel.send("ready")
+    await stop.wait()
+    for task in background:
+        task.cancel()
+    await asyncio.gather(*background, return_exceptions=True)
+    await service.stop(settings.shutdown_grace_s)
+    keeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await keeper
+    await leases.stop()
+    channel.send("attempts", metrics.take())
+    with contextlib.suppress(ConnectionError):
+        await channel.drain()
+    listening.cancel()
+    await asyncio.gather(listening, return_exceptions=True)
+    await opened.close()
+    channel.close()
+
+
+async def _listen(
+    channel: Channel,
+    service: DeliveryService,
+    remote: WritesThroughEngine | None,
+    stop: asyncio.Event,
+) -> None:
+    """The engine's wake-ups, answers and stop order, until it says stop or goes away."""
+    while (message := await channel.receive()) is not None:
+        kind = message[0]
+        if kind == "wake":
+            service.wake()
+        elif kind == "result" and remote is not None:
+            remote.answered(*message[1:])
+        elif kind == "stop":
+            stop.set()
+    if remote is not None:
+        remote.engine_gone()
+    stop.set()
+
+
+async def _relay(metrics: RelayedMetrics, channel: Channel) -> None:
+    """Send the attempts made since the last batch, a few times a second."""
+    while True:
+        await asyncio.sleep(RELAY_INTERVAL_S)
+        attempts = metrics.take()
+        if attempts:
+            channel.send("attempts", attempts)

@@ -1,0 +1,173 @@
+"""The engine with its delivery process (`[engine] processes = 2`), as a real subprocess:
+deliveries in order and counted by the engine, a killed delivery process started again
+without losing or reordering a message, and a delivery process that never outlives its engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.delivery.harness import eventually
+from tests.delivery.test_engine_process import send
+from tests.support.engine_process import REPOSITORY, EngineProcess
+from tests.support.messages import adt
+from tests.support.metrics import value
+from tests.support.receiver import Receiver
+
+
+def write_config(folder: Path, downstream: str) -> Path:
+    config = folder / "engine.toml"
+    config.write_text(
+        f"""
+[engine]
+store = "sqlite:///{folder}/engine.db"
+log_format = "json"
+processes = 2
+shutdown_grace_s = 5
+
+[http]
+listen = "127.0.0.1:0"
+
+[[routes]]
+name = "adt"
+listen = "127.0.0.1:0"
+enrich = false
+
+[[routes.destinations]]
+name = "down"
+mllp = "{downstream}"
+backoff_base_s = 0.05
+backoff_cap_s = 0.5
+"""
+    )
+    return config
+
+
+def delivery_pid(engine: EngineProcess) -> int:
+    """The PID of the engine's current delivery process, from its latest "ready" line."""
+    (*_, ready) = engine.logged("delivery process ready")
+    return int(ready["pid"])
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+async def http_get(engine: EngineProcess, path: str) -> tuple[int, str]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(engine.http_address() + path) as answer,
+    ):
+        return answer.status, await answer.text()
+
+
+async def test_the_delivery_process_delivers_in_order_and_the_engine_counts_it(
+    tmp_path: Path,
+) -> None:
+    expected = [f"D{n:03d}" for n in range(200)]
+    async with Receiver() as downstream:
+        config = write_config(tmp_path, downstream.address)
+        async with EngineProcess(config) as engine:
+            assert delivery_pid(engine) != engine.pid
+            await send(engine.address("adt"), [adt(c, patient_id="P1") for c in expected], [])
+            await downstream.wait_for(len(expected))
+
+            async def counted() -> bool:
+                _, text = await http_get(engine, "/metrics")
+                delivered = value(
+                    text,
+                    "ins_engine_messages_delivered_total",
+                    route="adt",
+                    destination="down",
+                )
+                return delivered == len(expected)
+
+            await eventually(counted)
+            status, body = await http_get(engine, "/readyz")
+            assert status == 200 and json.loads(body)["delivery"] == "running"
+            engine_id = engine.logged("engine started")[-1]["engine"]
+            leases = _leases(config)
+            assert leases["delivery adt/down"] == f"{engine_id}/delivery"
+            assert leases["routing"] == engine_id
+            assert await engine.terminate() == 0
+    assert downstream.control_ids == expected
+
+
+def _leases(config: Path) -> dict[str, str]:
+    report = subprocess.run(
+        [sys.executable, "-m", "engine", "report", "engines", "--json", "--config", str(config)],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return {lease["name"]: lease["holder"] for lease in json.loads(report.stdout)["leases"]}
+
+
+async def test_a_killed_delivery_process_is_started_again_and_nothing_is_lost(
+    tmp_path: Path,
+) -> None:
+    expected = [f"R{n:04d}" for n in range(600)]
+    async with Receiver() as downstream:
+        config = write_config(tmp_path, downstream.address)
+        async with EngineProcess(config) as engine:
+            first = delivery_pid(engine)
+            acked: list[bytes] = []
+            sending = asyncio.create_task(
+                send(engine.address("adt"), [adt(c) for c in expected], acked)
+            )
+            await downstream.wait_for(100)
+            os.kill(first, 9)
+
+            async def not_ready() -> bool:
+                status, body = await http_get(engine, "/readyz")
+                return status == 503 and json.loads(body)["delivery"] == "down"
+
+            await eventually(not_ready, timeout_s=5)  # until it runs again
+            await sending
+            assert len(acked) == len(expected)  # the engine kept receiving meanwhile
+
+            async def all_received() -> bool:
+                return set(downstream.control_ids) >= set(expected)
+
+            await eventually(all_received)
+            assert engine.logged("delivery process exited, starting it again")
+            assert delivery_pid(engine) != first and not alive(first)
+            assert await engine.terminate() == 0
+    received = downstream.control_ids
+    assert list(dict.fromkeys(received)) == expected
+    back = [i for i in range(1, len(received)) if received[i] <= received[i - 1]]
+    assert len(back) <= 1  # at most one step back: the send in flight when it was killed
+
+
+async def test_the_delivery_process_dies_with_its_engine(tmp_path: Path) -> None:
+    async with Receiver() as downstream:
+        config = write_config(tmp_path, downstream.address)
+        async with EngineProcess(config) as engine:
+            child = delivery_pid(engine)
+            assert alive(child)
+            engine.kill()
+
+            async def gone() -> bool:
+                return not alive(child)
+
+            await eventually(gone, timeout_s=10)
+            # The store is free again at once: a new engine starts and delivers.
+            await engine.start()
+            await send(engine.address("adt"), [adt("AFTER")], [])
+            await downstream.wait_for(1)
+            assert await engine.terminate() == 0
+            assert not alive(delivery_pid(engine))
