@@ -58,14 +58,20 @@ def server_process(args: list[str], port: int) -> Iterator[psutil.Process]:
 
 
 def engine_config(
-    folder: Path, port: int, route_extra: str = "", extra: str = "", store: str | None = None
+    folder: Path,
+    port: int,
+    route_extra: str = "",
+    extra: str = "",
+    store: str | None = None,
+    engine_keys: str = "",
 ) -> Path:
     """A configuration file for an engine under benchmark, its store in `folder` unless
-    `store` names one (a PostgreSQL store several engines share)."""
+    `store` names one (a PostgreSQL store several engines share); `engine_keys` are more
+    `[engine]` keys."""
     path = folder / f"engine-{port}.toml"
     store = store or f"sqlite:///{folder}/engine-{port}.db"
     path.write_text(
-        f'[engine]\nstore = "{store}"\nlog_format = "json"\n\n'
+        f'[engine]\nstore = "{store}"\nlog_format = "json"\n{engine_keys}\n'
         f"{extra}\n"
         f'[[routes]]\nname = "bench"\nlisten = "127.0.0.1:{port}"\n{route_extra}\n',
         encoding="utf-8",

@@ -37,6 +37,8 @@ from bench.report import (
     STORE_POSTGRESQL,
     STORE_POSTGRESQL_2,
     STORE_SQLITE,
+    WARM,
+    WARM_ONE_PROCESS,
     write_reports,
 )
 from tests.support.postgres import PASSWORD, PostgresServer
@@ -83,6 +85,7 @@ class Setup:
     patients: tuple[Patient, ...] = (DEFAULT_PATIENT,)
     store: str = "sqlite"  # or "postgresql": one database the engines share
     engines: int = 1  # engine processes, the load spread over them (a shared store only)
+    processes: int = 0  # each engine's `[engine] processes` (0: the engine's own choice)
 
 
 class PeakRss:
@@ -163,11 +166,11 @@ def wait_delivered(record: Path, expected: set[str]) -> dict[str, float]:
         time.sleep(0.2)
 
 
-def cpu_seconds(processes: list[psutil.Process]) -> float:
-    """CPU time used so far by these processes and every process they started."""
+def cpu_seconds(processes: list[psutil.Process], children: bool = True) -> float:
+    """CPU time used so far by these processes and (`children`) every process they started."""
     total = 0.0
     for process in processes:
-        for one in (process, *process.children(recursive=True)):
+        for one in (process, *(process.children(recursive=True) if children else ())):
             with contextlib.suppress(psutil.Error):
                 times = one.cpu_times()
                 total += times.user + times.system
@@ -193,7 +196,8 @@ def measure_engine(setup: Setup, connections: int, folder: Path) -> dict:  # typ
     record = folder / f"arrivals-{ports[0]}.txt"
     route, extra = engine_tables(setup.engine, receiver_port)
     store = POSTGRES.new_store() if setup.store == "postgresql" else None
-    configs = [engine_config(folder, port, route, extra, store) for port in ports]
+    keys = f"processes = {setup.processes}\n" if setup.processes else ""
+    configs = [engine_config(folder, port, route, extra, store, keys) for port in ports]
     receiver = receiver_command(receiver_port, record)
     with contextlib.ExitStack() as running:
         running.enter_context(server_process(receiver, receiver_port))
@@ -211,11 +215,16 @@ def measure_engine(setup: Setup, connections: int, folder: Path) -> dict:  # typ
             first = len(setup.patients)
         sent_at: dict[str, float] = {}
         cpu_before = cpu_seconds(processes)
+        engine_cpu_before = cpu_seconds(processes, children=False)
         started = time.monotonic()
         summary = load(ports, setup, connections, first, sent_at)
         seen = wait_delivered(record, set(sent_at)) if setup.engine != "ack" else {}
         summary["cpu_us_per_msg"] = round(
             (cpu_seconds(processes) - cpu_before) / setup.messages * 1e6, 1
+        )
+        summary["engine_process_cpu_us_per_msg"] = round(  # without its delivery process
+            (cpu_seconds(processes, children=False) - engine_cpu_before) / setup.messages * 1e6,
+            1,
         )
         summary["processes"] = sum(1 + len(p.children(recursive=True)) for p in processes)
         summary["peak_rss_mb"] = round(sum(sample.stop_mb() for sample in rss), 1)
@@ -295,7 +304,8 @@ def setups(quick: bool) -> list[Setup]:
         Setup("python-hl7 server", n(3000), peer="python-hl7"),
         Setup("hl7apy MLLPServer", n(60), peer="hl7apy", reconnect=True),
         Setup("ins-engine ACK path", n(4000), engine="ack"),
-        Setup("ins-engine end-to-end, warm cache", n(3000), engine="warm", patients=warm_patients),
+        Setup(WARM, n(3000), engine="warm", patients=warm_patients),
+        Setup(WARM_ONE_PROCESS, n(3000), engine="warm", patients=warm_patients, processes=1),
         Setup(
             "ins-engine end-to-end, cold cache, INSi 50 ms",
             n(1200),
