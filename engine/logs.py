@@ -151,6 +151,8 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
+    global _configuration
+    _configuration += 1  # every logger binds again, to this configuration
     structlog.configure(
         processors=[_add_logger_name, *shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -161,6 +163,31 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     )
 
 
+_configuration = 0  # how many times `configure_logging` ran
+
+
+class _Logger:
+    """A logger under one of the engine's names, bound once per configuration.
+
+    structlog's lazy proxy binds a new logger at every call, filtered debug lines included:
+    a cost paid several times per message. Binding again only when `configure_logging` ran
+    keeps reconfiguring (tests do) and `capture_logs` (it edits the processor list in
+    place) working."""
+
+    __slots__ = ("_bound", "_configuration", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._bound: Any = None
+        self._configuration = -1
+
+    def __getattr__(self, attribute: str) -> Any:
+        if self._configuration != _configuration:
+            self._bound = structlog.get_logger(self._name).bind()
+            self._configuration = _configuration
+        return getattr(self._bound, attribute)
+
+
 def get_logger(name: str) -> Any:
     """A structlog logger under one of the engine's logger names."""
-    return structlog.get_logger(name)
+    return _Logger(name)
