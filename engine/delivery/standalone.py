@@ -37,7 +37,11 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def die_with_parent(parent: int) -> None:
-    """Be killed when the engine that started this process dies, however it dies."""
+    """Be killed when the engine that started this process dies, however it dies; ignore
+    the stop signals a service manager or a terminal sends to the whole group, so that the
+    engine stops this process in its own order (after its listeners and its router)."""
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # it died before the request was in place
@@ -81,7 +85,7 @@ class WritesThroughEngine:
 
 
 async def serve(control: socket.socket) -> None:
-    """Deliver until the engine says stop, goes away, or a stop signal arrives."""
+    """Deliver until the engine says stop or goes away."""
     channel = await Channel.over(control)
     first = await channel.receive()
     if first is None or first[0] != "config":
@@ -102,9 +106,6 @@ async def serve(control: socket.socket) -> None:
     listening = asyncio.create_task(_listen(channel, service, remote, stop), name="orders")
     keeper = asyncio.create_task(leases.run(), name="leases")
     await service.start()
-    loop = asyncio.get_running_loop()
-    for signum in _STOP_SIGNALS:
-        loop.add_signal_handler(signum, stop.set)
 
     def changed(what: str) -> None:  # engines sharing a store (PostgreSQL) notify each other
         if what == "routed":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -171,3 +172,22 @@ async def test_the_delivery_process_dies_with_its_engine(tmp_path: Path) -> None
             await downstream.wait_for(1)
             assert await engine.terminate() == 0
             assert not alive(delivery_pid(engine))
+
+
+async def test_stop_signals_stop_the_engine_which_stops_its_delivery_process(
+    tmp_path: Path,
+) -> None:
+    """A service manager or a terminal signals the whole group: the delivery process leaves
+    the stop to the engine, which stops it after its listeners and router."""
+    async with Receiver() as downstream:
+        config = write_config(tmp_path, downstream.address)
+        async with EngineProcess(config) as engine:
+            child = delivery_pid(engine)
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                os.kill(child, signum)
+            await send(engine.address("adt"), [adt("STILL")], [])
+            await downstream.wait_for(1)  # still delivering
+            assert alive(child) and not engine.logged("delivery process exited, starting it again")
+            assert await engine.terminate() == 0
+            assert not alive(child)
+    assert downstream.control_ids == ["STILL"]
