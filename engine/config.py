@@ -82,7 +82,7 @@ class EngineSettings:
         default=0,
         metadata=doc(
             "1: one process does everything; 2: delivery runs in a process of its own, on "
-            "another core; 0: 2 when the machine has more than one core"
+            "another core; 0: 2 when the engine may use more than one core"
         ),
     )
     shutdown_grace_s: float = field(

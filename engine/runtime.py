@@ -52,8 +52,9 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def process_count(setting: int) -> int:
-    """The processes an engine runs: as set, or (0) two when the machine has two cores."""
-    return setting or (2 if (os.cpu_count() or 1) > 1 else 1)
+    """The processes an engine runs: as set, or (0) two when it may run on two cores or
+    more (the cores this process may use: a cpuset or `taskset` counts, not the machine's)."""
+    return setting or (2 if len(os.sched_getaffinity(0)) > 1 else 1)
 
 
 ROUTING_LEASE = "routing"

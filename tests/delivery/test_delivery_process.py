@@ -191,3 +191,18 @@ async def test_stop_signals_stop_the_engine_which_stops_its_delivery_process(
             assert await engine.terminate() == 0
             assert not alive(child)
     assert downstream.control_ids == ["STILL"]
+
+
+def test_the_engine_runs_one_process_where_it_may_use_one_core() -> None:
+    """`processes = 0` counts the cores the engine may use (a cpuset, `taskset`), not the
+    machine's; a number set is kept."""
+    script = (
+        "import os; from engine.runtime import process_count; "
+        "before = process_count(0); os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "print(before, process_count(0), process_count(2), process_count(1))"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPOSITORY, capture_output=True, text=True, check=True
+    )
+    expected_before = 2 if len(os.sched_getaffinity(0)) > 1 else 1
+    assert shown.stdout.split() == [str(expected_before), "1", "2", "1"]
