@@ -250,7 +250,9 @@ def measure_half_rate(best_rate: float, connections: int, messages: int, folder:
     with server_process(receiver, receiver_port), server_process(engine, port) as process:
         rss = PeakRss(process)
         result = asyncio.run(
-            run_load("127.0.0.1", port, adt_message, messages, connections, rate_limit=best_rate / 2)
+            run_load(
+                "127.0.0.1", port, adt_message, messages, connections, rate_limit=best_rate / 2
+            )
         )
         summary = result.summary()
         summary["offered_per_s"] = round(best_rate / 2, 1)
