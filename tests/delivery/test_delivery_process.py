@@ -16,7 +16,8 @@ from pathlib import Path
 import aiohttp
 
 from tests.delivery.harness import eventually
-from tests.delivery.test_engine_process import send
+from tests.delivery.test_engine_process import report_engines, send
+from tests.delivery.test_engine_process import write_config as engine_config
 from tests.support.engine_process import REPOSITORY, EngineProcess
 from tests.support.messages import adt
 from tests.support.metrics import value
@@ -24,31 +25,10 @@ from tests.support.receiver import Receiver
 
 
 def write_config(folder: Path, downstream: str) -> Path:
-    config = folder / "engine.toml"
-    config.write_text(
-        f"""
-[engine]
-store = "sqlite:///{folder}/engine.db"
-log_format = "json"
-processes = 2
-shutdown_grace_s = 5
-
-[http]
-listen = "127.0.0.1:0"
-
-[[routes]]
-name = "adt"
-listen = "127.0.0.1:0"
-enrich = false
-
-[[routes.destinations]]
-name = "down"
-mllp = "{downstream}"
-backoff_base_s = 0.05
-backoff_cap_s = 0.5
-"""
+    """An engine with its delivery process and an HTTP listener."""
+    return engine_config(
+        folder, "127.0.0.1:0", downstream, "processes = 2", '[http]\nlisten = "127.0.0.1:0"\n'
     )
-    return config
 
 
 def delivery_pid(engine: EngineProcess) -> int:
@@ -107,15 +87,7 @@ async def test_the_delivery_process_delivers_in_order_and_the_engine_counts_it(
 
 
 def _leases(config: Path) -> dict[str, str]:
-    report = subprocess.run(
-        [sys.executable, "-m", "engine", "report", "engines", "--json", "--config", str(config)],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return {lease["name"]: lease["holder"] for lease in json.loads(report.stdout)["leases"]}
+    return {lease["name"]: lease["holder"] for lease in report_engines(config)["leases"]}
 
 
 async def test_a_killed_delivery_process_is_started_again_and_nothing_is_lost(

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from engine.mllp.client import MllpClient, MllpClientError
 from engine.runtime import process_count
@@ -26,7 +27,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def write_config(folder: Path, listen: str, downstream: str) -> Path:
+def write_config(
+    folder: Path, listen: str, downstream: str, engine_keys: str = "", tables: str = ""
+) -> Path:
+    """An engine with one route to `downstream`; `engine_keys` are more `[engine]` keys,
+    `tables` more tables (e.g. `[http]`)."""
     config = folder / "engine.toml"
     config.write_text(
         f"""
@@ -34,7 +39,8 @@ def write_config(folder: Path, listen: str, downstream: str) -> Path:
 store = "sqlite:///{folder}/engine.db"
 log_format = "json"
 shutdown_grace_s = 5
-
+{engine_keys}
+{tables}
 [[routes]]
 name = "adt"
 listen = "{listen}"
@@ -180,15 +186,7 @@ def _shows_who_delivers(config: Path, engine_id: str) -> None:
     assert "DELIVERED BY" in text.stdout and deliverer in text.stdout
     (row,) = json.loads(cli(config, "status", "--json").stdout)["queues"]
     assert row["delivered_by"] == deliverer and row["delivered_by_since"] > 0
-    report = subprocess.run(
-        [sys.executable, "-m", "engine", "report", "engines", "--json", "--config", str(config)],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    state = json.loads(report.stdout)
+    state = report_engines(config)
     assert sorted(engine["engine_id"] for engine in state["engines"]) == sorted(
         {engine_id, deliverer}
     )
@@ -201,3 +199,17 @@ def _shows_who_delivers(config: Path, engine_id: str) -> None:
 
 async def _parked(folder: Path) -> bool:
     return [row[:2] for row in await queue_status(folder)] == [(0, 1)]
+
+
+def report_engines(config: Path) -> dict[str, Any]:
+    """What `ins-engine report engines --json` says: the engines and their leases."""
+    report = subprocess.run(
+        [sys.executable, "-m", "engine", "report", "engines", "--json", "--config", str(config)],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    state: dict[str, Any] = json.loads(report.stdout)
+    return state
