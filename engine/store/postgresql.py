@@ -63,7 +63,14 @@ from engine.store.base import (
 from engine.store.extension import ExtensionSql, StoreExtension, dialect_sql
 from engine.store.migrations import postgresql as migrations
 from engine.store.pg_connections import NOTIFY_CHANNEL, Connection, Connections
-from engine.store.rows import OUTBOX_COLUMNS, SUMMARY_COLUMNS, entry_summary, outbox_entry
+from engine.store.rows import (
+    OUTBOX_COLUMNS,
+    SUMMARY_COLUMNS,
+    TRACE_COLUMNS,
+    entry_summary,
+    message_trace,
+    outbox_entry,
+)
 from engine.store.url import display_url
 
 log = get_logger("engine.store")
@@ -439,11 +446,9 @@ class PostgresStore:
 
     async def trace(self, control_id: str, route: str | None) -> list[MessageTrace]:
         messages = await self._db.run(
-            """SELECT id, route, received_at, peer, sending_application, sending_facility,
-                   message_type, status, ack
-               FROM messages WHERE control_id = %(control_id)s
+            f"""SELECT {TRACE_COLUMNS} FROM messages WHERE control_id = %(control_id)s
                  AND (%(route)s::text IS NULL OR route = %(route)s)
-               ORDER BY id""",
+               ORDER BY id""",  # noqa: S608 - constant SQL
             {"control_id": control_id, "route": route},
         )
         ids = [row[0] for row in messages]
@@ -454,18 +459,10 @@ class PostgresStore:
         )
         traces = await self._entry_traces(ids)
         return [
-            MessageTrace(
-                message_id=row[0],
-                route=row[1],
-                received_at=row[2],
-                peer=row[3],
-                sending_application=row[4],
-                sending_facility=row[5],
-                message_type=row[6],
-                status=MessageStatus(row[7]),
-                ack=bytes(row[8]),
-                decisions=[Decision(*d[1:]) for d in decisions if d[0] == row[0]],
-                entries=traces.get(row[0], []),
+            message_trace(
+                row,
+                [Decision(*d[1:]) for d in decisions if d[0] == row[0]],
+                traces.get(row[0], []),
             )
             for row in messages
         ]

@@ -1,12 +1,20 @@
-"""What both backends select for an outbox entry and for an entry's summary, and the
-records built from those rows: the same columns in the same order, whichever the SQL
+"""What both backends select for an outbox entry, an entry's summary and a message's trace,
+and the records built from those rows: the same columns in the same order, whichever the SQL
 dialect around them."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from engine.store.base import EntryStatus, EntrySummary, OutboxEntry
+from engine.decision import Decision
+from engine.store.base import (
+    EntryStatus,
+    EntrySummary,
+    EntryTrace,
+    MessageStatus,
+    MessageTrace,
+    OutboxEntry,
+)
 
 OUTBOX_COLUMNS = """
     o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
@@ -17,6 +25,9 @@ SUMMARY_COLUMNS = """
     o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
     o.status, o.attempts, o.last_error, o.updated_at
 """
+TRACE_COLUMNS = """
+    id, route, received_at, peer, sending_application, sending_facility, message_type, status, ack
+"""
 
 
 def outbox_entry(row: tuple[Any, ...]) -> OutboxEntry:
@@ -25,3 +36,10 @@ def outbox_entry(row: tuple[Any, ...]) -> OutboxEntry:
 
 def entry_summary(row: tuple[Any, ...]) -> EntrySummary:
     return EntrySummary(*row[:7], EntryStatus(row[7]), *row[8:])  # type: ignore[call-arg]
+
+
+def message_trace(
+    row: tuple[Any, ...], decisions: list[Decision], entries: list[EntryTrace]
+) -> MessageTrace:
+    """A message's trace from a row of TRACE_COLUMNS, its decisions and its entries."""
+    return MessageTrace(*row[:7], MessageStatus(row[7]), bytes(row[8]), decisions, entries)  # type: ignore[call-arg]

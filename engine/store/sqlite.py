@@ -81,7 +81,14 @@ from engine.store.extension import ExtensionSql, StoreExtension, dialect_sql
 from engine.store.lanes import lane_of
 from engine.store.lock import EngineLock
 from engine.store.migrations import sqlite as migrations
-from engine.store.rows import OUTBOX_COLUMNS, SUMMARY_COLUMNS, entry_summary, outbox_entry
+from engine.store.rows import (
+    OUTBOX_COLUMNS,
+    SUMMARY_COLUMNS,
+    TRACE_COLUMNS,
+    entry_summary,
+    message_trace,
+    outbox_entry,
+)
 
 log = get_logger("engine.store")
 T = TypeVar("T")
@@ -624,24 +631,13 @@ class SqliteStore:
     async def trace(self, control_id: str, route: str | None) -> list[MessageTrace]:
         def job(connection: sqlite3.Connection) -> list[MessageTrace]:
             messages = connection.execute(
-                """SELECT id, route, received_at, peer, sending_application, sending_facility,
-                       message_type, status, ack
-                   FROM messages WHERE control_id = ? AND (? IS NULL OR route = ?) ORDER BY id""",
+                f"""SELECT {TRACE_COLUMNS} FROM messages
+                   WHERE control_id = ? AND (? IS NULL OR route = ?) ORDER BY id""",  # noqa: S608 - constant SQL
                 (control_id, route, route),
             ).fetchall()
             return [
-                MessageTrace(
-                    message_id=row[0],
-                    route=row[1],
-                    received_at=row[2],
-                    peer=row[3],
-                    sending_application=row[4],
-                    sending_facility=row[5],
-                    message_type=row[6],
-                    status=MessageStatus(row[7]),
-                    ack=bytes(row[8]),
-                    decisions=_decisions(connection, row[0]),
-                    entries=_entry_traces(connection, row[0]),
+                message_trace(
+                    row, _decisions(connection, row[0]), _entry_traces(connection, row[0])
                 )
                 for row in messages
             ]
