@@ -23,11 +23,10 @@ from engine.commands.common import add_config_argument, on_store, read_config
 from engine.config import Config
 from engine.errors import CliError
 from engine.store.backends import OpenStore
-from engine.store.base import ActionResult, EntryStatus, QueueStatus
+from engine.store.base import MAX_ID, ActionResult, EntryStatus, QueueStatus, row_id
 from engine.store.lock import holder
 from engine.store.url import sqlite_path
 
-MAX_ID = 2**63 - 1  # SQLite's largest integer
 MAX_LIMIT = 100_000
 
 
@@ -88,15 +87,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _entry_id(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
+    number = row_id(text)
+    if number is None:
         raise argparse.ArgumentTypeError(
             f"{text[:30]!r} is not an entry id (a whole number from 1 to {MAX_ID})"
         )
-    return int(text)
+    return number
 
 
 def _limit(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
         raise argparse.ArgumentTypeError(f"{text[:30]!r}: a whole number from 1 to {MAX_LIMIT}")
     return int(text)
 

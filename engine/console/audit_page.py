@@ -8,15 +8,15 @@ from engine.console.guard import needs
 from engine.console.render import render
 from engine.console.users import Role
 from engine.http.view import engine_of
+from engine.store.base import row_id
 
 PAGE = 100
 
 
 @needs(Role.VIGILANCE)
 async def audit_page(request: web.Request) -> web.Response:
-    before = request.query.get("before", "")
     rows = await engine_of(request).store.audit_entries(
-        PAGE, int(before) if before.isdigit() else None
+        PAGE, row_id(request.query.get("before", ""))
     )
     return render(
         request,

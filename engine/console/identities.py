@@ -20,6 +20,7 @@ from engine.console.users import Role
 from engine.enrich.reviews import WorkItem, mark_handled, work_list
 from engine.http.view import engine_of
 from engine.report import COLUMNS, NEEDS_ACTION, Row, csv_bytes, report_row
+from engine.store.base import row_id
 
 PAGE = 100
 EXPORT_LIMIT = 100_000
@@ -57,12 +58,11 @@ def _row(item: WorkItem) -> Row:
 @needs(Role.VIGILANCE)
 async def identities(request: web.Request) -> web.Response:
     outcomes, outcome, state = _filters(request)
-    before = request.query.get("before", "")
     items = await work_list(
         engine_of(request).store,
         outcomes,
         STATES[state],
-        int(before) if before.isdigit() else None,
+        row_id(request.query.get("before", "")),
         PAGE,
     )
     await audit(

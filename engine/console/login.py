@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import secrets
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -27,10 +28,20 @@ log = get_logger("engine.console")
 
 
 def safe_next(target: str | None) -> str:
-    """Where to go after login: a path of this site only (never `//host` or a URL)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Where to go after login: a path of this site only (never `//host` or a URL). Browsers
+    drop tabs and line breaks from a URL (`/<TAB>/evil` becomes `//evil`), and read `\\` as
+    `/`: a target with either, or with anything but printable ASCII, goes home."""
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or not (target.isascii() and target.isprintable())
+        or " " in target
+    ):
         return "/"
-    return target
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else "/"
 
 
 async def login_page(request: web.Request) -> web.Response:

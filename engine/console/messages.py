@@ -21,10 +21,10 @@ from engine.console.guard import needs
 from engine.console.render import render
 from engine.console.users import Role
 from engine.enrich.outcome import Outcome
-from engine.hl7.message import Message, MessageFormatError
 from engine.http.view import EngineView, engine_of
+from engine.replay.acks import AckFormatError, read_ack
 from engine.report import NEEDS_ACTION
-from engine.store.base import EntryStatus, MessageDetail, MessageQuery, TraceEvent
+from engine.store.base import EntryStatus, MessageDetail, MessageQuery, TraceEvent, row_id
 
 PAGE = 50
 OUTCOMES = sorted(outcome.value for outcome in Outcome)  # the filter's choices
@@ -90,19 +90,15 @@ def ack_code(ack: bytes) -> str:
     if not ack:
         return ""
     try:
-        msa = Message.parse(ack.decode("latin-1")).segment("MSA")
-    except MessageFormatError:
+        return read_ack(ack).code.value
+    except AckFormatError:
         return "?"
-    return msa.field(1) if msa is not None else "?"
 
 
 async def message_list(request: web.Request) -> web.Response:
     engine = engine_of(request)
     filters = Filters.of(request)
-    before = request.query.get("before", "")
-    found = await engine.store.find_messages(
-        filters.query(int(before) if before.isdigit() else None)
-    )
+    found = await engine.store.find_messages(filters.query(row_id(request.query.get("before", ""))))
     return render(
         request,
         "messages.html",

@@ -35,6 +35,16 @@ class EntryStatus(StrEnum):
 
 
 FINISHED = (EntryStatus.DELIVERED, EntryStatus.SKIPPED, EntryStatus.RESENT)
+MAX_ID = 2**63 - 1  # the largest row id both backends store (a signed 64-bit integer)
+
+
+def row_id(text: str) -> int | None:
+    """A row id typed by a person (a CLI argument, a page's cursor): ASCII digits from 1 to
+    MAX_ID, else None (`str.isdigit` also takes '²', which `int` refuses)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_ID else None
 
 
 @dataclass(frozen=True, slots=True)

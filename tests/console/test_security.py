@@ -35,6 +35,7 @@ def http_table(folder: Path, extra: str = "") -> str:
         {
             "otto": User("otto", Role.OPERATOR, hash_password(PASSWORD)),
             "vera": User("vera", Role.VIEWER, hash_password("viewer-pass-1234")),
+            "vic": User("vic", Role.VIGILANCE, hash_password("vigilance-pass-1234")),
         },
     )
     return f'[http]\nlisten = "127.0.0.1:0"\nusers = "{folder / "users.toml"}"\n{extra}'
@@ -172,7 +173,14 @@ async def test_the_login_form_needs_its_own_token(console: Console) -> None:
 
 
 async def test_a_login_never_redirects_off_site(client: aiohttp.ClientSession) -> None:
-    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+    for target in (
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example",
+        "/\t/evil.example",  # browsers drop the tab: //evil.example
+        "/\n/evil.example",
+        "/ /evil.example",
+    ):
         async with client.get("/login") as page:
             token = re.search(r'name="login_token" value="([^"]+)"', await page.text())
         assert token is not None
@@ -233,3 +241,15 @@ async def test_the_login_page_says_how_to_add_the_first_user(
     save_users(users, {"ana": User("ana", Role.VIEWER, hash_password("viewer-pass-1234"))})
     async with browser_like(f"http://{host}:{port}") as session, session.get("/login") as page:
         assert "ins-engine user add" not in await page.text()
+
+
+async def test_a_page_cursor_that_is_no_row_id_lists_from_the_newest(
+    client: aiohttp.ClientSession,
+) -> None:
+    """`before` is typed into a URL by anyone: '²' (a digit to `str.isdigit`, not to `int`)
+    and a number past 64 bits list from the top instead of failing with a 500."""
+    await log_in(client, "vic", "vigilance-pass-1234")
+    for page in ("/messages", "/audit", "/identities"):
+        for before in ("²", str(2**64), "-1", "12"):
+            async with client.get(page, params={"before": before}) as answer:
+                assert answer.status == 200, (page, before)

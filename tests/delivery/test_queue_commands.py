@@ -103,6 +103,7 @@ def test_names_the_configuration_does_not_have_are_usage_errors(
         (["skip", "1", "--reason", "  "], "say why: the reason is recorded with the action"),
         (["skip", str(2**63), "--reason", "r"], "is not an entry id (a whole number from 1 to"),
         (["resend", "-4", "--reason", "r"], "is not an entry id"),
+        (["resend", "²", "--reason", "r"], "is not an entry id"),  # isdigit, not int
         (["list", "--limit", str(2**64)], "a whole number from 1 to 100000"),
         (["list", "--limit", "0"], "a whole number from 1 to 100000"),
     ],
