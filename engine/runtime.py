@@ -44,11 +44,10 @@ from engine.steps.kind import Resources
 from engine.steps.plans import build_plan
 from engine.steps.registry import registry
 from engine.store.backends import OpenStore, open_store, password
-from engine.systemd import Notifier
+from engine.systemd import STOP_SIGNALS, Notifier
 from engine.tls import server_context
 
 log = get_logger("engine.runtime")
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def process_count(setting: int) -> int:

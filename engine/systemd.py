@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 from collections.abc import Mapping
 
 from engine.logs import get_logger
 
 log = get_logger("engine.systemd")
+# What a service manager (or a terminal) sends to stop the engine; each is a clean stop.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class Notifier:

@@ -14,10 +14,12 @@ engine may open it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pickle
 import socket
 import sys
+import time
 from typing import Any
 
 from engine.config import Config
@@ -30,6 +32,7 @@ from engine.store.base import Store
 log = get_logger("engine.delivery")
 READY_TIMEOUT_S = 60.0
 RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+STABLE_S = 60.0  # a process that ran this long starts the delays over
 
 
 class DeliveryProcess:
@@ -45,7 +48,7 @@ class DeliveryProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._channel: Channel | None = None
         self._ready = asyncio.Event()
-        self._stopping = False
+        self._stopping = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Task[None]] = set()
         self.restarts = 0
@@ -71,29 +74,35 @@ class DeliveryProcess:
             self._channel.send("wake")
 
     async def stop(self, grace_s: float) -> None:
-        """Tell the process to stop after the messages it is sending; kill it if late."""
-        self._stopping = True
-        process = self._process
-        if process is not None and process.returncode is None:
-            if self._channel is not None:
-                self._channel.send("stop")
-            try:
-                async with asyncio.timeout(grace_s + 5):
-                    await process.wait()
-            except TimeoutError:
-                log.error("delivery process late to stop: killed")
-                process.kill()
-                await process.wait()
+        """Tell the process to stop after the messages it is sending (one being started
+        gets the order as soon as it has its configuration); kill it if late."""
+        self._stopping.set()
+        if self._channel is not None:
+            self._channel.send("stop")
         if self._supervisor is not None:
+            _, late = await asyncio.wait({self._supervisor}, timeout=grace_s + 5)
+            if late:
+                log.error("delivery process late to stop: killed")
+                if self._process is not None and self._process.returncode is None:
+                    self._process.kill()
             await asyncio.gather(self._supervisor, return_exceptions=True)
         await asyncio.gather(*self._writes, return_exceptions=True)
 
     async def _supervise(self) -> None:
-        """Run the process; start it again whenever it exits unless the engine stops."""
-        while True:
-            status = await self._run_once()
-            if self._stopping:
+        """Run the process; start it again whenever it exits or cannot be started, unless
+        the engine stops. The delay between starts grows with each exit and starts over
+        once a process has run for STABLE_S."""
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                status: int | None = await self._run_once()
+            except Exception as error:  # e.g. no process slot, no file descriptor left
+                log.error("delivery process could not be started", exc_info=error)
+                status = None
+            if self._stopping.is_set():
                 return
+            if time.monotonic() - started >= STABLE_S:
+                self.restarts = 0
             delay = RESTART_DELAYS_S[min(self.restarts, len(RESTART_DELAYS_S) - 1)]
             log.error(
                 "delivery process exited, starting it again",
@@ -102,9 +111,9 @@ class DeliveryProcess:
                 count=self.restarts,
             )
             self.restarts += 1
-            await asyncio.sleep(delay)
-            if self._stopping:
-                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stopping.wait()
 
     async def _run_once(self) -> int:
         """Start the process, hand it the configuration, serve it until it ends."""
@@ -122,11 +131,16 @@ class DeliveryProcess:
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
             )
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         self._process = process
         channel = self._channel = await Channel.over(ours)
         channel.send("config", self._config, self._engine_id)
+        if self._stopping.is_set():  # stop() came while this one was being started
+            channel.send("stop")
         try:
             while (message := await channel.receive()) is not None:
                 self._heard(channel, message)

@@ -29,18 +29,18 @@ from engine.leases import LeaseKeeper, engine_identity
 from engine.logs import configure_logging, get_logger
 from engine.store.backends import OpenStore, open_store, password
 from engine.store.base import Store
+from engine.systemd import STOP_SIGNALS
 
 log = get_logger("engine.delivery")
 RELAY_INTERVAL_S = 0.25
 _PR_SET_PDEATHSIG = 1
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def die_with_parent(parent: int) -> None:
     """Be killed when the engine that started this process dies, however it dies; ignore
     the stop signals a service manager or a terminal sends to the whole group, so that the
     engine stops this process in its own order (after its listeners and its router)."""
-    for signum in _STOP_SIGNALS:
+    for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -56,6 +56,7 @@ class WritesThroughEngine:
         self._channel = channel
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._gone = False
 
     def __getattr__(self, name: str) -> Any:
         if name in WRITES:
@@ -63,6 +64,8 @@ class WritesThroughEngine:
         return getattr(self._store, name)
 
     async def _write(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self._gone:
+            raise StoreError("the engine is gone: nothing more is recorded")
         number = next(self._ids)
         future = self._waiting[number] = asyncio.get_running_loop().create_future()
         self._channel.send("write", number, method, args, kwargs)
@@ -78,6 +81,7 @@ class WritesThroughEngine:
             future.set_exception(value)
 
     def engine_gone(self) -> None:
+        self._gone = True
         for future in self._waiting.values():
             if not future.done():
                 future.set_exception(StoreError("the engine is gone: nothing more is recorded"))
