@@ -8,7 +8,9 @@ result with the step's name and kind into a `Decision`. Steps never see the list
 store or the delivery queues.
 
 A step that raises does not lose or hold back the message: the runner records an `error`
-decision, runs no further step, and the message is forwarded as received.
+decision, runs no further step, and the message is forwarded as the steps before it left
+it (what a failing step half-wrote is undone; what an earlier step removed, such as an
+unverified INS, stays removed).
 """
 
 from __future__ import annotations
@@ -57,11 +59,11 @@ class RoutedMessage:
     decisions: list[Decision] = field(default_factory=list)
     dropped: bool = False
     refusal: Refusal | None = None
-    failed: bool = False  # a step raised: the message is forwarded as received
+    failed: bool = False  # a step raised: no further step runs
 
     def output(self) -> bytes:
         """The bytes to forward: as received unless a step changed the message."""
-        if not self.changed or self.failed:
+        if not self.changed:
             return self.raw
         return self.message.to_text().encode(self.codec)
 
@@ -107,11 +109,14 @@ async def run_steps(
         route=routed.route, control_id=routed.header.control_id
     ):
         for step in steps:
+            texts, changed = list(routed.message.texts), routed.changed
             try:
                 result = step.run(routed)
                 if not isinstance(result, StepResult):
                     result = await result
-            except Exception as error:  # forward as received rather than hold the queue
+            except Exception as error:  # forward rather than hold the queue
+                routed.message = Message(texts, routed.message.separators)
+                routed.changed = changed
                 _failed(step, routed, destination, error)
                 return
             if _record(step, routed, destination, result):
@@ -148,7 +153,7 @@ def _record(step: BoundStep, routed: RoutedMessage, destination: str, result: St
 
 def _failed(step: BoundStep, routed: RoutedMessage, destination: str, error: Exception) -> None:
     log.error(
-        "route step failed, message forwarded as received",
+        "route step failed, message forwarded as the steps before it left it",
         route=routed.route,
         destination=destination or None,
         step=step.name,

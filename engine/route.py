@@ -75,7 +75,7 @@ class RoutePlan:
         decisions = routed.decisions[first:]
         if routed.dropped or routed.refusal is not None:
             return Routing([], decisions, dropped=True)
-        payload = routed.output() if routed.changed and not routed.failed else None
+        payload = routed.output() if routed.changed else None
         message_type = routed.header.type_and_trigger
         deliveries: list[tuple[str, bytes | None]] = []
         for destination in self.destinations:
@@ -89,8 +89,7 @@ class RoutePlan:
             decisions.extend(copy.decisions)
             if copy.dropped or copy.refusal is not None:
                 continue
-            changed = copy.changed and not copy.failed
-            deliveries.append((destination.name, copy.output() if changed else payload))
+            deliveries.append((destination.name, copy.output() if copy.changed else payload))
         if not deliveries:
             return Routing([], [*decisions, NO_DESTINATION], dropped=True)
         return Routing(deliveries, decisions, dropped=False)

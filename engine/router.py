@@ -4,8 +4,8 @@ Route steps of a sliding window of messages run concurrently, because a step may
 INSi lookup answers in tens of milliseconds); their results are committed strictly in
 arrival order, so an outbox always holds messages in the order they arrived. Each commit
 writes the messages' outbox entries and every step's decision. A step that fails
-unexpectedly does not lose or hold back the message: it is forwarded as received and the
-failure is recorded as that step's decision.
+unexpectedly does not lose or hold back the message: it is forwarded as the steps before it
+left it and the failure is recorded as that step's decision (`engine.pipeline`).
 """
 
 from __future__ import annotations

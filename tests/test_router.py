@@ -137,7 +137,7 @@ def stored_status(path: str) -> list[tuple[str, str]]:
         return list(db.execute("SELECT control_id, status FROM messages ORDER BY id"))
 
 
-async def test_each_step_decision_is_kept_and_a_failing_step_forwards_as_received(
+async def test_each_step_decision_is_kept_and_a_failing_step_forwards_what_the_steps_before_made(
     tmp_path: Path,
 ) -> None:
     store = await SqliteStore.open(str(tmp_path / "engine.db"))
@@ -149,6 +149,8 @@ async def test_each_step_decision_is_kept_and_a_failing_step_forwards_as_receive
 
     def explode(routed: RoutedMessage) -> StepResult:
         if routed.header.control_id == "B2":
+            routed.message.replace(0, routed.message.msh.with_field(6, "HALF"))
+            routed.changed = True
             raise ValueError("a bug")
         return StepResult("kept")
 
@@ -159,7 +161,9 @@ async def test_each_step_decision_is_kept_and_a_failing_step_forwards_as_receive
     with sqlite3.connect(store.path) as db:
         payloads = [row[0] for row in db.execute("SELECT payload FROM outbox ORDER BY id")]
     assert b"|EHR|" in payloads[0]
-    assert payloads[1] is None  # the received bytes, untouched by the first step
+    # What the first step made (an INS it removed stays removed), not what the failing one
+    # half-wrote.
+    assert b"|EHR|" in payloads[1] and b"HALF" not in payloads[1]
     first, second = await store.decisions(1), await store.decisions(2)
     assert [(d.step, d.kind, d.outcome, d.detail) for d in first] == [
         ("rename", "set", "set", "MSH-5"),

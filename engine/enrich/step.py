@@ -27,6 +27,7 @@ from engine.enrich.pid_writer import stamp_zfd, with_only_ins, with_traits
 from engine.enrich.rules import SEARCH_OUTCOMES, Action, Decision, decide, pass_reason
 from engine.enrich.settings import EnrichSettings
 from engine.enrich.verification import Verdict, verify
+from engine.hl7.message import Message
 from engine.ins.errors import InvalidTraitsError
 from engine.ins.outcome import SearchOutcome, SearchStatus
 from engine.ins.service import InsiService
@@ -57,7 +58,10 @@ class EnrichStep:
     async def __call__(self, routed: RoutedMessage) -> StepResult:
         started = self._clock()
         before = list(routed.message.texts)
-        record = await self._enrich(routed)
+        try:
+            record = await self._enrich(routed)
+        except Exception as error:  # fail closed: no INS leaves a message not worked out
+            record = _without_any_ins(routed, before, error)
         if routed.message.texts != before:
             routed.changed = True
         log.debug(  # per message: the console, queue list --control-id and metrics carry it
@@ -258,3 +262,21 @@ class EnrichStep:
                 return found if found.calls == calls else replace(found, calls=calls)
             await self._sleep(min(delay, remaining))
             delay = min(delay * 2, settings.retry_backoff_max_s)
+
+
+def _without_any_ins(
+    routed: RoutedMessage, received: list[str], error: Exception
+) -> dict[str, Any]:
+    """The message as the step got it, less every INS of every PID: enrichment broke (a
+    bug, not INSi), so nothing it carries can be trusted to be verified. The message goes
+    on to the next steps; the decision says `error` and the exception's type."""
+    log.error(
+        "identity enrichment failed, every INS removed",
+        route=routed.route,
+        control_id=routed.header.control_id,
+        exc_info=error,
+    )
+    message = routed.message = Message(list(received), routed.message.separators)
+    for index in list(message.indexes("PID")):
+        message.replace(index, with_only_ins(message.segment_at(index), None))
+    return {"outcome": "error", "detail": type(error).__name__, "calls": 0, "simulated": False}

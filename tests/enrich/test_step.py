@@ -236,3 +236,30 @@ async def test_no_mangled_message_ever_leaves_with_an_unverified_or_second_ins(
         else:
             assert found == [], (outcome, variant)
     assert {"incoherent", "invalid_traits", "not_applicable"} <= outcomes
+
+
+async def test_a_bug_while_enriching_fails_closed_every_ins_removed() -> None:
+    """Not INSi's answer but the step itself breaking: the message goes on without any INS
+    it carried (none of them can be said verified), the decision says `error`, and the
+    log line names no patient."""
+    carried = VALI_A28.replace(
+        b"PID|||IPP001^^^HOSP^PI|",
+        b"PID||297022A02077878^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS"
+        b"|IPP001^^^HOSP^PI~297022A02077878^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS|",
+    )
+
+    def broken(attempt: int, traits: IdentityTraits) -> SearchOutcome:
+        raise RuntimeError("a bug")
+
+    routed = routed_from(carried)
+    configure_logging("info", "json")
+    with capture_logs() as logs:
+        result = await EnrichStep(EnrichSettings(), ScriptedInsi(broken))(routed)
+    assert (result.outcome, result.detail) == ("error", "RuntimeError")
+    assert routed.changed and not routed.failed
+    out = routed.output()
+    assert b"INS-NIR" not in out and b"297022A02077878" not in out
+    assert b"IPP001^^^HOSP^PI" in out and b"|VALI" in out
+    (line,) = [entry for entry in logs if entry["log_level"] == "error"]
+    assert line["event"] == "identity enrichment failed, every INS removed"
+    assert not any(value in json.dumps(line, default=str) for value in PATIENT_DATA)
