@@ -103,6 +103,8 @@ class RouteRunner:
         if refusal is not None or routed.dropped:
             return Processed(refusal, routed.dropped, list(routed.decisions), None)
         before_ack = list(routed.decisions)
+        if routed.failed:  # as the engine does: stored as received, its route steps run afresh
+            routed = self.read(routed.raw)
         routing = await self.plan.route(routed)
         delivered = {name: payload or routed.raw for name, payload in routing.deliveries}
         return Processed(

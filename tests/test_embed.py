@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from engine.config import DestinationSettings, RouteSettings
 from engine.embed import RouteRunner, SyncRouteRunner
 from engine.hl7.ack import Outcome
+from engine.pipeline import BoundStep, RoutedMessage, StepResult
+from engine.route import RoutePlan
+from engine.steps.kind import Resources
 
 VALI_A28 = (
     "MSH|^~\\&|SRC|HOSP|DST|HOSP|20240101120000||ADT^A28^ADT_A05|C042|P|2.5^FRA^2.11"
@@ -67,3 +71,34 @@ def test_the_sync_runner_needs_no_event_loop(tmp_path: Path) -> None:
 async def test_an_unknown_route_is_named(tmp_path: Path) -> None:
     with pytest.raises(LookupError, match=r"no route nope \(routes: adt, lab\)"):
         await RouteRunner.open(config_file(tmp_path), "nope")
+
+
+async def test_a_failing_step_before_the_ack_is_routed_as_the_engine_routes_it() -> None:
+    """The engine stores such a message as received and its route steps run afresh from
+    the store; the embedded route does the same, so the steps after the ACK still run."""
+
+    def explode(routed: RoutedMessage) -> StepResult:
+        raise ValueError("a bug")
+
+    def mark(routed: RoutedMessage) -> StepResult:
+        routed.message.replace(0, routed.message.msh.with_field(5, "RAN"))
+        routed.changed = True
+        return StepResult("ran")
+
+    route = RouteSettings(
+        name="adt", listen="127.0.0.1:0", destinations=[DestinationSettings(name="d", file="d")]
+    )
+    plan = RoutePlan(
+        route,
+        [BoundStep("after", "test", mark), BoundStep("then", "test", lambda _: StepResult("ok"))],
+        before_ack=[BoundStep("check", "test", explode)],
+    )
+    async with RouteRunner(plan, Resources()) as runner:
+        processed = await runner.process(VALI_A28)
+    assert [(d.step, d.outcome, d.detail) for d in processed.decisions] == [
+        ("check", "error", "ValueError"),
+        ("after", "ran", ""),
+        ("then", "ok", ""),
+    ]
+    assert processed.output is not None and b"|RAN|" in processed.output
+    assert b"|RAN|" in processed.destinations["d"]
