@@ -126,7 +126,12 @@ class Router:
                     message_id=stored.message_id,
                 )
                 continue
-            self._flight.append((stored.route, asyncio.create_task(self._apply(stored))))
+            inbound = self._fresh.pop(stored.message_id, None) or stored  # parsed already
+            self._flight.append((stored.route, asyncio.create_task(self._apply(inbound))))
+        # What the store read passed over (dropped before the ACK, another engine's) would
+        # otherwise stay, and FRESH_LIMIT of them would end the hand-over for good.
+        for passed in [key for key in self._fresh if key <= self._fetched_id]:
+            del self._fresh[passed]
         return len(batch)
 
     def _fresh_run(self, room: int) -> list[RoutedMessage]:
@@ -177,12 +182,11 @@ class Router:
     async def _apply(self, inbound: StoredMessage | RoutedMessage) -> RoutingResult:
         plan = self._plans[inbound.route]
         try:
-            if isinstance(inbound, RoutedMessage):
-                routed = inbound
-            else:
-                routed = self._fresh.pop(inbound.message_id, None) or routed_message(
-                    inbound.message_id, inbound.route, inbound.raw, plan.charsets
-                )
+            routed = (
+                inbound
+                if isinstance(inbound, RoutedMessage)
+                else routed_message(inbound.message_id, inbound.route, inbound.raw, plan.charsets)
+            )
             patient_key = patient_key_of(routed.message)
             # Steps served from memory never suspend: yield between messages so a window
             # of them does not hold back ACKs and deliveries waiting on the loop.

@@ -266,5 +266,6 @@ async def test_messages_handed_over_by_the_intake_are_routed_in_order_with_their
             pass
         assert outbox_order(store.path) == ["M0", "F2", "M3", "M5"]
         assert await store.received(0, 10) == []
+        assert router._fresh == {}  # nothing passed over is kept
     finally:
         await store.close()
