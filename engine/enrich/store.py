@@ -32,17 +32,20 @@ KIND = "ins_enrich"
 
 @dataclass(frozen=True)
 class _Queries:
-    """One dialect's statements outside routing: the cache and the report."""
+    """One dialect's statements outside routing: the cache, the report, the work list."""
 
     load: str  # (key, now) → payload
     save: str  # (key, payload, expires_at)
     records: str  # (after, since, outcomes JSON or None, limit) → report rows
+    work_list: str  # (wanted JSON, handled or None, before or None, limit) → rows with reviews
+    mark: str  # (at, user, comment, message_id): one identity handled
 
 
 # What `ins-engine store copy` carries over, key first.
 _COPIED = (
     ("identity_outcomes", ("message_id", "recorded_at", "record")),
     ("insi_cache", ("key", "payload", "expires_at")),
+    ("identity_reviews", ("message_id", "at", "user", "comment")),
 )
 _SQLITE = ExtensionSql(
     schema="""
@@ -88,6 +91,12 @@ CREATE TABLE IF NOT EXISTS insi_cache (
     payload bytea NOT NULL,
     expires_at double precision NOT NULL
 );
+CREATE TABLE IF NOT EXISTS identity_reviews (
+    message_id bigint PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+    at double precision NOT NULL,
+    "user" text NOT NULL,
+    comment text NOT NULL
+);
 """,
     record="""INSERT INTO identity_outcomes (message_id, recorded_at, record)
               VALUES (%s, %s, %s)
@@ -108,6 +117,19 @@ _QUERIES = {
                      AND (:wanted IS NULL OR json_extract(i.record, '$.outcome')
                           IN (SELECT value FROM json_each(:wanted)))
                    ORDER BY i.message_id LIMIT :limit""",
+        work_list="""SELECT i.message_id, m.received_at, m.route, m.control_id, m.message_type,
+                         i.record, r.at, r.user, r.comment
+                     FROM identity_outcomes i JOIN messages m ON m.id = i.message_id
+                     LEFT JOIN identity_reviews r ON r.message_id = i.message_id
+                     WHERE json_extract(i.record, '$.outcome')
+                           IN (SELECT value FROM json_each(:wanted))
+                       AND (:handled IS NULL OR (r.message_id IS NOT NULL) = :handled)
+                       AND (:before IS NULL OR i.message_id < :before)
+                     ORDER BY i.message_id DESC LIMIT :limit""",
+        mark="""INSERT INTO identity_reviews (message_id, at, user, comment)
+                SELECT message_id, ?, ?, ? FROM identity_outcomes WHERE message_id = ?
+                ON CONFLICT (message_id) DO UPDATE SET at = excluded.at,
+                    user = excluded.user, comment = excluded.comment""",
     ),
     "postgresql": _Queries(
         load="SELECT payload FROM insi_cache WHERE key = %s AND expires_at > %s",
@@ -121,6 +143,20 @@ _QUERIES = {
                      AND (%(wanted)s::text IS NULL OR (i.record::jsonb ->> 'outcome')
                           IN (SELECT jsonb_array_elements_text(%(wanted)s::jsonb)))
                    ORDER BY i.message_id LIMIT %(limit)s""",
+        work_list="""SELECT i.message_id, m.received_at, m.route, m.control_id, m.message_type,
+                         i.record, r.at, r."user", r.comment
+                     FROM identity_outcomes i JOIN messages m ON m.id = i.message_id
+                     LEFT JOIN identity_reviews r ON r.message_id = i.message_id
+                     WHERE (i.record::jsonb ->> 'outcome')
+                           IN (SELECT jsonb_array_elements_text(%(wanted)s::jsonb))
+                       AND (%(handled)s::boolean IS NULL
+                            OR (r.message_id IS NOT NULL) = %(handled)s::boolean)
+                       AND (%(before)s::bigint IS NULL OR i.message_id < %(before)s::bigint)
+                     ORDER BY i.message_id DESC LIMIT %(limit)s""",
+        mark="""INSERT INTO identity_reviews (message_id, at, "user", comment)
+                SELECT message_id, %s, %s, %s FROM identity_outcomes WHERE message_id = %s
+                ON CONFLICT (message_id) DO UPDATE SET at = excluded.at,
+                    "user" = excluded."user", comment = excluded.comment""",
     ),
 }
 
@@ -165,7 +201,7 @@ async def identity_records(
     message `after_id`; only `outcomes` unless None. Page with `after_id`."""
     wanted = None if outcomes is None else json.dumps(sorted(outcomes))
     rows = await store.fetch(
-        _queries(store).records,
+        queries_for(store).records,
         {"after": after_id, "since": since, "wanted": wanted, "limit": limit},
     )
     return [
@@ -179,7 +215,7 @@ class StoredResultCache:
 
     def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         self._store = store
-        self._queries = _queries(store)
+        self._queries = queries_for(store)
         self._clock = clock
 
     async def load(self, key: str) -> bytes | None:
@@ -193,7 +229,7 @@ class StoredResultCache:
         await self._store.execute(self._queries.save, (key, payload, expires_at), durable=False)
 
 
-def _queries(store: Store) -> _Queries:
+def queries_for(store: Store) -> _Queries:
     queries = _QUERIES.get(store.dialect)
     if queries is None:
         raise StoreError(f"the INS tables have no {store.dialect} statements")

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from engine.cli import main
+from engine.enrich.reviews import mark_handled
 from engine.enrich.store import StoredResultCache, identity_records
 from engine.steps.registry import registry
 from engine.store.backends import OpenStore, open_store
@@ -41,6 +42,7 @@ async def fill(store: OpenStore) -> None:
     await store.skip([down[3]], "not for this lab")
     await store.resend([down[1]], "receiver fixed")
     await StoredResultCache(store).save("found-key", b'{"ins": "x"}', time.time() + 3600)
+    assert await mark_handled(store, ids[0], "vera", "searched again")
     await store.claim_lease("routing", "old-engine", 10.0)
     await store.record_audit(AuditEntry(1000.0, "olga", "resend", "entry 2", "lab back"))
 
@@ -48,6 +50,7 @@ async def fill(store: OpenStore) -> None:
 EXTENSION_TABLES = (
     Table("identity_outcomes", ("message_id", "recorded_at", "record")),
     Table("insi_cache", ("key", "payload", "expires_at")),
+    Table("identity_reviews", ("message_id", "at", "user", "comment")),
 )
 
 
