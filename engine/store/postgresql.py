@@ -341,7 +341,7 @@ class PostgresStore:
         now = time.time()
 
         async def job(connection: Connection) -> bool:
-            marked = await _fenced_update(
+            marked = await fenced_update(
                 connection,
                 """UPDATE outbox SET status = 'delivered', delivered_at = %(now)s,
                        updated_at = %(now)s, attempts = attempts + 1, last_ack_code = %(ack)s
@@ -372,7 +372,7 @@ class PostgresStore:
         status = EntryStatus.PARKED if park else EntryStatus.PENDING
 
         async def job(connection: Connection) -> None:
-            await _fenced_update(
+            await fenced_update(
                 connection,
                 """UPDATE outbox SET status = %(status)s, attempts = attempts + 1,
                        last_error = %(error)s, next_attempt_at = %(due)s, updated_at = %(now)s
@@ -715,16 +715,18 @@ class PostgresStore:
         return [EngineState(*row) for row in rows]
 
 
-async def _fenced_update(
+async def fenced_update(
     connection: Connection, sql: str, parameters: dict[str, Any], fence: Lease | None
 ) -> int:
     """Run an entry update; with a fence, only while the lease has not changed holder.
-    The rows it changed."""
+    The rows it changed. The lease row is share-locked until this transaction commits: a
+    claim by another engine waits for it, so a write never lands after a takeover (and one
+    committed just before is seen: the token no longer matches)."""
     if fence is None:
         return (await connection.execute(sql, parameters)).rowcount
     cursor = await connection.execute(
         f"""{sql} AND EXISTS (SELECT 1 FROM leases
-                              WHERE name = %(lease)s AND token = %(token)s)
+                              WHERE name = %(lease)s AND token = %(token)s FOR SHARE)
             RETURNING id""",  # noqa: S608 - constant SQL
         {**parameters, "lease": fence.name, "token": fence.token},
     )

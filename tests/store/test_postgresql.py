@@ -12,6 +12,8 @@ import pytest
 
 from engine.cli import main
 from engine.store.backends import OpenStore, open_store
+from engine.store.base import NewEntry, RoutingResult
+from engine.store.postgresql import fenced_update
 from tests.store.conftest import incoming
 from tests.support.postgres import PASSWORD
 
@@ -105,3 +107,32 @@ def test_the_password_comes_from_the_environment_never_the_file(
     assert main(["store", "migrate", "--config", str(config)]) == 0
     assert main(["queue", "status", "--config", str(config)]) == 0
     assert PASSWORD not in capsys.readouterr().out
+
+
+async def test_a_fenced_write_holds_off_a_takeover_until_it_commits(postgres_url: str) -> None:
+    """A delivery mark under a lease and another engine's claim of that lease: the claim
+    waits for the mark's transaction, so no mark lands after the lease changed hands."""
+    store = await open_store(postgres_url)
+    try:
+        (message_id,) = [(await store.accept(incoming("F1"))).message_id]
+        await store.route_messages([RoutingResult(message_id, [NewEntry("down", None, None)])])
+        (entry,) = await store.pending_entries("adt", "down", 0, 10)
+        claim = await store.claim_lease("delivery adt/down", "engine-a", 30.0)
+        assert claim.lease is not None
+        async with await psycopg.AsyncConnection.connect(postgres_url) as marking:
+            async with marking.transaction():
+                assert await fenced_update(
+                    marking,
+                    "UPDATE outbox SET updated_at = 0 WHERE id = %(id)s",
+                    {"id": entry.entry_id},
+                    claim.lease,
+                )
+                takeover = asyncio.create_task(
+                    store.claim_lease("delivery adt/down", "engine-b", 30.0, force=True)
+                )
+                await asyncio.sleep(0.5)
+                assert not takeover.done()  # waits for the mark's commit
+            taken = await asyncio.wait_for(takeover, 10)
+        assert taken.lease is not None and taken.lease.token > claim.lease.token
+    finally:
+        await store.close()
