@@ -161,13 +161,11 @@ class Connections:
                 try:
                     results = [(True, value) for value in await _transaction(connection, group)]
                 except _JobFailed:
-                    results = [await _alone(connection, pending) for pending in group]
+                    results = await _one_by_one(connection, group)
                 else:
                     self.commits += 1
         except (psycopg.Error, PoolTimeout) as error:
-            log.error("store commit failed", error=type(error).__name__)
-            failure = StoreError(f"store commit failed: {type(error).__name__}")
-            results = [(False, failure)] * len(group)
+            results = [(False, _commit_failure(error))] * len(group)
         for pending, (ok, value) in zip(group, results, strict=True):
             if pending.future.done():
                 continue
@@ -229,13 +227,25 @@ async def _transaction(connection: Connection, group: list[_Pending]) -> list[An
     return results
 
 
-async def _alone(connection: Connection, pending: _Pending) -> tuple[bool, Any]:
-    """One job of a failed group, in a transaction of its own."""
-    try:
-        (value,) = await _transaction(connection, [pending])
-    except _JobFailed as failed:
-        return False, failed.error
-    return True, value
+async def _one_by_one(connection: Connection, group: list[_Pending]) -> list[tuple[bool, Any]]:
+    """A failed group's jobs, each in a transaction of its own. Should the connection fail
+    on the way, the jobs already committed keep their results; only the rest fail."""
+    results: list[tuple[bool, Any]] = []
+    for pending in group:
+        try:
+            (value,) = await _transaction(connection, [pending])
+        except _JobFailed as failed:
+            results.append((False, failed.error))
+        except psycopg.Error as error:
+            return results + [(False, _commit_failure(error))] * (len(group) - len(results))
+        else:
+            results.append((True, value))
+    return results
+
+
+def _commit_failure(error: Exception) -> StoreError:
+    log.error("store commit failed", error=type(error).__name__)
+    return StoreError(f"store commit failed: {type(error).__name__}")
 
 
 def _reason(error: psycopg.Error) -> str:

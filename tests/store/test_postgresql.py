@@ -11,8 +11,10 @@ import psycopg
 import pytest
 
 from engine.cli import main
+from engine.errors import StoreError
 from engine.store.backends import OpenStore, open_store
 from engine.store.base import NewEntry, RoutingResult
+from engine.store.pg_connections import Connection
 from engine.store.postgresql import fenced_update
 from tests.store.conftest import incoming
 from tests.support.postgres import PASSWORD
@@ -134,5 +136,37 @@ async def test_a_fenced_write_holds_off_a_takeover_until_it_commits(postgres_url
                 assert not takeover.done()  # waits for the mark's commit
             taken = await asyncio.wait_for(takeover, 10)
         assert taken.lease is not None and taken.lease.token > claim.lease.token
+    finally:
+        await store.close()
+
+
+async def test_a_group_retried_job_by_job_keeps_what_committed_when_the_connection_dies(
+    postgres_url: str,
+) -> None:
+    """A failing job makes its group run again one job at a time; should the connection die
+    on the way, the jobs committed before keep their results (a stored message is not
+    answered as lost) and only the rest fail."""
+    store = await open_store(postgres_url)
+    try:
+
+        async def stores(connection: Connection) -> str:
+            await connection.execute("CREATE TABLE kept (n int)")
+            return "committed"
+
+        async def fails(connection: Connection) -> str:
+            raise ValueError("a bug")
+
+        async def dies(connection: Connection) -> str:
+            await connection.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            return "never"
+
+        db = store._db  # type: ignore[union-attr]
+        results = await asyncio.gather(
+            db.write(stores), db.write(fails), db.write(dies), return_exceptions=True
+        )
+        assert results[0] == "committed"
+        assert isinstance(results[1], ValueError)
+        assert isinstance(results[2], StoreError)
+        assert await store.fetch("SELECT count(*) FROM kept") == [(0,)]  # it did commit
     finally:
         await store.close()
