@@ -25,11 +25,12 @@ import psycopg
 from engine.errors import StoreError
 from engine.folders import make_folders
 from engine.store.extension import ExtensionSql, StoreExtension, dialect_sql
+from engine.store.lanes import lane_hash
 from engine.store.lock import EngineLock
 from engine.store.migrations import check_version
 from engine.store.migrations import postgresql as pg_migrations
 from engine.store.migrations import sqlite as sqlite_migrations
-from engine.store.postgresql import PostgresStore, lane_hash
+from engine.store.postgresql import PostgresStore
 from engine.store.sqlite import SqliteStore
 from engine.store.url import display_url, is_postgresql, sqlite_path
 

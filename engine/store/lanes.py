@@ -11,8 +11,12 @@ from __future__ import annotations
 import zlib
 
 
+def lane_hash(patient_key: str | None) -> int:
+    """The hash a lane is taken modulo of (0 without a key); a store that selects lanes in
+    SQL keeps it with each entry (PostgreSQL has no CRC-32 of its own)."""
+    return zlib.crc32(patient_key.encode("utf-8")) if patient_key else 0
+
+
 def lane_of(patient_key: str | None, lanes: int) -> int:
     """The lane (0 .. lanes-1) of a patient key."""
-    if not patient_key or lanes <= 1:
-        return 0
-    return zlib.crc32(patient_key.encode("utf-8")) % lanes
+    return lane_hash(patient_key) % lanes if lanes > 1 else 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -61,6 +60,7 @@ from engine.store.base import (
     routed_status,
 )
 from engine.store.extension import ExtensionSql, StoreExtension, dialect_sql
+from engine.store.lanes import lane_hash
 from engine.store.migrations import postgresql as migrations
 from engine.store.pg_connections import NOTIFY_CHANNEL, Connection, Connections
 from engine.store.rows import (
@@ -83,12 +83,6 @@ _DECISION_FIELDS = ("destination", "step", "kind", "outcome", "detail")
 
 _FINISHED = [status.value for status in FINISHED]
 _NOW = "extract(epoch FROM clock_timestamp())"
-
-
-def lane_hash(patient_key: str | None) -> int:
-    """What `delivery.lanes.lane_of` takes modulo the lane count, kept with each entry so
-    the database can select a lane (it has no CRC-32 of its own)."""
-    return zlib.crc32(patient_key.encode("utf-8")) if patient_key else 0
 
 
 class PostgresStore:
