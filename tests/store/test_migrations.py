@@ -13,11 +13,11 @@ import pytest
 from engine.cli import main
 from engine.enrich.store import StoredResultCache, identity_records
 from engine.steps.registry import registry
-from engine.store.backends import latest_version, open_store
-from engine.store.base import EntryStatus
+from engine.store.backends import OpenStore, latest_version, migrate, open_store
+from engine.store.base import EntryStatus, NewEntry, RoutingResult
 from engine.store.migrations import StoreVersionError
 from engine.store.postgresql import PostgresStore
-from tests.store.conftest import incoming
+from tests.store.conftest import enriched, incoming
 
 RELEASE_SCHEMA = (Path(__file__).parent / "release_schema.sql").read_text(encoding="utf-8")
 
@@ -164,3 +164,63 @@ async def test_migrate_refuses_a_missing_sqlite_file(
     assert await asyncio.to_thread(main, ["store", "migrate", "--config", str(config)]) == 2
     assert "no store at" in capsys.readouterr().err
     assert not (tmp_path / "absent.db").exists()
+
+
+# What the first versioned release's migrations (versions 1 and 2) did not create.
+FIRST_RELEASE_LACKS = (
+    "step_decisions",
+    "delivery_failures",
+    "audit",
+    "metric_counters",
+    "health",
+    "engine_state",
+)
+
+
+async def test_a_store_of_the_first_versioned_release_gains_what_it_lacked(
+    store_url: str,
+) -> None:
+    """A store left at version 2 by the first versioned release is refused until migrated,
+    then has every table, keeps its rows and works; on SQLite its identity outcomes become
+    the messages' decisions, as for older files."""
+    extensions = registry().store_extensions()
+    store = await open_store(store_url, extensions=extensions)
+    message_id = (await store.accept(incoming("V2"))).message_id
+    await store.route_messages(
+        [
+            RoutingResult(
+                message_id, [NewEntry("down", None, None)], [enriched("several_found", detail="02")]
+            )
+        ]
+    )
+    await _as_the_first_versioned_release_left_it(store)
+    await store.close()
+    with pytest.raises(StoreVersionError):
+        await open_store(store_url, extensions=extensions)
+    applied = await migrate(store_url, extensions=extensions)
+    assert (applied.before, applied.after) == (2, latest_version())
+    store = await open_store(store_url, extensions=extensions)
+    try:
+        decisions = [(d.step, d.outcome, d.detail) for d in await store.decisions(message_id)]
+        if not isinstance(store, PostgresStore):
+            assert decisions == [("ins_enrich", "several_found", "02")]
+        (entry,) = await store.pending_entries("adt", "down", 0, 10)
+        assert entry.message_id == message_id
+        later = (await store.accept(incoming("V3"))).message_id
+        await store.route_messages(
+            [RoutingResult(later, [NewEntry("down", None, None)], [enriched("added")])]
+        )
+        assert [d.outcome for d in await store.decisions(later)] == ["added"]
+    finally:
+        await store.close()
+
+
+async def _as_the_first_versioned_release_left_it(store: OpenStore) -> None:
+    statements = [f"DROP TABLE {table}" for table in FIRST_RELEASE_LACKS]
+    statements += [
+        f"DROP INDEX {index}"
+        for index in ("messages_dropped", "messages_control_id", "operator_actions_entry")
+    ]
+    statements.append("DELETE FROM schema_migrations WHERE version > 2")
+    for statement in statements:
+        await store.execute(statement)

@@ -6,8 +6,9 @@ Version 1 is the schema of the release before versioned migrations. A file that 
 migration 1 adapts it in place: `CREATE ... IF NOT EXISTS` keeps its tables as they are and
 adds the tables, indexes and columns later releases added; a file from before step
 decisions had their own table gets the decisions its step extensions kept (the identity
-outcomes) copied into it. No row moves. Each migration runs in one transaction with the
-row that records it: a failed one leaves the file as it was.
+outcomes) copied into it. Migration 3 does the same for a file of the first versioned
+release (version 2), whose migration 1 made fewer tables. No row moves. Each migration runs
+in one transaction with the row that records it: a failed one leaves the file as it was.
 
 Step extensions (`engine.store.extension`) create their own tables when a store opens,
 `IF NOT EXISTS`, so that a kind installed later finds its tables without a migration.
@@ -188,6 +189,10 @@ class Migration:
 MIGRATIONS = (
     Migration(1, "messages, outbox, decisions, audits, failures, state, counters", _baseline),
     Migration(2, "leases and engines (several engines, one store)", _leases),
+    # The first versioned release's migration 1 made only messages, outbox, identity
+    # outcomes, INSi cache and operator actions: its files (version 2) get the rest, and
+    # their outcomes as decisions. The baseline again: it adds only what is missing.
+    Migration(3, "decisions, audits, failures, state, counters (first versioned files)", _baseline),
 )
 LATEST = MIGRATIONS[-1].version
 
