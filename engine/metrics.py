@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from engine.decision import Decision
+from engine.enrich.store import KIND as ENRICH_KIND
 from engine.logs import get_logger
 
 # `_created` series double every counter and say nothing a restart time does not.
@@ -34,7 +35,6 @@ DELIVERY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 1
 CounterValue = tuple[str, dict[str, str], float]
 """A saved counter: its name (without `_total`), its labels, its value."""
 SAVE_EVERY_S = 10.0
-ENRICH_KIND = "ins_enrich"  # the INS enrichment step kind (`engine.enrich.store.KIND`)
 log = get_logger("engine.metrics")
 
 
@@ -166,9 +166,9 @@ class EngineMetrics:
         if delivered:
             self._child(self.delivered, route, destination).inc()
             return
-        self.delivery_failures.labels(route, destination).inc()
+        self._child(self.delivery_failures, route, destination).inc()
         if parked:
-            self.parked.labels(route, destination).inc()
+            self._child(self.parked, route, destination).inc()
 
     def decided(self, route: str, decisions: Iterable[Decision]) -> None:
         """One message's decisions, once its routing is committed."""
@@ -178,10 +178,10 @@ class EngineMetrics:
                 self._child(self.enrichment, route, decision.outcome).inc()
 
     def api_request(self, result: str) -> None:
-        self.api_requests.labels(result).inc()
+        self._child(self.api_requests, result).inc()
 
     def insi_call(self, result: str, seconds: float) -> None:
-        self.insi_calls.labels(result).inc()
+        self._child(self.insi_calls, result).inc()
         self.insi_call_seconds.observe(seconds)
 
     def queue_depths(

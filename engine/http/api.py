@@ -21,6 +21,7 @@ from aiohttp import web
 
 from engine.decision import Decision
 from engine.embed import Processed, RouteRunner
+from engine.enrich.store import KIND as ENRICH_KIND
 from engine.hl7.charset import CharsetError
 from engine.hl7.message import MessageFormatError
 from engine.http.tokens import bearer_matches, configured_token
@@ -29,7 +30,6 @@ from engine.logs import get_logger
 from engine.route import NO_DESTINATION
 from engine.steps.kind import Resources
 
-ENRICH_KIND = "ins_enrich"
 ER7 = "x-application/hl7-v2+er7"
 RUNNER = web.AppKey("api_runner", RouteRunner)
 log = get_logger("engine.api")
