@@ -269,7 +269,7 @@ class _Postgres:
             if table.identity:
                 await cursor.execute(
                     f"""SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), max(id))
-                        FROM {table.name} HAVING count(*) > 0"""  # noqa: S608 - constant
+                        FROM {table.name} HAVING max(id) IS NOT NULL"""  # noqa: S608 - constant
                 )
 
     async def count(self, table: Table) -> int:

@@ -185,7 +185,7 @@ async def version(connection: psycopg.AsyncConnection) -> int | None:
 
 
 async def migrate(
-    connection: psycopg.AsyncConnection, extensions: Sequence[ExtensionSql], upto: int = LATEST
+    connection: psycopg.AsyncConnection, extensions: Sequence[ExtensionSql]
 ) -> Applied:
     """Apply every migration above the database's version, then create the tables of the
     step kinds' `extensions` that have none yet (autocommit connection)."""
@@ -197,7 +197,7 @@ async def migrate(
                    applied_at double precision NOT NULL)"""
         )
         for migration in MIGRATIONS:
-            if migration.version <= (before or 0) or migration.version > upto:
+            if migration.version <= (before or 0):
                 continue
             async with connection.transaction():
                 await connection.execute(migration.sql)

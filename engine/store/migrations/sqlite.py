@@ -206,9 +206,7 @@ def version(connection: sqlite3.Connection) -> int | None:
     return 0 if _has_table(connection, "messages") else None
 
 
-def migrate(
-    connection: sqlite3.Connection, extensions: Sequence[ExtensionSql], upto: int = LATEST
-) -> Applied:
+def migrate(connection: sqlite3.Connection, extensions: Sequence[ExtensionSql]) -> Applied:
     """Apply every migration above the file's version, each in its own transaction, on an
     autocommit connection."""
     before = version(connection)
@@ -217,7 +215,7 @@ def migrate(
                version INTEGER PRIMARY KEY, summary TEXT NOT NULL, applied_at REAL NOT NULL)"""
     )
     for migration in MIGRATIONS:
-        if migration.version <= (before or 0) or migration.version > upto:
+        if migration.version <= (before or 0):
             continue
         connection.execute("BEGIN IMMEDIATE")
         try:
