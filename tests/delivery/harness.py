@@ -16,6 +16,7 @@ from engine.route import RoutePlan
 from engine.router import Router
 from engine.store.base import EntryStatus, EntrySummary, Incoming
 from engine.store.sqlite import SqliteStore
+from tests.support.receiver import Receiver
 
 
 async def store_messages(store: SqliteStore, route: str, payloads: list[bytes]) -> None:
@@ -75,3 +76,20 @@ async def eventually(condition: Callable[[], Awaitable[bool]], timeout_s: float 
 
 async def entries(store: SqliteStore, status: EntryStatus) -> list[EntrySummary]:
     return await store.list_entries(status, None, None, 100_000)
+
+
+def arrived(downstream: Receiver, expected: list[str]) -> Callable[[], Awaitable[bool]]:
+    """A condition for `eventually`: every expected control id has reached `downstream`."""
+
+    async def condition() -> bool:
+        return set(downstream.control_ids) >= set(expected)
+
+    return condition
+
+
+def assert_in_order_but_one_resend(received: list[str], expected: list[str]) -> None:
+    """Every expected message arrived, first arrivals in order; at most one step back (the
+    send in flight at a crash, sent again: at-least-once)."""
+    assert list(dict.fromkeys(received)) == expected
+    back = [i for i in range(1, len(received)) if received[i] <= received[i - 1]]
+    assert len(back) <= 1

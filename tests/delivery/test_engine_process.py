@@ -15,7 +15,7 @@ from typing import Any
 from engine.mllp.client import MllpClient, MllpClientError
 from engine.runtime import process_count
 from engine.store.sqlite import SqliteStore
-from tests.delivery.harness import eventually
+from tests.delivery.harness import arrived, assert_in_order_but_one_resend, eventually
 from tests.support.engine_process import REPOSITORY, EngineProcess
 from tests.support.messages import adt
 from tests.support.receiver import Received, Receiver, Reply, ack
@@ -137,16 +137,9 @@ async def test_sigkill_mid_stream_then_restart_loses_no_acknowledged_message(
             assert 0 < len(acked) < count
             await engine.start()
             await send(engine.address("adt"), payloads[len(acked) :], acked)
-            await eventually(lambda: _all_received(downstream, expected))
+            await eventually(arrived(downstream, expected))
             await eventually(lambda: _stuck(tmp_path, 0))
-    received = downstream.control_ids
-    assert list(dict.fromkeys(received)) == expected  # every message, in arrival order
-    restarts = [i for i in range(1, len(received)) if received[i] <= received[i - 1]]
-    assert len(restarts) <= 1  # at most one step back: the resend after the crash
-
-
-async def _all_received(downstream: Receiver, expected: list[str]) -> bool:
-    return set(downstream.control_ids) >= set(expected)
+    assert_in_order_but_one_resend(downstream.control_ids, expected)
 
 
 async def test_queue_commands_on_a_running_engine(tmp_path: Path) -> None:
