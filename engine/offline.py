@@ -112,15 +112,16 @@ def read_inputs(
 
 
 async def enrich(files: Sequence[InputFile], runner: RouteRunner, simulated: bool) -> Summary:
-    """Run the route over every message, a window at a time."""
-    messages = [message for file in files for message in file.messages]
+    """Run the route over every message, a window at a time across files (a folder of
+    one-message files still has WINDOW INSi lookups in flight); each file's results in its
+    order."""
+    messages = [(file, message) for file in files for message in file.messages]
     summary = Summary(len(files), len(messages), simulated)
-    for file in files:
-        for start in range(0, len(file.messages), WINDOW):
-            window = file.messages[start : start + WINDOW]
-            file.processed.extend(
-                await asyncio.gather(*(runner.process_message(message) for message in window))
-            )
+    for start in range(0, len(messages), WINDOW):
+        window = messages[start : start + WINDOW]
+        results = await asyncio.gather(*(runner.process_message(m) for _, m in window))
+        for (file, _), processed in zip(window, results, strict=True):
+            file.processed.append(processed)
     for file in files:
         for processed in file.processed:
             record = _identity(processed)
