@@ -398,6 +398,13 @@ class HttpSettings:
     login_lockout_s: float = field(
         default=900.0, metadata=doc("how long logins are refused after too many failures")
     )
+    trusted_proxies: list[str] = field(
+        default_factory=list,
+        metadata=doc(
+            "addresses of reverse proxies in front of the console: for a request from one, the "
+            "client is the last X-Forwarded-For address (the login brake counts per client)"
+        ),
+    )
 
     def problems(self) -> list[tuple[str, str]]:
         found = []
@@ -409,6 +416,11 @@ class HttpSettings:
         ):
             if value is not None and not value.replace("_", "").isalnum():
                 found.append((key, "an environment variable name (letters, digits, _)"))
+        for index, entry in enumerate(self.trusted_proxies):
+            try:
+                ipaddress.ip_address(entry)
+            except ValueError:
+                found.append((f"trusted_proxies[{index}]", "an IP address"))
         for key, ok, expected in (
             ("session_idle_s", self.session_idle_s > 0, "seconds > 0"),
             ("session_max_s", self.session_max_s >= self.session_idle_s, ">= session_idle_s"),

@@ -22,6 +22,7 @@ class Console:
     throttle: LoginThrottle
     users: UsersFile
     secure_cookies: bool
+    trusted_proxies: frozenset[str] = frozenset()
 
     @classmethod
     def from_settings(cls, settings: HttpSettings) -> Console:
@@ -33,6 +34,7 @@ class Console:
             LoginThrottle(settings.login_max_failures, settings.login_lockout_s),
             UsersFile(Path(settings.users) if settings.users else None),
             secure,
+            frozenset(settings.trusted_proxies),
         )
 
 
@@ -41,6 +43,17 @@ CONSOLE = web.AppKey("console", Console)
 
 def console_of(request: web.Request) -> Console:
     return request.app[CONSOLE]
+
+
+def client_address(request: web.Request) -> str:
+    """Who is asking: the peer, or behind a trusted reverse proxy the address that proxy
+    appended last to X-Forwarded-For (earlier entries are the client's to write)."""
+    peer = request.remote or "?"
+    if peer in console_of(request).trusted_proxies:
+        forwarded = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+        if forwarded:
+            return forwarded[:64]
+    return peer
 
 
 async def audit(

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from engine.console.context import audit, console_of
+from engine.console.context import audit, client_address, console_of
 from engine.console.guard import SESSION_COOKIE
 from engine.console.render import SESSION, render
 from engine.console.sessions import throttle_keys
@@ -84,11 +84,13 @@ async def login(request: web.Request) -> web.Response:
         raise web.HTTPForbidden(text="missing or stale login form: reload the page")
     name = str(form.get("name", "")).strip()[:64]
     password = str(form.get("password", ""))
-    keys = throttle_keys(name, request.remote or "?")
+    peer = client_address(request)
+    keys = throttle_keys(name, peer)
     wait = console.throttle.retry_after(keys)
     if wait > 0:
-        log.warning("console login refused: too many failures", peer=request.remote)
-        await audit(request, "login_refused", detail="too many failures", user=name)
+        if console.throttle.first_refusal(keys, wait):
+            log.warning("console login refused: too many failures", peer=peer)
+            await audit(request, "login_refused", detail="too many failures", user=name)
         return _form(request, 429, f"Too many failed logins: try again in {int(wait) + 1} s.", wait)
     try:
         user = console.users.get(name)
@@ -99,14 +101,14 @@ async def login(request: web.Request) -> web.Response:
     matches = await asyncio.to_thread(verify_password, password, hashed)
     if user is None or not matches:
         console.throttle.failed(keys)
-        log.warning("console login failed", peer=request.remote)
+        log.warning("console login failed", peer=peer)
         await audit(request, "login_failed", user=name)
         return _form(request, 401, "Wrong user name or password.")
     console.throttle.succeeded(keys[:1])
     session = console.sessions.open(user.name, user.role)
     request[SESSION] = session
     await audit(request, "login", detail=user.role.label)
-    log.info("console login", peer=request.remote, outcome="ok")
+    log.info("console login", peer=peer, outcome="ok")
     response = redirect(safe_next(str(form.get("next", "")) or None))
     response.set_cookie(
         SESSION_COOKIE,

@@ -87,6 +87,7 @@ class LoginThrottle:
         self._window_s = window_s
         self._clock = clock
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._refusal_noted: dict[str, float] = {}  # key → end of the lockout already noted
 
     def retry_after(self, keys: Iterable[str]) -> float:
         """Seconds before a login for these keys is checked again; 0 when it may be now."""
@@ -97,6 +98,18 @@ class LoginThrottle:
             if len(failures) >= self._max:
                 wait = max(wait, failures[-self._max] + self._window_s - now)
         return wait
+
+    def first_refusal(self, keys: Iterable[str], wait: float) -> bool:
+        """Whether this refusal is the first of its lockout (`wait` seconds long): the one
+        worth an audit row; the refusals after it would only let a client fill the audit."""
+        now = self._clock()
+        self._refusal_noted = {k: end for k, end in self._refusal_noted.items() if end > now}
+        first = False
+        for key in keys:
+            if key not in self._refusal_noted:
+                self._refusal_noted[key] = now + wait
+                first = True
+        return first
 
     def failed(self, keys: Iterable[str]) -> None:
         now = self._clock()

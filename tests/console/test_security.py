@@ -15,7 +15,9 @@ import pytest
 import trustme
 from structlog.testing import capture_logs
 
+from engine.config import load_config
 from engine.console.users import Role, User, hash_password, save_users
+from engine.errors import ConfigError
 from engine.runtime import Engine
 from tests.conftest import StartEngine
 
@@ -253,3 +255,54 @@ async def test_a_page_cursor_that_is_no_row_id_lists_from_the_newest(
         for before in ("²", str(2**64), "-1", "12"):
             async with client.get(page, params={"before": before}) as answer:
                 assert answer.status == 200, (page, before)
+
+
+async def log_in_via_proxy(
+    session: aiohttp.ClientSession, client: str, name: str, password: str
+) -> aiohttp.ClientResponse:
+    """A login relayed by a reverse proxy on loopback for `client`."""
+    async with session.get("/login") as page:
+        token = re.search(r'name="login_token" value="([^"]+)"', await page.text())
+    assert token is not None
+    return await session.post(
+        "/login",
+        data={"login_token": token[1], "name": name, "password": password},
+        headers={"X-Forwarded-For": f"203.0.113.9, {client}"},  # the first is the client's
+        allow_redirects=False,
+    )
+
+
+async def test_behind_a_trusted_proxy_the_brake_counts_per_client_and_audits_once(
+    start_engine: StartEngine, tmp_path: Path
+) -> None:
+    """Every request comes from the proxy's address: a brake per peer would lock every
+    user out after one client's failures. With the proxy trusted, it counts per client,
+    and a locked-out client's refusals write one audit row, not one per attempt."""
+    extra = 'login_max_failures = 3\ntrusted_proxies = ["127.0.0.1"]\n'
+    engine = await start_engine(extra=http_table(tmp_path, extra))
+    assert engine.http is not None and engine.store is not None
+    host, port = engine.http.address
+    async with browser_like(f"http://{host}:{port}") as session:
+        for _ in range(3):
+            answer = await log_in_via_proxy(session, "198.51.100.7", "mallory", "guess-1234")
+            assert answer.status == 401
+        for _ in range(3):
+            answer = await log_in_via_proxy(session, "198.51.100.7", "vera", "viewer-pass-1234")
+            assert answer.status == 429  # that client is braked, whatever the name
+    async with browser_like(f"http://{host}:{port}") as session:
+        answer = await log_in_via_proxy(session, "198.51.100.8", "vera", "viewer-pass-1234")
+        assert answer.status == 303  # another client behind the same proxy is not
+    refused = [a for a in await engine.store.audit_entries(50) if a.action == "login_refused"]
+    assert len(refused) == 1
+
+
+def test_trusted_proxies_must_be_addresses(tmp_path: Path) -> None:
+    config = tmp_path / "engine.toml"
+    config.write_text(
+        f'[engine]\nstore = "sqlite:///{tmp_path / "e.db"}"\n\n'
+        '[http]\nlisten = "127.0.0.1:0"\ntrusted_proxies = ["proxy.example"]\n\n'
+        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"trusted_proxies\[0\]"):
+        load_config(config)
