@@ -52,7 +52,10 @@ async def console(start_engine: StartEngine, tmp_path: Path) -> Console:
 
 
 async def log_in(
-    session: aiohttp.ClientSession, name: str = "otto", password: str = PASSWORD
+    session: aiohttp.ClientSession,
+    name: str = "otto",
+    password: str = PASSWORD,
+    headers: dict[str, str] | None = None,
 ) -> aiohttp.ClientResponse:
     async with session.get("/login") as page:
         token = re.search(r'name="login_token" value="([^"]+)"', await page.text())
@@ -60,6 +63,7 @@ async def log_in(
     return await session.post(
         "/login",
         data={"login_token": token[1], "name": name, "password": password, "next": "/queues"},
+        headers=headers,
         allow_redirects=False,
     )
 
@@ -261,15 +265,8 @@ async def log_in_via_proxy(
     session: aiohttp.ClientSession, client: str, name: str, password: str
 ) -> aiohttp.ClientResponse:
     """A login relayed by a reverse proxy on loopback for `client`."""
-    async with session.get("/login") as page:
-        token = re.search(r'name="login_token" value="([^"]+)"', await page.text())
-    assert token is not None
-    return await session.post(
-        "/login",
-        data={"login_token": token[1], "name": name, "password": password},
-        headers={"X-Forwarded-For": f"203.0.113.9, {client}"},  # the first is the client's
-        allow_redirects=False,
-    )
+    forwarded = {"X-Forwarded-For": f"203.0.113.9, {client}"}  # the first is the client's
+    return await log_in(session, name, password, forwarded)
 
 
 async def test_behind_a_trusted_proxy_the_brake_counts_per_client_and_audits_once(
