@@ -74,7 +74,9 @@ class _JobFailed(Exception):
 
 
 class Connections:
-    """The pools of one store (a writer, a few readers) and its group commits."""
+    """The pools of one store (a writer, a few readers, one for leases) and its group
+    commits. Lease claims have a connection of their own: a slow console query holding the
+    readers must not delay a renewal past its deadline and cost the engine its leases."""
 
     def __init__(self, url: str, password: str | None) -> None:
         self.url = url
@@ -101,6 +103,7 @@ class Connections:
         self._settings = settings
         self._writer = self._pool(1, "writer")
         self._readers = self._pool(READERS, "readers")
+        self._leases = self._pool(1, "leases")
         self._pending: list[_Pending] = []
         self._committer: asyncio.Task[None] | None = None
         self._closed = False
@@ -120,6 +123,7 @@ class Connections:
     async def open(self) -> None:
         await self._writer.open(wait=True, timeout=CONNECT_TIMEOUT_S)
         await self._readers.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        await self._leases.open(wait=True, timeout=CONNECT_TIMEOUT_S)
 
     async def connect(self) -> Connection:
         """One connection of its own (migrations, notifications), with the pool's settings."""
@@ -175,12 +179,21 @@ class Connections:
                 pending.future.set_exception(value)
 
     async def run(self, sql: str, parameters: Parameters = ()) -> list[Any]:
-        """One statement on a pooled autocommit connection (reads, and lease writes that
-        commit alone); its rows."""
+        """One statement on a pooled autocommit connection (reads, and writes that commit
+        alone); its rows."""
+        return await self._run_on(self._readers, sql, parameters)
+
+    async def run_for_leases(self, sql: str, parameters: Parameters = ()) -> list[Any]:
+        """`run` on the leases' own connection (claims, releases, signs of life)."""
+        return await self._run_on(self._leases, sql, parameters)
+
+    async def _run_on(
+        self, pool: AsyncConnectionPool[Connection], sql: str, parameters: Parameters
+    ) -> list[Any]:
         if self._closed:
             raise StoreError("store is closed")
         try:
-            async with self._readers.connection() as connection:
+            async with pool.connection() as connection:
                 cursor = await connection.execute(sql, parameters)
                 return await cursor.fetchall()
         except (psycopg.Error, PoolTimeout) as error:
@@ -195,6 +208,7 @@ class Connections:
             await asyncio.shield(self._committer)
         await self._writer.close()
         await self._readers.close()
+        await self._leases.close()
 
 
 async def _transaction(connection: Connection, group: list[_Pending]) -> list[Any]:

@@ -629,7 +629,7 @@ class PostgresStore:
         # the token grows only when the holder changes. Committed on its own and durably,
         # not in a group that may wait for the order lock: a renewal a database crash could
         # lose would let another engine take the lease while this one still counts on it.
-        rows = await self._db.run(
+        rows = await self._db.run_for_leases(
             f"""INSERT INTO leases AS l (name, holder, token, since, renewed_at, expires_at)
                 SELECT %(name)s, %(holder)s, 1, now, now, now + %(lease_s)s
                 FROM (SELECT {_NOW} AS now) clock
@@ -649,7 +649,7 @@ class PostgresStore:
         if rows:
             token, since = rows[0]
             return LeaseClaim(Lease(name, holder, token, since), holder, lease_s)
-        rows = await self._db.run(
+        rows = await self._db.run_for_leases(
             f"SELECT holder, expires_at - {_NOW} FROM leases WHERE name = %s",  # noqa: S608
             (name,),
         )
@@ -658,7 +658,7 @@ class PostgresStore:
         return LeaseClaim(None, rows[0][0], max(rows[0][1], 0.0))
 
     async def release_lease(self, lease: Lease) -> None:
-        await self._db.run(
+        await self._db.run_for_leases(
             f"""WITH released AS (
                     UPDATE leases SET expires_at = {_NOW}
                     WHERE name = %s AND holder = %s AND token = %s RETURNING name)
@@ -673,7 +673,7 @@ class PostgresStore:
         return [LeaseState(*row) for row in rows]
 
     async def engine_seen(self, engine: EngineState) -> None:
-        await self._db.run(
+        await self._db.run_for_leases(
             f"""INSERT INTO engines (id, host, pid, started_at, seen_at)
                 VALUES (%s, %s, %s, %s, {_NOW})
                 ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at
@@ -682,7 +682,9 @@ class PostgresStore:
         )
 
     async def engine_stopped(self, engine_id: str) -> None:
-        await self._db.run("DELETE FROM engines WHERE id = %s RETURNING id", (engine_id,))
+        await self._db.run_for_leases(
+            "DELETE FROM engines WHERE id = %s RETURNING id", (engine_id,)
+        )
 
     async def watch(self, on_change: Callable[[str], None]) -> None:
         """LISTEN on a connection of its own; what any engine commits wakes this one's
