@@ -110,6 +110,15 @@ class LocalIdentity:
         return known.pop() if known else None
 
 
+def is_full_date(text: str) -> bool:
+    """PID-7 starts with a real calendar date YYYYMMDD (no unknown day or month)."""
+    try:
+        _birth_date(text)
+    except InvalidTraitsError:
+        return False
+    return True
+
+
 def _birth_date(text: str) -> dt.date:
     """PID-7 (DTM): a full date is required; a partial ("lunar") one cannot be searched."""
     digits = text[:8]
@@ -145,18 +154,17 @@ def is_birth_place(repetition: str, separators: Separators) -> bool:
 
 
 def read_identity(message: Message, pid_index: int) -> LocalIdentity:
-    """Read the identity from the PID at `pid_index` and the first ZFD."""
+    """Read the identity from the PID at `pid_index` and the message's ZFD segments."""
     pid = message.segment_at(pid_index)
     separators = message.separators
 
     def text(value: str, number: int = 1) -> str:
-        value = unescape(component(value, number, separators.component), separators).strip()
-        return "" if value == HL7_NULL else value
+        return read_text(value, separators, number)
 
     names = pid.repetitions(5)
     legal = legal_name_index(names, separators)
     legal_name = names[legal] if legal is not None else ""
-    zfd = message.segment("ZFD") or Segment("ZFD", separators)
+    source = source_flags(message)
     return LocalIdentity(
         pid_index=pid_index,
         legal_names=sum(component(name, 7, separators.component) == LEGAL_NAME for name in names),
@@ -173,16 +181,48 @@ def read_identity(message: Message, pid_index: int) -> LocalIdentity:
         ),
         status=unescape(pid.field(32), separators),
         reliability=read_reliability(pid.field(32), separators),
-        local_id=_local_id(pid, separators),
+        local_id=local_id_of(pid),
         ins=carried_ins(pid),
-        document=text(zfd.field(7)),
+        document=source.document,
         identity_unknown=text(pid.field(31)).upper() == YES,
-        lunar_birth_date=bool(text(zfd.field(1))),
-        birth_date_corrected=text(zfd.field(4)).upper() == YES,
+        lunar_birth_date=source.lunar_birth_date,
+        birth_date_corrected=source.birth_date_corrected,
     )
 
 
-def _local_id(pid: Segment, separators: Separators) -> str | None:
+@dataclass(frozen=True, slots=True)
+class SourceFlags:
+    """What the message's ZFD segments say of the identity, every ZFD read: a flag set in
+    any of them counts (a second ZFD is no way to hide a lunar or corrected birth date)."""
+
+    document: str  # the first ZFD-7 valued: the identity document checked
+    lunar_birth_date: bool  # ZFD-1 valued: the birth date is partly unknown
+    birth_date_corrected: bool  # ZFD-4 = Y: the local birth date is not INSi's
+
+
+def source_flags(message: Message) -> SourceFlags:
+    separators = message.separators
+    zfds = [message.segment_at(index) for index in message.indexes("ZFD")]
+
+    def values(number: int) -> list[str]:
+        return [read_text(zfd.field(number), separators) for zfd in zfds]
+
+    return SourceFlags(
+        document=next((value for value in values(7) if value), ""),
+        lunar_birth_date=any(values(1)),
+        birth_date_corrected=any(value.upper() == YES for value in values(4)),
+    )
+
+
+def read_text(value: str, separators: Separators, number: int = 1) -> str:
+    """Component `number` of a field, unescaped and stripped; HL7's null `""` reads as ''."""
+    value = unescape(component(value, number, separators.component), separators).strip()
+    return "" if value == HL7_NULL else value
+
+
+def local_id_of(pid: Segment) -> str | None:
+    """The local patient identifier: CX-1 of the first PID-3 repetition of type PI."""
+    separators = pid.separators
     for cx in pid.repetitions(3):
         if component(cx, 5, separators.component) == LOCAL_ID_TYPE:
             return unescape(component(cx, 1, separators.component), separators)

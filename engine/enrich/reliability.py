@@ -5,8 +5,9 @@ PID-32 repeats: one status (HL7 table 0445 as PAM FR 2.11.2 and the RNIV list it
 attributes. Reading is asymmetric on purpose: what closes the path (`FICT`, `DOUT`) is
 looked for anywhere in the field, in any case, in any component; what opens it must be
 written exactly: one status, `VALI`, upper case, no component, and nothing beside it but an
-attribute that does not forbid an INS (`HOMA`, a homonym). Anything else is a reason,
-recorded as the outcome's detail.
+attribute that does not forbid an INS (`HOMA`, a homonym). Trailing spaces of a coded value
+are insignificant in HL7 (`VALI  ` is `VALI`); leading ones are not. Anything else is a
+reason, recorded as the outcome's detail.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def read_reliability(value: str, separators: Separators) -> Reliability:
     if any(token.strip().upper() in NEVER_QUALIFIED for token in tokens):
         return Reliability("", FICTIVE_OR_DOUBTFUL)
     statuses: list[str] = []
-    for repetition in value.split(separators.repetition):
+    for repetition in (text.rstrip(" ") for text in value.split(separators.repetition)):
         if repetition in ("", HL7_NULL):
             continue
         if any(s in repetition for s in (separators.component, separators.subcomponent)):
