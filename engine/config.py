@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from engine.enrich.guard_settings import InsGuardSettings
 from engine.enrich.settings import EnrichSettings
 from engine.enrich.store import KIND as ENRICH_KIND
 from engine.errors import ConfigError, ConfigErrors
@@ -283,6 +284,10 @@ class RouteSettings:
     destinations: list[DestinationSettings] = field(
         default_factory=list, metadata=doc("where accepted messages are delivered, in order")
     )
+    ins_guard: InsGuardSettings = field(
+        default_factory=InsGuardSettings,
+        metadata=doc("the outbound INS guard every message of this route passes, last"),
+    )
     source: str = field(default="", metadata=doc("", internal=True))  # the file it is in
     key: str = field(default="", metadata=doc("", internal=True))  # its key there, or ""
 
@@ -330,6 +335,11 @@ class RouteSettings:
     def where(self, key: str) -> tuple[str, str]:
         """The file this route is in and the full key there of one of its keys (errors)."""
         return self.source, _join(self.key, key)
+
+    def guard_settings(self, name: str, settings: type) -> Any:
+        """An outbound guard's settings: the route's table named after its kind, or the
+        kind's defaults."""
+        return getattr(self, name, None) or settings()
 
     @property
     def enriches(self) -> bool:

@@ -11,6 +11,9 @@ A step that raises does not lose or hold back the message: the runner records an
 decision, runs no further step, and the message is forwarded as the steps before it left
 it (what a failing step half-wrote is undone; what an earlier step removed, such as an
 unverified INS, stays removed).
+
+Outbound guards run after all steps, on whatever is about to leave: they are not steps a
+route lists but kinds the engine applies to every route (`engine.steps.kind.GuardKind`).
 """
 
 from __future__ import annotations
@@ -86,6 +89,9 @@ class RoutedMessage:
 
 
 Step = Callable[[RoutedMessage], StepResult | Awaitable[StepResult]]
+Guard = Callable[[RoutedMessage], StepResult | None]
+"""An outbound guard: synchronous, it may rewrite what is about to leave; a result only when
+it has something to record."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +123,44 @@ async def run_steps(
             except Exception as error:  # forward rather than hold the queue
                 routed.message = Message(texts, routed.message.separators)
                 routed.changed = changed
-                _failed(step, routed, destination, error)
+                _failed(step.name, step.kind, routed, destination, error)
                 return
-            if _record(step, routed, destination, result):
+            if _record(step.name, step.kind, routed, destination, result):
                 return
+
+
+@dataclass(frozen=True, slots=True)
+class BoundGuard:
+    """An outbound guard as a route runs it: its kind's name, the callable."""
+
+    kind: str
+    run: Guard
+
+
+def guard(guards: Sequence[BoundGuard], routed: RoutedMessage, destination: str = ROUTE) -> None:
+    """Run the outbound guards over what is about to leave for `destination` (or, for
+    ROUTE, every destination without steps of its own). A guard that raises withholds the
+    message: it goes nowhere rather than unchecked (it stays in the store, dropped, with
+    the guard's `error` decision)."""
+    for bound in guards:
+        try:
+            result = bound.run(routed)
+        except Exception as error:
+            log.error(
+                "outbound guard failed, message withheld",
+                route=routed.route,
+                destination=destination or None,
+                guard=bound.kind,
+                control_id=routed.header.control_id,
+                exc_info=error,
+            )
+            routed.decisions.append(
+                Decision(bound.kind, bound.kind, "error", type(error).__name__, destination)
+            )
+            routed.dropped = True
+            return
+        if result is not None:
+            _record(bound.kind, bound.kind, routed, destination, result)
 
 
 def screen(steps: Sequence[BoundStep], routed: RoutedMessage) -> None:
@@ -133,16 +173,18 @@ def screen(steps: Sequence[BoundStep], routed: RoutedMessage) -> None:
                     result.close()
                 raise TypeError(f"step kind {step.kind} returned an awaitable before the ACK")
         except Exception as error:  # the message is stored and routed as if it had passed
-            _failed(step, routed, ROUTE, error)
+            _failed(step.name, step.kind, routed, ROUTE, error)
             return
-        if _record(step, routed, ROUTE, result):
+        if _record(step.name, step.kind, routed, ROUTE, result):
             return
 
 
-def _record(step: BoundStep, routed: RoutedMessage, destination: str, result: StepResult) -> bool:
+def _record(
+    name: str, kind: str, routed: RoutedMessage, destination: str, result: StepResult
+) -> bool:
     """Keep the decision; True when the message goes no further."""
     routed.decisions.append(
-        Decision(step.name, step.kind, result.outcome, result.detail, destination, result.payload)
+        Decision(name, kind, result.outcome, result.detail, destination, result.payload)
     )
     if result.refusal is not None:
         routed.refusal = result.refusal
@@ -151,16 +193,16 @@ def _record(step: BoundStep, routed: RoutedMessage, destination: str, result: St
     return routed.halted
 
 
-def _failed(step: BoundStep, routed: RoutedMessage, destination: str, error: Exception) -> None:
+def _failed(
+    name: str, kind: str, routed: RoutedMessage, destination: str, error: Exception
+) -> None:
     log.error(
         "route step failed, message forwarded as the steps before it left it",
         route=routed.route,
         destination=destination or None,
-        step=step.name,
+        step=name,
         control_id=routed.header.control_id,
         exc_info=error,
     )
     routed.failed = True
-    routed.decisions.append(
-        Decision(step.name, step.kind, "error", type(error).__name__, destination)
-    )
+    routed.decisions.append(Decision(name, kind, "error", type(error).__name__, destination))

@@ -6,6 +6,10 @@ it, in the route's order; a destination with steps of its own runs them on its o
 (their changes and drops concern that destination alone). A destination step that fails
 sends that destination the message as the route's steps left it.
 
+The outbound guards run last on whatever leaves: on the route's output (what destinations
+without steps of their own receive, and what the enrichment API answers), and again on each
+destination's own copy. A message a guard withholds goes nowhere.
+
 The router (with a store), offline enrichment, route tests and the embedding API all route
 a message through this one piece, so a message goes where the engine would send it whoever
 runs it.
@@ -20,7 +24,7 @@ from engine.config import RouteSettings
 from engine.decision import Decision
 from engine.hl7.charset import CharsetPolicy
 from engine.hl7.patterns import Patterns
-from engine.pipeline import BoundStep, RoutedMessage, run_steps, screen
+from engine.pipeline import BoundGuard, BoundStep, RoutedMessage, guard, run_steps, screen
 
 NO_DESTINATION = Decision("route", "route", "dropped", "no_destination")
 """Recorded when no destination takes a message: it is kept, visible as dropped."""
@@ -51,6 +55,7 @@ class RoutePlan:
     steps: Sequence[BoundStep] = ()  # after the ACK
     before_ack: Sequence[BoundStep] = ()
     destinations: Sequence[DestinationPlan] = field(default=())
+    guards: Sequence[BoundGuard] = ()  # on everything that leaves, after every step
 
     def __post_init__(self) -> None:
         if not self.destinations:
@@ -72,6 +77,8 @@ class RoutePlan:
         """Run the route's steps; the decisions are those taken here (not before the ACK)."""
         first = len(routed.decisions)
         await run_steps(self.steps, routed)
+        if not (routed.dropped or routed.refusal is not None):
+            guard(self.guards, routed)
         decisions = routed.decisions[first:]
         if routed.dropped or routed.refusal is not None:
             return Routing([], decisions, dropped=True)
@@ -86,6 +93,8 @@ class RoutePlan:
                 continue
             copy = routed.for_destination()
             await run_steps(destination.steps, copy, destination.name)
+            if not (copy.dropped or copy.refusal is not None):
+                guard(self.guards, copy, destination.name)
             decisions.extend(copy.decisions)
             if copy.dropped or copy.refusal is not None:
                 continue

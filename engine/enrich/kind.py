@@ -26,7 +26,9 @@ INSI = "insi"  # the shared resource's key
 
 async def build(settings: EnrichSettings, context: StepContext) -> Step:
     insi = await context.resources.get(INSI, lambda: _open_insi(context))
-    return EnrichStep(settings, insi)
+    route = next((r for r in context.config.routes if r.name == context.route), None)
+    guarded = route is None or route.ins_guard.strip_unqualified_ins
+    return EnrichStep(settings, insi, strip_unqualified_ins=guarded)
 
 
 def shared_insi(resources: Resources) -> InsiService | None:

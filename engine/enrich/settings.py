@@ -47,13 +47,6 @@ class EnrichSettings:
             "may retrieve INS"
         },
     )
-    strip_unqualified_ins: bool = field(
-        default=True,
-        metadata={
-            "doc": "on events the route does not enrich (A40/A47 excepted), remove an INS whose "
-            "identity is not VALI (false: forward the raw feed)"
-        },
-    )
     retry_window_s: float = field(
         default=30.0,
         metadata={

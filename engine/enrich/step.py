@@ -47,8 +47,10 @@ class EnrichStep:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         today: Callable[[], dt.date] = dt.date.today,
+        strip_unqualified_ins: bool = True,
     ) -> None:
         self._settings = settings
+        self._strip = strip_unqualified_ins  # false: the route opted out of the INS guard
         self._insi = insi
         self._clock = clock
         self._sleep = sleep
@@ -172,7 +174,7 @@ class EnrichStep:
         """An event the route does not enrich: the receiver integrates an INS only with a
         clear VALI (PAM FR), so any other INS is removed, and so are INS that contradict
         each other; a VALI identity's INS passes as written."""
-        if not identity.ins or not self._settings.strip_unqualified_ins:
+        if not identity.ins or not self._strip:
             return result
         if decision.action is not Action.VERIFY:
             outcome = decision.outcome if decision.action is Action.NO_CALL else None

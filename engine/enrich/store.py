@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -28,6 +28,7 @@ from engine.store.base import Store
 from engine.store.extension import ExtensionSql
 
 KIND = "ins_enrich"
+GUARD_KIND = "ins_guard"  # the outbound INS guard: its removals are identity outcomes too
 
 
 @dataclass(frozen=True)
@@ -162,17 +163,26 @@ _QUERIES = {
 
 
 class IdentityTables:
-    """The `StoreExtension` of the ins_enrich kind."""
+    """The `StoreExtension` of the ins_enrich kind, and of the INS guard, whose record of a
+    message (written after the enrichment's, in the same transaction) takes its place."""
 
-    kind = KIND
+    def __init__(self, kind: str = KIND) -> None:
+        self.kind = kind
 
     def sql(self, dialect: str) -> ExtensionSql | None:
-        return {"sqlite": _SQLITE, "postgresql": _POSTGRESQL}.get(dialect)
+        sql = {"sqlite": _SQLITE, "postgresql": _POSTGRESQL}.get(dialect)
+        if sql is None or self.kind == KIND:
+            return sql
+        # The tables are the enrichment's: created, pruned and copied once, by it.
+        return replace(sql, prune=None, legacy_decisions=None, copied=())
 
-    def row(self, message_id: int, recorded_at: float, decision: Decision) -> Sequence[Any]:
+    def row(self, message_id: int, recorded_at: float, decision: Decision) -> Sequence[Any] | None:
         """The step's record, or, when the step failed, its outcome and detail alone (the
-        report lists failed enrichments too)."""
+        report lists failed enrichments too); a guard decision without a record (it only
+        tidied the PID) keeps nothing."""
         record = decision.payload
+        if record is None and self.kind != KIND:
+            return None
         if record is None:
             record = {"outcome": decision.outcome, "detail": decision.detail}
         return (message_id, recorded_at, orjson.dumps(record).decode())

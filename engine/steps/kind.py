@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from engine.metrics import EngineMetrics
-from engine.pipeline import Step
+from engine.pipeline import Guard, Step
 from engine.state import StatePublisher
 from engine.store.base import Store
 from engine.store.extension import StoreExtension
@@ -96,4 +96,21 @@ class StepKind:
     build: StepFactory
     doc: str
     before_ack: bool = False
+    store_extension: StoreExtension | None = None
+
+
+GuardFactory = Callable[[Any, StepContext], Awaitable[Guard | None]]
+
+
+@dataclass(frozen=True)
+class GuardKind:
+    """An outbound guard: the engine runs it on every message that leaves every route, after
+    every step (`engine.pipeline.guard`). A route does not list it and cannot leave it out;
+    its settings are the route's table named after the kind. `build` returns None only for
+    a route that explicitly opted out (the kind logs it)."""
+
+    name: str
+    settings: type
+    build: GuardFactory
+    doc: str
     store_extension: StoreExtension | None = None

@@ -13,7 +13,7 @@ from engine.config import Config, RouteSettings, StepSettings
 from engine.decision import ROUTE
 from engine.hl7.patterns import Patterns
 from engine.metrics import EngineMetrics
-from engine.pipeline import BoundStep
+from engine.pipeline import BoundGuard, BoundStep
 from engine.route import DestinationPlan, RoutePlan
 from engine.state import StatePublisher
 from engine.steps.kind import Resources, StepContext
@@ -31,16 +31,20 @@ async def build_plan(
     metrics: EngineMetrics | None = None,
 ) -> RoutePlan:
     """The route's and its destinations' steps built by their kinds' factories, the
-    route's split at the ACK. `clock` fixes the times steps write (route tests); `state`
-    publishes what steps share for `queue status`, `metrics` counts for `/metrics` (the
-    engine only)."""
-    kinds = registry().kinds
+    route's split at the ACK, and the outbound guards every route runs. `clock` fixes the
+    times steps write (route tests); `state` publishes what steps share for `queue
+    status`, `metrics` counts for `/metrics` (the engine only)."""
+    found = registry()
+    kinds = found.kinds
+
+    def context(name: str, destination: str) -> StepContext:
+        return StepContext(
+            name, route.name, destination, config, store, resources, clock, state, metrics
+        )
 
     async def bound(step: StepSettings, destination: str) -> BoundStep:
-        context = StepContext(
-            step.name, route.name, destination, config, store, resources, clock, state, metrics
-        )
-        return BoundStep(step.name, step.kind, await kinds[step.kind].build(step.settings, context))
+        built = await kinds[step.kind].build(step.settings, context(step.name, destination))
+        return BoundStep(step.name, step.kind, built)
 
     steps = route.step_list()
     built = [await bound(step, ROUTE) for step in steps]
@@ -53,4 +57,11 @@ async def build_plan(
         )
         for destination in route.destinations
     ]
-    return RoutePlan(route, built[len(before_ack) :], before_ack, destinations)
+    guards = []
+    for kind in found.guards:
+        guard = await kind.build(
+            route.guard_settings(kind.name, kind.settings), context(kind.name, ROUTE)
+        )
+        if guard is not None:
+            guards.append(BoundGuard(kind.name, guard))
+    return RoutePlan(route, built[len(before_ack) :], before_ack, destinations, guards)

@@ -12,17 +12,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
+from engine.enrich.guard import INS_GUARD
 from engine.enrich.kind import INS_ENRICH
 from engine.logs import get_logger
 from engine.steps.fields import COPY, SET
 from engine.steps.filter import FILTER
-from engine.steps.kind import StepKind
+from engine.steps.kind import GuardKind, StepKind
 from engine.steps.mapping import MAP
 from engine.steps.validate import VALIDATE
 from engine.store.extension import StoreExtension
 
 ENTRY_POINT_GROUP = "ins_engine.steps"
 BUILTIN: tuple[StepKind, ...] = (INS_ENRICH, FILTER, VALIDATE, SET, COPY, MAP)
+# Outbound guards are built in only: what every message must satisfy is not a plug-in's.
+GUARDS: tuple[GuardKind, ...] = (INS_GUARD,)
 
 log = get_logger("engine.steps")
 
@@ -34,10 +37,13 @@ class Registry:
     kinds: Mapping[str, StepKind]
     origins: Mapping[str, str]  # kind name → "built-in" or the distribution that adds it
     broken: Mapping[str, str]  # entry point name → why it did not load
+    guards: tuple[GuardKind, ...] = GUARDS
 
     def store_extensions(self) -> list[StoreExtension]:
         """The tables every store opened by the engine carries."""
-        return [kind.store_extension for kind in self.kinds.values() if kind.store_extension]
+        kinds = [kind.store_extension for kind in self.kinds.values()]
+        guards = [guard.store_extension for guard in self.guards]
+        return [extension for extension in [*kinds, *guards] if extension is not None]
 
     def unknown(self, name: str) -> str:
         """What to tell a configuration naming a kind that is not here."""

@@ -63,7 +63,10 @@ async def test_case(name: str) -> None:
     insi = await open_insi_service(InsiSettings(**insi_settings))
     try:
         routed = routed_from(raw)
-        result = await EnrichStep(EnrichSettings(**case.get("settings", {})), insi)(routed)
+        settings = dict(case.get("settings", {}))
+        guarded = settings.pop("strip_unqualified_ins", True)  # the route's ins_guard key
+        step = EnrichStep(EnrichSettings(**settings), insi, strip_unqualified_ins=guarded)
+        result = await step(routed)
     finally:
         await insi.aclose()
 
