@@ -9,10 +9,12 @@ a test keeps them equal).
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterable
 
 from engine.commands.common import add_config_argument, read_config_for_start
 from engine.config import documented_keys
+from engine.enrich.guard_settings import GUARD_OFF_WARNING
 from engine.steps.kind import StepKind
 from engine.steps.registry import registry
 
@@ -45,6 +47,10 @@ def check(args: argparse.Namespace) -> int:
             takes = ", ".join(destination.accept)
             own = "".join(f"; {step.name}" for step in destination.steps)
             print(f"    → {destination.name}: {takes}{own}")
+    for route in config.routes:
+        if route.ins_guard.opted_out:
+            file, key = route.where("ins_guard.strip_unqualified_ins")
+            print(f"warning: {file}: {key}: {GUARD_OFF_WARNING}", file=sys.stderr)
     return 0
 
 
