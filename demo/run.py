@@ -57,6 +57,7 @@ MEANINGS = {
     Outcome.NOT_QUALIFIABLE: "the source says its traits are not INSi's: for a person",
     Outcome.INVALID_INSI_ANSWER: "INSi's answer for this person failed its checks: no INS",
     Outcome.INSI_UNAVAILABLE: "INSi did not answer in time: sent on without INS",
+    Outcome.HELD: "an earlier INS conflict of this patient awaits vigilance: no INS",
     Outcome.NOT_APPLICABLE: "not enriched: event, INS life cycle, or identity not VALI",
 }
 

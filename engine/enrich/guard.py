@@ -28,6 +28,7 @@ from engine.enrich.guard_rules import (
     judge,
 )
 from engine.enrich.guard_settings import GUARD_OFF_WARNING, InsGuardSettings
+from engine.enrich.holds import HOLDING_DETAILS, hold_key
 from engine.enrich.identity import local_id_of, source_flags
 from engine.enrich.outcome import IdentityOutcome, Outcome
 from engine.enrich.pid_writer import with_only_ins
@@ -118,6 +119,8 @@ def _record(
         removed_ins=[*enriched.get("removed_ins", []), *base["removed_ins"]],
         guard=[verdict.reason for _, verdict in verdicts],
     )
+    if reason in HOLDING_DETAILS:  # another person's INS at best: held until handled
+        record["hold"] = hold_key(routed.header, record.get("local_id"))
     return record
 
 

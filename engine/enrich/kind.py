@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from engine.enrich.holds import IdentityHolds
 from engine.enrich.settings import EnrichSettings
 from engine.enrich.step import EnrichStep
 from engine.enrich.store import KIND, IdentityTables, StoredResultCache
@@ -28,7 +29,8 @@ async def build(settings: EnrichSettings, context: StepContext) -> Step:
     insi = await context.resources.get(INSI, lambda: _open_insi(context))
     route = next((r for r in context.config.routes if r.name == context.route), None)
     guarded = route is None or route.ins_guard.strip_unqualified_ins
-    return EnrichStep(settings, insi, strip_unqualified_ins=guarded)
+    holds = IdentityHolds(context.store) if context.store is not None else None
+    return EnrichStep(settings, insi, strip_unqualified_ins=guarded, holds=holds)
 
 
 def shared_insi(resources: Resources) -> InsiService | None:

@@ -28,6 +28,7 @@ class Outcome(enum.StrEnum):
     NOT_QUALIFIABLE = "not_qualifiable"  # the source says its traits are not INSi's
     INVALID_INSI_ANSWER = "invalid_insi_answer"  # INSi's answer failed validation
     INSI_UNAVAILABLE = "insi_unavailable"
+    HELD = "held"  # an earlier conflict of this patient awaits the vigilance team
     NOT_APPLICABLE = "not_applicable"
 
 

@@ -20,7 +20,8 @@ from typing import Any
 import structlog
 
 from engine.enrich.coherence import differing_traits
-from engine.enrich.identity import LocalIdentity, read_identity, single_pid
+from engine.enrich.holds import HELD, HOLDING_DETAILS, IdentityHolds, hold_key
+from engine.enrich.identity import LocalIdentity, local_id_of, read_identity, single_pid
 from engine.enrich.memo import Effect, EnrichMemo, Search, memo_key, replay
 from engine.enrich.outcome import IdentityOutcome, Outcome
 from engine.enrich.pid_writer import stamp_zfd, with_only_ins, with_traits
@@ -48,8 +49,10 @@ class EnrichStep:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         today: Callable[[], dt.date] = dt.date.today,
         strip_unqualified_ins: bool = True,
+        holds: IdentityHolds | None = None,
     ) -> None:
         self._settings = settings
+        self._holds = holds  # None without a store: nothing is held
         self._strip = strip_unqualified_ins  # false: the route opted out of the INS guard
         self._insi = insi
         self._clock = clock
@@ -64,6 +67,8 @@ class EnrichStep:
             record = await self._enrich(routed)
         except Exception as error:  # fail closed: no INS leaves a message not worked out
             record = _without_any_ins(routed, before, error)
+        if record["outcome"] == Outcome.INCOHERENT and record["detail"] in HOLDING_DETAILS:
+            record["hold"] = hold_key(routed.header, record.get("local_id"))
         if routed.message.texts != before:
             routed.changed = True
         log.debug(  # per message: the console, queue list --control-id and metrics carry it
@@ -91,6 +96,9 @@ class EnrichStep:
         pid_index = single_pid(message)
         if pid_index is None:
             return replace(base, detail="no_single_pid").to_record()
+        held = await self._held(routed, pid_index, base)
+        if held is not None:
+            return held.to_record()
         key = memo_key(message, header, pid_index, self._today())
         known = self._memo.get(key)
         found = None
@@ -163,6 +171,26 @@ class EnrichStep:
             return self._without_ins(routed, identity, missed), search, found
         applied = self._apply(routed, identity, decision.action, traits, found, searched)
         return applied, search, found
+
+    async def _held(
+        self, routed: RoutedMessage, pid_index: int, base: IdentityOutcome
+    ) -> IdentityOutcome | None:
+        """A patient held for an earlier conflict: no search, no INS (`engine.enrich.holds`)."""
+        if self._holds is None:
+            return None
+        key = hold_key(routed.header, local_id_of(routed.message.segment_at(pid_index)))
+        if key is None or not await self._holds.held(key):
+            return None
+        identity = read_identity(routed.message, pid_index)
+        held = replace(
+            base,
+            outcome=Outcome.HELD,
+            detail=HELD,
+            status=identity.status,
+            local_id=identity.local_id,
+            received=tuple(ins.received() for ins in identity.ins),
+        )
+        return self._without_ins(routed, identity, held)
 
     def _passed_through(
         self,

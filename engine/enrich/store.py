@@ -1,7 +1,8 @@
 """The INS enrichment step's own tables in the engine's store: identity outcomes and INSi results.
 
 `identity_outcomes` keeps, per message, the record the vigilance report reads (local
-identity, traits sent, INS returned: patient data); `insi_cache` keeps INSi answers across
+identity, traits sent, INS returned: patient data), indexed on the patient it holds out of
+enrichment, if any (`engine.enrich.holds`); `insi_cache` keeps INSi answers across
 restarts; `identity_reviews` keeps which outcomes a person has handled. They are the
 `ins_enrich` kind's store extension (`engine.store.extension`): the core store creates them,
 writes an outcome row in the transaction that routes its message, and prunes expired
@@ -40,6 +41,7 @@ class _Queries:
     records: str  # (after, since, outcomes JSON or None, limit) → report rows
     work_list: str  # (wanted JSON, handled or None, before or None, limit) → rows with reviews
     mark: str  # (at, user, comment, message_id): one identity handled
+    held: str  # (hold key) → a row while an outcome holding that patient is not handled
 
 
 # What `ins-engine store copy` carries over, key first.
@@ -67,6 +69,10 @@ CREATE TABLE IF NOT EXISTS identity_reviews (
     user TEXT NOT NULL,
     comment TEXT NOT NULL
 );
+-- Patients kept out of enrichment until their conflict is handled (engine.enrich.holds).
+CREATE INDEX IF NOT EXISTS identity_outcomes_hold
+    ON identity_outcomes (json_extract(record, '$.hold'))
+    WHERE json_extract(record, '$.hold') IS NOT NULL;
 """,
     record="""INSERT OR REPLACE INTO identity_outcomes (message_id, recorded_at, record)
               VALUES (?, ?, ?)""",
@@ -98,6 +104,9 @@ CREATE TABLE IF NOT EXISTS identity_reviews (
     "user" text NOT NULL,
     comment text NOT NULL
 );
+CREATE INDEX IF NOT EXISTS identity_outcomes_hold
+    ON identity_outcomes (((record::jsonb) ->> 'hold'))
+    WHERE ((record::jsonb) ->> 'hold') IS NOT NULL;
 """,
     record="""INSERT INTO identity_outcomes (message_id, recorded_at, record)
               VALUES (%s, %s, %s)
@@ -131,6 +140,11 @@ _QUERIES = {
                 SELECT message_id, ?, ?, ? FROM identity_outcomes WHERE message_id = ?
                 ON CONFLICT (message_id) DO UPDATE SET at = excluded.at,
                     user = excluded.user, comment = excluded.comment""",
+        held="""SELECT 1 FROM identity_outcomes i
+                WHERE json_extract(i.record, '$.hold') = ?
+                  AND NOT EXISTS (SELECT 1 FROM identity_reviews r
+                                  WHERE r.message_id = i.message_id)
+                LIMIT 1""",
     ),
     "postgresql": _Queries(
         load="SELECT payload FROM insi_cache WHERE key = %s AND expires_at > %s",
@@ -158,6 +172,11 @@ _QUERIES = {
                 SELECT message_id, %s, %s, %s FROM identity_outcomes WHERE message_id = %s
                 ON CONFLICT (message_id) DO UPDATE SET at = excluded.at,
                     "user" = excluded."user", comment = excluded.comment""",
+        held="""SELECT 1 FROM identity_outcomes i
+                WHERE ((i.record::jsonb) ->> 'hold') = %s
+                  AND NOT EXISTS (SELECT 1 FROM identity_reviews r
+                                  WHERE r.message_id = i.message_id)
+                LIMIT 1""",
     ),
 }
 
