@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from engine.config import load_config
 from engine.hl7.ack import AckBuilder
@@ -18,6 +19,19 @@ from engine.runtime import Engine
 from tests.support.postgres import PASSWORD, PostgresServer, Unavailable
 
 FIXED_TIME = datetime(2026, 1, 2, 3, 4, 5)
+# Property tests: enough examples to matter in every run, ten times as many with --slow.
+settings.register_profile("suite", max_examples=400, derandomize=False)
+settings.register_profile("slow", max_examples=4000)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow", action="store_true", help="property tests run ten times as many examples"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    settings.load_profile("slow" if config.getoption("--slow") else "suite")
 
 
 @pytest.fixture(autouse=True)
