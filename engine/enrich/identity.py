@@ -8,6 +8,7 @@ code naming the field (never its value).
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from dataclasses import dataclass
 
 from engine.enrich.carried import CarriedIns, carried_ins
@@ -44,6 +45,7 @@ class LocalIdentity:
     birth_date: str  # PID-7 as written
     sex: str
     birth_places: tuple[str, ...]  # XAD-9 of each PID-11 BDL repetition ('' when unknown)
+    birth_cities: tuple[str, ...]  # XAD-3 of the same repetitions ('' when not named)
     status: str  # PID-32 as written (unescaped), for the record
     reliability: Reliability
     local_id: str | None
@@ -100,14 +102,40 @@ class LocalIdentity:
                 )
         return (self.first_names,)
 
+    @property
+    def unchecked_birth_city(self) -> bool:
+        """A BDL repetition names a city and none gives a COG: a COG INSi returns cannot be
+        checked against it (the engine holds no table of communes), so none is stamped."""
+        return any(self.birth_cities) and not any(self.birth_places)
+
     def _birth_place(self) -> str | None:
-        """The one birth place the BDL repetitions agree on, None when none is known."""
-        known = {place.upper() for place in self.birth_places if place}
-        if len(known) > 1:
+        """The one birth place the BDL repetitions agree on, None when none is known.
+
+        Repetitions that name different places, by COG (XAD-9) or by city (XAD-3), are
+        ambiguous; so is a city named without a COG beside a COG given without it, which
+        would otherwise get a COG it may not be."""
+        pairs = [
+            (_city_key(city), cog.upper())
+            for city, cog in zip(self.birth_cities, self.birth_places, strict=True)
+        ]
+        cogs = {cog for _, cog in pairs if cog}
+        cities = {city for city, _ in pairs if city}
+        paired = {city for city, cog in pairs if city and cog}
+        if (
+            len(cogs) > 1
+            or len(cities) > 1
+            or (cogs and any(city and not cog and city not in paired for city, cog in pairs))
+        ):
             raise InvalidTraitsError(
                 "PID-11: BDL repetitions name different birth places", code="ambiguous_place"
             )
-        return known.pop() if known else None
+        return cogs.pop() if cogs else None
+
+
+def _city_key(city: str) -> str:
+    """A city name compared as people write it: case, accents, spaces and punctuation aside."""
+    decomposed = unicodedata.normalize("NFD", city)
+    return "".join(c for c in decomposed if c.isalnum()).upper()
 
 
 def is_full_date(text: str) -> bool:
@@ -164,6 +192,7 @@ def read_identity(message: Message, pid_index: int) -> LocalIdentity:
     names = pid.repetitions(5)
     legal = legal_name_index(names, separators)
     legal_name = names[legal] if legal is not None else ""
+    birth_places = [place for place in pid.repetitions(11) if is_birth_place(place, separators)]
     source = source_flags(message)
     return LocalIdentity(
         pid_index=pid_index,
@@ -176,9 +205,8 @@ def read_identity(message: Message, pid_index: int) -> LocalIdentity:
         first_names=text(legal_name, 3),
         birth_date=text(pid.field(7)),
         sex=text(pid.field(8)),
-        birth_places=tuple(
-            text(place, 9) for place in pid.repetitions(11) if is_birth_place(place, separators)
-        ),
+        birth_places=tuple(text(place, 9) for place in birth_places),
+        birth_cities=tuple(text(place, 3) for place in birth_places),
         status=unescape(pid.field(32), separators),
         reliability=read_reliability(pid.field(32), separators),
         local_id=local_id_of(pid),

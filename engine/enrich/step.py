@@ -229,6 +229,8 @@ class EnrichStep:
         """INSi found one identity: add, verify or record it, if its traits are coherent."""
         assert found.ins is not None and found.returned_traits is not None
         differing = differing_traits(traits, identity.claimed_first_names(), found.returned_traits)
+        if identity.unchecked_birth_city and found.returned_traits.birth_place:
+            differing = (*differing, "birth_place")
         if differing:
             code = differing[0]
             return self._without_ins(
