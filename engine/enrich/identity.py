@@ -22,6 +22,9 @@ LEGAL_NAME = "L"  # XPN-7 of the birth (legal) name
 BIRTH_PLACE = "BDL"  # XAD-7 of the birth place
 LOCAL_ID_TYPE = "PI"  # CX-5 of the local patient identifier
 YES = "Y"
+# The Appli carte Vitale: ZFD-7 (identity document) "AV" in PAM FR 2.11.1 and later; ZFD-5
+# (collection method) "AV" as FR Core's method-collection code system writes it.
+APPLI_CARTE_VITALE = "AV"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,7 @@ class LocalIdentity:
     local_id: str | None
     ins: tuple[CarriedIns, ...]
     document: str  # ZFD-7: the identity document checked
+    collection_method: str  # ZFD-5: how the identity was collected
     identity_unknown: bool  # PID-31 = Y
     lunar_birth_date: bool  # ZFD-1 valued: the birth date is partly unknown
     birth_date_corrected: bool  # ZFD-4 = Y: the local birth date is not INSi's
@@ -101,6 +105,11 @@ class LocalIdentity:
                     code="first_name_not_in_list",
                 )
         return (self.first_names,)
+
+    @property
+    def appli_carte_vitale(self) -> bool:
+        """Collected through the Appli carte Vitale, for which the RNIV excludes calling INSi."""
+        return APPLI_CARTE_VITALE in (self.document.upper(), self.collection_method.upper())
 
     @property
     def unchecked_birth_city(self) -> bool:
@@ -212,6 +221,7 @@ def read_identity(message: Message, pid_index: int) -> LocalIdentity:
         local_id=local_id_of(pid),
         ins=carried_ins(pid),
         document=source.document,
+        collection_method=source.collection_method,
         identity_unknown=text(pid.field(31)).upper() == YES,
         lunar_birth_date=source.lunar_birth_date,
         birth_date_corrected=source.birth_date_corrected,
@@ -224,6 +234,7 @@ class SourceFlags:
     any of them counts (a second ZFD is no way to hide a lunar or corrected birth date)."""
 
     document: str  # the first ZFD-7 valued: the identity document checked
+    collection_method: str  # the first ZFD-5 valued: how the identity was collected
     lunar_birth_date: bool  # ZFD-1 valued: the birth date is partly unknown
     birth_date_corrected: bool  # ZFD-4 = Y: the local birth date is not INSi's
 
@@ -237,6 +248,7 @@ def source_flags(message: Message) -> SourceFlags:
 
     return SourceFlags(
         document=next((value for value in values(7) if value), ""),
+        collection_method=next((value for value in values(5) if value), ""),
         lunar_birth_date=any(values(1)),
         birth_date_corrected=any(value.upper() == YES for value in values(4)),
     )

@@ -19,6 +19,7 @@ from engine.enrich.settings import LIFECYCLE_EVENTS, EnrichSettings
 from engine.ins.outcome import SearchStatus
 
 ENRICHED_MESSAGE_TYPE = "ADT"
+APPLI_CARTE_VITALE = "appli_carte_vitale"  # the detail: the RNIV excludes calling INSi
 
 
 class Standing(enum.Enum):
@@ -31,15 +32,18 @@ class Standing(enum.Enum):
     NEVER_QUALIFIED = "never_qualified"  # FICT or DOUT anywhere in PID-32
     OTHER = "other"  # another status, several, an unknown code, a malformed field
     NOT_QUALIFIABLE = "not_qualifiable"  # the source says its traits are not INSi's
+    APPLI_CARTE_VITALE = "appli_carte_vitale"  # VALI collected through the Appli carte Vitale
 
 
 class Action(enum.Enum):
-    """What the step does; every action but VERIFY success leaves no INS it did not add."""
+    """What the step does; every action but VERIFY success and NO_CALL_KEEP leaves no INS it
+    did not add."""
 
     NO_CALL = "no_call"  # no INSi call; any INS the message carries is removed
     ADD = "add"  # search; add the INS and INSi's traits when coherent
     VERIFY = "verify"  # search; keep the carried INS only if INSi returns the same
     RECUPEREE = "recuperee"  # search; record the INS, never write it; remove any carried
+    NO_CALL_KEEP = "no_call_keep"  # no INSi call; the carried INS is left to the INS guard
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +72,14 @@ def standing(identity: LocalIdentity, settings: EnrichSettings) -> tuple[Standin
     if reliability.problem is not None:
         return Standing.OTHER, reliability.problem
     if reliability.status == VALIDATED:
+        if identity.appli_carte_vitale:
+            return Standing.APPLI_CARTE_VITALE, APPLI_CARTE_VITALE
         if settings.require_document and not identity.document:
             return Standing.UNDOCUMENTED, "no_document"
         return _unless_flagged(identity, Standing.VALIDATED)
     if reliability.status in ("", PROVISIONAL):
+        if settings.search_provisional and identity.appli_carte_vitale:
+            return Standing.PROVISIONAL, APPLI_CARTE_VITALE
         if settings.search_provisional:
             return _unless_flagged(identity, Standing.PROVISIONAL_SEARCHED)
         return Standing.PROVISIONAL, "provisional"
@@ -112,6 +120,10 @@ _DECISIONS: dict[tuple[Standing, bool], Decision] = {
     (Standing.OTHER, True): Decision(Action.NO_CALL, "ins_without_vali", _INCOHERENT),
     (Standing.NOT_QUALIFIABLE, False): Decision(Action.NO_CALL, _REASON, Outcome.NOT_QUALIFIABLE),
     (Standing.NOT_QUALIFIABLE, True): Decision(Action.NO_CALL, _REASON, Outcome.NOT_QUALIFIABLE),
+    # RNIV: no INSi call for an identity from the Appli carte Vitale, which is qualified as
+    # collected; the INS it came with leaves if the guard finds it whole.
+    (Standing.APPLI_CARTE_VITALE, False): Decision(Action.NO_CALL, _REASON, _NOT_APPLICABLE),
+    (Standing.APPLI_CARTE_VITALE, True): Decision(Action.NO_CALL_KEEP, _REASON, _NOT_APPLICABLE),
 }
 _VERIFY_ONLY = Decision(Action.NO_CALL, "verify_only", _NOT_APPLICABLE)
 

@@ -140,6 +140,9 @@ class EnrichStep:
         if reason is not None:
             passed = replace(base, detail=reason)
             return self._passed_through(routed, identity, decision, passed), None, None
+        if decision.action is Action.NO_CALL_KEEP:
+            assert decision.outcome is not None
+            return replace(base, outcome=decision.outcome, detail=decision.detail), None, None
         if decision.action is Action.NO_CALL:
             assert decision.outcome is not None
             refused = replace(base, outcome=decision.outcome, detail=decision.detail)
@@ -201,10 +204,10 @@ class EnrichStep:
     ) -> IdentityOutcome:
         """An event the route does not enrich: the receiver integrates an INS only with a
         clear VALI (PAM FR), so any other INS is removed, and so are INS that contradict
-        each other; a VALI identity's INS passes as written."""
+        each other; a VALI identity's INS passes as written (the INS guard checks it)."""
         if not identity.ins or not self._strip:
             return result
-        if decision.action is not Action.VERIFY:
+        if decision.action not in (Action.VERIFY, Action.NO_CALL_KEEP):
             outcome = decision.outcome if decision.action is Action.NO_CALL else None
             return self._without_ins(
                 routed,
