@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from engine.decision import Decision
+from engine.enrich.store import GUARD_KIND, GUARD_REMOVED
 from engine.enrich.store import KIND as ENRICH_KIND
 from engine.logs import get_logger
 
@@ -84,6 +85,11 @@ class EngineMetrics:
             "ins_engine_enrichment_outcomes",
             "INS enrichment outcomes, counted when the message's routing is committed",
             ["route", "outcome"],
+        )
+        self.ins_guard_removals = self._counter(
+            "ins_engine_ins_guard_removals",
+            "Messages the outbound INS guard took INS out of, by reason (the first found)",
+            ["route", "destination", "reason"],
         )
         self.api_requests = self._counter(
             "ins_engine_api_requests",
@@ -176,6 +182,10 @@ class EngineMetrics:
             self._child(self.decisions, route, decision.step, decision.outcome).inc()
             if decision.kind == ENRICH_KIND:
                 self._child(self.enrichment, route, decision.outcome).inc()
+            elif decision.kind == GUARD_KIND and decision.outcome == GUARD_REMOVED:
+                self._child(
+                    self.ins_guard_removals, route, decision.destination, decision.detail
+                ).inc()
 
     def api_request(self, result: str) -> None:
         self._child(self.api_requests, result).inc()

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
+from engine.enrich.reviews import work_list
+from engine.report import NEEDS_ACTION
 from engine.runtime import Engine
 from engine.store.base import MessageQuery
 from tests.conftest import StartEngine
@@ -154,6 +156,15 @@ async def test_live_engine_over_mllp_delivers_no_unqualified_ins(
     acks = await send(engine, FEED)
     assert all(b"MSA|AA|" in ack for ack in acks)
     assert_guarded(await archived(engine, archive))
+    exposition = engine.metrics.exposition().decode()
+    for reason in ("ins_without_vali", "fictive_or_doubtful", "several_ins"):
+        assert f'reason="{reason}"' in exposition
+    # Each removal a person must look at is on the identity work list, for the vigilance role.
+    assert engine.store is not None
+    rows = await work_list(engine.store, NEEDS_ACTION, handled=False)
+    assert sorted((row.identity.control_id, row.identity.record["detail"]) for row in rows) == [
+        (control_id, reason) for control_id, (_, _, reason) in sorted(CASES.items())
+    ]
 
 
 async def test_replay_into_the_live_engine_delivers_no_unqualified_ins(

@@ -32,14 +32,13 @@ from engine.enrich.holds import HOLDING_DETAILS, hold_key
 from engine.enrich.identity import local_id_of, source_flags
 from engine.enrich.outcome import IdentityOutcome, Outcome
 from engine.enrich.pid_writer import with_only_ins
-from engine.enrich.store import GUARD_KIND, KIND, IdentityTables
+from engine.enrich.store import GUARD_KIND, GUARD_REMOVED, KIND, IdentityTables
 from engine.hl7.escape import unescape
 from engine.hl7.message import Message, component
 from engine.logs import get_logger
 from engine.pipeline import Guard, RoutedMessage, StepResult
 from engine.steps.kind import GuardKind, StepContext
 
-REMOVED = "removed"  # the guard's decision when it took something out
 GUARD_FAILED = "guard_error"  # the rules raised: every INS-looking repetition was removed
 
 log = get_logger("engine.ins_guard")
@@ -74,7 +73,7 @@ class InsGuard:
         reason = next((r for r in reasons if r not in TIDYING), reasons[0])
         needs_person = [(i, v) for i, v in verdicts if v.reason not in TIDYING]
         payload = _record(routed, needs_person, reason) if needs_person else None
-        return StepResult(REMOVED, reason, payload=payload)
+        return StepResult(GUARD_REMOVED, reason, payload=payload)
 
 
 def _may_hold_ins(message: Message, index: int) -> bool:

@@ -30,6 +30,7 @@ from engine.store.extension import ExtensionSql
 
 KIND = "ins_enrich"
 GUARD_KIND = "ins_guard"  # the outbound INS guard: its removals are identity outcomes too
+GUARD_REMOVED = "removed"  # the guard's decision when it took an INS out
 
 
 @dataclass(frozen=True)
