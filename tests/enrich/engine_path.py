@@ -15,6 +15,14 @@ from engine.steps.registry import registry
 from engine.store.backends import open_store
 from engine.store.base import Incoming, Store
 
+FEED = """
+[insi]
+simulator = true
+[[routes]]
+name = "feed"
+listen = "127.0.0.1:0"
+"""
+"""The route's opening, on the INSi simulator; a test adds its steps and destinations."""
 _OUTPUTS = """SELECT o.destination, coalesce(o.payload, m.raw) FROM outbox o
               JOIN messages m ON m.id = o.message_id WHERE o.message_id = ?"""
 

@@ -27,14 +27,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.enrich.engine_path import EnginePath
+from tests.enrich.engine_path import FEED, EnginePath
 
-ROUTE = """
-[insi]
-simulator = true
-[[routes]]
-name = "feed"
-listen = "127.0.0.1:0"
+ROUTE = FEED + """
 accept = ["*"]
 [[routes.steps]]
 kind = "ins_enrich"

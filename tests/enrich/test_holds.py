@@ -11,14 +11,9 @@ import pytest
 
 from engine.enrich.reviews import mark_handled, work_list
 from engine.report import NEEDS_ACTION
-from tests.enrich.engine_path import EnginePath
+from tests.enrich.engine_path import FEED, EnginePath
 
-ROUTE = """
-[insi]
-simulator = true
-[[routes]]
-name = "feed"
-listen = "127.0.0.1:0"
+ROUTE = FEED + """
 [[routes.destinations]]
 name = "all"
 file = "out"
