@@ -22,7 +22,7 @@ from typing import Any
 
 from engine.decision import Decision
 from engine.embed import Processed, RouteRunner
-from engine.enrich.store import KIND, IdentityRecord
+from engine.enrich.store import GUARD_KIND, KIND, IdentityRecord
 from engine.errors import CliError, EngineError
 from engine.folders import make_folders
 from engine.pipeline import RoutedMessage
@@ -133,9 +133,13 @@ async def enrich(files: Sequence[InputFile], runner: RouteRunner, simulated: boo
 
 
 def _identity(processed: Processed) -> dict[str, Any]:
-    """The INS enrichment record of a processed message (outcome and detail only when the
-    step failed, `not_applicable` when it never ran: refused or dropped before it)."""
-    decision = next((d for d in processed.decisions if d.kind == KIND), None)
+    """The identity record of a processed message, as the store would keep it: the INS
+    guard's when it removed an INS a person must see, else the enrichment's (outcome and
+    detail only when the step failed, `not_applicable` when it never ran: refused or
+    dropped before it)."""
+    guarded = (d for d in reversed(processed.decisions) if d.kind == GUARD_KIND and d.payload)
+    enriched = (d for d in processed.decisions if d.kind == KIND)
+    decision = next(guarded, None) or next(enriched, None)
     if decision is None:
         return {"outcome": "not_applicable", "detail": "not_enriched"}
     return _record(decision)

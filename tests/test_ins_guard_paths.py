@@ -186,9 +186,19 @@ def test_offline_enrich_writes_no_unqualified_ins(tmp_path: Path) -> None:
     A03's two INS the enrichment already removed."""
     config = write_config(tmp_path, ENRICH)
     folder, out = write_messages(tmp_path / "in"), tmp_path / "out"
-    assert main(["enrich", "--config", str(config), str(folder), "--out", str(out)]) == 0
+    report = tmp_path / "report.json"
+    command = ["enrich", "--config", str(config), str(folder), "--out", str(out)]
+    assert main([*command, "--report", str(report), "--format", "json"]) == 0
     assert_guarded(written(out))
     assert not (tmp_path / "engine.db").exists()  # offline: no store
+    # The report lists what the guard removed, as the engine's work list does.
+    rows = {row["control_id"]: row for row in json.loads(report.read_text("utf-8"))}
+    assert {control_id: rows[control_id]["detail"] for control_id in rows} == {
+        "GRD001": "ins_without_vali",
+        "GRD002": "fictive_or_doubtful",
+        "GRD003": "ins_without_vali",
+        "GRD004": "several_ins",
+    }
 
 
 def test_route_tests_expect_the_ins_removed(
