@@ -43,6 +43,7 @@ INS_FIELD = 3  # where the one INS a message may carry leaves
 _INS_NAMESPACES = frozenset({"ASIP-SANTE-INS-NIR", "ASIP-SANTE-INS-NIA"})
 _INS_C_MARKS = frozenset({INS_C_TYPE, INS_C_NAMESPACE, INS_C_OID})
 _MARKS = INS_TYPES | _INS_NAMESPACES | _INS_C_MARKS
+_OID_ROOT = "1.2.250.1.213.1.4."  # the INS OIDs' and the INS-C's common root
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,8 @@ class CarriedIns:
 def looks_like_ins(cx: str, separators: Separators) -> bool:
     """An INS type, an INS OID or an INS namespace (or the INS-C's) in any component after
     CX-1 (where a feed that misplaces a delimiter still puts them); never the billing NIR."""
+    if _OID_ROOT not in cx and "INS" not in cx.upper():  # every mark holds one or the other
+        return False
     if is_billing_nir(cx, separators):
         return False
     return any(
