@@ -15,8 +15,11 @@ import json
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from engine.cli import main
+from engine.embed import RouteRunner
+from engine.enrich.guard_settings import GUARD_OFF_WARNING
 from engine.enrich.reviews import work_list
 from engine.report import NEEDS_ACTION
 from engine.runtime import Engine
@@ -251,3 +254,21 @@ async def test_enrich_api_answers_no_unqualified_ins(
     assert_guarded(outputs)
     assert engine.store is not None
     assert await engine.store.find_messages(MessageQuery()) == []  # the API stores nothing
+
+
+async def test_a_route_that_opts_out_forwards_the_raw_feed_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`strip_unqualified_ins = false` is the one way out: the INS leave as received, the
+    engine logs it when it builds the route, and `check` warns, naming the file and key."""
+    config = write_config(
+        tmp_path, NO_STEPS + "\n[routes.ins_guard]\nstrip_unqualified_ins = false\n"
+    )
+    assert main(["check", "--config", str(config)]) == 0
+    warning = capsys.readouterr().err
+    assert f"warning: {config}: routes[0].ins_guard.strip_unqualified_ins:" in warning
+    with capture_logs() as logs:
+        async with await RouteRunner.open(config) as runner:
+            outputs = [await runner.process(message) for message, _, _ in CASES.values()]
+    assert [p.output for p in outputs] == [message for message, _, _ in CASES.values()]
+    assert [log["event"] for log in logs if log["log_level"] == "warning"] == [GUARD_OFF_WARNING]
