@@ -19,7 +19,7 @@ import functools
 from typing import Any
 
 from engine.decision import Decision
-from engine.enrich.carried import looks_like_ins
+from engine.enrich.carried import ins_positions
 from engine.enrich.guard_rules import (
     PRODUCTION,
     TIDYING,
@@ -61,7 +61,12 @@ class InsGuard:
             try:
                 verdict = judge(message.segment_at(index), facts(), self._allow_test_oids)
             except Exception as error:  # fail closed: no INS leaves a PID not worked out
-                log.error("INS guard failed on a PID, every INS removed", exc_info=error)
+                log.error(
+                    "INS guard failed on a PID, every INS removed",
+                    route=routed.route,
+                    control_id=routed.header.control_id,
+                    exc_info=error,
+                )
                 verdict = PidVerdict(None, GUARD_FAILED, ())
             if verdict is not None:
                 message.replace(index, with_only_ins(message.segment_at(index), verdict.keep))
@@ -78,11 +83,7 @@ class InsGuard:
 
 def _may_hold_ins(message: Message, index: int) -> bool:
     """A cheap look before the rules: does any PID-2/3/4 repetition look like an INS?"""
-    pid = message.segment_at(index)
-    separators = pid.separators
-    return any(
-        looks_like_ins(cx, separators) for number in (2, 3, 4) for cx in pid.repetitions(number)
-    )
+    return next(ins_positions(message.segment_at(index)), None) is not None
 
 
 def _facts(routed: RoutedMessage) -> MessageFacts:

@@ -96,25 +96,22 @@ class MessageFacts:
     source: SourceFlags
 
 
-def claims_of(pid: Segment) -> tuple[list[Claim], int]:
-    """The INS the PID claims (INS-C included), and how many INS-looking repetitions it has
-    (placeholders with no matricule too)."""
+def _claims(pid: Segment) -> list[Claim]:
+    """The INS the PID claims, INS-C included (a placeholder with no matricule claims none)."""
     separators = pid.separators
     claims: list[Claim] = []
-    looking = 0
     for number, _, cx in ins_positions(pid):
-        looking += 1
         matricule = unescape(component(cx, 1, separators.component), separators)
         if matricule.strip() in ("", HL7_NULL):
             continue
         oid = unescape(named_oid(cx, separators), separators).strip()
         claims.append(Claim(number, cx, "".join(matricule.split()).upper(), oid))
-    return claims, looking
+    return claims
 
 
 def judge(pid: Segment, facts: MessageFacts, allow_test_oids: bool) -> PidVerdict | None:
     """The guard's verdict on one PID, or None when it leaves unchanged."""
-    claims, _ = claims_of(pid)
+    claims = _claims(pid)
     if not claims:
         return None
     separators = pid.separators
