@@ -34,6 +34,15 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.load_profile("slow" if config.getoption("--slow") else "suite")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --slow, property tests get the hour ten times as many examples may need."""
+    if not config.getoption("--slow"):
+        return
+    for item in items:
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.timeout(3600), append=False)
+
+
 @pytest.fixture(autouse=True)
 def _logging_to_stderr() -> None:
     configure_logging("info", "json")

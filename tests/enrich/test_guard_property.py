@@ -29,7 +29,9 @@ from hypothesis import strategies as st
 
 from tests.enrich.engine_path import FEED, EnginePath
 
-ROUTE = FEED + """
+ROUTE = (
+    FEED
+    + """
 accept = ["*"]
 [[routes.steps]]
 kind = "ins_enrich"
@@ -46,6 +48,7 @@ kind = "set"
 field = "PID-4"
 value = "275126322074974^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS"
 """
+)
 
 # Public test persons of the simulator: (PID-5 L, PID-7, PID-8, COG, matricule, OID).
 PERSONS = [
@@ -294,6 +297,7 @@ def engine_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncEngine
 FEED = itertools.count()
 
 
+@pytest.mark.timeout(600)  # a few hundred feeds through a real store on a loaded machine
 @settings(
     deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
