@@ -415,6 +415,38 @@ class HttpSettings:
             "client is the last X-Forwarded-For address (the login brake counts per client)"
         ),
     )
+    max_connections: int = field(
+        default=256,
+        metadata=doc(
+            "connections served at once (TLS handshakes included); beyond, a new one is "
+            "closed at once; lowered at start to what the open-file limit leaves"
+        ),
+    )
+    reserved_fds: int = field(
+        default=256,
+        metadata=doc(
+            "file descriptors the HTTP listener leaves to the MLLP listeners, deliveries and "
+            "the store: it holds at most the open-file limit minus these and those open at start"
+        ),
+    )
+    header_timeout_s: float = field(
+        default=10.0,
+        metadata=doc(
+            "a request's head must arrive within this, from its first byte (from the "
+            "connection's opening for the first request), seconds"
+        ),
+    )
+    body_timeout_s: float = field(
+        default=60.0,
+        metadata=doc("a request's body must arrive within this after its head, seconds"),
+    )
+    idle_timeout_s: float = field(
+        default=60.0,
+        metadata=doc(
+            "a connection that has answered and gets no new request (or does not read the "
+            "answer) this long is closed, seconds"
+        ),
+    )
 
     def problems(self) -> list[tuple[str, str]]:
         found = []
@@ -436,6 +468,11 @@ class HttpSettings:
             ("session_max_s", self.session_max_s >= self.session_idle_s, ">= session_idle_s"),
             ("login_max_failures", self.login_max_failures >= 1, "an integer >= 1"),
             ("login_lockout_s", self.login_lockout_s > 0, "seconds > 0"),
+            ("max_connections", self.max_connections >= 1, "an integer >= 1"),
+            ("reserved_fds", self.reserved_fds >= 0, "an integer >= 0"),
+            ("header_timeout_s", self.header_timeout_s > 0, "seconds > 0"),
+            ("body_timeout_s", self.body_timeout_s > 0, "seconds > 0"),
+            ("idle_timeout_s", self.idle_timeout_s > 0, "seconds > 0"),
         ):
             if not ok:
                 found.append((key, expected))

@@ -96,6 +96,22 @@ class EngineMetrics:
             "Calls of POST /api/v1/enrich, by result (the enrichment outcome, or why not)",
             ["result"],
         )
+        self.descriptors_exhaustions = self._counter(
+            "ins_engine_descriptors_exhausted",
+            "Probes (one a second) that found no file descriptor free, by error (EMFILE for "
+            "the process, ENFILE for the system)",
+            ["error"],
+        )
+        self.http_closed = self._counter(
+            "ins_engine_http_connections_closed",
+            "HTTP connections the engine closed: beyond max_connections, or a timeout",
+            ["reason"],
+        )
+        self.http_connections = Gauge(
+            "ins_engine_http_connections",
+            "HTTP connections open now (TLS handshakes included)",
+            registry=registry,
+        )
         self.insi_calls = self._counter(
             "ins_engine_insi_calls", "Calls made to INSi (each retry counts), by result", ["result"]
         )
@@ -189,6 +205,12 @@ class EngineMetrics:
 
     def api_request(self, result: str) -> None:
         self._child(self.api_requests, result).inc()
+
+    def descriptors_exhausted(self, error: str) -> None:
+        self._child(self.descriptors_exhaustions, error).inc()
+
+    def http_connection_closed(self, reason: str) -> None:
+        self._child(self.http_closed, reason).inc()
 
     def insi_call(self, result: str, seconds: float) -> None:
         self._child(self.insi_calls, result).inc()

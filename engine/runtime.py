@@ -22,10 +22,11 @@ import signal
 from collections.abc import Coroutine
 from typing import Any
 
-from engine.config import Config
+from engine.config import Config, HttpSettings
 from engine.console import app as console
 from engine.delivery.process import DeliveryProcess
 from engine.delivery.service import DeliveryService
+from engine.descriptors import DescriptorWatch, http_connection_cap
 from engine.enrich.kind import shared_insi
 from engine.errors import ConfigError
 from engine.hl7.ack import AckBuilder
@@ -38,6 +39,7 @@ from engine.leases import LeaseKeeper, under_lease
 from engine.listener import Listener
 from engine.logs import get_logger
 from engine.metrics import EngineMetrics, keep_counters, restore_counters, save_counters
+from engine.route import RoutePlan
 from engine.router import Router
 from engine.state import StatePublisher
 from engine.steps.kind import Resources
@@ -69,6 +71,7 @@ class Engine:
         self._acks = acks or AckBuilder()
         self._notifier = notifier or Notifier()
         self.metrics = EngineMetrics()
+        self.descriptors = DescriptorWatch(self.metrics)
         self.http: HttpServer | None = None
         self.store: OpenStore | None = None
         self.leases: LeaseKeeper | None = None
@@ -126,23 +129,10 @@ class Engine:
             await self._bind(listener.start(), route.where("listen"), route.listen)
             self.listeners[route.name] = listener
         if self.config.http is not None:
-            view = EngineView(
-                self.config,
-                self.store,
-                self.metrics,
-                shared_insi(self.resources),
-                self.listeners,
-                plans,
-                requeued=self.delivery.wake,
-                delivering=self._delivering,
-            )
-            self.http = HttpServer(
-                self.config.http, build_app(view, console.register, api.register)
-            )
-            where = (self.config.source, "http.listen")
-            await self._bind(self.http.start(), where, self.config.http.listen)
+            await self._start_http(self.config.http, plans)
         self._background(self._notifier.watchdog(), "watchdog")
         self._background(keep_counters(self.metrics, self.store), "counters")
+        self._background(self.descriptors.run(), "descriptors")
         log.info(
             "engine started",
             count=len(self.listeners),
@@ -150,6 +140,35 @@ class Engine:
             engine=self.leases.engine.engine_id,
         )
         self._notifier.notify("READY=1", f"STATUS=serving {len(self.listeners)} route(s)")
+
+    async def _start_http(self, http: HttpSettings, plans: dict[str, RoutePlan]) -> None:
+        """The HTTP listener, within its share of file descriptors (a configuration error
+        when the open-file limit leaves it none)."""
+        assert self.store is not None and self.delivery is not None
+        cap, limit = http_connection_cap(http.max_connections, http.reserved_fds)
+        if cap < 1:
+            raise ConfigError(
+                self.config.source,
+                "http.reserved_fds",
+                f"at most the open-file limit ({limit}) minus the descriptors open at start "
+                f"minus one: {http.reserved_fds} leaves the HTTP listener none (raise "
+                "LimitNOFILE or lower reserved_fds)",
+            )
+        view = EngineView(
+            self.config,
+            self.store,
+            self.metrics,
+            shared_insi(self.resources),
+            self.listeners,
+            plans,
+            requeued=self.delivery.wake,
+            delivering=self._delivering,
+            descriptors_exhausted=lambda: self.descriptors.exhausted,
+        )
+        self.http = HttpServer(
+            http, build_app(view, console.register, api.register), cap, self.metrics
+        )
+        await self._bind(self.http.start(), (self.config.source, "http.listen"), http.listen)
 
     def _delivering(self) -> bool:
         return not isinstance(self.delivery, DeliveryProcess) or self.delivery.running

@@ -1,8 +1,9 @@
 """`/healthz` and `/readyz`, unauthenticated, for load balancers, systemd and Kubernetes.
 
 `/healthz` answers as long as the event loop runs. `/readyz` answers 200 only when the store
-takes a write, every route's listener is bound and delivery runs (the delivery process, when
-the engine has one), 503 otherwise; its JSON body says which
+takes a write, every route's listener is bound, delivery runs (the delivery process, when
+the engine has one) and no accept failed for want of a file descriptor in the last seconds,
+503 otherwise; its JSON body says which
 check failed and reports INSi (simulated, circuit breaker, last error, certificate expiry),
 which does not decide readiness: without INSi, messages still flow, without an INS.
 """
@@ -34,12 +35,14 @@ async def readyz(request: web.Request) -> web.Response:
     store_ok = await _store_writable(engine.store.check_writable)
     listeners = {name: listener.bound for name, listener in engine.listeners.items()}
     delivering = engine.delivering()
-    ready = store_ok and all(listeners.values()) and delivering
+    exhausted = engine.descriptors_exhausted()
+    ready = store_ok and all(listeners.values()) and delivering and not exhausted
     body: dict[str, Any] = {
         "status": "ready" if ready else "not ready",
         "store": "writable" if store_ok else "failed",
         "listeners": {name: "bound" if bound else "down" for name, bound in listeners.items()},
         "delivery": "running" if delivering else "down",
+        "descriptors": "exhausted" if exhausted else "available",
     }
     if engine.insi is not None:
         body["insi"] = insi_report(engine.insi, time.time())

@@ -3,10 +3,12 @@
 Every answer carries headers that keep pages out of caches and frames and allow scripts
 and styles from the engine only (the console ships its few files itself). An unexpected
 error answers 500 with a fixed text: its details go to the log, redacted like any other.
+Connections are counted and timed beneath aiohttp (`engine.http.connections`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -14,9 +16,11 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from engine.config import HttpSettings, parse_address
+from engine.http.connections import Connections
 from engine.http.tokens import configured_token
 from engine.ins.settings import is_loopback_host
 from engine.logs import get_logger
+from engine.metrics import EngineMetrics
 from engine.tls import server_context
 
 log = get_logger("engine.http")
@@ -81,12 +85,18 @@ async def logged_errors(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 class HttpServer:
-    """Serves `app` on `[http] listen`, with TLS when `[http.tls]` is set."""
+    """Serves `app` on `[http] listen`, with TLS when `[http.tls]` is set, at most `cap`
+    connections at once."""
 
-    def __init__(self, settings: HttpSettings, app: web.Application) -> None:
+    def __init__(
+        self, settings: HttpSettings, app: web.Application, cap: int, metrics: EngineMetrics
+    ) -> None:
         self.settings = settings
         self.app = app
+        self.cap = cap
+        self._metrics = metrics
         self._runner: web.AppRunner | None = None
+        self._connections: Connections | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -107,10 +117,24 @@ class HttpServer:
             self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, address[0], address[1], ssl_context=context)
-        await site.start()
+        assert self._runner.server is not None
+        self._connections = Connections(
+            self.settings, self.cap, self._runner.server, context, self._metrics
+        )
+        await _Site(self._runner, address, self._connections).start()
         host, port = self.address
-        log.info("http listener ready", listen=f"{host}:{port}", tls="on" if context else "off")
+        log.info(
+            "http listener ready",
+            listen=f"{host}:{port}",
+            tls="on" if context else "off",
+            max_connections=self.cap,
+        )
+        if self.cap < self.settings.max_connections:
+            log.warning(
+                f"[http] max_connections lowered to {self.cap}: the open-file limit leaves no "
+                f"more once reserved_fds ({self.settings.reserved_fds}) are set aside",
+                code="max_connections",
+            )
         if context is None and not is_loopback_host(address[0]):
             log.warning(
                 "HTTP without TLS beyond loopback: console passwords and cookies travel in "
@@ -128,3 +152,29 @@ class HttpServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._connections is not None:
+            self._connections.abort_all()
+
+
+class _Site(web.BaseSite):
+    """A TCP site whose connections `Connections` makes (TLS included: it starts TLS on each
+    connection itself, so that a handshake counts against the cap)."""
+
+    __slots__ = ("_address", "_connections")
+
+    def __init__(
+        self, runner: web.AppRunner, address: tuple[str, int], connections: Connections
+    ) -> None:
+        super().__init__(runner)
+        self._address = address
+        self._connections = connections
+
+    @property
+    def name(self) -> str:
+        host, port = self._address
+        return f"http://{host}:{port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._connections, *self._address)

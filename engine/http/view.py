@@ -30,6 +30,7 @@ class EngineView:
     plans: Mapping[str, RoutePlan]
     requeued: Callable[[], None] = lambda: None  # entries were queued again: wake delivery
     delivering: Callable[[], bool] = lambda: True  # the delivery process runs (when there is one)
+    descriptors_exhausted: Callable[[], bool] = lambda: False  # an accept failed for want of one
     started_at: float = field(default_factory=time.time)
 
     @property

@@ -57,6 +57,7 @@ async def test_healthz_and_readyz_answer_without_login(start_engine: StartEngine
         "store": "writable",
         "listeners": {"adt": "bound"},
         "delivery": "running",
+        "descriptors": "available",
         "insi": {"simulated": True, "breaker": "closed", "last_error": None, "last_error_at": None},
     }
 
