@@ -4,6 +4,7 @@
     await engine.start()                 # returns once it logged "engine started"
     host, port = engine.address("adt")   # from its "listener ready" line (port 0 works)
     engine.kill()                        # SIGKILL, as a crash
+    EngineProcess(config_file, nofile=256)  # run under that open-file limit (RLIMIT_NOFILE)
     await engine.terminate()             # SIGTERM, clean stop; returns the exit status
 
 The engine's stderr (JSON log lines: set `log_format = "json"`) is read by a thread into
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -33,13 +35,15 @@ class EngineProcess:
         command: list[str] | None = None,
         cwd: Path = REPOSITORY,
         env: dict[str, str] | None = None,
+        nofile: int | None = None,
     ) -> None:
         """`command` runs instead of this checkout's engine (e.g. an installed `ins-engine`);
-        `env` adds environment variables."""
+        `env` adds environment variables; `nofile` lowers the open-file limit."""
         self.config = config
         self._command = command or [sys.executable, "-m", "engine"]
         self._cwd = cwd
         self.env = env or {}
+        self._nofile = nofile
         self.records: list[dict[str, Any]] = []
         self._process: subprocess.Popen[bytes] | None = None
         self._started = threading.Event()
@@ -113,9 +117,15 @@ class EngineProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+            preexec_fn=None if self._nofile is None else self._limit_files,
         )
         self._reader = threading.Thread(target=self._read, args=(self._process,), daemon=True)
         self._reader.start()
+
+    def _limit_files(self) -> None:
+        assert self._nofile is not None
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self._nofile, hard))
 
     def _reap(self) -> None:
         if self._process is not None:
