@@ -86,6 +86,10 @@ def test_the_keys_operations_scripts_rely_on_work_as_written(tmp_path: Path) -> 
         (MINIMAL + "max_connections = true\n", "routes[0].max_connections", "an integer"),
         (MINIMAL + "accept = 'ADT^*'\n", "routes[0].accept", "an array"),
         (MINIMAL + "charset = 'KLINGON'\n", "routes[0].charset", "MSH-18"),
+        # Python codec names are not MSH-18 values: the route keys take the table's only.
+        (MINIMAL + "charset = 'utf-16'\n", "routes[0].charset", "MSH-18"),
+        (MINIMAL + "default_charset = 'undefined'\n", "routes[0].default_charset", "MSH-18"),
+        (MINIMAL + "fallback_charset = 'idna'\n", "routes[0].fallback_charset", "MSH-18"),
         (MINIMAL + "allow = ['not-an-ip']\n", "routes[0].allow[0]", "IP address"),
         ('[[routes]]\nname = "adt"\n', "routes[0].listen", "required"),
         ("[engine]\n", "routes", "at least one"),

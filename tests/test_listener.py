@@ -79,6 +79,30 @@ async def test_undecodable_and_non_hl7_content_get_a_nack_and_the_connection_liv
     assert [row[0] for row in stored_rows(tmp_path)] == ["M3"]
 
 
+async def test_msh18_naming_a_python_codec_gets_a_nack_like_any_unknown_charset(
+    start_engine, tmp_path
+) -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream)
+    engine = await start_engine()
+    # Codecs that raise on any input, misread a message, or make the lookup itself raise.
+    labels = ["undefined", "punycode", "idna", "utf-16", "unicode_escape", "8859/1\x00", "\x00"]
+    replies = await send(engine, *(adt(f"C{n}", charset=label) for n, label in enumerate(labels)))
+    (fine,) = await send(engine, adt("OK"))
+    await engine.stop()
+    for n, (label, reply) in enumerate(zip(labels, replies, strict=True)):
+        assert f"MSA|AE|C{n}|unsupported character set: unknown ({len(label)} characters)\r" in (
+            reply.decode("latin-1")
+        )
+        assert b"|MSH^1^18|103^Table value not found^HL70357|E" in reply
+        assert b"|ACK^A28^ACK|" in reply and reply.endswith(b"\r")  # no MSH-18 repeated
+    assert b"MSA|AA|OK" in fine
+    assert [row[0] for row in stored_rows(tmp_path)] == ["OK"]
+    logged = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert not [line for line in logged if line["level"] == "error"]
+    assert "Traceback" not in stream.getvalue()
+
+
 async def test_enhanced_mode_follows_msh15(start_engine) -> None:
     engine = await start_engine()
     client = await connect(engine)

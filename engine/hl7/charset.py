@@ -7,19 +7,18 @@ unchanged message round-trips byte for byte.
 
 from __future__ import annotations
 
-import codecs
-import functools
 import re
 from dataclasses import dataclass
 
 from engine.errors import EngineError
 from engine.hl7.codes import shown
 
-# HL7 table 0211 (and the spellings met in French feeds) → Python codec names.
+# HL7 table 0211 (and the spellings met in French feeds) → Python codec names, as
+# `codecs.lookup(...).name` spells them: the name is what a decoded message says it used.
 MSH18_CODECS: dict[str, str] = {
     "ASCII": "ascii",
     "ISO IR6": "ascii",
-    "ISO IR100": "latin-1",
+    "ISO IR100": "iso8859-1",
     "UNICODE UTF-8": "utf-8",
     "UNICODE": "utf-8",
     "UTF-8": "utf-8",
@@ -56,38 +55,23 @@ class Decoded:
     codec: str
 
 
-@functools.lru_cache(maxsize=256)  # a feed names a handful of charsets, every message
 def codec_for(label: str) -> str:
-    """The Python codec for an MSH-18 value (or a Python codec name that decodes text)."""
+    """The Python codec for an MSH-18 value of the table, or `CharsetError`.
+
+    Only the table's names reach `codecs`: the registry also answers to names that are not
+    charsets at all (`undefined` and `punycode` raise on any input, `idna` and `utf-16`
+    misread a message, a NUL byte makes the lookup raise `ValueError`), and a sender must
+    not be able to pick one."""
     name = MSH18_CODECS.get(label.strip().upper())
     if name is None:
-        try:
-            info = codecs.lookup(label.strip())
-        except LookupError:
-            info = None
-        # rot13, base64, zlib... are codecs too, but not text encodings: bytes.decode
-        # refuses them, so a sender naming one must not get further than this.
-        if info is None or not getattr(info, "_is_text_encoding", True):
-            raise CharsetError(
-                f"unsupported character set: {shown(label.strip(), False)}", unknown_label=True
-            ) from None
-        name = info.name
-    return codecs.lookup(name).name
-
-
-def shown_label(label: str) -> str:
-    """A known charset label as logs may show it: the MSH-18 value when the table has it,
-    otherwise the name of the codec it stands for (never the sender's own spelling)."""
-    stripped = label.strip()
-    return stripped if stripped.upper() in MSH18_CODECS else codec_for(stripped)
+        raise CharsetError(
+            f"unsupported character set: {shown(label.strip(), False)}", unknown_label=True
+        )
+    return name
 
 
 def is_known(label: str) -> bool:
-    try:
-        codec_for(label)
-    except CharsetError:
-        return False
-    return True
+    return label.strip().upper() in MSH18_CODECS
 
 
 def declared_charset(raw: bytes) -> str:
@@ -114,15 +98,15 @@ def decode(raw: bytes, policy: CharsetPolicy) -> Decoded:
     except UnicodeDecodeError:
         if policy.fallback is None:
             raise CharsetError(
-                f"message bytes are not valid {shown_label(label)}", unknown_label=False
+                f"message bytes are not valid {label.strip()}", unknown_label=False
             ) from None
         codec = codec_for(policy.fallback)
         try:
             text = raw.decode(codec)
         except UnicodeDecodeError:
             raise CharsetError(
-                f"message bytes are valid neither as {shown_label(label)} nor as "
-                f"{shown_label(policy.fallback)}",
+                f"message bytes are valid neither as {label.strip()} nor as "
+                f"{policy.fallback.strip()}",
                 unknown_label=False,
             ) from None
     if codec == "iso8859-1" and _C1_CONTROLS.search(text):

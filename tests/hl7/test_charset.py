@@ -75,3 +75,14 @@ def test_unknown_label_is_flagged() -> None:
     with pytest.raises(CharsetError) as caught:
         decode(message("KLINGON", "A", "ascii"), CharsetPolicy())
     assert caught.value.unknown_label
+
+
+@pytest.mark.parametrize(
+    "label", ["undefined", "punycode", "idna", "utf-16", "latin-1", "rot13", "8859/1\x00", "\x00"]
+)
+def test_only_the_table_reaches_a_codec(label: str) -> None:
+    """Python's codec registry answers to names that are no charset, or raises oddly."""
+    with pytest.raises(CharsetError) as caught:
+        decode(message(label, "A", "latin-1"), CharsetPolicy())
+    assert caught.value.unknown_label
+    assert str(caught.value) == f"unsupported character set: unknown ({len(label)} characters)"
