@@ -47,14 +47,12 @@ class Separators:
         field = msh[3]
         end = msh.find(field, 4)
         encoding = msh[4 : end if end != -1 else len(msh)]
-        if (
-            len(encoding) < 2
-            or field.isalnum()
-            or len(set(encoding[:4] + field)) < len(encoding[:4]) + 1
-        ):
-            raise MessageFormatError("invalid MSH-1/MSH-2 encoding characters")
-        # v2.7 adds a fifth (truncation) character; a short MSH-2 keeps the defaults.
+        # v2.7 adds a fifth (truncation) character; a short MSH-2 keeps the defaults, and
+        # must not declare one of them for another role (`^&` would make `&` two delimiters,
+        # and an ACK repeating it would be unreadable).
         chars = encoding[:4] + DEFAULT_ENCODING_CHARACTERS[len(encoding[:4]) :]
+        if len(encoding) < 2 or field.isalnum() or len(set(chars + field)) < 5:
+            raise MessageFormatError("invalid MSH-1/MSH-2 encoding characters")
         return cls(field, chars[0], chars[1], chars[2], chars[3])
 
 

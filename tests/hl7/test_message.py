@@ -52,7 +52,11 @@ def test_lf_and_crlf_segment_endings_are_accepted() -> None:
     assert len(Message.parse(TEXT.replace("\r", "\r\n"))) == 3
 
 
-@pytest.mark.parametrize("text", ["", "hello", "PID|1\r", "MSH|||\r", "MSHa^~\\&\r"])
+@pytest.mark.parametrize(
+    "text",
+    # A short MSH-2 declaring a default character for another role (`&`, `~`) too.
+    ["", "hello", "PID|1\r", "MSH|||\r", "MSHa^~\\&\r", "MSH|^&-|A\r", "MSH|&^|A\r"],
+)
 def test_non_hl7_text_is_a_format_error(text: str) -> None:
     with pytest.raises(MessageFormatError):
         Message.parse(text)
