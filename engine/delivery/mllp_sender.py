@@ -44,7 +44,7 @@ class MllpSender:
             self._client = None
             return Result(Outcome.RETRY, error=str(error))
         try:
-            return check_ack(ack, entry.control_id)
+            return check_ack(ack, entry.payload)
         except AckProblem as problem:
             await self.close()
             return Result(Outcome.RETRY, error=str(problem))

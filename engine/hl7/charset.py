@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from engine.errors import EngineError
 from engine.hl7.codes import shown
+from engine.hl7.header import header_field
 
 # HL7 table 0211 (and the spellings met in French feeds) → Python codec names, as
 # `codecs.lookup(...).name` spells them: the name is what a decoded message says it used.
@@ -76,17 +77,7 @@ def is_known(label: str) -> bool:
 
 def declared_charset(raw: bytes) -> str:
     """MSH-18 read straight from the bytes (the header is ASCII in every charset used)."""
-    end = raw.find(b"\r")
-    header = raw[: end if end != -1 else len(raw)]
-    newline = header.find(b"\n")
-    if newline != -1:
-        header = header[:newline]
-    if not header.startswith(b"MSH") or len(header) < 4:
-        return ""
-    fields = header.split(header[3:4])
-    # fields[0] is "MSH", fields[1] MSH-2: MSH-n is fields[n - 1].
-    value = fields[17] if len(fields) > 17 else b""
-    return value.split(b"^")[0].decode("latin-1").strip()
+    return header_field(raw, 18).split(b"^")[0].decode("latin-1").strip()
 
 
 def decode(raw: bytes, policy: CharsetPolicy) -> Decoded:

@@ -71,3 +71,18 @@ class Header:
     def version_id(self) -> str:
         """MSH-12.1, e.g. 2.5."""
         return component(self.version, 1, self.separators.component)
+
+
+def header_field(raw: bytes, number: int) -> bytes:
+    """MSH-`number` (2 or more) read straight from a message's bytes, without decoding or
+    parsing it (the header is ASCII in every charset used); b"" when absent."""
+    end = raw.find(b"\r")
+    header = raw[: end if end != -1 else len(raw)]
+    newline = header.find(b"\n")
+    if newline != -1:
+        header = header[:newline]
+    if not header.startswith(b"MSH") or len(header) < 4:
+        return b""
+    fields = header.split(header[3:4])
+    # fields[0] is "MSH", fields[1] MSH-2: MSH-n is fields[n - 1].
+    return fields[number - 1] if len(fields) >= number else b""

@@ -18,9 +18,10 @@ class PythonHl7Receiver:
 
 
 @contextlib.asynccontextmanager
-async def python_hl7_receiver() -> AsyncIterator[PythonHl7Receiver]:
-    """Serve on a free loopback port until the block ends. python-hl7 decodes with one
-    codec: Latin-1 reads any byte, so UTF-8 messages pass too."""
+async def python_hl7_receiver(encoding: str = "latin-1") -> AsyncIterator[PythonHl7Receiver]:
+    """Serve on a free loopback port until the block ends. python-hl7 decodes and encodes
+    with one codec, whatever MSH-18 says, and its ACKs have no MSH-18: Latin-1 reads any
+    byte, so UTF-8 messages pass too."""
     receiver = PythonHl7Receiver()
 
     async def serve(reader: hl7.mllp.HL7StreamReader, writer: hl7.mllp.HL7StreamWriter) -> None:
@@ -35,7 +36,7 @@ async def python_hl7_receiver() -> AsyncIterator[PythonHl7Receiver]:
         finally:
             writer.close()
 
-    server = await start_hl7_server(serve, "127.0.0.1", 0, encoding="latin-1")
+    server = await start_hl7_server(serve, "127.0.0.1", 0, encoding=encoding)
     receiver.port = server.sockets[0].getsockname()[1]
     try:
         yield receiver
