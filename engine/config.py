@@ -187,6 +187,13 @@ class DestinationSettings:
     max_attempts: int = field(
         default=10, metadata=doc("attempts before on_failure applies (AE/CE, timeouts)")
     )
+    max_mismatched_acks: int = field(
+        default=5,
+        metadata=doc(
+            "MLLP: ACKs of another message (MSA-2 not the sent MSH-10) before the message is "
+            "parked, whatever on_failure says"
+        ),
+    )
     backoff_base_s: float = field(default=1.0, metadata=doc("first retry delay, seconds"))
     backoff_cap_s: float = field(default=60.0, metadata=doc("longest retry delay, seconds"))
     on_failure: str = field(
@@ -220,6 +227,7 @@ class DestinationSettings:
             ("connect_timeout_s", self.connect_timeout_s > 0, "seconds > 0"),
             ("ack_timeout_s", self.ack_timeout_s > 0, "seconds > 0"),
             ("max_attempts", self.max_attempts >= 1, "an integer >= 1"),
+            ("max_mismatched_acks", self.max_mismatched_acks >= 1, "an integer >= 1"),
             ("backoff_base_s", self.backoff_base_s > 0, "seconds > 0"),
             ("backoff_cap_s", self.backoff_cap_s >= self.backoff_base_s, ">= backoff_base_s"),
             ("connections", 1 <= self.connections <= 64, "an integer from 1 to 64"),

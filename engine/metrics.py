@@ -76,6 +76,11 @@ class EngineMetrics:
             "Messages parked after failed deliveries or a rejection",
             ["route", "destination"],
         )
+        self.mismatched_acks = self._counter(
+            "ins_engine_mismatched_acks",
+            "ACKs of another message than the one sent (MSA-2 is not its MSH-10)",
+            ["route", "destination"],
+        )
         self.decisions = self._counter(
             "ins_engine_step_decisions",
             "Route steps' decisions (outcome codes), counted when the routing is committed",
@@ -182,7 +187,13 @@ class EngineMetrics:
         self.ack_seconds.observe(seconds)
 
     def delivery_attempted(
-        self, route: str, destination: str, seconds: float, delivered: bool, parked: bool = False
+        self,
+        route: str,
+        destination: str,
+        seconds: float,
+        delivered: bool,
+        parked: bool = False,
+        mismatched: bool = False,
     ) -> None:
         self.delivery_seconds.observe(seconds)
         if delivered:
@@ -191,6 +202,8 @@ class EngineMetrics:
         self._child(self.delivery_failures, route, destination).inc()
         if parked:
             self._child(self.parked, route, destination).inc()
+        if mismatched:
+            self._child(self.mismatched_acks, route, destination).inc()
 
     def decided(self, route: str, decisions: Iterable[Decision]) -> None:
         """One message's decisions, once its routing is committed."""

@@ -104,6 +104,12 @@ def test_the_keys_operations_scripts_rely_on_work_as_written(tmp_path: Path) -> 
             "park",
         ),
         (
+            MINIMAL
+            + '[[routes.destinations]]\nname = "d"\nmllp = "h:1"\nmax_mismatched_acks = 0\n',
+            "routes[0].destinations[0].max_mismatched_acks",
+            ">= 1",
+        ),
+        (
             MINIMAL + "[routes.enrichment]\nevents = ['A47']\n",
             "routes[0].enrichment.events",
             "A40/A47",

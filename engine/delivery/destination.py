@@ -26,6 +26,7 @@ class Result:
     outcome: Outcome
     ack_code: str = ""  # MSA-1 of a correlated ACK
     error: str = ""  # safe text: what went wrong, without patient data
+    mismatched: bool = False  # the receiver answered with the ACK of another message
 
 
 class Sender(Protocol):

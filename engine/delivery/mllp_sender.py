@@ -14,7 +14,7 @@ delay (it may reach the receiver twice, as at-least-once allows).
 from __future__ import annotations
 
 from engine.config import DestinationSettings, parse_address
-from engine.delivery.ack_check import AckProblem, check_ack
+from engine.delivery.ack_check import AckProblem, MismatchedAck, check_ack
 from engine.delivery.destination import Outcome, Result
 from engine.logs import get_logger
 from engine.mllp.client import AckTimeout, MllpClient, MllpClientError
@@ -47,7 +47,8 @@ class MllpSender:
             return check_ack(ack, entry.payload)
         except AckProblem as problem:
             await self.close()
-            return Result(Outcome.RETRY, error=str(problem))
+            mismatched = isinstance(problem, MismatchedAck)
+            return Result(Outcome.RETRY, error=str(problem), mismatched=mismatched)
 
     async def _exchange(self, payload: bytes) -> bytes:
         ack_timeout = self._settings.ack_timeout_s

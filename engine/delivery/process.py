@@ -157,8 +157,8 @@ class DeliveryProcess:
             self._writes.add(task)
             task.add_done_callback(self._writes.discard)
         elif kind == "attempts":
-            for route, destination, seconds, delivered, parked in message[1]:
-                self._metrics.delivery_attempted(route, destination, seconds, delivered, parked)
+            for attempt in message[1]:
+                self._metrics.delivery_attempted(*attempt)
         elif kind == "ready":
             self._ready.set()
             log.info("delivery process ready", pid=self._process.pid if self._process else None)

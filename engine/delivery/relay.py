@@ -19,7 +19,8 @@ from typing import Any, Protocol
 
 _LENGTH = struct.Struct("!I")
 
-Attempt = tuple[str, str, float, bool, bool]  # route, destination, seconds, delivered, parked
+# route, destination, seconds, delivered, parked, mismatched
+Attempt = tuple[str, str, float, bool, bool, bool]
 # What the process asks the engine to write: its marks and failures, retention, its leases.
 WRITES = frozenset(
     {
@@ -38,7 +39,13 @@ class DeliveryMetrics(Protocol):
     """Where a lane worker reports each delivery attempt."""
 
     def delivery_attempted(
-        self, route: str, destination: str, seconds: float, delivered: bool, parked: bool = False
+        self,
+        route: str,
+        destination: str,
+        seconds: float,
+        delivered: bool,
+        parked: bool = False,
+        mismatched: bool = False,
     ) -> None: ...
 
 
@@ -49,9 +56,15 @@ class RelayedMetrics:
         self._attempts: list[Attempt] = []
 
     def delivery_attempted(
-        self, route: str, destination: str, seconds: float, delivered: bool, parked: bool = False
+        self,
+        route: str,
+        destination: str,
+        seconds: float,
+        delivered: bool,
+        parked: bool = False,
+        mismatched: bool = False,
     ) -> None:
-        self._attempts.append((route, destination, seconds, delivered, parked))
+        self._attempts.append((route, destination, seconds, delivered, parked, mismatched))
 
     def take(self) -> list[Attempt]:
         attempts, self._attempts = self._attempts, []

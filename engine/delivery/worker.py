@@ -6,7 +6,9 @@ written entries) or a short poll when there is nothing to do. An entry leaves th
 only when delivered or parked; while it fails, nothing behind it is sent (the lane is
 visibly stuck: `queue status` shows the attempts and last error, each failure logs a
 warning). `on_failure = "park"` parks a head that used up `max_attempts`; AR/CR park
-at once in both modes.
+at once in both modes, and so does the `max_mismatched_acks`-th ACK of another message
+(a receiver that echoes another MSA-2 does so at every resend: it would hold the lane for
+ever).
 
 Marking an entry delivered is committed in the background while the next one is sent:
 the worker only reads entries after the last one it sent, so an uncommitted mark cannot
@@ -152,6 +154,7 @@ class LaneWorker:
         """Send one entry until delivered, parked or taken away by an operator; True
         when it went at the first attempt (so the rest of the window is still fresh)."""
         attempts = entry.attempts
+        mismatches = 0  # ACKs of another message: the receiver will not answer otherwise
         due = entry.next_attempt_at
         smooth = True
         while True:
@@ -182,26 +185,40 @@ class LaneWorker:
                 return smooth
             smooth = False
             settings = self._settings
-            rejected = result.outcome is Outcome.PARK
-            park = rejected or (settings.on_failure == "park" and attempts >= settings.max_attempts)
+            mismatches += result.mismatched
+            reason = self._park_reason(result, attempts, mismatches)
+            park = reason is not None
+            error = (
+                f"{result.error} ({reason}: parked)" if result.mismatched and park else result.error
+            )
             delay = retry_delay(attempts, settings.backoff_base_s, settings.backoff_cap_s)
             due = self._clock() + delay
             await self._store.record_failure(
-                entry.entry_id, result.error, due, park, fence=self._fence.lease
+                entry.entry_id, error, due, park, fence=self._fence.lease
             )
             self._metrics.delivery_attempted(
-                self._route, self._settings.name, elapsed, False, parked=park
+                self._route,
+                self._settings.name,
+                elapsed,
+                False,
+                parked=park,
+                mismatched=result.mismatched,
             )
             if park:
-                log.error(
-                    "message parked",
-                    **facts,
-                    error=result.error,
-                    outcome="parked",
-                    reason="rejected by the receiver" if rejected else "max_attempts reached",
-                )
+                log.error("message parked", **facts, error=error, outcome="parked", reason=reason)
                 return False
             log.warning("delivery failed, will retry", **facts, error=result.error, delay_s=delay)
+
+    def _park_reason(self, result: Result, attempts: int, mismatches: int) -> str | None:
+        """Why a failed attempt parks its entry, or None to retry it."""
+        settings = self._settings
+        if result.outcome is Outcome.PARK:
+            return "rejected by the receiver"
+        if result.mismatched and mismatches >= settings.max_mismatched_acks:
+            return f"{mismatches} mismatched ACKs"
+        if settings.on_failure == "park" and attempts >= settings.max_attempts:
+            return "max_attempts reached"
+        return None
 
     async def _send(self, entry: OutboxEntry) -> Result | None:
         """Send one entry while the lease holds; None when it is not sent, or its send was

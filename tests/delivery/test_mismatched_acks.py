@@ -1,16 +1,25 @@
 """A receiver's ACK that seems to be of another message: a control id outside ASCII echoed
 in the receiver's own charset is recognised (python-hl7's server, behind an `ins-engine run`
-process)."""
+process), and a receiver that really answers for another message makes that message parked
+after `max_mismatched_acks` attempts, in the console and the metrics, instead of holding
+its queue for ever."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from engine.mllp.client import MllpClient
+from engine.store.base import EntryStatus
+from tests.conftest import StartEngine
+from tests.console.test_queue_actions import until
+from tests.console.test_security import browser_like, http_table, log_in
 from tests.delivery.harness import eventually
 from tests.delivery.test_engine_process import send, write_config
 from tests.support.engine_process import EngineProcess
 from tests.support.messages import adt
+from tests.support.metrics import value
 from tests.support.python_hl7 import python_hl7_receiver
+from tests.support.receiver import Received, Receiver, Reply, ack, ack_bytes
 
 
 async def test_python_hl7_echoing_a_non_ascii_control_id_gets_each_message_once(
@@ -34,3 +43,36 @@ async def test_python_hl7_echoing_a_non_ascii_control_id_gets_each_message_once(
             assert await engine.terminate() == 0
     assert downstream.control_ids == expected  # each once, in order: no resend
     assert not engine.logged("delivery failed, will retry")
+
+
+async def test_a_receiver_answering_for_another_message_has_it_parked_visibly(
+    start_engine: StartEngine, tmp_path: Path
+) -> None:
+    def answer(received: Received) -> Reply:
+        return Reply(ack_bytes("OTHER")) if received.control_id == "STUCK" else ack(received)
+
+    async with Receiver(answer) as receiver:
+        route = (
+            f'[[routes.destinations]]\nname = "lab"\nmllp = "{receiver.address}"\n'
+            "max_mismatched_acks = 3\nbackoff_base_s = 0.05\nbackoff_cap_s = 0.2\n"
+        )  # on_failure stays "block": the bound applies whatever it says
+        engine = await start_engine(route, extra=http_table(tmp_path))
+        assert engine.http is not None
+        client = await MllpClient.connect(*engine.listeners["adt"].address)
+        for control_id in ("STUCK", "NEXT1", "NEXT2"):
+            assert b"MSA|AA|" in await client.exchange(adt(control_id), 5)
+        await client.close()
+        await until(engine, EntryStatus.PARKED, 1)
+        await until(engine, EntryStatus.DELIVERED, 2)
+        host, port = engine.http.address
+        async with browser_like(f"http://{host}:{port}") as viewer:
+            await log_in(viewer, "vera", "viewer-pass-1234")
+            async with viewer.get("/queues") as page:
+                queues = await page.text()
+            async with viewer.get("/metrics") as page:
+                metrics = await page.text()
+    assert receiver.control_ids == ["STUCK"] * 3 + ["NEXT1", "NEXT2"]
+    assert "mismatched ACK: MSA-2 is not the sent MSH-10 (3 mismatched ACKs: parked)" in queues
+    labels = {"route": "adt", "destination": "lab"}
+    assert value(metrics, "ins_engine_mismatched_acks_total", **labels) == 3
+    assert value(metrics, "ins_engine_messages_parked_total", **labels) == 1

@@ -65,6 +65,7 @@ async def test_mismatched_and_garbled_acks_close_the_connection_before_the_retry
         "garbled ACK: not an HL7 message",
         "",
     ]
+    assert [r.mismatched for r in results] == [True, False, False]  # counted towards parking
     assert results[-1].outcome is Outcome.DELIVERED
     assert [m.connection for m in downstream.received] == [1, 2, 3]
 
