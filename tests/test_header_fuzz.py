@@ -1,6 +1,7 @@
 """Mutated headers through the intake, a few thousand from a fixed seed: every block gets an
 answer an HL7 sender can read (or none, when it is an ACK or its MSH-15 says so), an unknown
-MSH-18 always the unknown-charset NACK, and nothing raises or logs an error."""
+MSH-18 always the unknown-charset NACK, and nothing raises or logs an error.
+`bench/fuzz_mllp.py` sends such samples over MLLP to an `ins-engine run` process."""
 
 from __future__ import annotations
 
@@ -44,4 +45,4 @@ async def test_mutated_headers_are_all_answered(tmp_path: Path) -> None:
         await store.close()
     logged = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert not [line for line in logged if line["level"] in ("error", "critical")]
-    assert "Traceback" not in stream.getvalue()
+    assert not [line for line in logged if "exception" in line]  # a traceback's frames
