@@ -31,7 +31,7 @@ from engine.store.migrations import check_version
 from engine.store.migrations import postgresql as pg_migrations
 from engine.store.migrations import sqlite as sqlite_migrations
 from engine.store.postgresql import PostgresStore
-from engine.store.sqlite import SqliteStore
+from engine.store.sqlite import SqliteStore, make_store_file
 from engine.store.url import display_url, is_postgresql, sqlite_path
 
 BATCH = 1000
@@ -198,6 +198,8 @@ class _Sqlite:
             make_folders(Path(path).parent)
         lock = EngineLock.acquire(path)
         try:
+            if not reading:
+                make_store_file(path)  # not SQLite's 0644: the copy holds patient data
             connection = sqlite3.connect(path, isolation_level=None)
             connection.execute("PRAGMA busy_timeout = 10000")
             found = sqlite_migrations.version(connection)

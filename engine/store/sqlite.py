@@ -95,6 +95,7 @@ T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 MAX_GROUP = 512
 CHECKPOINT_INTERVAL_S = 0.5
+STORE_MODE = 0o600
 
 _FINISHED_SQL = ", ".join(f"'{status.value}'" for status in FINISHED)
 
@@ -105,6 +106,13 @@ def _connect(path: str) -> sqlite3.Connection:
     connection.execute("PRAGMA synchronous = FULL")
     connection.execute("PRAGMA foreign_keys = ON")
     return connection
+
+
+def make_store_file(path: str) -> None:
+    """Create the store file 0600 before SQLite does, or make an existing one 0600: it
+    holds patient data. SQLite gives its -wal, -shm and -journal files the same mode."""
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, STORE_MODE))
+    os.chmod(path, STORE_MODE)
 
 
 class SqliteStore:
@@ -174,14 +182,10 @@ class SqliteStore:
             self._lock = None
 
     def _prepare(self) -> None:
-        file = Path(self.path)
-        make_folders(file.parent)
+        make_folders(Path(self.path).parent)
         if self._exclusive:
             self._lock = EngineLock.acquire(self.path)
-        # Create the file 0600 before SQLite does: it holds patient data. SQLite gives
-        # the -wal and -shm files the database file's permissions.
-        os.close(os.open(file, os.O_CREAT | os.O_RDWR, 0o600))
-        os.chmod(file, 0o600)
+        make_store_file(self.path)
         connection = _connect(self.path)
         if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
             raise StoreError(f"cannot put {self.path} in WAL mode")

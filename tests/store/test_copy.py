@@ -4,7 +4,11 @@ every queue's order; a target that holds anything is refused."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,7 @@ from engine.store.backends import OpenStore, open_store
 from engine.store.base import AuditEntry, EntryStatus, NewEntry, RoutingResult
 from engine.store.copy import TABLES, Table
 from tests.store.conftest import enriched, incoming
+from tests.support.engine_process import REPOSITORY
 
 
 async def fill(store: OpenStore) -> None:
@@ -152,6 +157,27 @@ def test_copy_refuses_a_missing_source_and_the_same_store(
     assert main(["store", "copy", "postgresql://u:secret@db/x", target]) == 2
     error = capsys.readouterr().err
     assert "no password in the URL" in error and "secret" not in error
+
+
+@pytest.mark.parametrize("umask", ["022", "000"])
+def test_a_sqlite_copy_is_readable_by_its_owner_only(tmp_path: Path, umask: str) -> None:
+    """`ins-engine store copy` run under the operator's umask writes a store holding patient
+    data: 0600 like the engine's own, and the -wal and -shm files SQLite creates beside it
+    when it is opened take the same mode."""
+    source, target = tmp_path / "source.db", tmp_path / "copy" / "target.db"
+    asyncio.run(_with_store(f"sqlite:///{source}", fill))
+    copied = subprocess.run(
+        ["sh", "-c", f'umask {umask} && exec "$@"', "sh", sys.executable, "-m", "engine",
+         "store", "copy", f"sqlite:///{source}", f"sqlite:///{target}"],
+        cwd=REPOSITORY, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert copied.returncode == 0, copied.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    with contextlib.closing(sqlite3.connect(target)) as db:
+        assert db.execute("PRAGMA journal_mode = WAL").fetchone() == ("wal",)
+        assert db.execute("SELECT count(*) FROM messages").fetchone() == (8,)
+        for name in ("target.db", "target.db-wal", "target.db-shm"):
+            assert stat.S_IMODE((target.parent / name).stat().st_mode) == 0o600, name
 
 
 async def _with_store(url: str, action: Any) -> None:
