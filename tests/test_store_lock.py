@@ -1,5 +1,6 @@
 """One engine per SQLite store: a second engine is refused with the store and the first
-engine's PID; operator commands keep working beside the running engine."""
+engine's PID, whatever name (a symbolic link, a hard link) it reaches the file by; operator
+commands keep working beside the running engine."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,16 +46,21 @@ def _command(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _config(tmp_path: Path, name: str, store: Path) -> Path:
+    config = tmp_path / f"{name}.toml"
+    config.write_text(
+        f'[engine]\nstore = "sqlite:///{store}"\nlog_format = "json"\n\n'
+        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\nenrich = false\n\n'
+        f'[[routes.destinations]]\nname = "archive"\nfile = "{tmp_path / name}"\n',
+        encoding="utf-8",
+    )
+    return config
+
+
 async def test_a_second_engine_on_the_same_store_exits_2_naming_the_store_and_pid(
     tmp_path: Path,
 ) -> None:
-    config = tmp_path / "engine.toml"
-    config.write_text(
-        '[engine]\nstore = "sqlite:///engine.db"\nlog_format = "json"\n\n'
-        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\nenrich = false\n\n'
-        f'[[routes.destinations]]\nname = "archive"\nfile = "{tmp_path / "outbox"}"\n',
-        encoding="utf-8",
-    )
+    config = _config(tmp_path, "engine", tmp_path / "engine.db")
     async with EngineProcess(config) as first:
         second = await asyncio.to_thread(_command, config, "run")
         assert second.returncode == 2, second.stderr
@@ -65,8 +72,30 @@ async def test_a_second_engine_on_the_same_store_exits_2_naming_the_store_and_pi
         assert first.running
         status = await asyncio.to_thread(_command, config, "queue", "status")
         assert status.returncode == 0, status.stderr
+        assert f"running (PID {first.pid})" in status.stdout
         listing = await asyncio.to_thread(_command, config, "queue", "list")
         assert listing.returncode == 0, listing.stderr
         out = str(tmp_path / "identities.csv")
         report = await asyncio.to_thread(_command, config, "report", "identities", "--out", out)
         assert report.returncode == 0, report.stderr
+
+
+@pytest.mark.parametrize("link", [os.symlink, os.link], ids=["symbolic link", "hard link"])
+async def test_a_second_engine_reaching_the_store_by_another_name_exits_2(
+    tmp_path: Path, link: Callable[[Path, Path], None]
+) -> None:
+    """Each name of the file is the same store: a hard link would otherwise give the second
+    engine a WAL of its own and corrupt the file."""
+    database = tmp_path / "engine.db"
+    async with EngineProcess(_config(tmp_path, "engine", database)) as first:
+        other_name = tmp_path / "elsewhere" / "other.db"
+        other_name.parent.mkdir()
+        link(database, other_name)
+        second = await asyncio.to_thread(_command, _config(tmp_path, "second", other_name), "run")
+        assert second.returncode == 2, second.stderr
+        assert (
+            f"the store {other_name} is in use by another engine (PID {first.pid})" in second.stderr
+        )
+        assert "Traceback" not in second.stderr
+        assert first.running
+        assert not (tmp_path / "elsewhere" / "other.db-wal").exists()  # refused before opening

@@ -196,10 +196,9 @@ class _Sqlite:
             raise StoreError(f"no store at {path}")
         if not reading:
             make_folders(Path(path).parent)
+            make_store_file(path)  # not SQLite's 0644: the copy holds patient data
         lock = EngineLock.acquire(path)
         try:
-            if not reading:
-                make_store_file(path)  # not SQLite's 0644: the copy holds patient data
             connection = sqlite3.connect(path, isolation_level=None)
             connection.execute("PRAGMA busy_timeout = 10000")
             found = sqlite_migrations.version(connection)

@@ -1,11 +1,19 @@
-"""One engine per SQLite store: an exclusive lock the running engine holds on its store.
+"""One engine per SQLite store: an exclusive lock the running engine holds on the file itself.
 
 Two engines on one SQLite file would both deliver every queue (each message twice, order
-going backwards). A SQLite store therefore belongs to one engine: before serving anything
-the engine takes an exclusive `flock` on `<store>.lock`, beside the database file, and
-writes its PID there. The kernel releases the lock when the process ends, however it ends
-(SIGKILL included), so a crash never leaves a stale lock. Operator commands (`queue`,
-`report`) do not take it: they work beside the running engine.
+going backwards); two engines reaching it by two names (a hard link) would each keep a WAL
+of their own beside their name and corrupt the file. The lock is therefore taken on the
+database file, not on a name: before opening it, the engine takes an exclusive `flock` on
+the file, so a symbolic link, a hard link or any other path to the same file finds it taken.
+`flock` locks are kept apart from the byte-range locks SQLite takes on the same file, so the
+operator commands (`queue`, `report`), which take none, work beside the running engine. The
+kernel releases the lock when the engine ends, however it ends (SIGKILL included), so a
+crash never leaves a stale lock.
+
+Who holds it is read from `/proc/locks`, where the kernel lists each lock with its holder's
+PID and its file's device and inode: testing the lock by taking it would mean opening and
+closing the database file in a process whose SQLite connections may hold byte-range locks
+on it, and closing any descriptor of a file drops those.
 
 This is a property of single-engine stores: a store shared by several engines (PostgreSQL,
 with a lease per destination queue) coordinates them its own way and does not use it.
@@ -16,17 +24,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import StoreError
 
-LOCK_SUFFIX = ".lock"
-# `holder()` takes the lock for an instant to test it: an engine starting at that instant
-# tries again rather than report a running engine that is not there.
-ATTEMPTS = 5
-RETRY_S = 0.05
+PROC_LOCKS = Path("/proc/locks")
 
 
 class StoreInUse(StoreError):
@@ -37,53 +40,40 @@ class StoreInUse(StoreError):
         self.pid = pid
         who = f"another engine (PID {pid})" if pid else "another engine"
         super().__init__(
-            f"the store {database} is in use by {who}: one engine per store; stop it, or "
-            "give this configuration a store of its own ([engine] store)"
+            f"the store {database} is in use by {who}: one engine per store, whatever the "
+            "name it is reached by; stop it, or give this configuration a store of its own "
+            "([engine] store)"
         )
 
 
-def lock_path(database: str) -> Path:
-    return Path(f"{database}{LOCK_SUFFIX}")
-
-
 class EngineLock:
-    """The exclusive lock of a running engine on its store; `release()` at shutdown."""
+    """The exclusive lock of a running engine on its store; `release()` at shutdown, once
+    the store's connections are closed."""
 
     def __init__(self, descriptor: int) -> None:
         self._descriptor: int | None = descriptor
 
     @classmethod
     def acquire(cls, database: str) -> EngineLock:
-        """Take the lock (the store's folder must exist); raises `StoreInUse`."""
-        descriptor = os.open(lock_path(database), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        """Take the lock on the existing database file; raises `StoreInUse`."""
+        descriptor = os.open(os.path.realpath(database), os.O_RDONLY)
         try:
-            for attempt in range(ATTEMPTS):
-                try:
-                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if attempt == ATTEMPTS - 1:
-                        raise StoreInUse(database, _read_pid(descriptor)) from None
-                    time.sleep(RETRY_S)
-            os.ftruncate(descriptor, 0)
-            os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
-        except BaseException:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _flock_holder(os.fstat(descriptor))
             os.close(descriptor)
-            raise
+            raise StoreInUse(database, pid) from None
         return cls(descriptor)
 
     def release(self) -> None:
-        if self._descriptor is None:
-            return
-        with contextlib.suppress(OSError):
-            os.ftruncate(self._descriptor, 0)
-        os.close(self._descriptor)  # closing the descriptor releases the lock
-        self._descriptor = None
+        if self._descriptor is not None:
+            os.close(self._descriptor)  # closing the descriptor releases the lock
+            self._descriptor = None
 
 
 @dataclass(frozen=True, slots=True)
 class Holder:
-    """The engine running on a store; `pid` is None in the instant before it writes it."""
+    """The engine running on a store; `pid` is None when the kernel does not say it."""
 
     pid: int | None
 
@@ -91,22 +81,21 @@ class Holder:
 def holder(database: str) -> Holder | None:
     """The engine running on `database`, or None when no engine holds its lock."""
     try:
-        descriptor = os.open(lock_path(database), os.O_RDONLY | os.O_NOFOLLOW)
+        found = os.stat(database)
     except OSError:
         return None
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return Holder(_read_pid(descriptor))
-        return None
-    finally:
-        os.close(descriptor)  # releases the shared lock if it was taken
+    pid = _flock_holder(found)
+    return None if pid is None else Holder(pid or None)
 
 
-def _read_pid(descriptor: int) -> int | None:
-    try:
-        text = os.pread(descriptor, 32, 0).decode("ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return int(text) if text.isdigit() else None
+def _flock_holder(file: os.stat_result) -> int | None:
+    """The PID of the process holding a `flock` on `file` (0 when the kernel hides it), or
+    None when there is none (or no `/proc/locks` to tell)."""
+    device = f"{os.major(file.st_dev):02x}:{os.minor(file.st_dev):02x}:{file.st_ino}"
+    with contextlib.suppress(OSError):
+        # e.g. "1: FLOCK  ADVISORY  WRITE 4242 fe:00:2146333 0 EOF"; a waiter has "->" after "1:"
+        for line in PROC_LOCKS.read_text(encoding="ascii", errors="replace").splitlines():
+            fields = line.split()
+            if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device:
+                return int(fields[4]) if fields[4].isdigit() else 0
+    return None

@@ -183,9 +183,9 @@ class SqliteStore:
 
     def _prepare(self) -> None:
         make_folders(Path(self.path).parent)
+        make_store_file(self.path)  # the engine's lock is taken on the file itself
         if self._exclusive:
             self._lock = EngineLock.acquire(self.path)
-        make_store_file(self.path)
         connection = _connect(self.path)
         if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
             raise StoreError(f"cannot put {self.path} in WAL mode")
