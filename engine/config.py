@@ -28,6 +28,7 @@ from engine.errors import ConfigError, ConfigErrors
 from engine.hl7.charset import is_known
 from engine.ins.settings import InsiSettings
 from engine.steps.registry import Registry, registry
+from engine.store.sqlite_wal import LIMIT_MB
 from engine.store.url import SQLITE_PREFIX, sqlite_path, url_problem
 
 T = TypeVar("T")
@@ -72,6 +73,13 @@ class EngineSettings:
             "unless renewed; another engine takes over within this after it dies"
         ),
     )
+    wal_limit_mb: int = field(
+        default=LIMIT_MB,
+        metadata=doc(
+            "SQLite store: once its write-ahead log passes this many megabytes it is "
+            "checkpointed and started again from its beginning; emptied when idle"
+        ),
+    )
     log_level: str = field(default="info", metadata=doc("debug, info, warning or error"))
     log_format: str = field(
         default="auto", metadata=doc("auto (console on a terminal, else JSON), json or console")
@@ -99,6 +107,8 @@ class EngineSettings:
             found.append(("store_password_env", "the name of an environment variable"))
         if not 1.0 <= self.lease_s <= 300.0:
             found.append(("lease_s", "seconds from 1 to 300"))
+        if not 1 <= self.wal_limit_mb <= 4096:
+            found.append(("wal_limit_mb", "a whole number of megabytes from 1 to 4096"))
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             found.append(("log_level", "one of debug, info, warning, error"))
         if self.log_format not in ("auto", "json", "console"):

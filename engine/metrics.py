@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import prometheus_client
@@ -165,6 +165,15 @@ class EngineMetrics:
             "When the organisation certificate presented to INSi expires (Unix time)",
             registry=registry,
         )
+
+    def watch_wal(self, size: Callable[[], int]) -> None:
+        """Show the SQLite store's WAL size, read at each scrape (no such gauge on
+        PostgreSQL)."""
+        Gauge(
+            "ins_engine_store_wal_bytes",
+            "Size of the SQLite store's write-ahead log file",
+            registry=self.registry,
+        ).set_function(size)
 
     def _child(self, metric: Counter, *labels: str) -> Any:
         """`metric.labels(*labels)`, kept: the per-message counters would otherwise look

@@ -46,6 +46,7 @@ from engine.steps.kind import Resources
 from engine.steps.plans import build_plan
 from engine.steps.registry import registry
 from engine.store.backends import OpenStore, open_store, password
+from engine.store.sqlite import SqliteStore
 from engine.systemd import STOP_SIGNALS, Notifier
 from engine.tls import server_context
 
@@ -91,7 +92,10 @@ class Engine:
             password(settings.store_password_env),
             registry().store_extensions(),
             exclusive=True,
+            wal_limit_mb=settings.wal_limit_mb,
         )
+        if isinstance(self.store, SqliteStore):
+            self.metrics.watch_wal(self.store.wal_bytes)
         self.leases = LeaseKeeper(self.store, settings.lease_s)
         self._keeper = asyncio.create_task(self.leases.run(), name="leases")
         await restore_counters(self.metrics, self.store)

@@ -22,6 +22,7 @@ from engine.store.migrations import postgresql as pg_migrations
 from engine.store.migrations import sqlite as sqlite_migrations
 from engine.store.postgresql import PostgresStore
 from engine.store.sqlite import SqliteStore
+from engine.store.sqlite_wal import LIMIT_MB
 from engine.store.url import is_postgresql, sqlite_path
 
 OpenStore = SqliteStore | PostgresStore
@@ -45,16 +46,17 @@ async def open_store(
     secret: str | None = None,
     extensions: Sequence[StoreExtension] = (),
     exclusive: bool = False,
+    wal_limit_mb: int = LIMIT_MB,
 ) -> OpenStore:
     """Open the store a URL names, with the tables of the step kinds' `extensions`; a new
     one is created at the latest schema version, an existing one of another version is
     refused (`StoreVersionError`). `exclusive`: for an engine, which holds a SQLite store's
-    lock (`engine.store.lock`) while it runs."""
+    lock (`engine.store.lock`) while it runs and keeps its WAL within `wal_limit_mb`."""
     if is_postgresql(url):
         return await PostgresStore.open(url, secret, extensions)
     path = sqlite_path(url)
     assert path is not None  # the configuration checks the URL
-    return await SqliteStore.open(path, extensions, exclusive=exclusive)
+    return await SqliteStore.open(path, extensions, exclusive, wal_limit_mb)
 
 
 async def existing_store(

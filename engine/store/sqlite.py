@@ -14,7 +14,8 @@ receiving and routing meanwhile (with hundreds of microseconds of work a message
 overlap beats committing on the loop). The reads the engine makes for every message (the
 router's inbox, the delivery lanes' queues) run on the loop, on a connection of their own
 that WAL lets read beside the writer; operator and console queries, which may scan, run on a
-reader thread; WAL checkpoints on another.
+reader thread. The engine's store keeps its WAL small (`engine.store.sqlite_wal`): a thread
+of its own copies it back, and the writer finishes the job between two group commits.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from typing import Any, TypeVar
 from engine.decision import Decision
 from engine.errors import LeaseLost, StoreError
 from engine.folders import make_folders
-from engine.logs import get_logger
 from engine.store import sqlite_console
 from engine.store.actions import (
     OPEN,
@@ -89,12 +89,18 @@ from engine.store.rows import (
     message_trace,
     outbox_entry,
 )
+from engine.store.sqlite_wal import (
+    LIMIT_MB,
+    MB,
+    WalKeeper,
+    checkpoint_writer,
+    prepare_writer,
+    wal_bytes,
+)
 
-log = get_logger("engine.store")
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 MAX_GROUP = 512
-CHECKPOINT_INTERVAL_S = 0.5
 STORE_MODE = 0o600
 
 _FINISHED_SQL = ", ".join(f"'{status.value}'" for status in FINISHED)
@@ -122,7 +128,11 @@ class SqliteStore:
     shared = False  # one engine per file (its lock says so): it holds every lease
 
     def __init__(
-        self, path: str, extensions: Sequence[StoreExtension] = (), exclusive: bool = False
+        self,
+        path: str,
+        extensions: Sequence[StoreExtension] = (),
+        exclusive: bool = False,
+        wal_limit_mb: int = LIMIT_MB,
     ) -> None:
         self.path = path
         self.name = path
@@ -136,7 +146,7 @@ class SqliteStore:
         self._lock: EngineLock | None = None
         self._pending: list[tuple[Job, asyncio.Future[Any], bool]] = []
         self._committing = False
-        self._commits: queue.SimpleQueue[_Commit | None] = queue.SimpleQueue()
+        self._commits: queue.SimpleQueue[_Commit | _Checkpoint | None] = queue.SimpleQueue()
         self._committer = threading.Thread(
             target=self._commit_loop, name="store-committer", daemon=True
         )
@@ -144,10 +154,11 @@ class SqliteStore:
         self._synchronous = "FULL"  # what _connect set
         self._drained = asyncio.Event()  # set when no write is pending
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
-        self._checkpointer = threading.Thread(
-            target=self._checkpoint_loop, name="store-checkpointer", daemon=True
-        )
-        self._checkpoints_stop = threading.Event()
+        self._wal_limit = wal_limit_mb * MB
+        # Only the engine's store checkpoints: its writer is the one that can pause for it.
+        self._wal = WalKeeper(path, self._wal_limit, self._checkpoint) if exclusive else None
+        self._checkpoint_asked: _Checkpoint | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._read_connection: sqlite3.Connection | None = None
         self._loop_read_connection: sqlite3.Connection | None = None
         self._write_connection: sqlite3.Connection | None = None
@@ -156,13 +167,18 @@ class SqliteStore:
 
     @classmethod
     async def open(
-        cls, path: str, extensions: Sequence[StoreExtension] = (), exclusive: bool = False
+        cls,
+        path: str,
+        extensions: Sequence[StoreExtension] = (),
+        exclusive: bool = False,
+        wal_limit_mb: int = LIMIT_MB,
     ) -> SqliteStore:
         """Open (or create) the store file, with the tables of `extensions`. `exclusive` is
         for the engine that serves it: it holds the store's engine lock (`engine.store.lock`)
         until `close`, and a second engine gets `StoreInUse`; operator commands open the
-        store beside it."""
-        store = cls(path, extensions, exclusive)
+        store beside it. The engine's store keeps its WAL within about `wal_limit_mb`."""
+        store = cls(path, extensions, exclusive, wal_limit_mb)
+        store._loop = asyncio.get_running_loop()
         try:
             await asyncio.to_thread(store._prepare)
         except (OSError, sqlite3.Error) as error:
@@ -173,7 +189,8 @@ class SqliteStore:
             store._release_lock()
             raise
         store._committer.start()
-        store._checkpointer.start()
+        if store._wal is not None:
+            store._wal.start()
         return store
 
     def _release_lock(self) -> None:
@@ -190,27 +207,38 @@ class SqliteStore:
         if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
             raise StoreError(f"cannot put {self.path} in WAL mode")
         migrations.prepare(connection, self.path, [sql for _, sql in self._extensions])
-        # Checkpoints run on their own thread (below), not inside a commit of the writer:
-        # copying the WAL back and syncing the file would stall every message in the group.
-        connection.execute("PRAGMA wal_autocheckpoint = 0")
+        prepare_writer(connection, self._wal_limit)
         self._write_connection = connection
         self._read_connection = _reading(_connect(self.path))
         self._loop_read_connection = _reading(_connect(self.path))
 
-    # -- the checkpointer thread ------------------------------------------------------
+    # -- checkpoints the writer runs (engine.store.sqlite_wal) ----------------------------
 
-    def _checkpoint_loop(self) -> None:
-        """Copy committed WAL pages into the database file, beside the writer (PASSIVE
-        never blocks it); SQLite restarts the WAL from its beginning once all is copied."""
-        connection = _connect(self.path)
+    def wal_bytes(self) -> int:
+        """The size of the WAL file, for `/metrics`."""
+        return wal_bytes(self.path)
+
+    def _checkpoint(self, mode: str) -> None:
+        """On the checkpointing thread: have the writer run a checkpoint between two group
+        commits, and wait for it."""
+        asked = _Checkpoint(mode, threading.Event())
+        assert self._loop is not None
         try:
-            while not self._checkpoints_stop.wait(CHECKPOINT_INTERVAL_S):
-                try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error as error:  # e.g. busy: the next round tries again
-                    log.warning("store checkpoint failed", error=type(error).__name__)
-        finally:
-            connection.close()
+            self._loop.call_soon_threadsafe(self._ask_checkpoint, asked)
+        except RuntimeError:  # the loop is closed: nothing writes any more
+            return
+        asked.done.wait()
+
+    def _ask_checkpoint(self, asked: _Checkpoint) -> None:
+        if asked.mode == "TRUNCATE" and self._pending:  # not idle after all
+            asked.done.set()
+            return
+        self._checkpoint_asked = asked
+        self._schedule_flush(asyncio.get_running_loop())
+
+    def _checkpointed(self) -> None:
+        self._committing = False
+        self._schedule_flush(asyncio.get_running_loop())
 
     # -- group commits ------------------------------------------------------------------
 
@@ -229,11 +257,17 @@ class SqliteStore:
 
     @property
     def _busy(self) -> bool:
-        return self._committing or self._flush_scheduled or bool(self._pending)
+        return (
+            self._committing
+            or self._flush_scheduled
+            or bool(self._pending)
+            or self._checkpoint_asked is not None
+        )
 
     def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """Commit at the end of this turn of the loop what its callbacks have queued."""
-        if not self._committing and not self._flush_scheduled and self._pending:
+        waiting = self._pending or self._checkpoint_asked is not None
+        if not self._committing and not self._flush_scheduled and waiting:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         elif not self._busy:
@@ -241,6 +275,11 @@ class SqliteStore:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if self._checkpoint_asked is not None:  # before the next group, which then waits
+            self._committing = True
+            self._commits.put(self._checkpoint_asked)
+            self._checkpoint_asked = None
+            return
         group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
         connection = self._write_connection
         assert connection is not None
@@ -264,12 +303,20 @@ class SqliteStore:
         connection = self._write_connection
         assert connection is not None
         while (commit := self._commits.get()) is not None:
+            if isinstance(commit, _Checkpoint):
+                checkpoint_writer(connection, commit.mode)
+                commit.done.set()
+                assert self._loop is not None  # set by `open`
+                self._loop.call_soon_threadsafe(self._checkpointed)
+                continue
             error: BaseException | None = None
             try:
                 connection.execute("COMMIT")
             except sqlite3.Error as failure:
                 error = failure
             commit.loop.call_soon_threadsafe(self._committed, error, commit.group, commit.results)
+            if self._wal is not None:
+                self._wal.committed()
 
     def _committed(
         self,
@@ -320,6 +367,8 @@ class SqliteStore:
         if self._closed:
             return
         self._closed = True
+        if self._wal is not None:  # first: the writer serves the checkpoint it may be asking
+            await asyncio.to_thread(self._wal.stop)
         while self._busy:
             self._drained.clear()
             await self._drained.wait()
@@ -329,8 +378,6 @@ class SqliteStore:
             self._write_connection.close()
         if self._loop_read_connection is not None:
             self._loop_read_connection.close()
-        self._checkpoints_stop.set()
-        await asyncio.to_thread(self._checkpointer.join)
         await asyncio.get_running_loop().run_in_executor(self._reader, self._close_reader)
         self._reader.shutdown(wait=True)
         self._release_lock()  # last: another engine may start once everything is written
@@ -951,6 +998,14 @@ def _record_action(
         "INSERT INTO operator_actions (at, entry_id, action, reason) VALUES (?, ?, ?, ?)",
         (now, entry_id, action, reason),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Checkpoint:
+    """A checkpoint the writer runs between two group commits; `done` once it ran."""
+
+    mode: str
+    done: threading.Event
 
 
 @dataclass(frozen=True, slots=True)
