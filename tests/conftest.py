@@ -76,6 +76,17 @@ def postgres_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatc
     return postgres_server.create_schema(f"t_{uuid.uuid4().hex[:12]}")
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A test taking this runs once on a SQLite file and once on a PostgreSQL store."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'engine.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 StartEngine = Callable[..., Awaitable[Engine]]
 
 
@@ -84,7 +95,8 @@ async def start_engine(tmp_path: Path) -> AsyncIterator[StartEngine]:
     """Start an engine on a TOML text of route keys; stopped at the end of the test.
 
     `route` holds extra keys of the single route `adt` (listening on a free port);
-    `extra` is appended to the file (more tables). The store is a SQLite file in tmp_path.
+    `extra` is appended to the file (more tables). The store is a SQLite file in tmp_path,
+    or the store URL `store` names (a `postgres_url`).
     `enrich=True` turns the route's INS enrichment on (the in-process INSi simulator);
     `enrich=None` leaves the key out, for a route that lists its `steps`.
     The engine runs as one process unless `processes` says otherwise (tests of the
@@ -97,12 +109,14 @@ async def start_engine(tmp_path: Path) -> AsyncIterator[StartEngine]:
         extra: str = "",
         *,
         database: str = "engine.db",
+        store: str | None = None,
         enrich: bool | None = False,
         processes: int = 1,
     ) -> Engine:
         config_file = tmp_path / f"config{len(engines)}.toml"
+        url = store or f"sqlite:///{tmp_path / database}"
         config_file.write_text(
-            f'[engine]\nstore = "sqlite:///{tmp_path / database}"\nprocesses = {processes}\n\n'
+            f'[engine]\nstore = "{url}"\nprocesses = {processes}\n\n'
             "[insi]\nsimulator = true\n\n"
             f'[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\n'
             + ("" if enrich is None else f"enrich = {str(enrich).lower()}\n")

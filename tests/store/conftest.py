@@ -1,13 +1,12 @@
-"""The store contract's fixtures: every test taking `store` (or `store_url`) runs once on a
-SQLite file and once on a PostgreSQL database of its own, opened with the step kinds' store
-extensions as the engine opens it."""
+"""The store contract's fixtures: every test taking `store` (or `store_url`, from the suite's
+conftest) runs once on a SQLite file and once on a PostgreSQL database of its own, opened
+with the step kinds' store extensions as the engine opens it."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -16,15 +15,6 @@ from engine.enrich.store import KIND
 from engine.steps.registry import registry
 from engine.store.backends import OpenStore, open_store
 from engine.store.base import Incoming
-
-BACKENDS = ("sqlite", "postgresql")
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'engine.db'}"
-    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture
