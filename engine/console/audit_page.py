@@ -7,17 +7,15 @@ from aiohttp import web
 from engine.console.guard import needs
 from engine.console.render import render
 from engine.console.users import Role
+from engine.http.params import cursor
 from engine.http.view import engine_of
-from engine.store.base import row_id
 
 PAGE = 100
 
 
 @needs(Role.VIGILANCE)
 async def audit_page(request: web.Request) -> web.Response:
-    rows = await engine_of(request).store.audit_entries(
-        PAGE, row_id(request.query.get("before", ""))
-    )
+    rows = await engine_of(request).store.audit_entries(PAGE, cursor(request))
     return render(
         request,
         "audit.html",

@@ -21,6 +21,7 @@ from aiohttp import web
 from engine.console.render import SESSION
 from engine.console.sessions import Session, Sessions
 from engine.console.users import Role, UsersFile
+from engine.http.params import local_target
 from engine.http.server import STATIC_PREFIX, Handler
 from engine.logs import get_logger
 
@@ -55,7 +56,8 @@ def guard(sessions: Sessions, users: UsersFile) -> Any:
         session = current_session(request, sessions, users)
         if session is None:
             if wants_page(request):
-                raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
+                target = local_target(request.path_qs, "/")
+                raise web.HTTPSeeOther(f"/login?next={quote(target, safe='')}")
             raise web.HTTPUnauthorized(text="log in first")
         request[SESSION] = session
         needed = getattr(request.match_info.handler, "role", Role.VIEWER)

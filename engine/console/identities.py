@@ -18,9 +18,9 @@ from engine.console.login import redirect
 from engine.console.render import SESSION, render
 from engine.console.users import Role
 from engine.enrich.reviews import WorkItem, mark_handled, work_list
+from engine.http.params import cursor, local_target, path_id
 from engine.http.view import engine_of
 from engine.report import COLUMNS, NEEDS_ACTION, Row, csv_bytes, report_row
-from engine.store.base import row_id
 
 PAGE = 100
 EXPORT_LIMIT = 100_000
@@ -62,7 +62,7 @@ async def identities(request: web.Request) -> web.Response:
         engine_of(request).store,
         outcomes,
         STATES[state],
-        row_id(request.query.get("before", "")),
+        cursor(request),
         PAGE,
     )
     await audit(
@@ -105,18 +105,18 @@ async def export(request: web.Request) -> web.Response:
 
 @needs(Role.VIGILANCE)
 async def handled(request: web.Request) -> web.Response:
-    message_id = int(request.match_info["message_id"])
+    message_id = path_id(request, "message_id")
     form = await request.post()
     comment = str(form.get("comment", "") or "").strip()[:MAX_COMMENT]
     if not comment:
         raise web.HTTPBadRequest(text="a comment is required: what was done for this identity")
+    back = local_target(str(form.get("back", "")), "/identities")  # the list as it was filtered
     session = request[SESSION]
     if not await mark_handled(engine_of(request).store, message_id, session.user, comment):
         raise web.HTTPNotFound(text="no identity outcome for this message")
     await audit(request, "mark_handled", f"message {message_id}", comment)
     session.notice = f"message {message_id} marked handled"
-    back = str(form.get("back", ""))
-    return redirect(back if back.startswith("/identities?") else "/identities")
+    return redirect(back)
 
 
 def register(app: web.Application) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import secrets
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -21,27 +20,11 @@ from engine.console.render import SESSION, render
 from engine.console.sessions import throttle_keys
 from engine.console.users import dummy_hash, verify_password
 from engine.errors import ConfigError
+from engine.http.params import local_target
 from engine.logs import get_logger
 
 LOGIN_COOKIE = "ins_engine_login"
 log = get_logger("engine.console")
-
-
-def safe_next(target: str | None) -> str:
-    """Where to go after login: a path of this site only (never `//host` or a URL). Browsers
-    drop tabs and line breaks from a URL (`/<TAB>/evil` becomes `//evil`), and read `\\` as
-    `/`: a target with either, or with anything but printable ASCII, goes home."""
-    if (
-        not target
-        or not target.startswith("/")
-        or target.startswith("//")
-        or "\\" in target
-        or not (target.isascii() and target.isprintable())
-        or " " in target
-    ):
-        return "/"
-    parts = urlsplit(target)
-    return target if not parts.scheme and not parts.netloc else "/"
 
 
 async def login_page(request: web.Request) -> web.Response:
@@ -58,7 +41,7 @@ def _form(request: web.Request, status: int, error: str, retry_after: float = 0)
         "login.html",
         status=status,
         login_token=token,
-        next=safe_next(request.query.get("next")),
+        next=local_target(request.query.get("next"), "/"),
         error=error,
         no_users=console.users.empty,
     )
@@ -78,6 +61,7 @@ def _form(request: web.Request, status: int, error: str, retry_after: float = 0)
 async def login(request: web.Request) -> web.Response:
     console = console_of(request)
     form = await request.post()
+    target = local_target(str(form.get("next", "")), "/")  # refused before any password work
     expected = request.cookies.get(LOGIN_COOKIE, "")
     given = str(form.get("login_token", ""))
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
@@ -109,7 +93,7 @@ async def login(request: web.Request) -> web.Response:
     request[SESSION] = session
     await audit(request, "login", detail=user.role.label)
     log.info("console login", peer=peer, outcome="ok")
-    response = redirect(safe_next(str(form.get("next", "")) or None))
+    response = redirect(target)
     response.set_cookie(
         SESSION_COOKIE,
         session.token,

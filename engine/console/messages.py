@@ -21,10 +21,11 @@ from engine.console.guard import needs
 from engine.console.render import render
 from engine.console.users import Role
 from engine.enrich.outcome import Outcome
+from engine.http.params import cursor, path_id
 from engine.http.view import EngineView, engine_of
 from engine.replay.acks import AckFormatError, read_ack
 from engine.report import NEEDS_ACTION
-from engine.store.base import EntryStatus, MessageDetail, MessageQuery, TraceEvent, row_id
+from engine.store.base import EntryStatus, MessageDetail, MessageQuery, TraceEvent
 
 PAGE = 50
 OUTCOMES = sorted(outcome.value for outcome in Outcome)  # the filter's choices
@@ -98,7 +99,7 @@ def ack_code(ack: bytes) -> str:
 async def message_list(request: web.Request) -> web.Response:
     engine = engine_of(request)
     filters = Filters.of(request)
-    found = await engine.store.find_messages(filters.query(row_id(request.query.get("before", ""))))
+    found = await engine.store.find_messages(filters.query(cursor(request)))
     return render(
         request,
         "messages.html",
@@ -114,7 +115,7 @@ async def message_list(request: web.Request) -> web.Response:
 
 async def _detail(request: web.Request) -> tuple[EngineView, MessageDetail]:
     engine = engine_of(request)
-    detail = await engine.store.message_detail(int(request.match_info["message_id"]))
+    detail = await engine.store.message_detail(path_id(request, "message_id"))
     if detail is None:
         raise web.HTTPNotFound(text="no such message (it may have been pruned)")
     return engine, detail

@@ -20,6 +20,7 @@ from engine.console.login import redirect
 from engine.console.render import SESSION, render
 from engine.console.users import Role
 from engine.delivery.service import queue_holder
+from engine.http.params import path_id
 from engine.http.view import engine_of
 from engine.store.base import ActionResult, EntryStatus
 
@@ -78,7 +79,7 @@ async def _done(request: web.Request, results: list[ActionResult]) -> web.Respon
 
 @needs(Role.OPERATOR)
 async def resend(request: web.Request) -> web.Response:
-    entry_id = int(request.match_info["entry_id"])
+    entry_id = path_id(request, "entry_id")
     reason = _reason(await request.post(), "resent from the console")
     results = await engine_of(request).store.resend([entry_id], reason)
     await audit(request, "resend", f"entry {entry_id}", f"{reason} ({_notice(results)})")
@@ -87,7 +88,7 @@ async def resend(request: web.Request) -> web.Response:
 
 @needs(Role.OPERATOR)
 async def skip(request: web.Request) -> web.Response:
-    entry_id = int(request.match_info["entry_id"])
+    entry_id = path_id(request, "entry_id")
     reason = _reason(await request.post())
     if not reason:
         raise web.HTTPBadRequest(text="a reason is required to skip a message")
