@@ -18,7 +18,7 @@ from engine.console.login import redirect
 from engine.console.render import SESSION, render
 from engine.console.users import Role
 from engine.enrich.reviews import WorkItem, mark_handled, work_list
-from engine.http.params import cursor, local_target, path_id
+from engine.http.params import cursor, local_target, path_id, text_field
 from engine.http.view import engine_of
 from engine.report import COLUMNS, NEEDS_ACTION, Row, csv_bytes, report_row
 
@@ -107,7 +107,7 @@ async def export(request: web.Request) -> web.Response:
 async def handled(request: web.Request) -> web.Response:
     message_id = path_id(request, "message_id")
     form = await request.post()
-    comment = str(form.get("comment", "") or "").strip()[:MAX_COMMENT]
+    comment = text_field(form.get("comment"), MAX_COMMENT)
     if not comment:
         raise web.HTTPBadRequest(text="a comment is required: what was done for this identity")
     back = local_target(str(form.get("back", "")), "/identities")  # the list as it was filtered

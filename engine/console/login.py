@@ -20,7 +20,7 @@ from engine.console.render import SESSION, render
 from engine.console.sessions import throttle_keys
 from engine.console.users import dummy_hash, verify_password
 from engine.errors import ConfigError
-from engine.http.params import local_target
+from engine.http.params import local_target, text_field
 from engine.logs import get_logger
 
 LOGIN_COOKIE = "ins_engine_login"
@@ -66,7 +66,7 @@ async def login(request: web.Request) -> web.Response:
     given = str(form.get("login_token", ""))
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         raise web.HTTPForbidden(text="missing or stale login form: reload the page")
-    name = str(form.get("name", "")).strip()[:64]
+    name = text_field(form.get("name"), 64)
     password = str(form.get("password", ""))
     peer = client_address(request)
     keys = throttle_keys(name, peer)

@@ -21,7 +21,7 @@ from engine.console.guard import needs
 from engine.console.render import render
 from engine.console.users import Role
 from engine.enrich.outcome import Outcome
-from engine.http.params import cursor, path_id
+from engine.http.params import cursor, path_id, text_field
 from engine.http.view import EngineView, engine_of
 from engine.replay.acks import AckFormatError, read_ack
 from engine.report import NEEDS_ACTION
@@ -56,7 +56,7 @@ class Filters:
         query = request.query
         return cls(
             *(
-                query.get(key, "").strip()[:64]
+                text_field(query.get(key), 64)
                 for key in ("control_id", "route", "since", "until", "status", "outcome")
             )
         )

@@ -11,6 +11,7 @@ shows every engine and which one delivers each destination, since when.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -20,7 +21,7 @@ from engine.console.login import redirect
 from engine.console.render import SESSION, render
 from engine.console.users import Role
 from engine.delivery.service import queue_holder
-from engine.http.params import path_id
+from engine.http.params import path_id, text_field
 from engine.http.view import engine_of
 from engine.store.base import ActionResult, EntryStatus
 
@@ -61,10 +62,8 @@ async def queues(request: web.Request) -> web.Response:
     )
 
 
-def _reason(form: object, default: str = "") -> str:
-    assert hasattr(form, "get")
-    text = str(form.get("reason", "") or "").strip()[:MAX_REASON]
-    return text or default
+def _reason(form: Mapping[str, object], default: str = "") -> str:
+    return text_field(form.get("reason"), MAX_REASON) or default
 
 
 def _notice(results: list[ActionResult]) -> str:

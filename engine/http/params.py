@@ -1,11 +1,12 @@
 """What a request names, read in one place for every page and API route: a row id in the
-path, a page's cursor, where to go next.
+path, a page's cursor, where to go next, a text typed into a form.
 
 Anyone can type a URL or post a form: a value that cannot name a row is not found (a
 number past 64 bits would overflow the store's integer and fail as a 500), and a redirect
 target is normalised and kept to the engine's own paths (a browser reads `\\` as `/`, and
 `/.//host` or `/%2F/host` become `//host`, another site). A target holding a control
-character is refused with 400 rather than written into a `Location` header.
+character is refused with 400 rather than written into a `Location` header, and so is a
+text holding one but tab and line breaks (PostgreSQL cannot store NUL).
 """
 
 from __future__ import annotations
@@ -19,6 +20,19 @@ from engine.store.base import row_id
 MAX_TARGET = 1024  # the console's longest target (a filtered list) is well under this
 _PATH_SAFE = "/!$&'()*+,;=:@~"
 _QUERY_SAFE = _PATH_SAFE + "?%"  # the query keeps its own escapes (`a%26b` stays one value)
+
+
+def text_field(value: object, limit: int) -> str:
+    """A filter, a reason, a comment or a user name as typed: trimmed and cut at `limit`
+    characters ('' when absent or a file)."""
+    text = value.strip()[:limit] if isinstance(value, str) else ""
+    if any(_control(char) and char not in "\t\r\n" for char in text):
+        raise web.HTTPBadRequest(text="a text field cannot hold control characters")
+    return text
+
+
+def _control(char: str) -> bool:
+    return ord(char) < 0x20 or ord(char) == 0x7F
 
 
 def path_id(request: web.Request, name: str) -> int:
@@ -40,7 +54,7 @@ def local_target(text: str | None, default: str) -> str:
     `default` when it is empty, too long or could lead elsewhere."""
     if not text:
         return default
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in text):
+    if any(_control(char) for char in text):
         raise web.HTTPBadRequest(text="a redirect target cannot hold control characters")
     raw_path, separator, query = text.partition("#")[0].partition("?")
     try:
