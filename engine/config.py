@@ -28,6 +28,7 @@ from engine.errors import ConfigError, ConfigErrors
 from engine.hl7.charset import is_known
 from engine.ins.settings import InsiSettings
 from engine.steps.registry import Registry, registry
+from engine.store.base import STORE_TIMEOUT_S
 from engine.store.sqlite_wal import LIMIT_MB
 from engine.store.url import SQLITE_PREFIX, sqlite_path, url_problem
 
@@ -80,6 +81,13 @@ class EngineSettings:
             "checkpointed and started again from its beginning; emptied when idle"
         ),
     )
+    store_timeout_s: float = field(
+        default=STORE_TIMEOUT_S,
+        metadata=doc(
+            "how long a received message may wait for its commit; then the sender gets AE "
+            "(not stored, resend) rather than wait past its own ACK timeout"
+        ),
+    )
     log_level: str = field(default="info", metadata=doc("debug, info, warning or error"))
     log_format: str = field(
         default="auto", metadata=doc("auto (console on a terminal, else JSON), json or console")
@@ -109,6 +117,8 @@ class EngineSettings:
             found.append(("lease_s", "seconds from 1 to 300"))
         if not 1 <= self.wal_limit_mb <= 4096:
             found.append(("wal_limit_mb", "a whole number of megabytes from 1 to 4096"))
+        if not 0.1 <= self.store_timeout_s <= 30.0:
+            found.append(("store_timeout_s", "seconds from 0.1 to 30"))
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             found.append(("log_level", "one of debug, info, warning, error"))
         if self.log_format not in ("auto", "json", "console"):

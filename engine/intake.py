@@ -12,6 +12,7 @@ is not processed again; an ACK is never acknowledged.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from engine.logs import get_logger
 from engine.mllp.codec import COMMIT_ACK, COMMIT_NAK
 from engine.pipeline import RoutedMessage
 from engine.route import RoutePlan
-from engine.store.base import Incoming, Store
+from engine.store.base import STORE_TIMEOUT_S, Incoming, Store
 
 log = get_logger("engine.intake")
 
@@ -78,9 +79,11 @@ class Intake:
         plan: RoutePlan | None = None,
         on_stored: Callable[[RoutedMessage], None] = lambda routed: None,
         clock: Callable[[], float] = time.time,
+        store_timeout_s: float = STORE_TIMEOUT_S,
     ) -> None:
         self.route = route
         self._store = store
+        self._store_timeout_s = store_timeout_s
         self._screen = plan.screen if plan is not None and plan.before_ack else None
         self._acks = acks or AckBuilder()
         self._on_stored = on_stored
@@ -157,8 +160,12 @@ class Intake:
             dropped=routed.dropped,
         )
         try:
-            accepted = await self._store.accept(incoming)
-        except Exception as error:  # the sender must resend: nothing was stored
+            # A store not answering (a database cut off, a disk hung) must not keep the
+            # sender waiting past its own ACK timeout: AE, and its resend is safe (a
+            # commit that lands later makes it a duplicate, answered with the original ACK).
+            async with asyncio.timeout(self._store_timeout_s):
+                accepted = await self._store.accept(incoming)
+        except Exception as error:  # the sender must resend: nothing was acknowledged
             log.error(
                 "message not stored",
                 route=self.route.name,

@@ -126,7 +126,12 @@ class Engine:
         self._background(self.store.watch(self._changed), "store notifications")
         for route in self.config.routes:
             intake = Intake(
-                route, self.store, self._acks, plans[route.name], on_stored=self.router.stored
+                route,
+                self.store,
+                self._acks,
+                plans[route.name],
+                on_stored=self.router.stored,
+                store_timeout_s=settings.store_timeout_s,
             )
             context = server_context(route.tls) if route.tls else None
             listener = Listener(route, intake, context, metrics=self.metrics)

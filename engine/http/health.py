@@ -1,11 +1,12 @@
 """`/healthz` and `/readyz`, unauthenticated, for load balancers, systemd and Kubernetes.
 
 `/healthz` answers as long as the event loop runs. `/readyz` answers 200 only when the store
-takes a write, every route's listener is bound, delivery runs (the delivery process, when
-the engine has one) and no accept failed for want of a file descriptor in the last seconds,
-503 otherwise; its JSON body says which
-check failed and reports INSi (simulated, circuit breaker, last error, certificate expiry),
-which does not decide readiness: without INSi, messages still flow, without an INS.
+takes a write within the store timeout, every route's listener is bound, delivery runs (the
+delivery process, when the engine has one) and no accept failed for want of a file
+descriptor in the last seconds, 503 otherwise; its JSON body says which check failed (for
+the store, why: not answering, or failed) and reports INSi (simulated, circuit breaker, last
+error, certificate expiry), which does not decide readiness: without INSi, messages still
+flow, without an INS.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from engine.ins.expiry import days_left, expires_soon
 from engine.ins.service import InsiService
 from engine.logs import get_logger
 
-STORE_CHECK_TIMEOUT_S = 5.0
 log = get_logger("engine.http")
+WRITABLE = "writable"
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -32,14 +33,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     engine = engine_of(request)
-    store_ok = await _store_writable(engine.store.check_writable)
+    store = await _store_state(engine.store.check_writable, engine.config.engine.store_timeout_s)
+    store_ok = store == WRITABLE
     listeners = {name: listener.bound for name, listener in engine.listeners.items()}
     delivering = engine.delivering()
     exhausted = engine.descriptors_exhausted()
     ready = store_ok and all(listeners.values()) and delivering and not exhausted
     body: dict[str, Any] = {
         "status": "ready" if ready else "not ready",
-        "store": "writable" if store_ok else "failed",
+        "store": store,
         "listeners": {name: "bound" if bound else "down" for name, bound in listeners.items()},
         "delivery": "running" if delivering else "down",
         "descriptors": "exhausted" if exhausted else "available",
@@ -68,14 +70,17 @@ def insi_report(insi: InsiService, now: float) -> dict[str, Any]:
     return report
 
 
-async def _store_writable(check: Any) -> bool:
+async def _store_state(check: Any, timeout_s: float) -> str:
+    """`writable`, or why not: what a message would meet (its AE) at this moment."""
     try:
-        async with asyncio.timeout(STORE_CHECK_TIMEOUT_S):
+        async with asyncio.timeout(timeout_s):
             await check()
+    except TimeoutError:
+        return f"not answering within {timeout_s:g} s"
     except Exception as error:  # any failure means not ready; the log says which kind
         log.warning("readiness: store write failed", error=type(error).__name__)
-        return False
-    return True
+        return "failed"
+    return WRITABLE
 
 
 def _iso(moment: float | None) -> str | None:

@@ -36,6 +36,8 @@ class EntryStatus(StrEnum):
 
 FINISHED = (EntryStatus.DELIVERED, EntryStatus.SKIPPED, EntryStatus.RESENT)
 MAX_ID = 2**63 - 1  # the largest row id both backends store (a signed 64-bit integer)
+# `[engine] store_timeout_s`: below the ACK timeout of senders (often 5 to 30 s).
+STORE_TIMEOUT_S = 2.0
 
 
 def row_id(text: str) -> int | None:

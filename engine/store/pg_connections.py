@@ -155,7 +155,11 @@ class Connections:
         try:
             while self._pending:
                 group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
-                await self._commit(group)
+                # A caller that stopped waiting (the store timeout) was answered AE: its
+                # job is not stored, so its resend is the only copy.
+                group = [pending for pending in group if not pending.future.done()]
+                if group:
+                    await self._commit(group)
         finally:
             self._committer = None
 

@@ -281,6 +281,11 @@ class SqliteStore:
             self._checkpoint_asked = None
             return
         group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
+        # A caller that stopped waiting (the store timeout) was answered AE: not stored.
+        group = [item for item in group if not item[1].done()]
+        if not group:
+            self._schedule_flush(asyncio.get_running_loop())
+            return
         connection = self._write_connection
         assert connection is not None
         synchronous = "FULL" if any(durable for _, _, durable in group) else "NORMAL"

@@ -3,6 +3,7 @@
     async with TcpProxy("127.0.0.1", 5432) as proxy:   # proxy.port forwards there
         ...
         proxy.freeze()      # bytes stop flowing both ways; connections stay open (a partition)
+        proxy.thaw()        # the partition heals: what was held flows on
         await proxy.cut()   # close every connection and refuse new ones
 
 A frozen connection is what a lost network looks like to a client: no error, no answer,
@@ -39,6 +40,10 @@ class TcpProxy:
     def freeze(self) -> None:
         """Stop forwarding, without closing anything."""
         self._flowing.clear()
+
+    def thaw(self) -> None:
+        """Forward again, what was held first."""
+        self._flowing.set()
 
     async def cut(self) -> None:
         """Close every connection and stop accepting."""
