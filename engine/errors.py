@@ -47,3 +47,8 @@ class StoreError(EngineError):
 
 class LeaseLost(StoreError):
     """A write fenced by a lease this engine no longer holds: another engine has it now."""
+
+
+class StoreFileFault(StoreError):
+    """The engine's store file was deleted, replaced or made read-only under it: writes are
+    refused (no AA) and `/readyz` shows this text."""

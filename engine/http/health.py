@@ -4,9 +4,9 @@
 takes a write within the store timeout, every route's listener is bound, delivery runs (the
 delivery process, when the engine has one) and no accept failed for want of a file
 descriptor in the last seconds, 503 otherwise; its JSON body says which check failed (for
-the store, why: not answering, or failed) and reports INSi (simulated, circuit breaker, last
-error, certificate expiry), which does not decide readiness: without INSi, messages still
-flow, without an INS.
+the store, why: its file deleted, replaced or read-only, not answering, or failed) and
+reports INSi (simulated, circuit breaker, last error, certificate expiry), which does not
+decide readiness: without INSi, messages still flow, without an INS.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.errors import StoreFileFault
 from engine.http.view import engine_of
 from engine.ins.expiry import days_left, expires_soon
 from engine.ins.service import InsiService
@@ -75,6 +76,8 @@ async def _store_state(check: Any, timeout_s: float) -> str:
     try:
         async with asyncio.timeout(timeout_s):
             await check()
+    except StoreFileFault as fault:  # the engine's own text: no patient data
+        return str(fault)
     except TimeoutError:
         return f"not answering within {timeout_s:g} s"
     except Exception as error:  # any failure means not ready; the log says which kind

@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.decision import Decision
-from engine.errors import LeaseLost, StoreError
+from engine.errors import LeaseLost, StoreError, StoreFileFault
 from engine.folders import make_folders
+from engine.logs import get_logger
 from engine.store import sqlite_console
 from engine.store.actions import (
     OPEN,
@@ -89,6 +90,7 @@ from engine.store.rows import (
     message_trace,
     outbox_entry,
 )
+from engine.store.sqlite_file import WATCH_S, Fault, StoreFile
 from engine.store.sqlite_wal import (
     LIMIT_MB,
     MB,
@@ -98,6 +100,7 @@ from engine.store.sqlite_wal import (
     wal_bytes,
 )
 
+log = get_logger("engine.store")
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 MAX_GROUP = 512
@@ -146,7 +149,9 @@ class SqliteStore:
         self._lock: EngineLock | None = None
         self._pending: list[tuple[Job, asyncio.Future[Any], bool]] = []
         self._committing = False
-        self._commits: queue.SimpleQueue[_Commit | _Checkpoint | None] = queue.SimpleQueue()
+        self._commits: queue.SimpleQueue[_Commit | _Checkpoint | _WriteBack | None] = (
+            queue.SimpleQueue()
+        )
         self._committer = threading.Thread(
             target=self._commit_loop, name="store-committer", daemon=True
         )
@@ -158,6 +163,13 @@ class SqliteStore:
         # Only the engine's store checkpoints: its writer is the one that can pause for it.
         self._wal = WalKeeper(path, self._wal_limit, self._checkpoint) if exclusive else None
         self._checkpoint_asked: _Checkpoint | None = None
+        # The engine's store watches its file (engine.store.sqlite_file).
+        self._file: StoreFile | None = None
+        self._seen: Fault | None = None  # the fault last logged
+        self._lasting: Fault | None = None  # deleted or replaced: until a restart
+        self._write_back_asked = False
+        self._written_back: EngineLock | None = None  # the lock on the file written back
+        self._watch_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._read_connection: sqlite3.Connection | None = None
         self._loop_read_connection: sqlite3.Connection | None = None
@@ -191,6 +203,8 @@ class SqliteStore:
         store._committer.start()
         if store._wal is not None:
             store._wal.start()
+        if store._file is not None:
+            store._watch_timer = store._loop.call_later(WATCH_S, store._watch)
         return store
 
     def _release_lock(self) -> None:
@@ -203,6 +217,7 @@ class SqliteStore:
         make_store_file(self.path)  # the engine's lock is taken on the file itself
         if self._exclusive:
             self._lock = EngineLock.acquire(self.path)
+            self._file = StoreFile(self.path)
         connection = _connect(self.path)
         if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
             raise StoreError(f"cannot put {self.path} in WAL mode")
@@ -236,9 +251,54 @@ class SqliteStore:
         self._checkpoint_asked = asked
         self._schedule_flush(asyncio.get_running_loop())
 
-    def _checkpointed(self) -> None:
+    def _writer_free(self) -> None:
+        """A checkpoint or a write back ended on the committer thread."""
         self._committing = False
         self._schedule_flush(asyncio.get_running_loop())
+
+    # -- the store file under the engine's feet (engine.store.sqlite_file) ----------------
+
+    def _watch(self) -> None:
+        """Every WATCH_S, traffic or not: a file deleted or replaced is written back
+        within a second, before anyone kills the engine (a failed write back is tried
+        again here)."""
+        self._refusal()
+        if self._lasting is not None and self._written_back is None and not self._committing:
+            self._write_back_asked = True  # (not while the writer is busy: maybe writing back)
+        self._schedule_flush(asyncio.get_running_loop())
+        assert self._loop is not None
+        self._watch_timer = self._loop.call_later(WATCH_S, self._watch)
+
+    def _refusal(self) -> StoreFileFault | None:
+        """Why no write may commit now, or None; asks for the write back a deleted or
+        replaced file needs as soon as it is seen."""
+        if self._file is None:
+            return None
+        fault = self._lasting or self._file.fault()
+        if fault != self._seen:
+            if fault is None:
+                log.warning("store file writable again", path=self.path)
+            else:
+                log.error("store file changed under the engine", fault=fault.what, path=self.path)
+            self._seen = fault
+        if fault is None:
+            return None
+        if fault.lasting and self._lasting is None:
+            self._lasting = fault
+            self._write_back_asked = True
+        return self._file.refusal(fault, self._written_back is not None)
+
+    def _write_back(self, connection: sqlite3.Connection, fault: Fault) -> None:
+        """On the committer thread, between two group commits."""
+        assert self._file is not None
+        try:
+            lock = self._file.write_back(connection, fault)
+        except (OSError, sqlite3.Error) as error:  # asked again at the next watch
+            reason = getattr(error, "strerror", None) or type(error).__name__
+            log.error("store file not written back", path=self.path, error=reason)
+            return
+        self._written_back = lock
+        log.warning("store file written back: restart the engine", path=self.path)
 
     # -- group commits ------------------------------------------------------------------
 
@@ -262,11 +322,12 @@ class SqliteStore:
             or self._flush_scheduled
             or bool(self._pending)
             or self._checkpoint_asked is not None
+            or self._write_back_asked
         )
 
     def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """Commit at the end of this turn of the loop what its callbacks have queued."""
-        waiting = self._pending or self._checkpoint_asked is not None
+        waiting = self._pending or self._checkpoint_asked is not None or self._write_back_asked
         if not self._committing and not self._flush_scheduled and waiting:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
@@ -275,6 +336,13 @@ class SqliteStore:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        refusal = self._refusal()  # before each group: no AA once the file is gone
+        if self._write_back_asked:  # before the next group, which is then refused
+            assert self._lasting is not None
+            self._committing = True
+            self._commits.put(_WriteBack(self._lasting))
+            self._write_back_asked = False
+            return
         if self._checkpoint_asked is not None:  # before the next group, which then waits
             self._committing = True
             self._commits.put(self._checkpoint_asked)
@@ -283,7 +351,8 @@ class SqliteStore:
         group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
         # A caller that stopped waiting (the store timeout) was answered AE: not stored.
         group = [item for item in group if not item[1].done()]
-        if not group:
+        if refusal is not None or not group:
+            self._settle(group, [(False, refusal)] * len(group))
             self._schedule_flush(asyncio.get_running_loop())
             return
         connection = self._write_connection
@@ -308,11 +377,14 @@ class SqliteStore:
         connection = self._write_connection
         assert connection is not None
         while (commit := self._commits.get()) is not None:
-            if isinstance(commit, _Checkpoint):
-                checkpoint_writer(connection, commit.mode)
-                commit.done.set()
+            if isinstance(commit, _Checkpoint | _WriteBack):
+                if isinstance(commit, _Checkpoint):
+                    checkpoint_writer(connection, commit.mode)
+                    commit.done.set()
+                else:
+                    self._write_back(connection, commit.fault)
                 assert self._loop is not None  # set by `open`
-                self._loop.call_soon_threadsafe(self._checkpointed)
+                self._loop.call_soon_threadsafe(self._writer_free)
                 continue
             error: BaseException | None = None
             try:
@@ -372,6 +444,8 @@ class SqliteStore:
         if self._closed:
             return
         self._closed = True
+        if self._watch_timer is not None:
+            self._watch_timer.cancel()
         if self._wal is not None:  # first: the writer serves the checkpoint it may be asking
             await asyncio.to_thread(self._wal.stop)
         while self._busy:
@@ -386,6 +460,8 @@ class SqliteStore:
         await asyncio.get_running_loop().run_in_executor(self._reader, self._close_reader)
         self._reader.shutdown(wait=True)
         self._release_lock()  # last: another engine may start once everything is written
+        if self._written_back is not None:
+            self._written_back.release()
 
     def _close_reader(self) -> None:
         if self._read_connection is not None:
@@ -1011,6 +1087,13 @@ class _Checkpoint:
 
     mode: str
     done: threading.Event
+
+
+@dataclass(frozen=True, slots=True)
+class _WriteBack:
+    """The store file deleted or replaced: the writer puts the open database back."""
+
+    fault: Fault
 
 
 @dataclass(frozen=True, slots=True)
