@@ -273,14 +273,32 @@ class RouteSettings:
     max_connections: int = field(
         default=32,
         metadata=doc(
-            "connections served at once; at the limit a new one displaces the one idle the longest"
+            "connections served at once; at the limit a new one displaces one that never "
+            "completed a block, trickles one or leaves its ACK unread, else is refused "
+            '(see "Connections at the limit")'
+        ),
+    )
+    max_connections_per_address: int | None = field(
+        default=None,
+        metadata=doc(
+            "connections from one source address; at it, a new one from there may displace "
+            "only that address's own; unset: max_connections"
+        ),
+    )
+    max_accepts_per_s: float = field(
+        default=100.0,
+        metadata=doc(
+            "new connections a second from one source address (bursts of max_connections); "
+            "beyond, refused at once"
         ),
     )
     max_frame_bytes: int = field(default=1024 * 1024, metadata=doc("largest MLLP block"))
     frame_timeout_s: float = field(
         default=30.0,
         metadata=doc(
-            "time a block may take to complete, from its first byte (also the TLS handshake limit)"
+            "time a block may take to complete, from its first byte (also the TLS handshake "
+            "limit, the time an ACK may wait to be read, and how long a connection that "
+            "completed a block keeps its slot)"
         ),
     )
     idle_timeout_s: float = field(
@@ -341,6 +359,12 @@ class RouteSettings:
                 found.append((key, "an MSH-18 value (ASCII, 8859/1, UNICODE UTF-8...)"))
         for key, ok, expected in (
             ("max_connections", self.max_connections >= 1, "an integer >= 1"),
+            (
+                "max_connections_per_address",
+                self.max_connections_per_address is None or self.max_connections_per_address >= 1,
+                "an integer >= 1",
+            ),
+            ("max_accepts_per_s", self.max_accepts_per_s > 0, "connections a second > 0"),
             ("max_frame_bytes", self.max_frame_bytes >= 1024, "an integer >= 1024"),
             ("frame_timeout_s", self.frame_timeout_s > 0, "seconds > 0"),
             ("idle_timeout_s", self.idle_timeout_s > 0, "seconds > 0"),

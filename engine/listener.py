@@ -3,14 +3,14 @@
 One task per connection reads, feeds the decoder and answers each block in order. Every
 way out of a connection is bounded: an idle connection is closed after `idle_timeout_s`,
 a block not complete `frame_timeout_s` after its first byte (however slowly it trickles
-in), an oversize block is answered and skipped, EOF mid-block closes quietly, and on
-shutdown idle connections are closed at once while a connection busy with a message
-finishes that message first.
+in), an ACK the peer does not read within `frame_timeout_s` closes its connection (and the
+next block is not read before the ACK has left), an oversize block is answered and
+skipped, EOF mid-block closes quietly, and on shutdown connections are closed at once
+except one busy storing a message, which finishes that message first.
 
-Connections that do nothing cannot lock senders out: at `max_connections` (TLS handshakes
-in progress count), a new connection displaces the one idle the longest, with no block in
-progress; only when none is idle is it refused. Bytes outside blocks are logged by count,
-at most once per block or per second on a connection.
+Who gets a slot at `max_connections` is `engine.admission`'s decision: connections that
+complete blocks keep theirs. What the listener refuses, displaces or discards is counted in
+the metrics and said by `engine.incident_log`, in a bounded number of lines.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 
+from engine.admission import Admission, Phase, Slot
 from engine.config import RouteSettings, parse_address
 from engine.hl7.ack import Outcome
+from engine.incident_log import IncidentLog
 from engine.intake import Intake
 from engine.logs import get_logger
 from engine.metrics import EngineMetrics
@@ -34,22 +35,27 @@ from engine.traffic_log import TrafficLog
 
 READ_SIZE = 65536
 DISCARD_LOG_INTERVAL_S = 1.0
+ACK_NOT_READ = "ACK not read"
+# Why the engine closed a connection, as its metric and incident label.
+_TIMEOUTS = {
+    "frame timeout": "frame_timeout",
+    "idle timeout": "idle_timeout",
+    ACK_NOT_READ: "ack_timeout",
+}
+_REFUSALS = {
+    "accept_rate": "max_accepts_per_s reached for this source address",
+    "max_connections_per_address": "max_connections_per_address reached, none displaceable",
+    "max_connections": "max_connections reached, none displaceable",
+}
 log = get_logger("engine.listener")
-
-
-class _State(Enum):
-    HANDSHAKE = "handshake"  # TLS being negotiated: counts against the limit
-    IDLE = "idle"  # between blocks: the one idle the longest may be displaced
-    RECEIVING = "receiving"  # a block has started: bounded by frame_timeout_s
-    HANDLING = "handling"  # a block is being stored and answered: finishes even on stop
 
 
 @dataclass(eq=False)
 class _Connection:
     peer: str
+    address: str
     task: asyncio.Task[None]
-    state: _State
-    idle_since: float
+    slot: Slot
     handled: int = 0
     displaced: bool = False
 
@@ -101,10 +107,18 @@ class Listener:
         self._clock = clock
         self._metrics = metrics or EngineMetrics()
         self._server: asyncio.Server | None = None
-        self._connections: set[_Connection] = set()
+        self._connections: dict[Slot, _Connection] = {}
+        self._admission = Admission(
+            route.max_connections,
+            route.max_connections_per_address or route.max_connections,
+            route.max_accepts_per_s,
+            route.frame_timeout_s,
+            clock,
+        )
         self._stopping = False
         self._traffic = TrafficLog(route.name)
-        self._summaries: asyncio.Task[None] | None = None
+        self._incidents = IncidentLog(route.name)
+        self._summaries: list[asyncio.Task[None]] = []
         self._allow = [ipaddress.ip_network(entry, strict=False) for entry in route.allow]
 
     @property
@@ -121,8 +135,12 @@ class Listener:
 
     @property
     def connections(self) -> int:
-        """Connections open now."""
-        return len(self._connections)
+        """Connections holding a slot now."""
+        return len(self._admission)
+
+    def census(self) -> dict[str, int]:
+        """Connections by what they do, as the admission policy sees them (the console)."""
+        return self._admission.census()
 
     async def start(self) -> None:
         address = parse_address(self.route.listen)
@@ -132,9 +150,10 @@ class Listener:
         self._server = await asyncio.start_server(
             self._serve, address[0], address[1], limit=READ_SIZE
         )
-        self._summaries = asyncio.create_task(
-            self._traffic.run(), name=f"{self.route.name} traffic"
-        )
+        self._summaries = [
+            asyncio.create_task(self._traffic.run(), name=f"{self.route.name} traffic"),
+            asyncio.create_task(self._incidents.run(), name=f"{self.route.name} incidents"),
+        ]
         host, port = self.address
         log.info(
             "listener ready",
@@ -146,14 +165,15 @@ class Listener:
         )
 
     async def stop(self, grace_s: float) -> None:
-        """Stop accepting, close idle connections, let busy ones finish their message."""
+        """Stop accepting, close connections, let those storing a message finish it."""
         self._stopping = True
         if self._server is not None:
             self._server.close()
-        for connection in list(self._connections):
-            if connection.state is not _State.HANDLING:
+        for connection in list(self._connections.values()):
+            # A displaced one is already cancelled: cancelling it again would cut its close.
+            if connection.slot.phase is not Phase.HANDLING and not connection.displaced:
                 connection.task.cancel()
-        tasks = [connection.task for connection in self._connections]
+        tasks = [connection.task for connection in self._connections.values()]
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=grace_s)
             for task in late:
@@ -161,84 +181,103 @@ class Listener:
             await asyncio.gather(*late, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
-        if self._summaries is not None:
-            self._summaries.cancel()
-            await asyncio.gather(self._summaries, return_exceptions=True)
+        for summaries in self._summaries:
+            summaries.cancel()
+        await asyncio.gather(*self._summaries, return_exceptions=True)
         self._traffic.flush()
+        self._incidents.flush()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
-        peer = f"{peername[0]}:{peername[1]}" if peername else "?"
-        task = asyncio.current_task()
-        assert task is not None
-        first_state = _State.HANDSHAKE if self._ssl is not None else _State.IDLE
-        connection = _Connection(peer, task, first_state, self._clock())
-        refusal = self._refusal(peername[0] if peername else "") or self._admit(connection)
+        host = peername[0] if peername else ""
+        peer = f"{host}:{peername[1]}" if peername else "?"
+        refusal = self._refusal(host)
         if refusal:
-            log.warning("connection refused", route=self.route.name, peer=peer, reason=refusal)
+            self._refused(peer, host, *refusal)
             await _close(writer)
             return
+        decision = self._admission.admit(
+            host, Phase.OPENING if self._ssl is not None else Phase.IDLE
+        )
+        if decision.slot is None:
+            self._refused(peer, host, decision.refused, _REFUSALS[decision.refused])
+            await _close(writer)
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        connection = _Connection(peer, host, task, decision.slot)
+        self._connections[decision.slot] = connection
+        if decision.displaced is not None:
+            self._displace(decision.displaced, decision.displaced_as)
         try:
             if self._ssl is not None:
                 failure = await self._start_tls(writer)
                 if failure:
-                    log.warning(
-                        "connection refused", route=self.route.name, peer=peer, reason=failure
-                    )
+                    self._refused(peer, host, "tls_handshake", failure)
                     return
-            log.info("connection opened", route=self.route.name, peer=peer)
+            if self._incidents.detail("connection"):
+                log.info("connection opened", route=self.route.name, peer=peer)
             reason = await self._conversation(connection, reader, writer)
-            log.info(
-                "connection closed",
-                route=self.route.name,
-                peer=peer,
-                reason=reason,
-                count=connection.handled,
-            )
+            timeout = _TIMEOUTS.get(reason)
+            if timeout:
+                self._metrics.mllp_connection_closed(self.route.name, timeout)
+                self._incidents.count(f"closed_{timeout}", host)
+            if self._incidents.detail("connection"):
+                log.info(
+                    "connection closed",
+                    route=self.route.name,
+                    peer=peer,
+                    reason=reason,
+                    count=connection.handled,
+                )
         except asyncio.CancelledError:
-            if not connection.displaced:  # displaced: the line was written by _admit
+            if not connection.displaced and self._incidents.detail("connection"):
                 log.info(
                     "connection closed", route=self.route.name, peer=peer, reason="engine stopping"
                 )
         finally:
-            self._connections.discard(connection)
+            self._admission.release(connection.slot)
             await _close(writer)
+            self._connections.pop(connection.slot, None)  # `stop` waits until it is closed
 
-    def _refusal(self, host: str) -> str:
+    def _refusal(self, host: str) -> tuple[str, str] | None:
+        """(metric reason, text) when the peer is refused before the admission policy."""
         if self._stopping:
-            return "engine stopping"
+            return "stopping", "engine stopping"
         if self._allow:
             try:
                 address = ipaddress.ip_address(host.split("%")[0])
             except ValueError:
-                return "unknown source address"
+                return "allow_list", "unknown source address"
             if address.version == 6 and address.ipv4_mapped:
                 address = address.ipv4_mapped
             if not any(address in network for network in self._allow):
-                return "source address not in allow list"
-        return ""
+                return "allow_list", "source address not in allow list"
+        return None
 
-    def _admit(self, connection: _Connection) -> str:
-        """Count the connection against `max_connections`; at the limit, displace the
-        connection idle the longest (no block in progress, TLS up), else refuse."""
-        if len(self._connections) >= self.route.max_connections:
-            idle = [other for other in self._connections if other.state is _State.IDLE]
-            if not idle:
-                return f"max_connections ({self.route.max_connections}) reached, none idle"
-            victim = min(idle, key=lambda other: other.idle_since)
-            victim.displaced = True
-            self._connections.discard(victim)
-            victim.task.cancel()
+    def _refused(self, peer: str, host: str, reason: str, text: str) -> None:
+        self._metrics.mllp_connection_refused(self.route.name, reason)
+        self._incidents.count(f"refused_{reason}", host)
+        if self._incidents.detail("refused"):
+            log.warning("connection refused", route=self.route.name, peer=peer, reason=text)
+
+    def _displace(self, slot: Slot, as_class: str) -> None:
+        """Close the connection the policy displaced for a newcomer."""
+        victim = self._connections.get(slot)
+        if victim is None:
+            return
+        victim.displaced = True
+        victim.task.cancel()
+        self._metrics.mllp_connection_closed(self.route.name, f"displaced_{as_class}")
+        self._incidents.count(f"displaced_{as_class}", victim.address)
+        if self._incidents.detail("displaced"):
             log.warning(
                 "connection closed",
                 route=self.route.name,
                 peer=victim.peer,
-                reason=f"displaced: idle the longest at max_connections "
-                f"({self.route.max_connections}), a new connection came",
+                reason=f"displaced ({as_class}) by a new connection at the limit",
                 count=victim.handled,
             )
-        self._connections.add(connection)
-        return ""
 
     async def _start_tls(self, writer: asyncio.StreamWriter) -> str:
         """Upgrade the connection; returns why it failed, or '' once TLS is up."""
@@ -285,20 +324,23 @@ class Listener:
     ) -> str:
         decoder = FrameDecoder(self.route.max_frame_bytes)
         loop = asyncio.get_running_loop()
+        slot = connection.slot
+        # The next block is read once the ACK has left: a peer that does not read its
+        # ACKs is seen at once (and stops being read) instead of after 64 KB of them.
+        writer.transport.set_write_buffer_limits(high=0)
         block_deadline: float | None = None  # frame_timeout_s from the block's first byte
+        received = 0  # the last read's size: the bytes a block started with
         while not self._stopping:
             event = decoder.next_event()
             if event is NEED_DATA:
                 if decoder.in_frame:
                     if block_deadline is None:
                         block_deadline = loop.time() + self.route.frame_timeout_s
-                    connection.state = _State.RECEIVING
+                        slot.block_started(self._clock(), received)
                     deadline = block_deadline
                 else:
                     block_deadline = None
-                    if connection.state is not _State.IDLE:
-                        connection.state = _State.IDLE
-                        connection.idle_since = self._clock()
+                    slot.phase = Phase.IDLE
                     deadline = loop.time() + self.route.idle_timeout_s
                 try:
                     async with asyncio.timeout_at(deadline):
@@ -307,13 +349,18 @@ class Listener:
                     return "frame timeout" if decoder.in_frame else "idle timeout"
                 if not data:
                     return "end of stream inside a block" if decoder.in_frame else "closed by peer"
+                received = len(data)
+                if slot.phase is Phase.RECEIVING:
+                    slot.block_bytes += received
                 decoder.feed(data)
                 continue
             if isinstance(event, Junk):
+                self._metrics.mllp_junk_bytes(self.route.name, event.size)
+                self._incidents.count("junk_bytes", connection.address, event.size)
                 self._log_discarded(connection, discarded.add(event.size))
                 continue
             self._log_discarded(connection, discarded.take())  # at most once per block
-            connection.state = _State.HANDLING
+            slot.phase = Phase.HANDLING
             started = time.perf_counter()
             if isinstance(event, Frame):
                 verdict = await self._intake.receive(event.payload, connection.peer)
@@ -324,15 +371,26 @@ class Listener:
                 size = event.size
             if verdict.reply is not None:
                 writer.write(encode_frame(verdict.reply))
-                await writer.drain()
+                slot.phase = Phase.WRITING
+                try:
+                    async with asyncio.timeout(self.route.frame_timeout_s):
+                        await writer.drain()
+                except TimeoutError:
+                    return ACK_NOT_READ
             if not decoder.in_frame:  # the block is complete (an oversize one may go on)
                 block_deadline = None
+                slot.completed(self._clock())
             connection.handled += 1
             elapsed = time.perf_counter() - started
             self._metrics.message_answered(self.route.name, verdict.ack_code, elapsed)
             self._traffic.count(verdict.outcome.value, verdict.duplicate)
-            # Each message at debug (TrafficLog says the counts at info); a refusal always.
+            # Each message at debug (TrafficLog says the counts at info); a refusal is a
+            # warning, for the first few of each interval (then counted).
             refused = verdict.outcome is not Outcome.ACCEPTED
+            if refused:
+                self._incidents.count("messages_refused", connection.address)
+            if refused and not self._incidents.detail("message"):
+                continue
             (log.warning if refused else log.debug)(
                 "message handled",
                 route=self.route.name,
@@ -349,7 +407,7 @@ class Listener:
         return "engine stopping"
 
     def _log_discarded(self, connection: _Connection, size: int) -> None:
-        if size:
+        if size and self._incidents.detail("junk"):
             log.warning(
                 "bytes outside a block discarded",
                 route=self.route.name,

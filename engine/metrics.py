@@ -112,6 +112,22 @@ class EngineMetrics:
             "HTTP connections the engine closed: beyond max_connections, or a timeout",
             ["reason"],
         )
+        self.mllp_refused = self._counter(
+            "ins_engine_mllp_connections_refused",
+            "MLLP connections closed at once, by reason (allow_list, accept_rate, "
+            "max_connections_per_address, max_connections, tls_handshake, stopping)",
+            ["route", "reason"],
+        )
+        self.mllp_closed = self._counter(
+            "ins_engine_mllp_connections_closed",
+            "MLLP connections the engine closed: displaced (by class) or timed out",
+            ["route", "reason"],
+        )
+        self.mllp_junk = self._counter(
+            "ins_engine_mllp_junk_bytes",
+            "Bytes received outside MLLP blocks and discarded",
+            ["route"],
+        )
         self.http_connections = Gauge(
             "ins_engine_http_connections",
             "HTTP connections open now (TLS handshakes included)",
@@ -194,6 +210,15 @@ class EngineMetrics:
     def message_answered(self, route: str, ack_code: str, seconds: float) -> None:
         self._child(self.received, route, ack_code or "none").inc()
         self.ack_seconds.observe(seconds)
+
+    def mllp_connection_refused(self, route: str, reason: str) -> None:
+        self._child(self.mllp_refused, route, reason).inc()
+
+    def mllp_connection_closed(self, route: str, reason: str) -> None:
+        self._child(self.mllp_closed, route, reason).inc()
+
+    def mllp_junk_bytes(self, route: str, size: int) -> None:
+        self._child(self.mllp_junk, route).inc(size)
 
     def delivery_attempted(
         self,

@@ -20,6 +20,7 @@ from engine.mllp.client import MllpClient, MllpClientError
 from engine.mllp.codec import encode_frame
 from engine.runtime import Engine
 from tests.support.messages import adt
+from tests.support.metrics import value
 
 ACK_HEADER = (
     "MSH|^~\\&|INS-ENGINE|HOSP|PAS|HOSP|20260102030405||ACK^{event}^ACK|ACK{n:05d}|P|"
@@ -262,35 +263,61 @@ async def test_a_block_trickled_in_byte_by_byte_is_closed_at_the_frame_deadline(
     writer.close()
 
 
-async def test_at_the_limit_the_connection_idle_the_longest_is_displaced(start_engine) -> None:
+async def test_at_the_limit_a_connection_that_never_completed_a_block_is_displaced(
+    start_engine,
+) -> None:
     engine = await start_engine("max_connections = 2")
-    oldest = await connect(engine)
-    assert b"MSA|AA" in await oldest.exchange(adt("C1"), 5)
-    newer = await connect(engine)
-    assert b"MSA|AA" in await newer.exchange(adt("C2"), 5)
-    (ack,) = await send(engine, adt("C3"))  # a third sender is served, not locked out
-    assert b"MSA|AA|C3" in ack
-    with pytest.raises(MllpClientError):
-        await oldest.exchange(adt("C4"), 5)
-    assert b"MSA|AA|C5" in await newer.exchange(adt("C5"), 5)
-    await newer.close()
+    sender = await connect(engine)
+    assert b"MSA|AA" in await sender.exchange(adt("C1"), 5)
+    silent_reader, silent_writer = await asyncio.open_connection(*address(engine))
+    (ack,) = await send(engine, adt("C2"))  # a newcomer takes the silent one's slot
+    assert b"MSA|AA|C2" in ack
+    assert await read_until_closed(silent_reader) == b""
+    silent_writer.close()
+    assert b"MSA|AA|C3" in await sender.exchange(adt("C3"), 5)
+    await sender.close()
 
 
-async def test_at_the_limit_with_every_connection_inside_a_block_a_new_one_is_refused(
+async def test_at_the_limit_a_sender_that_completed_a_block_lately_keeps_its_slot(
     start_engine,
 ) -> None:
     engine = await start_engine("max_connections = 1")
-    reader, writer = await asyncio.open_connection(*address(engine))
-    message = adt("B1")
-    writer.write(b"\x0b" + message[:20])  # a block in progress: not displaceable
-    await writer.drain()
-    await asyncio.sleep(0.1)
+    sender = await connect(engine)
+    assert b"MSA|AA" in await sender.exchange(adt("B1"), 5)
     refused_reader, refused_writer = await asyncio.open_connection(*address(engine))
     assert await read_until_closed(refused_reader) == b""
     refused_writer.close()
-    writer.write(message[20:] + b"\x1c\r")  # the block in progress is still served
-    assert b"MSA|AA|B1" in await asyncio.wait_for(reader.readuntil(b"\x1c\r"), 5)
-    writer.close()
+    assert b"MSA|AA|B2" in await sender.exchange(adt("B2"), 5)
+    await sender.close()
+
+
+async def test_at_the_per_address_limit_an_address_displaces_only_its_own(start_engine) -> None:
+    engine = await start_engine("max_connections = 3\nmax_connections_per_address = 1")
+    host, port = address(engine)
+    other = MllpClient(*await asyncio.open_connection(host, port, local_addr=("127.0.0.2", 0)))
+    assert b"MSA|AA" in await other.exchange(adt("P1"), 5)
+    silent_reader, silent_writer = await asyncio.open_connection(host, port)
+    (ack,) = await send(engine, adt("P2"))  # from 127.0.0.1: displaces 127.0.0.1's silent one
+    assert b"MSA|AA|P2" in ack
+    assert await read_until_closed(silent_reader) == b""
+    silent_writer.close()
+    assert b"MSA|AA|P3" in await other.exchange(adt("P3"), 5)
+    await other.close()
+
+
+async def test_beyond_the_accept_rate_a_new_connection_is_refused(start_engine) -> None:
+    engine = await start_engine("max_connections = 2\nmax_accepts_per_s = 0.001")
+    opened = [await asyncio.open_connection(*address(engine)) for _ in range(2)]  # the burst
+    refused_reader, refused_writer = await asyncio.open_connection(*address(engine))
+    assert await read_until_closed(refused_reader) == b""
+    refused_writer.close()
+    for _, writer in opened:
+        writer.close()
+    text = engine.metrics.exposition().decode()
+    refused = value(
+        text, "ins_engine_mllp_connections_refused_total", route="adt", reason="accept_rate"
+    )
+    assert refused == 1
 
 
 async def test_source_outside_the_allow_list_is_disconnected(start_engine) -> None:
@@ -380,18 +407,13 @@ async def test_refused_tls_client_is_logged_with_its_address_only(start_engine, 
     assert refused[0]["peer"].startswith("127.0.0.1:")
 
 
-async def test_tls_handshakes_in_progress_count_against_the_limit(start_engine, pki) -> None:
+async def test_a_stalled_tls_handshake_is_displaced_at_the_limit(start_engine, pki) -> None:
     engine = await start_engine("max_connections = 1\n" + tls_route(pki, mutual=False))
-    _, silent = await asyncio.open_connection(*address(engine))  # never says ClientHello
-    await asyncio.sleep(0.1)
-    with pytest.raises(MllpClientError):
-        late = await connect(engine, ssl_context=client_context(pki, with_cert=False))
-        await late.exchange(adt("T5"), 5)
-    silent.close()
-    await asyncio.sleep(0.1)
-    # The same client gets through once the handshake in progress is gone: it was the limit.
+    silent_reader, silent = await asyncio.open_connection(*address(engine))  # no ClientHello
     client = await connect(engine, ssl_context=client_context(pki, with_cert=False))
     assert b"MSA|AA|" in await client.exchange(adt("T6"), 5)
+    assert await read_until_closed(silent_reader) == b""
+    silent.close()
     await client.close()
 
 
