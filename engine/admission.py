@@ -138,7 +138,7 @@ class Admission:
         if not self._brake.allow(address):
             return Decision(None, "accept_rate")
         mine = [slot for slot in self._slots if slot.address == address]
-        if len(mine) >= self._per_address:
+        if len(mine) >= self._per_address and self._per_address < self._max:
             candidates, limit = mine, "max_connections_per_address"
         elif len(self._slots) >= self._max:
             candidates, limit = list(self._slots), "max_connections"
