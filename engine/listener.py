@@ -389,6 +389,9 @@ class Listener:
             refused = verdict.outcome is not Outcome.ACCEPTED
             if refused:
                 self._incidents.count("messages_refused", connection.address)
+                # A refusal is answered without a pause: a read full of garbage blocks
+                # would hold the loop, and every other sender, until its last block.
+                await asyncio.sleep(0)
             if refused and not self._incidents.detail("message"):
                 continue
             (log.warning if refused else log.debug)(
