@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from engine.console.dashboard import RateSampler, route_cards
 from engine.listener import DiscardCounter
 from engine.logs import configure_logging
 from engine.mllp.client import MllpClient, MllpClientError
@@ -451,3 +452,20 @@ async def test_python_hl7_mllp_send_gets_its_acks(start_engine, tmp_path) -> Non
     assert process.returncode == 0, err
     assert out.count(b"MSA|AA|") == 3
     assert [row[0] for row in stored_rows(tmp_path)] == ["P0", "P1", "P2"]
+
+
+async def test_the_dashboard_card_shows_what_the_connections_do_and_the_displacements(
+    start_engine,
+) -> None:
+    engine = await start_engine("max_connections = 2")
+    sender = await connect(engine)
+    assert b"MSA|AA" in await sender.exchange(adt("D1"), 5)
+    _, silent = await asyncio.open_connection(*address(engine))
+    (ack,) = await send(engine, adt("D2"))  # displaces the silent one
+    assert b"MSA|AA|D2" in ack
+    (card,) = await route_cards(engine, RateSampler(engine.metrics))
+    assert card.census == {"completing": 1}
+    assert card.closed == {"displaced_never_completed": 1}
+    assert card.refused == {}
+    silent.close()
+    await sender.close()

@@ -93,6 +93,9 @@ class RouteCard:
     unrouted: int  # acknowledged, steps not finished (e.g. waiting for INSi)
     acks: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
+    census: dict[str, int] = field(default_factory=dict)  # connections by what they do
+    refused: dict[str, int] = field(default_factory=dict)  # connections refused, by reason
+    closed: dict[str, int] = field(default_factory=dict)  # displaced or timed out, by reason
 
 
 @dataclass
@@ -144,6 +147,9 @@ async def route_cards(engine: EngineView, sampler: RateSampler) -> list[RouteCar
                 unrouted.get(route.name, 0),
                 _by(engine.metrics, "ins_engine_messages_received", "ack_code", route.name),
                 _by(engine.metrics, "ins_engine_enrichment_outcomes", "outcome", route.name),
+                listener.census() if listener is not None else {},
+                _by(engine.metrics, "ins_engine_mllp_connections_refused", "reason", route.name),
+                _by(engine.metrics, "ins_engine_mllp_connections_closed", "reason", route.name),
             )
         )
     return cards
