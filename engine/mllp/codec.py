@@ -152,7 +152,15 @@ class FrameDecoder:
         return Frame(payload)
 
     def _skip_to_end(self) -> _Need | None:
+        """Skip an oversize block up to its end marker, or up to a start byte: its sender
+        gave it up and the next block begins there, as it would in a block within the limit."""
         end = self._find_end()
+        start = self._buffer.find(START_BLOCK, 0, len(self._buffer) if end == -1 else end)
+        if start != -1:
+            del self._buffer[: start + 1]
+            self._scanned = 0
+            self._state = _State.IN_FRAME
+            return None
         if end == -1:
             self._drop_scanned()
             return NEED_DATA

@@ -104,6 +104,13 @@ def test_oversize_frame_is_reported_once_and_skipped(feed) -> None:
     assert frame == Frame(MSG_B)
 
 
+@pytest.mark.parametrize("feed", FEEDERS)
+def test_a_block_after_an_oversize_block_given_up_is_not_lost(feed) -> None:
+    # Read byte by byte, the decoder used to skip the new block along with the oversize one.
+    events = feed(b"\x0bMSH|" + b"x" * 300 + encode_frame(MSG_B), max_frame_bytes=100)
+    assert events[-1] == Frame(MSG_B)
+
+
 def test_oversize_frame_never_buffers_much_more_than_the_limit() -> None:
     decoder = FrameDecoder(100)
     decoder.feed(b"\x0b")
