@@ -115,18 +115,41 @@ class FrameDecoder:
         self._scanned = len(self._buffer) if end == -1 else 0
         return end
 
-    def _restarted(self) -> Junk | None:
+    def _restarted(self) -> Junk | FrameTooLarge | None:
         """A new start byte inside an unfinished block: the sender gave that block up. Every
         block given up before the last start byte seen is reported as one `Junk`, so a
-        flood of start bytes costs one event per read, not one per byte."""
+        flood of start bytes costs one event per read, not one per byte; a block given up
+        past the limit is `FrameTooLarge`, as it is when its bytes come in several reads."""
         end = self._buffer.find(END_MARKER, self._scanned)
         limit = len(self._buffer) if end == -1 else end
         restart = self._buffer.rfind(START_BLOCK, self._scanned, limit)
         if restart == -1:
             return None
-        del self._buffer[: restart + 1]
+        given_up = restart + 1
+        if restart > self._max:  # only then may a block given up be over the limit
+            oversize = self._first_oversize(restart)
+            if oversize == 0:
+                size = self._buffer.find(START_BLOCK)
+                head = bytes(self._buffer[: min(size, HEAD_KEPT_BYTES)])
+                del self._buffer[: size + 1]
+                self._scanned = 0
+                return FrameTooLarge(head, size)
+            if oversize is not None:
+                given_up = oversize  # the blocks before it; it is reported next
+        del self._buffer[:given_up]
         self._scanned = 0
-        return Junk(restart + 1)
+        return Junk(given_up)
+
+    def _first_oversize(self, last: int) -> int | None:
+        """Where the first block over the limit begins among those that end at a start byte
+        up to `last` (itself a start byte), or None."""
+        begin = 0
+        while begin <= last:
+            stop = self._buffer.find(START_BLOCK, begin, last + 1)
+            if stop - begin > self._max:
+                return begin
+            begin = stop + 1
+        return None
 
     def _seek_end(self) -> Event | _Need | None:
         abandoned = self._restarted()

@@ -111,6 +111,19 @@ def test_a_block_after_an_oversize_block_given_up_is_not_lost(feed) -> None:
     assert events[-1] == Frame(MSG_B)
 
 
+@pytest.mark.parametrize("feed", FEEDERS)
+def test_an_oversize_block_given_up_is_too_large_however_it_is_read(feed) -> None:
+    # Read at once, such a block used to be counted as junk: no NACK, unlike byte by byte.
+    events = feed(
+        encode_frame(MSG_A) + b"\x0bMSH|" + b"x" * 300 + b"\x0b" * 3 + encode_frame(MSG_B),
+        max_frame_bytes=100,
+    )
+    reported = [event for event in events if not isinstance(event, Junk)]
+    assert [type(event) for event in reported] == [Frame, FrameTooLarge, Frame]
+    assert reported[1].head.startswith(b"MSH|xxx") and b"\x0b" not in reported[1].head
+    assert sum(event.size for event in events if isinstance(event, Junk)) == 3
+
+
 def test_oversize_frame_never_buffers_much_more_than_the_limit() -> None:
     decoder = FrameDecoder(100)
     decoder.feed(b"\x0b")
