@@ -165,7 +165,7 @@ class FrameDecoder:
             self._drop_scanned()
             return FrameTooLarge(head, size)
         if end > self._max:
-            head = bytes(self._buffer[:HEAD_KEPT_BYTES])
+            head = bytes(self._buffer[: min(end, HEAD_KEPT_BYTES)])
             del self._buffer[: end + 1]
             self._state = _State.IDLE
             return FrameTooLarge(head, end)

@@ -124,6 +124,14 @@ def test_an_oversize_block_given_up_is_too_large_however_it_is_read(feed) -> Non
     assert sum(event.size for event in events if isinstance(event, Junk)) == 3
 
 
+def test_the_head_of_an_oversize_block_stops_at_its_end() -> None:
+    # It used to run on into the next block when the whole block came in one read.
+    big = b"MSH|" + b"x" * 300
+    too_large, frame = feed_whole(encode_frame(big) + encode_frame(MSG_B), max_frame_bytes=100)
+    assert too_large == FrameTooLarge(big, len(big))
+    assert frame == Frame(MSG_B)
+
+
 def test_oversize_frame_never_buffers_much_more_than_the_limit() -> None:
     decoder = FrameDecoder(100)
     decoder.feed(b"\x0b")
