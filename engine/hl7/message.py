@@ -42,7 +42,7 @@ class Separators:
     @classmethod
     def from_header(cls, msh: str) -> Separators:
         """Read the separators from the start of an MSH segment."""
-        if not msh.startswith("MSH") or len(msh) < 8:
+        if not msh.startswith("MSH") or len(msh) < 4:
             raise MessageFormatError("not an HL7 v2 message: MSH segment expected first")
         field = msh[3]
         end = msh.find(field, 4)

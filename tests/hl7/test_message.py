@@ -47,6 +47,13 @@ def test_other_separators_are_honoured() -> None:
     assert message.segment("PID").repetitions(3) == ["X*Y", "Z"]
 
 
+@pytest.mark.parametrize("header", ["MSH|^~", "MSH|^~|", "MSH|^~\\", "MSH|^~\\&"])
+def test_a_header_of_msh_1_and_a_short_msh_2_alone_is_read(header: str) -> None:
+    # It used to be refused under 8 characters, so a short MSH-2 whose header a step
+    # emptied of its other fields made a message the engine could no longer read.
+    assert Message.parse(header + "\r").separators == Separators()
+
+
 def test_lf_and_crlf_segment_endings_are_accepted() -> None:
     assert len(Message.parse(TEXT.replace("\r", "\n"))) == 3
     assert len(Message.parse(TEXT.replace("\r", "\r\n"))) == 3
@@ -55,7 +62,18 @@ def test_lf_and_crlf_segment_endings_are_accepted() -> None:
 @pytest.mark.parametrize(
     "text",
     # A short MSH-2 declaring a default character for another role (`&`, `~`) too.
-    ["", "hello", "PID|1\r", "MSH|||\r", "MSHa^~\\&\r", "MSH|^&-|A\r", "MSH|&^|A\r"],
+    [
+        "",
+        "hello",
+        "PID|1\r",
+        "MSH|||\r",
+        "MSH|\r",
+        "MSH|^\r",
+        "MSH\r",
+        "MSHa^~\\&\r",
+        "MSH|^&-|A\r",
+        "MSH|&^|A\r",
+    ],
 )
 def test_non_hl7_text_is_a_format_error(text: str) -> None:
     with pytest.raises(MessageFormatError):
