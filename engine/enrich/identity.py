@@ -235,7 +235,7 @@ class SourceFlags:
 
     document: str  # the first ZFD-7 valued: the identity document checked
     collection_method: str  # the first ZFD-5 valued: how the identity was collected
-    lunar_birth_date: bool  # ZFD-1 valued: the birth date is partly unknown
+    lunar_birth_date: bool  # ZFD-1 valued (any component): the birth date is partly unknown
     birth_date_corrected: bool  # ZFD-4 = Y: the local birth date is not INSi's
 
 
@@ -249,9 +249,16 @@ def source_flags(message: Message) -> SourceFlags:
     return SourceFlags(
         document=next((value for value in values(7) if value), ""),
         collection_method=next((value for value in values(5) if value), ""),
-        lunar_birth_date=any(values(1)),
+        # ZFD-1 is an NA (day^month^year): a year alone ('^^1975') is a lunar date too.
+        lunar_birth_date=any(is_valued(zfd.field(1), separators) for zfd in zfds),
         birth_date_corrected=any(value.upper() == YES for value in values(4)),
     )
+
+
+def is_valued(value: str, separators: Separators) -> bool:
+    """Some component of the field holds a value (HL7's null `""` is none)."""
+    count = value.count(separators.component) + 1
+    return any(read_text(value, separators, number) for number in range(1, count + 1))
 
 
 def read_text(value: str, separators: Separators, number: int = 1) -> str:

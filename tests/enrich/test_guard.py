@@ -79,6 +79,9 @@ REMOVED = [
         "lunar_birth_date",
         id="second-zfd-lunar",
     ),
+    pytest.param(  # only the first component of ZFD-1 used to be read
+        message(pid(f"{PI}~{INS}"), "ZFD|^^1975"), "lunar_birth_date", id="zfd-lunar-year-only"
+    ),
     pytest.param(
         message(pid(f"{PI}~{INS}"), "ZFD|||N|N", "ZFD||||Y"),
         "birth_date_corrected",

@@ -160,5 +160,7 @@ def test_source_flags_are_read_from_pid_31_and_zfd() -> None:
         True,
         True,
     )
-    quiet = identity("PID|||||ADRUN^ZOE^^^^^L||19751231|F", rest='ZFD|""||N|N\r')
+    year_only = identity("PID|||||ADRUN^ZOE^^^^^L||19751231|F", rest="ZFD|^^1975\r")
+    assert year_only.lunar_birth_date
+    quiet = identity("PID|||||ADRUN^ZOE^^^^^L||19751231|F", rest='ZFD|""^^||N|N\r')
     assert not (quiet.identity_unknown or quiet.lunar_birth_date or quiet.birth_date_corrected)
