@@ -8,6 +8,7 @@ import itertools
 from pathlib import Path
 
 from engine.config import load_config
+from engine.hl7.header import header_field
 from engine.router import Router
 from engine.steps.kind import Resources
 from engine.steps.plans import build_plan
@@ -53,7 +54,7 @@ class EnginePath:
         number = next(self._numbers)
         incoming = Incoming(
             *("feed", "127.0.0.1:1", 1_700_000_000.0 + number, "PAS", "HOSP", f"K{number}"),
-            *(raw.split(b"|")[8].decode(), hashlib.sha256(raw).digest(), raw, b""),
+            *(header_field(raw, 9).decode("latin-1"), hashlib.sha256(raw).digest(), raw, b""),
         )
         message_id = (await self.store.accept(incoming)).message_id
         await self._router.route_pending()

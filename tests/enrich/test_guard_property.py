@@ -193,16 +193,16 @@ STATUSES = set("VIDE PROV VALI DOUB DESA DPOT DOUA COLP COLV FILI CACH ANOM IDVE
 STATUSES |= {"IDRA", "USUR", "HOMD", "INVA"}
 
 
-def is_ins(cx: str) -> bool:
-    parts = cx.split("^")
-    authority = (parts[3] if len(parts) > 3 else "").split("&")
+def is_ins(cx: str, component: str = "^", subcomponent: str = "&") -> bool:
+    parts = cx.split(component)
+    authority = (parts[3] if len(parts) > 3 else "").split(subcomponent)
     billing = (
         len(parts) > 4
         and parts[4].strip().upper() == "NH"
         and authority[0].strip().upper() in ("", "ASIP-SANTE-NIR")
         and (authority[1].strip() if len(authority) > 1 else "") in ("", f"{OID}8")
     )
-    marked = any(s.strip().upper() in MARKS for p in parts[1:] for s in p.split("&"))
+    marked = any(s.strip().upper() in MARKS for p in parts[1:] for s in p.split(subcomponent))
     return marked and not billing and parts[0].strip() not in ("", '""')
 
 
@@ -222,22 +222,24 @@ def full_date(text: str) -> bool:
 
 
 def broken_rules(message: str) -> Iterator[str]:
-    """Every rule an INS of this message breaks (nothing for a message that keeps them)."""
+    """Every rule an INS of this message breaks (nothing for a message that keeps them),
+    read with the delimiters its MSH-1 and MSH-2 declare (all four of them)."""
+    f, c, r, _, s = message[3:8]
     segments = message.split("\r")
-    msh11 = segments[0].split("|")[10].split("^")[0]
+    msh11 = (segments[0].split(f) + [""] * 11)[10].split(c)[0]
     production = msh11 in ("P", "")
-    zfds = [s.split("|") + [""] * 8 for s in segments if s.startswith("ZFD|")]
-    for pid in (s.split("|") + [""] * 33 for s in segments if s.startswith("PID|")):
-        found = [(n, cx) for n in (2, 3, 4) for cx in pid[n].split("~") if is_ins(cx)]
+    zfds = [z.split(f) + [""] * 8 for z in segments if z.startswith(f"ZFD{f}")]
+    for pid in (p.split(f) + [""] * 33 for p in segments if p.startswith(f"PID{f}")):
+        found = [(n, cx) for n in (2, 3, 4) for cx in pid[n].split(r) if is_ins(cx, c, s)]
         if not found:
             continue
         if len(found) > 1:
             yield "5: more than one INS in a PID"
         field, cx = found[0]
-        parts = cx.split("^")
-        oid = cx.split("&")[1] if "&" in cx else ""
+        parts = cx.split(c)
+        oid = cx.split(s)[1] if s in cx else ""
         namespace = "ASIP-SANTE-INS-NIA" if oid == f"{OID}9" else "ASIP-SANTE-INS-NIR"
-        if field != 3 or cx != f"{parts[0]}^^^{namespace}&{oid}&ISO^INS":
+        if field != 3 or cx != f"{parts[0]}{c * 3}{namespace}{s}{oid}{s}ISO{c}INS":
             yield "4: not canonical"
         if not key_ok(parts[0]):
             yield "4: key"
@@ -247,18 +249,19 @@ def broken_rules(message: str) -> Iterator[str]:
             yield "4: test OID in production"
         tokens = [
             t.strip().upper()
-            for r in pid[32].split("~")
-            for c in r.split("^")
-            for t in c.split("&")
+            for repetition in pid[32].split(r)
+            for part in repetition.split(c)
+            for t in part.split(s)
         ]
-        repetitions = [r.rstrip(" ") for r in pid[32].split("~") if r.rstrip(" ") not in ("", '""')]
-        if {"FICT", "DOUT"} & set(tokens) or [r for r in repetitions if r in STATUSES] != ["VALI"]:
+        repetitions = [x.rstrip(" ") for x in pid[32].split(r) if x.rstrip(" ") not in ("", '""')]
+        if {"FICT", "DOUT"} & set(tokens) or [x for x in repetitions if x in STATUSES] != ["VALI"]:
             yield "2: status"
-        if any(r not in STATUSES | {"HOMA"} for r in repetitions):
+        if any(x not in STATUSES | {"HOMA"} for x in repetitions):
             yield "2: unknown status"
         if pid[31].strip().upper() == "Y" or not full_date(pid[7]):
             yield "3: PID-31 or PID-7"
-        if any(z[1].strip() not in ("", '""') or z[4].strip().upper() == "Y" for z in zfds):
+        lunar = [x.strip() for z in zfds for part in z[1].split(c) for x in part.split(s)]
+        if any(x not in ("", '""') for x in lunar) or any(z[4].strip() == "Y" for z in zfds):
             yield "3: ZFD"
 
 
