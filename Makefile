@@ -1,5 +1,6 @@
 # ins-engine: `make run` starts the engine on routes/default.toml (SQLite + INSi simulator),
-# `make test` runs the suite and the route tests beside routes/, `make demo` replays
+# `make test` runs the suite and the route tests beside routes/, `make fuzz` runs the
+# property tests and the MLLP header fuzz for longer, `make demo` replays
 # hl7_samples/ through the engine and shows what it did, `make bench` compares the engine with
 # its peers (about 8 minutes). Each creates the virtualenv and installs what it needs: `run`
 # and `demo` the runtime only, `test` adds the test tools and the example step kind of
@@ -17,7 +18,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: run test lint check clean demo bench packages
+.PHONY: run test lint check clean demo bench packages fuzz
 
 $(PIP):
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +61,16 @@ packages:
 test: $(TEST_STAMP) packages lint
 	$(BIN)/pytest
 	$(BIN)/ins-engine test --config routes/default.toml
+
+# The property tests of the MLLP codec, the ER7 view and the INS path with ten times the
+# suite's examples (--slow; each test bounded by pytest-timeout), then mutated headers over
+# MLLP to an `ins-engine run` process (bounded by --timeout-s).
+FUZZ_TESTS := tests/mllp/test_codec_property.py tests/hl7/test_message_property.py \
+	tests/enrich/test_enrich_fuzz.py tests/enrich/test_guard_property.py
+
+fuzz: $(TEST_STAMP)
+	$(BIN)/pytest -q --slow $(FUZZ_TESTS)
+	PYTHONPATH=. $(BIN)/python bench/fuzz_mllp.py --count 20000 --seed 26 --timeout-s 600
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
