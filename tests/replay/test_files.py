@@ -60,7 +60,7 @@ def test_loaded_messages_carry_file_position_control_id_and_type(tmp_path: Path)
         (b"", "no HL7 message"),
         (MSG % b"OK" + MSG % b"", "message 2: MSH-10 (message control id) is empty"),
         (b"MSH|^~\\&|APP|FAC|||20240101|||ID|P|2.5\r", "message 1: MSH-9"),
-        (b"MSH|\r", "message 1: not an HL7 v2 message"),
+        (b"MSH|\r", "message 1: invalid MSH-1/MSH-2"),  # MSH-1 and no MSH-2
         (MSG % b"OK" + b"MSH|^^~\\|x\r", "message 2: invalid MSH-1/MSH-2"),
     ],
 )
