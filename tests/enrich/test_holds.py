@@ -13,11 +13,14 @@ from engine.enrich.reviews import mark_handled, work_list
 from engine.report import NEEDS_ACTION
 from tests.enrich.engine_path import FEED, EnginePath
 
-ROUTE = FEED + """
+ROUTE = (
+    FEED
+    + """
 [[routes.destinations]]
 name = "all"
 file = "out"
 """
+)
 PID = (
     "PID|1||IPP1^^^HOSP&1.2.250.1.999.1.1&ISO^PI{ins}||ADRUN^ZOE^ZOE^^^^L||19751231|F|||"
     "^^^^^FRA^BDL^^63220" + "|" * 21 + "VALI"
