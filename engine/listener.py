@@ -3,7 +3,7 @@
 One task per connection reads, feeds the decoder and answers each block in order. Every
 way out of a connection is bounded: an idle connection is closed after `idle_timeout_s`,
 a block not complete `frame_timeout_s` after its first byte (however slowly it trickles
-in), an ACK the peer does not read within `frame_timeout_s` closes its connection (and the
+in), an ACK the peer does not read within `frame_timeout_s` resets its connection (and the
 next block is not read before the ACK has left), an oversize block is answered and
 skipped, EOF mid-block closes quietly, and on shutdown connections are closed at once
 except one busy storing a message, which finishes that message first.
@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import socket
 import ssl
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ from engine.traffic_log import TrafficLog
 READ_SIZE = 65536
 DISCARD_LOG_INTERVAL_S = 1.0
 ACK_NOT_READ = "ACK not read"
+_LINGER_NONE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close resets the connection
 # Why the engine closed a connection, as its metric and incident label.
 _TIMEOUTS = {
     "frame timeout": "frame_timeout",
@@ -237,7 +240,8 @@ class Listener:
                 )
         finally:
             self._admission.release(connection.slot)
-            await _close(writer)
+            # Closed while its ACK waited (not read in time, or displaced): reset it.
+            await _close(writer, reset=connection.slot.phase is Phase.WRITING)
             self._connections.pop(connection.slot, None)  # `stop` waits until it is closed
 
     def _refusal(self, host: str) -> tuple[str, str] | None:
@@ -419,7 +423,19 @@ class Listener:
             )
 
 
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
+async def _close(writer: asyncio.StreamWriter, reset: bool = False) -> None:
+    """Close the connection; with `reset`, at once, dropping what it has not read.
+
+    For a peer that does not read its ACKs: a close sends its FIN after the bytes it has
+    not read, so it never sees one, and the socket outlives the connection in the kernel.
+    """
+    if reset:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_NONE)
+        writer.transport.abort()
+    else:
+        writer.close()
     with contextlib.suppress(ConnectionError, ssl.SSLError, OSError, TimeoutError):
         await asyncio.wait_for(writer.wait_closed(), 2)
