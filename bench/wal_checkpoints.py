@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import statistics
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,33 +27,11 @@ sys.path.insert(0, str(ROOT))
 from bench.loadgen import run_load  # noqa: E402
 from bench.messages import adt_message  # noqa: E402
 from tests.support.engine_process import EngineProcess  # noqa: E402
+from tests.support.peak_size import PeakSize  # noqa: E402
 
 BASELINE = 4096
 LIMITS = (BASELINE, 64, 4)
-SAMPLE_S = 0.01
-
-
-class PeakSize:
-    """The largest size a file reaches while the block runs, sampled by a thread."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def __enter__(self) -> PeakSize:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(SAMPLE_S):
-            with contextlib.suppress(FileNotFoundError):
-                self.peak = max(self.peak, self.path.stat().st_size)
+SAMPLE_S = 0.01  # how often the WAL's size is sampled
 
 
 def configure(folder: Path, limit_mb: int) -> Path:
@@ -77,7 +53,7 @@ def configure(folder: Path, limit_mb: int) -> Path:
 async def measure(config: Path, messages: int, connections: int) -> dict[str, float]:
     async with EngineProcess(config, env={"PYTHONPATH": str(ROOT)}) as engine:
         host, port = engine.address("bench")
-        with PeakSize(config.parent / "engine.db-wal") as wal:
+        with PeakSize(config.parent / "engine.db-wal", SAMPLE_S) as wal:
             result = await run_load(host, port, adt_message, messages, connections)
     if result.negative:
         raise RuntimeError(f"{result.negative} negative ACKs: the engine refused messages")

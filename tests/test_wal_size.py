@@ -5,16 +5,16 @@ beside the writer and a destination that takes every message, as in production."
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from pathlib import Path
 
 import aiohttp
 
 from engine.mllp.client import MllpClient
+from tests.delivery.harness import eventually
 from tests.support.engine_process import EngineProcess
 from tests.support.messages import adt
 from tests.support.metrics import value
+from tests.support.peak_size import PeakSize
 
 LIMIT_MB = 4
 # The bound README states: the limit and what one checkpoint round lets in meanwhile (one
@@ -22,29 +22,6 @@ LIMIT_MB = 4
 BOUND = 2 * LIMIT_MB * 2**20
 MESSAGES, CONNECTIONS = 4000, 16  # about 40 MB of WAL without the limit
 IDLE_WAIT_S = 60.0  # the delivery of the backlog, then a second without a commit
-
-
-class PeakSize:
-    """The largest size the file reaches while the block runs, sampled by a thread."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def __enter__(self) -> PeakSize:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.002):
-            if self.path.exists():
-                self.peak = max(self.peak, self.path.stat().st_size)
 
 
 async def _send(address: tuple[str, int], numbers: range) -> None:
@@ -90,9 +67,9 @@ async def test_the_wal_stays_bounded_under_load_and_is_emptied_when_idle(tmp_pat
         assert 0 < wal.peak <= BOUND, f"the WAL reached {wal.peak / 2**20:.1f} MiB"
         assert under_load is not None and 0 < under_load <= BOUND
 
-        deadline = time.monotonic() + IDLE_WAIT_S
-        while await _wal_metric(engine) != 0:  # emptied once nothing is committed for a while
-            assert time.monotonic() < deadline, "the WAL was not emptied when idle"
-            await asyncio.sleep(0.2)
+        async def emptied() -> bool:  # once nothing is committed for a while
+            return await _wal_metric(engine) == 0
+
+        await eventually(emptied, IDLE_WAIT_S)
         delivered = (tmp_path / "out").iterdir()
         assert len(list(delivered)) == MESSAGES
