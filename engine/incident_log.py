@@ -9,11 +9,11 @@ how many lines were left out. The metrics count every incident.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
 
+from engine.interval_counts import IntervalCounts
 from engine.logs import get_logger
 
 INTERVAL_S = 10.0
@@ -22,7 +22,7 @@ MAX_ADDRESSES = 1024  # addresses counted per interval; beyond, only the totals
 log = get_logger("engine.listener")
 
 
-class IncidentLog:
+class IncidentLog(IntervalCounts):
     """Counts a listener's incidents; `run` logs and resets them every interval."""
 
     def __init__(
@@ -32,12 +32,8 @@ class IncidentLog:
         detail_lines: int = DETAIL_LINES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._route = route
-        self._interval_s = interval_s
+        super().__init__(route, interval_s, clock)
         self._detail_lines = detail_lines
-        self._clock = clock
-        self._since = clock()
-        self._counts: Counter[str] = Counter()
         self._addresses: Counter[str] = Counter()
         self._lines: Counter[str] = Counter()
 
@@ -54,25 +50,17 @@ class IncidentLog:
         self._counts["lines_left_out"] += 1
         return False
 
-    async def run(self) -> None:
-        """Say the counts every interval, until cancelled."""
-        while True:
-            await asyncio.sleep(self._interval_s)
-            self.flush()
-
     def flush(self) -> None:
         """Log the counts since the last line (nothing when nothing happened)."""
-        now = self._clock()
-        counts, self._counts = self._counts, Counter()
+        counts, seconds = self._take()
         addresses, self._addresses = self._addresses, Counter()
-        since, self._since = self._since, now
         self._lines.clear()
         if counts:
             (address, _), *_ = addresses.most_common(1) or [("", 0)]
             log.warning(
                 "listener incidents",
                 route=self._route,
-                seconds=round(now - since, 1),
+                seconds=seconds,
                 address=address or None,
                 addresses=len(addresses),
                 **dict(sorted(counts.items())),
