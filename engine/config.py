@@ -388,10 +388,9 @@ class RouteSettings:
         """The file this route is in and the full key there of one of its keys (errors)."""
         return self.source, _join(self.key, key)
 
-    def guard_settings(self, name: str, settings: type) -> Any:
-        """An outbound guard's settings: the route's table named after its kind, or the
-        kind's defaults."""
-        return getattr(self, name, None) or settings()
+    def guard_settings(self, name: str) -> Any:
+        """An outbound guard's settings: the route's table named after its kind."""
+        return getattr(self, name)
 
     @property
     def enriches(self) -> bool:

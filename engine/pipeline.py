@@ -141,7 +141,10 @@ def guard(guards: Sequence[BoundGuard], routed: RoutedMessage, destination: str 
     """Run the outbound guards over what is about to leave for `destination` (or, for
     ROUTE, every destination without steps of its own). A guard that raises withholds the
     message: it goes nowhere rather than unchecked (it stays in the store, dropped, with
-    the guard's `error` decision)."""
+    the guard's `error` decision). A message a step dropped or refused leaves nowhere: there is
+    nothing to guard."""
+    if routed.dropped or routed.refusal is not None:
+        return
     for bound in guards:
         try:
             result = bound.run(routed)
@@ -150,7 +153,7 @@ def guard(guards: Sequence[BoundGuard], routed: RoutedMessage, destination: str 
                 "outbound guard failed, message withheld",
                 route=routed.route,
                 destination=destination or None,
-                guard=bound.kind,
+                step=bound.kind,
                 control_id=routed.header.control_id,
                 exc_info=error,
             )

@@ -77,8 +77,7 @@ class RoutePlan:
         """Run the route's steps; the decisions are those taken here (not before the ACK)."""
         first = len(routed.decisions)
         await run_steps(self.steps, routed)
-        if not (routed.dropped or routed.refusal is not None):
-            guard(self.guards, routed)
+        guard(self.guards, routed)
         decisions = routed.decisions[first:]
         if routed.dropped or routed.refusal is not None:
             return Routing([], decisions, dropped=True)
@@ -93,8 +92,7 @@ class RoutePlan:
                 continue
             copy = routed.for_destination()
             await run_steps(destination.steps, copy, destination.name)
-            if not (copy.dropped or copy.refusal is not None):
-                guard(self.guards, copy, destination.name)
+            guard(self.guards, copy, destination.name)
             decisions.extend(copy.decisions)
             if copy.dropped or copy.refusal is not None:
                 continue

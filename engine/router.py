@@ -195,20 +195,20 @@ class Router:
         except Exception as error:  # not even parsed: forward as received rather than hold
             control_id, message_type = _facts(inbound)
             failure = Decision("route", "route", "error", type(error).__name__)
-            if plan.guards:  # what the guards cannot read does not leave unchecked
-                log.error(
-                    "message could not be routed, withheld: the route's guards cannot check it",
-                    route=inbound.route,
-                    control_id=control_id,
-                    exc_info=error,
-                )
-                return RoutingResult(inbound.message_id, [], [failure], dropped=True)
+            withheld = bool(plan.guards)  # what the guards cannot read does not leave unchecked
             log.error(
-                "message could not be routed, forwarded as received",
+                "message could not be routed, "
+                + (
+                    "withheld: the route's guards cannot check it"
+                    if withheld
+                    else "forwarded as received"
+                ),
                 route=inbound.route,
                 control_id=control_id,
                 exc_info=error,
             )
+            if withheld:
+                return RoutingResult(inbound.message_id, [], [failure], dropped=True)
             entries = [
                 NewEntry(destination.name, None, None)
                 for destination in plan.destinations

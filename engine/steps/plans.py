@@ -59,9 +59,7 @@ async def build_plan(
     ]
     guards = []
     for kind in found.guards:
-        guard = await kind.build(
-            route.guard_settings(kind.name, kind.settings), context(kind.name, ROUTE)
-        )
+        guard = await kind.build(route.guard_settings(kind.name), context(kind.name, ROUTE))
         if guard is not None:
             guards.append(BoundGuard(kind.name, guard))
     return RoutePlan(route, built[len(before_ack) :], before_ack, destinations, guards)
