@@ -92,6 +92,7 @@ from engine.store.rows import (
 )
 from engine.store.sqlite_file import WATCH_S, Fault, StoreFile
 from engine.store.sqlite_wal import (
+    BUSY_TIMEOUT_MS,
     LIMIT_MB,
     MB,
     WalKeeper,
@@ -111,7 +112,7 @@ _FINISHED_SQL = ", ".join(f"'{status.value}'" for status in FINISHED)
 
 def _connect(path: str) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    connection.execute("PRAGMA busy_timeout = 10000")
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     connection.execute("PRAGMA synchronous = FULL")
     connection.execute("PRAGMA foreign_keys = ON")
     return connection
@@ -279,7 +280,7 @@ class SqliteStore:
             if fault is None:
                 log.warning("store file writable again", path=self.path)
             else:
-                log.error("store file changed under the engine", fault=fault.what, path=self.path)
+                log.error("store file changed under the engine", reason=fault.what, path=self.path)
             self._seen = fault
         if fault is None:
             return None
