@@ -59,10 +59,11 @@ def check_ack(payload: bytes, sent: bytes) -> Result:
     outcome = _OUTCOMES.get(code)
     if outcome is None:
         raise AckProblem("garbled ACK: unknown MSA-1 code")
-    ack_charset = component(message.msh.field(18), 1, message.separators.component)
-    echoed = _readings(msa.field(2).encode("latin-1"), ack_charset)
-    if not echoed & _readings(header_field(sent, 10), declared_charset(sent)):
-        raise MismatchedAck("mismatched ACK: MSA-2 is not the sent MSH-10")
+    echoed, sent_id = msa.field(2).encode("latin-1"), header_field(sent, 10)
+    if echoed != sent_id:  # the usual echo is byte for byte: decode only when it is not
+        ack_charset = component(message.msh.field(18), 1, message.separators.component)
+        if not _readings(echoed, ack_charset) & _readings(sent_id, declared_charset(sent)):
+            raise MismatchedAck("mismatched ACK: MSA-2 is not the sent MSH-10")
     if outcome is Outcome.DELIVERED:
         return Result(outcome, code)
     error_code = _error_code(message)
