@@ -38,11 +38,13 @@ from engine.traffic_log import TrafficLog
 READ_SIZE = 65536
 DISCARD_LOG_INTERVAL_S = 1.0
 ACK_NOT_READ = "ACK not read"
+FRAME_TIMEOUT = "frame timeout"
+IDLE_TIMEOUT = "idle timeout"
 _LINGER_NONE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close resets the connection
 # Why the engine closed a connection, as its metric and incident label.
 _TIMEOUTS = {
-    "frame timeout": "frame_timeout",
-    "idle timeout": "idle_timeout",
+    FRAME_TIMEOUT: "frame_timeout",
+    IDLE_TIMEOUT: "idle_timeout",
     ACK_NOT_READ: "ack_timeout",
 }
 _REFUSALS = {
@@ -56,7 +58,6 @@ log = get_logger("engine.listener")
 @dataclass(eq=False)
 class _Connection:
     peer: str
-    address: str
     task: asyncio.Task[None]
     slot: Slot
     handled: int = 0
@@ -208,7 +209,7 @@ class Listener:
             return
         task = asyncio.current_task()
         assert task is not None
-        connection = _Connection(peer, host, task, decision.slot)
+        connection = _Connection(peer, task, decision.slot)
         self._connections[decision.slot] = connection
         if decision.displaced is not None:
             self._displace(decision.displaced, decision.displaced_as)
@@ -273,7 +274,7 @@ class Listener:
         victim.displaced = True
         victim.task.cancel()
         self._metrics.mllp_connection_closed(self.route.name, f"displaced_{as_class}")
-        self._incidents.count(f"displaced_{as_class}", victim.address)
+        self._incidents.count(f"displaced_{as_class}", victim.slot.address)
         if self._incidents.detail("displaced"):
             log.warning(
                 "connection closed",
@@ -350,7 +351,7 @@ class Listener:
                     async with asyncio.timeout_at(deadline):
                         data = await reader.read(READ_SIZE)
                 except TimeoutError:
-                    return "frame timeout" if decoder.in_frame else "idle timeout"
+                    return FRAME_TIMEOUT if decoder.in_frame else IDLE_TIMEOUT
                 if not data:
                     return "end of stream inside a block" if decoder.in_frame else "closed by peer"
                 received = len(data)
@@ -360,7 +361,7 @@ class Listener:
                 continue
             if isinstance(event, Junk):
                 self._metrics.mllp_junk_bytes(self.route.name, event.size)
-                self._incidents.count("junk_bytes", connection.address, event.size)
+                self._incidents.count("junk_bytes", connection.slot.address, event.size)
                 self._log_discarded(connection, discarded.add(event.size))
                 continue
             self._log_discarded(connection, discarded.take())  # at most once per block
@@ -392,7 +393,7 @@ class Listener:
             # warning, for the first few of each interval (then counted).
             refused = verdict.outcome is not Outcome.ACCEPTED
             if refused:
-                self._incidents.count("messages_refused", connection.address)
+                self._incidents.count("messages_refused", connection.slot.address)
                 # A refusal is answered without a pause: a read full of garbage blocks
                 # would hold the loop, and every other sender, until its last block.
                 await asyncio.sleep(0)
