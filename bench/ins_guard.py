@@ -2,7 +2,7 @@
 
 Every message that leaves goes through the guard, so its cost is paid on the hot path. The
 baseline is measured in the same run on the same message: decoding and splitting it as the
-router does (`engine.router.routed_message`), which every message pays anyway.
+router does (`engine.routing.router.routed_message`), which every message pays anyway.
 
     .venv/bin/python bench/ins_guard.py
 """
@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 from engine.enrich.guard import InsGuard  # noqa: E402
 from engine.enrich.guard_settings import InsGuardSettings  # noqa: E402
 from engine.hl7.charset import CharsetPolicy  # noqa: E402
-from engine.router import routed_message  # noqa: E402
+from engine.routing.router import routed_message  # noqa: E402
 
 INS = "~275126322074974^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS"
 MESSAGE = (

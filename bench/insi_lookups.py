@@ -28,11 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine.base.logs import configure_logging  # noqa: E402
 from engine.ins.outcome import SearchStatus  # noqa: E402
 from engine.ins.service import open_insi_service  # noqa: E402
 from engine.ins.settings import InsiSettings  # noqa: E402
 from engine.ins.simulator.synthetic import synthetic_persons  # noqa: E402
-from engine.logs import configure_logging  # noqa: E402
 
 SEED = 20240506
 

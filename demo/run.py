@@ -28,17 +28,17 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from engine.config import load_config
+from engine.config.settings import load_config
 from engine.enrich.identity import read_identity, single_pid
 from engine.enrich.outcome import Outcome, ReceivedIns
 from engine.errors import EngineError
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.message import Message
 from engine.ins.oids import parse_oid
-from engine.replay.acks import ACCEPTED
-from engine.replay.files import ReplayFile, ReplayMessage, expand_paths, load_files
-from engine.replay.sender import Result, Target, send_files
 from engine.store.url import sqlite_path
+from engine.tools.replay.acks import ACCEPTED
+from engine.tools.replay.files import ReplayFile, ReplayMessage, expand_paths, load_files
+from engine.tools.replay.sender import Result, Target, send_files
 
 # The same harness the tests use to run a real engine process and read its JSON log.
 from tests.support.engine_process import REPOSITORY, EngineProcess

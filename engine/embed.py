@@ -25,16 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from engine.config import Config, load_config
-from engine.decision import Decision
+from engine.config.settings import Config, load_config
 from engine.hl7.ack import Refusal
 from engine.hl7.patterns import Patterns
-from engine.intake import header_refusal
-from engine.pipeline import RoutedMessage
-from engine.route import RoutePlan
-from engine.router import routed_message
+from engine.inbound.intake import header_refusal
+from engine.routing.route import RoutePlan
+from engine.routing.router import routed_message
 from engine.steps.kind import Resources
+from engine.steps.pipeline import RoutedMessage
 from engine.steps.plans import build_plan
+from engine.store.decision import Decision
 
 
 @dataclass(frozen=True)

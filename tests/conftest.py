@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from engine.config import load_config
+from engine.app.runtime import Engine
+from engine.base.logs import configure_logging
+from engine.config.settings import load_config
 from engine.hl7.ack import AckBuilder
-from engine.logs import configure_logging
-from engine.runtime import Engine
 from tests.support.postgres import PASSWORD, PostgresServer, Unavailable
 
 FIXED_TIME = datetime(2026, 1, 2, 3, 4, 5)

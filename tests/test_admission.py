@@ -4,7 +4,7 @@ tests/test_listener_attacks.py)."""
 
 from __future__ import annotations
 
-from engine.admission import Admission, Phase, Slot
+from engine.inbound.slots import Admission, Phase, Slot
 
 
 class Clock:

@@ -9,8 +9,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from engine.app.runtime import Engine
 from engine.mllp.client import MllpClient
-from engine.runtime import Engine
 from tests.conftest import StartEngine
 from tests.support.engine_process import REPOSITORY
 from tests.support.receiver import Receiver

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
-from engine.config import documented_keys, load_config
+from engine.config.settings import documented_keys, load_config
 from engine.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
-from engine.descriptors import QUIET_S, DescriptorWatch, descriptor_free
-from engine.metrics import EngineMetrics
+from engine.app.descriptors import QUIET_S, DescriptorWatch, descriptor_free
+from engine.base.metrics import EngineMetrics
 
 
 def test_an_episode_without_descriptors_is_logged_once_and_counted_at_each_probe() -> None:

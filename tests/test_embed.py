@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import DestinationSettings, RouteSettings
+from engine.config.settings import DestinationSettings, RouteSettings
 from engine.embed import RouteRunner, SyncRouteRunner
 from engine.hl7.ack import Outcome
-from engine.pipeline import BoundStep, RoutedMessage, StepResult
-from engine.route import RoutePlan
+from engine.routing.route import RoutePlan
 from engine.steps.kind import Resources
+from engine.steps.pipeline import BoundStep, RoutedMessage, StepResult
 
 VALI_A28 = (
     "MSH|^~\\&|SRC|HOSP|DST|HOSP|20240101120000||ADT^A28^ADT_A05|C042|P|2.5^FRA^2.11"

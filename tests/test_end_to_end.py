@@ -19,9 +19,9 @@ import stat
 import sys
 from pathlib import Path
 
+from engine.app.runtime import Engine
 from engine.enrich.pid_writer import zfd_time
 from engine.mllp.client import MllpClient
-from engine.runtime import Engine
 from tests.support.engine_process import REPOSITORY
 from tests.support.receiver import Receiver
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.base.folders import make_folders
 from engine.cli import main
 from engine.delivery.file_sender import FileSender
-from engine.folders import make_folders
 from engine.store.base import EntryStatus, OutboxEntry
 from engine.store.sqlite import SqliteStore
 from tests.offline.test_enrich_command import SAMPLES, config_file

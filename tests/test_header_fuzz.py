@@ -9,11 +9,11 @@ import io
 import json
 from pathlib import Path
 
-from engine.config import RouteSettings
+from engine.base.logs import configure_logging
+from engine.config.settings import RouteSettings
 from engine.hl7.charset import declared_charset, is_known
 from engine.hl7.message import Message
-from engine.intake import Intake
-from engine.logs import configure_logging
+from engine.inbound.intake import Intake
 from engine.store.sqlite import SqliteStore
 from tests.conftest import fixed_acks
 from tests.support.mutations import may_go_unanswered, samples

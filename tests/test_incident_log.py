@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
-from engine.incident_log import IncidentLog
+from engine.inbound.incident_log import IncidentLog
 
 
 class Clock:

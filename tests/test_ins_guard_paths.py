@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from engine.app.runtime import Engine
 from engine.cli import main
 from engine.embed import RouteRunner
 from engine.enrich.guard_settings import GUARD_OFF_WARNING
 from engine.enrich.reviews import work_list
-from engine.report import NEEDS_ACTION
-from engine.runtime import Engine
 from engine.store.base import MessageQuery
+from engine.tools.report import NEEDS_ACTION
 from tests.conftest import StartEngine
 from tests.delivery.harness import eventually
 from tests.http.test_enrich_api import HTTP, TOKEN, post

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config import RouteSettings
+from engine.config.settings import RouteSettings
 from engine.hl7.ack import Outcome
-from engine.intake import Intake
-from engine.pipeline import BoundStep, RoutedMessage, StepResult
-from engine.route import RoutePlan
+from engine.inbound.intake import Intake
+from engine.routing.route import RoutePlan
+from engine.steps.pipeline import BoundStep, RoutedMessage, StepResult
 from engine.store.sqlite import SqliteStore
 from tests.conftest import fixed_acks
 from tests.support.messages import adt

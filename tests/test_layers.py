@@ -19,10 +19,10 @@ CORE = [
 ]
 STORE_MAY_IMPORT = (
     "engine.store",
-    "engine.decision",
+    "engine.store.decision",
     "engine.errors",
-    "engine.logs",
-    "engine.folders",
+    "engine.base.logs",
+    "engine.base.folders",
 )
 
 

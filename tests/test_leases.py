@@ -12,7 +12,13 @@ from collections.abc import AsyncIterator
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from engine.leases import SAFETY_S, HeldLease, LeaseKeeper, engine_identity, under_lease
+from engine.coordination.leases import (
+    SAFETY_S,
+    HeldLease,
+    LeaseKeeper,
+    engine_identity,
+    under_lease,
+)
 from engine.store.backends import open_store
 from engine.store.postgresql import PostgresStore
 from tests.support.tcp_proxy import TcpProxy

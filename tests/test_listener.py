@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import trustme
 
+from engine.app.runtime import Engine
+from engine.base.logs import configure_logging
 from engine.console.dashboard import RateSampler, route_cards
-from engine.listener import DiscardCounter
-from engine.logs import configure_logging
+from engine.inbound.listener import DiscardCounter
 from engine.mllp.client import MllpClient, MllpClientError
 from engine.mllp.codec import encode_frame
-from engine.runtime import Engine
 from tests.support.messages import adt
 from tests.support.metrics import value
 

@@ -129,7 +129,7 @@ async def test_a_garbage_flood_writes_a_bounded_number_of_lines_and_is_counted(
         ar = value(text, "ins_engine_messages_received_total", route="adt", ack_code="AR")
         assert junk is not None and junk > 2**19
         assert ar is not None and ar > 1000
-        listener_lines = [r for r in engine.records if r.get("logger") == "engine.listener"]
+        listener_lines = [r for r in engine.records if r.get("logger") == "engine.inbound.listener"]
         assert len(listener_lines) <= 20, [r["event"] for r in listener_lines]
         await engine.terminate()
     assert incidents(engine, "junk_bytes") == junk

@@ -7,8 +7,8 @@ import json
 
 import structlog
 
+from engine.base.logs import REDACTED, configure_logging
 from engine.errors import EngineError
-from engine.logs import REDACTED, configure_logging
 from engine.mllp.client import MllpClient
 from tests.support.messages import adt
 

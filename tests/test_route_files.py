@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.app.runtime import Engine
 from engine.cli import main
-from engine.config import load_config
+from engine.config.settings import load_config
 from engine.mllp.client import MllpClient
-from engine.runtime import Engine
 from tests.conftest import fixed_acks
 from tests.support.config_errors import config_error
 from tests.support.messages import adt

@@ -6,12 +6,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from engine.config import DestinationSettings, RouteSettings
+from engine.config.settings import DestinationSettings, RouteSettings
 from engine.hl7.charset import CharsetPolicy
 from engine.hl7.patterns import Patterns
-from engine.pipeline import BoundGuard, BoundStep, Guard, RoutedMessage, StepResult
-from engine.route import DestinationPlan, RoutePlan
-from engine.router import Router, routed_message
+from engine.routing.route import DestinationPlan, RoutePlan
+from engine.routing.router import Router, routed_message
+from engine.steps.pipeline import BoundGuard, BoundStep, Guard, RoutedMessage, StepResult
 from engine.store.sqlite import SqliteStore
 from tests.delivery.harness import store_messages
 from tests.support.messages import adt

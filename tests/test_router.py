@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import DestinationSettings, RouteSettings
+from engine.config.settings import DestinationSettings, RouteSettings
 from engine.errors import StoreError
 from engine.hl7.ack import Outcome
 from engine.hl7.charset import CharsetPolicy
 from engine.hl7.patterns import Patterns
-from engine.intake import Intake
-from engine.pipeline import BoundStep, RoutedMessage, StepResult
-from engine.route import DestinationPlan, RoutePlan
-from engine.router import Router, routed_message
+from engine.inbound.intake import Intake
+from engine.routing.route import DestinationPlan, RoutePlan
+from engine.routing.router import Router, routed_message
+from engine.steps.pipeline import BoundStep, RoutedMessage, StepResult
 from engine.store.sqlite import SqliteStore
 from tests.conftest import fixed_acks
 from tests.delivery.harness import store_messages
@@ -102,7 +102,7 @@ async def test_a_failed_routing_commit_is_retried_and_nothing_is_lost_or_reorder
         await real_route_messages(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(store, "route_messages", failing_once)
-    monkeypatch.setattr("engine.router.POLL_S", 0.01)
+    monkeypatch.setattr("engine.routing.router.POLL_S", 0.01)
     await store_messages(store, "adt", [adt(f"F{n}") for n in range(10)])
     router = Router(store, {"adt": RoutePlan(ROUTE)}, window=4)
     running = asyncio.create_task(router.run())

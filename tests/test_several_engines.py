@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from engine.config import load_config
+from engine.app.runtime import Engine
+from engine.config.settings import load_config
 from engine.mllp.client import MllpClient, MllpClientError
-from engine.runtime import Engine
 from engine.store.backends import open_store
 from tests.conftest import fixed_acks
 from tests.delivery.harness import eventually

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
+from engine.inbound.traffic_log import TrafficLog
 from engine.mllp.client import MllpClient
-from engine.traffic_log import TrafficLog
 
 
 class Clock:

@@ -1,5 +1,5 @@
 """`ins-engine check`: validate a configuration file without starting anything: what the
-file says, and what `run` needs from this machine (files, folders; `engine.preflight`).
+file says, and what `run` needs from this machine (files, folders; `engine.app.preflight`).
 
 `ins-engine check --keys` prints the reference of every key instead, the step kinds' keys
 after the configuration's (the README's tables are this output for the built-in kinds, and
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable
 
 from engine.commands.common import add_config_argument, read_config_for_start
-from engine.config import documented_keys
+from engine.config.settings import documented_keys
 from engine.enrich.guard_settings import GUARD_OFF_WARNING
 from engine.steps.kind import StepKind
 from engine.steps.registry import registry

@@ -9,12 +9,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from engine.config import DEFAULT_CONFIG, Config, load_config
+from engine.app.preflight import preflight
+from engine.config.settings import DEFAULT_CONFIG, Config, load_config
 from engine.errors import CliError, ConfigErrors, StoreError
-from engine.preflight import preflight
-from engine.report import DELIMITERS, FORMATS, NEEDS_ACTION
 from engine.steps.registry import registry
 from engine.store.backends import OpenStore, existing_store, password
+from engine.tools.report import DELIMITERS, FORMATS, NEEDS_ACTION
 
 T = TypeVar("T")
 

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine.base.logs import configure_logging
 from engine.commands.common import (
     add_config_argument,
     add_report_options,
@@ -24,12 +25,11 @@ from engine.commands.common import (
     report_delimiter,
     report_outcomes,
 )
-from engine.config import Config, RouteSettings
+from engine.config.settings import Config, RouteSettings
 from engine.embed import RouteRunner
 from engine.enrich.store import KIND
 from engine.errors import CliError
-from engine.logs import configure_logging
-from engine.offline import (
+from engine.tools.offline import (
     Targets,
     check_outputs,
     enrich,
@@ -38,7 +38,7 @@ from engine.offline import (
     read_inputs,
     write_outputs,
 )
-from engine.report import ReportFile, report_row
+from engine.tools.report import ReportFile, report_row
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

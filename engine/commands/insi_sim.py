@@ -11,13 +11,13 @@ import asyncio
 import signal
 import ssl
 
-from engine.config import parse_address
+from engine.base.logs import configure_logging, get_logger
+from engine.config.settings import parse_address
 from engine.errors import CliError, EngineError
 from engine.ins.settings import is_loopback_host
 from engine.ins.simulator.handler import InsiSimulator
 from engine.ins.simulator.population import population
 from engine.ins.simulator.server import server_ssl_context, start_server
-from engine.logs import configure_logging, get_logger
 
 DEFAULT_LISTEN = "127.0.0.1:8089"
 

@@ -20,7 +20,7 @@ from dataclasses import asdict
 
 from engine.commands import queue_views as views
 from engine.commands.common import add_config_argument, on_store, read_config
-from engine.config import Config
+from engine.config.settings import Config
 from engine.errors import CliError
 from engine.store.backends import OpenStore
 from engine.store.base import MAX_ID, ActionResult, EntryStatus, QueueStatus, row_id

@@ -14,11 +14,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from engine.decision import Decision
 from engine.delivery.service import queue_holder
 from engine.hl7.codes import shown_type
 from engine.ins.health import IN_PROCESS, InsiHealth
-from engine.replay.acks import AckFormatError, read_ack
 from engine.store.base import (
     ComponentState,
     DroppedMessage,
@@ -28,7 +26,9 @@ from engine.store.base import (
     MessageTrace,
     QueueStatus,
 )
+from engine.store.decision import Decision
 from engine.store.lock import Holder
+from engine.tools.replay.acks import AckFormatError, read_ack
 
 
 def print_table(headers: list[str], rows: list[list[Any]]) -> None:

@@ -17,13 +17,13 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import Progress
 
-from engine.config import ClientTls
+from engine.base.logs import configure_logging
+from engine.config.settings import ClientTls
+from engine.config.tls import client_context
 from engine.errors import CliError
-from engine.logs import configure_logging
-from engine.replay.files import expand_paths, load_files
-from engine.replay.sender import Result, Target, send_files
-from engine.replay.summary import Summary
-from engine.tls import client_context
+from engine.tools.replay.files import expand_paths, load_files
+from engine.tools.replay.sender import Result, Target, send_files
+from engine.tools.replay.summary import Summary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

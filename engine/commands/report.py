@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from engine.base.logs import configure_logging
 from engine.commands.common import (
     add_config_argument,
     add_report_options,
@@ -28,10 +29,9 @@ from engine.commands.common import (
 )
 from engine.commands.queue_views import print_engines
 from engine.errors import CliError
-from engine.logs import configure_logging
-from engine.report import ReportFile, write_store_report
 from engine.store.backends import OpenStore
 from engine.store.base import EngineState, LeaseState
+from engine.tools.report import ReportFile, write_store_report
 
 _DURATION = re.compile(r"([0-9]+)([dh])")
 _SECONDS = {"d": 86400, "h": 3600}

@@ -6,10 +6,10 @@ import argparse
 
 import uvloop
 
+from engine.app.runtime import Engine
+from engine.base.logs import configure_logging, get_logger
 from engine.commands.common import add_config_argument, read_config_for_start
 from engine.errors import CliError, ConfigError, EngineError
-from engine.logs import configure_logging, get_logger
-from engine.runtime import Engine
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from engine.base.logs import configure_logging
 from engine.commands.common import add_config_argument, read_config
-from engine.config import Config
-from engine.logs import configure_logging
-from engine.route_tests import Case, CaseResult, find_cases, run_case, tests_folder
+from engine.config.settings import Config
+from engine.tools.route_tests import Case, CaseResult, find_cases, run_case, tests_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from engine.base.logs import get_logger
 from engine.console import audit_page, dashboard, identities, login, messages, queues
 from engine.console.context import CONSOLE, Console
 from engine.console.guard import guard
 from engine.http.server import STATIC_PREFIX
 from engine.http.view import engine_of_app
-from engine.logs import get_logger
 
 STATIC = Path(__file__).parent / "static"
 FILES = {path.name: path for path in STATIC.iterdir() if path.is_file()}

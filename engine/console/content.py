@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from engine.config import RouteSettings
+from engine.config.settings import RouteSettings
 from engine.hl7.charset import CharsetError, CharsetPolicy, decode
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from engine.config import HttpSettings
+from engine.config.settings import HttpSettings
 from engine.console.render import SESSION
 from engine.console.sessions import LoginThrottle, Sessions
 from engine.console.users import UsersFile

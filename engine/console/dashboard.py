@@ -17,10 +17,10 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.base.metrics import EngineMetrics
 from engine.console.render import render
 from engine.http.view import EngineView, engine_of
 from engine.ins.expiry import days_left, expires_soon
-from engine.metrics import EngineMetrics
 
 SAMPLE_EVERY_S = 5.0
 RATE_WINDOW_S = 60.0

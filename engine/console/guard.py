@@ -18,12 +18,12 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from engine.base.logs import get_logger
 from engine.console.render import SESSION
 from engine.console.sessions import Session, Sessions
 from engine.console.users import Role, UsersFile
 from engine.http.params import local_target
 from engine.http.server import STATIC_PREFIX, Handler
-from engine.logs import get_logger
 
 SESSION_COOKIE = "ins_engine_session"
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/login"})

@@ -14,6 +14,7 @@ import secrets
 
 from aiohttp import web
 
+from engine.base.logs import get_logger
 from engine.console.context import audit, client_address, console_of
 from engine.console.guard import SESSION_COOKIE
 from engine.console.render import SESSION, render
@@ -21,7 +22,6 @@ from engine.console.sessions import throttle_keys
 from engine.console.users import dummy_hash, verify_password
 from engine.errors import ConfigError
 from engine.http.params import local_target, text_field
-from engine.logs import get_logger
 
 LOGIN_COOKIE = "ins_engine_login"
 log = get_logger("engine.console")

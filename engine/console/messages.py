@@ -23,9 +23,9 @@ from engine.console.users import Role
 from engine.enrich.outcome import Outcome
 from engine.http.params import cursor, path_id, text_field
 from engine.http.view import EngineView, engine_of
-from engine.replay.acks import AckFormatError, read_ack
-from engine.report import NEEDS_ACTION
 from engine.store.base import EntryStatus, MessageDetail, MessageQuery, TraceEvent
+from engine.tools.replay.acks import AckFormatError, read_ack
+from engine.tools.report import NEEDS_ACTION
 
 PAGE = 50
 OUTCOMES = sorted(outcome.value for outcome in Outcome)  # the filter's choices

@@ -6,7 +6,7 @@ zero-padded outbox entry id: sorting the folder by name gives the delivery order
 entry gets a new, larger id, so it sorts after what was queued before it). Writing an
 entry again after a crash replaces its file with identical bytes, so for a folder
 at-least-once delivery never leaves a duplicate file. Files are created 0640 and the
-folders the sender creates 0750 (`engine.folders`).
+folders the sender creates 0750 (`engine.base.folders`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import os
 import re
 from pathlib import Path
 
+from engine.base.folders import make_folders
 from engine.delivery.destination import Outcome, Result
-from engine.folders import make_folders
 from engine.store.base import OutboxEntry
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")

@@ -13,13 +13,13 @@ delay (it may reach the receiver twice, as at-least-once allows).
 
 from __future__ import annotations
 
-from engine.config import DestinationSettings, parse_address
+from engine.base.logs import get_logger
+from engine.config.settings import DestinationSettings, parse_address
+from engine.config.tls import client_context
 from engine.delivery.ack_check import AckProblem, MismatchedAck, check_ack
 from engine.delivery.destination import Outcome, Result
-from engine.logs import get_logger
 from engine.mllp.client import AckTimeout, MllpClient, MllpClientError
 from engine.store.base import OutboxEntry
-from engine.tls import client_context
 
 log = get_logger("engine.delivery")
 

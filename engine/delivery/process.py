@@ -22,11 +22,11 @@ import sys
 import time
 from typing import Any
 
-from engine.config import Config
+from engine.base.logs import get_logger
+from engine.base.metrics import EngineMetrics
+from engine.config.settings import Config
 from engine.delivery.relay import WRITES, Channel
 from engine.errors import EngineError, StoreError
-from engine.logs import get_logger
-from engine.metrics import EngineMetrics
 from engine.store.base import Store
 
 log = get_logger("engine.delivery")

@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from engine.logs import get_logger
+from engine.base.logs import get_logger
 from engine.store.base import Pruned, Store
 
 log = get_logger("engine.delivery")

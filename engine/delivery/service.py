@@ -13,15 +13,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from engine.config import DestinationSettings, RouteSettings
+from engine.base.logs import get_logger
+from engine.config.settings import DestinationSettings, RouteSettings
+from engine.coordination.leases import LeaseKeeper, under_lease
 from engine.delivery.destination import Sender
 from engine.delivery.file_sender import FileSender
 from engine.delivery.mllp_sender import MllpSender
 from engine.delivery.relay import DeliveryMetrics
 from engine.delivery.retention import Retention
 from engine.delivery.worker import LaneWorker
-from engine.leases import LeaseKeeper, under_lease
-from engine.logs import get_logger
 from engine.store.base import LeaseState, Store
 
 log = get_logger("engine.delivery")

@@ -22,14 +22,14 @@ import socket
 from dataclasses import replace
 from typing import Any, cast
 
+from engine.app.systemd import STOP_SIGNALS
+from engine.base.logs import configure_logging, get_logger
+from engine.coordination.leases import LeaseKeeper, engine_identity
 from engine.delivery.relay import WRITES, Channel, RelayedMetrics
 from engine.delivery.service import DeliveryService
 from engine.errors import EngineError, StoreError
-from engine.leases import LeaseKeeper, engine_identity
-from engine.logs import configure_logging, get_logger
 from engine.store.backends import OpenStore, open_store, password
 from engine.store.base import Store
-from engine.systemd import STOP_SIGNALS
 
 log = get_logger("engine.delivery")
 RELAY_INTERVAL_S = 0.25

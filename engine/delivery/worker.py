@@ -20,10 +20,11 @@ status before every retry, and re-reads a window older than `WINDOW_MAX_AGE_S`. 
 wins over a send already in flight: the entry stays skipped, and if the receiver
 acknowledged it meanwhile, the store's audit and a warning say it was delivered anyway.
 
-When engines share a store, a lane is delivered under its lease (`engine.leases`): `run`
-gets the lease as a fence, sends nothing once the lease is no longer valid, cuts a send that
-would run past the lease's deadline, and fences its marks with it. Each `run` starts again
-from the lane's first pending entry, which is where another engine left off.
+When engines share a store, a lane is delivered under its lease
+(`engine.coordination.leases`): `run` gets the lease as a fence, sends nothing once the
+lease is no longer valid, cuts a send that would run past the lease's deadline, and fences
+its marks with it. Each `run` starts again from the lane's first pending entry, which is
+where another engine left off.
 """
 
 from __future__ import annotations
@@ -34,14 +35,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from engine.config import DestinationSettings
+from engine.base.logs import get_logger
+from engine.base.metrics import EngineMetrics
+from engine.config.settings import DestinationSettings
+from engine.coordination.leases import Fence, NoLease
 from engine.delivery.backoff import retry_delay
 from engine.delivery.destination import Outcome, Result, Sender
 from engine.delivery.relay import DeliveryMetrics
 from engine.errors import LeaseLost
-from engine.leases import Fence, NoLease
-from engine.logs import get_logger
-from engine.metrics import EngineMetrics
 from engine.store.base import EntryStatus, OutboxEntry, Store
 
 log = get_logger("engine.delivery")

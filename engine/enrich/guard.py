@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from engine.decision import Decision
+from engine.base.logs import get_logger
 from engine.enrich.carried import ins_positions
 from engine.enrich.guard_rules import (
     PRODUCTION,
@@ -35,9 +35,9 @@ from engine.enrich.pid_writer import with_only_ins
 from engine.enrich.store import GUARD_KIND, GUARD_REMOVED, KIND, IdentityTables
 from engine.hl7.escape import unescape
 from engine.hl7.message import Message, component
-from engine.logs import get_logger
-from engine.pipeline import Guard, RoutedMessage, StepResult
 from engine.steps.kind import GuardKind, StepContext
+from engine.steps.pipeline import Guard, RoutedMessage, StepResult
+from engine.store.decision import Decision
 
 GUARD_FAILED = "guard_error"  # the rules raised: every INS-looking repetition was removed
 

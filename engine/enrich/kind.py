@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from engine.coordination.state import StatePublisher
 from engine.enrich.holds import IdentityHolds
 from engine.enrich.settings import EnrichSettings
 from engine.enrich.step import EnrichStep
@@ -18,9 +19,8 @@ from engine.errors import ConfigError
 from engine.ins.errors import InsiConfigurationError
 from engine.ins.expiry import ExpiryWatch
 from engine.ins.service import InsiService, open_insi_service
-from engine.pipeline import Step
-from engine.state import StatePublisher
 from engine.steps.kind import Resources, StepContext, StepKind
+from engine.steps.pipeline import Step
 
 INSI = "insi"  # the shared resource's key
 

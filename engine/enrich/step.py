@@ -33,7 +33,7 @@ from engine.ins.errors import InvalidTraitsError
 from engine.ins.outcome import SearchOutcome, SearchStatus
 from engine.ins.service import InsiService
 from engine.ins.traits import IdentityTraits
-from engine.pipeline import RoutedMessage, StepResult
+from engine.steps.pipeline import RoutedMessage, StepResult
 
 log = structlog.get_logger("enrich")
 

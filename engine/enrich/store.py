@@ -23,9 +23,9 @@ from typing import Any
 
 import orjson
 
-from engine.decision import Decision
 from engine.errors import StoreError
 from engine.store.base import Store
+from engine.store.decision import Decision
 from engine.store.extension import ExtensionSql
 
 KIND = "ins_enrich"

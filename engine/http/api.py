@@ -19,16 +19,16 @@ from typing import Any
 
 from aiohttp import web
 
-from engine.decision import Decision
+from engine.base.logs import get_logger
 from engine.embed import Processed, RouteRunner
 from engine.enrich.store import KIND as ENRICH_KIND
 from engine.hl7.charset import CharsetError
 from engine.hl7.message import MessageFormatError
 from engine.http.tokens import bearer_matches, configured_token
 from engine.http.view import engine_of, engine_of_app
-from engine.logs import get_logger
-from engine.route import NO_DESTINATION
+from engine.routing.route import NO_DESTINATION
 from engine.steps.kind import Resources
+from engine.store.decision import Decision
 
 ER7 = "x-application/hl7-v2+er7"
 RUNNER = web.AppKey("api_runner", RouteRunner)

@@ -22,10 +22,10 @@ from typing import cast
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from engine.config import HttpSettings
-from engine.logs import get_logger
-from engine.metrics import EngineMetrics
-from engine.shortage import Shortage
+from engine.base.logs import get_logger
+from engine.base.metrics import EngineMetrics
+from engine.base.shortage import Shortage
+from engine.config.settings import HttpSettings
 
 FULL_QUIET_S = 60.0  # a flood at the cap is logged again after a quiet minute
 HEADER_TIMEOUT = "header_timeout"

@@ -18,11 +18,11 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.base.logs import get_logger
 from engine.errors import StoreFileFault
 from engine.http.view import engine_of
 from engine.ins.expiry import days_left, expires_soon
 from engine.ins.service import InsiService
-from engine.logs import get_logger
 
 log = get_logger("engine.http")
 WRITABLE = "writable"

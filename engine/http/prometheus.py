@@ -11,9 +11,9 @@ import time
 
 from aiohttp import web
 
+from engine.base.metrics import CONTENT_TYPE
 from engine.http.tokens import bearer_matches, configured_token
 from engine.http.view import EngineView, engine_of
-from engine.metrics import CONTENT_TYPE
 
 
 async def metrics(request: web.Request) -> web.Response:

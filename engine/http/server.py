@@ -15,13 +15,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from engine.config import HttpSettings, parse_address
+from engine.base.logs import get_logger
+from engine.base.metrics import EngineMetrics
+from engine.config.settings import HttpSettings, parse_address
+from engine.config.tls import server_context
 from engine.http.connections import Connections
 from engine.http.tokens import configured_token
 from engine.ins.settings import is_loopback_host
-from engine.logs import get_logger
-from engine.metrics import EngineMetrics
-from engine.tls import server_context
 
 log = get_logger("engine.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

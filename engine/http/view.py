@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from engine.config import Config, HttpSettings
+from engine.base.metrics import EngineMetrics
+from engine.config.settings import Config, HttpSettings
+from engine.inbound.listener import Listener
 from engine.ins.service import InsiService
-from engine.listener import Listener
-from engine.metrics import EngineMetrics
-from engine.route import RoutePlan
+from engine.routing.route import RoutePlan
 from engine.store.base import Store
 
 

@@ -12,7 +12,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
-from engine.logs import get_logger
+from engine.base.logs import get_logger
 
 WARN_BEFORE_DAYS = 30
 DAY_S = 86400.0

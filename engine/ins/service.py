@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import structlog
 
+from engine.base.metrics import EngineMetrics
 from engine.errors import EngineError
 from engine.ins.breaker import BreakerState, CircuitBreaker
 from engine.ins.cache import MemoryResultCache, ResultCache
@@ -47,7 +48,6 @@ from engine.ins.soap.headers import CallerIdentity
 from engine.ins.strategy import plan_queries, run_strategy
 from engine.ins.tls import build_tls
 from engine.ins.traits import IdentityTraits, TraitsQuery, fingerprint, normalise_traits
-from engine.metrics import EngineMetrics
 
 log = structlog.get_logger("ins.insi")
 

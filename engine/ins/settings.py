@@ -1,6 +1,6 @@
 """The `[insi]` table of the configuration: which INSi to call and how.
 
-Field names are the TOML keys. The loader (`engine.config`) builds this dataclass, rejects
+Field names are the TOML keys. The loader (`engine.config.settings`) builds this dataclass, rejects
 unknown keys and reports `problems()` with the file name. Secrets never live here: the
 PKCS#12 password is read from the environment variable that `pkcs12_password_env` names.
 """

@@ -6,7 +6,7 @@ below are the interface such a package uses; `engine.hl7.path.FieldPath` and
 `engine.hl7.escape` address and write values.
 """
 
-from engine.pipeline import RoutedMessage, Step, StepResult
 from engine.steps.kind import StepContext, StepKind, from_settings
+from engine.steps.pipeline import RoutedMessage, Step, StepResult
 
 __all__ = ["RoutedMessage", "Step", "StepContext", "StepKind", "StepResult", "from_settings"]

@@ -13,8 +13,8 @@ from dataclasses import field as setting
 
 from engine.hl7.escape import escape
 from engine.hl7.path import FieldPath
-from engine.pipeline import RoutedMessage, StepResult
 from engine.steps.kind import StepKind, from_settings
+from engine.steps.pipeline import RoutedMessage, StepResult
 
 NO_SEGMENT = StepResult("skipped", "no_segment")
 

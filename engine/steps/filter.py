@@ -18,10 +18,10 @@ from engine.hl7.ack import AckError, ErrorCode
 from engine.hl7.escape import unescape
 from engine.hl7.path import FieldPath
 from engine.hl7.patterns import Patterns
-from engine.pipeline import RoutedMessage, StepResult
 from engine.steps import outcomes
 from engine.steps.fields import path_problems
 from engine.steps.kind import StepKind, from_settings
+from engine.steps.pipeline import RoutedMessage, StepResult
 
 CRITERIA = ("types", "sending_application", "sending_facility", "field")
 KEPT = StepResult("kept")

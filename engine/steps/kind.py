@@ -16,14 +16,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from engine.metrics import EngineMetrics
-from engine.pipeline import Guard, Step
-from engine.state import StatePublisher
+from engine.base.metrics import EngineMetrics
+from engine.coordination.state import StatePublisher
+from engine.steps.pipeline import Guard, Step
 from engine.store.base import Store
 from engine.store.extension import StoreExtension
 
 if TYPE_CHECKING:
-    from engine.config import Config
+    from engine.config.settings import Config
 
 T = TypeVar("T", bound="Closable")
 
@@ -105,7 +105,7 @@ GuardFactory = Callable[[Any, StepContext], Awaitable[Guard | None]]
 @dataclass(frozen=True)
 class GuardKind:
     """An outbound guard: the engine runs it on every message that leaves every route, after
-    every step (`engine.pipeline.guard`). A route does not list it and cannot leave it out;
+    every step (`engine.steps.pipeline.guard`). A route does not list it and cannot leave it out;
     its settings are the route's table named after the kind. `build` returns None only for
     a route that explicitly opted out (the kind logs it)."""
 

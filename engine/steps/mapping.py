@@ -18,9 +18,9 @@ from pathlib import Path
 from engine.errors import ConfigError
 from engine.hl7.escape import escape, unescape
 from engine.hl7.path import FieldPath
-from engine.pipeline import RoutedMessage, Step, StepResult
 from engine.steps.fields import NO_SEGMENT, path_problems
 from engine.steps.kind import StepContext, StepKind
+from engine.steps.pipeline import RoutedMessage, Step, StepResult
 
 UNMAPPED = ("keep", "default", "fail")
 

@@ -9,7 +9,7 @@ failure is recorded and the message goes on.
 from __future__ import annotations
 
 from engine.hl7.ack import AckError, Outcome, Refusal
-from engine.pipeline import StepResult
+from engine.steps.pipeline import StepResult
 
 REFUSALS = {"AE": Outcome.ERROR, "AR": Outcome.REJECTED}
 

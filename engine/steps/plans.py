@@ -9,16 +9,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from engine.config import Config, RouteSettings, StepSettings
-from engine.decision import ROUTE
+from engine.base.metrics import EngineMetrics
+from engine.config.settings import Config, RouteSettings, StepSettings
+from engine.coordination.state import StatePublisher
 from engine.hl7.patterns import Patterns
-from engine.metrics import EngineMetrics
-from engine.pipeline import BoundGuard, BoundStep
-from engine.route import DestinationPlan, RoutePlan
-from engine.state import StatePublisher
+from engine.routing.route import DestinationPlan, RoutePlan
 from engine.steps.kind import Resources, StepContext
+from engine.steps.pipeline import BoundGuard, BoundStep
 from engine.steps.registry import registry
 from engine.store.base import Store
+from engine.store.decision import ROUTE
 
 
 async def build_plan(

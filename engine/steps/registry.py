@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
+from engine.base.logs import get_logger
 from engine.enrich.guard import INS_GUARD
 from engine.enrich.kind import INS_ENRICH
-from engine.logs import get_logger
 from engine.steps.fields import COPY, SET
 from engine.steps.filter import FILTER
 from engine.steps.kind import GuardKind, StepKind

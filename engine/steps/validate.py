@@ -14,9 +14,9 @@ from dataclasses import field as setting
 
 from engine.hl7.pam_fr import pam_fr_problem
 from engine.hl7.structure import VERSIONS, first_problem
-from engine.pipeline import RoutedMessage, StepResult
 from engine.steps import outcomes
 from engine.steps.kind import StepKind, from_settings
+from engine.steps.pipeline import RoutedMessage, StepResult
 
 VALID = StepResult("valid")
 PROFILES = ("", "pam_fr")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from engine.decision import Decision
+from engine.store.decision import Decision
 
 
 class MessageStatus(StrEnum):

@@ -22,8 +22,8 @@ from typing import Any, Protocol
 
 import psycopg
 
+from engine.base.folders import make_folders
 from engine.errors import StoreError
-from engine.folders import make_folders
 from engine.store.extension import ExtensionSql, StoreExtension, dialect_sql
 from engine.store.lanes import lane_hash
 from engine.store.lock import EngineLock

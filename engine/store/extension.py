@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine.decision import Decision
 from engine.errors import StoreError
+from engine.store.decision import Decision
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from engine.base.logs import get_logger
 from engine.errors import StoreError
-from engine.logs import get_logger
 from engine.store.base import Parameters
 from engine.store.url import display_url
 

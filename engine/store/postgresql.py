@@ -17,9 +17,8 @@ from typing import Any
 
 import psycopg
 
-from engine.decision import Decision
+from engine.base.logs import get_logger
 from engine.errors import LeaseLost, StoreError
-from engine.logs import get_logger
 from engine.store import pg_console
 from engine.store.actions import (
     OPEN,
@@ -59,6 +58,7 @@ from engine.store.base import (
     TraceEvent,
     routed_status,
 )
+from engine.store.decision import Decision
 from engine.store.extension import ExtensionSql, StoreExtension, dialect_sql
 from engine.store.lanes import lane_hash
 from engine.store.migrations import postgresql as migrations
@@ -620,7 +620,7 @@ class PostgresStore:
 
         return await self._db.write(job, durable=False)
 
-    # -- leases and engines (engine.leases) --------------------------------------------
+    # -- leases and engines (engine.coordination.leases) ----------------------------------------
 
     async def claim_lease(
         self, name: str, holder: str, lease_s: float, force: bool = False

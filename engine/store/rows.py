@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.decision import Decision
 from engine.store.base import (
     EntryStatus,
     EntrySummary,
@@ -15,6 +14,7 @@ from engine.store.base import (
     MessageTrace,
     OutboxEntry,
 )
+from engine.store.decision import Decision
 
 OUTBOX_COLUMNS = """
     o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,

@@ -35,10 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.decision import Decision
+from engine.base.folders import make_folders
+from engine.base.logs import get_logger
 from engine.errors import LeaseLost, StoreError, StoreFileFault
-from engine.folders import make_folders
-from engine.logs import get_logger
 from engine.store import sqlite_console
 from engine.store.actions import (
     OPEN,
@@ -78,6 +77,7 @@ from engine.store.base import (
     TraceEvent,
     routed_status,
 )
+from engine.store.decision import Decision
 from engine.store.extension import ExtensionSql, StoreExtension, dialect_sql
 from engine.store.lanes import lane_of
 from engine.store.lock import EngineLock
@@ -928,7 +928,7 @@ class SqliteStore:
 
         return await self._write(job, durable=False)
 
-    # -- leases and engines (engine.leases) --------------------------------------------
+    # -- leases and engines (engine.coordination.leases) ----------------------------------------
 
     async def claim_lease(
         self, name: str, holder: str, lease_s: float, force: bool = False

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from engine.logs import get_logger
+from engine.base.logs import get_logger
 
 log = get_logger("engine.store")
 INTERVAL_S = 0.5

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import aiohttp
 
+from engine.app.runtime import Engine
 from engine.mllp.client import MllpClient
-from engine.runtime import Engine
 from engine.store.base import EntryStatus
 from tests.conftest import StartEngine
 from tests.console.test_security import browser_like, csrf_of, http_table, log_in

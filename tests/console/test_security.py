@@ -15,10 +15,10 @@ import pytest
 import trustme
 from structlog.testing import capture_logs
 
-from engine.config import load_config
+from engine.app.runtime import Engine
+from engine.config.settings import load_config
 from engine.console.users import Role, User, hash_password, save_users
 from engine.errors import ConfigError
-from engine.runtime import Engine
 from tests.conftest import StartEngine
 
 PASSWORD = "operator-pass-1234"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from engine.config import DestinationSettings, RouteSettings
+from engine.config.settings import DestinationSettings, RouteSettings
 from engine.enrich.store import IdentityTables
 from engine.store.sqlite import SqliteStore
 

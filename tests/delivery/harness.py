@@ -10,10 +10,10 @@ import hashlib
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from engine.config import RouteSettings
+from engine.config.settings import RouteSettings
 from engine.delivery.service import DeliveryService
-from engine.route import RoutePlan
-from engine.router import Router
+from engine.routing.route import RoutePlan
+from engine.routing.router import Router
 from engine.store.base import EntryStatus, EntrySummary, Incoming
 from engine.store.sqlite import SqliteStore
 from tests.support.receiver import Receiver

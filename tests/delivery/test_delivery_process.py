@@ -168,7 +168,7 @@ def test_the_engine_runs_one_process_where_it_may_use_one_core() -> None:
     """`processes = 0` counts the cores the engine may use (a cpuset, `taskset`), not the
     machine's; a number set is kept."""
     script = (
-        "import os; from engine.runtime import process_count; "
+        "import os; from engine.app.runtime import process_count; "
         "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
         "print(process_count(0), process_count(2), process_count(1))"
     )

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.app.runtime import process_count
 from engine.mllp.client import MllpClient, MllpClientError
-from engine.runtime import process_count
 from engine.store.sqlite import SqliteStore
 from tests.delivery.harness import arrived, assert_in_order_but_one_resend, eventually
 from tests.support.engine_process import REPOSITORY, EngineProcess

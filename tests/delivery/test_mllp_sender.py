@@ -10,7 +10,7 @@ from pathlib import Path
 
 import trustme
 
-from engine.config import ClientTls, DestinationSettings
+from engine.config.settings import ClientTls, DestinationSettings
 from engine.delivery.destination import Outcome
 from engine.delivery.mllp_sender import MllpSender
 from engine.store.base import EntryStatus, OutboxEntry

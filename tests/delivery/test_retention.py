@@ -7,10 +7,10 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from engine.decision import Decision
 from engine.delivery.retention import DAY_S, Retention
 from engine.enrich.store import StoredResultCache
 from engine.store.base import NewEntry, Pruned, RoutingResult
+from engine.store.decision import Decision
 from engine.store.sqlite import SqliteStore
 from tests.delivery.harness import store_messages
 from tests.support.messages import adt

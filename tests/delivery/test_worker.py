@@ -9,10 +9,10 @@ from collections import defaultdict
 
 from structlog.testing import capture_logs
 
+from engine.coordination.leases import SAFETY_S, HeldLease
 from engine.delivery import worker
 from engine.delivery.service import open_sender
 from engine.delivery.worker import LaneWorker
-from engine.leases import SAFETY_S, HeldLease
 from engine.store.base import EntryStatus, OutboxEntry
 from engine.store.lanes import lane_of
 from engine.store.sqlite import SqliteStore

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config
+from engine.config.settings import load_config
 from tests.support.engine_process import REPOSITORY
 
 UNIT = REPOSITORY / "deploy" / "ins-engine.service"

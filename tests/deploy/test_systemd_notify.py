@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.systemd import Notifier
+from engine.app.systemd import Notifier
 from tests.support.engine_process import EngineProcess
 
 

@@ -3,7 +3,7 @@
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.header import Header
 from engine.hl7.message import Message
-from engine.pipeline import RoutedMessage
+from engine.steps.pipeline import RoutedMessage
 
 
 def routed_from(raw: bytes, route: str = "test") -> RoutedMessage:

@@ -7,9 +7,9 @@ import hashlib
 import itertools
 from pathlib import Path
 
-from engine.config import load_config
+from engine.config.settings import load_config
 from engine.hl7.header import header_field
-from engine.router import Router
+from engine.routing.router import Router
 from engine.steps.kind import Resources
 from engine.steps.plans import build_plan
 from engine.steps.registry import registry

@@ -22,10 +22,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.base.logs import configure_logging
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.header import Header
 from engine.hl7.message import Message
-from engine.logs import configure_logging
 from tests.enrich.test_guard_property import SyncEnginePath, broken_rules, messages, plausible
 
 PIECES = [

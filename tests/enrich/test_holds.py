@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.enrich.reviews import mark_handled, work_list
-from engine.report import NEEDS_ACTION
+from engine.tools.report import NEEDS_ACTION
 from tests.enrich.engine_path import FEED, EnginePath
 
 ROUTE = (

@@ -17,7 +17,7 @@ from engine.enrich.step import EnrichStep
 from engine.ins.service import InsiService, open_insi_service
 from engine.ins.settings import InsiSettings
 from engine.ins.traits import IdentityTraits
-from engine.pipeline import RoutedMessage
+from engine.steps.pipeline import RoutedMessage
 from tests.enrich.conftest import routed_from
 
 MSH = (

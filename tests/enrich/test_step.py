@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from structlog.testing import capture_logs
 
+from engine.base.logs import configure_logging
 from engine.enrich.outcome import Outcome
 from engine.enrich.settings import EnrichSettings
 from engine.enrich.step import EnrichStep
@@ -19,7 +20,6 @@ from engine.ins.outcome import SearchOutcome, SearchStatus
 from engine.ins.service import InsiService, open_insi_service
 from engine.ins.settings import InsiSettings
 from engine.ins.traits import IdentityTraits
-from engine.logs import configure_logging
 from tests.enrich.conftest import routed_from
 
 VALI_A28 = (

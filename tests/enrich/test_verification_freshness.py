@@ -13,9 +13,9 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from engine.config import load_config
+from engine.app.runtime import Engine
+from engine.config.settings import load_config
 from engine.ins.simulator.dataset import public_test_persons
-from engine.runtime import Engine
 from tests.conftest import fixed_acks
 from tests.enrich.test_cases import CASES_DIR
 from tests.support.receiver import Receiver

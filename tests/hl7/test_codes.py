@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 import json
 
+from engine.base.logs import configure_logging
 from engine.hl7.codes import shown_type
-from engine.logs import configure_logging
 from engine.mllp.client import MllpClient
 from tests.support.messages import adt
 

@@ -15,8 +15,8 @@ import pytest
 import trustme
 from structlog.testing import capture_logs
 
+from engine.app.runtime import Engine
 from engine.errors import ConfigError
-from engine.runtime import Engine
 from tests.conftest import StartEngine
 from tests.support.metrics import value
 

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
+from engine.app.runtime import Engine
 from engine.mllp.client import MllpClient
-from engine.runtime import Engine
 from engine.store.base import MessageQuery
 from tests.conftest import StartEngine
 from tests.delivery.harness import eventually

@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from engine.config import load_config
+from engine.app.runtime import Engine
+from engine.config.settings import load_config
 from engine.mllp.client import MllpClient
-from engine.runtime import Engine
 from tests.conftest import StartEngine
 from tests.support.engine_process import REPOSITORY
 from tests.support.messages import adt

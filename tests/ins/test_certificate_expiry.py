@@ -13,14 +13,14 @@ import pytest
 import trustme
 from structlog.testing import capture_logs
 
-from engine.config import load_config
+from engine.app.runtime import Engine
+from engine.config.settings import load_config
 from engine.ins.expiry import DAY_S, warn_if_expiring, watch_expiry
 from engine.ins.settings import InsiSettings
 from engine.ins.simulator.dataset import public_test_persons
 from engine.ins.simulator.handler import InsiSimulator
 from engine.ins.simulator.server import RunningSimulator, server_ssl_context, start_server
 from engine.ins.tls import build_tls
-from engine.runtime import Engine
 from tests.support.metrics import value
 
 NOW = 1_800_000_000.0

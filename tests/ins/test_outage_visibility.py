@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from engine.base.logs import configure_logging
 from engine.hl7.charset import CharsetPolicy
 from engine.ins.breaker import BreakerState
 from engine.ins.client import InsiClient
@@ -24,10 +25,9 @@ from engine.ins.simulator.dataset import public_test_persons
 from engine.ins.simulator.handler import InsiSimulator
 from engine.ins.simulator.server import start_server
 from engine.ins.traits import IdentityTraits
-from engine.logs import configure_logging
 from engine.mllp.client import MllpClient
-from engine.pipeline import BoundStep, RoutedMessage, StepResult, run_steps
-from engine.router import routed_message
+from engine.routing.router import routed_message
+from engine.steps.pipeline import BoundStep, RoutedMessage, StepResult, run_steps
 from tests.ins.conftest import CALLER
 from tests.support.engine_process import REPOSITORY, EngineProcess
 from tests.support.messages import adt

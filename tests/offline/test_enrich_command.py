@@ -15,8 +15,8 @@ import pytest
 from engine.cli import main
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.message import Message, component
-from engine.replay.files import expand_paths, load_files
-from engine.replay.reader import read_messages
+from engine.tools.replay.files import expand_paths, load_files
+from engine.tools.replay.reader import read_messages
 
 SAMPLES = Path(__file__).resolve().parents[2] / "hl7_samples"
 EXPECTATIONS = tomllib.loads((SAMPLES / "expectations.toml").read_text("utf-8"))["message"]

@@ -13,7 +13,7 @@ from typing import Any
 from engine.enrich.identity import read_identity, single_pid
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.message import Message, Segment, component
-from engine.replay.files import ReplayMessage, expand_paths, load_files
+from engine.tools.replay.files import ReplayMessage, expand_paths, load_files
 from tests.replay.conftest import SAMPLES
 
 Expectation = dict[str, Any]

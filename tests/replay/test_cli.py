@@ -17,7 +17,7 @@ import structlog
 import trustme
 
 from engine import cli
-from engine.replay.files import expand_paths, load_files
+from engine.tools.replay.files import expand_paths, load_files
 from tests.replay.conftest import SAMPLES, Receiver, ack, answer_all, header_of
 
 StartThread = Callable[..., Receiver]

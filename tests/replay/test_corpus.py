@@ -15,7 +15,7 @@ from hl7apy.parser import parse_message
 from engine.hl7.ack import AckCode
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.message import Message, Segment, component
-from engine.replay.reader import Layout
+from engine.tools.replay.reader import Layout
 from tests.replay.conftest import SAMPLES
 from tests.replay.corpus import (
     BY_KEY,

@@ -22,7 +22,7 @@ import pytest
 
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.message import Message
-from engine.replay.acks import ACCEPTED
+from engine.tools.replay.acks import ACCEPTED
 from tests.replay.conftest import SAMPLES
 from tests.replay.corpus import (
     EXPECTATIONS,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from engine.errors import CliError
-from engine.replay.files import FileProblem, ReplayFile, expand_paths, load_file, load_files
-from engine.replay.reader import Layout
+from engine.tools.replay.files import FileProblem, ReplayFile, expand_paths, load_file, load_files
+from engine.tools.replay.reader import Layout
 
 MSG = b"MSH|^~\\&|APP|FAC|||20240101||ADT^A28^ADT_A05|%s|P|2.5\rPID|||1^^^H^PI\r"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from engine.hl7.ack import AckCode
-from engine.replay.acks import AckFormatError, read_ack
-from engine.replay.pacing import Pacer
-from engine.replay.summary import percentile
+from engine.tools.replay.acks import AckFormatError, read_ack
+from engine.tools.replay.pacing import Pacer
+from engine.tools.replay.summary import percentile
 
 
 def test_slots_are_spaced_by_the_rate_across_callers() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.mllp.codec import encode_frame
-from engine.replay.reader import Layout, ReadError, read_messages
+from engine.tools.replay.reader import Layout, ReadError, read_messages
 
 A = [b"MSH|^~\\&|APP|FAC|||20240101||ADT^A28|ID1|P|2.5", b"PID|||1^^^H^PI", b"PV1|1|N"]
 B = [b"MSH|^~\\&|APP|FAC|||20240101||ADT^A31|ID2|P|2.5", b"PID|||2^^^H^PI"]

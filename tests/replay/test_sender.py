@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine.hl7.ack import AckCode
-from engine.replay.files import ReplayFile, expand_paths, load_file, load_files
-from engine.replay.sender import Failure, Result, Target, send_files
+from engine.tools.replay.files import ReplayFile, expand_paths, load_file, load_files
+from engine.tools.replay.sender import Failure, Result, Target, send_files
 from tests.replay.conftest import SAMPLES, Answer, Receiver, ack, answer_all, header_of
 from tests.support.python_hl7 import python_hl7_receiver
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from engine.decision import Decision
 from engine.enrich.outcome import IdentityOutcome, Outcome, ReceivedIns
 from engine.enrich.store import IdentityRecord, IdentityTables, identity_records
 from engine.errors import CliError
@@ -22,9 +21,10 @@ from engine.ins.matricule import Matricule
 from engine.ins.oids import InsOid
 from engine.ins.result import Ins
 from engine.ins.traits import IdentityTraits
-from engine.report import COLUMNS, NEEDS_ACTION, ReportFile, report_row, write_store_report
 from engine.store.base import Incoming, RoutingResult
+from engine.store.decision import Decision
 from engine.store.sqlite import SqliteStore
+from engine.tools.report import COLUMNS, NEEDS_ACTION, ReportFile, report_row, write_store_report
 
 TOUSSAINT = IdentityTraits("ADRTROIS", ("TOUSSAINT",), "M", dt.date(1960, 1, 1), "2B020")
 TOUSSAINT_INS = Ins(Matricule.parse("160012B02077713"), InsOid.NIR)
@@ -200,7 +200,7 @@ def test_csv_keeps_accents_and_defuses_spreadsheet_formulas(tmp_path: Path) -> N
 async def test_store_report_pages_filters_and_keeps_arrival_order(
     store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("engine.report.PAGE", 2)
+    monkeypatch.setattr("engine.tools.report.PAGE", 2)
     outcomes = [
         Outcome.NOT_FOUND,
         Outcome.ADDED,

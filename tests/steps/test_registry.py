@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config
+from engine.config.settings import load_config
 from engine.errors import ConfigError
 from engine.steps.registry import BUILTIN, registry
 

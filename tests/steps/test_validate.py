@@ -13,7 +13,7 @@ from engine.hl7.header import Header
 from engine.hl7.message import Message
 from engine.hl7.pam_fr import pam_fr_problem
 from engine.hl7.structure import first_problem
-from engine.replay.files import expand_paths, load_files
+from engine.tools.replay.files import expand_paths, load_files
 from tests.replay.corpus import EXPECTATIONS
 from tests.support.config_errors import config_error
 

@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from engine.decision import Decision
 from engine.enrich.store import KIND
 from engine.steps.registry import registry
 from engine.store.backends import OpenStore, open_store
 from engine.store.base import Incoming
+from engine.store.decision import Decision
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from engine.decision import Decision
 from engine.errors import StoreError
 from engine.store.backends import open_store
 from engine.store.base import NewEntry, RoutingResult
+from engine.store.decision import Decision
 from engine.store.extension import ExtensionSql
 from tests.delivery.harness import store_messages
 from tests.support.messages import adt

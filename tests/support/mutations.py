@@ -20,7 +20,7 @@ from engine.errors import EngineError
 from engine.hl7.charset import MSH18_CODECS
 from engine.hl7.header import Header
 from engine.hl7.message import Message
-from engine.replay.files import expand_paths, load_files
+from engine.tools.replay.files import expand_paths, load_files
 
 SAMPLES = Path(__file__).resolve().parents[2] / "hl7_samples"
 # Names Python's codec registry knows that are no HL7 charset: some raise on any input

@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.config import RouteSettings
+from engine.base.logs import get_logger
+from engine.config.settings import RouteSettings
 from engine.errors import EngineError
 from engine.hl7.ack import AckBuilder, AckError, ErrorCode, Outcome, Refusal, ack_code
 from engine.hl7.charset import CharsetError, CharsetPolicy, decode
@@ -26,13 +27,12 @@ from engine.hl7.codes import known_message_type, known_trigger, shown
 from engine.hl7.header import Header
 from engine.hl7.message import Message, MessageFormatError
 from engine.hl7.patterns import Patterns
-from engine.logs import get_logger
 from engine.mllp.codec import COMMIT_ACK, COMMIT_NAK
-from engine.pipeline import RoutedMessage
-from engine.route import RoutePlan
+from engine.routing.route import RoutePlan
+from engine.steps.pipeline import RoutedMessage
 from engine.store.base import STORE_TIMEOUT_S, Incoming, Store
 
-log = get_logger("engine.intake")
+log = get_logger("engine.inbound.intake")
 
 _SEND_ACCEPT_ACK = {
     # MSH-15: AL always, NE never, ER on error only, SU on success only.

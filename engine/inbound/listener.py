@@ -8,9 +8,9 @@ next block is not read before the ACK has left), an oversize block is answered a
 skipped, EOF mid-block closes quietly, and on shutdown connections are closed at once
 except one busy storing a message, which finishes that message first.
 
-Who gets a slot at `max_connections` is `engine.admission`'s decision: connections that
+Who gets a slot at `max_connections` is `engine.inbound.slots`'s decision: connections that
 complete blocks keep theirs. What the listener refuses, displaces or discards is counted in
-the metrics and said by `engine.incident_log`, in a bounded number of lines.
+the metrics and said by `engine.inbound.incident_log`, in a bounded number of lines.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.admission import Admission, Phase, Slot
-from engine.config import RouteSettings, parse_address
+from engine.base.logs import get_logger
+from engine.base.metrics import EngineMetrics
+from engine.config.settings import RouteSettings, parse_address
 from engine.hl7.ack import Outcome
-from engine.incident_log import IncidentLog
-from engine.intake import Intake
-from engine.logs import get_logger
-from engine.metrics import EngineMetrics
+from engine.inbound.incident_log import IncidentLog
+from engine.inbound.intake import Intake
+from engine.inbound.slots import Admission, Phase, Slot
+from engine.inbound.traffic_log import TrafficLog
 from engine.mllp.codec import NEED_DATA, Frame, FrameDecoder, FrameTooLarge, Junk, encode_frame
-from engine.traffic_log import TrafficLog
 
 READ_SIZE = 65536
 DISCARD_LOG_INTERVAL_S = 1.0
@@ -52,7 +52,7 @@ _REFUSALS = {
     "max_connections_per_address": "max_connections_per_address reached, none displaceable",
     "max_connections": "max_connections reached, none displaceable",
 }
-log = get_logger("engine.listener")
+log = get_logger("engine.inbound.listener")
 
 
 @dataclass(eq=False)

@@ -13,13 +13,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from engine.interval_counts import IntervalCounts
-from engine.logs import get_logger
+from engine.base.logs import get_logger
+from engine.inbound.interval_counts import IntervalCounts
 
 INTERVAL_S = 10.0
 DETAIL_LINES = 5  # per kind of line and interval
 MAX_ADDRESSES = 1024  # addresses counted per interval; beyond, only the totals
-log = get_logger("engine.listener")
+log = get_logger("engine.inbound.listener")
 
 
 class IncidentLog(IntervalCounts):

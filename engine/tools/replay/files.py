@@ -14,7 +14,7 @@ from pathlib import Path
 from engine.errors import CliError, EngineError
 from engine.hl7.header import Header
 from engine.hl7.message import Message
-from engine.replay.reader import Layout, ReadError, read_messages
+from engine.tools.replay.reader import Layout, ReadError, read_messages
 
 # Documentation and configuration kept beside a corpus are not message files.
 SKIPPED_SUFFIXES = frozenset({".md", ".rst", ".toml", ".json", ".yaml", ".yml"})

@@ -5,7 +5,7 @@ INSi lookup answers in tens of milliseconds); their results are committed strict
 arrival order, so an outbox always holds messages in the order they arrived. Each commit
 writes the messages' outbox entries and every step's decision. A step that fails
 unexpectedly does not lose or hold back the message: it is forwarded as the steps before it
-left it and the failure is recorded as that step's decision (`engine.pipeline`).
+left it and the failure is recorded as that step's decision (`engine.steps.pipeline`).
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from engine.decision import Decision
+from engine.base.logs import get_logger
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.header import Header
 from engine.hl7.message import Message, component
-from engine.logs import get_logger
-from engine.pipeline import RoutedMessage
-from engine.route import RoutePlan
+from engine.routing.route import RoutePlan
+from engine.steps.pipeline import RoutedMessage
 from engine.store.base import NewEntry, RoutingResult, Store, StoredMessage
+from engine.store.decision import Decision
 
-log = get_logger("engine.router")
+log = get_logger("engine.routing.router")
 WINDOW = 64
 FRESH_LIMIT = 4 * WINDOW  # parsed messages kept for the router; beyond, it reads the store
 POLL_S = 1.0

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from engine.logs import get_logger
+from engine.base.logs import get_logger
 from engine.store.base import Store
 
-log = get_logger("engine.state")
+log = get_logger("engine.coordination.state")
 
 
 class StatePublisher:

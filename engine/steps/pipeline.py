@@ -25,13 +25,13 @@ from typing import Any
 
 import structlog
 
-from engine.decision import ROUTE, Decision
+from engine.base.logs import get_logger
 from engine.hl7.ack import Refusal
 from engine.hl7.header import Header
 from engine.hl7.message import Message
-from engine.logs import get_logger
+from engine.store.decision import ROUTE, Decision
 
-log = get_logger("engine.pipeline")
+log = get_logger("engine.steps.pipeline")
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 
-from engine.config import ClientTls, ListenerTls
+from engine.config.settings import ClientTls, ListenerTls
 
 
 def server_context(settings: ListenerTls) -> ssl.SSLContext:

@@ -16,9 +16,9 @@ import signal
 import socket
 from collections.abc import Mapping
 
-from engine.logs import get_logger
+from engine.base.logs import get_logger
 
-log = get_logger("engine.systemd")
+log = get_logger("engine.app.systemd")
 # What a service manager (or a terminal) sends to stop the engine; each is a clean stop.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 

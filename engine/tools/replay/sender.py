@@ -21,9 +21,9 @@ import structlog
 
 from engine.hl7.ack import AckCode
 from engine.mllp.client import AckTimeout, MllpClient, MllpClientError
-from engine.replay.acks import AckFormatError, read_ack
-from engine.replay.files import ReplayFile, ReplayMessage
-from engine.replay.pacing import Pacer
+from engine.tools.replay.acks import AckFormatError, read_ack
+from engine.tools.replay.files import ReplayFile, ReplayMessage
+from engine.tools.replay.pacing import Pacer
 
 log = structlog.get_logger("replay")
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from engine.interval_counts import IntervalCounts
-from engine.logs import get_logger
+from engine.base.logs import get_logger
+from engine.inbound.interval_counts import IntervalCounts
 
 SUMMARY_INTERVAL_S = 60.0
-log = get_logger("engine.listener")
+log = get_logger("engine.inbound.listener")
 
 
 class TrafficLog(IntervalCounts):

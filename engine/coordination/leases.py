@@ -33,10 +33,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from engine.logs import get_logger
+from engine.base.logs import get_logger
 from engine.store.base import EngineState, Lease, Store
 
-log = get_logger("engine.leases")
+log = get_logger("engine.coordination.leases")
 
 RETRY_S = 1.0  # after a failed claim (the store unreachable): try again this soon
 TAKEOVER_DELAY_S = 0.05  # claim this long after another holder's lease would expire

@@ -20,10 +20,10 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
-from engine.decision import Decision
+from engine.base.logs import get_logger
 from engine.enrich.store import GUARD_KIND, GUARD_REMOVED
 from engine.enrich.store import KIND as ENRICH_KIND
-from engine.logs import get_logger
+from engine.store.decision import Decision
 
 # `_created` series double every counter and say nothing a restart time does not.
 prometheus_client.disable_created_metrics()
@@ -36,7 +36,7 @@ DELIVERY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 1
 CounterValue = tuple[str, dict[str, str], float]
 """A saved counter: its name (without `_total`), its labels, its value."""
 SAVE_EVERY_S = 10.0
-log = get_logger("engine.metrics")
+log = get_logger("engine.base.metrics")
 
 
 class CounterStore(Protocol):

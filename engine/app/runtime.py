@@ -22,11 +22,17 @@ import signal
 from collections.abc import Coroutine
 from typing import Any
 
-from engine.config import Config, HttpSettings
+from engine.app.descriptors import DescriptorWatch, http_connection_cap
+from engine.app.systemd import STOP_SIGNALS, Notifier
+from engine.base.logs import get_logger
+from engine.base.metrics import EngineMetrics, keep_counters, restore_counters, save_counters
+from engine.config.settings import Config, HttpSettings
+from engine.config.tls import server_context
 from engine.console import app as console
+from engine.coordination.leases import LeaseKeeper, under_lease
+from engine.coordination.state import StatePublisher
 from engine.delivery.process import DeliveryProcess
 from engine.delivery.service import DeliveryService
-from engine.descriptors import DescriptorWatch, http_connection_cap
 from engine.enrich.kind import shared_insi
 from engine.errors import ConfigError
 from engine.hl7.ack import AckBuilder
@@ -34,23 +40,17 @@ from engine.http import api
 from engine.http.app import build_app
 from engine.http.server import HttpServer
 from engine.http.view import EngineView
-from engine.intake import Intake
-from engine.leases import LeaseKeeper, under_lease
-from engine.listener import Listener
-from engine.logs import get_logger
-from engine.metrics import EngineMetrics, keep_counters, restore_counters, save_counters
-from engine.route import RoutePlan
-from engine.router import Router
-from engine.state import StatePublisher
+from engine.inbound.intake import Intake
+from engine.inbound.listener import Listener
+from engine.routing.route import RoutePlan
+from engine.routing.router import Router
 from engine.steps.kind import Resources
 from engine.steps.plans import build_plan
 from engine.steps.registry import registry
 from engine.store.backends import OpenStore, open_store, password
 from engine.store.sqlite import SqliteStore
-from engine.systemd import STOP_SIGNALS, Notifier
-from engine.tls import server_context
 
-log = get_logger("engine.runtime")
+log = get_logger("engine.app.runtime")
 
 
 def process_count(setting: int) -> int:

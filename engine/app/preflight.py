@@ -16,13 +16,13 @@ import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.config import ClientTls, Config, ListenerTls, RouteSettings, sqlite_path
+from engine.config.settings import ClientTls, Config, ListenerTls, RouteSettings, sqlite_path
+from engine.config.tls import client_context, server_context
 from engine.console.users import load_users
 from engine.errors import ConfigError
 from engine.ins.errors import InsiConfigurationError
 from engine.ins.settings import InsiSettings
 from engine.ins.tls import build_tls
-from engine.tls import client_context, server_context
 
 _INSI_KEY = re.compile(r"^\[insi\] (\w+): (.*)$", re.DOTALL)
 Problem = tuple[str, str]  # (key, what is wrong and what to do)

@@ -17,9 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.hl7.ack import AckCode
-from engine.replay.acks import ACCEPTED
-from engine.replay.files import FileProblem, ReplayFile
-from engine.replay.sender import Failure, Result
+from engine.tools.replay.acks import ACCEPTED
+from engine.tools.replay.files import FileProblem, ReplayFile
+from engine.tools.replay.sender import Failure, Result
 
 SHOWN_ROWS = 50
 

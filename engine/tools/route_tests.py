@@ -20,8 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from engine.config import Config, build_section
-from engine.decision import Decision
+from engine.config.settings import Config, build_section
 from engine.embed import Processed, RouteRunner
 from engine.errors import ConfigError, EngineError
 from engine.hl7.ack import Outcome, ack_code
@@ -29,7 +28,8 @@ from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.diff import differences
 from engine.hl7.message import Message
 from engine.ins.settings import InsiSettings
-from engine.replay.reader import ReadError, read_messages
+from engine.store.decision import Decision
+from engine.tools.replay.reader import ReadError, read_messages
 
 NOW = dt.datetime(2025, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 ACK_CODES = ("AA", "AE", "AR", "CA", "CE", "CR")

@@ -19,14 +19,14 @@ import resource
 import time
 from collections.abc import Callable
 
-from engine.logs import get_logger
-from engine.metrics import EngineMetrics
-from engine.shortage import Shortage
+from engine.base.logs import get_logger
+from engine.base.metrics import EngineMetrics
+from engine.base.shortage import Shortage
 
 EXHAUSTED = (errno.EMFILE, errno.ENFILE)
 PROBE_EVERY_S = 1.0
 QUIET_S = 3.0  # a probe a second: three without a failure end an episode
-log = get_logger("engine.descriptors")
+log = get_logger("engine.app.descriptors")
 
 
 def open_descriptors() -> int:

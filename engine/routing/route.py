@@ -20,11 +20,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from engine.config import RouteSettings
-from engine.decision import Decision
+from engine.config.settings import RouteSettings
 from engine.hl7.charset import CharsetPolicy
 from engine.hl7.patterns import Patterns
-from engine.pipeline import BoundGuard, BoundStep, RoutedMessage, guard, run_steps, screen
+from engine.steps.pipeline import BoundGuard, BoundStep, RoutedMessage, guard, run_steps, screen
+from engine.store.decision import Decision
 
 NO_DESTINATION = Decision("route", "route", "dropped", "no_destination")
 """Recorded when no destination takes a message: it is kept, visible as dropped."""

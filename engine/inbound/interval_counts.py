@@ -1,5 +1,5 @@
 """Counts a listener keeps and says in one line per interval, so that its log grows with time,
-not with traffic (`engine.traffic_log`, `engine.incident_log`)."""
+not with traffic (`engine.inbound.traffic_log`, `engine.inbound.incident_log`)."""
 
 from __future__ import annotations
 

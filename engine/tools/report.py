@@ -5,7 +5,7 @@ identifier and the traits sent to INSi, and for a récupérée identity the INS 
 returned, which the team may attach only after checking an identity document. An INS the
 engine removed is shown by its kind and last four characters, enough to find it again in the
 source system. Rows go to
-a 0600 file (`engine.private_files`); nothing here logs or prints them, callers print only
+a 0600 file (`engine.base.private_files`); nothing here logs or prints them, callers print only
 the counts per outcome.
 """
 
@@ -21,10 +21,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from engine.base.private_files import open_private
 from engine.enrich.outcome import Outcome
 from engine.enrich.store import IdentityRecord, identity_records
 from engine.ins.oids import parse_oid
-from engine.private_files import open_private
 from engine.store.base import Store
 
 NEEDS_ACTION = frozenset(

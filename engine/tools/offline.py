@@ -20,15 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.decision import Decision
+from engine.base.folders import make_folders
+from engine.base.private_files import open_private
 from engine.embed import Processed, RouteRunner
 from engine.enrich.store import GUARD_KIND, KIND, IdentityRecord
 from engine.errors import CliError, EngineError
-from engine.folders import make_folders
-from engine.pipeline import RoutedMessage
-from engine.private_files import open_private
-from engine.replay.files import FileProblem, expand_paths, load_file
-from engine.router import WINDOW
+from engine.routing.router import WINDOW
+from engine.steps.pipeline import RoutedMessage
+from engine.store.decision import Decision
+from engine.tools.replay.files import FileProblem, expand_paths, load_file
 
 
 @dataclass(frozen=True, slots=True)
