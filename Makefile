@@ -6,6 +6,7 @@
 # and `demo` the runtime only, `test` adds the test tools and the example step kind of
 # examples/, `bench` the benchmark tools; `test` and `bench` also install the Debian
 # packages they drive (postgresql, chromium, systemd) when one is missing.
+# `make docs` builds the documentation site into site/ (MkDocs, the `docs` extra).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,8 +18,9 @@ EXAMPLE := examples/phone-format
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: run test lint check clean demo bench packages fuzz
+.PHONY: run test lint check clean demo bench packages fuzz docs
 
 $(PIP):
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +37,10 @@ $(TEST_STAMP): pyproject.toml $(EXAMPLE)/pyproject.toml | $(PIP)
 
 $(BENCH_STAMP): pyproject.toml | $(PIP)
 	$(PIP) install --quiet -e '.[bench]'
+	touch $@
+
+$(DOCS_STAMP): pyproject.toml | $(PIP)
+	$(PIP) install --quiet -e '.[docs]'
 	touch $@
 
 run: $(RUNTIME_STAMP)
@@ -72,5 +78,10 @@ fuzz: $(TEST_STAMP)
 	$(BIN)/pytest -q --slow $(FUZZ_TESTS)
 	PYTHONPATH=. $(BIN)/python bench/fuzz_mllp.py --count 20000 --seed 26 --timeout-s 600
 
+# The documentation site (mkdocs.yml), its reference pages written from the code, into site/;
+# --strict fails on a broken link or anchor.
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var site .pytest_cache .ruff_cache

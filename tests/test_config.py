@@ -263,13 +263,6 @@ def test_every_key_is_documented() -> None:
     assert {"engine.store", "insi.url", "routes.listen", "routes.destinations.mllp"} <= keys
 
 
-def test_the_readme_key_table_is_the_one_check_prints() -> None:
-    from engine.commands.check import key_reference
-    from engine.steps.registry import BUILTIN
-
-    assert key_reference(BUILTIN) in (ROOT / "README.md").read_text(encoding="utf-8")
-
-
 def test_the_default_store_is_relative_to_the_file_too(tmp_path: Path) -> None:
     """No `store` key (or no [engine] table): var/ins-engine.db beside the file, never in the
     working directory."""

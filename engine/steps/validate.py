@@ -29,7 +29,7 @@ class ValidateSettings:
         default="2.5", metadata={"doc": "the HL7 version checked, whatever MSH-12 says"}
     )
     profile: str = setting(
-        default="", metadata={"doc": '"pam_fr" adds IHE PAM France 2.11 rules (see README)'}
+        default="", metadata={"doc": '"pam_fr" adds IHE PAM France 2.11 rules (routes guide)'}
     )
     on_failure: str = setting(
         default="drop",
