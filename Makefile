@@ -6,7 +6,8 @@
 # and `demo` the runtime only, `test` adds the test tools and the example step kind of
 # examples/, `bench` the benchmark tools; `test` and `bench` also install the Debian
 # packages they drive (postgresql, chromium, systemd) when one is missing.
-# `make docs` builds the documentation site into site/ (MkDocs, the `docs` extra).
+# `make docs` builds the documentation site into site/ (MkDocs, the `docs` extra); `make
+# test` builds it too.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -64,7 +65,9 @@ lint: $(TEST_STAMP)
 packages:
 	@sh tests/debian-packages.sh
 
-test: $(TEST_STAMP) packages lint
+# The docs build joins the tests: about 6 s (11 s more the first time, to install MkDocs),
+# and a broken link or anchor fails it.
+test: $(TEST_STAMP) packages lint docs
 	$(BIN)/pytest
 	$(BIN)/ins-engine test --config routes/default.toml
 
