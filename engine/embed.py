@@ -9,8 +9,9 @@
     with SyncRouteRunner("routes/default.toml", "pas-ehr") as runner:   # no event loop
         processed = runner.process(raw_bytes)
 
-A message goes through what the engine would do after decoding it: the route's `accept`,
-its steps before the ACK, its other steps, then each destination's `accept` and steps. The
+A message goes through what the engine would do with it: the listener's admission
+(`engine.inbound.admission`: its charsets, the route's `accept`, its steps before the ACK),
+its other steps, then each destination's `accept` and steps. The
 steps are built as the engine builds them; what they share (the INSi client) is opened
 once per runner and closed with it, and INSi results are cached in memory. `process` may
 be called concurrently. `ins-engine enrich` and `ins-engine test` run routes this way.
@@ -26,13 +27,18 @@ from pathlib import Path
 from types import TracebackType
 
 from engine.config.settings import Config, load_config
-from engine.hl7.ack import Refusal
-from engine.hl7.patterns import Patterns
-from engine.inbound.intake import header_refusal
+from engine.hl7.ack import AckCode, Outcome, Refusal, ack_code
+from engine.inbound.admission import (
+    AdmissionRules,
+    Ignored,
+    Readable,
+    Refused,
+    Unreadable,
+    admit,
+)
 from engine.routing.route import RoutePlan
 from engine.routing.router import routed_message
 from engine.steps.kind import Resources
-from engine.steps.pipeline import RoutedMessage
 from engine.steps.plans import build_plan
 from engine.store.decision import Decision
 
@@ -42,9 +48,11 @@ class Processed:
     """What a route did with one message.
 
     `refusal`: the sender would get this AE/AR and nothing else happens. `dropped`: a step
-    (or no destination) stopped it. `output`: the message after the route's steps (None when
-    refused or dropped). `destinations`: the bytes each destination would receive; a
-    destination that would receive nothing is absent.
+    (or no destination) stopped it, or it is an ACK (never routed). `output`: the message
+    after the route's steps (None when refused or dropped). `destinations`: the bytes each
+    destination would receive; a destination that would receive nothing is absent. `ack`:
+    the code the sender would get (AA, AE, AR; CA, CE, CR in enhanced mode), None for an
+    ACK (never answered).
     """
 
     refusal: Refusal | None
@@ -52,6 +60,7 @@ class Processed:
     decisions: list[Decision]
     output: bytes | None
     destinations: dict[str, bytes] = field(default_factory=dict)
+    ack: AckCode | None = None
 
 
 class RouteRunner:
@@ -60,7 +69,7 @@ class RouteRunner:
     def __init__(self, plan: RoutePlan, resources: Resources) -> None:
         self.plan = plan
         self._resources = resources
-        self._accept = Patterns(plan.settings.accept)
+        self._rules = AdmissionRules.of(plan)
 
     @classmethod
     async def open(
@@ -86,25 +95,31 @@ class RouteRunner:
             raise
         return cls(plan, resources)
 
-    def read(self, raw: bytes) -> RoutedMessage:
-        """Decode and parse as the route's listener would; raises `CharsetError` or
-        `MessageFormatError` for bytes the engine would refuse."""
-        return routed_message(0, self.plan.settings.name, raw, self.plan.charsets)
+    def admit(self, raw: bytes) -> Readable | Unreadable:
+        """What the route's listener would make of these bytes, its steps before the ACK
+        run; `route` takes it from there."""
+        return admit(raw, self._rules)
 
     async def process(self, raw: bytes) -> Processed:
-        return await self.process_message(self.read(raw))
+        return await self.route(self.admit(raw))
 
-    async def process_message(self, routed: RoutedMessage) -> Processed:
-        """Route a message already read (`read`)."""
-        refusal = header_refusal(routed.header, self._accept)
-        if refusal is None:
-            self.plan.screen(routed)
-            refusal = routed.refusal
-        if refusal is not None or routed.dropped:
-            return Processed(refusal, routed.dropped, list(routed.decisions), None)
+    async def route(self, admission: Readable | Unreadable) -> Processed:
+        """Route a message as admitted (`admit`): a refused one gets its refusal only."""
+        if isinstance(admission, Unreadable):
+            header = admission.header
+            enhanced = header is not None and header.enhanced_mode
+            return _refused(admission.refusal, [], enhanced)
+        routed = admission.routed
+        if isinstance(admission, Ignored):
+            return Processed(None, True, [], None)
+        if isinstance(admission, Refused):
+            return _refused(admission.refusal, routed.decisions, routed.header.enhanced_mode)
+        accepted = ack_code(Outcome.ACCEPTED, routed.header.enhanced_mode)
         before_ack = list(routed.decisions)
+        if routed.dropped:
+            return Processed(None, True, before_ack, None, ack=accepted)
         if routed.failed:  # as the engine does: stored as received, its route steps run afresh
-            routed = self.read(routed.raw)
+            routed = routed_message(routed.message_id, routed.route, routed.raw, self.plan.charsets)
         routing = await self.plan.route(routed)
         delivered = {name: payload or routed.raw for name, payload in routing.deliveries}
         return Processed(
@@ -113,6 +128,7 @@ class RouteRunner:
             [*before_ack, *routing.decisions],
             None if routed.dropped else routed.output(),
             delivered,
+            accepted,
         )
 
     async def aclose(self) -> None:
@@ -129,6 +145,10 @@ class RouteRunner:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _refused(refusal: Refusal, decisions: list[Decision], enhanced: bool) -> Processed:
+    return Processed(refusal, False, list(decisions), None, ack=ack_code(refusal.outcome, enhanced))
 
 
 class SyncRouteRunner:

@@ -22,10 +22,9 @@ from aiohttp import web
 from engine.base.logs import get_logger
 from engine.embed import Processed, RouteRunner
 from engine.enrich.store import KIND as ENRICH_KIND
-from engine.hl7.charset import CharsetError
-from engine.hl7.message import MessageFormatError
 from engine.http.tokens import bearer_matches, configured_token
 from engine.http.view import engine_of, engine_of_app
+from engine.inbound.admission import Unreadable
 from engine.routing.route import NO_DESTINATION
 from engine.steps.kind import Resources
 from engine.store.decision import Decision
@@ -116,12 +115,12 @@ async def enrich(request: web.Request) -> web.Response:
         )
     body = _segments(await request.read())
     runner = request.app[RUNNER]
-    try:
-        routed = runner.read(body)
-    except (CharsetError, MessageFormatError) as error:
+    admission = runner.admit(body)
+    if isinstance(admission, Unreadable):
         engine.metrics.api_request("not_hl7")
-        return _error(400, "not_hl7", str(error))
-    processed = await runner.process_message(routed)
+        return _error(400, "not_hl7", admission.refusal.error.text)
+    processed = await runner.route(admission)
+    routed = admission.routed
     control_id = routed.header.control_id
     if processed.refusal is not None:
         engine.metrics.api_request("refused")

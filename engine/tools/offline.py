@@ -24,9 +24,9 @@ from engine.base.folders import make_folders
 from engine.base.private_files import open_private
 from engine.embed import Processed, RouteRunner
 from engine.enrich.store import GUARD_KIND, KIND, IdentityRecord
-from engine.errors import CliError, EngineError
+from engine.errors import CliError
+from engine.inbound.admission import Readable, Unreadable
 from engine.routing.router import WINDOW
-from engine.steps.pipeline import RoutedMessage
 from engine.store.decision import Decision
 from engine.tools.replay.files import FileProblem, expand_paths, load_file
 
@@ -38,7 +38,7 @@ class InputFile:
 
     source: Path
     target: Path
-    messages: list[RoutedMessage]
+    messages: list[Readable]
     processed: list[Processed] = field(default_factory=list)
 
 
@@ -97,15 +97,15 @@ def read_inputs(
         if isinstance(loaded, FileProblem):
             problems.append(loaded)
             continue
-        messages: list[RoutedMessage] = []
+        messages: list[Readable] = []
         for message in loaded.messages:
-            try:
-                routed = runner.read(message.payload)
-            except EngineError as error:  # charset or structure: the engine would refuse it
+            admission = runner.admit(message.payload)
+            if isinstance(admission, Unreadable):  # charset or structure: the engine refuses it
+                error = admission.refusal.error.text
                 problems.append(FileProblem(str(source), f"message {message.position}: {error}"))
                 break
-            routed.message_id = next(ids)
-            messages.append(routed)
+            admission.routed.message_id = next(ids)
+            messages.append(admission)
         else:
             files.append(InputFile(source, target, messages))
     return files, problems
@@ -119,7 +119,7 @@ async def enrich(files: Sequence[InputFile], runner: RouteRunner, simulated: boo
     summary = Summary(len(files), len(messages), simulated)
     for start in range(0, len(messages), WINDOW):
         window = messages[start : start + WINDOW]
-        results = await asyncio.gather(*(runner.process_message(m) for _, m in window))
+        results = await asyncio.gather(*(runner.route(m) for _, m in window))
         for (file, _), processed in zip(window, results, strict=True):
             file.processed.append(processed)
     for file in files:
@@ -169,11 +169,11 @@ def identity_records(
     same report as the engine's."""
     return [
         IdentityRecord(
-            message.message_id,
+            message.routed.message_id,
             read_at,
-            message.route,
-            message.header.control_id,
-            message.header.type_and_trigger,
+            message.routed.route,
+            message.routed.header.control_id,
+            message.routed.header.type_and_trigger,
             record,
         )
         for file in files

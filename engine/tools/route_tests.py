@@ -23,7 +23,6 @@ from pathlib import Path
 from engine.config.settings import Config, build_section
 from engine.embed import Processed, RouteRunner
 from engine.errors import ConfigError, EngineError
-from engine.hl7.ack import Outcome, ack_code
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.diff import differences
 from engine.hl7.message import Message
@@ -112,14 +111,11 @@ async def run_case(config: Config, case: Case) -> CaseResult:
     except (CaseError, ConfigError) as error:
         return CaseResult(case, "", [str(error)])
     try:
-        routed = runner.read(raw)
-        processed = await runner.process_message(routed)
-    except EngineError as error:  # bytes the listener would refuse
-        return CaseResult(case, settings.description, [f"in.hl7: {error}"])
+        processed = await runner.process(raw)
     finally:
         await runner.aclose()
     charsets = runner.plan.charsets
-    failures = _ack_failures(settings.ack, processed, routed.header.enhanced_mode)
+    failures = _ack_failures(settings.ack, processed)
     for destination in runner.plan.destinations:
         failures += [
             f"{destination.name}: {failure}"
@@ -170,9 +166,9 @@ def _one_message(path: Path) -> bytes:
     return content.messages[0].payload
 
 
-def _ack_failures(wanted: str, processed: Processed, enhanced: bool) -> list[str]:
+def _ack_failures(wanted: str, processed: Processed) -> list[str]:
     refusal = processed.refusal
-    got = ack_code(refusal.outcome if refusal else Outcome.ACCEPTED, enhanced).value
+    got = processed.ack or "no ACK (an ACK is never answered)"
     if got == wanted:
         return []
     why = f" (ERR {refusal.error.code.value} at {refusal.error.location})" if refusal else ""
