@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.config.settings import RouteSettings
+from engine.handoffs import Stored
 from engine.hl7.ack import Outcome
 from engine.inbound.intake import Intake
 from engine.routing.route import RoutePlan
@@ -30,10 +31,12 @@ async def test_a_failing_or_waiting_step_before_the_ack_lets_the_message_in(
 ) -> None:
     store = await SqliteStore.open(str(tmp_path / "engine.db"))
     handed: list[RoutedMessage] = []
+    stored = Stored()
+    stored.connect(handed.append)
     try:
         for number, step in enumerate((explode, waits)):
             plan = RoutePlan(ROUTE, before_ack=[BoundStep("check", "test", step)])
-            intake = Intake(ROUTE, store, fixed_acks(), plan, on_stored=handed.append)
+            intake = Intake(ROUTE, store, fixed_acks(), plan, stored)
             verdict = await intake.receive(adt(f"S{number}"), "127.0.0.1:1")
             assert verdict.outcome is Outcome.ACCEPTED and b"MSA|AA|" in (verdict.reply or b"")
         received = await store.received(0, 10)

@@ -10,6 +10,7 @@ import pytest
 
 from engine.config.settings import DestinationSettings, RouteSettings
 from engine.errors import StoreError
+from engine.handoffs import Stored
 from engine.hl7.ack import Outcome
 from engine.hl7.charset import CharsetPolicy
 from engine.hl7.patterns import Patterns
@@ -255,7 +256,9 @@ async def test_messages_handed_over_by_the_intake_are_routed_in_order_with_their
 
     plan = RoutePlan(ROUTE, before_ack=[BoundStep("check", "test", check)])
     router = Router(store, {"adt": plan})
-    intake = Intake(ROUTE, store, fixed_acks(), plan, on_stored=router.stored)
+    stored = Stored()
+    stored.connect(router.stored)
+    intake = Intake(ROUTE, store, fixed_acks(), plan, stored)
     names = ["M0", "D1", "F2", "M3", "D4", "M5"]
     try:
         for name in names:

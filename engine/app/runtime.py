@@ -11,6 +11,8 @@ does all). Stop: tell systemd, close the HTTP listener and the MLLP listeners (b
 connections finish their message), stop the background tasks, let the delivery workers
 finish the message they are sending, give the leases up so that another engine takes over
 at once, close what the steps share, then close the store, which commits what is queued.
+The stages hand a message on through the signals of `engine.handoffs`, whose listeners
+`Engine._connect` names.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from engine.delivery.process import DeliveryProcess
 from engine.delivery.service import DeliveryService
 from engine.enrich.kind import shared_insi
 from engine.errors import ConfigError
+from engine.handoffs import Handoffs
 from engine.hl7.ack import AckBuilder
 from engine.http import api
 from engine.http.app import build_app
@@ -72,6 +75,7 @@ class Engine:
         self._acks = acks or AckBuilder()
         self._notifier = notifier or Notifier()
         self.metrics = EngineMetrics()
+        self.handoffs = Handoffs()
         self.descriptors = DescriptorWatch(self.metrics)
         self.http: HttpServer | None = None
         self.store: OpenStore | None = None
@@ -119,18 +123,20 @@ class Engine:
             )
         )
         await self.delivery.start()
+        handoffs = self.handoffs
         router = self.router = Router(
-            self.store, plans, on_routed=self.delivery.wake, on_decided=self.metrics.decided
+            self.store, plans, routed=handoffs.routed, decided=handoffs.decided
         )
+        self._connect(router, self.delivery, self.leases)
         self._background(under_lease(self.leases, ROUTING_LEASE, lambda _: router.run()), "router")
-        self._background(self.store.watch(self._changed), "store notifications")
+        self._background(self.store.watch(handoffs.store_changed), "store notifications")
         for route in self.config.routes:
             intake = Intake(
                 route,
                 self.store,
                 self._acks,
                 plans[route.name],
-                on_stored=self.router.stored,
+                stored=handoffs.stored,
                 store_timeout_s=settings.store_timeout_s,
             )
             context = server_context(route.tls) if route.tls else None
@@ -170,7 +176,7 @@ class Engine:
             shared_insi(self.resources),
             self.listeners,
             plans,
-            requeued=self.delivery.wake,
+            requeued=self.handoffs.requeued,
             delivering=self._delivering,
             descriptors_exhausted=lambda: self.descriptors.exhausted,
         )
@@ -182,15 +188,19 @@ class Engine:
     def _delivering(self) -> bool:
         return not isinstance(self.delivery, DeliveryProcess) or self.delivery.running
 
-    def _changed(self, what: str) -> None:
-        """An engine sharing the store committed messages or outbox entries, or gave a
-        lease up."""
-        if what == "received" and self.router is not None:
-            self.router.wake()
-        elif what == "routed" and self.delivery is not None:
-            self.delivery.wake()
-        elif what == "lease" and self.leases is not None:
-            self.leases.poke()
+    def _connect(
+        self, router: Router, delivery: DeliveryService | DeliveryProcess, leases: LeaseKeeper
+    ) -> None:
+        """Who listens to each hand-off (who emits it, and a message's journey:
+        `engine.handoffs`)."""
+        handoffs = self.handoffs
+        handoffs.stored.connect(router.stored)
+        handoffs.store_received.connect(router.wake)
+        handoffs.routed.connect(delivery.wake)
+        handoffs.requeued.connect(delivery.wake)
+        handoffs.store_routed.connect(delivery.wake)
+        handoffs.decided.connect(self.metrics.decided)
+        handoffs.store_lease_released.connect(leases.poke)
 
     async def _bind(
         self, start: Coroutine[Any, Any, None], where: tuple[str, str], address: str

@@ -120,7 +120,8 @@ class DeliveryService:
             await under_lease(self._leases, RETENTION_LEASE, lambda _: self._retention.run())
 
     def wake(self) -> None:
-        """Entries were written: idle workers look at once instead of at their next poll."""
+        """Entries were written (`Routed`, `Requeued`, `StoreRouted` in `engine.handoffs`):
+        idle workers look at once instead of at their next poll."""
         for worker in self.workers:
             worker.wake()
 

@@ -4,7 +4,7 @@ The listener hands over a block's payload and sends back whatever this returns. 
 route takes the message is `engine.inbound.admission`'s (the embedding API asks it too): a
 refused one gets a negative ACK with the ERR (the connection stays usable), an ACK none. The
 rules of the shared store-and-forward doc live here: a message is acknowledged positively
-only once its transaction has committed, and then handed to the router; one
+only once its transaction has committed, and then handed to the router (`Stored`); one
 dropped by a before-ACK step is stored with their decision and acknowledged, never routed;
 a duplicate (MSH-3 + MSH-4 + MSH-10) gets the original ACK and is not processed again.
 """
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from engine.base.logs import get_logger
 from engine.config.settings import RouteSettings
+from engine.handoffs import Stored
 from engine.hl7.ack import AckBuilder, AckError, ErrorCode, Outcome, Refusal, ack_code
 from engine.hl7.header import Header
 from engine.hl7.message import Message
@@ -71,7 +72,7 @@ class Intake:
         store: Store,
         acks: AckBuilder | None = None,
         plan: RoutePlan | None = None,
-        on_stored: Callable[[RoutedMessage], None] = lambda routed: None,
+        stored: Stored | None = None,
         clock: Callable[[], float] = time.time,
         store_timeout_s: float = STORE_TIMEOUT_S,
     ) -> None:
@@ -80,7 +81,7 @@ class Intake:
         self._store_timeout_s = store_timeout_s
         self._rules = AdmissionRules.of(plan or RoutePlan(route))
         self._acks = acks or AckBuilder()
-        self._on_stored = on_stored
+        self._stored = stored or Stored()
         self._clock = clock
 
     async def receive(self, payload: bytes, peer: str) -> Verdict:
@@ -154,7 +155,7 @@ class Intake:
         # failed: the router reads it from the store and runs its steps again.
         if not accepted.duplicate and not routed.failed:
             routed.message_id = accepted.message_id
-            self._on_stored(routed)
+            self._stored(routed)
         reply = COMMIT_ACK[1:2] if self.route.mllp_release2 else (accepted.ack or None)
         return Verdict(
             reply,

@@ -3,7 +3,8 @@
 Route steps of a sliding window of messages run concurrently, because a step may wait (an
 INSi lookup answers in tens of milliseconds); their results are committed strictly in
 arrival order, so an outbox always holds messages in the order they arrived. Each commit
-writes the messages' outbox entries and every step's decision. A step that fails
+writes the messages' outbox entries and every step's decision, then tells delivery
+(`Routed`) and the metrics (`Decided`): `engine.handoffs`. A step that fails
 unexpectedly does not lose or hold back the message: it is forwarded as the steps before it
 left it and the failure is recorded as that step's decision (`engine.steps.pipeline`).
 """
@@ -12,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine.base.logs import get_logger
+from engine.handoffs import Decided, Routed
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.header import Header
 from engine.hl7.message import Message, component
@@ -38,14 +39,14 @@ class Router:
         store: Store,
         plans: dict[str, RoutePlan],
         window: int = WINDOW,
-        on_routed: Callable[[], None] = lambda: None,
-        on_decided: Callable[[str, Sequence[Decision]], None] = lambda route, decisions: None,
+        routed: Routed | None = None,
+        decided: Decided | None = None,
     ) -> None:
         self._store = store
         self._plans = plans
         self._window = window
-        self._on_routed = on_routed  # wakes the delivery workers
-        self._on_decided = on_decided  # a message's decisions, once committed (metrics)
+        self._routed = routed or Routed()
+        self._decided = decided or Decided()
         self._wakeup = asyncio.Event()
         self._fetched_id = 0  # the last message read from the inbox
         self._committed_id = 0  # the last message whose routing is committed
@@ -54,7 +55,7 @@ class Router:
         self._flight: deque[tuple[str, asyncio.Task[RoutingResult]]] = deque()
 
     def stored(self, routed: RoutedMessage) -> None:
-        """Called by the intake once a message is committed: routing starts at once, with
+        """The intake committed a message (`Stored`): routing starts at once, with
         the message already parsed and no read of the store while the intake's messages
         follow one another (after a restart, or with messages another engine received,
         they are read from the store)."""
@@ -68,7 +69,8 @@ class Router:
             self._wakeup.set()
 
     def wake(self) -> None:
-        """Messages were stored (by another engine sharing the store): look at once."""
+        """Another engine sharing the store committed messages (`StoreReceived`): look at
+        once."""
         self._wakeup.set()
 
     async def run(self) -> None:
@@ -162,9 +164,9 @@ class Router:
             return 0
         await self._store.route_messages([result for _, result in done])
         self._committed_id = done[-1][1].message_id
-        self._on_routed()
+        self._routed()
         for route, result in done:
-            self._on_decided(route, result.decisions)
+            self._decided(route, result.decisions)
         return len(done)
 
     async def _wait(self, head: asyncio.Task[RoutingResult] | None) -> None:
