@@ -1,14 +1,17 @@
 """Where a message goes after the ACK: the hand-offs between the stages of its journey.
 
-    sender ──MLLP──▶ listener (engine.inbound.listener): one block, its connection kept
-             ──▶ intake (engine.inbound.intake): admitted (engine.inbound.admission),
-                 committed to the inbox, then the ACK goes back to the sender
-             ──Stored──▶ router (engine.routing.router): the route's steps, a window of
-                 messages at once (engine.routing.route, engine.steps), committed in
-                 arrival order as outbox entries and step decisions
-             ──Routed──▶ delivery (engine.delivery): each lane's worker sends its oldest
-                 entry, waits for the downstream ACK, marks the entry delivered
-             ──Decided──▶ metrics, for each message whose routing is committed
+    sender ──MLLP──▶ listener (engine.inbound.listener): one block off the connection
+      ──▶ intake (engine.inbound.intake): admitted or refused (engine.inbound.admission),
+          then committed to the inbox: durable before anything is acknowledged
+      ──Stored──▶ router (engine.routing.router) notes the parsed message; the intake's
+          answer goes back and the listener writes the ACK to the sender
+      router: the route's steps (engine.routing.route, engine.steps), a window of messages
+          at once, committed in arrival order as outbox entries and step decisions
+      ──Routed──▶ delivery (engine.delivery.service, or engine.delivery.process in a
+          process of its own): each lane's worker (engine.delivery.worker) sends its
+          oldest entry downstream, waits for the downstream ACK and marks the entry
+          delivered; while it fails, it retries it (or parks it) and sends nothing behind
+      ──Decided──▶ metrics: each routed message's decisions, by step and outcome
 
 Four more wake a stage whose work comes from elsewhere: `Requeued` (an operator queued
 entries again), and `StoreReceived`, `StoreRouted`, `StoreLeaseReleased` (another engine
