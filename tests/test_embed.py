@@ -102,3 +102,33 @@ async def test_a_failing_step_before_the_ack_is_routed_as_the_engine_routes_it()
     ]
     assert processed.output is not None and b"|RAN|" in processed.output
     assert b"|RAN|" in processed.destinations["d"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "ack", "code"),
+    [
+        (b"hello, not HL7", "AR", 100),
+        (VALI_A28.replace(b"8859/1", b"KLINGON"), "AE", 103),
+        (VALI_A28.replace(b"ADT^A28^ADT_A05", b"ORU^R01"), "AR", 200),
+    ],
+)
+async def test_bytes_the_listener_refuses_come_back_with_its_ack_code_and_err(
+    raw: bytes, ack: str, code: int
+) -> None:
+    route = RouteSettings(name="adt", listen="127.0.0.1:0", accept=["ADT^*"])
+    async with RouteRunner(RoutePlan(route), Resources()) as runner:
+        processed = await runner.process(raw)
+    assert processed.refusal is not None and processed.ack == ack
+    assert processed.refusal.error.code == code
+    assert processed.output is None and processed.destinations == {}
+
+
+async def test_an_ack_is_neither_answered_nor_routed() -> None:
+    route = RouteSettings(
+        name="adt", listen="127.0.0.1:0", destinations=[DestinationSettings(name="d", file="d")]
+    )
+    ack = VALI_A28.replace(b"ADT^A28^ADT_A05", b"ACK^A28^ACK")
+    async with RouteRunner(RoutePlan(route), Resources()) as runner:
+        processed = await runner.process(ack)
+    assert (processed.ack, processed.refusal, processed.dropped) == (None, None, True)
+    assert processed.destinations == {}
