@@ -81,7 +81,7 @@ class Intake:
         self._store_timeout_s = store_timeout_s
         self._rules = AdmissionRules.of(plan or RoutePlan(route))
         self._acks = acks or AckBuilder()
-        self._stored = stored or Stored()
+        self._stored_handoff = stored or Stored()
         self._clock = clock
 
     async def receive(self, payload: bytes, peer: str) -> Verdict:
@@ -155,7 +155,7 @@ class Intake:
         # failed: the router reads it from the store and runs its steps again.
         if not accepted.duplicate and not routed.failed:
             routed.message_id = accepted.message_id
-            self._stored(routed)
+            self._stored_handoff(routed)
         reply = COMMIT_ACK[1:2] if self.route.mllp_release2 else (accepted.ack or None)
         return Verdict(
             reply,

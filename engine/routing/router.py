@@ -45,8 +45,8 @@ class Router:
         self._store = store
         self._plans = plans
         self._window = window
-        self._routed = routed or Routed()
-        self._decided = decided or Decided()
+        self._routed_handoff = routed or Routed()
+        self._decided_handoff = decided or Decided()
         self._wakeup = asyncio.Event()
         self._fetched_id = 0  # the last message read from the inbox
         self._committed_id = 0  # the last message whose routing is committed
@@ -164,9 +164,9 @@ class Router:
             return 0
         await self._store.route_messages([result for _, result in done])
         self._committed_id = done[-1][1].message_id
-        self._routed()
+        self._routed_handoff()
         for route, result in done:
-            self._decided(route, result.decisions)
+            self._decided_handoff(route, result.decisions)
         return len(done)
 
     async def _wait(self, head: asyncio.Task[RoutingResult] | None) -> None:
