@@ -5,16 +5,10 @@ tests/test_listener_attacks.py)."""
 from __future__ import annotations
 
 from engine.inbound.slots import Admission, Phase, Slot
+from engine.testing.clock import ManualClock
 
 
-class Clock:
-    now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def admission(clock: Clock, max_connections: int = 2, per_address: int = 100) -> Admission:
+def admission(clock: ManualClock, max_connections: int = 2, per_address: int = 100) -> Admission:
     return Admission(max_connections, per_address, 1000.0, protect_s=30.0, clock=clock)
 
 
@@ -25,7 +19,7 @@ def admitted(policy: Admission, address: str = "10.0.0.1") -> Slot:
 
 
 def test_a_sender_idle_between_messages_outlives_a_trickling_and_a_silent_connection() -> None:
-    clock = Clock()
+    clock = ManualClock()
     policy = admission(clock, max_connections=3)
     sender = admitted(policy)
     sender.completed(clock.now)  # then idle 20 ms between messages, as in the attack
@@ -44,7 +38,7 @@ def test_a_sender_idle_between_messages_outlives_a_trickling_and_a_silent_connec
 
 
 def test_a_block_arriving_at_speed_and_a_message_being_stored_are_never_displaced() -> None:
-    clock = Clock()
+    clock = ManualClock()
     policy = admission(clock)
     fast = admitted(policy)
     fast.block_started(clock.now, 65536)
@@ -55,7 +49,7 @@ def test_a_block_arriving_at_speed_and_a_message_being_stored_are_never_displace
 
 
 def test_a_sender_that_completed_blocks_is_displaced_when_it_stalls_or_after_protect_s() -> None:
-    clock = Clock()
+    clock = ManualClock()
     policy = admission(clock, max_connections=1)
     sender = admitted(policy)
     sender.completed(clock.now)
@@ -77,7 +71,7 @@ def test_a_sender_that_completed_blocks_is_displaced_when_it_stalls_or_after_pro
 
 
 def test_never_completed_goes_before_stalled_and_the_oldest_first() -> None:
-    clock = Clock()
+    clock = ManualClock()
     policy = admission(clock, max_connections=3)
     stalled = admitted(policy)
     stalled.completed(clock.now)
@@ -91,7 +85,7 @@ def test_never_completed_goes_before_stalled_and_the_oldest_first() -> None:
 
 
 def test_at_its_own_limit_an_address_displaces_only_its_own_connections() -> None:
-    clock = Clock()
+    clock = ManualClock()
     policy = admission(clock, max_connections=10, per_address=1)
     other = admitted(policy, "10.0.0.2")
     mine = admitted(policy, "10.0.0.1")
@@ -101,7 +95,7 @@ def test_at_its_own_limit_an_address_displaces_only_its_own_connections() -> Non
 
 
 def test_the_accept_brake_refuses_beyond_the_rate_per_address_and_refills() -> None:
-    clock = Clock()
+    clock = ManualClock()
     policy = Admission(100, 101, accepts_per_s=2.0, protect_s=30.0, clock=clock)
     results = []
     for _ in range(101):

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from engine.app.runtime import Engine
 from engine.mllp.client import MllpClient
+from engine.testing.receiver import Receiver
 from tests.conftest import StartEngine
 from tests.support.engine_process import REPOSITORY
-from tests.support.receiver import Receiver
 
 STEPS = """
 [[routes.steps]]

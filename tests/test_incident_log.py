@@ -5,17 +5,11 @@ from __future__ import annotations
 from structlog.testing import capture_logs
 
 from engine.inbound.incident_log import IncidentLog
-
-
-class Clock:
-    now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from engine.testing.clock import ManualClock
 
 
 def test_a_flood_gives_a_few_lines_per_kind_and_one_line_of_counts_per_interval() -> None:
-    clock = Clock()
+    clock = ManualClock(100.0)
     incidents = IncidentLog("adt", detail_lines=2, clock=clock)
     written = [incidents.detail("refused") for _ in range(1000)]
     assert written == [True, True] + [False] * 998

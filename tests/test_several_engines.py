@@ -25,11 +25,11 @@ from engine.app.runtime import Engine
 from engine.config.settings import load_config
 from engine.mllp.client import MllpClient, MllpClientError
 from engine.store.backends import open_store
+from engine.testing.receiver import Received, Receiver, Reply, ack
 from tests.conftest import fixed_acks
 from tests.delivery.harness import eventually
 from tests.support.engine_process import EngineProcess
 from tests.support.messages import adt
-from tests.support.receiver import Received, Receiver, Reply, ack
 from tests.support.tcp_proxy import TcpProxy
 
 ENGINES = 3

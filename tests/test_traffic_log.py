@@ -6,17 +6,11 @@ from structlog.testing import capture_logs
 
 from engine.inbound.traffic_log import TrafficLog
 from engine.mllp.client import MllpClient
-
-
-class Clock:
-    now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from engine.testing.clock import ManualClock
 
 
 def test_counts_by_outcome_once_an_interval_and_nothing_when_idle() -> None:
-    clock = Clock()
+    clock = ManualClock(100.0)
     traffic = TrafficLog("adt", clock=clock)
     for outcome, duplicate in [("accepted", False)] * 3 + [("accepted", True), ("rejected", False)]:
         traffic.count(outcome, duplicate)

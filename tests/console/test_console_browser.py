@@ -22,13 +22,13 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from engine.console.users import Role, User, hash_password, save_users
+from engine.testing.receiver import Received, Receiver, Reply, ack
 from engine.tools.report import NEEDS_ACTION
 from tests.replay.conftest import SAMPLES
 from tests.replay.corpus import EXPECTATIONS, MESSAGES, patient_strings
 from tests.support.browser import launch, log_in, screenshot
 from tests.support.engine_process import REPOSITORY, EngineProcess
 from tests.support.loop_thread import LoopThread
-from tests.support.receiver import Received, Receiver, Reply, ack
 
 PASSWORDS = {"vera": "viewer-pass-1234", "otto": "operator-pass-1234", "vick": "vigil-pass-1234"}
 ROLES = {"vera": Role.VIEWER, "otto": Role.OPERATOR, "vick": Role.VIGILANCE}

@@ -12,10 +12,10 @@ import aiohttp
 from engine.app.runtime import Engine
 from engine.mllp.client import MllpClient
 from engine.store.base import EntryStatus
+from engine.testing.receiver import Received, Receiver, Reply, ack
 from tests.conftest import StartEngine
 from tests.console.test_security import browser_like, csrf_of, http_table, log_in
 from tests.support.messages import adt
-from tests.support.receiver import Received, Receiver, Reply, ack
 
 
 async def test_resend_every_parked_message_then_skip_one(

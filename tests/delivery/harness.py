@@ -16,7 +16,7 @@ from engine.routing.route import RoutePlan
 from engine.routing.router import Router
 from engine.store.base import EntryStatus, EntrySummary, Incoming
 from engine.store.sqlite import SqliteStore
-from tests.support.receiver import Receiver
+from engine.testing.receiver import Receiver
 
 
 async def store_messages(store: SqliteStore, route: str, payloads: list[bytes]) -> None:

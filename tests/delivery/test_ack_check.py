@@ -6,8 +6,8 @@ import pytest
 
 from engine.delivery.ack_check import AckProblem, MismatchedAck, check_ack
 from engine.delivery.destination import Outcome, Result
+from engine.testing.receiver import ack_bytes
 from tests.support.messages import adt
-from tests.support.receiver import ack_bytes
 
 SENT = adt("C1")
 

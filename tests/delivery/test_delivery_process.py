@@ -15,13 +15,13 @@ from pathlib import Path
 
 import aiohttp
 
+from engine.testing.receiver import Receiver
 from tests.delivery.harness import arrived, assert_in_order_but_one_resend, eventually
 from tests.delivery.test_engine_process import report_engines, send
 from tests.delivery.test_engine_process import write_config as engine_config
 from tests.support.engine_process import REPOSITORY, EngineProcess
 from tests.support.messages import adt
 from tests.support.metrics import value
-from tests.support.receiver import Receiver
 
 
 def write_config(folder: Path, downstream: str) -> Path:

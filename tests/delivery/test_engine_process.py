@@ -15,10 +15,10 @@ from typing import Any
 from engine.app.runtime import process_count
 from engine.mllp.client import MllpClient, MllpClientError
 from engine.store.sqlite import SqliteStore
+from engine.testing.receiver import Received, Receiver, Reply, ack
 from tests.delivery.harness import arrived, assert_in_order_but_one_resend, eventually
 from tests.support.engine_process import REPOSITORY, EngineProcess
 from tests.support.messages import adt
-from tests.support.receiver import Received, Receiver, Reply, ack
 
 
 def free_port() -> int:

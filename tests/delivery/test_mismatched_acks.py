@@ -10,6 +10,7 @@ from pathlib import Path
 
 from engine.mllp.client import MllpClient
 from engine.store.base import EntryStatus
+from engine.testing.receiver import Received, Receiver, Reply, ack, ack_bytes
 from tests.conftest import StartEngine
 from tests.console.test_queue_actions import until
 from tests.console.test_security import browser_like, http_table, log_in
@@ -19,7 +20,6 @@ from tests.support.engine_process import EngineProcess
 from tests.support.messages import adt
 from tests.support.metrics import value
 from tests.support.python_hl7 import python_hl7_receiver
-from tests.support.receiver import Received, Receiver, Reply, ack, ack_bytes
 
 
 async def test_python_hl7_echoing_a_non_ascii_control_id_gets_each_message_once(

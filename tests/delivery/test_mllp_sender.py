@@ -15,11 +15,11 @@ from engine.delivery.destination import Outcome
 from engine.delivery.mllp_sender import MllpSender
 from engine.store.base import EntryStatus, OutboxEntry
 from engine.store.sqlite import SqliteStore
+from engine.testing.receiver import Received, Receiver, Reply, ack, ack_bytes
 from tests.delivery.conftest import Route
 from tests.delivery.harness import delivering, entries, eventually, route_all, store_messages
 from tests.support.messages import adt
 from tests.support.python_hl7 import python_hl7_receiver
-from tests.support.receiver import Received, Receiver, Reply, ack, ack_bytes
 
 
 def entry(control_id: str) -> OutboxEntry:
@@ -42,7 +42,7 @@ async def test_a_late_ack_is_never_taken_for_the_next_message() -> None:
     async with Receiver(answer) as downstream:
         mllp = sender(downstream.address, ack_timeout_s=0.2)
         first = await mllp.send(entry("C1"))
-        await asyncio.sleep(0.5)  # the late AA of C1 is written now, to a closed connection
+        await downstream.wait_answered(1)  # the late AA of C1, written to a closed connection
         second = await mllp.send(entry("C2"))
         await mllp.close()
     assert (first.outcome, first.error) == (Outcome.RETRY, "no acknowledgement within 0.2 s")

@@ -14,11 +14,11 @@ from engine.cli import main
 from engine.mllp.client import MllpClient
 from engine.store.base import EntryStatus
 from engine.store.sqlite import SqliteStore
+from engine.testing.receiver import Received, Receiver, Reply, ack
 from tests.conftest import StartEngine
 from tests.delivery.conftest import Route
 from tests.delivery.harness import delivering, entries, eventually, route_all, store_messages
 from tests.support.messages import adt
-from tests.support.receiver import Received, Receiver, Reply, ack
 
 
 def audit(database: Path) -> list[tuple[int, str]]:

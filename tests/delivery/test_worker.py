@@ -16,10 +16,10 @@ from engine.delivery.worker import LaneWorker
 from engine.store.base import EntryStatus, OutboxEntry
 from engine.store.lanes import lane_of
 from engine.store.sqlite import SqliteStore
+from engine.testing.receiver import Received, Receiver, Reply, ack, ack_bytes
 from tests.delivery.conftest import Route
 from tests.delivery.harness import delivering, entries, eventually, route_all, store_messages
 from tests.support.messages import adt
-from tests.support.receiver import Received, Receiver, Reply, ack, ack_bytes
 
 
 async def queue(store: SqliteStore, routes: list, payloads: list[bytes]) -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 from engine.app.runtime import Engine
 from engine.config.settings import load_config
 from engine.ins.simulator.dataset import public_test_persons
+from engine.testing.receiver import Receiver
 from tests.conftest import fixed_acks
 from tests.enrich.test_cases import CASES_DIR
-from tests.support.receiver import Receiver
 from tests.test_end_to_end import message, pid, send
 
 NIA = "109076322088835^^^ASIP-SANTE-INS-NIA&1.2.250.1.213.1.4.9&ISO^INS"

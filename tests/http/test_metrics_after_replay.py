@@ -18,11 +18,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from engine.testing.receiver import Receiver
 from tests.replay.conftest import SAMPLES
 from tests.replay.corpus import EXPECTATIONS, MESSAGES
 from tests.support.engine_process import REPOSITORY, EngineProcess
 from tests.support.metrics import labelled, value
-from tests.support.receiver import Receiver
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,13 @@
-"""A small MLLP receiver on loopback for the replay tests, built on the engine's own codec
-and ACK builder: it records what each connection got and answers as the test decides."""
+"""The replay tests' receivers: the shared MLLP receiver answering with the engine's own ACK
+builder, on the test's loop or, for the CLI (which runs its own loop), on another thread's."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import ssl
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ import pytest
 from engine.hl7.ack import AckBuilder, AckCode
 from engine.hl7.header import Header
 from engine.hl7.message import Message
-from engine.mllp.codec import NEED_DATA, Frame, FrameDecoder, encode_frame
+from engine.testing.receiver import Handler, Received, Receiver, Reply
 
 SAMPLES = Path(__file__).resolve().parents[2] / "hl7_samples"
 
@@ -40,51 +38,14 @@ def answer_all(code: str = "AA") -> Answer:
     return lambda payload: ack(payload, code)
 
 
-@dataclass
-class Receiver:
-    """Records `(connection number, control id)` for each message, in arrival order."""
+def replying(answer: Answer) -> Handler:
+    """The shared receiver's handler for an answer made from the payload alone."""
 
-    answer: Answer
-    ssl_context: ssl.SSLContext | None = None
-    port: int = 0
-    received: list[tuple[int, str]] = field(default_factory=list)
-    payloads: list[bytes] = field(default_factory=list)
-    connections: int = 0
-    _server: asyncio.Server | None = None
+    def handler(received: Received) -> Reply | None:
+        payload = answer(received.payload)
+        return None if payload is None else Reply(payload)
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.ssl_context)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    def control_ids(self) -> list[str]:
-        return [control_id for _, control_id in self.received]
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        number = self.connections
-        decoder = FrameDecoder()
-        try:
-            while data := await reader.read(65536):
-                decoder.feed(data)
-                while (event := decoder.next_event()) is not NEED_DATA:
-                    assert isinstance(event, Frame)
-                    self.received.append((number, header_of(event.payload).control_id))
-                    self.payloads.append(event.payload)
-                    answer = self.answer(event.payload)
-                    if answer is not None:
-                        writer.write(encode_frame(answer))
-                        await writer.drain()
-        except (ConnectionError, ssl.SSLError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+    return handler
 
 
 @pytest.fixture
@@ -93,14 +54,13 @@ async def receiver() -> AsyncIterator[Callable[[Answer], Awaitable[Receiver]]]:
     started: list[Receiver] = []
 
     async def start(answer: Answer) -> Receiver:
-        server = Receiver(answer)
-        await server.start()
+        server = await Receiver(replying(answer)).start()
         started.append(server)
         return server
 
     yield start
     for server in started:
-        await server.stop()
+        await server.close()
 
 
 @pytest.fixture
@@ -113,14 +73,14 @@ def receiver_thread() -> Iterator[Callable[..., Receiver]]:
     started: list[Receiver] = []
 
     def start(answer: Answer, ssl_context: ssl.SSLContext | None = None) -> Receiver:
-        server = Receiver(answer, ssl_context)
+        server = Receiver(replying(answer), ssl_context=ssl_context)
         asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
         started.append(server)
         return server
 
     yield start
     for server in started:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
     loop.close()

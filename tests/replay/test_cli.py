@@ -17,8 +17,9 @@ import structlog
 import trustme
 
 from engine import cli
+from engine.testing.receiver import Receiver
 from engine.tools.replay.files import expand_paths, load_files
-from tests.replay.conftest import SAMPLES, Receiver, ack, answer_all, header_of
+from tests.replay.conftest import SAMPLES, ack, answer_all, header_of
 
 StartThread = Callable[..., Receiver]
 MSG = (
@@ -136,7 +137,7 @@ def test_unreadable_file_is_not_sent_and_fails_the_run(
     bad = tmp_path / "bad.hl7"
     bad.write_text(MSG.format("B1") + MSG.format(""))  # second message has no MSH-10
     assert run(good, str(bad), "--to", f"127.0.0.1:{server.port}") == 1
-    assert server.control_ids() == ["G1"]
+    assert server.control_ids == ["G1"]
     out = capsys.readouterr().out
     assert "bad.hl7" in out
     assert "message 2: MSH-10" in out
@@ -245,7 +246,7 @@ def test_mutual_tls(
     status, summary = run_json(capsys, path, *target)
     assert status == 1
     assert summary["acks"]["AA"] == 0
-    assert server.control_ids() == ["T1", "T2"]
+    assert server.control_ids == ["T1", "T2"]
 
 
 def test_files_refused_are_counted_apart_from_the_messages_sent(

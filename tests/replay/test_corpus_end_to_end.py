@@ -22,6 +22,7 @@ import pytest
 
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.message import Message
+from engine.testing.receiver import Receiver
 from engine.tools.replay.acks import ACCEPTED
 from tests.replay.conftest import SAMPLES
 from tests.replay.corpus import (
@@ -34,7 +35,6 @@ from tests.replay.corpus import (
     sample_of,
 )
 from tests.support.engine_process import REPOSITORY, EngineProcess
-from tests.support.receiver import Receiver
 
 INSI_ANSWERS = {"added", "verified", "not_found", "several_found"}
 NOT_SEARCHED = {"not_applicable", "invalid_traits"}

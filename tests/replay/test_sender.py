@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from engine.hl7.ack import AckCode
+from engine.testing.receiver import Receiver
 from engine.tools.replay.files import ReplayFile, expand_paths, load_file, load_files
 from engine.tools.replay.sender import Failure, Result, Target, send_files
-from tests.replay.conftest import SAMPLES, Answer, Receiver, ack, answer_all, header_of
+from tests.replay.conftest import SAMPLES, Answer, ack, answer_all, header_of
 from tests.support.python_hl7 import python_hl7_receiver
 
 Start = Callable[[Answer], Awaitable[Receiver]]
@@ -41,7 +42,7 @@ async def test_every_message_acknowledged_in_file_order(tmp_path: Path, receiver
     files = [replay_file(tmp_path, "a", "A1", "A2", "A3"), replay_file(tmp_path, "b", "B1")]
     results = await replay(files, server.port)
     assert outcomes(results) == [("A1", "AA"), ("A2", "AA"), ("A3", "AA"), ("B1", "AA")]
-    assert server.control_ids() == ["A1", "A2", "A3", "B1"]
+    assert server.control_ids == ["A1", "A2", "A3", "B1"]
     assert all(r.latency_s is not None and r.latency_s >= 0 for r in results)
     assert server.connections == 1
 
@@ -51,7 +52,7 @@ async def test_bytes_arrive_as_read(receiver: Start) -> None:
     files, _ = load_files(expand_paths([str(SAMPLES)]))
     await replay(files, server.port, connections=4)
     sent = {m.control_id: m.payload for f in files for m in f.messages}
-    assert {header_of(p).control_id: p for p in server.payloads} == sent
+    assert {m.control_id: m.payload for m in server.received} == sent
 
 
 @pytest.mark.parametrize("code", ["AE", "AR", "CE", "CR", "CA"])
@@ -100,7 +101,11 @@ async def test_unknown_outcome_closes_the_connection_and_stops_that_file(
     ]
     assert results[2].text == "message 2 of this file got no usable ACK"
     # Y1 went on a new connection: a late answer to X2 can never be read as Y1's.
-    assert server.received == [(1, "X1"), (1, "X2"), (2, "Y1")]
+    assert [(m.connection, m.control_id) for m in server.received] == [
+        (1, "X1"),
+        (1, "X2"),
+        (2, "Y1"),
+    ]
 
 
 async def test_peer_closing_mid_file_is_a_connection_error(tmp_path: Path, receiver: Start) -> None:
@@ -134,7 +139,11 @@ async def test_three_connections_keep_order_within_each_file(
     assert {r.outcome for r in results} == {AckCode.AA}
     assert server.connections == 3
     for n in range(7):
-        arrivals = [(c, cid) for c, cid in server.received if cid.startswith(f"F{n}-")]
+        arrivals = [
+            (m.connection, m.control_id)
+            for m in server.received
+            if m.control_id.startswith(f"F{n}-")
+        ]
         assert [cid for _, cid in arrivals] == [f"F{n}-{i}" for i in range(1, 6)]
         assert len({c for c, _ in arrivals}) == 1  # a whole file on one connection
 

@@ -1,4 +1,4 @@
-"""A small MLLP receiver for tests: records every message in arrival order and answers
+"""An MLLP receiver on loopback for tests: records every message in arrival order and answers
 each one as a handler function says (AA by default).
 
     async with Receiver() as downstream:            # port 0: downstream.port is the real one
@@ -10,7 +10,8 @@ With `ssl_context`, it serves TLS (set `verify_mode` to require a client certifi
 A handler gets the `Received` message and returns a `Reply` (an answer, optionally sent
 late) or None (no answer at all). `ack(received, "AE", error_code="207")` builds an ACK;
 `Reply(b"garbage")` sends anything. Each connection is numbered, so a test can tell that a
-retry came on a new connection.
+retry came on a new connection. `wait_answered(n)` waits until n answers were written (a
+late answer included), so a test orders itself on what the receiver did, not on a sleep.
 """
 
 from __future__ import annotations
@@ -73,10 +74,12 @@ class Receiver:
         self.handler = handler
         self.received: list[Received] = []
         self.connections = 0
+        self.answered = 0
+        """Answers written so far (late ones once written)."""
         self._port = port
         self._ssl = ssl_context
         self._server: asyncio.Server | None = None
-        self._arrived = asyncio.Event()
+        self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -94,6 +97,10 @@ class Receiver:
         return [message.control_id for message in self.received]
 
     async def __aenter__(self) -> Receiver:
+        return await self.start()
+
+    async def start(self) -> Receiver:
+        """Listen (what `async with` does; `close` undoes it)."""
         self._server = await asyncio.start_server(
             self._serve, "127.0.0.1", self._port, ssl=self._ssl
         )
@@ -119,10 +126,17 @@ class Receiver:
 
     async def wait_for(self, count: int, timeout_s: float = 60.0) -> None:
         """Wait until `count` messages have arrived; fail after `timeout_s` (a hang guard)."""
+        await self._until(lambda: len(self.received) >= count, timeout_s)
+
+    async def wait_answered(self, count: int, timeout_s: float = 60.0) -> None:
+        """Wait until `count` answers have been written; fail after `timeout_s` (a hang guard)."""
+        await self._until(lambda: self.answered >= count, timeout_s)
+
+    async def _until(self, condition: Callable[[], bool], timeout_s: float) -> None:
         async with asyncio.timeout(timeout_s):
-            while len(self.received) < count:
-                self._arrived.clear()
-                await self._arrived.wait()
+            while not condition():
+                self._changed.clear()
+                await self._changed.wait()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -149,11 +163,13 @@ class Receiver:
         message = Message.parse(payload.decode("latin-1"))
         received = Received(payload, message.msh.field(10), connection, len(self.received))
         self.received.append(received)
-        self._arrived.set()
+        self._changed.set()
         reply = self.handler(received)
         if reply is None:
             return
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
         writer.write(encode_frame(reply.payload))
+        self.answered += 1
+        self._changed.set()
         await writer.drain()
