@@ -21,25 +21,18 @@ from engine.ins.client import InsiClient
 from engine.ins.outcome import SearchStatus
 from engine.ins.service import InsiService, open_insi_service
 from engine.ins.settings import InsiSettings
-from engine.ins.simulator.dataset import public_test_persons
-from engine.ins.simulator.handler import InsiSimulator
-from engine.ins.simulator.server import start_server
 from engine.ins.traits import IdentityTraits
 from engine.mllp.client import MllpClient
 from engine.routing.router import routed_message
 from engine.steps.pipeline import BoundStep, RoutedMessage, StepResult, run_steps
+from engine.testing.clock import ManualClock
+from engine.testing.insi import OUTAGE, scripted_insi
 from tests.ins.conftest import CALLER
 from tests.support.engine_process import REPOSITORY, EngineProcess
 from tests.support.messages import adt
+from tests.support.waiting import until
 
 DOMINIQUE = IdentityTraits("ADRTROIS", ("DOMINIQUE",), "F", dt.date(1997, 2, 26))
-
-
-class Clock:
-    now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def closed_port() -> int:
@@ -56,37 +49,34 @@ def lines(stream: io.StringIO, event: str) -> list[dict[str, object]]:
 async def test_the_breaker_warns_when_it_opens_and_when_it_closes() -> None:
     stream = io.StringIO()
     configure_logging("info", "json", stream)
-    simulator = InsiSimulator(public_test_persons(), fault_rate=1.0)
-    server = await start_server(simulator)
-    clock = Clock()
-    settings = InsiSettings(
-        url=server.url, retries=0, breaker_threshold=2, breaker_reset_s=30.0, cache_ttl_s=0.0
-    )
-    service = InsiService(
-        InsiClient(httpx.AsyncClient(trust_env=False), server.url, CALLER, settings.timeout_s),
-        settings,
-        simulated=True,
-        monotonic=clock,
-    )
-    try:
-        await service.search(DOMINIQUE)
-        assert not lines(stream, "INSi circuit breaker")
-        await service.search(DOMINIQUE)
-        (opened,) = lines(stream, "INSi circuit breaker OPEN")
-        assert opened["level"] == "warning"
-        assert opened["url"] == f"127.0.0.1:{server.port}"
-        assert str(opened["error"]).startswith("siram_40/insi_102: ")
-        assert service.health.health.breaker == BreakerState.OPEN.value
-        clock.now += 31
-        simulator.fault_rate = 0.0
-        assert (await service.search(DOMINIQUE)).status is SearchStatus.FOUND
-        (closed,) = lines(stream, "INSi circuit breaker closed")
-        assert closed["level"] == "warning"
-        assert service.health.health.breaker == BreakerState.CLOSED.value
-        assert service.health.health.last_error == opened["error"]  # kept for the operator
-    finally:
-        await service.aclose()
-        await server.aclose()
+    clock = ManualClock()
+    async with scripted_insi(OUTAGE, OUTAGE) as (_, server):
+        settings = InsiSettings(
+            url=server.url, retries=0, breaker_threshold=2, breaker_reset_s=30.0, cache_ttl_s=0.0
+        )
+        service = InsiService(
+            InsiClient(httpx.AsyncClient(trust_env=False), server.url, CALLER, settings.timeout_s),
+            settings,
+            simulated=True,
+            monotonic=clock,
+        )
+        try:
+            await service.search(DOMINIQUE)
+            assert not lines(stream, "INSi circuit breaker")
+            await service.search(DOMINIQUE)
+            (opened,) = lines(stream, "INSi circuit breaker OPEN")
+            assert opened["level"] == "warning"
+            assert opened["url"] == f"127.0.0.1:{server.port}"
+            assert str(opened["error"]).startswith("siram_40/insi_102: ")
+            assert service.health.health.breaker == BreakerState.OPEN.value
+            clock.advance(31)  # the script is used up: the usual search, which finds her
+            assert (await service.search(DOMINIQUE)).status is SearchStatus.FOUND
+            (closed,) = lines(stream, "INSi circuit breaker closed")
+            assert closed["level"] == "warning"
+            assert service.health.health.breaker == BreakerState.CLOSED.value
+            assert service.health.health.last_error == opened["error"]  # kept for the operator
+        finally:
+            await service.aclose()
 
 
 async def test_retry_lines_carry_the_control_id_of_the_message_being_enriched() -> None:
@@ -158,13 +148,12 @@ async def test_queue_status_shows_insi_breaker_last_error_and_messages_waiting(
         client = await MllpClient.connect(*engine.address("adt"))
         await client.exchange(adt("OUT1"), 10)
         await client.close()
-        for _ in range(300):
-            if engine.logged(
+        await until(
+            lambda: engine.logged(
                 "INSi circuit breaker OPEN: calls suspended after repeated failures, "
                 "messages go on without INS until a trial call succeeds"
-            ):
-                break
-            await asyncio.sleep(0.05)
+            )
+        )
         running = await asyncio.to_thread(_queue_status, config)
     finally:
         assert await engine.terminate() == 0

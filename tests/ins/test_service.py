@@ -28,6 +28,8 @@ from engine.ins.simulator.matching import PersonIndex
 from engine.ins.simulator.server import RunningSimulator, start_server
 from engine.ins.strategy import plan_queries
 from engine.ins.traits import IdentityTraits
+from engine.testing.clock import ManualClock
+from engine.testing.insi import OUTAGE, scripted_insi
 from tests.ins.conftest import CALLER
 
 LEONARDO = IdentityTraits("DE VINCI", ("LEONARDO",), "M", dt.date(2014, 2, 1))
@@ -157,11 +159,14 @@ async def test_an_unreachable_endpoint_is_unavailable() -> None:
 async def test_a_refused_idam_is_a_configuration_error_never_retried_nor_breaking() -> None:
     simulator = InsiSimulator(public_test_persons(), idam_allow_list=["OTHER"])
     server = await start_server(simulator)
-    settings = settings_for(server, breaker_threshold=1, breaker_reset_s=0.01)
-    service = await open_insi_service(settings)
+    settings = settings_for(server, breaker_threshold=1, breaker_reset_s=30.0)
+    clock = ManualClock()
+    http = httpx.AsyncClient(trust_env=False)
+    client = InsiClient(http, server.url, CALLER, settings.timeout_s)
+    service = InsiService(client, settings, simulated=True, monotonic=clock)
     try:
         first = await service.search(DOMINIQUE)
-        await asyncio.sleep(0.05)  # past the hold that follows a configuration refusal
+        clock.advance(31)  # past the hold that follows a configuration refusal
         second = await service.search(LEONARDO)
     finally:
         await service.aclose()
@@ -185,48 +190,37 @@ async def test_after_a_configuration_refusal_calls_are_held_for_a_while() -> Non
     assert second.detail == first.detail == "siram_100/desir_550"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_the_breaker_opens_after_repeated_failures_and_closes_after_a_trial() -> None:
-    simulator = InsiSimulator(public_test_persons(), fault_rate=1.0)
-    server = await start_server(simulator)
-    clock = FakeClock()
-    settings = settings_for(
-        server, retries=0, breaker_threshold=2, breaker_reset_s=30.0, cache_ttl_s=0.0
-    )
-    http = httpx.AsyncClient(trust_env=False)
-    service = InsiService(
-        InsiClient(http, server.url, CALLER, settings.timeout_s),
-        settings,
-        simulated=True,
-        monotonic=clock,
-    )
-    try:
-        first = await service.search(DOMINIQUE)
-        second = await service.search(DOMINIQUE)
-        assert [first.detail, second.detail] == ["siram_40/insi_102"] * 2
-        assert simulator.requests == 2
-        blocked = await service.search(DOMINIQUE)
-        assert blocked.status is SearchStatus.UNAVAILABLE
-        assert blocked.detail == "circuit_open" and blocked.calls == 0
-        assert simulator.requests == 2
-        clock.now += 31
-        simulator.fault_rate = 0.0
-        trial = await service.search(DOMINIQUE)
-        assert trial.status is SearchStatus.FOUND and simulator.requests == 3
-    finally:
-        await service.aclose()
-        await server.aclose()
+    clock = ManualClock()
+    async with scripted_insi(OUTAGE, OUTAGE) as (insi, server):  # then the usual search
+        settings = settings_for(
+            server, retries=0, breaker_threshold=2, breaker_reset_s=30.0, cache_ttl_s=0.0
+        )
+        http = httpx.AsyncClient(trust_env=False)
+        service = InsiService(
+            InsiClient(http, server.url, CALLER, settings.timeout_s),
+            settings,
+            simulated=True,
+            monotonic=clock,
+        )
+        try:
+            first = await service.search(DOMINIQUE)
+            second = await service.search(DOMINIQUE)
+            assert [first.detail, second.detail] == ["siram_40/insi_102"] * 2
+            assert insi.requests == 2
+            blocked = await service.search(DOMINIQUE)
+            assert blocked.status is SearchStatus.UNAVAILABLE
+            assert blocked.detail == "circuit_open" and blocked.calls == 0
+            assert insi.requests == 2
+            clock.advance(31)
+            trial = await service.search(DOMINIQUE)
+            assert trial.status is SearchStatus.FOUND and insi.requests == 3
+        finally:
+            await service.aclose()
 
 
 def test_breaker_lets_one_trial_through_when_half_open() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     breaker = CircuitBreaker(threshold=1, reset_s=10, clock=clock)
     breaker.before_call()
     breaker.record_failure()
@@ -309,7 +303,7 @@ async def test_a_warm_lookup_is_served_from_memory_without_reading_the_store(
 async def test_expired_entries_and_failures_are_not_reused(
     http_simulator: RunningSimulator, simulator: InsiSimulator
 ) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     clock.now = dt.datetime.now(dt.UTC).timestamp()
     cache = MemoryResultCache(clock=clock)
     settings = settings_for(http_simulator, cache_ttl_s=60.0)
@@ -411,7 +405,7 @@ async def test_a_verification_needs_a_recent_answer_the_search_does_not() -> Non
     nir = Ins(Matricule.parse("1090763220999" + compute_key("1090763220999")), InsOid.NIR)
     simulator = InsiSimulator([nia_person])
     server = await start_server(simulator)
-    clock = FakeClock()
+    clock = ManualClock()
     clock.now = dt.datetime.now(dt.UTC).timestamp()
     settings = settings_for(server, verify_max_age_s=3600.0, cache_ttl_s=86400.0)
     service = InsiService(
