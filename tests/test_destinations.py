@@ -3,16 +3,16 @@ destination takes the types its `accept` names, in arrival order, with its own c
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from engine.mllp.client import MllpClient
+from engine.testing.receiver import Receiver
 from tests.conftest import StartEngine
 from tests.support.config_errors import config_error
 from tests.support.messages import adt
-from tests.support.receiver import Receiver
+from tests.support.waiting import until
 
 FEED = [adt("M1", "A28"), adt("M2", "A08"), adt("M3", "A31"), adt("M4", "A01"), adt("M5", "A28")]
 
@@ -66,10 +66,7 @@ async def test_each_destination_takes_its_types_in_order_with_its_own_steps(
     assert [received.payload for received in ehr.received] == [FEED[0], FEED[2], FEED[4]]
     assert lab.control_ids == ["M4"]  # A08 dropped for the lab alone
     assert lab.received[0].payload == FEED[3].replace(b"|INS-ENGINE|", b"|LIS|")
-    for _ in range(200):
-        if len(list(archive.glob("*.hl7"))) == 5:
-            break
-        await asyncio.sleep(0.02)
+    await until(lambda: len(list(archive.glob("*.hl7"))) == 5)
     assert [path.read_bytes() for path in sorted(archive.glob("*.hl7"))] == FEED
     assert engine.store is not None
     lab_a08 = await engine.store.decisions(2)

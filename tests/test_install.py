@@ -10,7 +10,6 @@ other test: an undeclared runtime import only shows in a fresh environment.
 from __future__ import annotations
 
 import ast
-import asyncio
 import importlib.metadata
 import json
 import os
@@ -25,6 +24,7 @@ import aiohttp
 import pytest
 
 from tests.support.engine_process import REPOSITORY, EngineProcess
+from tests.support.waiting import until
 
 SAMPLE = REPOSITORY / "hl7_samples" / "01_a28_vali_found_nir.hl7"
 
@@ -111,12 +111,8 @@ async def test_the_wheel_alone_installs_an_engine_that_serves_and_enriches(tmp_p
         host, port = engine.address("adt")
         replay = _run(installed, "replay", SAMPLE, "--to", f"{host}:{port}", "--json")
         assert json.loads(replay.stdout)["acks"]["AA"] == 1
-        for _ in range(200):
-            delivered = list(outbox.glob("*.hl7"))
-            if delivered:
-                break
-            await asyncio.sleep(0.05)
-        (file,) = delivered
+        await until(lambda: list(outbox.glob("*.hl7")))
+        (file,) = outbox.glob("*.hl7")
         # The in-process simulator answered through zeep's async transport: the INS was added.
         assert b"ASIP-SANTE-INS-NIR" in file.read_bytes()
         # The console's templates and static files are in the wheel.

@@ -3,7 +3,6 @@ route file and its key; a single file holding everything keeps working."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from engine.mllp.client import MllpClient
 from tests.conftest import fixed_acks
 from tests.support.config_errors import config_error
 from tests.support.messages import adt
+from tests.support.waiting import until
 
 ENGINE = 'route_files = ["routes.d/*.toml"]\n\n[engine]\nstore = "sqlite:///{store}"\n'
 PAS = """name = "pas"
@@ -120,10 +120,7 @@ async def test_an_engine_runs_the_routes_of_its_files(tmp_path: Path) -> None:
         ack = await client.exchange(adt("RF1"), 5)
         await client.close()
         outbox = tmp_path / "outbox" / "ehr"
-        for _ in range(200):
-            if list(outbox.glob("*.hl7")):
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: list(outbox.glob("*.hl7")))
     finally:
         await engine.stop()
     assert b"MSA|AA|RF1" in ack

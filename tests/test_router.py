@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from engine.routing.router import Router, routed_message
 from engine.steps.pipeline import BoundStep, RoutedMessage, StepResult
 from engine.store.sqlite import SqliteStore
 from tests.conftest import fixed_acks
-from tests.delivery.harness import store_messages
+from tests.delivery.harness import eventually, store_messages
 from tests.support.messages import adt
 
 ROUTE = RouteSettings(
@@ -39,34 +40,41 @@ def outbox_order(path: str) -> list[str]:
         ]
 
 
+def outbox_holds(path: str, count: int) -> Callable[[], Awaitable[bool]]:
+    """A condition for `eventually`: `count` messages are in the outbox."""
+
+    async def condition() -> bool:
+        return len(outbox_order(path)) == count
+
+    return condition
+
+
 async def test_a_slow_first_message_holds_back_commits_not_the_other_steps(
     tmp_path: Path,
 ) -> None:
     store = await SqliteStore.open(str(tmp_path / "engine.db"))
     release_first = asyncio.Event()
+    others_stepped = asyncio.Event()
     stepped: list[str] = []
 
     async def step(routed: RoutedMessage) -> StepResult:
         if routed.header.control_id == "M0":
             await release_first.wait()
         stepped.append(routed.header.control_id)
+        if len(stepped) == 7:
+            others_stepped.set()
         return StepResult("ok")
 
     await store_messages(store, "adt", [adt(f"M{n}") for n in range(20)])
     router = Router(store, {"adt": RoutePlan(ROUTE, [BoundStep("s", "test", step)])}, window=8)
     running = asyncio.create_task(router.run())
     try:
-        for _ in range(200):  # the other steps of the window finish while M0 waits
-            if len(stepped) >= 7:
-                break
-            await asyncio.sleep(0.01)
+        # The other steps of the window finish while M0 waits (30 s: a hang guard).
+        await asyncio.wait_for(others_stepped.wait(), 30)
         assert stepped == [f"M{n}" for n in range(1, 8)]
         assert outbox_order(store.path) == []  # nothing overtakes M0
         release_first.set()
-        for _ in range(300):
-            if len(outbox_order(store.path)) == 20:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(outbox_holds(store.path, 20))
         assert outbox_order(store.path) == [f"M{n}" for n in range(20)]
     finally:
         running.cancel()
@@ -108,10 +116,7 @@ async def test_a_failed_routing_commit_is_retried_and_nothing_is_lost_or_reorder
     router = Router(store, {"adt": RoutePlan(ROUTE)}, window=4)
     running = asyncio.create_task(router.run())
     try:
-        for _ in range(300):
-            if len(outbox_order(store.path)) == 10:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(outbox_holds(store.path, 10))
         assert outbox_order(store.path) == [f"F{n}" for n in range(10)]
         assert not running.done()  # the router survived the failure
     finally:

@@ -86,8 +86,11 @@ async def test_an_idle_connection_closed_by_the_receiver_is_not_written_to() -> 
         mllp = sender(downstream.address)
         assert (await mllp.send(entry("C1"))).outcome is Outcome.DELIVERED
         await downstream.drop_connections()
-        await asyncio.sleep(0.1)  # the close reaches the sender's side while it is idle
-        assert mllp._client is not None and mllp._client.peer_closed
+        client = mllp._client
+        assert client is not None
+        async with asyncio.timeout(10):  # the close reaches the sender's side while it is idle
+            while not client.peer_closed:  # noqa: ASYNC110 - the client offers no event
+                await asyncio.sleep(0.01)
         assert (await mllp.send(entry("C2"))).outcome is Outcome.DELIVERED
         await mllp.close()
     assert [m.control_id for m in downstream.received] == ["C1", "C2"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -29,6 +30,15 @@ BEGIN
 END $$;
 CREATE TRIGGER stall AFTER INSERT ON messages FOR EACH ROW EXECUTE FUNCTION stall();
 """
+
+
+async def stalled(admin: psycopg.AsyncConnection[Any]) -> bool:
+    """A transaction is held in the STALL trigger."""
+    cursor = await admin.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
+    )
+    row = await cursor.fetchone()
+    return row is not None and row[0] > 0
 
 
 @pytest.fixture
@@ -58,7 +68,10 @@ async def test_a_reader_after_the_last_id_never_misses_a_message_committed_late(
 
     reading = asyncio.create_task(read_after_last_id())
     slow = asyncio.create_task(slow_engine.accept(incoming("SLOW")))
-    await asyncio.sleep(0.1)  # SLOW's transaction is open, its row inserted
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+        async with asyncio.timeout(30):  # until SLOW's row is inserted (or even committed)
+            while not slow.done() and not await stalled(admin):  # noqa: ASYNC110 - the server offers no event
+                await asyncio.sleep(0.005)
     fast = await fast_engine.accept(incoming("FAST"))
     await asyncio.wait_for(reading, 5)  # the reader saw both: SLOW was not skipped
     assert seen == ["SLOW", "FAST"]
