@@ -86,12 +86,83 @@ def test_failures_name_the_destination_the_field_the_answer_and_the_decision(
     ]
 
 
+CANNED_INS = '[steps.ins]\noutcome = "verified"\ndetail = "canned"\n'
+# INSi down: the canned step needs no INSi.
+INSI_DOWN = "[insi]\nsimulator_fault_rate = 1.0\nretries = 0\n"
+
+
+def test_a_step_replaced_by_a_canned_result_is_not_run(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = project / "tests" / "adt" / "added"
+    for destination in ("ehr", "archive"):  # a canned step leaves the message as it is
+        shutil.copy(case / "in.hl7", case / f"out.{destination}.hl7")
+    (case / "case.toml").write_text(
+        f'decisions = ["ins verified canned"]\n{INSI_DOWN}{CANNED_INS}', encoding="utf-8"
+    )
+    assert run(project, capsys) == (0, ["ok   adt/added", "1 case(s): 1 passed, 0 failed"])
+    (case / "case.toml").write_text('decisions = ["ins verified canned"]\n')
+    status, lines = run(project, capsys)  # the real step, INSi up: it adds the INS
+    assert status == 1
+    assert "decisions: expected 'ins verified canned', got 'ins added'" in lines
+
+
+def test_a_canned_step_can_drop_the_message(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = project / "tests" / "adt" / "added"
+    for destination in ("ehr", "archive"):
+        (case / f"out.{destination}.hl7").unlink()
+    (case / "case.toml").write_text(
+        'decisions = ["ins skipped"]\n[steps.ins]\noutcome = "skipped"\naction = "drop"\n',
+        encoding="utf-8",
+    )
+    assert run(project, capsys) == (0, ["ok   adt/added", "1 case(s): 1 passed, 0 failed"])
+
+
+def test_a_step_before_the_ack_can_be_canned_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(ROUTES, tmp_path / "routes")
+    case = tmp_path / "routes" / "tests" / "lab-results" / "other_sender_refused"
+    (case / "case.toml").write_text(
+        'decisions = ["lab-only kept canned"]\n'
+        '[steps.lab-only]\noutcome = "kept"\ndetail = "canned"\n',
+        encoding="utf-8",
+    )
+    status = main(
+        ["test", "--config", str(tmp_path / "routes" / "default.toml"), "lab-results/other*"]
+    )
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    # Acknowledged AA, as the case expects by default: the sender filter did not refuse it.
+    assert (status, lines) == (
+        1,
+        [
+            "FAIL lab-results/other_sender_refused",
+            "ehr: expected nothing, received a message",
+            "1 case(s): 0 passed, 1 failed",
+        ],
+    )
+
+
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
         (lambda case: (case / "in.hl7").unlink(), "in.hl7: missing"),
         (lambda case: (case / "out.lab.hl7").write_text("x"), "has no destination lab"),
         (lambda case: (case / "case.toml").write_text("colour = 1\n"), "colour: unknown key"),
+        (
+            lambda case: (case / "case.toml").write_text('[steps.nope]\noutcome = "x"\n'),
+            "steps: no step nope in route adt (steps: ins)",
+        ),
+        (
+            lambda case: (case / "case.toml").write_text(CANNED_INS + 'action = "hold"\n'),
+            "steps.ins.action: continue or drop",
+        ),
+        (
+            lambda case: (case / "case.toml").write_text("[steps.ins]\n"),
+            "steps.ins.outcome: a value (this key is required)",
+        ),
         (
             lambda case: (case / "case.toml").write_text(
                 '[insi]\nurl = "http://127.0.0.1:8089/lps"\n'

@@ -2,13 +2,25 @@
 
     tests/<route>/<case>/in.hl7              the message the route receives
     tests/<route>/<case>/out.<dest>.hl7      what destination <dest> must receive, byte for byte
-    tests/<route>/<case>/case.toml           optional: description, ack, now, decisions, [insi]
+    tests/<route>/<case>/case.toml           optional: description, ack, now, decisions, [insi],
+                                             [steps.<step>]
 
 `tests/` is beside the configuration file. A destination without an out file must receive
 nothing. Message files are read as `replay` reads them (LF line ends become CR). A case runs
 offline, the route built as the engine builds it (`engine.embed`), on the in-process INSi
 simulator (the public test persons, unless its `[insi]` names other persons) and with a
 fixed clock (`now`), so ZFD-6 is the same at every run.
+
+A case can replace a step by a canned result, to test the rest of the route without what
+that step needs (an INSi answer, a lookup service) or whatever it would decide:
+
+    [steps.ins]                    # the route's step named "ins" is not run...
+    outcome = "verified"           # ...its decision is this outcome
+    detail = "canned"              # optional
+    action = "continue"            # or "drop": the message goes nowhere (default continue)
+
+`[steps."lab/ward"]` replaces the step "ward" of destination "lab" alone, as `decisions` name
+it. A canned step leaves the message as it is.
 """
 
 from __future__ import annotations
@@ -22,16 +34,21 @@ from pathlib import Path
 
 from engine.config.settings import Config, build_section
 from engine.embed import Processed, RouteRunner
-from engine.errors import ConfigError, EngineError
+from engine.errors import ConfigError, ConfigErrors, EngineError
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.diff import differences
 from engine.hl7.message import Message
 from engine.ins.settings import InsiSettings
+from engine.routing.route import RoutePlan
+from engine.steps.kind import Resources
+from engine.steps.pipeline import BoundStep, RoutedMessage, Step, StepResult
+from engine.steps.plans import build_plan
 from engine.store.decision import Decision
 from engine.tools.replay.reader import ReadError, read_messages
 
 NOW = dt.datetime(2025, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 ACK_CODES = ("AA", "AE", "AR", "CA", "CE", "CR")
+ACTIONS = ("continue", "drop")
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,23 @@ class CaseSettings:
         if self.insi.url is not None:
             found.append(("insi.url", "none: route tests run on the in-process simulator"))
         return found
+
+
+@dataclass(frozen=True)
+class CannedStep:
+    """The keys of a `[steps.<step>]` table: the result that stands for the step's."""
+
+    outcome: str = field(metadata={"doc": "the step's decision"})
+    detail: str = field(default="", metadata={"doc": "the decision's detail"})
+    action: str = field(default="continue", metadata={"doc": '"continue" or "drop"'})
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.action not in ACTIONS:
+            return [("action", " or ".join(ACTIONS))]
+        return []
+
+    def result(self) -> StepResult:
+        return StepResult(self.outcome, self.detail, drop=self.action == "drop")
 
 
 @dataclass(frozen=True)
@@ -104,10 +138,8 @@ def find_cases(config: Config, patterns: Sequence[str] = ()) -> list[Case]:
 async def run_case(config: Config, case: Case) -> CaseResult:
     """Run one case; its failures say which destination and which field differ."""
     try:
-        settings, raw, expected = _read_case(config, case)
-        runner = await RouteRunner.open(
-            replace(config, insi=settings.insi), case.route, clock=lambda: settings.now
-        )
+        settings, canned, raw, expected = _read_case(config, case)
+        runner = await _runner(config, case, settings, canned)
     except (CaseError, ConfigError) as error:
         return CaseResult(case, "", [str(error)])
     try:
@@ -129,7 +161,25 @@ async def run_case(config: Config, case: Case) -> CaseResult:
     return CaseResult(case, settings.description, failures)
 
 
-def _read_case(config: Config, case: Case) -> tuple[CaseSettings, bytes, dict[str, bytes]]:
+async def _runner(
+    config: Config, case: Case, settings: CaseSettings, canned: dict[str, StepResult]
+) -> RouteRunner:
+    """The case's route built as `RouteRunner.open` builds it (on the case's INSi settings and
+    clock), the steps `canned` names answering their canned result, before the ACK too."""
+    config = replace(config, insi=settings.insi)
+    (route,) = [route for route in config.routes if route.name == case.route]
+    resources = Resources()
+    try:
+        plan = await build_plan(route, config, None, resources, lambda: settings.now)
+        return RouteRunner(_with_canned_steps(plan, canned, case), resources)
+    except BaseException:
+        await resources.aclose()
+        raise
+
+
+def _read_case(
+    config: Config, case: Case
+) -> tuple[CaseSettings, dict[str, StepResult], bytes, dict[str, bytes]]:
     routes = {route.name: route for route in config.routes}
     route = routes.get(case.route)
     if route is None:
@@ -143,6 +193,7 @@ def _read_case(config: Config, case: Case) -> tuple[CaseSettings, bytes, dict[st
             table = tomllib.loads(settings_file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
             raise CaseError(f"{settings_file}: valid UTF-8 TOML ({error})") from None
+    canned = _canned_steps(table.pop("steps", {}), settings_file)
     settings = build_section(CaseSettings, table, settings_file)
     destinations = {destination.name for destination in route.destinations}
     expected = {}
@@ -151,7 +202,64 @@ def _read_case(config: Config, case: Case) -> tuple[CaseSettings, bytes, dict[st
         if name not in destinations:
             raise CaseError(f"{path}: route {route.name} has no destination {name}")
         expected[name] = _one_message(path)
-    return settings, _one_message(case.folder / "in.hl7"), expected
+    return settings, canned, _one_message(case.folder / "in.hl7"), expected
+
+
+def _canned_steps(tables: object, file: Path) -> dict[str, StepResult]:
+    """The `[steps.<step>]` tables: each step's canned result, by `[destination/]step`."""
+    if not isinstance(tables, dict):
+        raise ConfigError(str(file), "steps", "a table of [steps.<step name>] tables")
+    canned: dict[str, StepResult] = {}
+    errors: list[ConfigError] = []
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            errors.append(ConfigError(str(file), f"steps.{name}", "a table"))
+            continue
+        try:
+            canned[name] = build_section(CannedStep, table, file).result()
+        except ConfigErrors as found:
+            errors += [
+                ConfigError(error.file, f"steps.{name}.{error.key}".rstrip("."), error.expected)
+                for error in found.errors
+            ]
+    if errors:
+        raise ConfigErrors(errors)
+    return canned
+
+
+def _with_canned_steps(plan: RoutePlan, canned: dict[str, StepResult], case: Case) -> RoutePlan:
+    """The route's plan with the steps `canned` names answering their canned result."""
+    left = dict(canned)
+
+    def swap(steps: Sequence[BoundStep], destination: str = "") -> list[BoundStep]:
+        swapped = []
+        for step in steps:
+            result = left.pop(f"{destination}/{step.name}" if destination else step.name, None)
+            swapped.append(step if result is None else replace(step, run=_answering(result)))
+        return swapped
+
+    plan = replace(
+        plan,
+        steps=swap(plan.steps),
+        before_ack=swap(plan.before_ack),
+        destinations=[replace(d, steps=swap(d.steps, d.name)) for d in plan.destinations],
+    )
+    if left:
+        known = [step.name for step in (*plan.before_ack, *plan.steps)] + [
+            f"{d.name}/{step.name}" for d in plan.destinations for step in d.steps
+        ]
+        raise CaseError(
+            f"{case.folder / 'case.toml'}: steps: no step {', '.join(left)} in route "
+            f"{case.route} (steps: {', '.join(known) or 'none'})"
+        )
+    return plan
+
+
+def _answering(result: StepResult) -> Step:
+    def canned(routed: RoutedMessage) -> StepResult:
+        return result
+
+    return canned
 
 
 def _one_message(path: Path) -> bytes:
