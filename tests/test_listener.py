@@ -254,7 +254,8 @@ async def test_a_block_trickled_in_byte_by_byte_is_closed_at_the_frame_deadline(
     trickle = b"\x0bMSH|^~\\&|" + b"x" * 100
     sent = 0
     for byte in trickle:  # a byte every 50 ms: each read is quick, the block never ends
-        if reader.at_eof():
+        # Closed: a FIN, or a reset when the engine closed with a byte still unread.
+        if reader.at_eof() or writer.is_closing():
             break
         writer.write(bytes([byte]))
         sent += 1
