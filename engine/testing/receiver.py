@@ -10,7 +10,8 @@ With `ssl_context`, it serves TLS (set `verify_mode` to require a client certifi
 A handler gets the `Received` message and returns a `Reply` (an answer, optionally sent
 late) or None (no answer at all). `ack(received, "AE", error_code="207")` builds an ACK;
 `Reply(b"garbage")` sends anything. Each connection is numbered, so a test can tell that a
-retry came on a new connection. `wait_answered(n)` waits until n answers were written (a
+retry came on a new connection. Bytes outside a block (a TLS handshake to a plain receiver)
+make it hang up. `wait_answered(n)` waits until n answers were written (a
 late answer included), so a test orders itself on what the receiver did, not on a sleep.
 """
 
@@ -149,8 +150,9 @@ class Receiver:
             while data := await reader.read(65536):
                 decoder.feed(data)
                 while (event := decoder.next_event()) is not NEED_DATA:
-                    if isinstance(event, Frame):
-                        await self._answer(event.payload, connection, writer)
+                    if not isinstance(event, Frame):
+                        return  # not MLLP (a TLS ClientHello, say): hang up
+                    await self._answer(event.payload, connection, writer)
         except (ConnectionError, ssl.SSLError, asyncio.CancelledError):
             pass
         finally:
