@@ -35,12 +35,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With --slow, property tests get the hour ten times as many examples may need."""
-    if not config.getoption("--slow"):
-        return
+    """A test on the PostgreSQL server is marked `postgres` (`make test-fast` leaves it out);
+    with --slow, property tests get the hour ten times as many examples may need."""
     for item in items:
-        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+        if on_postgres(item):
+            item.add_marker(pytest.mark.postgres)
+        if config.getoption("--slow") and getattr(
+            getattr(item, "obj", None), "is_hypothesis_test", False
+        ):
             item.add_marker(pytest.mark.timeout(3600), append=False)
+
+
+def on_postgres(item: pytest.Item) -> bool:
+    """It takes the server's fixture, or a backend parameter that asks for it at run time."""
+    callspec = getattr(item, "callspec", None)
+    backends = callspec.params.values() if callspec is not None else ()
+    return "postgres_server" in getattr(item, "fixturenames", ()) or "postgresql" in backends
 
 
 @pytest.fixture(autouse=True)

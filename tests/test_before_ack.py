@@ -9,11 +9,15 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import pytest
+
 from engine.app.runtime import Engine
 from engine.mllp.client import MllpClient
 from engine.testing.receiver import Receiver
 from tests.conftest import StartEngine
 from tests.support.engine_process import REPOSITORY
+
+pytestmark = pytest.mark.system
 
 STEPS = """
 [[routes.steps]]

@@ -10,8 +10,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.replay.corpus import EXPECTATIONS, patient_strings
 from tests.support.engine_process import REPOSITORY
+
+pytestmark = pytest.mark.system
 
 DEMO_ROUTE = REPOSITORY / "demo" / "route.toml"
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from engine.mllp.client import MllpClient
 from tests.support.engine_process import EngineProcess
 from tests.support.messages import adt
+
+pytestmark = pytest.mark.system
 
 
 def stored_control_ids(database: Path) -> list[str]:

@@ -19,11 +19,15 @@ import stat
 import sys
 from pathlib import Path
 
+import pytest
+
 from engine.app.runtime import Engine
 from engine.enrich.pid_writer import zfd_time
 from engine.mllp.client import MllpClient
 from engine.testing.receiver import Receiver
 from tests.support.engine_process import REPOSITORY
+
+pytestmark = pytest.mark.system
 
 MSH = (
     "MSH|^~\\&|PAS|HOSP|EHR|HOSP|20240101120000||ADT^{event}|{control_id}|P|2.5^FRA^2.11"

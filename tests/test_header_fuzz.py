@@ -9,6 +9,8 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from engine.base.logs import configure_logging
 from engine.config.settings import RouteSettings
 from engine.hl7.charset import declared_charset, is_known
@@ -17,6 +19,8 @@ from engine.inbound.intake import Intake
 from engine.store.sqlite import SqliteStore
 from tests.conftest import fixed_acks
 from tests.support.mutations import may_go_unanswered, samples
+
+pytestmark = pytest.mark.system
 
 SEED = 26
 COUNT = 3000

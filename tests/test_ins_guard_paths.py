@@ -170,6 +170,7 @@ async def test_live_engine_over_mllp_delivers_no_unqualified_ins(
     ]
 
 
+@pytest.mark.system
 async def test_replay_into_the_live_engine_delivers_no_unqualified_ins(
     start_engine: StartEngine, tmp_path: Path
 ) -> None:

@@ -42,6 +42,7 @@ def _run(*command: str | Path, cwd: Path | None = None) -> subprocess.CompletedP
     return result
 
 
+@pytest.mark.system
 def test_every_third_party_import_of_the_engine_is_a_declared_dependency() -> None:
     """Statically, so that an import on a rarely taken path (mutual TLS to INSi) counts too."""
     project = tomllib.loads((REPOSITORY / "pyproject.toml").read_text("utf-8"))["project"]

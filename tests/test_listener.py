@@ -409,6 +409,7 @@ async def test_refused_tls_client_is_logged_with_its_address_only(start_engine, 
     assert refused[0]["peer"].startswith("127.0.0.1:")
 
 
+@pytest.mark.system
 async def test_a_stalled_tls_handshake_is_displaced_at_the_limit(start_engine, pki) -> None:
     engine = await start_engine("max_connections = 1\n" + tls_route(pki, mutual=False))
     silent_reader, silent = await asyncio.open_connection(*address(engine))  # no ClientHello

@@ -28,6 +28,8 @@ from tests.support.messages import adt
 from tests.support.metrics import labelled, value
 from tests.test_durability import stored_control_ids
 
+pytestmark = pytest.mark.system
+
 BOUND_S = 30.0
 FLOOD = 1500  # messages at most on a connection that never reads its ACKs
 

@@ -112,6 +112,7 @@ def test_dropped_messages_are_listed_per_route_only(
     assert "--destination does not apply" in capsys.readouterr().err
 
 
+@pytest.mark.system
 async def test_an_engine_runs_the_routes_of_its_files(tmp_path: Path) -> None:
     engine = Engine(load_config(layout(tmp_path, pas=PAS)), acks=fixed_acks())
     await engine.start()

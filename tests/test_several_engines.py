@@ -32,6 +32,8 @@ from tests.support.engine_process import EngineProcess
 from tests.support.messages import adt
 from tests.support.tcp_proxy import TcpProxy
 
+pytestmark = pytest.mark.system
+
 ENGINES = 3
 SENDERS = 4
 MESSAGES = 2000

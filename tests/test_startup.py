@@ -15,6 +15,8 @@ from engine.cli import main
 from tests.support.engine_process import REPOSITORY, EngineProcess
 from tests.support.unprivileged import drop_root_file_override
 
+pytestmark = pytest.mark.system
+
 DESTINATION = '[[routes.destinations]]\nname = "archive"\nfile = "outbox"\n'
 
 

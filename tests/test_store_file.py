@@ -13,11 +13,14 @@ import sqlite3
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from engine.mllp.client import MllpClient
 from tests.delivery.harness import eventually
 from tests.support.engine_process import EngineProcess
 from tests.support.messages import adt
+
+pytestmark = pytest.mark.system
 
 AA = b"MSA|AA|"
 AE = b"MSA|AE|"

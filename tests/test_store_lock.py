@@ -17,6 +17,8 @@ from engine.store.lock import Holder, StoreInUse, holder
 from engine.store.sqlite import SqliteStore
 from tests.support.engine_process import REPOSITORY, EngineProcess
 
+pytestmark = pytest.mark.system
+
 
 async def test_a_second_exclusive_open_is_refused_until_the_first_closes(tmp_path: Path) -> None:
     database = str(tmp_path / "engine.db")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import psycopg
+import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from engine.mllp.client import MllpClient
@@ -21,6 +22,8 @@ from tests.support.engine_process import EngineProcess
 from tests.support.messages import adt
 from tests.support.postgres import PASSWORD
 from tests.support.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.system
 
 SENDER_ACK_TIMEOUT_S = 8.0  # shorter than the 10 s the keepalives would take
 

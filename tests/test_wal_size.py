@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from engine.mllp.client import MllpClient
 from tests.delivery.harness import eventually
@@ -15,6 +16,8 @@ from tests.support.engine_process import EngineProcess
 from tests.support.messages import adt
 from tests.support.metrics import value
 from tests.support.peak_size import PeakSize
+
+pytestmark = pytest.mark.system
 
 LIMIT_MB = 4
 # The bound README states: the limit and what one checkpoint round lets in meanwhile (one

@@ -30,6 +30,8 @@ from tests.support.browser import launch, log_in, screenshot
 from tests.support.engine_process import REPOSITORY, EngineProcess
 from tests.support.loop_thread import LoopThread
 
+pytestmark = [pytest.mark.system, pytest.mark.browser]
+
 PASSWORDS = {"vera": "viewer-pass-1234", "otto": "operator-pass-1234", "vick": "vigil-pass-1234"}
 ROLES = {"vera": Role.VIEWER, "otto": Role.OPERATOR, "vick": Role.VIGILANCE}
 REJECTED = "SMP0008"  # the lab answers AR to its first copy: parked

@@ -19,6 +19,8 @@ from tests.conftest import StartEngine
 from tests.console.test_security import LOGINS, Console, browser_like, csrf_of, http_table, log_in
 from tests.store.conftest import enriched, incoming
 
+pytestmark = pytest.mark.system
+
 PAST_64_BITS = ("99999999999999999999999", str(MAX_ID + 1))
 # (method, path with {id}, form, the least role that reaches the handler)
 BY_ID = (

@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from engine.app.runtime import Engine
 from engine.mllp.client import MllpClient
@@ -16,6 +17,8 @@ from engine.testing.receiver import Received, Receiver, Reply, ack
 from tests.conftest import StartEngine
 from tests.console.test_security import browser_like, csrf_of, http_table, log_in
 from tests.support.messages import adt
+
+pytestmark = pytest.mark.system
 
 
 async def test_resend_every_parked_message_then_skip_one(

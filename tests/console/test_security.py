@@ -21,6 +21,8 @@ from engine.console.users import Role, User, hash_password, save_users
 from engine.errors import ConfigError
 from tests.conftest import StartEngine
 
+pytestmark = pytest.mark.system
+
 PASSWORD = "operator-pass-1234"
 LOGINS = {
     Role.VIEWER: ("vera", "viewer-pass-1234"),

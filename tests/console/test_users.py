@@ -22,6 +22,7 @@ from engine.errors import ConfigError
 from tests.support.engine_process import REPOSITORY
 
 
+@pytest.mark.system
 def test_a_hash_verifies_its_password_only() -> None:
     encoded = hash_password("correct horse battery")
     assert encoded.startswith("scrypt$15$8$1$")
@@ -101,6 +102,7 @@ def config(tmp_path: Path) -> Path:
     return file
 
 
+@pytest.mark.system
 def test_user_add_list_remove(config: Path) -> None:
     added = run_user(config, "add", "ana", "--role", "operator", password="a-long-password")
     assert added.returncode == 0, added.stderr
@@ -119,6 +121,7 @@ def test_user_add_list_remove(config: Path) -> None:
     assert load_users(config.parent / "users.toml") == {}
 
 
+@pytest.mark.system
 def test_user_add_refuses_a_short_password_or_a_bad_name(config: Path) -> None:
     short = run_user(config, "add", "ana", "--role", "viewer", password="short")
     assert short.returncode == 2
@@ -129,6 +132,7 @@ def test_user_add_refuses_a_short_password_or_a_bad_name(config: Path) -> None:
     assert not (config.parent / "users.toml").exists()
 
 
+@pytest.mark.system
 def test_user_needs_a_users_file_in_the_configuration(tmp_path: Path) -> None:
     file = tmp_path / "engine.toml"
     file.write_text('[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\n')
@@ -137,6 +141,7 @@ def test_user_needs_a_users_file_in_the_configuration(tmp_path: Path) -> None:
     assert "[http] users" in result.stderr
 
 
+@pytest.mark.system
 def test_check_reads_the_users_file(config: Path) -> None:
     (config.parent / "users.toml").write_text('[[users]]\nname = "ana"\nrole = "admin"\n')
     result = subprocess.run(

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from engine.testing.receiver import Receiver
 from tests.delivery.harness import arrived, assert_in_order_but_one_resend, eventually
@@ -22,6 +23,8 @@ from tests.delivery.test_engine_process import write_config as engine_config
 from tests.support.engine_process import REPOSITORY, EngineProcess
 from tests.support.messages import adt
 from tests.support.metrics import value
+
+pytestmark = pytest.mark.system
 
 
 def write_config(folder: Path, downstream: str) -> Path:

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engine.app.runtime import process_count
 from engine.mllp.client import MllpClient, MllpClientError
 from engine.store.sqlite import SqliteStore
@@ -19,6 +21,8 @@ from engine.testing.receiver import Received, Receiver, Reply, ack
 from tests.delivery.harness import arrived, assert_in_order_but_one_resend, eventually
 from tests.support.engine_process import REPOSITORY, EngineProcess
 from tests.support.messages import adt
+
+pytestmark = pytest.mark.system
 
 
 def free_port() -> int:

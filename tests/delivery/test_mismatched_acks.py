@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from engine.mllp.client import MllpClient
 from engine.store.base import EntryStatus
 from engine.testing.receiver import Received, Receiver, Reply, ack, ack_bytes
@@ -20,6 +22,8 @@ from tests.support.engine_process import EngineProcess
 from tests.support.messages import adt
 from tests.support.metrics import value
 from tests.support.python_hl7 import python_hl7_receiver
+
+pytestmark = pytest.mark.system
 
 
 async def test_python_hl7_echoing_a_non_ascii_control_id_gets_each_message_once(

@@ -8,6 +8,7 @@ import asyncio
 import ssl
 from pathlib import Path
 
+import pytest
 import trustme
 
 from engine.config.settings import ClientTls, DestinationSettings
@@ -130,6 +131,7 @@ async def test_tls_with_a_client_certificate(tmp_path: Path) -> None:
     assert downstream.control_ids == ["C1"]
 
 
+@pytest.mark.system
 async def test_python_hl7_server_as_the_downstream(store: SqliteStore, route: Route) -> None:
     expected = [f"H{n:03d}" for n in range(200)]
     async with python_hl7_receiver() as downstream:

@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections import defaultdict
 
+import pytest
 from structlog.testing import capture_logs
 
 from engine.coordination.leases import SAFETY_S, HeldLease
@@ -38,6 +39,7 @@ class WindowRecorder(SqliteStore):
         return found
 
 
+@pytest.mark.system
 async def test_ten_thousand_messages_arrive_in_order_read_a_window_at_a_time(
     tmp_path, route: Route
 ) -> None:

@@ -65,6 +65,7 @@ def test_watchdog_interval(environ: dict[str, str], expected: float | None) -> N
     assert Notifier(environ).watchdog_s == expected
 
 
+@pytest.mark.system
 async def test_engine_notifies_ready_watchdog_and_stopping(
     tmp_path: Path, notify_socket: tuple[socket.socket, str]
 ) -> None:

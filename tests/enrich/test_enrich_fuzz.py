@@ -91,6 +91,7 @@ MESSAGE = itertools.count()
     deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 @given(st.one_of(plausible(), messages()).flatmap(broken))
+@pytest.mark.system
 def test_malformed_identities_leave_parsable_with_no_ins_breaking_the_invariant(
     engine_path: SyncEnginePath, text: str
 ) -> None:

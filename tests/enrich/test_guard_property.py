@@ -29,6 +29,8 @@ from hypothesis import strategies as st
 
 from tests.enrich.engine_path import FEED, EnginePath
 
+pytestmark = pytest.mark.system
+
 ROUTE = (
     FEED
     + """

@@ -13,6 +13,8 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from engine.app.runtime import Engine
 from engine.config.settings import load_config
 from engine.ins.simulator.dataset import public_test_persons
@@ -20,6 +22,8 @@ from engine.testing.receiver import Receiver
 from tests.conftest import fixed_acks
 from tests.enrich.test_cases import CASES_DIR
 from tests.test_end_to_end import message, pid, send
+
+pytestmark = pytest.mark.system
 
 NIA = "109076322088835^^^ASIP-SANTE-INS-NIA&1.2.250.1.213.1.4.9&ISO^INS"
 PROVISOIRE = ("PROVISOIRE^MATRICULE^MATRICULE^^^^L", "20090701", "M", "63220", "VALI")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import string
 
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -24,6 +25,8 @@ from engine.hl7.message import (
     Separators,
     component,
 )
+
+pytestmark = pytest.mark.system
 
 LINE_BREAKS = "\r\n"
 # Delimiters real feeds use, and some no feed should (a space, a tab, NUL, a letter).

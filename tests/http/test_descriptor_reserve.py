@@ -14,10 +14,14 @@ import resource
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from engine.mllp.client import MllpClient
 from tests.support.engine_process import EngineProcess
 from tests.support.messages import adt
 from tests.support.metrics import value
+
+pytestmark = pytest.mark.system
 
 LIMIT = 256
 FLOOD = 300  # more connections than the engine may hold descriptors

@@ -31,6 +31,8 @@ from tests.console.test_hostile_parameters import (
 )
 from tests.console.test_security import Console, browser_like
 
+pytestmark = pytest.mark.system
+
 ENGINE = Path(__file__).resolve().parents[2] / "engine"
 TOKEN_VARIABLE = "INS_ENGINE_API_TOKEN"
 TOKEN = "walk-every-route-token"

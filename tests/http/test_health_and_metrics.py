@@ -148,6 +148,7 @@ async def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> No
             await asyncio.sleep(0.02)
 
 
+@pytest.mark.system
 async def test_counters_continue_after_a_restart(tmp_path: Path) -> None:
     config = tmp_path / "engine.toml"
     config.write_text(
@@ -181,6 +182,7 @@ async def test_an_empty_metrics_token_refuses_every_scrape_and_says_so(
     assert (await get(base_url(engine) + "/metrics", Authorization="Bearer "))[0] == 401
 
 
+@pytest.mark.system
 def test_an_http_address_in_use_names_the_key(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -24,6 +24,8 @@ from tests.replay.corpus import EXPECTATIONS, MESSAGES
 from tests.support.engine_process import REPOSITORY, EngineProcess
 from tests.support.metrics import labelled, value
 
+pytestmark = pytest.mark.system
+
 
 @dataclass(frozen=True)
 class Scraped:

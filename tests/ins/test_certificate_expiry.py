@@ -93,6 +93,7 @@ async def test_checked_at_start_then_daily() -> None:
     assert days == [29, 28], "not at start (30.5 days left), then once a day"
 
 
+@pytest.mark.system
 async def test_readyz_and_metrics_report_a_certificate_about_to_expire(
     ca: trustme.CA, tls_simulator: RunningSimulator, tmp_path: Path
 ) -> None:

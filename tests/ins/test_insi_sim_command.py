@@ -43,6 +43,7 @@ def test_usage_errors_say_what_to_fix(argv: tuple[str, ...]) -> None:
         args.handler(args)
 
 
+@pytest.mark.system
 def test_the_command_serves_until_sigterm() -> None:
     with subprocess.Popen(
         [

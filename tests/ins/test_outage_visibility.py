@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from engine.base.logs import configure_logging
 from engine.hl7.charset import CharsetPolicy
@@ -128,6 +129,7 @@ def _queue_status(config: Path, *options: str) -> str:
     return result.stdout
 
 
+@pytest.mark.system
 async def test_queue_status_shows_insi_breaker_last_error_and_messages_waiting(
     tmp_path: Path,
 ) -> None:

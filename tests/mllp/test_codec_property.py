@@ -13,11 +13,14 @@ from __future__ import annotations
 import itertools
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.mllp.codec import NEED_DATA, Event, Frame, FrameDecoder, FrameTooLarge, Junk
 from tests.mllp.test_codec import drain
+
+pytestmark = pytest.mark.system
 
 FRAMING = b"\x0b\x1c"
 BLOCK = re.compile(rb"\x0b([^\x0b\x1c]*)(\x1c)?")

@@ -36,6 +36,8 @@ from tests.replay.corpus import (
 )
 from tests.support.engine_process import REPOSITORY, EngineProcess
 
+pytestmark = pytest.mark.system
+
 INSI_ANSWERS = {"added", "verified", "not_found", "several_found"}
 NOT_SEARCHED = {"not_applicable", "invalid_traits"}
 

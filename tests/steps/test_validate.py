@@ -36,6 +36,7 @@ def problem(text: str, pam_fr: bool = False) -> tuple[int, str] | None:
     return None if error is None else (error.code.value, error.location)
 
 
+@pytest.mark.system
 def test_the_sample_corpus_is_valid_v25_but_where_its_expectations_say_not() -> None:
     files, _ = load_files(expand_paths([str(SAMPLES)]))
     found = {

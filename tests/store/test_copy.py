@@ -160,6 +160,7 @@ def test_copy_refuses_a_missing_source_and_the_same_store(
 
 
 @pytest.mark.parametrize("umask", ["022", "000"])
+@pytest.mark.system
 def test_a_sqlite_copy_is_readable_by_its_owner_only(tmp_path: Path, umask: str) -> None:
     """`ins-engine store copy` run under the operator's umask writes a store holding patient
     data: 0600 like the engine's own, and the -wal and -shm files SQLite creates beside it
