@@ -1,5 +1,7 @@
 # ins-engine: `make run` starts the engine on routes/default.toml (SQLite + INSi simulator),
-# `make test` runs the suite and the route tests beside routes/, `make fuzz` runs the
+# `make test` runs the suite and the route tests beside routes/, `make test-fast` lints and
+# runs the suite without its system, PostgreSQL, browser and install tests (about a minute:
+# the loop to run while changing code; `make test` before pushing), `make fuzz` runs the
 # property tests and the MLLP header fuzz for longer, `make demo` replays
 # hl7_samples/ through the engine and shows what it did, `make bench` compares the engine with
 # its peers (about 8 minutes). Each creates the virtualenv and installs what it needs: `run`
@@ -21,7 +23,7 @@ TEST_STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: run test lint check clean demo bench packages fuzz docs
+.PHONY: run test test-fast lint check clean demo bench packages fuzz docs
 
 $(PIP):
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +72,13 @@ packages:
 test: $(TEST_STAMP) packages lint docs
 	$(BIN)/pytest
 	$(BIN)/ins-engine test --config routes/default.toml
+
+# The inner loop: what needs no other process, no server and no browser (markers in
+# pyproject.toml). It installs no Debian package.
+FAST_TESTS := not system and not postgres and not browser and not install
+
+test-fast: $(TEST_STAMP) lint
+	$(BIN)/pytest -q -m "$(FAST_TESTS)"
 
 # The property tests of the MLLP codec, the ER7 view and the INS path with ten times the
 # suite's examples (--slow; each test bounded by pytest-timeout), then mutated headers over
