@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from engine.mllp.client import MllpClient
 from tests.support.engine_process import EngineProcess
 from tests.support.messages import adt
 from tests.support.metrics import value
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.system
 
@@ -46,12 +46,6 @@ class KeptAlive:
             )
             body = await self.reader.readexactly(length)
         return int(head.split()[1]), body.decode()
-
-
-async def wait_until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(BOUND_S):
-        while not condition():  # noqa: ASYNC110 - the engine's log offers no event
-            await asyncio.sleep(0.05)
 
 
 async def failed_probes(monitor: KeptAlive) -> float:
@@ -123,7 +117,7 @@ async def test_an_http_flood_leaves_mllp_its_descriptors_and_running_out_is_repo
         # says so once however long it lasts, and serves again once they are back.
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.prlimit(engine.pid, resource.RLIMIT_NOFILE, (3, hard))
-        await wait_until(lambda: bool(engine.logged("out of file descriptors")))
+        await until(lambda: bool(engine.logged("out of file descriptors")))
         async with asyncio.timeout(BOUND_S):  # three failed probes, a second apart
             while (await failed_probes(monitor)) < 3:  # noqa: ASYNC110 - nothing to wait on
                 await asyncio.sleep(0.2)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -20,6 +18,7 @@ from tests.conftest import StartEngine
 from tests.support.engine_process import REPOSITORY
 from tests.support.messages import adt
 from tests.support.metrics import labelled, value
+from tests.support.waiting import until
 
 HTTP = '[http]\nlisten = "127.0.0.1:0"\n'
 
@@ -100,7 +99,7 @@ async def test_metrics_count_acks_and_deliveries(
         await client.exchange(adt(f"CTRL{number}"), 5)
     await client.exchange(adt("REFUSED", event="R01", message_type="ORU"), 5)
     await client.close()
-    await wait_for(
+    await until(
         lambda: (
             engine.metrics.totals("ins_engine_messages_delivered")
             == [({"route": "adt", "destination": "archive"}, 3.0)]
@@ -140,12 +139,6 @@ async def test_metrics_may_require_a_bearer_token(
 
 def accept_and_archive(outbox: Path) -> str:
     return f'accept = ["ADT^*"]\n[[routes.destinations]]\nname = "archive"\nfile = "{outbox}"\n'
-
-
-async def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not condition():  # noqa: ASYNC110 - a folder offers no event
-            await asyncio.sleep(0.02)
 
 
 @pytest.mark.system
