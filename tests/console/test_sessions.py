@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from engine.console.sessions import LoginThrottle, Sessions, throttle_keys
 from engine.console.users import Role
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from engine.testing.clock import ManualClock
 
 
 def test_a_session_ends_after_idle_time_and_maximum_age() -> None:
-    clock = Clock()
+    clock = ManualClock()
     sessions = Sessions(idle_s=60, max_s=150, clock=clock)
     session = sessions.open("ana", Role.VIEWER)
     assert session.csrf != session.token
@@ -31,7 +24,7 @@ def test_a_session_ends_after_idle_time_and_maximum_age() -> None:
 
 
 def test_failures_brake_a_name_and_an_address_for_a_window() -> None:
-    clock = Clock()
+    clock = ManualClock()
     throttle = LoginThrottle(max_failures=3, window_s=300, clock=clock)
     keys = throttle_keys("Ana", "10.0.0.1")
     for _ in range(3):
@@ -47,7 +40,7 @@ def test_failures_brake_a_name_and_an_address_for_a_window() -> None:
 
 
 def test_a_success_clears_the_name_not_the_address() -> None:
-    throttle = LoginThrottle(max_failures=2, window_s=300, clock=Clock())
+    throttle = LoginThrottle(max_failures=2, window_s=300, clock=ManualClock())
     keys = throttle_keys("ana", "10.0.0.1")
     throttle.failed(keys)
     throttle.succeeded(keys[:1])
