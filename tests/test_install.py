@@ -135,6 +135,7 @@ async def test_the_wheel_alone_installs_an_engine_that_serves_and_enriches(tmp_p
         ("demo", ["."]),
         ("check", ["."]),
         ("test", [".[test]", "examples/phone-format"]),  # and the example step kind it tests
+        ("test-fast", [".[test]", "examples/phone-format"]),
         ("bench", [".[bench]"]),
     ],
 )
