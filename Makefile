@@ -59,8 +59,8 @@ check: $(RUNTIME_STAMP)
 	$(BIN)/ins-engine check --config routes/default.toml
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check engine tests bench demo examples
-	$(BIN)/ruff format --check engine tests bench demo examples
+	$(BIN)/ruff check engine tests bench demo examples docs
+	$(BIN)/ruff format --check engine tests bench demo examples docs
 	$(BIN)/mypy
 
 # The Debian packages the tests (and the PostgreSQL benchmarks) drive, when one is missing.

@@ -19,8 +19,8 @@ from types import ModuleType
 
 import pytest
 
-from engine.config.settings import build_section, load_config
-from engine.tools.route_tests import CaseSettings
+from engine.config.settings import load_config
+from engine.tools.route_tests import case_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -84,7 +84,7 @@ def load_example(example: Example, folder: Path) -> None:
         route_file.write_text(text, encoding="utf-8")
         engine_file.write_text(f'route_files = ["{route_file.name}"]\n', encoding="utf-8")
     elif example.kind == "route test case":
-        build_section(CaseSettings, tomllib.loads(text), folder / "case.toml")
+        case_settings(tomllib.loads(text), folder / "case.toml")
         return
     elif example.kind == "not configuration":
         tomllib.loads(text)

@@ -134,7 +134,7 @@ async def test_the_wheel_alone_installs_an_engine_that_serves_and_enriches(tmp_p
         ("run", ["."]),
         ("demo", ["."]),
         ("check", ["."]),
-        ("test", [".[test]", "examples/phone-format"]),  # and the example step kind it tests
+        ("test", [".[test]", "examples/phone-format", ".[docs]"]),  # example kind; docs
         ("test-fast", [".[test]", "examples/phone-format"]),
         ("bench", [".[bench]"]),
     ],

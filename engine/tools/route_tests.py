@@ -193,8 +193,7 @@ def _read_case(
             table = tomllib.loads(settings_file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
             raise CaseError(f"{settings_file}: valid UTF-8 TOML ({error})") from None
-    canned = _canned_steps(table.pop("steps", {}), settings_file)
-    settings = build_section(CaseSettings, table, settings_file)
+    settings, canned = case_settings(table, settings_file)
     destinations = {destination.name for destination in route.destinations}
     expected = {}
     for path in sorted(case.folder.glob("out.*.hl7")):
@@ -203,6 +202,15 @@ def _read_case(
             raise CaseError(f"{path}: route {route.name} has no destination {name}")
         expected[name] = _one_message(path)
     return settings, canned, _one_message(case.folder / "in.hl7"), expected
+
+
+def case_settings(
+    table: dict[str, object], file: Path
+) -> tuple[CaseSettings, dict[str, StepResult]]:
+    """A `case.toml` read: its settings, and the canned results of the steps it replaces."""
+    table = dict(table)
+    canned = _canned_steps(table.pop("steps", {}), file)
+    return build_section(CaseSettings, table, file), canned
 
 
 def _canned_steps(tables: object, file: Path) -> dict[str, StepResult]:
