@@ -34,7 +34,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from engine.base.logs import get_logger
-from engine.store.base import EngineState, Lease, Store
+from engine.store.base import EngineState, Lease
+from engine.store.roles import Leases
 
 log = get_logger("engine.coordination.leases")
 
@@ -114,7 +115,7 @@ class LeaseKeeper:
 
     def __init__(
         self,
-        store: Store,
+        store: Leases,
         lease_s: float,
         engine: EngineState | None = None,
         clock: Callable[[], float] = time.monotonic,

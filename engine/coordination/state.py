@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 
 from engine.base.logs import get_logger
-from engine.store.base import Store
+from engine.store.roles import Coordination
 
 log = get_logger("engine.coordination.state")
 
 
 class StatePublisher:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Coordination) -> None:
         self._store = store
         self._latest: dict[str, str] = {}
         self._writer: asyncio.Task[None] | None = None

@@ -27,7 +27,7 @@ from engine.base.metrics import EngineMetrics
 from engine.config.settings import Config
 from engine.delivery.relay import WRITES, Channel
 from engine.errors import EngineError, StoreError
-from engine.store.base import Store
+from engine.store.roles import DeliveryStore
 
 log = get_logger("engine.delivery")
 READY_TIMEOUT_S = 60.0
@@ -39,7 +39,7 @@ class DeliveryProcess:
     """The delivery process of this engine; `start`, `wake`, `stop` as `DeliveryService`."""
 
     def __init__(
-        self, config: Config, store: Store, metrics: EngineMetrics, engine_id: str
+        self, config: Config, store: DeliveryStore, metrics: EngineMetrics, engine_id: str
     ) -> None:
         self._config = config
         self._engine_id = engine_id

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 
 from engine.base.logs import get_logger
-from engine.store.base import Pruned, Store
+from engine.store.base import Pruned
+from engine.store.roles import Pruning
 
 log = get_logger("engine.delivery")
 
@@ -27,7 +28,7 @@ DAY_S = 86400.0
 class Retention:
     def __init__(
         self,
-        store: Store,
+        store: Pruning,
         retention_days: float,
         interval_s: float = INTERVAL_S,
         clock: Callable[[], float] = time.time,

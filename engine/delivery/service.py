@@ -22,7 +22,8 @@ from engine.delivery.mllp_sender import MllpSender
 from engine.delivery.relay import DeliveryMetrics
 from engine.delivery.retention import Retention
 from engine.delivery.worker import LaneWorker
-from engine.store.base import LeaseState, Store
+from engine.store.base import LeaseState
+from engine.store.roles import Delivery
 
 log = get_logger("engine.delivery")
 
@@ -74,7 +75,7 @@ RETENTION_LEASE = "retention"
 class DeliveryService:
     def __init__(
         self,
-        store: Store,
+        store: Delivery,
         routes: Sequence[RouteSettings],
         retention_days: float,
         metrics: DeliveryMetrics | None = None,

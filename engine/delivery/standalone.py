@@ -29,7 +29,7 @@ from engine.delivery.relay import WRITES, Channel, RelayedMetrics
 from engine.delivery.service import DeliveryService
 from engine.errors import EngineError, StoreError
 from engine.store.backends import OpenStore, open_store, password
-from engine.store.base import Store
+from engine.store.roles import Store
 
 log = get_logger("engine.delivery")
 RELAY_INTERVAL_S = 0.25

@@ -43,7 +43,8 @@ from engine.delivery.backoff import retry_delay
 from engine.delivery.destination import Outcome, Result, Sender
 from engine.delivery.relay import DeliveryMetrics
 from engine.errors import LeaseLost
-from engine.store.base import EntryStatus, OutboxEntry, Store
+from engine.store.base import EntryStatus, OutboxEntry
+from engine.store.roles import Outbox
 
 log = get_logger("engine.delivery")
 
@@ -59,7 +60,7 @@ class LaneWorker:
 
     def __init__(
         self,
-        store: Store,
+        store: Outbox,
         route: str,
         settings: DestinationSettings,
         sender: Sender,

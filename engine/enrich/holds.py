@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from engine.enrich.store import queries_for
 from engine.hl7.header import Header
-from engine.store.base import Store
+from engine.store.roles import ExtensionTables
 
 # Details of an outcome that removed an INS conflicting with the identity that carried it.
 HOLDING_DETAILS = frozenset({"ins_mismatch", "several_ins"})
@@ -32,7 +32,7 @@ def hold_key(header: Header, local_id: str | None) -> str | None:
 class IdentityHolds:
     """Asks the store whether a patient is held."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: ExtensionTables) -> None:
         self._store = store
         self._held = queries_for(store).held
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.enrich.store import IdentityRecord, queries_for
-from engine.store.base import Store
+from engine.store.roles import ExtensionTables
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,7 @@ class WorkItem:
 
 
 async def work_list(
-    store: Store,
+    store: ExtensionTables,
     outcomes: frozenset[str],
     handled: bool | None,
     before_id: int | None = None,
@@ -52,7 +52,7 @@ async def work_list(
     return [_item(row) for row in rows]
 
 
-async def mark_handled(store: Store, message_id: int, user: str, comment: str) -> bool:
+async def mark_handled(store: ExtensionTables, message_id: int, user: str, comment: str) -> bool:
     """Mark (or mark again) one identity handled; False when the message has no outcome."""
     marked = await store.execute(queries_for(store).mark, (time.time(), user, comment, message_id))
     return marked == 1

@@ -24,9 +24,9 @@ from typing import Any
 import orjson
 
 from engine.errors import StoreError
-from engine.store.base import Store
 from engine.store.decision import Decision
 from engine.store.extension import ExtensionSql
+from engine.store.roles import ExtensionTables
 
 KIND = "ins_enrich"
 GUARD_KIND = "ins_guard"  # the outbound INS guard: its removals are identity outcomes too
@@ -221,7 +221,7 @@ class IdentityRecord:
 
 
 async def identity_records(
-    store: Store,
+    store: ExtensionTables,
     since: float,
     outcomes: frozenset[str] | None,
     after_id: int = 0,
@@ -243,7 +243,7 @@ async def identity_records(
 class StoredResultCache:
     """`engine.ins.cache.ResultCache` in the store: INSi answers kept across restarts."""
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: ExtensionTables, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._queries = queries_for(store)
         self._clock = clock
@@ -259,7 +259,7 @@ class StoredResultCache:
         await self._store.execute(self._queries.save, (key, payload, expires_at), durable=False)
 
 
-def queries_for(store: Store) -> _Queries:
+def queries_for(store: ExtensionTables) -> _Queries:
     queries = _QUERIES.get(store.dialect)
     if queries is None:
         raise StoreError(f"the INS tables have no {store.dialect} statements")

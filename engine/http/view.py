@@ -17,7 +17,7 @@ from engine.config.settings import Config, HttpSettings
 from engine.inbound.listener import Listener
 from engine.ins.service import InsiService
 from engine.routing.route import RoutePlan
-from engine.store.base import Store
+from engine.store.roles import Store
 
 
 @dataclass

@@ -35,7 +35,8 @@ from engine.inbound.admission import (
 from engine.mllp.codec import COMMIT_ACK, COMMIT_NAK
 from engine.routing.route import RoutePlan
 from engine.steps.pipeline import RoutedMessage
-from engine.store.base import STORE_TIMEOUT_S, Incoming, Store
+from engine.store.base import STORE_TIMEOUT_S, Incoming
+from engine.store.roles import Inbox
 
 log = get_logger("engine.inbound.intake")
 
@@ -69,7 +70,7 @@ class Intake:
     def __init__(
         self,
         route: RouteSettings,
-        store: Store,
+        store: Inbox,
         acks: AckBuilder | None = None,
         plan: RoutePlan | None = None,
         stored: Stored | None = None,

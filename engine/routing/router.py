@@ -22,8 +22,9 @@ from engine.hl7.header import Header
 from engine.hl7.message import Message, component
 from engine.routing.route import RoutePlan
 from engine.steps.pipeline import RoutedMessage
-from engine.store.base import NewEntry, RoutingResult, Store, StoredMessage
+from engine.store.base import NewEntry, RoutingResult, StoredMessage
 from engine.store.decision import Decision
+from engine.store.roles import Inbox
 
 log = get_logger("engine.routing.router")
 WINDOW = 64
@@ -36,7 +37,7 @@ class Router:
 
     def __init__(
         self,
-        store: Store,
+        store: Inbox,
         plans: dict[str, RoutePlan],
         window: int = WINDOW,
         routed: Routed | None = None,

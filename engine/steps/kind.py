@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from engine.base.metrics import EngineMetrics
 from engine.coordination.state import StatePublisher
 from engine.steps.pipeline import Guard, Step
-from engine.store.base import Store
 from engine.store.extension import StoreExtension
+from engine.store.roles import ExtensionTables
 
 if TYPE_CHECKING:
     from engine.config.settings import Config
@@ -63,7 +63,7 @@ class StepContext:
     route: str
     destination: str  # "" for a route step
     config: Config  # the whole configuration: engine-wide sections such as [insi]
-    store: Store | None  # None without a store (offline enrichment, route tests, embedding)
+    store: ExtensionTables | None  # None without one (offline enrichment, route tests, embedding)
     resources: Resources
     clock: Callable[[], dt.datetime] | None  # for times a step writes; None: the real one
     state: StatePublisher | None = None  # for what `queue status` shows; None offline

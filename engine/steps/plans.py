@@ -17,14 +17,14 @@ from engine.routing.route import DestinationPlan, RoutePlan
 from engine.steps.kind import Resources, StepContext
 from engine.steps.pipeline import BoundGuard, BoundStep
 from engine.steps.registry import registry
-from engine.store.base import Store
 from engine.store.decision import ROUTE
+from engine.store.roles import ExtensionTables
 
 
 async def build_plan(
     route: RouteSettings,
     config: Config,
-    store: Store | None,
+    store: ExtensionTables | None,
     resources: Resources,
     clock: Callable[[], dt.datetime] | None = None,
     state: StatePublisher | None = None,

@@ -1,7 +1,7 @@
-"""What the engine keeps durably, and the interface every store backend offers.
+"""What the engine keeps durably: the records every store backend reads and writes.
 
 The SQLite backend is the embedded default (one engine per file); the PostgreSQL backend
-lets several engines share one store. Both implement this protocol, with the same
+lets several engines share one store. Both implement `engine.store.roles.Store`, with the same
 behaviour (one contract test suite runs on both). Every state a message goes through is a
 row change, so a crash at any point resumes where it stopped.
 
@@ -12,10 +12,10 @@ that goes on "after the last id it saw" never misses a row committed later.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from engine.store.decision import Decision
 
@@ -353,187 +353,3 @@ class EngineState:
     pid: int
     started_at: float
     seen_at: float
-
-
-class Store(Protocol):
-    """The durable store; every method is safe to call from the event loop."""
-
-    name: str  # what messages name the store by: a file path, or a URL without password
-    shared: bool  # several engines may run on it at once (else: one, holding every lease)
-    dialect: str  # the SQL dialect of `fetch` and `execute` (see `engine.store.extension`)
-
-    async def accept(self, incoming: Incoming) -> Accepted:
-        """Commit a received message (grouped with others), or find its duplicate."""
-        ...
-
-    async def received(self, after_id: int, limit: int) -> list[StoredMessage]:
-        """Messages acknowledged but not yet routed, in arrival order."""
-        ...
-
-    async def route_messages(self, routed: list[RoutingResult]) -> None:
-        """Write the outbox entries and decisions (with the extensions' rows) of consecutive
-        messages and mark them routed or dropped, all or none: a later message is never
-        routed while an earlier one fails."""
-        ...
-
-    async def decisions(self, message_id: int) -> list[Decision]:
-        """Every step's decision about one message, in the order they were taken (payloads
-        stay in the extensions' tables)."""
-        ...
-
-    async def dropped_messages(self, route: str | None, limit: int) -> list[DroppedMessage]:
-        """Messages a step stopped (or no destination took), newest first."""
-        ...
-
-    async def pending_entries(
-        self,
-        route: str,
-        destination: str,
-        after_entry_id: int,
-        limit: int,
-        lane: int = 0,
-        lanes: int = 1,
-    ) -> list[OutboxEntry]:
-        """Pending entries of one destination in FIFO order, after a given entry; with
-        `lanes` > 1, only those whose patient key falls in `lane` (see `store.lanes`)."""
-        ...
-
-    async def mark_delivered(
-        self, entry_id: int, ack_code: str, fence: Lease | None = None
-    ) -> bool:
-        """Record the delivery of a pending entry; False when an operator skipped it while
-        the send was in flight: the skip stands, and the audit records the delivery. With
-        `fence`, only while that lease has not changed holder (else `LeaseLost`)."""
-        ...
-
-    async def record_failure(
-        self,
-        entry_id: int,
-        error: str,
-        next_attempt_at: float,
-        park: bool,
-        fence: Lease | None = None,
-    ) -> None:
-        """Record a failed attempt; it counts only while the entry is pending (an operator's
-        skip wins); fenced like `mark_delivered`."""
-        ...
-
-    async def entry_status(self, entry_id: int) -> EntryStatus | None: ...
-
-    async def queue_status(self) -> list[QueueStatus]:
-        """Destinations with open entries, from the open-entries index only."""
-        ...
-
-    async def list_entries(
-        self, status: EntryStatus, route: str | None, destination: str | None, limit: int
-    ) -> list[EntrySummary]:
-        """Open entries oldest first (FIFO), finished ones newest first."""
-        ...
-
-    async def entry_ids(self, status: EntryStatus, route: str, destination: str) -> list[int]:
-        """Every entry of one destination in `status`, oldest first (bulk actions)."""
-        ...
-
-    async def trace(self, control_id: str, route: str | None) -> list[MessageTrace]:
-        """Every stored message with this MSH-10 (several senders may use one), oldest
-        first, with its steps' decisions, its outbox entries, their attempts and operator
-        actions."""
-        ...
-
-    async def resend(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
-        """Queue a copy of each parked, skipped or delivered entry at its queue's tail."""
-        ...
-
-    async def skip(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
-        """Give up on pending or parked entries, recording why."""
-        ...
-
-    async def unrouted(self) -> dict[str, int]:
-        """Per route, messages acknowledged and not yet routed (their steps, such as an
-        enrichment waiting for INSi, have not finished)."""
-        ...
-
-    async def put_state(self, name: str, payload: str) -> None:
-        """Publish a component's state (JSON) for other processes (`queue status`)."""
-        ...
-
-    async def states(self) -> list[ComponentState]:
-        """Every published component state."""
-        ...
-
-    async def prune(self, before: float, limit: int) -> Pruned:
-        """Delete up to `limit` finished entries and fully finished messages older than
-        `before`; call again until it prunes nothing."""
-        ...
-
-    async def fetch(self, sql: str, parameters: Parameters = ()) -> list[tuple[Any, ...]]:
-        """Run a store extension's read statement (see `engine.store.extension`)."""
-        ...
-
-    async def execute(self, sql: str, parameters: Parameters = (), durable: bool = True) -> int:
-        """Run a store extension's write statement in the next commit; the rows it changed.
-        `durable=False` for what the engine can rebuild (a cache)."""
-        ...
-
-    async def find_messages(self, query: MessageQuery) -> list[MessageSummary]:
-        """Messages matching `query`, newest first."""
-        ...
-
-    async def message_detail(self, message_id: int) -> MessageDetail | None:
-        """One message, its outbox entries (with their bytes), their attempts and operators'
-        actions."""
-        ...
-
-    async def record_audit(self, entry: AuditEntry) -> None:
-        """Keep an audit row, synced before returning."""
-        ...
-
-    async def audit_entries(self, limit: int, before_id: int | None = None) -> list[AuditEntry]:
-        """Audit rows, newest first; page with `before_id`."""
-        ...
-
-    async def save_counters(self, values: list[tuple[str, str, float]]) -> None:
-        """Replace the saved metric counters: (name, labels as JSON, value)."""
-        ...
-
-    async def load_counters(self) -> list[tuple[str, str, float]]: ...
-
-    async def check_writable(self) -> None:
-        """Commit a one-row write, or raise: what `/readyz` asks of the store."""
-
-    async def claim_lease(
-        self, name: str, holder: str, lease_s: float, force: bool = False
-    ) -> LeaseClaim:
-        """Take the lease `name` if it is free or expired, renew it if `holder` has it;
-        `force` takes it whoever holds it (a store only one engine can open)."""
-        ...
-
-    async def release_lease(self, lease: Lease) -> None:
-        """Give the lease up at once (a clean stop), if `lease.holder` still has it: it
-        expires now, and its next holder gets the next token."""
-        ...
-
-    async def leases(self) -> list[LeaseState]:
-        """Every lease, by name."""
-        ...
-
-    async def engine_seen(self, engine: EngineState) -> None:
-        """Record that an engine runs (its `seen_at` is now)."""
-        ...
-
-    async def engine_stopped(self, engine_id: str) -> None:
-        """Forget an engine that stopped cleanly."""
-        ...
-
-    async def engines(self) -> list[EngineState]:
-        """Every engine recorded, oldest start first."""
-        ...
-
-    async def watch(self, on_change: Callable[[str], None]) -> None:
-        """Until cancelled, call `on_change("received")` or `on_change("routed")` when any
-        engine sharing the store commits messages or outbox entries, `on_change("lease")`
-        when one gives a lease up. A store one engine uses returns at once: that engine
-        wakes its own router and workers."""
-        ...
-
-    async def close(self) -> None: ...

@@ -25,7 +25,7 @@ from engine.base.private_files import open_private
 from engine.enrich.outcome import Outcome
 from engine.enrich.store import IdentityRecord, identity_records
 from engine.ins.oids import parse_oid
-from engine.store.base import Store
+from engine.store.roles import ExtensionTables
 
 NEEDS_ACTION = frozenset(
     {
@@ -162,7 +162,7 @@ class ReportFile:
 
 
 async def write_store_report(
-    store: Store, report: ReportFile, since: float, outcomes: frozenset[str] | None
+    store: ExtensionTables, report: ReportFile, since: float, outcomes: frozenset[str] | None
 ) -> None:
     """Page through the store's outcomes into `report`, never holding them all at once."""
     after = 0

@@ -14,7 +14,8 @@ from engine.steps.kind import Resources
 from engine.steps.plans import build_plan
 from engine.steps.registry import registry
 from engine.store.backends import open_store
-from engine.store.base import Incoming, Store
+from engine.store.base import Incoming
+from engine.store.roles import Store
 
 FEED = """
 [insi]
