@@ -20,12 +20,24 @@ import pickle
 import socket
 import sys
 import time
-from typing import Any
 
 from engine.base.logs import get_logger
 from engine.base.metrics import EngineMetrics
 from engine.config.settings import Config
-from engine.delivery.relay import WRITES, Channel
+from engine.delivery.relay import (
+    Answer,
+    Ask,
+    Attempts,
+    Channel,
+    Configure,
+    Ready,
+    Stop,
+    ToEngine,
+    ToProcess,
+    Wake,
+    to_process,
+)
+from engine.delivery.writes import Write
 from engine.errors import EngineError, StoreError
 from engine.store.roles import DeliveryStore
 
@@ -46,7 +58,7 @@ class DeliveryProcess:
         self._store = store
         self._metrics = metrics
         self._process: asyncio.subprocess.Process | None = None
-        self._channel: Channel | None = None
+        self._channel: Channel[ToProcess, ToEngine] | None = None
         self._ready = asyncio.Event()
         self._stopping = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
@@ -71,14 +83,14 @@ class DeliveryProcess:
     def wake(self) -> None:
         """Entries were routed or requeued: the process looks at once."""
         if self._channel is not None:
-            self._channel.send("wake")
+            self._channel.send(Wake())
 
     async def stop(self, grace_s: float) -> None:
         """Tell the process to stop after the messages it is sending (one being started
         gets the order as soon as it has its configuration); kill it if late."""
         self._stopping.set()
         if self._channel is not None:
-            self._channel.send("stop")
+            self._channel.send(Stop())
         if self._supervisor is not None:
             _, late = await asyncio.wait({self._supervisor}, timeout=grace_s + 5)
             if late:
@@ -137,10 +149,10 @@ class DeliveryProcess:
         finally:
             theirs.close()
         self._process = process
-        channel = self._channel = await Channel.over(ours)
-        channel.send("config", self._config, self._engine_id)
+        channel = self._channel = await to_process(ours)
+        channel.send(Configure(self._config, self._engine_id))
         if self._stopping.is_set():  # stop() came while this one was being started
-            channel.send("stop")
+            channel.send(Stop())
         try:
             while (message := await channel.receive()) is not None:
                 self._heard(channel, message)
@@ -150,31 +162,30 @@ class DeliveryProcess:
             channel.close()
         return await process.wait()
 
-    def _heard(self, channel: Channel, message: tuple[Any, ...]) -> None:
-        kind = message[0]
-        if kind == "write":
-            task = asyncio.create_task(self._write(channel, *message[1:]))
-            self._writes.add(task)
-            task.add_done_callback(self._writes.discard)
-        elif kind == "attempts":
-            for attempt in message[1]:
-                self._metrics.delivery_attempted(*attempt)
-        elif kind == "ready":
-            self._ready.set()
-            log.info("delivery process ready", pid=self._process.pid if self._process else None)
+    def _heard(self, channel: Channel[ToProcess, ToEngine], message: ToEngine) -> None:
+        match message:
+            case Ask():
+                task = asyncio.create_task(self._write(channel, message))
+                self._writes.add(task)
+                task.add_done_callback(self._writes.discard)
+            case Attempts(attempts):
+                for attempt in attempts:
+                    self._metrics.delivery_attempted(*attempt)
+            case Ready():
+                self._ready.set()
+                pid = self._process.pid if self._process else None
+                log.info("delivery process ready", pid=pid)
 
-    async def _write(
-        self, channel: Channel, number: int, method: str, args: Any, kwargs: Any
-    ) -> None:
+    async def _write(self, channel: Channel[ToProcess, ToEngine], ask: Ask) -> None:
         """Make a write the process asked for, on the engine's store, and answer."""
         try:
-            if method not in WRITES:
-                raise StoreError(f"not a write the delivery process makes: {method}")
-            result = await getattr(self._store, method)(*args, **kwargs)
+            if not isinstance(ask.write, Write):
+                raise StoreError("not a write the delivery process makes")
+            result = await ask.write.apply(self._store)
         except Exception as error:  # handed to the process, which deals with it as its own
-            channel.send("result", number, False, _sendable(error))
+            channel.send(Answer(ask.number, False, _sendable(error)))
             return
-        channel.send("result", number, True, result)
+        channel.send(Answer(ask.number, True, result))
 
 
 def _sendable(error: Exception) -> Exception:

@@ -1,13 +1,14 @@
 """The channel between the engine and its delivery process, and what travels on it.
 
-Frames both ways: a 4-byte length, then a pickled tuple (a socket pair between an engine and
-the process it started: nothing else can write on it). The engine sends the configuration
+Frames both ways: a 4-byte length, then one pickled message (a socket pair between an engine
+and the process it started: nothing else can write on it). Each message is a record named
+for what it says, and each end receives only its own kinds: the engine sends `Configure`
 first (so the process delivers exactly what the engine routes, whatever the file says by
-then), then `("wake",)` when entries were routed or requeued, `("stop",)`, and the results of
-the store writes the process asked for. The process sends `("ready",)` once its lanes run,
-`("attempts", [...])` for the engine's metrics, and `("write", id, method, args, kwargs)`:
-with SQLite the engine's connection is the store's only writer, so the process's delivered
-marks join the engine's group commits instead of waiting for the file's lock.
+then), then `Wake` when entries were routed or requeued, `Stop`, and the `Answer` to each
+store write asked; the process sends `Ready` once its lanes run, `Attempts` for the
+engine's metrics, and `Ask` with a write (`engine.delivery.writes`): with SQLite the
+engine's connection is the store's only writer, so the process's delivered marks join the
+engine's group commits instead of waiting for the file's lock.
 """
 
 from __future__ import annotations
@@ -15,24 +16,71 @@ from __future__ import annotations
 import asyncio
 import pickle
 import struct
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
+
+from engine.delivery.writes import Write
+
+if TYPE_CHECKING:  # the lane workers, which import this module, need no configuration
+    from engine.config.settings import Config
 
 _LENGTH = struct.Struct("!I")
 
 # route, destination, seconds, delivered, parked, mismatched
 Attempt = tuple[str, str, float, bool, bool, bool]
-# What the process asks the engine to write: its marks and failures, retention, its leases.
-WRITES = frozenset(
-    {
-        "mark_delivered",
-        "record_failure",
-        "prune",
-        "claim_lease",
-        "release_lease",
-        "engine_seen",
-        "engine_stopped",
-    }
-)
+
+
+@dataclass(frozen=True, slots=True)
+class Configure:
+    """The engine's configuration and identity, first of all."""
+
+    config: Config
+    engine_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """Entries were routed or requeued: look at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Stop after the messages being sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The outcome of the write asked as `number`: its result, or the error it raised."""
+
+    number: int
+    ok: bool
+    value: object
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """The process's lanes run."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempts:
+    """Delivery attempts made since the last batch, for the engine's metrics."""
+
+    attempts: list[Attempt]
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """A store write for the engine to make, answered under `number`."""
+
+    number: int
+    write: Write[Any]
+
+
+ToProcess = Configure | Wake | Stop | Answer
+ToEngine = Ready | Attempts | Ask
+Sent = TypeVar("Sent")
+Received = TypeVar("Received")
 
 
 class DeliveryMetrics(Protocol):
@@ -71,20 +119,21 @@ class RelayedMetrics:
         return attempts
 
 
-class Channel:
+class Channel(Generic[Sent, Received]):
     """Frames over a stream; what is sent in one turn of the loop leaves in one write."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        accepted: tuple[type, ...],
+    ) -> None:
         self._reader = reader
         self._writer = writer
+        self._accepted = accepted
         self._outgoing: list[bytes] = []
 
-    @classmethod
-    async def over(cls, sock: Any) -> Channel:
-        reader, writer = await asyncio.open_unix_connection(sock=sock)
-        return cls(reader, writer)
-
-    def send(self, *message: Any) -> None:
+    def send(self, message: Sent) -> None:
         if self._writer.is_closing():
             return
         body = pickle.dumps(message)
@@ -97,7 +146,7 @@ class Channel:
         if not self._writer.is_closing():
             self._writer.write(b"".join(frames))
 
-    async def receive(self) -> tuple[Any, ...] | None:
+    async def receive(self) -> Received | None:
         """The next message, or None once the other end has closed."""
         try:
             (length,) = _LENGTH.unpack(await self._reader.readexactly(_LENGTH.size))
@@ -105,9 +154,9 @@ class Channel:
         except (asyncio.IncompleteReadError, ConnectionError):
             return None
         message = pickle.loads(body)  # noqa: S301 - our own child or parent, a private socketpair
-        if not isinstance(message, tuple):
-            raise TypeError("a tuple per frame")
-        return message
+        if not isinstance(message, self._accepted):
+            raise TypeError(f"not a message this end receives: {type(message).__name__}")
+        return cast(Received, message)
 
     async def drain(self) -> None:
         self._flush()
@@ -117,3 +166,15 @@ class Channel:
     def close(self) -> None:
         self._flush()
         self._writer.close()
+
+
+async def to_process(sock: Any) -> Channel[ToProcess, ToEngine]:
+    """The engine's end of the channel."""
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+    return Channel(reader, writer, (Ready, Attempts, Ask))
+
+
+async def to_engine(sock: Any) -> Channel[ToEngine, ToProcess]:
+    """The delivery process's end of the channel."""
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+    return Channel(reader, writer, (Configure, Wake, Stop, Answer))

@@ -20,20 +20,45 @@ import os
 import signal
 import socket
 from dataclasses import replace
-from typing import Any, cast
+from typing import TypeVar, cast
 
 from engine.app.systemd import STOP_SIGNALS
 from engine.base.logs import configure_logging, get_logger
 from engine.coordination.leases import LeaseKeeper, engine_identity
-from engine.delivery.relay import WRITES, Channel, RelayedMetrics
+from engine.delivery.relay import (
+    Answer,
+    Ask,
+    Attempts,
+    Channel,
+    Configure,
+    Ready,
+    RelayedMetrics,
+    Stop,
+    ToEngine,
+    ToProcess,
+    Wake,
+    to_engine,
+)
 from engine.delivery.service import DeliveryService
+from engine.delivery.writes import (
+    ClaimLease,
+    EngineSeen,
+    EngineStopped,
+    MarkDelivered,
+    Prune,
+    RecordFailure,
+    ReleaseLease,
+    Write,
+)
 from engine.errors import EngineError, StoreError
 from engine.store.backends import OpenStore, open_store, password
-from engine.store.roles import Store
+from engine.store.base import EngineState, EntryStatus, Lease, LeaseClaim, OutboxEntry, Pruned
+from engine.store.roles import DeliveryStore
 
 log = get_logger("engine.delivery")
 RELAY_INTERVAL_S = 0.25
 _PR_SET_PDEATHSIG = 1
+T = TypeVar("T")
 
 
 def die_with_parent(parent: int) -> None:
@@ -48,37 +73,84 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-class WritesThroughEngine:
-    """A store whose reads use this process's connection and whose writes the engine makes."""
+class EngineWrites:
+    """The process's store: reads on its own connection, writes asked of the engine."""
 
-    def __init__(self, store: OpenStore, channel: Channel) -> None:
+    shared = False  # the engine's store, which one engine serves
+
+    def __init__(self, store: OpenStore, channel: Channel[ToEngine, ToProcess]) -> None:
         self._store = store
         self._channel = channel
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._numbers = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[object]] = {}
         self._gone = False
 
-    def __getattr__(self, name: str) -> Any:
-        if name in WRITES:
-            return lambda *args, **kwargs: self._write(name, args, kwargs)
-        return getattr(self._store, name)
+    async def pending_entries(
+        self,
+        route: str,
+        destination: str,
+        after_entry_id: int,
+        limit: int,
+        lane: int = 0,
+        lanes: int = 1,
+    ) -> list[OutboxEntry]:
+        return await self._store.pending_entries(
+            route, destination, after_entry_id, limit, lane, lanes
+        )
 
-    async def _write(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def entry_status(self, entry_id: int) -> EntryStatus | None:
+        return await self._store.entry_status(entry_id)
+
+    async def mark_delivered(
+        self, entry_id: int, ack_code: str, fence: Lease | None = None
+    ) -> bool:
+        return await self._ask(MarkDelivered(entry_id, ack_code, fence))
+
+    async def record_failure(
+        self,
+        entry_id: int,
+        error: str,
+        next_attempt_at: float,
+        park: bool,
+        fence: Lease | None = None,
+    ) -> None:
+        await self._ask(RecordFailure(entry_id, error, next_attempt_at, park, fence))
+
+    async def prune(self, before: float, limit: int) -> Pruned:
+        return await self._ask(Prune(before, limit))
+
+    async def claim_lease(
+        self, name: str, holder: str, lease_s: float, force: bool = False
+    ) -> LeaseClaim:
+        return await self._ask(ClaimLease(name, holder, lease_s, force))
+
+    async def release_lease(self, lease: Lease) -> None:
+        await self._ask(ReleaseLease(lease))
+
+    async def engine_seen(self, engine: EngineState) -> None:
+        await self._ask(EngineSeen(engine))
+
+    async def engine_stopped(self, engine_id: str) -> None:
+        await self._ask(EngineStopped(engine_id))
+
+    async def _ask(self, write: Write[T]) -> T:
         if self._gone:
             raise StoreError("the engine is gone: nothing more is recorded")
-        number = next(self._ids)
+        number = next(self._numbers)
         future = self._waiting[number] = asyncio.get_running_loop().create_future()
-        self._channel.send("write", number, method, args, kwargs)
-        return await future
+        self._channel.send(Ask(number, write))
+        return cast(T, await future)  # the engine applied `write`: its answer is a T
 
-    def answered(self, number: int, ok: bool, value: Any) -> None:
-        future = self._waiting.pop(number, None)
+    def answered(self, answer: Answer) -> None:
+        future = self._waiting.pop(answer.number, None)
         if future is None or future.done():
             return
-        if ok:
-            future.set_result(value)
+        if answer.ok:
+            future.set_result(answer.value)
+        elif isinstance(answer.value, BaseException):
+            future.set_exception(answer.value)
         else:
-            future.set_exception(value)
+            future.set_exception(StoreError("store write failed"))
 
     def engine_gone(self) -> None:
         self._gone = True
@@ -90,17 +162,17 @@ class WritesThroughEngine:
 
 async def serve(control: socket.socket) -> None:
     """Deliver until the engine says stop or goes away."""
-    channel = await Channel.over(control)
+    channel = await to_engine(control)
     first = await channel.receive()
-    if first is None or first[0] != "config":
+    if not isinstance(first, Configure):
         raise EngineError("the engine sent no configuration")
-    config, engine_id = first[1], first[2]
+    config, engine_id = first.config, first.engine_id
     configure_logging(config.engine.log_level, config.engine.log_format)
     settings = config.engine
     # No step kind's tables: the engine created them, and this process records no decision.
     opened = await open_store(settings.store, password(settings.store_password_env))
-    remote = None if opened.shared else WritesThroughEngine(opened, channel)
-    store = opened if remote is None else cast(Store, remote)
+    remote = None if opened.shared else EngineWrites(opened, channel)
+    store: DeliveryStore = opened if remote is None else remote
     # Named after the engine it delivers for, with this process's own PID.
     identity = replace(engine_identity(), engine_id=f"{engine_id}/delivery")
     leases = LeaseKeeper(store, settings.lease_s, identity)
@@ -121,7 +193,7 @@ async def serve(control: socket.socket) -> None:
         asyncio.create_task(opened.watch(changed), name="store notifications"),
         asyncio.create_task(_relay(metrics, channel), name="relay"),
     ]
-    channel.send("ready")
+    channel.send(Ready())
     await stop.wait()
     for task in background:
         task.cancel()
@@ -131,7 +203,7 @@ async def serve(control: socket.socket) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await keeper
     await leases.stop()
-    channel.send("attempts", metrics.take())
+    channel.send(Attempts(metrics.take()))
     with contextlib.suppress(ConnectionError):
         await channel.drain()
     listening.cancel()
@@ -141,29 +213,29 @@ async def serve(control: socket.socket) -> None:
 
 
 async def _listen(
-    channel: Channel,
+    channel: Channel[ToEngine, ToProcess],
     service: DeliveryService,
-    remote: WritesThroughEngine | None,
+    remote: EngineWrites | None,
     stop: asyncio.Event,
 ) -> None:
     """The engine's wake-ups, answers and stop order, until it says stop or goes away."""
     while (message := await channel.receive()) is not None:
-        kind = message[0]
-        if kind == "wake":
-            service.wake()
-        elif kind == "result" and remote is not None:
-            remote.answered(*message[1:])
-        elif kind == "stop":
-            stop.set()
+        match message:
+            case Wake():
+                service.wake()
+            case Answer() if remote is not None:
+                remote.answered(message)
+            case Stop():
+                stop.set()
     if remote is not None:
         remote.engine_gone()
     stop.set()
 
 
-async def _relay(metrics: RelayedMetrics, channel: Channel) -> None:
+async def _relay(metrics: RelayedMetrics, channel: Channel[ToEngine, ToProcess]) -> None:
     """Send the attempts made since the last batch, a few times a second."""
     while True:
         await asyncio.sleep(RELAY_INTERVAL_S)
         attempts = metrics.take()
         if attempts:
-            channel.send("attempts", attempts)
+            channel.send(Attempts(attempts))
