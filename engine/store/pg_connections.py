@@ -182,24 +182,27 @@ class Connections:
             else:
                 pending.future.set_exception(value)
 
-    async def run(self, sql: str, parameters: Parameters = ()) -> list[Any]:
-        """One statement on a pooled autocommit connection (reads, and writes that commit
-        alone); its rows."""
-        return await self._run_on(self._readers, sql, parameters)
+    async def read(self, job: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run `job` on a pooled autocommit connection (reads)."""
+        return await self._run_on(self._readers, job)
 
     async def run_for_leases(self, sql: str, parameters: Parameters = ()) -> list[Any]:
-        """`run` on the leases' own connection (claims, releases, signs of life)."""
-        return await self._run_on(self._leases, sql, parameters)
+        """One statement on the leases' own connection (claims, releases, signs of life),
+        committed alone; its rows."""
+
+        async def job(connection: Connection) -> list[Any]:
+            return await (await connection.execute(sql, parameters)).fetchall()
+
+        return await self._run_on(self._leases, job)
 
     async def _run_on(
-        self, pool: AsyncConnectionPool[Connection], sql: str, parameters: Parameters
-    ) -> list[Any]:
+        self, pool: AsyncConnectionPool[Connection], job: Callable[[Connection], Awaitable[T]]
+    ) -> T:
         if self._closed:
             raise StoreError("store is closed")
         try:
             async with pool.connection() as connection:
-                cursor = await connection.execute(sql, parameters)
-                return await cursor.fetchall()
+                return await job(connection)
         except (psycopg.Error, PoolTimeout) as error:
             raise StoreError(f"store read failed: {type(error).__name__}") from None
 

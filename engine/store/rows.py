@@ -1,21 +1,24 @@
-"""What both backends select for an outbox entry, an entry's summary and a message's trace,
-and the records built from those rows: the same columns in the same order, whichever the SQL
-dialect around them."""
+"""What both backends select for an outbox entry, an entry's summary, a message's trace and
+its summary, and the records built from those rows: the same columns in the same order,
+whichever the SQL dialect around them."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from engine.store.base import (
+    FINISHED,
     EntryStatus,
     EntrySummary,
     EntryTrace,
     MessageStatus,
+    MessageSummary,
     MessageTrace,
     OutboxEntry,
 )
 from engine.store.decision import Decision
 
+FINISHED_VALUES = ", ".join(f"'{status.value}'" for status in FINISHED)
 OUTBOX_COLUMNS = """
     o.id, o.message_id, o.route, o.destination, m.control_id, m.message_type, m.received_at,
     coalesce(o.payload, m.raw), o.patient_key, o.status, o.attempts, o.next_attempt_at,
@@ -43,3 +46,14 @@ def message_trace(
 ) -> MessageTrace:
     """A message's trace from a row of TRACE_COLUMNS, its decisions and its entries."""
     return MessageTrace(*row[:7], MessageStatus(row[7]), bytes(row[8]), decisions, entries)  # type: ignore[call-arg]
+
+
+def message_summary(row: tuple[Any, ...]) -> MessageSummary:
+    """A summary from its row: the message's columns, then its deliveries ("destination TAB
+    status" lines) and its steps' outcomes (lines), oldest first."""
+    deliveries = tuple(
+        (destination, EntryStatus(status))
+        for destination, status in (line.split("\t") for line in (row[8] or "").splitlines())
+    )
+    outcomes = tuple((row[9] or "").splitlines())
+    return MessageSummary(*row[:7], bytes(row[7]), deliveries, outcomes)  # type: ignore[call-arg]

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import os
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,60 +36,16 @@ from typing import Any, TypeVar
 
 from engine.base.folders import make_folders
 from engine.base.logs import get_logger
-from engine.errors import LeaseLost, StoreError, StoreFileFault
-from engine.store import sqlite_console
-from engine.store.actions import (
-    OPEN,
-    becomes_resent,
-    delivered_after_skip,
-    resend_refusal,
-    resent,
-    skip_refusal,
-    skipped,
-)
-from engine.store.base import (
-    FINISHED,
-    Accepted,
-    ActionResult,
-    AuditEntry,
-    ComponentState,
-    DroppedMessage,
-    EngineState,
-    EntryStatus,
-    EntrySummary,
-    EntryTrace,
-    Incoming,
-    Lease,
-    LeaseClaim,
-    LeaseState,
-    MessageDetail,
-    MessageQuery,
-    MessageStatus,
-    MessageSummary,
-    MessageTrace,
-    OutboxEntry,
-    Parameters,
-    Pruned,
-    QueueStatus,
-    RoutingResult,
-    StoredMessage,
-    TraceEvent,
-    routed_status,
-)
-from engine.store.decision import Decision
-from engine.store.extension import ExtensionSql, StoreExtension, dialect_sql
+from engine.errors import StoreError, StoreFileFault
+from engine.store.base import EngineState, Lease, LeaseClaim
+from engine.store.extension import StoreExtension
+from engine.store.flows import NOTHING, Flow, MakeFlow, Outcome, Statement, run, text_of
 from engine.store.lanes import lane_of
 from engine.store.lock import EngineLock
 from engine.store.migrations import sqlite as migrations
-from engine.store.rows import (
-    OUTBOX_COLUMNS,
-    SUMMARY_COLUMNS,
-    TRACE_COLUMNS,
-    entry_summary,
-    message_trace,
-    outbox_entry,
-)
+from engine.store.sql_store import SqlStore
 from engine.store.sqlite_file import WATCH_S, Fault, StoreFile
+from engine.store.sqlite_sql import STATEMENTS
 from engine.store.sqlite_wal import (
     BUSY_TIMEOUT_MS,
     LIMIT_MB,
@@ -106,8 +61,6 @@ T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 MAX_GROUP = 512
 STORE_MODE = 0o600
-
-_FINISHED_SQL = ", ".join(f"'{status.value}'" for status in FINISHED)
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -125,7 +78,7 @@ def make_store_file(path: str) -> None:
     os.chmod(path, STORE_MODE)
 
 
-class SqliteStore:
+class SqliteStore(SqlStore):
     """`Store` on a SQLite file; create with `await SqliteStore.open(path, extensions)`."""
 
     dialect = "sqlite"
@@ -138,14 +91,9 @@ class SqliteStore:
         exclusive: bool = False,
         wal_limit_mb: int = LIMIT_MB,
     ) -> None:
+        super().__init__(extensions)
         self.path = path
         self.name = path
-        self._extensions = [_sqlite_statements(extension) for extension in extensions]
-        self._recorders = {
-            extension.kind: (extension, sql.record)
-            for extension, sql in self._extensions
-            if sql.record is not None
-        }
         self._exclusive = exclusive
         self._lock: EngineLock | None = None
         self._pending: list[tuple[Job, asyncio.Future[Any], bool]] = []
@@ -222,7 +170,7 @@ class SqliteStore:
         connection = _connect(self.path)
         if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
             raise StoreError(f"cannot put {self.path} in WAL mode")
-        migrations.prepare(connection, self.path, [sql for _, sql in self._extensions])
+        migrations.prepare(connection, self.path, self.extension_sql)
         prepare_writer(connection, self._wal_limit)
         self._write_connection = connection
         self._read_connection = _reading(_connect(self.path))
@@ -468,465 +416,26 @@ class SqliteStore:
         if self._read_connection is not None:
             self._read_connection.close()
 
-    # -- what store extensions run (engine.store.extension) -----------------------------
+    # -- running the store's rules (engine.store.rules) -----------------------------------
 
-    async def fetch(self, sql: str, parameters: Parameters = ()) -> list[tuple[Any, ...]]:
-        return await self._read(lambda connection: connection.execute(sql, parameters).fetchall())
+    async def _query(self, flow: Flow[T], hot: bool = False) -> T:
+        def job(connection: sqlite3.Connection) -> T:
+            return run(flow, functools.partial(_execute, connection))
 
-    async def execute(self, sql: str, parameters: Parameters = (), durable: bool = True) -> int:
+        return self._read_now(job) if hot else await self._read(job)
+
+    async def _change(
+        self,
+        make: MakeFlow[T],
+        durable: bool = True,
+        ordered: bool = False,
+        notify: str | None = None,
+    ) -> T:
+        """A write in the next group commit; one writer commits in id order, and no other
+        engine needs telling."""
         return await self._write(
-            lambda connection: connection.execute(sql, parameters).rowcount, durable=durable
+            lambda connection: run(make(), functools.partial(_execute, connection)), durable
         )
-
-    def _record_decisions(
-        self,
-        connection: sqlite3.Connection,
-        decisions: Iterable[tuple[int, Decision]],
-        now: float,
-    ) -> None:
-        """The generic decision rows, and each extension's rows, in the caller's transaction."""
-        decided = list(decisions)
-        if not decided:
-            return
-        connection.executemany(
-            """INSERT INTO step_decisions (message_id, recorded_at, destination, step, kind,
-                   outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)""",
-            [
-                (message_id, now, d.destination, d.step, d.kind, d.outcome, d.detail)
-                for message_id, d in decided
-            ],
-        )
-        rows: dict[str, list[Sequence[Any]]] = {}
-        for message_id, decision in decided:
-            recorder = self._recorders.get(decision.kind)
-            if recorder is not None:
-                row = recorder[0].row(message_id, now, decision)
-                if row is not None:
-                    rows.setdefault(recorder[1], []).append(row)
-        for statement, parameters in rows.items():
-            connection.executemany(statement, parameters)
-
-    # -- inbox ------------------------------------------------------------------------
-
-    async def accept(self, incoming: Incoming) -> Accepted:
-        def job(connection: sqlite3.Connection) -> Accepted:
-            row = connection.execute(
-                """INSERT INTO messages (received_at, route, peer, sending_application,
-                       sending_facility, control_id, message_type, content_hash, size, raw,
-                       ack, status)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT DO NOTHING RETURNING id""",
-                (
-                    incoming.received_at,
-                    incoming.route,
-                    incoming.peer,
-                    incoming.sending_application,
-                    incoming.sending_facility,
-                    incoming.control_id,
-                    incoming.message_type,
-                    incoming.content_hash,
-                    len(incoming.raw),
-                    incoming.raw,
-                    incoming.ack,
-                    (MessageStatus.DROPPED if incoming.dropped else MessageStatus.RECEIVED).value,
-                ),
-            ).fetchone()
-            if row is not None:
-                decided = ((row[0], decision) for decision in incoming.decisions)
-                self._record_decisions(connection, decided, time.time())
-                return Accepted(row[0], duplicate=False, same_content=True, ack=incoming.ack)
-            message_id, content_hash, ack = connection.execute(
-                """SELECT id, content_hash, ack FROM messages WHERE route = ?
-                   AND sending_application = ? AND sending_facility = ? AND control_id = ?""",
-                (
-                    incoming.route,
-                    incoming.sending_application,
-                    incoming.sending_facility,
-                    incoming.control_id,
-                ),
-            ).fetchone()
-            return Accepted(message_id, True, content_hash == incoming.content_hash, ack)
-
-        return await self._write(job)
-
-    async def received(self, after_id: int, limit: int) -> list[StoredMessage]:
-        def job(connection: sqlite3.Connection) -> list[StoredMessage]:
-            rows = connection.execute(
-                """SELECT id, route, received_at, control_id, message_type, raw FROM messages
-                   WHERE status = 'received' AND id > ? ORDER BY id LIMIT ?""",
-                (after_id, limit),
-            ).fetchall()
-            return [StoredMessage(*row) for row in rows]
-
-        return self._read_now(job)
-
-    async def route_messages(self, routed: list[RoutingResult]) -> None:
-        now = time.time()
-
-        def job(connection: sqlite3.Connection) -> None:
-            # Only from 'received': a message routed already fails the whole batch rather
-            # than be routed twice (the PostgreSQL store's guard between routers; here the
-            # same contract).
-            marked = connection.executemany(
-                "UPDATE messages SET status = ? WHERE id = ? AND status = 'received'",
-                [(routed_status(result).value, result.message_id) for result in routed],
-            ).rowcount
-            if marked != len(routed):
-                raise StoreError("messages already routed")
-            connection.executemany(
-                """INSERT INTO outbox (message_id, route, destination, payload, patient_key,
-                       status, attempts, next_attempt_at, updated_at)
-                   SELECT id, route, ?, ?, ?, 'pending', 0, 0, ? FROM messages WHERE id = ?""",
-                [
-                    (entry.destination, entry.payload, entry.patient_key, now, result.message_id)
-                    for result in routed
-                    for entry in result.entries
-                ],
-            )
-            self._record_decisions(
-                connection,
-                ((result.message_id, d) for result in routed for d in result.decisions),
-                now,
-            )
-
-        # Not durable: after a power loss the messages are still 'received' and are routed
-        # again. One job, so the batch is routed all or none.
-        await self._write(job, durable=False)
-
-    async def decisions(self, message_id: int) -> list[Decision]:
-        return await self._read(lambda connection: _decisions(connection, message_id))
-
-    async def dropped_messages(self, route: str | None, limit: int) -> list[DroppedMessage]:
-        def job(connection: sqlite3.Connection) -> list[DroppedMessage]:
-            rows = connection.execute(
-                """SELECT m.id, m.route, m.control_id, m.message_type, m.received_at,
-                       coalesce(d.step, ''), coalesce(d.outcome, ''), coalesce(d.detail, '')
-                   FROM messages m LEFT JOIN step_decisions d ON d.id = (
-                       SELECT max(id) FROM step_decisions WHERE message_id = m.id)
-                   WHERE m.status = 'dropped' AND (:route IS NULL OR m.route = :route)
-                   ORDER BY m.id DESC LIMIT :limit""",
-                {"route": route, "limit": limit},
-            ).fetchall()
-            return [DroppedMessage(*row) for row in rows]
-
-        return await self._read(job)
-
-    # -- outbox -----------------------------------------------------------------------
-
-    async def pending_entries(
-        self,
-        route: str,
-        destination: str,
-        after_entry_id: int,
-        limit: int,
-        lane: int = 0,
-        lanes: int = 1,
-    ) -> list[OutboxEntry]:
-        lane_filter = "AND lane_of(o.patient_key, ?) = ?" if lanes > 1 else ""
-        lane_values = (lanes, lane) if lanes > 1 else ()
-
-        def job(connection: sqlite3.Connection) -> list[OutboxEntry]:
-            rows = connection.execute(
-                f"""SELECT {OUTBOX_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
-                    WHERE o.route = ? AND o.destination = ? AND o.status = 'pending'
-                      AND o.id > ? {lane_filter} ORDER BY o.id LIMIT ?""",  # noqa: S608 - constant SQL
-                (route, destination, after_entry_id, *lane_values, limit),
-            ).fetchall()
-            return [outbox_entry(row) for row in rows]
-
-        return self._read_now(job)
-
-    async def mark_delivered(
-        self, entry_id: int, ack_code: str, fence: Lease | None = None
-    ) -> bool:
-        now = time.time()
-
-        def job(connection: sqlite3.Connection) -> bool:
-            _check_fence(connection, fence)
-            marked = connection.execute(
-                """UPDATE outbox SET status = 'delivered', delivered_at = ?, updated_at = ?,
-                   attempts = attempts + 1, last_ack_code = ?
-                   WHERE id = ? AND status = 'pending'""",
-                (now, now, ack_code or None, entry_id),
-            ).rowcount
-            if marked:
-                return True
-            # An operator skipped it while the send was in flight: the skip stands (nothing
-            # more is sent), and the audit says the receiver got it anyway.
-            if _status_of(connection, entry_id) is EntryStatus.SKIPPED:
-                _record_action(connection, now, entry_id, *delivered_after_skip(ack_code))
-            return False
-
-        # Not durable: lost in a power cut, the message is sent again (at-least-once).
-        return await self._write(job, durable=False)
-
-    async def record_failure(
-        self,
-        entry_id: int,
-        error: str,
-        next_attempt_at: float,
-        park: bool,
-        fence: Lease | None = None,
-    ) -> None:
-        now = time.time()
-        status = EntryStatus.PARKED if park else EntryStatus.PENDING
-
-        def job(connection: sqlite3.Connection) -> None:
-            _check_fence(connection, fence)
-            connection.execute(
-                """UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,
-                   next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'""",
-                (status.value, error[:500], next_attempt_at, now, entry_id),
-            )
-            connection.execute(
-                """INSERT INTO delivery_failures (entry_id, at, error, parked)
-                   VALUES (?, ?, ?, ?)""",
-                (entry_id, now, error[:500], park),
-            )
-
-        await self._write(job, durable=False)
-
-    async def entry_status(self, entry_id: int) -> EntryStatus | None:
-        return self._read_now(lambda connection: _status_of(connection, entry_id))
-
-    # -- queue operations ---------------------------------------------------------------
-
-    async def queue_status(self) -> list[QueueStatus]:
-        def job(connection: sqlite3.Connection) -> list[QueueStatus]:
-            groups = connection.execute(
-                """SELECT route, destination, sum(status = 'pending'), sum(status = 'parked'),
-                       min(CASE WHEN status = 'pending' THEN id END),
-                       coalesce(max(CASE WHEN status = 'pending' THEN attempts END), 0)
-                   FROM outbox WHERE status IN ('pending', 'parked')
-                   GROUP BY route, destination ORDER BY route, destination"""
-            ).fetchall()
-            found = []
-            for route, destination, pending, parked, head, head_attempts in groups:
-                oldest = connection.execute(
-                    """SELECT m.received_at FROM outbox o JOIN messages m ON m.id = o.message_id
-                       WHERE o.id = ?""",
-                    (head,),
-                ).fetchone()
-                error = connection.execute(
-                    """SELECT last_error FROM outbox WHERE route = ? AND destination = ?
-                         AND status IN ('pending', 'parked') AND last_error IS NOT NULL
-                       ORDER BY updated_at DESC LIMIT 1""",
-                    (route, destination),
-                ).fetchone()
-                found.append(
-                    QueueStatus(
-                        route,
-                        destination,
-                        pending,
-                        parked,
-                        oldest[0] if oldest else None,
-                        head_attempts,
-                        error[0] if error else None,
-                    )
-                )
-            return found
-
-        return await self._read(job)
-
-    async def list_entries(
-        self, status: EntryStatus, route: str | None, destination: str | None, limit: int
-    ) -> list[EntrySummary]:
-        order = "ASC" if status in OPEN else "DESC"
-
-        def job(connection: sqlite3.Connection) -> list[EntrySummary]:
-            rows = connection.execute(
-                f"""SELECT {SUMMARY_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
-                    WHERE o.status = :status AND (:route IS NULL OR o.route = :route)
-                      AND (:destination IS NULL OR o.destination = :destination)
-                    ORDER BY o.id {order} LIMIT :limit""",  # noqa: S608 - constant SQL
-                {
-                    "status": status.value,
-                    "route": route,
-                    "destination": destination,
-                    "limit": limit,
-                },
-            ).fetchall()
-            return [entry_summary(row) for row in rows]
-
-        return await self._read(job)
-
-    async def entry_ids(self, status: EntryStatus, route: str, destination: str) -> list[int]:
-        def job(connection: sqlite3.Connection) -> list[int]:
-            rows = connection.execute(
-                """SELECT id FROM outbox WHERE route = ? AND destination = ? AND status = ?
-                   ORDER BY id""",
-                (route, destination, status.value),
-            ).fetchall()
-            return [row[0] for row in rows]
-
-        return await self._read(job)
-
-    async def trace(self, control_id: str, route: str | None) -> list[MessageTrace]:
-        def job(connection: sqlite3.Connection) -> list[MessageTrace]:
-            messages = connection.execute(
-                f"""SELECT {TRACE_COLUMNS} FROM messages
-                   WHERE control_id = ? AND (? IS NULL OR route = ?) ORDER BY id""",  # noqa: S608 - constant SQL
-                (control_id, route, route),
-            ).fetchall()
-            return [
-                message_trace(
-                    row, _decisions(connection, row[0]), _entry_traces(connection, row[0])
-                )
-                for row in messages
-            ]
-
-        return await self._read(job)
-
-    async def resend(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
-        now = time.time()
-
-        def job(connection: sqlite3.Connection) -> list[ActionResult]:
-            results = []
-            for entry_id in entry_ids:
-                status = _status_of(connection, entry_id)
-                copy = None
-                if status is EntryStatus.RESENT:
-                    (copy,) = connection.execute(
-                        "SELECT max(id) FROM outbox WHERE resend_of = ?", (entry_id,)
-                    ).fetchone()
-                refusal = resend_refusal(entry_id, status, copy)
-                if refusal is not None:
-                    results.append(refusal)
-                    continue
-                assert status is not None  # a missing entry is refused above
-                (new_id,) = connection.execute(
-                    """INSERT INTO outbox (message_id, route, destination, payload,
-                           patient_key, status, attempts, next_attempt_at, updated_at,
-                           resend_of)
-                       SELECT message_id, route, destination, payload, patient_key,
-                           'pending', 0, 0, ?, id FROM outbox WHERE id = ? RETURNING id""",
-                    (now, entry_id),
-                ).fetchone()
-                if becomes_resent(status):
-                    _set_status(connection, entry_id, EntryStatus.RESENT, now)
-                _record_action(connection, now, entry_id, f"resend as {new_id}", reason)
-                results.append(resent(entry_id, new_id))
-            return results
-
-        return await self._write(job)
-
-    async def skip(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
-        now = time.time()
-
-        def job(connection: sqlite3.Connection) -> list[ActionResult]:
-            results = []
-            for entry_id in entry_ids:
-                refusal = skip_refusal(entry_id, _status_of(connection, entry_id))
-                if refusal is not None:
-                    results.append(refusal)
-                    continue
-                _set_status(connection, entry_id, EntryStatus.SKIPPED, now)
-                _record_action(connection, now, entry_id, "skip", reason)
-                results.append(skipped(entry_id))
-            return results
-
-        return await self._write(job)
-
-    # -- state for other processes --------------------------------------------------------
-
-    async def unrouted(self) -> dict[str, int]:
-        def job(connection: sqlite3.Connection) -> dict[str, int]:
-            rows = connection.execute(
-                "SELECT route, count(*) FROM messages WHERE status = 'received' GROUP BY route"
-            ).fetchall()
-            return dict(rows)
-
-        return await self._read(job)
-
-    async def put_state(self, name: str, payload: str) -> None:
-        now = time.time()
-        await self._write(
-            lambda connection: connection.execute(
-                """INSERT INTO engine_state (name, updated_at, payload) VALUES (?, ?, ?)
-                   ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at,
-                       payload = excluded.payload""",
-                (name, now, payload),
-            ),
-            durable=False,  # the engine publishes it again as it changes
-        )
-
-    async def states(self) -> list[ComponentState]:
-        def job(connection: sqlite3.Connection) -> list[ComponentState]:
-            rows = connection.execute(
-                "SELECT name, updated_at, payload FROM engine_state ORDER BY name"
-            ).fetchall()
-            return [ComponentState(*row) for row in rows]
-
-        return await self._read(job)
-
-    # -- what the console reads and keeps (statements in `sqlite_console`) ---------------
-
-    async def find_messages(self, query: MessageQuery) -> list[MessageSummary]:
-        return await self._read(functools.partial(sqlite_console.find_messages, query))
-
-    async def message_detail(self, message_id: int) -> MessageDetail | None:
-        def job(connection: sqlite3.Connection) -> MessageDetail | None:
-            detail = sqlite_console.message_detail(message_id, connection)
-            if detail is None:
-                return None
-            return dataclasses.replace(detail, traces=tuple(_entry_traces(connection, message_id)))
-
-        return await self._read(job)
-
-    async def record_audit(self, entry: AuditEntry) -> None:
-        await self._write(functools.partial(sqlite_console.record_audit, entry))
-
-    async def audit_entries(self, limit: int, before_id: int | None = None) -> list[AuditEntry]:
-        return await self._read(functools.partial(sqlite_console.audit_entries, limit, before_id))
-
-    async def save_counters(self, values: list[tuple[str, str, float]]) -> None:
-        # Not durable: a power loss costs the counts since the previous save.
-        await self._write(functools.partial(sqlite_console.save_counters, values), durable=False)
-
-    async def load_counters(self) -> list[tuple[str, str, float]]:
-        return await self._read(sqlite_console.load_counters)
-
-    async def check_writable(self) -> None:
-        # Not durable: a readiness probe every few seconds must not cost an fsync each;
-        # a full disk or a read-only file still fails the write itself.
-        await self._write(
-            lambda connection: connection.execute(
-                "INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?)", (time.time(),)
-            ),
-            durable=False,
-        )
-
-    # -- retention ----------------------------------------------------------------------
-
-    async def prune(self, before: float, limit: int) -> Pruned:
-        # The newest row of each table is never deleted: SQLite gives a new row the
-        # largest id plus one, so deleting it could hand out an id at or below the
-        # router's or a delivery worker's cursor, and that row would never be read.
-        def job(connection: sqlite3.Connection) -> Pruned:
-            entries = connection.execute(
-                f"""DELETE FROM outbox WHERE id IN (
-                      SELECT id FROM outbox WHERE status IN ({_FINISHED_SQL})
-                        AND updated_at < ? AND id < (SELECT max(id) FROM outbox) LIMIT ?)""",  # noqa: S608
-                (before, limit),
-            ).rowcount
-            messages = connection.execute(
-                """DELETE FROM messages WHERE id IN (
-                      SELECT id FROM messages m WHERE status IN ('routed', 'dropped')
-                        AND received_at < ?
-                        AND id < (SELECT max(id) FROM messages)
-                        AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
-                      LIMIT ?)""",
-                (before, limit),
-            ).rowcount
-            now = time.time()
-            expired = sum(
-                connection.execute(sql.prune, (now, limit)).rowcount
-                for _, sql in self._extensions
-                if sql.prune is not None
-            )
-            return Pruned(entries, messages, expired)
-
-        return await self._write(job, durable=False)
 
     # -- leases and engines (engine.coordination.leases) ----------------------------------------
 
@@ -964,15 +473,6 @@ class SqliteStore:
             )
         )
 
-    async def leases(self) -> list[LeaseState]:
-        rows = await self._read(
-            lambda connection: connection.execute(
-                """SELECT name, holder, since, renewed_at, expires_at FROM leases
-                   ORDER BY name"""
-            ).fetchall()
-        )
-        return [LeaseState(*row) for row in rows]
-
     async def engine_seen(self, engine: EngineState) -> None:
         await self._write(
             lambda connection: connection.execute(
@@ -988,98 +488,20 @@ class SqliteStore:
             lambda connection: connection.execute("DELETE FROM engines WHERE id = ?", (engine_id,))
         )
 
-    async def engines(self) -> list[EngineState]:
-        rows = await self._read(
-            lambda connection: connection.execute(
-                "SELECT id, host, pid, started_at, seen_at FROM engines ORDER BY started_at, id"
-            ).fetchall()
-        )
-        return [EngineState(*row) for row in rows]
-
     async def watch(self, on_change: Callable[[str], None]) -> None:
         """Nothing to watch: one engine uses the file, and wakes its own tasks."""
 
 
-def _check_fence(connection: sqlite3.Connection, fence: Lease | None) -> None:
-    """Refuse a write fenced by a lease that has changed holder since."""
-    if fence is None:
-        return
-    row = connection.execute("SELECT token FROM leases WHERE name = ?", (fence.name,)).fetchone()
-    if row is None or row[0] != fence.token:
-        raise LeaseLost(f"lease {fence.name} is no longer held by this engine")
-
-
-def _sqlite_statements(extension: StoreExtension) -> tuple[StoreExtension, ExtensionSql]:
-    return extension, dialect_sql(extension, SqliteStore.dialect)
-
-
-def _decisions(connection: sqlite3.Connection, message_id: int) -> list[Decision]:
-    rows = connection.execute(
-        """SELECT step, kind, outcome, detail, destination FROM step_decisions
-           WHERE message_id = ? ORDER BY id""",
-        (message_id,),
-    ).fetchall()
-    return [Decision(*row) for row in rows]
-
-
-def _entry_traces(connection: sqlite3.Connection, message_id: int) -> list[EntryTrace]:
-    traces = []
-    for (
-        entry_id,
-        destination,
-        status,
-        attempts,
-        resend_of,
-        delivered_at,
-        ack_code,
-    ) in connection.execute(
-        """SELECT id, destination, status, attempts, resend_of, delivered_at,
-                   last_ack_code FROM outbox WHERE message_id = ? ORDER BY id""",
-        (message_id,),
-    ).fetchall():
-        events = [
-            TraceEvent(at, "parked" if parked else "failed", error)
-            for at, error, parked in connection.execute(
-                "SELECT at, error, parked FROM delivery_failures WHERE entry_id = ? ORDER BY id",
-                (entry_id,),
-            )
-        ]
-        events += [
-            TraceEvent(at, action, reason)
-            for at, action, reason in connection.execute(
-                "SELECT at, action, reason FROM operator_actions WHERE entry_id = ? ORDER BY id",
-                (entry_id,),
-            )
-        ]
-        if delivered_at is not None:
-            events.append(TraceEvent(delivered_at, "delivered", ack_code or ""))
-        events.sort(key=lambda event: event.at)
-        traces.append(
-            EntryTrace(entry_id, destination, EntryStatus(status), attempts, resend_of, events)
-        )
-    return traces
-
-
-def _status_of(connection: sqlite3.Connection, entry_id: int) -> EntryStatus | None:
-    row = connection.execute("SELECT status FROM outbox WHERE id = ?", (entry_id,)).fetchone()
-    return None if row is None else EntryStatus(row[0])
-
-
-def _set_status(
-    connection: sqlite3.Connection, entry_id: int, status: EntryStatus, now: float
-) -> None:
-    connection.execute(
-        "UPDATE outbox SET status = ?, updated_at = ? WHERE id = ?", (status.value, now, entry_id)
-    )
-
-
-def _record_action(
-    connection: sqlite3.Connection, now: float, entry_id: int, action: str, reason: str
-) -> None:
-    connection.execute(
-        "INSERT INTO operator_actions (at, entry_id, action, reason) VALUES (?, ?, ?, ?)",
-        (now, entry_id, action, reason),
-    )
+def _execute(connection: sqlite3.Connection, statement: Statement) -> Outcome:
+    """Run one statement of a flow, in SQLite's text."""
+    sql = text_of(STATEMENTS, statement)
+    if statement.batch is not None:
+        if not statement.batch:
+            return NOTHING
+        return Outcome([], connection.executemany(sql, statement.batch).rowcount)
+    cursor = connection.execute(sql, statement.parameters)
+    rows = cursor.fetchall()
+    return Outcome(rows, cursor.rowcount)
 
 
 @dataclass(frozen=True, slots=True)

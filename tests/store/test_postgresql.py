@@ -4,6 +4,7 @@ engines, duplicates decided once across engines, and the password kept out of si
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,12 @@ import pytest
 
 from engine.cli import main
 from engine.errors import StoreError
+from engine.store import rules
 from engine.store.backends import OpenStore, open_store
 from engine.store.base import NewEntry, RoutingResult
+from engine.store.flows import run_async
 from engine.store.pg_connections import Connection
-from engine.store.postgresql import fenced_update
+from engine.store.postgresql import execute_statement
 from tests.store.conftest import incoming
 from tests.support.postgres import PASSWORD
 
@@ -136,11 +139,11 @@ async def test_a_fenced_write_holds_off_a_takeover_until_it_commits(postgres_url
         assert claim.lease is not None
         async with await psycopg.AsyncConnection.connect(postgres_url) as marking:
             async with marking.transaction():
-                assert await fenced_update(
-                    marking,
-                    "UPDATE outbox SET updated_at = 0 WHERE id = %(id)s",
-                    {"id": entry.entry_id},
-                    claim.lease,
+                await run_async(
+                    rules.check_fence(claim.lease), functools.partial(execute_statement, marking)
+                )
+                await marking.execute(
+                    "UPDATE outbox SET updated_at = 0 WHERE id = %s", (entry.entry_id,)
                 )
                 takeover = asyncio.create_task(
                     store.claim_lease("delivery adt/down", "engine-b", 30.0, force=True)

@@ -1,0 +1,95 @@
+"""Store rules written once, run by either backend: flows of named statements.
+
+A rule (`engine.store.rules`) is a generator: it yields the statements it needs, each named
+rather than written out, and receives each one's `Outcome` back; the Python around them (what
+a duplicate means, when a lease is lost, which entry an operator may resend) stays in the
+rule. A backend's driver runs the flow: it looks each name up in its dialect's table of
+statements (`engine.store.sqlite_sql`, `engine.store.pg_sql`) and executes it on its own
+connection, synchronously (SQLite, inside a group commit) or asynchronously (PostgreSQL), as
+httpx's auth flows run on either client. A third backend is a driver, its table of
+statements and its migrations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias, TypeVar
+
+from engine.store.base import Parameters
+
+T = TypeVar("T")
+OWN = "own"  # the name of a statement whose text comes with it (a store extension's)
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One statement of a flow: its name in the dialect's table, its parameters (by name),
+    and for a batch, the parameters of each run (which a dialect may send as one statement
+    over arrays). `text` is a store extension's own statement (named `OWN`)."""
+
+    name: str
+    parameters: Parameters = ()
+    batch: Sequence[Parameters] | None = None
+    text: str | None = None
+
+    @classmethod
+    def own(
+        cls, text: str, parameters: Parameters = (), batch: Sequence[Parameters] | None = None
+    ) -> Statement:
+        return cls(OWN, parameters, batch, text)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a statement gave back: its rows, and how many rows it changed."""
+
+    rows: list[tuple[Any, ...]]
+    rowcount: int
+
+    @property
+    def first(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+
+NOTHING = Outcome([], 0)  # the outcome of an empty batch, which no driver runs
+
+Flow: TypeAlias = Generator[Statement, Outcome, T]
+MakeFlow: TypeAlias = Callable[[], Flow[T]]  # a write is run again alone if its group fails
+
+
+def rows_of(statement: Statement) -> Flow[list[tuple[Any, ...]]]:
+    """A flow of one statement: its rows."""
+    return (yield statement).rows
+
+
+def text_of(statements: Mapping[str, str], statement: Statement) -> str:
+    """The text a statement runs, in a dialect's table of statements."""
+    if statement.text is not None:
+        return statement.text
+    return statements[statement.name]
+
+
+def run(flow: Flow[T], execute: Callable[[Statement], Outcome]) -> T:
+    """Run a flow with a synchronous driver."""
+    try:
+        statement = next(flow)
+        while True:
+            statement = flow.send(execute(statement))
+    except StopIteration as finished:
+        return finished.value
+
+
+async def run_async(flow: Flow[T], execute: Callable[[Statement], Awaitable[Outcome]]) -> T:
+    """Run a flow with an asynchronous driver."""
+    try:
+        statement = next(flow)
+        while True:
+            statement = flow.send(await execute(statement))
+    except StopIteration as finished:
+        return finished.value
+
+
+def outcome_of(statement: Statement) -> Flow[Outcome]:
+    """A flow of one statement: its outcome."""
+    return (yield statement)

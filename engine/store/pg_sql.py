@@ -1,0 +1,222 @@
+"""The PostgreSQL text of every statement the store's rules name (`engine.store.rules`).
+
+Parameters are named (`%(name)s`). A batch marked `Arrays` is sent as one statement over
+arrays, one per parameter (no statement of a group is pipelined: see
+`engine.store.pg_connections`), its rows inserted in the batch's order. What differs from
+SQLite's: `ON CONFLICT ... DO UPDATE`, `string_agg`, the lanes' hash kept in a column, row
+locks where engines could race (a fenced write share-locks its lease; an operator's action
+locks its entry), metric counters kept per host.
+"""
+
+from __future__ import annotations
+
+from engine.store.rows import FINISHED_VALUES, OUTBOX_COLUMNS, SUMMARY_COLUMNS, TRACE_COLUMNS
+
+
+class Arrays(str):
+    """A batch statement run once, over arrays of its rows' parameters."""
+
+    __slots__ = ()
+
+
+_SUMMARY = """
+    SELECT m.id, m.received_at, m.route, m.control_id, m.message_type, m.size, m.status, m.ack,
+        (SELECT string_agg(o.destination || chr(9) || o.status, chr(10) ORDER BY o.id)
+         FROM outbox o WHERE o.message_id = m.id),
+        (SELECT string_agg(d.outcome, chr(10) ORDER BY d.id)
+         FROM step_decisions d WHERE d.message_id = m.id)
+    FROM messages m
+"""
+_PENDING = f"""
+    SELECT {OUTBOX_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
+    WHERE o.route = %(route)s AND o.destination = %(destination)s AND o.status = 'pending'
+      AND o.id > %(after)s"""  # noqa: S608 - constant SQL
+_ENTRIES = f"""
+    SELECT {SUMMARY_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
+    WHERE o.status = %(status)s AND (%(route)s::text IS NULL OR o.route = %(route)s)
+      AND (%(destination)s::text IS NULL OR o.destination = %(destination)s)"""  # noqa: S608 - constant SQL
+
+STATEMENTS: dict[str, str] = {
+    # inbox; ON CONFLICT: the unique sender key decides between engines receiving the same
+    # message at once, the later one waits for the first to commit.
+    "insert_message": """
+        INSERT INTO messages (received_at, route, peer, sending_application, sending_facility,
+            control_id, message_type, content_hash, size, raw, ack, status)
+        VALUES (%(received_at)s, %(route)s, %(peer)s, %(sending_application)s,
+            %(sending_facility)s, %(control_id)s, %(message_type)s, %(content_hash)s,
+            %(size)s, %(raw)s, %(ack)s, %(status)s)
+        ON CONFLICT (route, sending_application, sending_facility, control_id)
+        DO NOTHING RETURNING id""",
+    "message_by_sender_key": """
+        SELECT id, content_hash, ack FROM messages WHERE route = %(route)s
+        AND sending_application = %(sending_application)s
+        AND sending_facility = %(sending_facility)s AND control_id = %(control_id)s""",
+    "received": """
+        SELECT id, route, received_at, control_id, message_type, raw FROM messages
+        WHERE status = 'received' AND id > %(after)s ORDER BY id LIMIT %(limit)s""",
+    # Its row locks also wait for another engine's router's transaction.
+    "mark_routed": Arrays("""
+        UPDATE messages SET status = batch.status
+        FROM unnest(%(id)s::bigint[], %(status)s::text[]) AS batch (id, status)
+        WHERE messages.id = batch.id AND messages.status = 'received'"""),
+    "insert_entries": Arrays("""
+        INSERT INTO outbox (message_id, route, destination, payload, patient_key, lane_hash,
+            status, attempts, next_attempt_at, updated_at)
+        SELECT m.id, m.route, e.destination, e.payload, e.patient_key, e.lane_hash,
+            'pending', 0, 0, e.now
+        FROM unnest(%(message_id)s::bigint[], %(destination)s::text[], %(payload)s::bytea[],
+                    %(patient_key)s::text[], %(lane_hash)s::bigint[], %(now)s::float8[])
+            WITH ORDINALITY AS e (message_id, destination, payload, patient_key, lane_hash,
+                                  now, position)
+        JOIN messages m ON m.id = e.message_id
+        ORDER BY e.position"""),
+    "insert_decisions": Arrays("""
+        INSERT INTO step_decisions (message_id, recorded_at, destination, step, kind, outcome,
+            detail)
+        SELECT d.message_id, d.recorded_at, d.destination, d.step, d.kind, d.outcome, d.detail
+        FROM unnest(%(message_id)s::bigint[], %(recorded_at)s::float8[],
+                    %(destination)s::text[], %(step)s::text[], %(kind)s::text[],
+                    %(outcome)s::text[], %(detail)s::text[]) WITH ORDINALITY
+            AS d (message_id, recorded_at, destination, step, kind, outcome, detail, position)
+        ORDER BY d.position"""),
+    # outbox
+    "pending_entries": _PENDING + " ORDER BY o.id LIMIT %(limit)s",
+    "pending_entries_of_lane": _PENDING
+    + " AND o.lane_hash %% %(lanes)s = %(lane)s ORDER BY o.id LIMIT %(limit)s",
+    # Share-locked until the fenced write commits: another engine's claim waits for it.
+    "lease_token": "SELECT token FROM leases WHERE name = %(name)s FOR SHARE",
+    "mark_delivered": """
+        UPDATE outbox SET status = 'delivered', delivered_at = %(now)s, updated_at = %(now)s,
+            attempts = attempts + 1, last_ack_code = %(ack)s
+        WHERE id = %(id)s AND status = 'pending'""",
+    "record_failure": """
+        UPDATE outbox SET status = %(status)s, attempts = attempts + 1, last_error = %(error)s,
+            next_attempt_at = %(due)s, updated_at = %(now)s
+        WHERE id = %(id)s AND status = 'pending'""",
+    "insert_failure": """
+        INSERT INTO delivery_failures (entry_id, at, error, parked)
+        VALUES (%(entry_id)s, %(at)s, %(error)s, %(parked)s)""",
+    "entry_status": "SELECT status FROM outbox WHERE id = %(id)s",
+    # operator
+    "queue_status": """
+        SELECT q.route, q.destination, q.pending, q.parked, m.received_at, q.head_attempts, (
+                SELECT last_error FROM outbox e WHERE e.route = q.route
+                  AND e.destination = q.destination
+                  AND e.status IN ('pending', 'parked') AND e.last_error IS NOT NULL
+                ORDER BY e.updated_at DESC LIMIT 1)
+        FROM (SELECT route, destination,
+                  count(*) FILTER (WHERE status = 'pending') AS pending,
+                  count(*) FILTER (WHERE status = 'parked') AS parked,
+                  min(id) FILTER (WHERE status = 'pending') AS head,
+                  coalesce(max(attempts) FILTER (WHERE status = 'pending'), 0)
+                      AS head_attempts
+              FROM outbox WHERE status IN ('pending', 'parked')
+              GROUP BY route, destination) q
+        LEFT JOIN outbox h ON h.id = q.head
+        LEFT JOIN messages m ON m.id = h.message_id
+        ORDER BY q.route, q.destination""",
+    "entries_oldest_first": _ENTRIES + " ORDER BY o.id ASC LIMIT %(limit)s",
+    "entries_newest_first": _ENTRIES + " ORDER BY o.id DESC LIMIT %(limit)s",
+    "entry_ids": """
+        SELECT id FROM outbox WHERE route = %(route)s AND destination = %(destination)s
+            AND status = %(status)s
+        ORDER BY id""",
+    "messages_by_control_id": f"""
+        SELECT {TRACE_COLUMNS} FROM messages WHERE control_id = %(control_id)s
+            AND (%(route)s::text IS NULL OR route = %(route)s)
+        ORDER BY id""",  # noqa: S608 - constant SQL
+    "entries_of_message": """
+        SELECT id, destination, status, attempts, resend_of, delivered_at, last_ack_code
+        FROM outbox WHERE message_id = %(message_id)s ORDER BY id""",
+    "failures_of_entry": """
+        SELECT at, error, parked FROM delivery_failures WHERE entry_id = %(entry_id)s
+        ORDER BY id""",
+    "actions_of_entry": """
+        SELECT at, action, reason FROM operator_actions WHERE entry_id = %(entry_id)s
+        ORDER BY id""",
+    # Locked until the action commits: a worker's delivery mark meanwhile is seen.
+    "entry_status_for_update": "SELECT status FROM outbox WHERE id = %(id)s FOR UPDATE",
+    "last_copy": "SELECT max(id) FROM outbox WHERE resend_of = %(id)s",
+    "copy_entry": """
+        INSERT INTO outbox (message_id, route, destination, payload, patient_key, lane_hash,
+            status, attempts, next_attempt_at, updated_at, resend_of)
+        SELECT message_id, route, destination, payload, patient_key, lane_hash,
+            'pending', 0, 0, %(now)s, id
+        FROM outbox WHERE id = %(id)s RETURNING id""",
+    "set_status": "UPDATE outbox SET status = %(status)s, updated_at = %(now)s WHERE id = %(id)s",
+    "insert_action": """
+        INSERT INTO operator_actions (at, entry_id, action, reason)
+        VALUES (%(at)s, %(entry_id)s, %(action)s, %(reason)s)""",
+    "unrouted": "SELECT route, count(*) FROM messages WHERE status = 'received' GROUP BY route",
+    "prune_entries": f"""
+        DELETE FROM outbox WHERE id IN (
+            SELECT id FROM outbox WHERE status IN ({FINISHED_VALUES})
+              AND updated_at < %(before)s AND id < (SELECT max(id) FROM outbox)
+            LIMIT %(limit)s)""",  # noqa: S608 - constant SQL
+    "prune_messages": """
+        DELETE FROM messages WHERE id IN (
+            SELECT id FROM messages m WHERE status IN ('routed', 'dropped')
+              AND received_at < %(before)s AND id < (SELECT max(id) FROM messages)
+              AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
+            LIMIT %(limit)s)""",
+    "insert_audit": """
+        INSERT INTO audit (at, "user", action, target, detail)
+        VALUES (%(at)s, %(user)s, %(action)s, %(target)s, %(detail)s)""",
+    "audit": """
+        SELECT at, "user", action, target, detail, id FROM audit
+        WHERE (%(before)s::bigint IS NULL OR id < %(before)s)
+        ORDER BY id DESC LIMIT %(limit)s""",
+    # console queries
+    "find_messages": _SUMMARY  # noqa: S608 - constant SQL
+    + """
+        WHERE (%(control_id)s::text IS NULL OR m.control_id = %(control_id)s)
+          AND (%(route)s::text IS NULL OR m.route = %(route)s)
+          AND (%(since)s::float8 IS NULL OR m.received_at >= %(since)s)
+          AND (%(until)s::float8 IS NULL OR m.received_at < %(until)s)
+          AND (%(before)s::bigint IS NULL OR m.id < %(before)s)
+          AND (%(status)s::text IS NULL OR EXISTS (
+               SELECT 1 FROM outbox o WHERE o.message_id = m.id AND o.status = %(status)s))
+          AND (%(outcome)s::text IS NULL OR EXISTS (
+               SELECT 1 FROM step_decisions d
+               WHERE d.message_id = m.id AND d.outcome = %(outcome)s))
+        ORDER BY m.id DESC LIMIT %(limit)s""",
+    "message_summary": _SUMMARY + "WHERE m.id = %(id)s",
+    "message_origin": """
+        SELECT peer, sending_application, sending_facility, raw FROM messages
+        WHERE id = %(id)s""",
+    "entry_histories": """
+        SELECT id, destination, status, attempts, last_error, last_ack_code, updated_at,
+            delivered_at, resend_of, coalesce(payload, %(raw)s)
+        FROM outbox WHERE message_id = %(id)s ORDER BY id""",
+    "dropped_messages": """
+        SELECT m.id, m.route, m.control_id, m.message_type, m.received_at,
+            coalesce(d.step, ''), coalesce(d.outcome, ''), coalesce(d.detail, '')
+        FROM messages m LEFT JOIN step_decisions d ON d.id = (
+            SELECT max(id) FROM step_decisions WHERE message_id = m.id)
+        WHERE m.status = 'dropped' AND (%(route)s::text IS NULL OR m.route = %(route)s)
+        ORDER BY m.id DESC LIMIT %(limit)s""",
+    "decisions": """
+        SELECT step, kind, outcome, detail, destination FROM step_decisions
+        WHERE message_id = %(message_id)s ORDER BY id""",
+    # coordination
+    "leases": "SELECT name, holder, since, renewed_at, expires_at FROM leases ORDER BY name",
+    "engines": "SELECT id, host, pid, started_at, seen_at FROM engines ORDER BY started_at, id",
+    "put_state": """
+        INSERT INTO engine_state (name, updated_at, payload)
+        VALUES (%(name)s, %(now)s, %(payload)s)
+        ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at,
+            payload = excluded.payload""",
+    "states": "SELECT name, updated_at, payload FROM engine_state ORDER BY name",
+    # what the engine keeps for itself: each engine sharing the store counts its own, and
+    # finds its own again when it restarts
+    "delete_counters": "DELETE FROM metric_counters WHERE host = %(host)s",
+    "insert_counters": Arrays("""
+        INSERT INTO metric_counters (host, name, labels, value)
+        SELECT c.host, c.name, c.labels, c.value
+        FROM unnest(%(host)s::text[], %(name)s::text[], %(labels)s::text[],
+                    %(value)s::float8[]) AS c (host, name, labels, value)"""),
+    "counters": "SELECT name, labels, value FROM metric_counters WHERE host = %(host)s",
+    "health": """
+        INSERT INTO health (id, checked_at) VALUES (1, %(now)s)
+        ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at""",
+}

@@ -1,0 +1,462 @@
+"""What the store does, rule by rule, for every backend: each a flow of named statements
+(`engine.store.flows`) with the Python around them. The statements' text is the dialects'
+(`engine.store.sqlite_sql`, `engine.store.pg_sql`); how a flow is committed (grouped, durably
+or not, in id order) is the backend's (`engine.store.sql_store`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from engine.errors import LeaseLost, StoreError
+from engine.store.actions import (
+    OPEN,
+    becomes_resent,
+    delivered_after_skip,
+    resend_refusal,
+    resent,
+    skip_refusal,
+    skipped,
+)
+from engine.store.base import (
+    Accepted,
+    ActionResult,
+    AuditEntry,
+    ComponentState,
+    DroppedMessage,
+    EngineState,
+    EntryHistory,
+    EntryStatus,
+    EntrySummary,
+    EntryTrace,
+    Incoming,
+    Lease,
+    LeaseState,
+    MessageDetail,
+    MessageQuery,
+    MessageStatus,
+    MessageSummary,
+    MessageTrace,
+    OutboxEntry,
+    Pruned,
+    QueueStatus,
+    RoutingResult,
+    StoredMessage,
+    TraceEvent,
+    routed_status,
+)
+from engine.store.decision import Decision
+from engine.store.extension import StoreExtension
+from engine.store.flows import Flow, Statement, rows_of
+from engine.store.lanes import lane_hash
+from engine.store.rows import entry_summary, message_summary, message_trace, outbox_entry
+
+# A step kind's decisions, recorded in its extension's own table: kind -> (extension, SQL).
+Recorders = Mapping[str, tuple[StoreExtension, str]]
+ERROR_CHARS = 500  # of a failed attempt's error, kept with the entry
+
+
+# -- inbox ------------------------------------------------------------------------------
+
+
+def accept(incoming: Incoming, recorders: Recorders) -> Flow[Accepted]:
+    """Store a message, or find the one with its sender key (a duplicate)."""
+    key = {
+        "route": incoming.route,
+        "sending_application": incoming.sending_application,
+        "sending_facility": incoming.sending_facility,
+        "control_id": incoming.control_id,
+    }
+    status = MessageStatus.DROPPED if incoming.dropped else MessageStatus.RECEIVED
+    inserted = yield Statement(
+        "insert_message",
+        {
+            **key,
+            "received_at": incoming.received_at,
+            "peer": incoming.peer,
+            "message_type": incoming.message_type,
+            "content_hash": incoming.content_hash,
+            "size": len(incoming.raw),
+            "raw": incoming.raw,
+            "ack": incoming.ack,
+            "status": status.value,
+        },
+    )
+    if inserted.first is not None:
+        (message_id,) = inserted.first
+        decided = [(message_id, decision) for decision in incoming.decisions]
+        yield from record_decisions(decided, time.time(), recorders)
+        return Accepted(message_id, duplicate=False, same_content=True, ack=incoming.ack)
+    found = yield Statement("message_by_sender_key", key)
+    message_id, content_hash, ack = found.rows[0]
+    return Accepted(message_id, True, bytes(content_hash) == incoming.content_hash, bytes(ack))
+
+
+def received(after_id: int, limit: int) -> Flow[list[StoredMessage]]:
+    rows = yield from rows_of(Statement("received", {"after": after_id, "limit": limit}))
+    return [StoredMessage(*row) for row in rows]
+
+
+def route_messages(routed: list[RoutingResult], now: float, recorders: Recorders) -> Flow[None]:
+    """Mark the messages routed (only from 'received': a message routed already, by another
+    engine's router when a lease changed hands, fails the whole batch rather than be routed
+    twice), then write their entries, in the batch's order, and their decisions."""
+    marked = yield batch(
+        "mark_routed",
+        [{"id": result.message_id, "status": routed_status(result).value} for result in routed],
+    )
+    if marked.rowcount != len(routed):
+        raise StoreError("messages already routed (by another engine)")
+    yield batch(
+        "insert_entries",
+        [
+            {
+                "message_id": result.message_id,
+                "destination": entry.destination,
+                "payload": entry.payload,
+                "patient_key": entry.patient_key,
+                "lane_hash": lane_hash(entry.patient_key),
+                "now": now,
+            }
+            for result in routed
+            for entry in result.entries
+        ],
+    )
+    decided = [(result.message_id, d) for result in routed for d in result.decisions]
+    yield from record_decisions(decided, now, recorders)
+
+
+def record_decisions(
+    decided: list[tuple[int, Decision]], now: float, recorders: Recorders
+) -> Flow[None]:
+    """The generic decision rows, then each extension's rows, in the caller's transaction."""
+    if not decided:
+        return
+    yield batch(
+        "insert_decisions",
+        [
+            {
+                "message_id": message_id,
+                "recorded_at": now,
+                "destination": d.destination,
+                "step": d.step,
+                "kind": d.kind,
+                "outcome": d.outcome,
+                "detail": d.detail,
+            }
+            for message_id, d in decided
+        ],
+    )
+    rows: dict[str, list[Sequence[Any]]] = {}
+    for message_id, decision in decided:
+        recorder = recorders.get(decision.kind)
+        if recorder is not None:
+            row = recorder[0].row(message_id, now, decision)
+            if row is not None:
+                rows.setdefault(recorder[1], []).append(row)
+    for text, parameters in rows.items():
+        yield Statement.own(text, batch=parameters)
+
+
+# -- outbox -----------------------------------------------------------------------------
+
+
+def pending_entries(
+    route: str, destination: str, after_entry_id: int, limit: int, lane: int, lanes: int
+) -> Flow[list[OutboxEntry]]:
+    parameters = {
+        "route": route,
+        "destination": destination,
+        "after": after_entry_id,
+        "limit": limit,
+        "lanes": lanes,
+        "lane": lane,
+    }
+    name = "pending_entries_of_lane" if lanes > 1 else "pending_entries"
+    rows = yield from rows_of(Statement(name, parameters))
+    return [outbox_entry(row) for row in rows]
+
+
+def mark_delivered(entry_id: int, ack_code: str, fence: Lease | None, now: float) -> Flow[bool]:
+    yield from check_fence(fence)
+    marked = yield Statement(
+        "mark_delivered", {"now": now, "ack": ack_code or None, "id": entry_id}
+    )
+    if marked.rowcount:
+        return True
+    # An operator skipped it while the send was in flight: the skip stands (nothing more is
+    # sent), and the audit says the receiver got it anyway.
+    if (yield from status_for_action(entry_id)) is EntryStatus.SKIPPED:
+        yield from record_action(now, entry_id, *delivered_after_skip(ack_code))
+    return False
+
+
+def record_failure(
+    entry_id: int, error: str, next_attempt_at: float, park: bool, fence: Lease | None, now: float
+) -> Flow[None]:
+    """A failed attempt counts only while the entry is pending (an operator's skip wins)."""
+    yield from check_fence(fence)
+    status = EntryStatus.PARKED if park else EntryStatus.PENDING
+    kept = error[:ERROR_CHARS]
+    yield Statement(
+        "record_failure",
+        {"status": status.value, "error": kept, "due": next_attempt_at, "now": now, "id": entry_id},
+    )
+    yield Statement(
+        "insert_failure", {"entry_id": entry_id, "at": now, "error": kept, "parked": park}
+    )
+
+
+def check_fence(fence: Lease | None) -> Flow[None]:
+    """Refuse a write fenced by a lease that has changed holder since. Where engines share
+    the store, the lease row stays share-locked until the write commits: a claim by another
+    engine waits for it, so no write lands after a takeover."""
+    if fence is None:
+        return
+    found = yield Statement("lease_token", {"name": fence.name})
+    if found.first is None or found.first[0] != fence.token:
+        raise LeaseLost(f"lease {fence.name} is no longer held by this engine")
+
+
+def entry_status(entry_id: int) -> Flow[EntryStatus | None]:
+    found = yield Statement("entry_status", {"id": entry_id})
+    return None if found.first is None else EntryStatus(found.first[0])
+
+
+# -- operator ---------------------------------------------------------------------------
+
+
+def queue_status() -> Flow[list[QueueStatus]]:
+    rows = yield from rows_of(Statement("queue_status"))
+    return [QueueStatus(*row) for row in rows]
+
+
+def list_entries(
+    status: EntryStatus, route: str | None, destination: str | None, limit: int
+) -> Flow[list[EntrySummary]]:
+    """Open entries oldest first (FIFO), finished ones newest first."""
+    name = "entries_oldest_first" if status in OPEN else "entries_newest_first"
+    parameters = {"status": status.value, "route": route, "destination": destination}
+    rows = yield from rows_of(Statement(name, {**parameters, "limit": limit}))
+    return [entry_summary(row) for row in rows]
+
+
+def entry_ids(status: EntryStatus, route: str, destination: str) -> Flow[list[int]]:
+    parameters = {"route": route, "destination": destination, "status": status.value}
+    rows = yield from rows_of(Statement("entry_ids", parameters))
+    return [row[0] for row in rows]
+
+
+def trace(control_id: str, route: str | None) -> Flow[list[MessageTrace]]:
+    messages = yield from rows_of(
+        Statement("messages_by_control_id", {"control_id": control_id, "route": route})
+    )
+    traces = []
+    for row in messages:
+        decided = yield from decisions(row[0])
+        entries = yield from entry_traces(row[0])
+        traces.append(message_trace(row, decided, entries))
+    return traces
+
+
+def entry_traces(message_id: int) -> Flow[list[EntryTrace]]:
+    """A message's entries, each with its failed attempts, operator actions and delivery
+    in time order."""
+    entries = yield from rows_of(Statement("entries_of_message", {"message_id": message_id}))
+    traces = []
+    for entry_id, destination, status, attempts, resend_of, delivered_at, ack_code in entries:
+        failures = yield from rows_of(Statement("failures_of_entry", {"entry_id": entry_id}))
+        actions = yield from rows_of(Statement("actions_of_entry", {"entry_id": entry_id}))
+        events = [
+            TraceEvent(at, "parked" if parked else "failed", error)
+            for at, error, parked in failures
+        ]
+        events += [TraceEvent(at, action, reason) for at, action, reason in actions]
+        if delivered_at is not None:
+            events.append(TraceEvent(delivered_at, "delivered", ack_code or ""))
+        events.sort(key=lambda event: event.at)
+        traces.append(
+            EntryTrace(entry_id, destination, EntryStatus(status), attempts, resend_of, events)
+        )
+    return traces
+
+
+def resend(entry_ids: list[int], reason: str, now: float) -> Flow[list[ActionResult]]:
+    """Queue a copy of each parked, skipped or delivered entry at its queue's tail."""
+    results = []
+    for entry_id in entry_ids:
+        status = yield from status_for_action(entry_id)
+        copy = None
+        if status is EntryStatus.RESENT:
+            (copy,) = (yield Statement("last_copy", {"id": entry_id})).rows[0]
+        refusal = resend_refusal(entry_id, status, copy)
+        if refusal is not None:
+            results.append(refusal)
+            continue
+        assert status is not None  # a missing entry is refused above
+        (new_id,) = (yield Statement("copy_entry", {"now": now, "id": entry_id})).rows[0]
+        if becomes_resent(status):
+            yield from set_status(entry_id, EntryStatus.RESENT, now)
+        yield from record_action(now, entry_id, f"resend as {new_id}", reason)
+        results.append(resent(entry_id, new_id))
+    return results
+
+
+def skip(entry_ids: list[int], reason: str, now: float) -> Flow[list[ActionResult]]:
+    """Give up on pending or parked entries, recording why."""
+    results = []
+    for entry_id in entry_ids:
+        refusal = skip_refusal(entry_id, (yield from status_for_action(entry_id)))
+        if refusal is not None:
+            results.append(refusal)
+            continue
+        yield from set_status(entry_id, EntryStatus.SKIPPED, now)
+        yield from record_action(now, entry_id, "skip", reason)
+        results.append(skipped(entry_id))
+    return results
+
+
+def status_for_action(entry_id: int) -> Flow[EntryStatus | None]:
+    """An entry's status, locked (where engines share the store) until the action commits:
+    a delivery mark committed meanwhile by a worker is then seen, not overwritten."""
+    found = yield Statement("entry_status_for_update", {"id": entry_id})
+    return None if found.first is None else EntryStatus(found.first[0])
+
+
+def set_status(entry_id: int, status: EntryStatus, now: float) -> Flow[None]:
+    yield Statement("set_status", {"status": status.value, "now": now, "id": entry_id})
+
+
+def record_action(now: float, entry_id: int, action: str, reason: str) -> Flow[None]:
+    yield Statement(
+        "insert_action", {"at": now, "entry_id": entry_id, "action": action, "reason": reason}
+    )
+
+
+def unrouted() -> Flow[dict[str, int]]:
+    rows = yield from rows_of(Statement("unrouted"))
+    return {route: count for route, count in rows}
+
+
+def prune(before: float, limit: int, extension_prunes: Sequence[str]) -> Flow[Pruned]:
+    """The newest row of each table is never deleted: SQLite gives a new row the largest id
+    plus one, so deleting it could hand out an id at or below the router's or a delivery
+    worker's cursor, and that row would never be read (both backends prune alike)."""
+    entries = yield Statement("prune_entries", {"before": before, "limit": limit})
+    messages = yield Statement("prune_messages", {"before": before, "limit": limit})
+    now = time.time()
+    expired = 0
+    for text in extension_prunes:
+        expired += (yield Statement.own(text, (now, limit))).rowcount
+    return Pruned(entries.rowcount, messages.rowcount, expired)
+
+
+def record_audit(entry: AuditEntry) -> Flow[None]:
+    yield Statement(
+        "insert_audit",
+        {
+            "at": entry.at,
+            "user": entry.user,
+            "action": entry.action,
+            "target": entry.target,
+            "detail": entry.detail,
+        },
+    )
+
+
+def audit_entries(limit: int, before_id: int | None) -> Flow[list[AuditEntry]]:
+    rows = yield from rows_of(Statement("audit", {"before": before_id, "limit": limit}))
+    return [AuditEntry(*row) for row in rows]
+
+
+# -- console queries --------------------------------------------------------------------
+
+
+def find_messages(query: MessageQuery) -> Flow[list[MessageSummary]]:
+    parameters = {
+        "control_id": query.control_id,
+        "route": query.route,
+        "since": query.since,
+        "until": query.until,
+        "before": query.before_id,
+        "status": query.status.value if query.status else None,
+        "outcome": query.outcome,
+        "limit": query.limit,
+    }
+    rows = yield from rows_of(Statement("find_messages", parameters))
+    return [message_summary(row) for row in rows]
+
+
+def message_detail(message_id: int) -> Flow[MessageDetail | None]:
+    found = yield Statement("message_summary", {"id": message_id})
+    if found.first is None:
+        return None
+    origin = yield Statement("message_origin", {"id": message_id})
+    peer, application, facility, raw = origin.rows[0]
+    entries = yield from rows_of(Statement("entry_histories", {"id": message_id, "raw": raw}))
+    histories = tuple(
+        EntryHistory(*row[:2], EntryStatus(row[2]), *row[3:9], bytes(row[9]))  # type: ignore[call-arg]
+        for row in entries
+    )
+    traces = yield from entry_traces(message_id)
+    summary = message_summary(found.first)
+    return MessageDetail(summary, peer, application, facility, bytes(raw), histories, tuple(traces))
+
+
+def dropped_messages(route: str | None, limit: int) -> Flow[list[DroppedMessage]]:
+    rows = yield from rows_of(Statement("dropped_messages", {"route": route, "limit": limit}))
+    return [DroppedMessage(*row) for row in rows]
+
+
+def decisions(message_id: int) -> Flow[list[Decision]]:
+    rows = yield from rows_of(Statement("decisions", {"message_id": message_id}))
+    return [Decision(*row) for row in rows]
+
+
+# -- coordination -----------------------------------------------------------------------
+
+
+def leases() -> Flow[list[LeaseState]]:
+    return [LeaseState(*row) for row in (yield from rows_of(Statement("leases")))]
+
+
+def engines() -> Flow[list[EngineState]]:
+    return [EngineState(*row) for row in (yield from rows_of(Statement("engines")))]
+
+
+def put_state(name: str, payload: str, now: float) -> Flow[None]:
+    yield Statement("put_state", {"name": name, "now": now, "payload": payload})
+
+
+def states() -> Flow[list[ComponentState]]:
+    return [ComponentState(*row) for row in (yield from rows_of(Statement("states")))]
+
+
+# -- what the engine keeps for itself ---------------------------------------------------
+
+
+def save_counters(values: list[tuple[str, str, float]], host: str) -> Flow[None]:
+    """Replace this host's counters (a store one engine uses keeps one set)."""
+    yield Statement("delete_counters", {"host": host})
+    yield batch(
+        "insert_counters",
+        [
+            {"host": host, "name": name, "labels": labels, "value": value}
+            for name, labels, value in values
+        ],
+    )
+
+
+def load_counters(host: str) -> Flow[list[tuple[str, str, float]]]:
+    rows = yield from rows_of(Statement("counters", {"host": host}))
+    return [(name, labels, value) for name, labels, value in rows]
+
+
+def check_writable(now: float) -> Flow[None]:
+    yield Statement("health", {"now": now})
+
+
+def batch(name: str, rows: list[dict[str, Any]]) -> Statement:
+    """A statement run once per row (an empty batch is not run: `NOTHING`)."""
+    return Statement(name, batch=rows)

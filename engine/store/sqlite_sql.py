@@ -1,0 +1,181 @@
+"""The SQLite text of every statement the store's rules name (`engine.store.rules`).
+
+Parameters are named (`:name`); a batch runs with `executemany`. What differs from
+PostgreSQL's: `INSERT OR REPLACE`, `group_concat`, the lanes' hash as a function
+(`lane_of`, registered on the reading connections), no row locks (one writer).
+"""
+
+from __future__ import annotations
+
+from engine.store.rows import FINISHED_VALUES, OUTBOX_COLUMNS, SUMMARY_COLUMNS, TRACE_COLUMNS
+
+_SUMMARY = """
+    SELECT m.id, m.received_at, m.route, m.control_id, m.message_type, m.size, m.status, m.ack,
+        (SELECT group_concat(o.destination || char(9) || o.status, char(10))
+         FROM (SELECT destination, status FROM outbox WHERE message_id = m.id ORDER BY id) o),
+        (SELECT group_concat(d.outcome, char(10))
+         FROM (SELECT outcome FROM step_decisions WHERE message_id = m.id ORDER BY id) d)
+    FROM messages m
+"""
+_PENDING = f"""
+    SELECT {OUTBOX_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
+    WHERE o.route = :route AND o.destination = :destination AND o.status = 'pending'
+      AND o.id > :after"""  # noqa: S608 - constant SQL
+_ENTRIES = f"""
+    SELECT {SUMMARY_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
+    WHERE o.status = :status AND (:route IS NULL OR o.route = :route)
+      AND (:destination IS NULL OR o.destination = :destination)"""  # noqa: S608 - constant SQL
+
+STATEMENTS = {
+    # inbox
+    "insert_message": """
+        INSERT INTO messages (received_at, route, peer, sending_application, sending_facility,
+            control_id, message_type, content_hash, size, raw, ack, status)
+        VALUES (:received_at, :route, :peer, :sending_application, :sending_facility,
+            :control_id, :message_type, :content_hash, :size, :raw, :ack, :status)
+        ON CONFLICT DO NOTHING RETURNING id""",
+    "message_by_sender_key": """
+        SELECT id, content_hash, ack FROM messages WHERE route = :route
+        AND sending_application = :sending_application
+        AND sending_facility = :sending_facility AND control_id = :control_id""",
+    "received": """
+        SELECT id, route, received_at, control_id, message_type, raw FROM messages
+        WHERE status = 'received' AND id > :after ORDER BY id LIMIT :limit""",
+    "mark_routed": "UPDATE messages SET status = :status WHERE id = :id AND status = 'received'",
+    "insert_entries": """
+        INSERT INTO outbox (message_id, route, destination, payload, patient_key, status,
+            attempts, next_attempt_at, updated_at)
+        SELECT id, route, :destination, :payload, :patient_key, 'pending', 0, 0, :now
+        FROM messages WHERE id = :message_id""",
+    "insert_decisions": """
+        INSERT INTO step_decisions (message_id, recorded_at, destination, step, kind, outcome,
+            detail)
+        VALUES (:message_id, :recorded_at, :destination, :step, :kind, :outcome, :detail)""",
+    # outbox
+    "pending_entries": _PENDING + " ORDER BY o.id LIMIT :limit",
+    "pending_entries_of_lane": _PENDING
+    + " AND lane_of(o.patient_key, :lanes) = :lane ORDER BY o.id LIMIT :limit",
+    "lease_token": "SELECT token FROM leases WHERE name = :name",
+    "mark_delivered": """
+        UPDATE outbox SET status = 'delivered', delivered_at = :now, updated_at = :now,
+            attempts = attempts + 1, last_ack_code = :ack
+        WHERE id = :id AND status = 'pending'""",
+    "record_failure": """
+        UPDATE outbox SET status = :status, attempts = attempts + 1, last_error = :error,
+            next_attempt_at = :due, updated_at = :now
+        WHERE id = :id AND status = 'pending'""",
+    "insert_failure": """
+        INSERT INTO delivery_failures (entry_id, at, error, parked)
+        VALUES (:entry_id, :at, :error, :parked)""",
+    "entry_status": "SELECT status FROM outbox WHERE id = :id",
+    # operator
+    "queue_status": """
+        SELECT q.route, q.destination, q.pending, q.parked,
+            (SELECT m.received_at FROM outbox h JOIN messages m ON m.id = h.message_id
+             WHERE h.id = q.head),
+            q.head_attempts,
+            (SELECT last_error FROM outbox e WHERE e.route = q.route
+               AND e.destination = q.destination AND e.status IN ('pending', 'parked')
+               AND e.last_error IS NOT NULL
+             ORDER BY e.updated_at DESC LIMIT 1)
+        FROM (SELECT route, destination, sum(status = 'pending') AS pending,
+                  sum(status = 'parked') AS parked,
+                  min(CASE WHEN status = 'pending' THEN id END) AS head,
+                  coalesce(max(CASE WHEN status = 'pending' THEN attempts END), 0)
+                      AS head_attempts
+              FROM outbox WHERE status IN ('pending', 'parked')
+              GROUP BY route, destination) q
+        ORDER BY q.route, q.destination""",
+    "entries_oldest_first": _ENTRIES + " ORDER BY o.id ASC LIMIT :limit",
+    "entries_newest_first": _ENTRIES + " ORDER BY o.id DESC LIMIT :limit",
+    "entry_ids": """
+        SELECT id FROM outbox WHERE route = :route AND destination = :destination
+            AND status = :status
+        ORDER BY id""",
+    "messages_by_control_id": f"""
+        SELECT {TRACE_COLUMNS} FROM messages
+        WHERE control_id = :control_id AND (:route IS NULL OR route = :route)
+        ORDER BY id""",  # noqa: S608 - constant SQL
+    "entries_of_message": """
+        SELECT id, destination, status, attempts, resend_of, delivered_at, last_ack_code
+        FROM outbox WHERE message_id = :message_id ORDER BY id""",
+    "failures_of_entry": """
+        SELECT at, error, parked FROM delivery_failures WHERE entry_id = :entry_id
+        ORDER BY id""",
+    "actions_of_entry": """
+        SELECT at, action, reason FROM operator_actions WHERE entry_id = :entry_id
+        ORDER BY id""",
+    "entry_status_for_update": "SELECT status FROM outbox WHERE id = :id",
+    "last_copy": "SELECT max(id) FROM outbox WHERE resend_of = :id",
+    "copy_entry": """
+        INSERT INTO outbox (message_id, route, destination, payload, patient_key, status,
+            attempts, next_attempt_at, updated_at, resend_of)
+        SELECT message_id, route, destination, payload, patient_key, 'pending', 0, 0, :now, id
+        FROM outbox WHERE id = :id RETURNING id""",
+    "set_status": "UPDATE outbox SET status = :status, updated_at = :now WHERE id = :id",
+    "insert_action": """
+        INSERT INTO operator_actions (at, entry_id, action, reason)
+        VALUES (:at, :entry_id, :action, :reason)""",
+    "unrouted": "SELECT route, count(*) FROM messages WHERE status = 'received' GROUP BY route",
+    "prune_entries": f"""
+        DELETE FROM outbox WHERE id IN (
+            SELECT id FROM outbox WHERE status IN ({FINISHED_VALUES})
+              AND updated_at < :before AND id < (SELECT max(id) FROM outbox) LIMIT :limit)""",  # noqa: S608 - constant SQL
+    "prune_messages": """
+        DELETE FROM messages WHERE id IN (
+            SELECT id FROM messages m WHERE status IN ('routed', 'dropped')
+              AND received_at < :before AND id < (SELECT max(id) FROM messages)
+              AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
+            LIMIT :limit)""",
+    "insert_audit": """
+        INSERT INTO audit (at, user, action, target, detail)
+        VALUES (:at, :user, :action, :target, :detail)""",
+    "audit": """
+        SELECT at, user, action, target, detail, id FROM audit
+        WHERE (:before IS NULL OR id < :before) ORDER BY id DESC LIMIT :limit""",
+    # console queries
+    "find_messages": _SUMMARY  # noqa: S608 - constant SQL
+    + """
+        WHERE (:control_id IS NULL OR m.control_id = :control_id)
+          AND (:route IS NULL OR m.route = :route)
+          AND (:since IS NULL OR m.received_at >= :since)
+          AND (:until IS NULL OR m.received_at < :until)
+          AND (:before IS NULL OR m.id < :before)
+          AND (:status IS NULL OR EXISTS (
+               SELECT 1 FROM outbox o WHERE o.message_id = m.id AND o.status = :status))
+          AND (:outcome IS NULL OR EXISTS (
+               SELECT 1 FROM step_decisions d
+               WHERE d.message_id = m.id AND d.outcome = :outcome))
+        ORDER BY m.id DESC LIMIT :limit""",
+    "message_summary": _SUMMARY + "WHERE m.id = :id",
+    "message_origin": """
+        SELECT peer, sending_application, sending_facility, raw FROM messages WHERE id = :id""",
+    "entry_histories": """
+        SELECT id, destination, status, attempts, last_error, last_ack_code, updated_at,
+            delivered_at, resend_of, coalesce(payload, :raw)
+        FROM outbox WHERE message_id = :id ORDER BY id""",
+    "dropped_messages": """
+        SELECT m.id, m.route, m.control_id, m.message_type, m.received_at,
+            coalesce(d.step, ''), coalesce(d.outcome, ''), coalesce(d.detail, '')
+        FROM messages m LEFT JOIN step_decisions d ON d.id = (
+            SELECT max(id) FROM step_decisions WHERE message_id = m.id)
+        WHERE m.status = 'dropped' AND (:route IS NULL OR m.route = :route)
+        ORDER BY m.id DESC LIMIT :limit""",
+    "decisions": """
+        SELECT step, kind, outcome, detail, destination FROM step_decisions
+        WHERE message_id = :message_id ORDER BY id""",
+    # coordination
+    "leases": "SELECT name, holder, since, renewed_at, expires_at FROM leases ORDER BY name",
+    "engines": "SELECT id, host, pid, started_at, seen_at FROM engines ORDER BY started_at, id",
+    "put_state": """
+        INSERT INTO engine_state (name, updated_at, payload) VALUES (:name, :now, :payload)
+        ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at,
+            payload = excluded.payload""",
+    "states": "SELECT name, updated_at, payload FROM engine_state ORDER BY name",
+    # what the engine keeps for itself (one engine per file: one set of counters)
+    "delete_counters": "DELETE FROM metric_counters",
+    "insert_counters": """
+        INSERT INTO metric_counters (name, labels, value) VALUES (:name, :labels, :value)""",
+    "counters": "SELECT name, labels, value FROM metric_counters",
+    "health": "INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, :now)",
+}
