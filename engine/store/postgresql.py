@@ -1,7 +1,8 @@
 """The shared store: PostgreSQL, for several engines on one database.
 
-The same behaviour as the SQLite store, in SQL of PostgreSQL's dialect; connections, group
-commits and the order lock that keeps ids in commit order are `engine.store.pg_connections`'.
+The same rules as the SQLite store (`engine.store.rules`), in PostgreSQL's text
+(`engine.store.pg_sql`); connections, group commits and the order lock that keeps ids in
+commit order are `engine.store.pg_connections`'.
 Leases use the database's clock, so engines on several machines need no synchronised clocks
 to agree on who holds what, and what one engine commits is announced to the others on a
 LISTEN/NOTIFY channel.

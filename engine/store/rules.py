@@ -107,7 +107,7 @@ def route_messages(routed: list[RoutingResult], now: float, recorders: Recorders
         [{"id": result.message_id, "status": routed_status(result).value} for result in routed],
     )
     if marked.rowcount != len(routed):
-        raise StoreError("messages already routed (by another engine)")
+        raise StoreError("messages already routed")
     yield batch(
         "insert_entries",
         [

@@ -1,12 +1,14 @@
 """The embedded store: one SQLite file in WAL mode, written with group commits.
 
-A write is a job (a function of the connection) with a future. Jobs submitted while a
-commit is in flight wait together; when it ends, all of them run in one transaction and one
-COMMIT — one fsync — makes them durable; only then are their futures resolved. A burst of
-messages therefore pays one fsync per group, and no message is acknowledged before the
-transaction holding it has committed. Should a job fail, the group is rolled back and run
-again with each job in a savepoint of its own, so that the failing job fails alone; the
-common case pays for no savepoint.
+What the store does is its rules' (`engine.store.rules`, run here in SQLite's text,
+`engine.store.sqlite_sql`); this module is how they run on one file. A write is a job (a
+function of the connection) with a future. Jobs submitted while a commit is in flight wait
+together; when it ends, all of them run in one transaction and one COMMIT — one fsync —
+makes them durable; only then are their futures resolved. A burst of messages therefore
+pays one fsync per group, and no message is acknowledged before the transaction holding it
+has committed. Should a job fail, the group is rolled back and run again with each job in a
+savepoint of its own, so that the failing job fails alone; the common case pays for no
+savepoint.
 
 The jobs' statements run on the event loop's thread (each takes tens of microseconds); only
 the COMMIT, which waits for the disk, runs on the committer thread, so the loop goes on
