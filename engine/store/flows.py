@@ -13,8 +13,7 @@ statements and its migrations.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 from engine.store.base import Parameters
 
@@ -22,8 +21,7 @@ T = TypeVar("T")
 OWN = "own"  # the name of a statement whose text comes with it (a store extension's)
 
 
-@dataclass(frozen=True, slots=True)
-class Statement:
+class Statement(NamedTuple):  # a tuple: built for every statement, it must cost little
     """One statement of a flow: its name in the dialect's table, its parameters (by name),
     and for a batch, the parameters of each run (which a dialect may send as one statement
     over arrays). `text` is a store extension's own statement (named `OWN`)."""
@@ -40,8 +38,7 @@ class Statement:
         return cls(OWN, parameters, batch, text)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What a statement gave back: its rows, and how many rows it changed."""
 
     rows: list[tuple[Any, ...]]

@@ -55,6 +55,8 @@ from engine.store.rows import entry_summary, message_summary, message_trace, out
 # A step kind's decisions, recorded in its extension's own table: kind -> (extension, SQL).
 Recorders = Mapping[str, tuple[StoreExtension, str]]
 ERROR_CHARS = 500  # of a failed attempt's error, kept with the entry
+_RECEIVED = MessageStatus.RECEIVED.value  # (an enum's `value` costs a call: once a message)
+_DROPPED = MessageStatus.DROPPED.value
 
 
 # -- inbox ------------------------------------------------------------------------------
@@ -62,17 +64,13 @@ ERROR_CHARS = 500  # of a failed attempt's error, kept with the entry
 
 def accept(incoming: Incoming, recorders: Recorders) -> Flow[Accepted]:
     """Store a message, or find the one with its sender key (a duplicate)."""
-    key = {
-        "route": incoming.route,
-        "sending_application": incoming.sending_application,
-        "sending_facility": incoming.sending_facility,
-        "control_id": incoming.control_id,
-    }
-    status = MessageStatus.DROPPED if incoming.dropped else MessageStatus.RECEIVED
     inserted = yield Statement(
         "insert_message",
         {
-            **key,
+            "route": incoming.route,
+            "sending_application": incoming.sending_application,
+            "sending_facility": incoming.sending_facility,
+            "control_id": incoming.control_id,
             "received_at": incoming.received_at,
             "peer": incoming.peer,
             "message_type": incoming.message_type,
@@ -80,17 +78,28 @@ def accept(incoming: Incoming, recorders: Recorders) -> Flow[Accepted]:
             "size": len(incoming.raw),
             "raw": incoming.raw,
             "ack": incoming.ack,
-            "status": status.value,
+            "status": _DROPPED if incoming.dropped else _RECEIVED,
         },
     )
-    if inserted.first is not None:
-        (message_id,) = inserted.first
-        decided = [(message_id, decision) for decision in incoming.decisions]
-        yield from record_decisions(decided, time.time(), recorders)
+    if inserted.rows:
+        ((message_id,),) = inserted.rows
+        if incoming.decisions:
+            decided = [(message_id, decision) for decision in incoming.decisions]
+            yield from record_decisions(decided, time.time(), recorders)
         return Accepted(message_id, duplicate=False, same_content=True, ack=incoming.ack)
-    found = yield Statement("message_by_sender_key", key)
+    found = yield Statement("message_by_sender_key", sender_key(incoming))
     message_id, content_hash, ack = found.rows[0]
     return Accepted(message_id, True, bytes(content_hash) == incoming.content_hash, bytes(ack))
+
+
+def sender_key(incoming: Incoming) -> dict[str, str]:
+    """The sender key a duplicate is found by."""
+    return {
+        "route": incoming.route,
+        "sending_application": incoming.sending_application,
+        "sending_facility": incoming.sending_facility,
+        "control_id": incoming.control_id,
+    }
 
 
 def received(after_id: int, limit: int) -> Flow[list[StoredMessage]]:
