@@ -67,10 +67,7 @@ def accept(incoming: Incoming, recorders: Recorders) -> Flow[Accepted]:
     inserted = yield Statement(
         "insert_message",
         {
-            "route": incoming.route,
-            "sending_application": incoming.sending_application,
-            "sending_facility": incoming.sending_facility,
-            "control_id": incoming.control_id,
+            **sender_key(incoming),
             "received_at": incoming.received_at,
             "peer": incoming.peer,
             "message_type": incoming.message_type,
