@@ -36,6 +36,18 @@ _ENTRIES = f"""
     WHERE o.status = %(status)s AND (%(route)s::text IS NULL OR o.route = %(route)s)
       AND (%(destination)s::text IS NULL OR o.destination = %(destination)s)"""  # noqa: S608 - constant SQL
 
+# Share-locked until the fenced write commits: another engine's claim waits for it.
+_FENCE = """ AND EXISTS (SELECT 1 FROM leases
+                         WHERE name = %(lease)s AND token = %(token)s FOR SHARE)"""
+_MARK_DELIVERED = """
+    UPDATE outbox SET status = 'delivered', delivered_at = %(now)s, updated_at = %(now)s,
+        attempts = attempts + 1, last_ack_code = %(ack)s
+    WHERE id = %(id)s AND status = 'pending'"""
+_RECORD_FAILURE = """
+    UPDATE outbox SET status = %(status)s, attempts = attempts + 1, last_error = %(error)s,
+        next_attempt_at = %(due)s, updated_at = %(now)s
+    WHERE id = %(id)s AND status = 'pending'"""
+
 STATEMENTS: dict[str, str] = {
     # inbox; ON CONFLICT: the unique sender key decides between engines receiving the same
     # message at once, the later one waits for the first to commit.
@@ -83,16 +95,11 @@ STATEMENTS: dict[str, str] = {
     "pending_entries": _PENDING + " ORDER BY o.id LIMIT %(limit)s",
     "pending_entries_of_lane": _PENDING
     + " AND o.lane_hash %% %(lanes)s = %(lane)s ORDER BY o.id LIMIT %(limit)s",
-    # Share-locked until the fenced write commits: another engine's claim waits for it.
-    "lease_token": "SELECT token FROM leases WHERE name = %(name)s FOR SHARE",
-    "mark_delivered": """
-        UPDATE outbox SET status = 'delivered', delivered_at = %(now)s, updated_at = %(now)s,
-            attempts = attempts + 1, last_ack_code = %(ack)s
-        WHERE id = %(id)s AND status = 'pending'""",
-    "record_failure": """
-        UPDATE outbox SET status = %(status)s, attempts = attempts + 1, last_error = %(error)s,
-            next_attempt_at = %(due)s, updated_at = %(now)s
-        WHERE id = %(id)s AND status = 'pending'""",
+    "lease_token": "SELECT token FROM leases WHERE name = %(name)s",
+    "mark_delivered": _MARK_DELIVERED,
+    "mark_delivered_fenced": _MARK_DELIVERED + _FENCE,
+    "record_failure": _RECORD_FAILURE,
+    "record_failure_fenced": _RECORD_FAILURE + _FENCE,
     "insert_failure": """
         INSERT INTO delivery_failures (entry_id, at, error, parked)
         VALUES (%(entry_id)s, %(at)s, %(error)s, %(parked)s)""",

@@ -185,11 +185,8 @@ def pending_entries(
 
 
 def mark_delivered(entry_id: int, ack_code: str, fence: Lease | None, now: float) -> Flow[bool]:
-    yield from check_fence(fence)
-    marked = yield Statement(
-        "mark_delivered", {"now": now, "ack": ack_code or None, "id": entry_id}
-    )
-    if marked.rowcount:
+    parameters = {"now": now, "ack": ack_code or None, "id": entry_id}
+    if (yield from fenced_update("mark_delivered", parameters, fence)):
         return True
     # An operator skipped it while the send was in flight: the skip stands (nothing more is
     # sent), and the audit says the receiver got it anyway.
@@ -202,27 +199,36 @@ def record_failure(
     entry_id: int, error: str, next_attempt_at: float, park: bool, fence: Lease | None, now: float
 ) -> Flow[None]:
     """A failed attempt counts only while the entry is pending (an operator's skip wins)."""
-    yield from check_fence(fence)
     status = EntryStatus.PARKED if park else EntryStatus.PENDING
     kept = error[:ERROR_CHARS]
-    yield Statement(
-        "record_failure",
-        {"status": status.value, "error": kept, "due": next_attempt_at, "now": now, "id": entry_id},
-    )
+    parameters = {
+        "status": status.value,
+        "error": kept,
+        "due": next_attempt_at,
+        "now": now,
+        "id": entry_id,
+    }
+    yield from fenced_update("record_failure", parameters, fence)
     yield Statement(
         "insert_failure", {"entry_id": entry_id, "at": now, "error": kept, "parked": park}
     )
 
 
-def check_fence(fence: Lease | None) -> Flow[None]:
-    """Refuse a write fenced by a lease that has changed holder since. Where engines share
-    the store, the lease row stays share-locked until the write commits: a claim by another
-    engine waits for it, so no write lands after a takeover."""
+def fenced_update(name: str, parameters: dict[str, Any], fence: Lease | None) -> Flow[int]:
+    """Run an entry update (`name`), with a fence only while the lease has not changed
+    holder (`name` + "_fenced"); the rows it changed. Where engines share the store, the
+    fenced statement share-locks the lease row until the write commits: a claim by another
+    engine waits for it, so a write never lands after a takeover (and one committed just
+    before is seen: the token no longer matches)."""
     if fence is None:
-        return
-    found = yield Statement("lease_token", {"name": fence.name})
-    if found.first is None or found.first[0] != fence.token:
-        raise LeaseLost(f"lease {fence.name} is no longer held by this engine")
+        return (yield Statement(name, parameters)).rowcount
+    fenced = {**parameters, "lease": fence.name, "token": fence.token}
+    changed = (yield Statement(f"{name}_fenced", fenced)).rowcount
+    if changed == 0:
+        found = yield Statement("lease_token", {"name": fence.name})
+        if found.first is None or found.first[0] != fence.token:
+            raise LeaseLost(f"lease {fence.name} is no longer held by this engine")
+    return changed
 
 
 def entry_status(entry_id: int) -> Flow[EntryStatus | None]:

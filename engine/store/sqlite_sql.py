@@ -26,6 +26,16 @@ _ENTRIES = f"""
     WHERE o.status = :status AND (:route IS NULL OR o.route = :route)
       AND (:destination IS NULL OR o.destination = :destination)"""  # noqa: S608 - constant SQL
 
+_FENCE = " AND EXISTS (SELECT 1 FROM leases WHERE name = :lease AND token = :token)"
+_MARK_DELIVERED = """
+    UPDATE outbox SET status = 'delivered', delivered_at = :now, updated_at = :now,
+        attempts = attempts + 1, last_ack_code = :ack
+    WHERE id = :id AND status = 'pending'"""
+_RECORD_FAILURE = """
+    UPDATE outbox SET status = :status, attempts = attempts + 1, last_error = :error,
+        next_attempt_at = :due, updated_at = :now
+    WHERE id = :id AND status = 'pending'"""
+
 STATEMENTS = {
     # inbox
     "insert_message": """
@@ -56,14 +66,10 @@ STATEMENTS = {
     "pending_entries_of_lane": _PENDING
     + " AND lane_of(o.patient_key, :lanes) = :lane ORDER BY o.id LIMIT :limit",
     "lease_token": "SELECT token FROM leases WHERE name = :name",
-    "mark_delivered": """
-        UPDATE outbox SET status = 'delivered', delivered_at = :now, updated_at = :now,
-            attempts = attempts + 1, last_ack_code = :ack
-        WHERE id = :id AND status = 'pending'""",
-    "record_failure": """
-        UPDATE outbox SET status = :status, attempts = attempts + 1, last_error = :error,
-            next_attempt_at = :due, updated_at = :now
-        WHERE id = :id AND status = 'pending'""",
+    "mark_delivered": _MARK_DELIVERED,
+    "mark_delivered_fenced": _MARK_DELIVERED + _FENCE,
+    "record_failure": _RECORD_FAILURE,
+    "record_failure_fenced": _RECORD_FAILURE + _FENCE,
     "insert_failure": """
         INSERT INTO delivery_failures (entry_id, at, error, parked)
         VALUES (:entry_id, :at, :error, :parked)""",
