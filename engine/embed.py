@@ -36,10 +36,10 @@ from engine.inbound.admission import (
     Unreadable,
     admit,
 )
+from engine.routing.plans import build_plan
 from engine.routing.route import RoutePlan
 from engine.routing.router import routed_message
 from engine.steps.kind import Resources
-from engine.steps.plans import build_plan
 from engine.store.decision import Decision
 
 

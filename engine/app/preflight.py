@@ -3,28 +3,26 @@
 The configuration loader checks what the file says; this checks that the machine agrees:
 certificate files exist and load, the PKCS#12 and PostgreSQL password variables are set, the
 store's and the file destinations' folders can be written, every route delivers somewhere,
-the console's users file reads. `ins-engine check` and `ins-engine run` both call it and
-print every problem, so `check` never says "valid" where `run` then fails on one of these.
-Each problem names the file, the key and the path.
+the console's users file reads, and what each step kind a route uses checks of its own
+(`StepKind.preflight`: INSi's certificates). `ins-engine check` and `ins-engine run` both
+call it and print every problem, so `check` never says "valid" where `run` then fails on
+one of these. Each problem names the file, the key and the path.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
+from engine.config.paths import folder_problem, unreadable
 from engine.config.settings import ClientTls, Config, ListenerTls, RouteSettings, sqlite_path
 from engine.config.tls import client_context, server_context
 from engine.console.users import load_users
 from engine.errors import ConfigError
-from engine.ins.errors import InsiConfigurationError
-from engine.ins.settings import InsiSettings
-from engine.ins.tls import build_tls
+from engine.steps.registry import registry
 
-_INSI_KEY = re.compile(r"^\[insi\] (\w+): (.*)$", re.DOTALL)
 Problem = tuple[str, str]  # (key, what is wrong and what to do)
 
 
@@ -47,8 +45,9 @@ def _engine_problems(config: Config) -> Iterator[Problem]:
             "engine.store_password_env",
             f"set the store's password in the environment variable {variable}",
         )
-    if any(route.enriches for route in config.routes):
-        yield from _insi_problems(config.insi)
+    for kind in registry().kinds.values():
+        if kind.preflight is not None and any(route.uses(kind.name) for route in config.routes):
+            yield from kind.preflight(config)
     if config.http is not None:
         if config.http.tls is not None:
             yield from _tls_problems("http.tls", config.http.tls)
@@ -83,21 +82,6 @@ def _users_problems(path: Path) -> Iterator[Problem]:
         yield "http.users", f"{error.file}: {error.key}: {error.expected}"
 
 
-def folder_problem(folder: Path) -> str | None:
-    """Why the engine could not create files in `folder` (making it first if needed)."""
-    existing = folder
-    while not existing.exists():
-        if existing.parent == existing:
-            break
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"{existing} is a file, not a folder: cannot create {folder}"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        made = "" if existing == folder else f" (to create {folder})"
-        return f"{existing} is not writable by this user{made}"
-    return None
-
-
 def _store_problems(database: Path) -> Iterator[Problem]:
     problem = folder_problem(database.parent)
     if problem:
@@ -108,20 +92,11 @@ def _store_problems(database: Path) -> Iterator[Problem]:
         yield "engine.store", f"{database} is not readable and writable by this user"
 
 
-def _readable(key: str, path: str | None) -> Iterator[Problem]:
-    if path is None:
-        return
-    if not Path(path).is_file():
-        yield key, f"{path}: no such file"
-    elif not os.access(path, os.R_OK):
-        yield key, f"{path}: not readable by this user"
-
-
 def _tls_problems(key: str, settings: ListenerTls | ClientTls) -> Iterator[Problem]:
     problems = [
         problem
         for name in ("cert", "key", "client_ca", "ca")
-        for problem in _readable(f"{key}.{name}", getattr(settings, name, None))
+        for problem in unreadable(f"{key}.{name}", getattr(settings, name, None))
     ]
     yield from problems
     if problems:
@@ -134,32 +109,3 @@ def _tls_problems(key: str, settings: ListenerTls | ClientTls) -> Iterator[Probl
     except (OSError, ssl.SSLError) as error:
         reason = getattr(error, "reason", None) or type(error).__name__
         yield key, f"the certificate, key or CA files do not load ({reason}): PEM files expected"
-
-
-def _insi_problems(settings: InsiSettings) -> Iterator[Problem]:
-    if settings.url is None:
-        yield from _readable("insi.simulator_persons", settings.simulator_persons)
-        return
-    if not settings.url.startswith("https://"):
-        return
-    problems = [
-        problem
-        for name in ("cert", "key", "pkcs12", "ca")
-        for problem in _readable(f"insi.{name}", getattr(settings, name))
-    ]
-    if settings.pkcs12 and settings.pkcs12_password_env not in os.environ:
-        problems.append(
-            (
-                "insi.pkcs12_password_env",
-                f"set the PKCS#12 password in the environment variable "
-                f"{settings.pkcs12_password_env}",
-            )
-        )
-    yield from problems
-    if problems:
-        return
-    try:
-        build_tls(settings)
-    except InsiConfigurationError as error:
-        named = _INSI_KEY.match(str(error))
-        yield (f"insi.{named.group(1)}", named.group(2)) if named else ("insi", str(error))

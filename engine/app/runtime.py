@@ -45,10 +45,10 @@ from engine.http.server import HttpServer
 from engine.http.view import EngineView
 from engine.inbound.intake import Intake
 from engine.inbound.listener import Listener
+from engine.routing.plans import build_plan
 from engine.routing.route import RoutePlan
 from engine.routing.router import Router
 from engine.steps.kind import Resources
-from engine.steps.plans import build_plan
 from engine.steps.registry import registry
 from engine.store.backends import OpenStore, open_store, password
 from engine.store.sqlite import SqliteStore
@@ -74,7 +74,7 @@ class Engine:
         self.config = config
         self._acks = acks or AckBuilder()
         self._notifier = notifier or Notifier()
-        self.metrics = EngineMetrics()
+        self.metrics = EngineMetrics(registry().decision_counters())
         self.handoffs = Handoffs()
         self.descriptors = DescriptorWatch(self.metrics)
         self.http: HttpServer | None = None

@@ -1,9 +1,10 @@
 """The engine's Prometheus metrics: one registry per engine and the points that feed it.
 
 The listener, the delivery workers, the router and the INSi service report what they did
-through the methods below; `/metrics` renders the registry. Labels name routes,
-destinations, ACK codes, outcomes and INSi results, all from the configuration or from
-short fixed codes: never a control id, never anything read from a message's content.
+through the methods below; `/metrics` renders the registry. A step kind counts its own
+decisions with the counters it declares (`DecisionCounter`), made with the engine's. Labels
+name routes, destinations, ACK codes, outcomes and INSi results, all from the configuration
+or from short fixed codes: never a control id, never anything read from a message's content.
 
 Counters can be saved to the store and restored at start (`counter_values`, `restore`),
 so a restart does not reset them; histograms and gauges start afresh.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import prometheus_client
@@ -21,9 +23,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from engine.base.logs import get_logger
-from engine.enrich.store import GUARD_KIND, GUARD_REMOVED
-from engine.enrich.store import KIND as ENRICH_KIND
-from engine.store.decision import Decision
 
 # `_created` series double every counter and say nothing a restart time does not.
 prometheus_client.disable_created_metrics()
@@ -47,10 +46,42 @@ class CounterStore(Protocol):
     async def load_counters(self) -> list[tuple[str, str, float]]: ...
 
 
-class EngineMetrics:
-    """Everything `/metrics` shows for one engine, in a registry of its own."""
+class Decision(Protocol):
+    """What the counters read of a step's decision (`engine.store.decision.Decision`)."""
 
-    def __init__(self) -> None:
+    @property
+    def step(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def outcome(self) -> str: ...
+
+    @property
+    def detail(self) -> str: ...
+
+    @property
+    def destination(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class DecisionCounter:
+    """A counter of a step kind's decisions: `label_values(route, decision)` gives the values
+    of `labels` for a decision of a step of kind `kind` it counts, None for one it does not."""
+
+    name: str
+    help: str
+    labels: tuple[str, ...]
+    kind: str
+    label_values: Callable[[str, Decision], Sequence[str] | None]
+
+
+class EngineMetrics:
+    """Everything `/metrics` shows for one engine, in a registry of its own; `counters`:
+    those the step kinds add (`engine.steps.registry.Registry.decision_counters`)."""
+
+    def __init__(self, counters: Iterable[DecisionCounter] = ()) -> None:
         self.registry = CollectorRegistry()
         registry = self.registry
         self._counters: dict[str, tuple[Counter, tuple[str, ...]]] = {}
@@ -86,16 +117,10 @@ class EngineMetrics:
             "Route steps' decisions (outcome codes), counted when the routing is committed",
             ["route", "step", "outcome"],
         )
-        self.enrichment = self._counter(
-            "ins_engine_enrichment_outcomes",
-            "INS enrichment outcomes, counted when the message's routing is committed",
-            ["route", "outcome"],
-        )
-        self.ins_guard_removals = self._counter(
-            "ins_engine_ins_guard_removals",
-            "Messages the outbound INS guard took INS out of, by reason (the first found)",
-            ["route", "destination", "reason"],
-        )
+        self._by_kind: dict[str, list[tuple[Counter, DecisionCounter]]] = {}
+        for declared in counters:
+            counter = self._counter(declared.name, declared.help, list(declared.labels))
+            self._by_kind.setdefault(declared.kind, []).append((counter, declared))
         self.api_requests = self._counter(
             "ins_engine_api_requests",
             "Calls of POST /api/v1/enrich, by result (the enrichment outcome, or why not)",
@@ -243,12 +268,10 @@ class EngineMetrics:
         """One message's decisions, once its routing is committed."""
         for decision in decisions:
             self._child(self.decisions, route, decision.step, decision.outcome).inc()
-            if decision.kind == ENRICH_KIND:
-                self._child(self.enrichment, route, decision.outcome).inc()
-            elif decision.kind == GUARD_KIND and decision.outcome == GUARD_REMOVED:
-                self._child(
-                    self.ins_guard_removals, route, decision.destination, decision.detail
-                ).inc()
+            for counter, declared in self._by_kind.get(decision.kind, ()):
+                values = declared.label_values(route, decision)
+                if values is not None:
+                    self._child(counter, *values).inc()
 
     def api_request(self, result: str) -> None:
         self._child(self.api_requests, result).inc()

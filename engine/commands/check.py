@@ -18,6 +18,9 @@ from engine.enrich.guard_settings import GUARD_OFF_WARNING
 from engine.steps.kind import StepKind
 from engine.steps.registry import registry
 
+# The engine's own kinds as the README presents them (entry points come sorted by name).
+PRESENTED = ("ins_enrich", "filter", "validate", "set", "copy", "map")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("check", help="validate a configuration file")
@@ -54,12 +57,21 @@ def check(args: argparse.Namespace) -> int:
     return 0
 
 
+def presented_kinds(built_in_only: bool = False) -> list[StepKind]:
+    """The registered kinds, the engine's own first in the README's order."""
+    found = registry()
+    kinds = [kind for kind in found.kinds.values() if found.origins[kind.name] == "built-in"]
+    kinds.sort(key=lambda kind: PRESENTED.index(kind.name) if kind.name in PRESENTED else 99)
+    others = [kind for kind in found.kinds.values() if kind not in kinds]
+    return kinds if built_in_only else [*kinds, *others]
+
+
 def key_reference(kinds: Iterable[StepKind] | None = None) -> str:
     """Every key with its default and meaning, as Markdown tables: the configuration's,
     then each step kind's (by default every registered kind; built-in ones in the README)."""
     found = registry()
     sections = [_table(documented_keys())]
-    for kind in found.kinds.values() if kinds is None else kinds:
+    for kind in presented_kinds() if kinds is None else kinds:
         origin = found.origins.get(kind.name, "built-in")
         where = "built-in" if origin == "built-in" else f"from {origin}"
         before = "; may run before the ACK" if kind.before_ack else ""

@@ -21,6 +21,7 @@ from dataclasses import asdict
 from engine.commands import queue_views as views
 from engine.commands.common import add_config_argument, on_store, read_config
 from engine.config.settings import Config
+from engine.enrich.store import KIND as ENRICH_KIND
 from engine.errors import CliError
 from engine.store.backends import OpenStore
 from engine.store.base import MAX_ID, ActionResult, EntryStatus, QueueStatus, row_id
@@ -131,7 +132,7 @@ def show_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status.to_json(time.time()), indent=2))
         return 0
-    status.print(any(route.enriches for route in config.routes), time.time())
+    status.print(any(route.uses(ENRICH_KIND) for route in config.routes), time.time())
     return 0
 
 

@@ -1,33 +1,29 @@
-"""Loading the TOML configuration into frozen dataclasses, with errors that name the key.
+"""The engine's configuration: its own sections, and loading a file with its route files.
 
-Every section is a dataclass whose field names are the TOML keys and whose field metadata
-carries a one-line `doc`. The loader is generic: it rejects unknown keys, checks types from
-the annotations, builds nested tables and arrays of tables, resolves `path` fields against
-the config file's folder, and turns each section's `problems()` into a `ConfigError` naming
-the file, the key and what is expected. A step's table is read the same way, with the
-settings dataclass its `kind` registered (`engine.steps.registry`).
+Each section is a dataclass read by the generic loader (`engine.config.loader`): field names
+are the TOML keys, field metadata `doc` is the key's line in `check --keys`. The sections of
+a plug-in are not here: an installed step kind declares them (`engine.config.kinds`), the
+engine-wide ones (`[insi]`) into `Config.sections`, the keys it adds to a route into
+`RouteSettings.kind_keys`, and a guard's route table into `RouteSettings.guards`; they read
+as attributes (`config.insi`, `route.ins_guard`). A step's table is read with the settings
+dataclass its `kind` declares.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import ipaddress
 import re
-import tomllib
-import types
-import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.enrich.guard_settings import InsGuardSettings
-from engine.enrich.settings import EnrichSettings
-from engine.enrich.store import KIND as ENRICH_KIND
+from engine.config.kinds import GUARD_KINDS, STEP_KINDS, installed
+from engine.config.loader import INVALID, Builder, Invalid, Key, doc, join, read_toml
+from engine.config.loader import documented_keys as _documented_keys
 from engine.errors import ConfigError, ConfigErrors
 from engine.hl7.charset import is_known
-from engine.ins.settings import InsiSettings
-from engine.steps.registry import Registry, registry
 from engine.store.base import STORE_TIMEOUT_S
 from engine.store.sqlite_wal import LIMIT_MB
 from engine.store.url import SQLITE_PREFIX, sqlite_path, url_problem
@@ -35,11 +31,10 @@ from engine.store.url import SQLITE_PREFIX, sqlite_path, url_problem
 T = TypeVar("T")
 DEFAULT_CONFIG = "routes/default.toml"
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def doc(text: str, **extra: Any) -> dict[str, Any]:
-    """Field metadata: the README line of a key (and `path=True` for file paths)."""
-    return {"doc": text, **extra}
+# The slots the installed kinds fill: engine-wide sections, a route's keys, its guards' tables.
+SECTIONS = "sections"
+ROUTE_KEYS = "route keys"
+ROUTE_GUARDS = "route guards"
 
 
 def parse_address(value: str) -> tuple[str, int] | None:
@@ -50,6 +45,15 @@ def parse_address(value: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+def resolve_store_url(url: str, base: Path) -> str:
+    """A relative `sqlite:///` path made absolute against `base` (the configuration file's
+    folder, as for every other path); any other URL is returned as it is."""
+    path = sqlite_path(url)
+    if path is None or Path(path).is_absolute():
+        return url
+    return SQLITE_PREFIX + str((base / path).resolve())
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     store: str = field(
@@ -57,7 +61,7 @@ class EngineSettings:
         metadata=doc(
             "store URL: sqlite:///relative/to/this/file.db, sqlite:////absolute.db, or "
             "postgresql://USER@HOST:PORT/DB (libpq parameters such as ?sslmode=verify-full)",
-            store_url=True,
+            resolve=resolve_store_url,
         ),
     )
     store_password_env: str | None = field(
@@ -130,15 +134,6 @@ class EngineSettings:
         if self.processes not in (0, 1, 2):
             found.append(("processes", "0 (as many as the machine has cores, up to 2), 1 or 2"))
         return found
-
-
-def resolve_store_url(url: str, base: Path) -> str:
-    """A relative `sqlite:///` path made absolute against `base` (the configuration file's
-    folder, as for every other path); any other URL is returned as it is."""
-    path = sqlite_path(url)
-    if path is None or Path(path).is_absolute():
-        return url
-    return SQLITE_PREFIX + str((base / path).resolve())
 
 
 @dataclass(frozen=True)
@@ -317,23 +312,18 @@ class RouteSettings:
     fallback_charset: str | None = field(
         default=None, metadata=doc("charset tried when the declared one does not decode")
     )
-    enrich: bool | None = field(
-        default=None,
-        metadata=doc("without `steps`: false = no step, else one ins_enrich step (default)"),
-    )
-    enrichment: EnrichSettings | None = field(
-        default=None, metadata=doc("without `steps`: the options of that ins_enrich step")
-    )
+    kind_keys: Mapping[str, Any] = field(
+        default_factory=dict, metadata=doc("", slot=ROUTE_KEYS)
+    )  # keys the installed step kinds add to a route, such as `enrich`
     steps: list[StepSettings] | None = field(
         default=None, metadata=doc('the route\'s steps, in order (see "Route steps")')
     )
     destinations: list[DestinationSettings] = field(
         default_factory=list, metadata=doc("where accepted messages are delivered, in order")
     )
-    ins_guard: InsGuardSettings = field(
-        default_factory=InsGuardSettings,
-        metadata=doc("the outbound INS guard every message of this route passes, last"),
-    )
+    guards: Mapping[str, Any] = field(
+        default_factory=dict, metadata=doc("", slot=ROUTE_GUARDS)
+    )  # each outbound guard's table, named after its kind (`ins_guard`)
     source: str = field(default="", metadata=doc("", internal=True))  # the file it is in
     key: str = field(default="", metadata=doc("", internal=True))  # its key there, or ""
 
@@ -376,37 +366,48 @@ class RouteSettings:
             if name in names[:index]:
                 found.append((f"destinations[{index}].name", "a name unique in this route"))
         if self.steps is not None:
-            for key in ("enrich", "enrichment"):
-                if getattr(self, key) is not None:
-                    found.append(
-                        (key, f'leave it out with steps: give a kind = "{ENRICH_KIND}" step')
-                    )
+            for kind in installed(STEP_KINDS).kinds.values():
+                for key in kind.route_keys:
+                    if self.kind_keys.get(key.name) is not None:
+                        found.append(
+                            (key.name, f'leave it out with steps: give a kind = "{kind.name}" step')
+                        )
             found.extend(step_problems(self.steps, "steps"))
         return found
 
+    def __getattr__(self, name: str) -> Any:
+        """A key an installed kind added (`route.enrich`) or a guard's table (`route.ins_guard`)."""
+        for slot in ("kind_keys", "guards"):
+            values = self.__dict__.get(slot, {})
+            if name in values:
+                return values[name]
+        raise AttributeError(name)
+
     def where(self, key: str) -> tuple[str, str]:
         """The file this route is in and the full key there of one of its keys (errors)."""
-        return self.source, _join(self.key, key)
+        return self.source, join(self.key, key)
 
-    def guard_settings(self, name: str) -> Any:
-        """An outbound guard's settings: the route's table named after its kind."""
-        return getattr(self, name)
+    def guard_settings(self, name: str) -> Any | None:
+        """An outbound guard's settings: the route's table named after its kind (None for a
+        route made by hand rather than loaded: the guard's defaults then apply)."""
+        return self.guards.get(name)
 
-    @property
-    def enriches(self) -> bool:
-        """Whether an ins_enrich step runs on this route (so `[insi]` is used)."""
+    def uses(self, kind: str) -> bool:
+        """Whether a step of this kind runs on this route (so its sections are used)."""
         steps = [*self.step_list(), *(step for d in self.destinations for step in d.steps)]
-        return any(step.kind == ENRICH_KIND for step in steps)
+        return any(step.kind == kind for step in steps)
 
     def step_list(self) -> list[StepSettings]:
-        """The route's steps: those it names, or the default of an earlier configuration."""
+        """The route's steps: those it names, or those the kinds run on a route that names
+        none (one `ins_enrich` step unless `enrich = false`, as earlier configurations)."""
         if self.steps is not None:
             return self.steps
-        if self.enrich is False:
-            return []
-        return [
-            StepSettings(ENRICH_KIND, ENRICH_KIND, settings=self.enrichment or EnrichSettings())
-        ]
+        implicit = []
+        for kind in installed(STEP_KINDS).kinds.values():
+            settings = kind.implicit_step(self.kind_keys) if kind.implicit_step else None
+            if settings is not None:
+                implicit.append(StepSettings(kind.name, kind.name, settings=settings))
+        return implicit
 
 
 def step_problems(steps: list[StepSettings], key: str) -> list[tuple[str, str]]:
@@ -542,40 +543,48 @@ class Config:
         ),
     )
     engine: EngineSettings = field(default_factory=EngineSettings, metadata=doc("engine"))
-    insi: InsiSettings = field(default_factory=InsiSettings, metadata=doc("INSi service"))
+    sections: Mapping[str, Any] = field(
+        default_factory=dict, metadata=doc("", slot=SECTIONS)
+    )  # the installed kinds' engine-wide sections, such as [insi]
     http: HttpSettings | None = field(default=None, metadata=doc("HTTP listener"))
     routes: list[RouteSettings] = field(default_factory=list, metadata=doc("routes"))
     source: str = field(default="<defaults>", metadata=doc("", internal=True))
 
+    def __getattr__(self, name: str) -> Any:
+        """An installed kind's section (`config.insi`)."""
+        sections = self.__dict__.get("sections", {})
+        if name in sections:
+            return sections[name]
+        raise AttributeError(name)
 
-_TOML_POSITION = re.compile(r"\s*\(at (line \d+, column \d+)\)$")
+    def with_section(self, name: str, section: Any) -> Config:
+        """This configuration with one kind's section replaced (route tests' own `[insi]`)."""
+        return replace(self, sections={**self.sections, name: section})
 
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a configuration file and its route files; raises `ConfigErrors`
     listing every error, each naming the file (the route file where the key is) and the key."""
     file = Path(path)
-    data = _read_toml(file, "configuration file")
-    data["source"] = str(file)
-    kinds = registry()
-    builder = _Builder(str(file), file.resolve().parent, kinds)
+    data = read_toml(file, "configuration file")
+    builder = _builder(file)
     config = builder.build(Config, data, "")
     errors = builder.errors
     routes: list[RouteSettings] = []
-    if config is not _INVALID:
+    if config is not INVALID:
         routes = [
             replace(route, source=str(file), key=f"routes[{index}]")
             for index, route in enumerate(config.routes)
         ]
         for route_file in _route_files(config.route_files, file, errors):
-            route_builder = _Builder(str(route_file), route_file.resolve().parent, kinds)
+            route_builder = _builder(route_file)
             try:
-                route = route_builder.build(RouteSettings, _read_toml(route_file, "route file"), "")
+                route = route_builder.build(RouteSettings, read_toml(route_file, "route file"), "")
             except ConfigError as error:  # unreadable: the other files are still checked
                 errors.append(error)
                 continue
             errors += route_builder.errors
-            if route is not _INVALID:
+            if route is not INVALID:
                 routes.append(replace(route, source=str(route_file)))
         errors += _route_problems(routes, str(file))
         if config.http is not None:
@@ -584,37 +593,49 @@ def load_config(path: str | Path) -> Config:
         raise ConfigErrors(errors)
     # The default store, like a store the file names, is relative to the file's folder.
     store = resolve_store_url(config.engine.store, file.resolve().parent)
-    return replace(config, engine=replace(config.engine, store=store), routes=routes)
+    engine = replace(config.engine, store=store)
+    return replace(config, engine=engine, routes=routes, source=str(file))
 
 
 def build_section(cls: type[T], table: dict[str, Any], file: Path) -> T:
     """A section read from a table found beside the configuration (a route test's case),
     with the same checks and errors; its paths are relative to `file`'s folder."""
-    builder = _Builder(str(file), file.resolve().parent, registry())
+    builder = _builder(file)
     section: T = builder.build(cls, table, "")
     if builder.errors:
         raise ConfigErrors(builder.errors)
     return section
 
 
-def _read_toml(file: Path, what: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(str(file), "", f"no such {what}") from None
-    except IsADirectoryError:
-        raise ConfigError(str(file), "", f"a folder, not a {what}") from None
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise ConfigError(str(file), "", f"cannot be read ({reason})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(str(file), "", "not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as error:
-        text = str(error)
-        position = _TOML_POSITION.search(text)
-        where = position.group(1) if position else ""
-        problem = _TOML_POSITION.sub("", text)
-        raise ConfigError(str(file), where, f"not valid TOML: {problem}") from None
+def documented_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key, default, doc) for every key, the installed kinds' included: the README's
+    configuration reference."""
+    return _documented_keys(cls, prefix, _slots())
+
+
+def _builder(file: Path) -> Builder:
+    """A builder for one file: paths relative to its folder, the kinds' keys in the slots."""
+    return Builder(str(file), file.resolve().parent, _slots(), {StepSettings: _read_step})
+
+
+def _slots() -> dict[str, Sequence[Key]]:
+    """What the installed kinds declare: their sections, their route keys, their guards'
+    tables (each name once, the first kind's)."""
+    steps = list(installed(STEP_KINDS).kinds.values())
+    guards = installed(GUARD_KINDS).kinds.values()
+    declared = {
+        SECTIONS: [key for kind in steps for key in kind.sections],
+        ROUTE_KEYS: [key for kind in steps for key in kind.route_keys],
+        ROUTE_GUARDS: [Key(guard.name, guard.settings, guard.settings) for guard in guards],
+    }
+    return {slot: _first_of_each(keys) for slot, keys in declared.items()}
+
+
+def _first_of_each(keys: list[Key]) -> list[Key]:
+    named: dict[str, Key] = {}
+    for key in keys:
+        named.setdefault(key.name, key)
+    return list(named.values())
 
 
 def _route_files(patterns: list[str], file: Path, errors: list[ConfigError]) -> list[Path]:
@@ -668,177 +689,36 @@ def _http_problems(http: HttpSettings, routes: list[RouteSettings], file: str) -
     return found
 
 
-class _Invalid:
-    """A value that failed its checks (the error is recorded); never reaches a dataclass."""
-
-
-_INVALID = _Invalid()
-
-
-class _Builder:
-    """Builds the dataclasses from the TOML tables, recording every error instead of
-    stopping at the first, so that one `check` names them all."""
-
-    def __init__(self, file: str, base: Path, kinds: Registry) -> None:
-        self.file = file
-        self.base = base
-        self.kinds = kinds
-        self.errors: list[ConfigError] = []
-
-    def report(self, key: str, expected: str) -> _Invalid:
-        self.errors.append(ConfigError(self.file, key or "-", expected))
-        return _INVALID
-
-    def build(self, cls: type, table: Any, path: str, shared: frozenset[str] = frozenset()) -> Any:
-        """An instance of `cls` from `table`; keys in `shared` belong to an enclosing table."""
-        if not isinstance(table, dict):
-            return self.report(path, "a table")
-        hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
-        for key in table:
-            if key not in fields and key not in shared and not (key == "source" and cls is Config):
-                known = ", ".join(sorted({*fields, *shared}))
-                self.report(_join(path, key), f"unknown key (known keys: {known})")
-        values = {}
-        failed: set[str] = set()  # fields whose value is wrong: their default stands in
-        complete = True
-        for name, spec in fields.items():
-            key = _join(path, name)
-            required = (
-                spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
-            )
-            if name not in table:
-                if required:
-                    self.report(key, "a value (this key is required)")
-                    complete = False
-                continue
-            value = self.value(hints[name], table[name], key)
-            if value is _INVALID:
-                failed.add(name)
-                complete = complete and not required
-                continue
-            if spec.metadata.get("path") and isinstance(value, str):
-                value = str((self.base / value).resolve())
-            if spec.metadata.get("store_url") and isinstance(value, str):
-                value = resolve_store_url(value, self.base)
-            values[name] = value
-        if "source" in table and cls is Config:
-            values["source"] = table["source"]
-        if not complete:
-            return _INVALID
-        instance = cls(**values)
-        problems = getattr(instance, "problems", None)
-        for key, expected in problems() if problems else ():
-            # A cross-field check of a field already reported would only repeat it.
-            if re.split(r"[.\[]", key)[0] not in failed:
-                self.report(_join(path, key), expected)
-        return _INVALID if failed else instance
-
-    def step(self, table: Any, path: str) -> StepSettings | _Invalid:
-        """A step's table: the common keys, and the kind's own keys into its settings."""
-        if not isinstance(table, dict):
-            return self.report(path, "a table")
-        name = table.get("kind")
-        if not isinstance(name, str):
-            return self.report(_join(path, "kind"), "the step's kind, a string")
-        kind = self.kinds.kinds.get(name)
-        if kind is None:
-            return self.report(_join(path, "kind"), self.kinds.unknown(name))
-        common = frozenset(f.name for f in dataclasses.fields(StepSettings))
-        settings = self.build(
-            kind.settings, {k: v for k, v in table.items() if k not in common}, path, common
+def _read_step(builder: Builder, table: Any, path: str) -> StepSettings | Invalid:
+    """A step's table: the common keys, and the kind's own keys into its settings."""
+    if not isinstance(table, dict):
+        return builder.report(path, "a table")
+    name = table.get("kind")
+    if not isinstance(name, str):
+        return builder.report(join(path, "kind"), "the step's kind, a string")
+    kinds = installed(STEP_KINDS)
+    kind = kinds.kinds.get(name)
+    if kind is None:
+        return builder.report(join(path, "kind"), kinds.unknown(name))
+    common = frozenset(f.name for f in dataclasses.fields(StepSettings))
+    settings = builder.build(
+        kind.settings, {k: v for k, v in table.items() if k not in common}, path, common
+    )
+    step_name = builder.value(str, table.get("name", name), join(path, "name"))
+    before_ack = builder.value(bool, table.get("before_ack", False), join(path, "before_ack"))
+    if any(value is INVALID for value in (settings, step_name, before_ack)):
+        return INVALID
+    if before_ack and not kind.before_ack:
+        deciding = sorted(other.name for other in kinds.kinds.values() if other.before_ack)
+        return builder.report(
+            join(path, "before_ack"),
+            "false: only kinds that decide at once without changing the message "
+            f"({', '.join(deciding)}) run before the ACK",
         )
-        step_name = self.value(str, table.get("name", name), _join(path, "name"))
-        before_ack = self.value(bool, table.get("before_ack", False), _join(path, "before_ack"))
-        if any(value is _INVALID for value in (settings, step_name, before_ack)):
-            return _INVALID
-        if before_ack and not kind.before_ack:
-            deciding = sorted(other.name for other in self.kinds.kinds.values() if other.before_ack)
-            return self.report(
-                _join(path, "before_ack"),
-                "false: only kinds that decide at once without changing the message "
-                f"({', '.join(deciding)}) run before the ACK",
-            )
-        placement = getattr(settings, "placement_problems", None)
-        misplaced = placement(before_ack) if placement else []
-        for key, expected in misplaced:
-            self.report(_join(path, key), expected)
-        if misplaced:
-            return _INVALID
-        return StepSettings(kind=name, name=step_name, before_ack=before_ack, settings=settings)
-
-    def value(self, hint: Any, value: Any, key: str) -> Any:
-        if hint is StepSettings:
-            return self.step(value, key)
-        origin = typing.get_origin(hint)
-        if origin in (types.UnionType, typing.Union):
-            inner = next(arg for arg in typing.get_args(hint) if arg is not type(None))
-            return self.value(inner, value, key)
-        if origin is list:
-            (item,) = typing.get_args(hint)
-            if not isinstance(value, list):
-                return self.report(key, f"an array of {_plural(item)}")
-            items = [self.value(item, entry, f"{key}[{i}]") for i, entry in enumerate(value)]
-            return _INVALID if any(entry is _INVALID for entry in items) else items
-        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-            return self.build(hint, value, key)
-        if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
-            return value
-        return self.report(key, _describe(hint))
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-_DESCRIPTIONS = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    bool: "true or false",
-    dt.datetime: "a date and time such as 2025-01-01T12:00:00Z",
-}
-_PLURALS = {str: "strings", int: "integers", float: "numbers", bool: "true/false values"}
-
-
-def _describe(hint: Any) -> str:
-    if dataclasses.is_dataclass(hint):
-        return "a table"
-    return _DESCRIPTIONS.get(hint, str(hint))
-
-
-def _plural(hint: Any) -> str:
-    if dataclasses.is_dataclass(hint):
-        return "tables"
-    return _PLURALS.get(hint, str(hint))
-
-
-def documented_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(key, default, doc) for every key: the README's configuration reference."""
-    rows = []
-    hints = typing.get_type_hints(cls)
-    for spec in dataclasses.fields(cls):
-        if spec.metadata.get("internal"):
-            continue
-        key = _join(prefix, spec.name)
-        inner = _section_type(hints[spec.name])
-        if inner is not None:
-            rows.extend(documented_keys(inner, key))
-            continue
-        if spec.default is not dataclasses.MISSING:
-            default = repr(spec.default)
-        elif spec.default_factory is not dataclasses.MISSING:
-            default = repr(spec.default_factory())
-        else:
-            default = "(required)"
-        rows.append((key, default, spec.metadata.get("doc", "")))
-    return rows
-
-
-def _section_type(hint: Any) -> type | None:
-    """The dataclass behind a section key (`X`, `X | None`, `list[X]`, `list[X] | None`)."""
-    if dataclasses.is_dataclass(hint):
-        return hint  # type: ignore[return-value]
-    return next(filter(None, map(_section_type, typing.get_args(hint))), None)
+    placement = getattr(settings, "placement_problems", None)
+    misplaced = placement(before_ack) if placement else []
+    for key, expected in misplaced:
+        builder.report(join(path, key), expected)
+    if misplaced:
+        return INVALID
+    return StepSettings(kind=name, name=step_name, before_ack=before_ack, settings=settings)

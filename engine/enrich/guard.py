@@ -19,6 +19,7 @@ import functools
 from typing import Any
 
 from engine.base.logs import get_logger
+from engine.base.metrics import DecisionCounter
 from engine.enrich.carried import ins_positions
 from engine.enrich.guard_rules import (
     PRODUCTION,
@@ -143,6 +144,18 @@ async def build(settings: InsGuardSettings, context: StepContext) -> Guard | Non
     return InsGuard(settings)
 
 
+REMOVALS = DecisionCounter(
+    "ins_engine_ins_guard_removals",
+    "Messages the outbound INS guard took INS out of, by reason (the first found)",
+    ("route", "destination", "reason"),
+    GUARD_KIND,
+    lambda route, decision: (
+        (route, decision.destination, decision.detail)
+        if decision.outcome == GUARD_REMOVED
+        else None
+    ),
+)
+
 INS_GUARD = GuardKind(
     name=GUARD_KIND,
     settings=InsGuardSettings,
@@ -150,4 +163,5 @@ INS_GUARD = GuardKind(
     doc="removes every INS that breaks the INS invariant from every PID of every message "
     "that leaves (the route's `ins_guard` table)",
     store_extension=IdentityTables(GUARD_KIND),
+    counters=(REMOVALS,),
 )

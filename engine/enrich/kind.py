@@ -3,13 +3,20 @@
 Its settings are `EnrichSettings`; it shares one INSi service per engine (the `[insi]`
 section), whose results are cached in the store when there is one, whose health the
 engine publishes for `queue status` and whose certificate's expiry it watches; its tables
-are its store extension (`engine.enrich.store`).
+are its store extension (`engine.enrich.store`). It declares what the engine's core knows
+nothing of: the `[insi]` section, the `enrich` and `enrichment` keys of a route (one step of
+this kind on a route that lists no `steps`), INSi's checks before start, and the count of
+enrichment outcomes on `/metrics`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
+from engine.base.metrics import DecisionCounter
+from engine.config.loader import Key
 from engine.coordination.state import StatePublisher
 from engine.enrich.holds import IdentityHolds
 from engine.enrich.settings import EnrichSettings
@@ -18,7 +25,9 @@ from engine.enrich.store import KIND, IdentityTables, StoredResultCache
 from engine.errors import ConfigError
 from engine.ins.errors import InsiConfigurationError
 from engine.ins.expiry import ExpiryWatch
+from engine.ins.preflight import insi_problems
 from engine.ins.service import InsiService, open_insi_service
+from engine.ins.settings import InsiSettings
 from engine.steps.kind import Resources, StepContext, StepKind
 from engine.steps.pipeline import Step
 
@@ -66,10 +75,41 @@ def _publish_health(insi: InsiService, state: StatePublisher) -> None:
     board.on_change(board.health)
 
 
+def implicit_step(keys: Mapping[str, Any]) -> EnrichSettings | None:
+    """A route without `steps` enriches (as earlier configurations did) unless `enrich = false`."""
+    if keys.get("enrich") is False:
+        return None
+    settings: EnrichSettings = keys.get("enrichment") or EnrichSettings()
+    return settings
+
+
+ROUTE_KEYS = (
+    Key(
+        "enrich",
+        bool | None,
+        doc=f"without `steps`: false = no step, else one {KIND} step (default)",
+    ),
+    Key(
+        "enrichment", EnrichSettings | None, doc=f"without `steps`: the options of that {KIND} step"
+    ),
+)
+OUTCOMES = DecisionCounter(
+    "ins_engine_enrichment_outcomes",
+    "INS enrichment outcomes, counted when the message's routing is committed",
+    ("route", "outcome"),
+    KIND,
+    lambda route, decision: (route, decision.outcome),
+)
+
 INS_ENRICH = StepKind(
     name=KIND,
     settings=EnrichSettings,
     build=build,
     doc="adds or verifies the INS in PID through INSi (PAM FR 2.11, identity vigilance)",
     store_extension=IdentityTables(),
+    sections=(Key(INSI, InsiSettings, InsiSettings, "INSi service"),),
+    route_keys=ROUTE_KEYS,
+    implicit_step=implicit_step,
+    preflight=insi_problems,
+    counters=(OUTCOMES,),
 )

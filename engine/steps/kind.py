@@ -7,23 +7,26 @@ returns (key, what is expected) for cross-field rules, and an optional
 `placement_problems(before_ack)` says which settings need the step before (or after) the
 ACK. The factory builds one step for one place in one route; it may open shared resources
 (an INSi client) through `context.resources`, once per engine.
+
+A kind brings what else it needs through the same declaration, so that the engine's core
+names none of it: its engine-wide sections and route keys (read by the configuration
+loader), its checks of the machine before start (`preflight`), its metric counters.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from engine.base.metrics import EngineMetrics
+from engine.base.metrics import DecisionCounter, EngineMetrics
+from engine.config.loader import Key
+from engine.config.settings import Config
 from engine.coordination.state import StatePublisher
 from engine.steps.pipeline import Guard, Step
 from engine.store.extension import StoreExtension
 from engine.store.roles import ExtensionTables
-
-if TYPE_CHECKING:
-    from engine.config.settings import Config
 
 T = TypeVar("T", bound="Closable")
 
@@ -71,6 +74,8 @@ class StepContext:
 
 
 StepFactory = Callable[[Any, StepContext], Awaitable[Step]]
+Preflight = Callable[[Config], Iterable[tuple[str, str]]]
+"""A kind's checks of the machine before start: (key, what is wrong and what to do)."""
 
 
 def from_settings(step: Callable[[Any], Step]) -> StepFactory:
@@ -88,7 +93,11 @@ class StepKind:
 
     `before_ack`: the kind may be placed before the ACK, so it must decide synchronously and
     never change the message (the engine stores the bytes received). `store_extension`: the
-    kind's own tables in the store, if any.
+    kind's own tables in the store, if any. `sections`: engine-wide tables it reads
+    (`config.NAME`); `route_keys`: keys it adds to every route (`route.NAME`);
+    `implicit_step`: the settings of its step on a route that lists no `steps`, from those
+    keys (None: no step there). `preflight`: what it needs from the machine, checked by
+    `check` and before `run` when a route uses it. `counters`: its `/metrics` counters.
     """
 
     name: str
@@ -97,6 +106,11 @@ class StepKind:
     doc: str
     before_ack: bool = False
     store_extension: StoreExtension | None = None
+    sections: tuple[Key, ...] = ()
+    route_keys: tuple[Key, ...] = ()
+    implicit_step: Callable[[Mapping[str, Any]], Any | None] | None = None
+    preflight: Preflight | None = None
+    counters: tuple[DecisionCounter, ...] = ()
 
 
 GuardFactory = Callable[[Any, StepContext], Awaitable[Guard | None]]
@@ -114,3 +128,4 @@ class GuardKind:
     build: GuardFactory
     doc: str
     store_extension: StoreExtension | None = None
+    counters: tuple[DecisionCounter, ...] = ()

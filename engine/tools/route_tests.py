@@ -39,10 +39,10 @@ from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.diff import differences
 from engine.hl7.message import Message
 from engine.ins.settings import InsiSettings
+from engine.routing.plans import build_plan
 from engine.routing.route import RoutePlan
 from engine.steps.kind import Resources
 from engine.steps.pipeline import BoundStep, RoutedMessage, Step, StepResult
-from engine.steps.plans import build_plan
 from engine.store.decision import Decision
 from engine.tools.replay.reader import ReadError, read_messages
 
@@ -166,7 +166,7 @@ async def _runner(
 ) -> RouteRunner:
     """The case's route built as `RouteRunner.open` builds it (on the case's INSi settings and
     clock), the steps `canned` names answering their canned result, before the ACK too."""
-    config = replace(config, insi=settings.insi)
+    config = config.with_section("insi", settings.insi)
     (route,) = [route for route in config.routes if route.name == case.route]
     resources = Resources()
     try:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from engine.config.settings import load_config
 from engine.hl7.header import header_field
+from engine.routing.plans import build_plan
 from engine.routing.router import Router
 from engine.steps.kind import Resources
-from engine.steps.plans import build_plan
 from engine.steps.registry import registry
 from engine.store.backends import open_store
 from engine.store.base import Incoming

@@ -59,7 +59,8 @@ async def build_plan(
     ]
     guards = []
     for kind in found.guards:
-        guard = await kind.build(route.guard_settings(kind.name), context(kind.name, ROUTE))
+        settings = route.guard_settings(kind.name) or kind.settings()
+        guard = await kind.build(settings, context(kind.name, ROUTE))
         if guard is not None:
             guards.append(BoundGuard(kind.name, guard))
     return RoutePlan(route, built[len(before_ack) :], before_ack, destinations, guards)
