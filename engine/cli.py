@@ -3,6 +3,8 @@
 Each command module exposes `register(subparsers)`, which adds its parser and sets
 `handler=` to a function taking the parsed arguments and returning an exit code.
 A command that fails on bad input raises `CliError`, whose text names what to fix.
+Only the module of the command given is imported (`--version` imports none); `--help`,
+or a word that names no command, imports them all to list them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from engine import __version__
@@ -34,20 +36,34 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The parser with the sub-commands of `modules` (default: every command)."""
     parser = argparse.ArgumentParser(
         prog="ins-engine",
         description="HL7 v2 / MLLP integration engine that adds the INS to ADT messages.",
     )
     parser.add_argument("--version", action="version", version=f"ins-engine {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if modules is None else modules:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
+def needed_modules(argv: Sequence[str]) -> tuple[str, ...]:
+    """The command modules parsing `argv` needs: the named command's, none for `--version`
+    alone, every one otherwise (to list them in help or in an error)."""
+    words = [arg for arg in argv if not arg.startswith("-")]
+    if words:
+        module = f"engine.commands.{words[0].replace('-', '_')}"
+        return (module,) if module in COMMAND_MODULES else COMMAND_MODULES
+    return (
+        () if "--version" in argv and "-h" not in argv and "--help" not in argv else COMMAND_MODULES
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(needed_modules(arguments)).parse_args(arguments)
     try:
         status = int(args.handler(args))
         sys.stdout.flush()  # a reader gone away (`| head`) shows here, not at exit
