@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import httpx
 import structlog
@@ -26,7 +27,6 @@ from engine.base.metrics import EngineMetrics
 from engine.errors import EngineError
 from engine.ins.breaker import BreakerState, CircuitBreaker
 from engine.ins.cache import MemoryResultCache, ResultCache
-from engine.ins.client import InsiClient
 from engine.ins.errors import (
     CircuitOpenError,
     InsiConfigurationError,
@@ -48,6 +48,9 @@ from engine.ins.soap.headers import CallerIdentity
 from engine.ins.strategy import plan_queries, run_strategy
 from engine.ins.tls import build_tls
 from engine.ins.traits import IdentityTraits, TraitsQuery, fingerprint, normalise_traits
+
+if TYPE_CHECKING:
+    from engine.ins.client import InsiClient
 
 log = structlog.get_logger("ins.insi")
 
@@ -406,6 +409,8 @@ async def open_insi_service(
         instance_id=settings.instance_id or _default_instance_id(settings.software_name),
         emitter=settings.emitter or organisation_unit or settings.software_name,
     )
+    from engine.ins.client import InsiClient  # zeep, only once an INSi client is built
+
     wall_clock = time.time
     if clock is None:
         client = InsiClient(http, url, caller, settings.timeout_s)
