@@ -68,7 +68,7 @@ def installed(group: str) -> Installed:
         origin = _origin(entry)
         if group == GUARD_KINDS and origin != BUILT_IN:
             broken[entry.name] = "an outbound guard from another package than the engine"
-            log.warning("guard kind refused", guard=entry.name, package=origin)
+            log.warning("guard kind refused: not from the engine's distribution", step=entry.name)
             continue
         try:
             kind = entry.load()
