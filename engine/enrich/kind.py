@@ -7,34 +7,41 @@ are its store extension (`engine.enrich.store`). It declares what the engine's c
 nothing of: the `[insi]` section, the `enrich` and `enrichment` keys of a route (one step of
 this kind on a route that lists no `steps`), INSi's checks before start, and the count of
 enrichment outcomes on `/metrics`.
+
+Loading a configuration loads this declaration (it names the `[insi]` section), not the
+enrichment itself: the step, the INSi service (httpx, zeep) and the certificate checks are
+imported when a route's step is built or a route that enriches is checked.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from engine.base.metrics import DecisionCounter
 from engine.config.loader import Key
+from engine.config.settings import Config
 from engine.coordination.state import StatePublisher
-from engine.enrich.holds import IdentityHolds
 from engine.enrich.settings import EnrichSettings
-from engine.enrich.step import EnrichStep
 from engine.enrich.store import KIND, IdentityTables, StoredResultCache
 from engine.errors import ConfigError
 from engine.ins.errors import InsiConfigurationError
-from engine.ins.expiry import ExpiryWatch
-from engine.ins.preflight import insi_problems
-from engine.ins.service import InsiService, open_insi_service
 from engine.ins.settings import InsiSettings
 from engine.steps.kind import Resources, StepContext, StepKind
 from engine.steps.pipeline import Step
+
+if TYPE_CHECKING:
+    from engine.ins.expiry import ExpiryWatch
+    from engine.ins.service import InsiService
 
 INSI = "insi"  # the shared resource's key
 
 
 async def build(settings: EnrichSettings, context: StepContext) -> Step:
+    from engine.enrich.holds import IdentityHolds
+    from engine.enrich.step import EnrichStep
+
     insi = await context.resources.get(INSI, lambda: _open_insi(context))
     route = next((r for r in context.config.routes if r.name == context.route), None)
     guarded = route is None or route.ins_guard.strip_unqualified_ins
@@ -49,6 +56,8 @@ def shared_insi(resources: Resources) -> InsiService | None:
 
 
 async def _open_insi(context: StepContext) -> InsiService:
+    from engine.ins.service import open_insi_service
+
     cache = StoredResultCache(context.store) if context.store is not None else None
     try:
         insi = await open_insi_service(
@@ -65,7 +74,16 @@ async def _open_insi(context: StepContext) -> InsiService:
 
 
 async def _watch(expires_at: float) -> ExpiryWatch:
+    from engine.ins.expiry import ExpiryWatch
+
     return ExpiryWatch(expires_at)
+
+
+def preflight(config: Config) -> Iterator[tuple[str, str]]:
+    """INSi's certificates and files (`engine.ins.preflight`), checked when a route enriches."""
+    from engine.ins.preflight import insi_problems
+
+    yield from insi_problems(config)
 
 
 def _publish_health(insi: InsiService, state: StatePublisher) -> None:
@@ -110,6 +128,6 @@ INS_ENRICH = StepKind(
     sections=(Key(INSI, InsiSettings, InsiSettings, "INSi service"),),
     route_keys=ROUTE_KEYS,
     implicit_step=implicit_step,
-    preflight=insi_problems,
+    preflight=preflight,
     counters=(OUTCOMES,),
 )
