@@ -23,6 +23,7 @@ from tests.replay.conftest import SAMPLES
 from tests.replay.corpus import EXPECTATIONS, MESSAGES
 from tests.support.engine_process import REPOSITORY, EngineProcess
 from tests.support.metrics import labelled, value
+from tests.support.waiting import HANG_GUARD_S
 
 pytestmark = pytest.mark.system
 
@@ -48,6 +49,23 @@ async def scrape(url: str) -> tuple[str, dict[str, Any], int]:
     return metrics, readyz, healthz
 
 
+async def scrape_when_delivered(url: str, count: int) -> tuple[str, dict[str, Any], int]:
+    """A scrape once `/metrics` counts `count` deliveries: the delivery process relays its
+    counts a moment after the receiver has the messages (each ACK read, then the relay)."""
+    async with asyncio.timeout(HANG_GUARD_S):
+        while True:
+            scraped = await scrape(url)
+            delivered = value(
+                scraped[0],
+                "ins_engine_messages_delivered_total",
+                route="adt",
+                destination="downstream",
+            )
+            if delivered == count:
+                return scraped
+            await asyncio.sleep(0.05)
+
+
 async def run(folder: Path) -> Scraped:
     async with Receiver() as downstream:
         config = folder / "engine.toml"
@@ -70,7 +88,9 @@ async def run(folder: Path) -> Scraped:
             )
             out, _ = await replay.communicate()
             await downstream.wait_for(len(MESSAGES))
-            metrics, readyz, healthz = await scrape(engine.http_address())
+            metrics, readyz, healthz = await scrape_when_delivered(
+                engine.http_address(), len(MESSAGES)
+            )
             assert await engine.terminate() == 0
             await engine.start()
             restarted, _, _ = await scrape(engine.http_address())
