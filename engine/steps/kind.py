@@ -121,7 +121,8 @@ class GuardKind:
     """An outbound guard: the engine runs it on every message that leaves every route, after
     every step (`engine.steps.pipeline.guard`). A route does not list it and cannot leave it out;
     its settings are the route's table named after the kind. `build` returns None only for
-    a route that explicitly opted out (the kind logs it)."""
+    a route that explicitly opted out (the kind logs it). `counters`: its `/metrics` counters.
+    Only the engine's own distribution declares guards (`engine.config.kinds`)."""
 
     name: str
     settings: type

@@ -38,10 +38,6 @@ class Registry:
         guards = [guard.counters for guard in self.guards]
         return [counter for counters in [*kinds, *guards] for counter in counters]
 
-    def unknown(self, name: str) -> str:
-        """What to tell a configuration naming a kind that is not here."""
-        return installed(STEP_KINDS).unknown(name)
-
 
 def registry() -> Registry:
     """The installed step kinds and guards (loaded once per process)."""
