@@ -99,7 +99,7 @@ def imports(module: str) -> frozenset[str]:
                 if (submodule := f"{node.module}.{alias.name}") in MODULES
             )
     engine = {parent for name in found if name in MODULES for parent in _with_parents(name)}
-    others = {name.split(".")[0] for name in found if room(name) != "engine" and name != "engine"}
+    others = {name.split(".")[0] for name in found} - {"engine"}
     return frozenset({name for name in engine if name in MODULES} | others)
 
 
