@@ -37,7 +37,7 @@ def route() -> Route:
         return RouteSettings(
             name="adt",
             listen="127.0.0.1:0",
-            enrich=False,
+            steps=[],
             destinations=[DestinationSettings(**settings)],
         )
 
