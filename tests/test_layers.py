@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("store",),
     ("config", "coordination"),  # the configuration reads the store's URL forms and limits
     ("steps",),  # the step-kind API, the step runner and the generic kinds
+    ("handoffs",),  # the signals by which the stages below tell each other of a message
     ("routing", "delivery"),
     ("inbound",),  # the intake applies the route's steps before the ACK (`routing.route`)
     ("ins",),  # the INS plug-in: the INSi domain and client...
