@@ -30,14 +30,17 @@ def metrics_reference() -> str:
     from prometheus_client.metrics import MetricWrapperBase
 
     from engine.base.metrics import EngineMetrics
+    from engine.steps.registry import registry
 
-    metrics = EngineMetrics()
+    counters = registry().decision_counters()  # those the installed step kinds add
+    metrics = EngineMetrics(counters)
     metrics.watch_wal(lambda: 0)  # registered only on SQLite: listed all the same
     labels = {
         wrapper._name: wrapper._labelnames
         for wrapper in vars(metrics).values()
         if isinstance(wrapper, MetricWrapperBase)
     }
+    labels.update((counter.name, counter.labels) for counter in counters)
     rows = ["| metric | type | labels | what |", "|---|---|---|---|"]
     for family in metrics.registry.collect():
         shown = f"{family.name}_total" if family.type == "counter" else family.name

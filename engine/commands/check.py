@@ -18,7 +18,7 @@ from engine.enrich.guard_settings import GUARD_OFF_WARNING
 from engine.steps.kind import StepKind
 from engine.steps.registry import registry
 
-# The engine's own kinds as the README presents them (entry points come sorted by name).
+# The order the reference presents the engine's own kinds in (entry points come sorted by name).
 PRESENTED = ("ins_enrich", "filter", "validate", "set", "copy", "map")
 
 
@@ -57,13 +57,13 @@ def check(args: argparse.Namespace) -> int:
     return 0
 
 
-def presented_kinds(built_in_only: bool = False) -> list[StepKind]:
-    """The registered kinds, the engine's own first in the README's order."""
+def presented_kinds() -> list[StepKind]:
+    """The registered kinds, the engine's own first in the reference's order."""
     found = registry()
     kinds = [kind for kind in found.kinds.values() if found.origins[kind.name] == "built-in"]
     kinds.sort(key=lambda kind: PRESENTED.index(kind.name) if kind.name in PRESENTED else 99)
     others = [kind for kind in found.kinds.values() if kind not in kinds]
-    return kinds if built_in_only else [*kinds, *others]
+    return [*kinds, *others]
 
 
 def key_reference(kinds: Iterable[StepKind] | None = None) -> str:
