@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("ins",),  # the INS plug-in: the INSi domain and client...
     ("enrich",),  # ...and the `ins_enrich` kind and the INS guard on top of it
     ("embed",),
-    ("tools", "http"),
+    ("tools", "http", "testing"),  # testing: doubles for tests, imported by no engine module
     ("console",),
     ("app",),
     ("commands",),
