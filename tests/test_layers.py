@@ -44,11 +44,6 @@ LAYERS: list[tuple[str, ...]] = [
     ("cli",),
     ("__main__",),  # `python -m engine`
 ]
-EXCEPTIONS = {
-    # The delivery process's main (`ins-engine deliver`) is an application shell like
-    # `app.runtime`: it stops on the same signals systemd sends, which `app.systemd` names.
-    ("engine.delivery.standalone", "app"),
-}
 CORE = ("inbound", "store", "routing", "delivery", "steps", "config", "base", "coordination")
 CORE += ("mllp", "hl7")
 INS = ("engine.ins", "engine.enrich", "zeep")
@@ -133,10 +128,7 @@ def test_a_room_imports_only_the_rooms_below_it() -> None:
         f"{module} -> {name}"
         for module in MODULES
         for name in imports(module)
-        if name in MODULES
-        and room(name) != room(module)
-        and rank[room(name)] >= rank[room(module)]
-        and (module, room(name)) not in EXCEPTIONS
+        if name in MODULES and room(name) != room(module) and rank[room(name)] >= rank[room(module)]
     )
     assert offending == []
 

@@ -1,5 +1,5 @@
 """`ins-engine deliver`: the delivery process that `ins-engine run` starts on a machine with
-more than one core (`engine.delivery.standalone`); not a command for people."""
+more than one core (`engine.app.delivery_runtime`); not a command for people."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import socket
 
 import uvloop
 
-from engine.delivery.standalone import die_with_parent, serve
+from engine.app.delivery_runtime import die_with_parent, serve
 from engine.errors import CliError, EngineError
 
 

@@ -1,7 +1,7 @@
 """The engine's side of its delivery process: start it, wake it, stop it, keep it running.
 
 On a machine with more than one core the engine delivers from a second process
-(`engine.delivery.standalone`), so that receiving, storing and acknowledging on one core and
+(`engine.app.delivery_runtime`), so that receiving, storing and acknowledging on one core and
 delivering on the other do not wait for each other. The engine hands it its configuration,
 wakes it when entries are routed or requeued, makes the store writes it asks for (with
 SQLite, one writer: its delivered marks join the engine's group commits) and replays the
