@@ -11,10 +11,10 @@ import asyncio
 import signal
 import ssl
 
+from engine.base.hosts import is_loopback_host
 from engine.base.logs import configure_logging, get_logger
 from engine.config.settings import parse_address
 from engine.errors import CliError, EngineError
-from engine.ins.settings import is_loopback_host
 from engine.ins.simulator.handler import InsiSimulator
 from engine.ins.simulator.population import population
 from engine.ins.simulator.server import server_ssl_context, start_server

@@ -15,13 +15,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from engine.base.hosts import is_loopback_host
 from engine.base.logs import get_logger
 from engine.base.metrics import EngineMetrics
 from engine.config.settings import HttpSettings, parse_address
 from engine.config.tls import server_context
 from engine.http.connections import Connections
 from engine.http.tokens import configured_token
-from engine.ins.settings import is_loopback_host
 
 log = get_logger("engine.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

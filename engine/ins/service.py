@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import httpx
 import structlog
 
+from engine.base.hosts import is_loopback_host
 from engine.base.metrics import EngineMetrics
 from engine.errors import EngineError
 from engine.ins.breaker import BreakerState, CircuitBreaker
@@ -39,7 +40,7 @@ from engine.ins.errors import (
 from engine.ins.health import HealthBoard, InsiHealth, endpoint_of
 from engine.ins.outcome import SearchOutcome, SearchStatus
 from engine.ins.result import CodeCR, InsiResult
-from engine.ins.settings import InsiSettings, is_loopback_host
+from engine.ins.settings import InsiSettings
 from engine.ins.simulator.handler import InsiSimulator
 from engine.ins.simulator.population import population
 from engine.ins.simulator.transport import SimulatorTransport

@@ -7,30 +7,18 @@ PKCS#12 password is read from the environment variable that `pkcs12_password_env
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import engine
+from engine.base.hosts import is_loopback_host
 
 
 def _doc(text: str, path: bool = False) -> dict[str, object]:
     """Field metadata read by the config loader: the README line, and whether it is a file path
     (resolved against the config file's folder)."""
     return {"doc": text, "path": True} if path else {"doc": text}
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """True for `localhost` and loopback addresses: the only hosts plain http may reach."""
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
