@@ -32,12 +32,16 @@ def metrics_reference() -> str:
     from engine.base.metrics import EngineMetrics
     from engine.steps.registry import registry
 
-    counters = registry().decision_counters()  # those the installed step kinds add
-    metrics = EngineMetrics(counters)
+    kinds = registry()
+    counters = kinds.decision_counters()  # those the installed step kinds add
+    components = kinds.metric_components()  # and their families
+    metrics = EngineMetrics(counters, components)
     metrics.watch_wal(lambda: 0)  # registered only on SQLite: listed all the same
+    holders = [metrics, *(metrics.component(name, make) for name, make in components.items())]
     labels = {
         wrapper._name: wrapper._labelnames
-        for wrapper in vars(metrics).values()
+        for holder in holders
+        for wrapper in vars(holder).values()
         if isinstance(wrapper, MetricWrapperBase)
     }
     labels.update((counter.name, counter.labels) for counter in counters)

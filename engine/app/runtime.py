@@ -35,7 +35,6 @@ from engine.coordination.leases import LeaseKeeper, under_lease
 from engine.coordination.state import StatePublisher
 from engine.delivery.process import DeliveryProcess
 from engine.delivery.service import DeliveryService
-from engine.enrich.kind import shared_insi
 from engine.errors import ConfigError
 from engine.handoffs import Handoffs
 from engine.hl7.ack import AckBuilder
@@ -74,7 +73,8 @@ class Engine:
         self.config = config
         self._acks = acks or AckBuilder()
         self._notifier = notifier or Notifier()
-        self.metrics = EngineMetrics(registry().decision_counters())
+        kinds = registry()
+        self.metrics = EngineMetrics(kinds.decision_counters(), kinds.metric_components())
         self.handoffs = Handoffs()
         self.descriptors = DescriptorWatch(self.metrics)
         self.http: HttpServer | None = None
@@ -173,7 +173,7 @@ class Engine:
             self.config,
             self.store,
             self.metrics,
-            shared_insi(self.resources),
+            self.resources,
             self.listeners,
             plans,
             requeued=self.handoffs.requeued,

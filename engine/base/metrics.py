@@ -1,10 +1,11 @@
 """The engine's Prometheus metrics: one registry per engine and the points that feed it.
 
-The listener, the delivery workers, the router and the INSi service report what they did
-through the methods below; `/metrics` renders the registry. A step kind counts its own
-decisions with the counters it declares (`DecisionCounter`), made with the engine's. Labels
-name routes, destinations, ACK codes, outcomes and INSi results, all from the configuration
-or from short fixed codes: never a control id, never anything read from a message's content.
+The listener, the delivery workers and the router report what they did through the methods
+below; `/metrics` renders the registry. A step kind counts its own decisions with the
+counters it declares (`DecisionCounter`), made with the engine's, and may add families of its
+own (`component`), which the resources it shares report to. Labels name routes, destinations,
+ACK codes and outcomes, all from the configuration or from short fixed codes: never a control
+id, never anything read from a message's content.
 
 Counters can be saved to the store and restored at start (`counter_values`, `restore`),
 so a restart does not reset them; histograms and gauges start afresh.
@@ -14,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -29,12 +30,12 @@ prometheus_client.disable_created_metrics()
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text format every Prometheus reads
 ACK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-INSI_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 DELIVERY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 10.0, 30.0)
 
 CounterValue = tuple[str, dict[str, str], float]
 """A saved counter: its name (without `_total`), its labels, its value."""
 SAVE_EVERY_S = 10.0
+C = TypeVar("C")
 log = get_logger("engine.base.metrics")
 
 
@@ -79,76 +80,82 @@ class DecisionCounter:
 
 class EngineMetrics:
     """Everything `/metrics` shows for one engine, in a registry of its own; `counters`:
-    those the step kinds add (`engine.steps.registry.Registry.decision_counters`)."""
+    those the step kinds add (`engine.steps.registry.Registry.decision_counters`);
+    `components`: the families of their own they add, by kind (`Registry.metric_components`),
+    registered at once so that `/metrics` lists them before their first use."""
 
-    def __init__(self, counters: Iterable[DecisionCounter] = ()) -> None:
+    def __init__(
+        self,
+        counters: Iterable[DecisionCounter] = (),
+        components: Mapping[str, Callable[[EngineMetrics], Any]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         registry = self.registry
         self._counters: dict[str, tuple[Counter, tuple[str, ...]]] = {}
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         prometheus_client.ProcessCollector(registry=registry)
-        self.received = self._counter(
+        self.received = self.counter(
             "ins_engine_messages_received",
             "Messages answered by a route's listener, by the ACK code decided",
             ["route", "ack_code"],
         )
-        self.delivered = self._counter(
+        self.delivered = self.counter(
             "ins_engine_messages_delivered",
             "Messages delivered to a destination",
             ["route", "destination"],
         )
-        self.delivery_failures = self._counter(
+        self.delivery_failures = self.counter(
             "ins_engine_delivery_failures",
             "Failed delivery attempts (retried or parked)",
             ["route", "destination"],
         )
-        self.parked = self._counter(
+        self.parked = self.counter(
             "ins_engine_messages_parked",
             "Messages parked after failed deliveries or a rejection",
             ["route", "destination"],
         )
-        self.mismatched_acks = self._counter(
+        self.mismatched_acks = self.counter(
             "ins_engine_mismatched_acks",
             "ACKs of another message than the one sent (MSA-2 is not its MSH-10)",
             ["route", "destination"],
         )
-        self.decisions = self._counter(
+        self.decisions = self.counter(
             "ins_engine_step_decisions",
             "Route steps' decisions (outcome codes), counted when the routing is committed",
             ["route", "step", "outcome"],
         )
         self._by_kind: dict[str, list[tuple[Counter, DecisionCounter]]] = {}
         for declared in counters:
-            counter = self._counter(declared.name, declared.help, list(declared.labels))
+            counter = self.counter(declared.name, declared.help, list(declared.labels))
             self._by_kind.setdefault(declared.kind, []).append((counter, declared))
-        self.api_requests = self._counter(
+        self.api_requests = self.counter(
             "ins_engine_api_requests",
             "Calls of POST /api/v1/enrich, by result (the enrichment outcome, or why not)",
             ["result"],
         )
-        self.descriptors_exhaustions = self._counter(
+        self.descriptors_exhaustions = self.counter(
             "ins_engine_descriptors_exhausted",
             "Probes (one a second) that found no file descriptor free, by error (EMFILE for "
             "the process, ENFILE for the system)",
             ["error"],
         )
-        self.http_closed = self._counter(
+        self.http_closed = self.counter(
             "ins_engine_http_connections_closed",
             "HTTP connections the engine closed: beyond max_connections, or a timeout",
             ["reason"],
         )
-        self.mllp_refused = self._counter(
+        self.mllp_refused = self.counter(
             "ins_engine_mllp_connections_refused",
             "MLLP connections closed at once, by reason (allow_list, accept_rate, "
             "max_connections_per_address, max_connections, tls_handshake, stopping)",
             ["route", "reason"],
         )
-        self.mllp_closed = self._counter(
+        self.mllp_closed = self.counter(
             "ins_engine_mllp_connections_closed",
             "MLLP connections the engine closed: displaced (by class) or timed out",
             ["route", "reason"],
         )
-        self.mllp_junk = self._counter(
+        self.mllp_junk = self.counter(
             "ins_engine_mllp_junk_bytes",
             "Bytes received outside MLLP blocks and discarded",
             ["route"],
@@ -156,19 +163,6 @@ class EngineMetrics:
         self.http_connections = Gauge(
             "ins_engine_http_connections",
             "HTTP connections open now (TLS handshakes included)",
-            registry=registry,
-        )
-        self.insi_calls = self._counter(
-            "ins_engine_insi_calls", "Calls made to INSi (each retry counts), by result", ["result"]
-        )
-        self.insi_breaker_open = Gauge(
-            "ins_engine_insi_breaker_open",
-            "1 while the INSi circuit breaker refuses calls",
-            registry=registry,
-        )
-        self.insi_simulated = Gauge(
-            "ins_engine_insi_simulated",
-            "1 when INSi answers come from the simulator, not the national service",
             registry=registry,
         )
         self.queue_depth = Gauge(
@@ -189,23 +183,24 @@ class EngineMetrics:
             buckets=ACK_BUCKETS,
             registry=registry,
         )
-        self.insi_call_seconds = Histogram(
-            "ins_engine_insi_call_seconds",
-            "Duration of one INSi call",
-            buckets=INSI_BUCKETS,
-            registry=registry,
-        )
         self.delivery_seconds = Histogram(
             "ins_engine_delivery_seconds",
             "Duration of one delivery attempt, successful or not",
             buckets=DELIVERY_BUCKETS,
             registry=registry,
         )
-        self.certificate_expiry = Gauge(
-            "ins_engine_insi_certificate_expiry_timestamp_seconds",
-            "When the organisation certificate presented to INSi expires (Unix time)",
-            registry=registry,
-        )
+        self._components: dict[str, Any] = {}
+        for name, make in (components or {}).items():
+            self.component(name, make)
+
+    def component(self, name: str, make: Callable[[EngineMetrics], C]) -> C:
+        """The families a step kind added under `name`, made with `make` on first use: a
+        kind's shared resource gets them back here (for an engine made without them, such
+        as a test's, they are registered now)."""
+        if name not in self._components:
+            self._components[name] = make(self)
+        made: C = self._components[name]
+        return made
 
     def watch_wal(self, size: Callable[[], int]) -> None:
         """Show the SQLite store's WAL size, read at each scrape (no such gauge on
@@ -225,7 +220,8 @@ class EngineMetrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
-    def _counter(self, name: str, documentation: str, labels: list[str]) -> Counter:
+    def counter(self, name: str, documentation: str, labels: list[str]) -> Counter:
+        """A counter on this registry, saved to the store and restored with the others."""
         counter = Counter(name, documentation, labels, registry=self.registry)
         self._counters[name] = (counter, tuple(labels))
         return counter
@@ -282,10 +278,6 @@ class EngineMetrics:
     def http_connection_closed(self, reason: str) -> None:
         self._child(self.http_closed, reason).inc()
 
-    def insi_call(self, result: str, seconds: float) -> None:
-        self._child(self.insi_calls, result).inc()
-        self.insi_call_seconds.observe(seconds)
-
     def queue_depths(
         self,
         rows: Iterable[tuple[str, str, int, int, float]],
@@ -319,23 +311,24 @@ class EngineMetrics:
         """(labels, value) of every series of one counter (its name without `_total`)."""
         return [(labels, value) for found, labels, value in self.counter_values() if found == name]
 
-    def histogram_totals(self, histogram: Histogram) -> tuple[float, float]:
-        """(sum, count) of a histogram without labels."""
-        total = count = 0.0
-        for family in histogram.collect():
-            for sample in family.samples:
-                if sample.name.endswith("_sum"):
-                    total = sample.value
-                elif sample.name.endswith("_count"):
-                    count = sample.value
-        return total, count
-
     def restore(self, values: Iterable[CounterValue]) -> None:
         """Start counters from saved values (unknown names or labels are ignored)."""
         for name, labels, value in values:
             counter, names = self._counters.get(name, (None, ()))
             if counter is not None and set(labels) == set(names) and value > 0:
                 counter.labels(**labels).inc(value)
+
+
+def histogram_totals(histogram: Histogram) -> tuple[float, float]:
+    """(sum, count) of a histogram without labels."""
+    total = count = 0.0
+    for family in histogram.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_sum"):
+                total = sample.value
+            elif sample.name.endswith("_count"):
+                count = sample.value
+    return total, count
 
 
 async def restore_counters(metrics: EngineMetrics, store: CounterStore) -> None:

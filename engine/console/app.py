@@ -39,7 +39,7 @@ def register(app: web.Application) -> None:
     app.middlewares.append(guard(console.sessions, console.users))
     app.router.add_get(STATIC_PREFIX + "{name}", static_file)
     login.register(app)
-    dashboard.register(app, engine.metrics)
+    dashboard.register(app, engine)
     queues.register(app)
     messages.register(app)
     identities.register(app)

@@ -1,6 +1,7 @@
-"""The dashboard: per route, per destination and for INSi, what an interface engineer checks
-first. Counts come from the metrics (so they match `/metrics`), queues from the store, rates
-from a sampler that reads the counters every few seconds. No patient data is shown here.
+"""The dashboard: per route, per destination and for what the steps share (INSi, through its
+`Panel`), what an interface engineer checks first. Counts come from the metrics (so they match
+`/metrics`), queues from the store, rates and call latencies from a sampler that reads the
+counters every few seconds. No patient data is shown here.
 
 The live part (`/dashboard/live`) is re-fetched by htmx every few seconds without a reload.
 """
@@ -11,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from aiohttp import web
 from engine.base.metrics import EngineMetrics
 from engine.console.render import render
 from engine.http.view import EngineView, engine_of
-from engine.ins.expiry import days_left, expires_soon
+from engine.steps.panel import Card, Panel
 
 SAMPLE_EVERY_S = 5.0
 RATE_WINDOW_S = 60.0
@@ -30,16 +31,21 @@ RATE_WINDOW_S = 60.0
 class Sample:
     at: float
     received: dict[str, float]  # per route
-    insi_seconds: float
-    insi_calls: float
+    calls: dict[str, tuple[float, float]]  # per panel: (seconds, count) of its calls so far
 
 
 class RateSampler:
     """Reads the counters every `SAMPLE_EVERY_S` and keeps a minute of samples, so the
-    dashboard shows messages per minute and INSi's latency over the last minute."""
+    dashboard shows messages per minute and each panel's call latency over the last minute."""
 
-    def __init__(self, metrics: EngineMetrics, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        metrics: EngineMetrics,
+        panels: Callable[[], Mapping[str, Panel]] = dict,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._metrics = metrics
+        self._panels = panels
         self._clock = clock
         self._samples: deque[Sample] = deque()
 
@@ -47,9 +53,9 @@ class RateSampler:
         received: dict[str, float] = {}
         for labels, value in self._metrics.totals("ins_engine_messages_received"):
             received[labels["route"]] = received.get(labels["route"], 0.0) + value
-        total, count = self._metrics.histogram_totals(self._metrics.insi_call_seconds)
+        calls = {name: panel.call_totals() for name, panel in self._panels().items()}
         now = self._clock()
-        self._samples.append(Sample(now, received, total, count))
+        self._samples.append(Sample(now, received, calls))
         while len(self._samples) > 2 and self._samples[1].at <= now - RATE_WINDOW_S:
             self._samples.popleft()
 
@@ -61,13 +67,17 @@ class RateSampler:
         counted = last.received.get(route, 0.0) - first.received.get(route, 0.0)
         return counted * 60.0 / (last.at - first.at)
 
-    def insi_latency_ms(self) -> float | None:
-        """Mean INSi call duration over the last minute; None without calls."""
+    def latency_ms(self, panel: str) -> float | None:
+        """Mean duration of a panel's calls over the last minute; None without calls."""
         first, last = self._span()
-        if first is None or last is None or last.insi_calls == first.insi_calls:
+        if first is None or last is None:
             return None
-        seconds = (last.insi_seconds - first.insi_seconds) / (last.insi_calls - first.insi_calls)
-        return seconds * 1000
+        (seconds, calls), (seconds_before, calls_before) = (
+            sample.calls.get(panel, (0.0, 0.0)) for sample in (last, first)
+        )
+        if calls == calls_before:
+            return None
+        return (seconds - seconds_before) / (calls - calls_before) * 1000
 
     def _span(self) -> tuple[Sample | None, Sample | None]:
         if len(self._samples) < 2 or self._samples[-1].at <= self._samples[0].at:
@@ -107,18 +117,6 @@ class DestinationCard:
     oldest_age_s: float | None
     head_attempts: int
     last_error: str | None
-
-
-@dataclass
-class InsiCard:
-    simulated: bool
-    breaker: str
-    last_error: str | None
-    last_error_at: float | None
-    latency_ms: float | None
-    calls: dict[str, int]
-    certificate_days: int | None
-    certificate_warning: bool
 
 
 def _by(metrics: EngineMetrics, name: str, label: str, route: str | None = None) -> dict[str, int]:
@@ -181,22 +179,9 @@ async def destination_cards(engine: EngineView) -> list[DestinationCard]:
     return cards
 
 
-def insi_card(engine: EngineView, sampler: RateSampler) -> InsiCard | None:
-    if engine.insi is None:
-        return None
-    health = engine.insi.health.health
-    expires_at = engine.insi.certificate_expires_at
-    now = time.time()
-    return InsiCard(
-        health.simulated,
-        health.breaker,
-        health.last_error,
-        health.last_error_at,
-        sampler.insi_latency_ms(),
-        _by(engine.metrics, "ins_engine_insi_calls", "result"),
-        int(days_left(expires_at, now)) if expires_at is not None else None,
-        expires_at is not None and expires_soon(expires_at, now),
-    )
+def panel_cards(engine: EngineView, sampler: RateSampler) -> list[Card]:
+    """The cards of what the steps share, with their call latency over the last minute."""
+    return [panel.card(sampler.latency_ms(name)) for name, panel in engine.panels().items()]
 
 
 async def _context(request: web.Request) -> dict[str, Any]:
@@ -205,7 +190,7 @@ async def _context(request: web.Request) -> dict[str, Any]:
     return {
         "routes": await route_cards(engine, sampler),
         "destinations": await destination_cards(engine),
-        "insi": insi_card(engine, sampler),
+        "cards": panel_cards(engine, sampler),
         "refreshed_at": time.time(),
     }
 
@@ -226,8 +211,8 @@ async def _sampling(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def register(app: web.Application, metrics: EngineMetrics) -> None:
-    app[SAMPLER] = RateSampler(metrics)
+def register(app: web.Application, engine: EngineView) -> None:
+    app[SAMPLER] = RateSampler(engine.metrics, engine.panels)
     app.cleanup_ctx.append(_sampling)
     app.router.add_get("/", dashboard)
     app.router.add_get("/dashboard/live", live)

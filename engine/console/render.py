@@ -55,7 +55,8 @@ def age(seconds: float | None) -> str:
 
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
-    """A page with the layout's context: who is logged in, the CSRF token, INSi's mode."""
+    """A page with the layout's context: who is logged in, the CSRF token, the banners of
+    what the steps share (INSi's SIMULATED)."""
     session = request.get(SESSION)
     engine = engine_of(request)
     text = (
@@ -66,7 +67,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
             csrf=session.csrf if session else "",
             notice=session.take_notice() if session else "",
             Role=Role,
-            simulated=engine.insi is not None and engine.insi.simulated,
+            banners=[b for panel in engine.panels().values() if (b := panel.banner())],
             path=request.path,
             **context,
         )

@@ -5,12 +5,14 @@ section), whose results are cached in the store when there is one, whose health 
 engine publishes for `queue status` and whose certificate's expiry it watches; its tables
 are its store extension (`engine.enrich.store`). It declares what the engine's core knows
 nothing of: the `[insi]` section, the `enrich` and `enrichment` keys of a route (one step of
-this kind on a route that lists no `steps`), INSi's checks before start, and the count of
-enrichment outcomes on `/metrics`.
+this kind on a route that lists no `steps`), INSi's checks before start, the count of
+enrichment outcomes and INSi's families on `/metrics` (`engine.ins.metrics`), and what the
+engine's shell shows of the INSi service (`engine.ins.panel`).
 
-Loading a configuration loads this declaration (it names the `[insi]` section), not the
-enrichment itself: the step, the INSi service (httpx, zeep) and the certificate checks are
-imported when a route's step is built or a route that enriches is checked.
+Loading a configuration loads this declaration (it names the `[insi]` section, and INSi's
+metric families, which need prometheus_client only), not the enrichment itself: the step,
+the INSi service (httpx, zeep) and the certificate checks are imported when a route's step
+is built or a route that enriches is checked.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from engine.enrich.settings import EnrichSettings
 from engine.enrich.store import KIND, IdentityTables, StoredResultCache
 from engine.errors import ConfigError
 from engine.ins.errors import InsiConfigurationError
+from engine.ins.metrics import InsiMetrics
 from engine.ins.settings import InsiSettings
-from engine.steps.kind import Resources, StepContext, StepKind
+from engine.steps.kind import StepContext, StepKind
 from engine.steps.pipeline import Step
 
 if TYPE_CHECKING:
@@ -49,22 +52,19 @@ async def build(settings: EnrichSettings, context: StepContext) -> Step:
     return EnrichStep(settings, insi, strip_unqualified_ins=guarded, holds=holds)
 
 
-def shared_insi(resources: Resources) -> InsiService | None:
-    """The engine's INSi service, once a step opened it (None when no route enriches)."""
-    insi: InsiService | None = resources.opened(INSI)
-    return insi
-
-
 async def _open_insi(context: StepContext) -> InsiService:
+    from engine.ins.panel import InsiPanel
     from engine.ins.service import open_insi_service
 
     cache = StoredResultCache(context.store) if context.store is not None else None
+    families = context.metrics.component(KIND, InsiMetrics) if context.metrics else None
     try:
         insi = await open_insi_service(
-            context.config.insi, cache=cache, clock=context.clock, metrics=context.metrics
+            context.config.insi, cache=cache, clock=context.clock, metrics=families
         )
     except InsiConfigurationError as error:  # e.g. an unreadable certificate
         raise ConfigError(context.config.source, "insi", str(error)) from None
+    context.resources.show(INSI, InsiPanel(insi))
     if context.state is not None:
         _publish_health(insi, context.state)
         if insi.certificate_expires_at is not None:
@@ -130,4 +130,5 @@ INS_ENRICH = StepKind(
     implicit_step=implicit_step,
     preflight=preflight,
     counters=(OUTCOMES,),
+    metrics=InsiMetrics,
 )

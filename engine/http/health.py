@@ -5,15 +5,14 @@ takes a write within the store timeout, every route's listener is bound, deliver
 delivery process, when the engine has one) and no accept failed for want of a file
 descriptor in the last seconds, 503 otherwise; its JSON body says which check failed (for
 the store, why: its file deleted, replaced or read-only, not answering, or failed) and
-reports INSi (simulated, circuit breaker, last error, certificate expiry), which does not
-decide readiness: without INSi, messages still flow, without an INS.
+reports, each under its name, what the steps share shows of itself (`engine.steps.panel`:
+INSi's mode, breaker, last error and certificate), which does not decide readiness: without
+INSi, messages still flow, without an INS.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import time
 from typing import Any
 
 from aiohttp import web
@@ -21,8 +20,6 @@ from aiohttp import web
 from engine.base.logs import get_logger
 from engine.errors import StoreFileFault
 from engine.http.view import engine_of
-from engine.ins.expiry import days_left, expires_soon
-from engine.ins.service import InsiService
 
 log = get_logger("engine.http")
 WRITABLE = "writable"
@@ -47,28 +44,9 @@ async def readyz(request: web.Request) -> web.Response:
         "delivery": "running" if delivering else "down",
         "descriptors": "exhausted" if exhausted else "available",
     }
-    if engine.insi is not None:
-        body["insi"] = insi_report(engine.insi, time.time())
+    for name, panel in engine.panels().items():
+        body[name] = panel.health()
     return web.json_response(body, status=200 if ready else 503)
-
-
-def insi_report(insi: InsiService, now: float) -> dict[str, Any]:
-    """INSi as `/readyz` shows it (codes, the engine's own error texts, times)."""
-    health = insi.health.health
-    report: dict[str, Any] = {
-        "simulated": health.simulated,
-        "breaker": health.breaker,
-        "last_error": health.last_error,
-        "last_error_at": _iso(health.last_error_at),
-    }
-    if insi.certificate_expires_at is not None:
-        expires_at = insi.certificate_expires_at
-        report["certificate"] = {
-            "expires_at": _iso(expires_at),
-            "days_left": int(days_left(expires_at, now)),
-            "warning": expires_soon(expires_at, now),
-        }
-    return report
 
 
 async def _store_state(check: Any, timeout_s: float) -> str:
@@ -84,12 +62,6 @@ async def _store_state(check: Any, timeout_s: float) -> str:
         log.warning("readiness: store write failed", error=type(error).__name__)
         return "failed"
     return WRITABLE
-
-
-def _iso(moment: float | None) -> str | None:
-    if moment is None:
-        return None
-    return dt.datetime.fromtimestamp(moment, dt.UTC).isoformat(timespec="seconds")
 
 
 def register(app: web.Application) -> None:

@@ -2,7 +2,8 @@
 
 Open by default (it holds no patient data); with `[http] metrics_token_env`, it asks for
 `Authorization: Bearer <token>`. Gauges that mirror state (queue depths, the INSi breaker)
-are refreshed from the store and the INSi service at each scrape.
+are refreshed from the store and from what the steps share (`Panel.refresh_metrics`) at
+each scrape.
 """
 
 from __future__ import annotations
@@ -43,12 +44,8 @@ async def refresh_gauges(engine: EngineView) -> None:
         ),
         engine.destinations(),
     )
-    if engine.insi is not None:
-        health = engine.insi.health.health
-        engine.metrics.insi_breaker_open.set(health.breaker == "open")
-        engine.metrics.insi_simulated.set(health.simulated)
-        if engine.insi.certificate_expires_at is not None:
-            engine.metrics.certificate_expiry.set(engine.insi.certificate_expires_at)
+    for panel in engine.panels().values():
+        panel.refresh_metrics()
 
 
 def register(app: web.Application) -> None:

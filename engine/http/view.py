@@ -1,7 +1,8 @@
 """What the HTTP listener may read of the running engine.
 
 Handlers get this view rather than the engine: the store (through its interface), the
-metrics, the INSi service's status and the listeners' state, nothing that starts or stops.
+metrics, what the steps share shows of itself (`engine.steps.panel`: INSi's state, when a
+route enriches) and the listeners' state, nothing that starts or stops.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from aiohttp import web
 from engine.base.metrics import EngineMetrics
 from engine.config.settings import Config, HttpSettings
 from engine.inbound.listener import Listener
-from engine.ins.service import InsiService
 from engine.routing.route import RoutePlan
+from engine.steps.kind import Resources
+from engine.steps.panel import Panel
 from engine.store.roles import Store
 
 
@@ -25,7 +27,7 @@ class EngineView:
     config: Config
     store: Store
     metrics: EngineMetrics
-    insi: InsiService | None
+    resources: Resources  # what the steps share, and what of it the shell shows
     listeners: Mapping[str, Listener]
     plans: Mapping[str, RoutePlan]
     requeued: Callable[[], None] = lambda: None  # entries were queued again: wake delivery
@@ -37,6 +39,10 @@ class EngineView:
     def http(self) -> HttpSettings:
         assert self.config.http is not None
         return self.config.http
+
+    def panels(self) -> dict[str, Panel]:
+        """What the shared resources show, by name (`/readyz`, `/metrics`, the console)."""
+        return self.resources.panels()
 
     def destinations(self) -> list[tuple[str, str]]:
         """(route, destination) of every configured destination, in configuration order."""

@@ -38,6 +38,7 @@ from engine.ins.errors import (
     InvalidTraitsError,
 )
 from engine.ins.health import HealthBoard, InsiHealth, endpoint_of
+from engine.ins.metrics import InsiMetrics
 from engine.ins.outcome import SearchOutcome, SearchStatus
 from engine.ins.result import CodeCR, InsiResult
 from engine.ins.settings import InsiSettings
@@ -90,7 +91,7 @@ class InsiService:
         *,
         simulated: bool,
         cache: ResultCache | None = None,
-        metrics: EngineMetrics | None = None,
+        metrics: InsiMetrics | None = None,
         certificate_expires_at: float | None = None,
         wall_clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -100,7 +101,7 @@ class InsiService:
         self._client = client
         self._settings = settings
         self._cache = cache
-        self._metrics = metrics or EngineMetrics()
+        self.metrics = metrics or InsiMetrics(EngineMetrics())  # an engine's, or its own
         self.certificate_expires_at = certificate_expires_at
         self._scope = settings.url or "in-process-simulator"
         self._wall_clock = wall_clock
@@ -240,9 +241,9 @@ class InsiService:
             try:
                 result = await self._client.search(query)
             except InsiError as error:
-                self._metrics.insi_call(_error_result(error), self._monotonic() - started)
+                self.metrics.call(_error_result(error), self._monotonic() - started)
                 raise
-            self._metrics.insi_call(_RESULT_OF_CODE[result.code], self._monotonic() - started)
+            self.metrics.call(_RESULT_OF_CODE[result.code], self._monotonic() - started)
             return result
 
     def _breaker_changed(self, state: BreakerState) -> None:
@@ -348,7 +349,7 @@ async def open_insi_service(
     settings: InsiSettings,
     cache: ResultCache | None = None,
     clock: Callable[[], dt.datetime] | None = None,
-    metrics: EngineMetrics | None = None,
+    metrics: InsiMetrics | None = None,
 ) -> InsiService:
     """Build the service for `[insi]`: the real INSi over mutual TLS, or the simulator.
 

@@ -10,7 +10,8 @@ ACK. The factory builds one step for one place in one route; it may open shared 
 
 A kind brings what else it needs through the same declaration, so that the engine's core
 names none of it: its engine-wide sections and route keys (read by the configuration
-loader), its checks of the machine before start (`preflight`), its metric counters.
+loader), its checks of the machine before start (`preflight`), its metric counters and
+families.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from engine.base.metrics import DecisionCounter, EngineMetrics
 from engine.config.loader import Key
 from engine.config.settings import Config
 from engine.coordination.state import StatePublisher
+from engine.steps.panel import Panel
 from engine.steps.pipeline import Guard, Step
 from engine.store.extension import StoreExtension
 from engine.store.roles import ExtensionTables
@@ -36,10 +38,12 @@ class Closable(Protocol):
 
 
 class Resources:
-    """What several steps share (an INSi client): opened on first use, closed with the engine."""
+    """What several steps share (an INSi client): opened on first use, closed with the engine;
+    and what of them the engine's shell shows (`engine.steps.panel`)."""
 
     def __init__(self) -> None:
         self._opened: dict[str, Any] = {}
+        self._panels: dict[str, Panel] = {}
 
     async def get(self, key: str, open_resource: Callable[[], Awaitable[T]]) -> T:
         if key not in self._opened:
@@ -51,8 +55,17 @@ class Resources:
         """A resource already opened under `key`, or None (nothing is opened here)."""
         return self._opened.get(key)
 
+    def show(self, name: str, panel: Panel) -> None:
+        """Let `/readyz`, `/metrics` and the console show `panel` under `name`."""
+        self._panels[name] = panel
+
+    def panels(self) -> dict[str, Panel]:
+        """The panels shown, in the order they were offered."""
+        return dict(self._panels)
+
     async def aclose(self) -> None:
-        """Close in the reverse order of opening."""
+        """Close in the reverse order of opening (nothing is shown any more)."""
+        self._panels.clear()
         while self._opened:
             _, resource = self._opened.popitem()
             await resource.aclose()
@@ -98,6 +111,9 @@ class StepKind:
     `implicit_step`: the settings of its step on a route that lists no `steps`, from those
     keys (None: no step there). `preflight`: what it needs from the machine, checked by
     `check` and before `run` when a route uses it. `counters`: its `/metrics` counters.
+    `metrics`: makes its own families on the engine's metrics, once per engine, whether a
+    route uses it or not; what it shares gets them back with
+    `context.metrics.component(name, metrics)`.
     """
 
     name: str
@@ -111,6 +127,7 @@ class StepKind:
     implicit_step: Callable[[Mapping[str, Any]], Any | None] | None = None
     preflight: Preflight | None = None
     counters: tuple[DecisionCounter, ...] = ()
+    metrics: Callable[[EngineMetrics], Any] | None = None
 
 
 GuardFactory = Callable[[Any, StepContext], Awaitable[Guard | None]]

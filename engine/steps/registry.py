@@ -8,10 +8,11 @@ remembered, so that a configuration naming it is told why rather than "unknown k
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from engine.base.metrics import DecisionCounter
+from engine.base.metrics import DecisionCounter, EngineMetrics
 from engine.config.kinds import GUARD_KINDS, STEP_KINDS, installed
 from engine.steps.kind import GuardKind, StepKind
 from engine.store.extension import StoreExtension
@@ -37,6 +38,10 @@ class Registry:
         kinds = [kind.counters for kind in self.kinds.values()]
         guards = [guard.counters for guard in self.guards]
         return [counter for counters in [*kinds, *guards] for counter in counters]
+
+    def metric_components(self) -> dict[str, Callable[[EngineMetrics], Any]]:
+        """The families of their own the kinds add to `/metrics`, by kind."""
+        return {kind.name: kind.metrics for kind in self.kinds.values() if kind.metrics}
 
 
 def registry() -> Registry:
