@@ -1,5 +1,6 @@
 """The engine's rooms stand in layers: a room imports only rooms below it, and the generic
-core reaches nothing of INS, not even through another module.
+core reaches nothing of INS, not even through another module; nor does the shell (the HTTP
+listener, the console, the application), but for the few pages that are about INS itself.
 
 Imports are read from the source and followed from module to module: top-level and
 function-level imports count (both run when the code does), an import under `if
@@ -47,6 +48,17 @@ LAYERS: list[tuple[str, ...]] = [
 CORE = ("inbound", "store", "routing", "delivery", "steps", "config", "base", "coordination")
 CORE += ("mllp", "hl7")
 INS = ("engine.ins", "engine.enrich", "zeep")
+SHELL = ("base", "http", "console", "app")
+# The shell's modules that are about INS by nature, and the only ones there that may reach it:
+INS_PAGES = {
+    # `POST /api/v1/enrich` answers with the INS step's decision (its X-INS-* headers): it
+    # finds it by the kind's name (`engine.enrich.store.KIND`).
+    "engine.http.api",
+    # The identity work list: the INS plug-in's reviews, and their CSV report.
+    "engine.console.identities",
+    # The message list filters by enrichment outcome and flags those that need an action.
+    "engine.console.messages",
+}
 
 
 def module_name(path: Path) -> str:
@@ -99,15 +111,16 @@ def imports(module: str) -> frozenset[str]:
     return frozenset({name for name in engine if name in MODULES} | others)
 
 
-def reached(module: str) -> set[str]:
-    """Everything `module` imports, and what those import, to the end."""
+def reached(module: str, beyond: frozenset[str] = frozenset()) -> set[str]:
+    """Everything `module` imports, and what those import, to the end (not followed further
+    than the modules `beyond`)."""
     seen: set[str] = set()
     todo = [module]
     while todo:
         for name in imports(todo.pop()):
             if name not in seen:
                 seen.add(name)
-                if name in MODULES:
+                if name in MODULES and name not in beyond:
                     todo.append(name)
     return seen
 
@@ -117,6 +130,20 @@ def test_the_core_reaches_nothing_of_ins() -> None:
     assert len(core) > 60  # the rooms are where this test looks for them
     offending = {
         module: sorted(name for name in reached(module) if name.startswith(INS)) for module in core
+    }
+    assert {module: names for module, names in offending.items() if names} == {}
+
+
+def test_the_shell_reaches_nothing_of_ins_but_through_its_ins_pages() -> None:
+    """The HTTP view, `/readyz`, `/metrics`, the dashboard and the runtime show INSi through
+    what its kind offers (`engine.steps.panel`, `StepKind.metrics`), never by its name."""
+    pages = frozenset(INS_PAGES)
+    assert pages <= set(MODULES)  # each exception names a module that exists
+    shell = [module for module in MODULES if room(module) in SHELL and module not in pages]
+    assert {"engine.http.health", "engine.console.dashboard", "engine.app.runtime"} <= set(shell)
+    offending = {
+        module: sorted(name for name in reached(module, pages) if name.startswith(INS))
+        for module in shell
     }
     assert {module: names for module, names in offending.items() if names} == {}
 
