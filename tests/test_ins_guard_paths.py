@@ -21,9 +21,9 @@ from engine.app.runtime import Engine
 from engine.cli import main
 from engine.embed import RouteRunner
 from engine.enrich.guard_settings import GUARD_OFF_WARNING
+from engine.enrich.outcome import NEEDS_ACTION
 from engine.enrich.reviews import work_list
 from engine.store.base import MessageQuery
-from engine.tools.report import NEEDS_ACTION
 from tests.conftest import StartEngine
 from tests.delivery.harness import eventually
 from tests.http.test_enrich_api import HTTP, TOKEN, post

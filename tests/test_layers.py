@@ -56,8 +56,6 @@ INS_PAGES = {
     "engine.http.api",
     # The identity work list: the INS plug-in's reviews, and their CSV report.
     "engine.console.identities",
-    # The message list filters by enrichment outcome and flags those that need an action.
-    "engine.console.messages",
 }
 
 

@@ -11,10 +11,11 @@ from typing import TypeVar
 
 from engine.app.preflight import preflight
 from engine.config.settings import DEFAULT_CONFIG, Config, load_config
+from engine.enrich.outcome import NEEDS_ACTION
 from engine.errors import CliError, ConfigErrors, StoreError
 from engine.steps.registry import registry
 from engine.store.backends import OpenStore, existing_store, password
-from engine.tools.report import DELIMITERS, FORMATS, NEEDS_ACTION
+from engine.tools.report import DELIMITERS, FORMATS
 
 T = TypeVar("T")
 

@@ -17,10 +17,11 @@ from engine.console.guard import needs
 from engine.console.login import redirect
 from engine.console.render import SESSION, render
 from engine.console.users import Role
+from engine.enrich.outcome import NEEDS_ACTION
 from engine.enrich.reviews import WorkItem, mark_handled, work_list
 from engine.http.params import cursor, local_target, path_id, text_field
 from engine.http.view import engine_of
-from engine.tools.report import COLUMNS, NEEDS_ACTION, Row, csv_bytes, report_row
+from engine.tools.report import COLUMNS, Row, csv_bytes, report_row
 
 PAGE = 100
 EXPORT_LIMIT = 100_000

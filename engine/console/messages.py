@@ -2,10 +2,11 @@
 content (received and delivered bytes side by side) for the vigilance role only, audited.
 
 The list filters by control id, route, reception date, a step's outcome (an enrichment
-outcome, `dropped`...) and the state of the message's deliveries. A message's page shows
-what happened to it in order: received (when, from which peer, which type), the ACK sent,
-what each step decided, then each destination's delivery (each attempt with its ACK code or
-error, operators' actions).
+outcome, `dropped`...) and the state of the message's deliveries; it offers the outcomes the
+installed kinds declare. A message's page shows what happened to it in order: received
+(when, from which peer, which type), the ACK sent, what each step decided (flagging the
+outcomes the kinds say ask a person to act), then each destination's delivery (each attempt
+with its ACK code or error, operators' actions).
 """
 
 from __future__ import annotations
@@ -20,15 +21,13 @@ from engine.console.context import audit
 from engine.console.guard import needs
 from engine.console.render import render
 from engine.console.users import Role
-from engine.enrich.outcome import Outcome
 from engine.http.params import cursor, path_id, text_field
 from engine.http.view import EngineView, engine_of
+from engine.steps.registry import registry
 from engine.store.base import EntryStatus, MessageDetail, MessageQuery, TraceEvent
 from engine.tools.replay.acks import AckFormatError, read_ack
-from engine.tools.report import NEEDS_ACTION
 
 PAGE = 50
-OUTCOMES = sorted(outcome.value for outcome in Outcome)  # the filter's choices
 _STATUSES = frozenset(status.value for status in EntryStatus)
 
 
@@ -108,7 +107,7 @@ async def message_list(request: web.Request) -> web.Response:
         acks={message.message_id: ack_code(message.ack) for message in found},
         routes=[route.name for route in engine.config.routes],
         statuses=[status.value for status in EntryStatus],
-        outcomes=OUTCOMES,
+        outcomes=registry().outcomes(),  # the filter's choices
         next_before=found[-1].message_id if len(found) == PAGE else None,
     )
 
@@ -129,7 +128,7 @@ async def message_page(request: web.Request) -> web.Response:
         message=detail,
         ack=ack_code(detail.summary.ack),
         decisions=await engine.store.decisions(detail.summary.message_id),
-        attention=NEEDS_ACTION,
+        attention=registry().attention(),
         events={trace.entry_id: trace.events for trace in detail.traces},
         event_text=event_text,
     )

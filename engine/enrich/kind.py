@@ -25,6 +25,7 @@ from engine.base.metrics import DecisionCounter
 from engine.config.loader import Key
 from engine.config.settings import Config
 from engine.coordination.state import StatePublisher
+from engine.enrich.outcome import NEEDS_ACTION, Outcome
 from engine.enrich.settings import EnrichSettings
 from engine.enrich.store import KIND, IdentityTables, StoredResultCache
 from engine.errors import ConfigError
@@ -131,4 +132,6 @@ INS_ENRICH = StepKind(
     preflight=preflight,
     counters=(OUTCOMES,),
     metrics=InsiMetrics,
+    outcomes=tuple(outcome.value for outcome in Outcome),
+    attention=NEEDS_ACTION,
 )

@@ -32,6 +32,22 @@ class Outcome(enum.StrEnum):
     NOT_APPLICABLE = "not_applicable"
 
 
+NEEDS_ACTION = frozenset(
+    {
+        Outcome.NOT_FOUND,
+        Outcome.SEVERAL_FOUND,
+        Outcome.INCOHERENT,
+        Outcome.RECUPEREE,
+        Outcome.NOT_QUALIFIABLE,
+        Outcome.INVALID_INSI_ANSWER,
+        Outcome.INSI_UNAVAILABLE,
+    }
+)
+"""INSi answered 01 or 02, the identity contradicts INSi, an INS awaits a document check, the
+source says its identity cannot be matched automatically, or INSi could not be asked (or
+answered wrongly): in every case a person must search this patient again."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReceivedIns:
     """An INS repetition as the message carried it (matricule and OID text, unchecked)."""

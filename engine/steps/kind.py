@@ -113,7 +113,9 @@ class StepKind:
     `check` and before `run` when a route uses it. `counters`: its `/metrics` counters.
     `metrics`: makes its own families on the engine's metrics, once per engine, whether a
     route uses it or not; what it shares gets them back with
-    `context.metrics.component(name, metrics)`.
+    `context.metrics.component(name, metrics)`. `outcomes`: the outcome codes its decisions
+    carry (the console's message list offers them as a filter), `attention`: those among
+    them that ask a person to act (the console flags them on a message's page).
     """
 
     name: str
@@ -128,6 +130,8 @@ class StepKind:
     preflight: Preflight | None = None
     counters: tuple[DecisionCounter, ...] = ()
     metrics: Callable[[EngineMetrics], Any] | None = None
+    outcomes: tuple[str, ...] = ()
+    attention: frozenset[str] = frozenset()
 
 
 GuardFactory = Callable[[Any, StepContext], Awaitable[Guard | None]]

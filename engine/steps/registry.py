@@ -43,6 +43,14 @@ class Registry:
         """The families of their own the kinds add to `/metrics`, by kind."""
         return {kind.name: kind.metrics for kind in self.kinds.values() if kind.metrics}
 
+    def outcomes(self) -> list[str]:
+        """The outcome codes the kinds' decisions carry, sorted."""
+        return sorted({outcome for kind in self.kinds.values() for outcome in kind.outcomes})
+
+    def attention(self) -> frozenset[str]:
+        """The outcomes that ask a person to act, whatever the kind."""
+        return frozenset(outcome for kind in self.kinds.values() for outcome in kind.attention)
+
 
 def registry() -> Registry:
     """The installed step kinds and guards (loaded once per process)."""

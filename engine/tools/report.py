@@ -27,21 +27,6 @@ from engine.enrich.store import IdentityRecord, identity_records
 from engine.ins.oids import parse_oid
 from engine.store.roles import ExtensionTables
 
-NEEDS_ACTION = frozenset(
-    {
-        Outcome.NOT_FOUND,
-        Outcome.SEVERAL_FOUND,
-        Outcome.INCOHERENT,
-        Outcome.RECUPEREE,
-        Outcome.NOT_QUALIFIABLE,
-        Outcome.INVALID_INSI_ANSWER,
-        Outcome.INSI_UNAVAILABLE,
-    }
-)
-"""INSi answered 01 or 02, the identity contradicts INSi, an INS awaits a document check, the
-source says its identity cannot be matched automatically, or INSi could not be asked (or
-answered wrongly): in every case a person must search this patient again."""
-
 FORMATS = ("csv", "json")
 DELIMITERS = (",", ";", "\t")  # ';' for French spreadsheets
 COLUMNS = (

@@ -22,8 +22,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from engine.console.users import Role, User, hash_password, save_users
+from engine.enrich.outcome import NEEDS_ACTION
 from engine.testing.receiver import Received, Receiver, Reply, ack
-from engine.tools.report import NEEDS_ACTION
 from tests.replay.conftest import SAMPLES
 from tests.replay.corpus import EXPECTATIONS, MESSAGES, patient_strings
 from tests.support.browser import launch, log_in, screenshot

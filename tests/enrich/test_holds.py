@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.enrich.outcome import NEEDS_ACTION
 from engine.enrich.reviews import mark_handled, work_list
-from engine.tools.report import NEEDS_ACTION
 from tests.enrich.engine_path import FEED, EnginePath
 
 ROUTE = (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.enrich.outcome import IdentityOutcome, Outcome, ReceivedIns
+from engine.enrich.outcome import NEEDS_ACTION, IdentityOutcome, Outcome, ReceivedIns
 from engine.enrich.store import IdentityRecord, IdentityTables, identity_records
 from engine.errors import CliError
 from engine.ins.matricule import Matricule
@@ -24,7 +24,7 @@ from engine.ins.traits import IdentityTraits
 from engine.store.base import Incoming, RoutingResult
 from engine.store.decision import Decision
 from engine.store.sqlite import SqliteStore
-from engine.tools.report import COLUMNS, NEEDS_ACTION, ReportFile, report_row, write_store_report
+from engine.tools.report import COLUMNS, ReportFile, report_row, write_store_report
 
 TOUSSAINT = IdentityTraits("ADRTROIS", ("TOUSSAINT",), "M", dt.date(1960, 1, 1), "2B020")
 TOUSSAINT_INS = Ins(Matricule.parse("160012B02077713"), InsOid.NIR)

@@ -73,3 +73,12 @@ def test_a_broken_kind_is_left_out_and_named(site: Path, tmp_path: Path) -> None
         load_config(config)
     assert caught.value.key == "routes[0].steps[0].kind"
     assert "installed teleport failed: ModuleNotFoundError" in caught.value.expected
+
+
+def test_the_console_learns_the_outcomes_from_the_kinds() -> None:
+    """The message list's filter and a message page's flags: what `ins_enrich` declares."""
+    kinds = registry()
+    assert {"added", "not_found", "insi_unavailable"} <= set(kinds.outcomes())
+    assert kinds.outcomes() == sorted(kinds.outcomes())
+    assert kinds.attention() <= set(kinds.outcomes())
+    assert "not_found" in kinds.attention() and "added" not in kinds.attention()
