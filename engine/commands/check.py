@@ -2,8 +2,8 @@
 file says, and what `run` needs from this machine (files, folders; `engine.app.preflight`).
 
 `ins-engine check --keys` prints the reference of every key instead, the step kinds' keys
-after the configuration's (the README's tables are this output for the built-in kinds, and
-a test keeps them equal).
+after the configuration's (the documentation's configuration reference is this output,
+written when the site is built: `docs/gen_reference.py`).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def presented_kinds() -> list[StepKind]:
 
 def key_reference(kinds: Iterable[StepKind] | None = None) -> str:
     """Every key with its default and meaning, as Markdown tables: the configuration's,
-    then each step kind's (by default every registered kind; built-in ones in the README)."""
+    then each step kind's (by default every registered kind)."""
     found = registry()
     sections = [_table(documented_keys())]
     for kind in presented_kinds() if kinds is None else kinds:

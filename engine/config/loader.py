@@ -32,7 +32,7 @@ _TOML_POSITION = re.compile(r"\s*\(at (line \d+, column \d+)\)$")
 
 
 def doc(text: str, **extra: Any) -> dict[str, Any]:
-    """Field metadata: the README line of a key (and `path=True` for file paths)."""
+    """Field metadata: the reference line of a key (and `path=True` for file paths)."""
     return {"doc": text, **extra}
 
 
@@ -233,7 +233,7 @@ def _plural(hint: Any) -> str:
 def documented_keys(
     cls: type, prefix: str = "", slots: Mapping[str, Sequence[Key]] | None = None
 ) -> list[tuple[str, str, str]]:
-    """(key, default, doc) for every key: the README's configuration reference."""
+    """(key, default, doc) for every key: the configuration reference."""
     rows = []
     for entry in _entries(cls, slots or {}):
         key = join(prefix, entry.name)

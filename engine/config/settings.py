@@ -608,7 +608,7 @@ def build_section(cls: type[T], table: dict[str, Any], file: Path) -> T:
 
 
 def documented_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(key, default, doc) for every key, the installed kinds' included: the README's
+    """(key, default, doc) for every key, the installed kinds' included: the
     configuration reference."""
     return _documented_keys(cls, prefix, _slots())
 

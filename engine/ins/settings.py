@@ -16,7 +16,7 @@ from engine.base.hosts import is_loopback_host
 
 
 def _doc(text: str, path: bool = False) -> dict[str, object]:
-    """Field metadata read by the config loader: the README line, and whether it is a file path
+    """Field metadata read by the config loader: the reference line, and whether it is a file path
     (resolved against the config file's folder)."""
     return {"doc": text, "path": True} if path else {"doc": text}
 

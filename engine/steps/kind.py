@@ -2,7 +2,7 @@
 
 A kind's settings dataclass is read like every section of the configuration: field names
 are the TOML keys of the step's table (beside the common `kind`, `name` and `before_ack`),
-field metadata `doc` is the key's line in `check --keys` and the README, `problems()`
+field metadata `doc` is the key's line in `check --keys` and the reference, `problems()`
 returns (key, what is expected) for cross-field rules, and an optional
 `placement_problems(before_ack)` says which settings need the step before (or after) the
 ACK. The factory builds one step for one place in one route; it may open shared resources
