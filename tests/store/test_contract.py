@@ -15,6 +15,7 @@ from engine.store.base import (
     AuditEntry,
     EngineState,
     EntryStatus,
+    Lease,
     MessageQuery,
     MessageStatus,
     NewEntry,
@@ -23,6 +24,7 @@ from engine.store.base import (
 )
 from engine.store.lanes import lane_of
 from tests.store.conftest import enriched, incoming
+from tests.support.waiting import HANG_GUARD_S
 
 
 async def accepted(store: OpenStore, *control_ids: str) -> list[int]:
@@ -317,18 +319,38 @@ async def test_a_lease_is_held_renewed_refused_to_others_and_released(store: Ope
     assert taken.lease.token > claim.lease.token  # tokens only grow, released or not
 
 
+async def lapsing(store: OpenStore, lease: Lease) -> None:
+    """Its holder renews `lease` one last time, for a moment, and then never again (it died):
+    the lease expires on the store's clock however late the test is."""
+    assert (await store.claim_lease(lease.name, lease.holder, 0.2)).lease == lease
+
+
+async def claimed_once_expired(store: OpenStore, name: str, holder: str) -> Lease:
+    """`holder`'s claim of lease `name` (for a minute), made again until the store grants
+    it: once the lease held by another has expired by the store's own answer. The bound is
+    a hang guard, not a measure of the lease's lifetime."""
+    async with asyncio.timeout(HANG_GUARD_S):
+        claim = await store.claim_lease(name, holder, 60.0)
+        while claim.lease is None:
+            await asyncio.sleep(0.02)
+            claim = await store.claim_lease(name, holder, 60.0)
+    return claim.lease
+
+
 async def test_an_expired_lease_is_taken_over_with_a_new_token(store: OpenStore) -> None:
-    old = (await store.claim_lease("router", "engine-a", 0.2)).lease
+    old = (await store.claim_lease("router", "engine-a", 60.0)).lease
     assert old is not None
-    assert (await store.claim_lease("router", "engine-b", 0.2)).lease is None
-    await asyncio.sleep(0.3)  # the lease's lifetime: what the takeover waits for
-    new = (await store.claim_lease("router", "engine-b", 10.0)).lease
-    assert new is not None and new.token > old.token and new.since > old.since
+    assert (await store.claim_lease("router", "engine-b", 60.0)).lease is None  # held
+    await lapsing(store, old)
+    new = await claimed_once_expired(store, "router", "engine-b")
+    assert new.token > old.token and new.since > old.since
     # The old holder can neither renew nor release what it lost.
-    assert (await store.claim_lease("router", "engine-a", 10.0)).lease is None
+    assert (await store.claim_lease("router", "engine-a", 60.0)).lease is None
     await store.release_lease(old)
     (state,) = await store.leases()
-    assert state.holder == "engine-b" and state.expires_at > time.time()
+    assert state.holder == "engine-b"
+    refused = await store.claim_lease("router", "engine-c", 60.0)
+    assert (refused.lease, refused.holder) == (None, "engine-b")  # still held: not released
 
 
 async def test_force_takes_a_lease_whoever_holds_it(store: OpenStore) -> None:
@@ -340,12 +362,11 @@ async def test_force_takes_a_lease_whoever_holds_it(store: OpenStore) -> None:
 async def test_marks_fenced_by_a_lost_lease_are_refused(store: OpenStore) -> None:
     await routed(store, ["W1", "W2"])
     one, two = await pending_ids(store)
-    mine = (await store.claim_lease("delivery adt/down", "engine-a", 0.2)).lease
+    mine = (await store.claim_lease("delivery adt/down", "engine-a", 60.0)).lease
     assert mine is not None
     await store.mark_delivered(one, "AA", fence=mine)  # held: recorded
-    await asyncio.sleep(0.3)
-    theirs = (await store.claim_lease("delivery adt/down", "engine-b", 10.0)).lease
-    assert theirs is not None
+    await lapsing(store, mine)
+    theirs = await claimed_once_expired(store, "delivery adt/down", "engine-b")
     with pytest.raises(LeaseLost):
         await store.mark_delivered(two, "AA", fence=mine)
     with pytest.raises(LeaseLost):
