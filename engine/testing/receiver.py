@@ -8,7 +8,8 @@ each one as a handler function says (AA by default).
 
 With `ssl_context`, it serves TLS (set `verify_mode` to require a client certificate).
 A handler gets the `Received` message and returns a `Reply` (an answer, optionally sent
-late) or None (no answer at all). `ack(received, "AE", error_code="207")` builds an ACK;
+late, or held until the test sets an event: a send in flight for as long as the test needs)
+or None (no answer at all). `ack(received, "AE", error_code="207")` builds an ACK;
 `Reply(b"garbage")` sends anything. Each connection is numbered, so a test can tell that a
 retry came on a new connection. Bytes outside a block (a TLS handshake to a plain receiver)
 make it hang up. `wait_answered(n)` waits until n answers were written (a
@@ -39,6 +40,7 @@ class Received:
 class Reply:
     payload: bytes
     delay_s: float = 0.0  # answer this late (the sender may have given up and closed)
+    held_until: asyncio.Event | None = None  # answer once the test sets this, and not before
 
 
 Handler = Callable[[Received], Reply | None]
@@ -171,6 +173,8 @@ class Receiver:
             return
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
+        if reply.held_until is not None:
+            await reply.held_until.wait()
         writer.write(encode_frame(reply.payload))
         self.answered += 1
         self._changed.set()

@@ -35,14 +35,17 @@ def sender(address: str, **settings: object) -> MllpSender:
 
 
 async def test_a_late_ack_is_never_taken_for_the_next_message() -> None:
+    gave_up = asyncio.Event()
+
     def answer(received: Received) -> Reply:
         if received.index == 0:  # the first message's ACK comes after the sender gave up
-            return Reply(ack_bytes(received.control_id), delay_s=0.5)
+            return Reply(ack_bytes(received.control_id), held_until=gave_up)
         return ack(received, "AE")
 
     async with Receiver(answer) as downstream:
         mllp = sender(downstream.address, ack_timeout_s=0.2)
         first = await mllp.send(entry("C1"))
+        gave_up.set()
         await downstream.wait_answered(1)  # the late AA of C1, written to a closed connection
         second = await mllp.send(entry("C2"))
         await mllp.close()

@@ -29,8 +29,10 @@ def audit(database: Path) -> list[tuple[int, str]]:
 async def test_a_skip_wins_over_a_send_in_flight_and_the_audit_says_it_was_delivered(
     tmp_path: Path, store: SqliteStore, route: Route
 ) -> None:
-    def late(received: Received) -> Reply:
-        return Reply(ack(received).payload, delay_s=0.5)  # the send is in flight meanwhile
+    skipped_meanwhile = asyncio.Event()
+
+    def late(received: Received) -> Reply:  # the send is in flight until the skip is done
+        return Reply(ack(received).payload, held_until=skipped_meanwhile)
 
     async with Receiver(late) as downstream:
         routes = [route(mllp=downstream.address)]
@@ -44,6 +46,7 @@ async def test_a_skip_wins_over_a_send_in_flight_and_the_audit_says_it_was_deliv
                 ]
                 (skipped,) = await store.skip([entry_id], "sent to the wrong lab")
                 assert skipped.done
+                skipped_meanwhile.set()
                 await eventually(lambda: _audited(tmp_path, 2))
     assert await store.entry_status(entry_id) is EntryStatus.SKIPPED  # the skip stands
     assert audit(tmp_path / "engine.db") == [(entry_id, "skip"), (entry_id, "delivered after skip")]
