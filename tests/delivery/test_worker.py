@@ -17,10 +17,12 @@ from engine.delivery.worker import LaneWorker
 from engine.store.base import EntryStatus, OutboxEntry
 from engine.store.lanes import lane_of
 from engine.store.sqlite import SqliteStore
+from engine.testing.clock import ManualClock
 from engine.testing.receiver import Received, Receiver, Reply, ack, ack_bytes
 from tests.delivery.conftest import Route
 from tests.delivery.harness import delivering, entries, eventually, route_all, store_messages
 from tests.support.messages import adt
+from tests.support.waiting import HANG_GUARD_S
 
 
 async def queue(store: SqliteStore, routes: list, payloads: list[bytes]) -> None:
@@ -249,10 +251,21 @@ async def lane_lease(store: SqliteStore, work_left_s: float) -> HeldLease:
 async def test_a_send_running_past_the_lease_deadline_is_cut_and_nothing_follows(
     store: SqliteStore, route: Route
 ) -> None:
+    # The lease's clock moves as the receiver sees the messages, not with the machine's
+    # speed: C2's send starts with a second of the lease left, and the lease is over while
+    # C2's ACK is awaited (the cut itself is the worker's real timeout of that second).
+    clock = ManualClock()
+    claim = await store.claim_lease("delivery adt/down", "this-engine", 60.0)
+    assert claim.lease is not None
+    held = HeldLease(claim.lease, clock.now + SAFETY_S + 60.0, clock)
+    lease_over = asyncio.Event()
+
     def answer(received: Received) -> Reply:
-        if received.control_id == "C2":  # answered after the lease is over
-            return Reply(ack_bytes(received.control_id), delay_s=5.0)
-        return ack(received)
+        if received.control_id == "C1":
+            clock.now = held.deadline - SAFETY_S - 1.0  # one second left for the next send
+            return ack(received)
+        clock.now = held.deadline  # C2: answered only after the lease is over
+        return Reply(ack_bytes(received.control_id), held_until=lease_over)
 
     async with Receiver(answer) as downstream:
         routes = [route(mllp=downstream.address)]
@@ -260,8 +273,9 @@ async def test_a_send_running_past_the_lease_deadline_is_cut_and_nothing_follows
         await queue(store, routes, [adt(f"C{n}") for n in range(1, 5)])
         lane = LaneWorker(store, "adt", settings, open_sender("adt", settings))
         with capture_logs() as logs:
-            async with asyncio.timeout(10):  # returns by itself once the lease is over
-                await lane.run(await lane_lease(store, 1.0))
+            async with asyncio.timeout(HANG_GUARD_S):  # returns by itself once the lease is over
+                await lane.run(held)
+        lease_over.set()
     assert downstream.control_ids == ["C1", "C2"]
     pending = await entries(store, EntryStatus.PENDING)
     assert [entry.control_id for entry in pending] == ["C2", "C3", "C4"]
