@@ -22,6 +22,7 @@ from engine.coordination.leases import (
 from engine.store.backends import open_store
 from engine.store.postgresql import PostgresStore
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import HANG_GUARD_S
 
 LEASE_S = 1.0
 
@@ -46,6 +47,19 @@ async def keeper(url: str, lease_s: float = LEASE_S) -> AsyncIterator[LeaseKeepe
         await store.close()
 
 
+async def has_claimed(url: str, keeping: LeaseKeeper) -> None:
+    """Until `keeping` has had an answer to its first claims (it records its sign of life
+    after each round of claims); the store offers no event."""
+    engine_id = keeping.engine.engine_id
+    store = await open_store(url)
+    try:
+        async with asyncio.timeout(HANG_GUARD_S):
+            while engine_id not in [e.engine_id for e in await store.engines()]:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+    finally:
+        await store.close()
+
+
 async def acquired_within(keeping: LeaseKeeper, name: str, seconds: float) -> HeldLease:
     async with asyncio.timeout(seconds):  # a hang guard
         return await keeping.acquire(name)
@@ -54,13 +68,15 @@ async def acquired_within(keeping: LeaseKeeper, name: str, seconds: float) -> He
 async def test_one_holder_at_a_time_and_a_released_lease_passes_at_once(
     postgres_url: str,
 ) -> None:
-    async with keeper(postgres_url, lease_s=30.0) as first, keeper(postgres_url, 30.0) as second:
-        held = await acquired_within(first, "routing", 10)
+    # Five-minute leases: without the store's notice of the release, the second engine
+    # would claim again only 100 s later (a third of lease_s), beyond the hang guard.
+    async with keeper(postgres_url, lease_s=300.0) as first, keeper(postgres_url, 300.0) as second:
+        held = await acquired_within(first, "routing", HANG_GUARD_S)
         waiting = asyncio.create_task(second.acquire("routing"))
-        await asyncio.sleep(0.3)
-        assert not waiting.done()  # a 30 s lease, renewed: the second engine waits
+        await has_claimed(postgres_url, second)
+        assert not waiting.done()  # refused: the second engine waits
         await first.stop()  # a clean stop gives the lease up
-        taken = await asyncio.wait_for(waiting, 5)  # not 30 s (nor 10): told at once
+        taken = await asyncio.wait_for(waiting, HANG_GUARD_S)  # told at once, not in 100 s
         assert held.lost.is_set() and taken.lease.token > held.lease.token
         store = await open_store(postgres_url)
         try:
@@ -82,8 +98,8 @@ async def test_a_dead_holder_is_replaced_within_lease_s_and_after_its_deadline(
     held = await acquired_within(dead, "delivery adt/down", 10)
     async with keeper(postgres_url) as survivor:
         waiting = asyncio.create_task(survivor.acquire("delivery adt/down"))
-        await asyncio.sleep(0.5)
-        assert not waiting.done()
+        await has_claimed(postgres_url, survivor)
+        assert not waiting.done()  # refused while the holder lives
         running.cancel()  # the holder dies: no renewal, no release
         taken = await asyncio.wait_for(waiting, 10)  # a hang guard: lease_s is 1 s
         assert time.monotonic() > held.deadline  # never before the dead holder's own deadline
@@ -121,7 +137,7 @@ async def test_a_holder_cut_off_from_the_store_stops_before_another_can_take_ove
                 return taken
 
             waiting = asyncio.create_task(take_over())
-            await asyncio.sleep(0.3)
+            await has_claimed(postgres_url, other)  # the other engine waits for the lease
             proxy.freeze()  # the network goes: claims hang, nothing fails at once
             taken = await asyncio.wait_for(waiting, 10)
             assert events == ["work stopped", "taken over"]
