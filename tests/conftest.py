@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 from engine.app.runtime import Engine
 from engine.base.logs import configure_logging
@@ -20,8 +20,16 @@ from tests.support.postgres import PASSWORD, PostgresServer, Unavailable
 
 FIXED_TIME = datetime(2026, 1, 2, 3, 4, 5)
 # Property tests: enough examples to matter in every run, ten times as many with --slow.
-settings.register_profile("suite", max_examples=400, derandomize=False)
-settings.register_profile("slow", max_examples=4000)
+# Neither times them: a per-example deadline or a "generation is slow" health check fails a
+# correct test on a loaded machine (pytest-timeout still bounds each test).
+settings.register_profile(
+    "suite",
+    max_examples=400,
+    derandomize=False,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("slow", settings.get_profile("suite"), max_examples=4000)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
