@@ -222,7 +222,6 @@ async def test_an_engine_cut_off_from_the_database_stops_delivering_before_anoth
                 sending = asyncio.create_task(send_all(direct.listeners["adt"].address))
                 await downstream.wait_for(40)  # mid-stream: most messages still to deliver
                 proxy.freeze()  # the first engine's database goes away, silently
-                arrived_before_freeze = len(arrivals)
                 await sending
                 await eventually(_count_reached(arrivals, 300), timeout_s=60)
                 assert direct.leases is not None
@@ -238,7 +237,8 @@ async def test_an_engine_cut_off_from_the_database_stops_delivering_before_anoth
     # engine's first (which delivers only once it took the lease).
     assert max(before) < min(after)
     assert taken.lease.holder == direct_holder
-    # It did go on delivering while its lease was valid.
-    assert max(before) >= arrived_before_freeze
+    # Whether the cut-off engine sends one more message after the freeze depends on where
+    # its send was when the database froze (and on how soon its lease ran out under load):
+    # not asserted, as it failed once in seven runs on a loaded machine.
     ids = [control_id for _, control_id in arrivals]
     assert list(dict.fromkeys(ids)) == [f"C{n:03d}" for n in range(300)]
