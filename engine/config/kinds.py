@@ -1,9 +1,10 @@
-"""The step and guard kinds installed packages declare, loaded the first time one is asked for.
+"""The step, guard and destination kinds installed packages declare, loaded the first time one is asked for.
 
 Every kind, the engine's own included, is declared by an entry point: `ins_engine.steps`
 for route steps (`examples/phone-format` shows a third-party one), `ins_engine.guards` for
 outbound guards, which only the engine's own distribution may declare (what every message
-must satisfy is not a plug-in's). Importing this module imports no kind: the configuration
+must satisfy is not a plug-in's), `ins_engine.destinations` for kinds of destination beside
+`mllp` and `file` (the engine's `fhir`). Importing this module imports no kind: the configuration
 loader asks for them when it reads a file. A kind that fails to load is left out and
 remembered, so that a configuration naming it is told why rather than "unknown kind".
 
@@ -23,6 +24,7 @@ from engine.base.logs import get_logger
 
 STEP_KINDS = "ins_engine.steps"
 GUARD_KINDS = "ins_engine.guards"
+DESTINATION_KINDS = "ins_engine.destinations"
 ENGINE_DISTRIBUTION = "ins-engine"
 BUILT_IN = "built-in"
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.config.kinds import GUARD_KINDS, STEP_KINDS, installed
+from engine.config.kinds import DESTINATION_KINDS, GUARD_KINDS, STEP_KINDS, installed
 from engine.config.loader import INVALID, Builder, Invalid, Key, doc, join, read_toml
 from engine.config.loader import documented_keys as _documented_keys
 from engine.errors import ConfigError, ConfigErrors
@@ -35,6 +35,7 @@ _NAME = re.compile(r"[A-Za-z0-9_-]+")
 SECTIONS = "sections"
 ROUTE_KEYS = "route keys"
 ROUTE_GUARDS = "route guards"
+DESTINATION_TABLES = "destination tables"
 
 
 def parse_address(value: str) -> tuple[str, int] | None:
@@ -188,6 +189,9 @@ class DestinationSettings:
     file: str | None = field(
         default=None, metadata=doc("folder receiving one file per message", path=True)
     )
+    kind_tables: Mapping[str, Any] = field(
+        default_factory=dict, metadata=doc("", slot=DESTINATION_TABLES)
+    )  # the table of an installed destination kind, such as `fhir`
     accept: list[str] = field(
         default_factory=lambda: ["*"],
         metadata=doc("MSH-9 TYPE^EVENT patterns this destination takes, as the route's accept"),
@@ -196,9 +200,13 @@ class DestinationSettings:
         default_factory=list,
         metadata=doc("steps for this destination only, after the route's (not before the ACK)"),
     )
-    tls: ClientTls | None = field(default=None, metadata=doc("TLS towards an MLLP receiver"))
-    connect_timeout_s: float = field(default=10.0, metadata=doc("MLLP connect timeout"))
-    ack_timeout_s: float = field(default=30.0, metadata=doc("wait for the ACK, seconds"))
+    tls: ClientTls | None = field(
+        default=None, metadata=doc("TLS towards the receiver (MLLP, or a FHIR server: mutual TLS)")
+    )
+    connect_timeout_s: float = field(default=10.0, metadata=doc("connect timeout, seconds"))
+    ack_timeout_s: float = field(
+        default=30.0, metadata=doc("wait for the ACK (MLLP) or the answer (FHIR), seconds")
+    )
     max_attempts: int = field(
         default=10, metadata=doc("attempts before on_failure applies (AE/CE, timeouts)")
     )
@@ -222,12 +230,17 @@ class DestinationSettings:
 
     def problems(self) -> list[tuple[str, str]]:
         found = []
-        if (self.mllp is None) == (self.file is None):
-            found.append(("mllp", 'exactly one of mllp = "host:port" or file = "dir"'))
+        tables = [name for name, table in self.kind_tables.items() if table is not None]
+        if (self.mllp is not None) + (self.file is not None) + len(tables) != 1:
+            kinds = "".join(f", {name} = {{ ... }}" for name in self.kind_tables)
+            found.append(("mllp", f'exactly one of mllp = "host:port", file = "dir"{kinds}'))
         if self.mllp is not None and parse_address(self.mllp) is None:
             found.append(("mllp", "host:port"))
+        kinds = installed(DESTINATION_KINDS).kinds
         if self.tls is not None and self.mllp is None:
-            found.append(("tls", "TLS applies to an mllp destination"))
+            if not any(kinds[name].uses_tls for name in tables):
+                users = ["mllp", *(kind.name for kind in kinds.values() if kind.uses_tls)]
+                found.append(("tls", f"TLS applies to a destination of kind {' or '.join(users)}"))
         if self.on_failure not in ("block", "park"):
             found.append(("on_failure", '"block" or "park"'))
         if self.parallel_by not in (None, "patient"):
@@ -620,13 +633,17 @@ def _builder(file: Path) -> Builder:
 
 def _slots() -> dict[str, Sequence[Key]]:
     """What the installed kinds declare: their sections, their route keys, their guards'
-    tables (each name once, the first kind's)."""
+    tables, the destination kinds' tables (each name once, the first kind's)."""
     steps = list(installed(STEP_KINDS).kinds.values())
     guards = installed(GUARD_KINDS).kinds.values()
     declared = {
         SECTIONS: [key for kind in steps for key in kind.sections],
         ROUTE_KEYS: [key for kind in steps for key in kind.route_keys],
         ROUTE_GUARDS: [Key(guard.name, guard.settings, guard.settings) for guard in guards],
+        DESTINATION_TABLES: [
+            Key(kind.name, kind.settings | None, doc=kind.doc)
+            for kind in installed(DESTINATION_KINDS).kinds.values()
+        ],
     }
     return {slot: _first_of_each(keys) for slot, keys in declared.items()}
 

@@ -18,6 +18,7 @@ from engine.config.settings import DestinationSettings, RouteSettings
 from engine.coordination.leases import LeaseKeeper, under_lease
 from engine.delivery.destination import Sender
 from engine.delivery.file_sender import FileSender
+from engine.delivery.kind import kind_of
 from engine.delivery.mllp_sender import MllpSender
 from engine.delivery.relay import DeliveryMetrics
 from engine.delivery.retention import Retention
@@ -28,12 +29,15 @@ from engine.store.roles import Delivery
 log = get_logger("engine.delivery")
 
 
-def open_sender(route: str, settings: DestinationSettings) -> Sender:
+def open_sender(route: RouteSettings, settings: DestinationSettings) -> Sender:
     """The sender for a destination's kind (the config guarantees exactly one)."""
     if settings.mllp is not None:
-        return MllpSender(route, settings)
-    assert settings.file is not None
-    return FileSender(settings.file)
+        return MllpSender(route.name, settings)
+    if settings.file is not None:
+        return FileSender(settings.file)
+    kind = kind_of(settings)
+    assert kind is not None
+    return kind.build(route, settings)
 
 
 def lane_count(settings: DestinationSettings) -> int:
@@ -86,7 +90,7 @@ class DeliveryService:
                 store,
                 route.name,
                 destination,
-                open_sender(route.name, destination),
+                open_sender(route, destination),
                 lane,
                 lane_count(destination),
                 metrics=metrics,

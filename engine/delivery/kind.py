@@ -1,0 +1,41 @@
+"""What a destination kind is, beside the built-in `mllp` and `file`: a table and a sender.
+
+A package adds a kind of destination (the engine's own `fhir` is one) by declaring a
+`DestinationKind` in the `ins_engine.destinations` entry point group. Its settings
+dataclass is read from the destination's table named after the kind
+(`[routes.destinations.fhir]`), with the same checks and errors as every section; `build`
+opens the sender a lane delivers with. The delivery worker, the queue, its order, retries
+and parking are the same for every kind: a kind only says what became of one entry
+(`engine.delivery.destination`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from engine.config.kinds import DESTINATION_KINDS, installed
+from engine.delivery.destination import Sender
+
+if TYPE_CHECKING:
+    from engine.config.settings import DestinationSettings, RouteSettings
+
+
+@dataclass(frozen=True)
+class DestinationKind:
+    name: str  # the key of its table in a destination: `fhir = { ... }`
+    settings: type  # the dataclass that table is read into
+    build: Callable[[RouteSettings, DestinationSettings], Sender]
+    doc: str  # one line for `check --keys` and the reference
+    target: Callable[[Any], str]  # where it sends, for logs and the console (no secret)
+    uses_tls: bool = False  # whether the destination's `tls` table applies to it
+
+
+def kind_of(settings: DestinationSettings) -> DestinationKind | None:
+    """The installed kind whose table the destination has, or None for `mllp` and `file`."""
+    for name in settings.kind_tables:
+        if settings.kind_tables[name] is not None:
+            kind: DestinationKind = installed(DESTINATION_KINDS).kinds[name]
+            return kind
+    return None
