@@ -1,4 +1,4 @@
-"""The step, guard and destination kinds installed packages declare, loaded the first time one is asked for.
+"""The step, guard and destination kinds installed packages declare, loaded when first asked.
 
 Every kind, the engine's own included, is declared by an entry point: `ins_engine.steps`
 for route steps (`examples/phone-format` shows a third-party one), `ins_engine.guards` for

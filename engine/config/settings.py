@@ -237,10 +237,9 @@ class DestinationSettings:
         if self.mllp is not None and parse_address(self.mllp) is None:
             found.append(("mllp", "host:port"))
         kinds = installed(DESTINATION_KINDS).kinds
-        if self.tls is not None and self.mllp is None:
-            if not any(kinds[name].uses_tls for name in tables):
-                users = ["mllp", *(kind.name for kind in kinds.values() if kind.uses_tls)]
-                found.append(("tls", f"TLS applies to a destination of kind {' or '.join(users)}"))
+        tls_users = ["mllp", *(kind.name for kind in kinds.values() if kind.uses_tls)]
+        if self.tls is not None and self.mllp is None and not set(tables) & set(tls_users):
+            found.append(("tls", f"TLS applies to a destination of kind {' or '.join(tls_users)}"))
         if self.on_failure not in ("block", "park"):
             found.append(("on_failure", '"block" or "park"'))
         if self.parallel_by not in (None, "patient"):

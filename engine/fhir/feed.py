@@ -91,7 +91,12 @@ class Feed:
         return await self._change(send, key, resource, stamp, previous.local, previous.old_ins)
 
     async def _merge(
-        self, send: Send, key: Key, resource: dict[str, Any], stamp: dict[str, Any], absorbed: Key | None
+        self,
+        send: Send,
+        key: Key,
+        resource: dict[str, Any],
+        stamp: dict[str, Any],
+        absorbed: Key | None,
     ) -> Result:
         if absorbed is None:
             return _park("MRG-1 has no local identifier (CX-5 PI): the record absorbed is unknown")

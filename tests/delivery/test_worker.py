@@ -272,7 +272,9 @@ async def test_a_send_running_past_the_lease_deadline_is_cut_and_nothing_follows
         routes = [route(mllp=downstream.address)]
         settings = routes[0].destinations[0]
         await queue(store, routes, [adt(f"C{n}") for n in range(1, 5)])
-        lane = LaneWorker(store, "adt", settings, open_sender(RouteSettings("adt", "127.0.0.1:0"), settings))
+        lane = LaneWorker(
+            store, "adt", settings, open_sender(RouteSettings("adt", "127.0.0.1:0"), settings)
+        )
         with capture_logs() as logs:
             async with asyncio.timeout(HANG_GUARD_S):  # returns by itself once the lease is over
                 await lane.run(held)
@@ -293,7 +295,9 @@ async def test_a_lane_whose_lease_changed_hands_stops_at_its_first_refused_write
         await queue(store, routes, [adt(f"C{n}") for n in range(1, 4)])
         held = await lane_lease(store, 30.0)
         await store.claim_lease("delivery adt/down", "other-engine", 60.0, force=True)
-        lane = LaneWorker(store, "adt", settings, open_sender(RouteSettings("adt", "127.0.0.1:0"), settings))
+        lane = LaneWorker(
+            store, "adt", settings, open_sender(RouteSettings("adt", "127.0.0.1:0"), settings)
+        )
         async with asyncio.timeout(10):
             await lane.run(held)
     assert downstream.control_ids == ["C1"]  # no retry, nothing after
