@@ -20,6 +20,7 @@ from engine.config.paths import folder_problem, unreadable
 from engine.config.settings import ClientTls, Config, ListenerTls, RouteSettings, sqlite_path
 from engine.config.tls import client_context, server_context
 from engine.console.users import load_users
+from engine.delivery.kind import kind_of
 from engine.errors import ConfigError
 from engine.steps.registry import registry
 
@@ -72,6 +73,11 @@ def _route_problems(route: RouteSettings) -> Iterator[Problem]:
                 yield f"{where}.file", problem
         if destination.tls is not None:
             yield from _tls_problems(f"{where}.tls", destination.tls)
+        kind = kind_of(destination)
+        if kind is not None and kind.preflight is not None:
+            table = destination.kind_tables[kind.name]
+            for key, problem in kind.preflight(table):
+                yield f"{where}.{kind.name}.{key}", problem
 
 
 def _users_problems(path: Path) -> Iterator[Problem]:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from engine.commands.common import add_config_argument, read_config_for_start
 from engine.config.settings import documented_keys
+from engine.delivery.kind import kind_of
 from engine.enrich.guard_settings import GUARD_OFF_WARNING
 from engine.steps.kind import StepKind
 from engine.steps.registry import registry
@@ -54,6 +55,11 @@ def check(args: argparse.Namespace) -> int:
         if route.ins_guard.opted_out:
             file, key = route.where("ins_guard.strip_unqualified_ins")
             print(f"warning: {file}: {key}: {GUARD_OFF_WARNING}", file=sys.stderr)
+        for number, destination in enumerate(route.destinations):
+            kind = kind_of(destination)
+            for name, text in kind.warnings(destination) if kind and kind.warnings else ():
+                file, key = route.where(f"destinations[{number}].{name}")
+                print(f"warning: {file}: {key}: {text}", file=sys.stderr)
     return 0
 
 

@@ -6,12 +6,13 @@ dataclass is read from the destination's table named after the kind
 (`[routes.destinations.fhir]`), with the same checks and errors as every section; `build`
 opens the sender a lane delivers with. The delivery worker, the queue, its order, retries
 and parking are the same for every kind: a kind only says what became of one entry
-(`engine.delivery.destination`).
+(`engine.delivery.destination`). A kind may also say what the machine lacks before start
+(`preflight`: a secret not in the environment) and what `check` should warn about.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,10 @@ class DestinationKind:
     doc: str  # one line for `check --keys` and the reference
     target: Callable[[Any], str]  # where it sends, for logs and the console (no secret)
     uses_tls: bool = False  # whether the destination's `tls` table applies to it
+    # Before start: (key in the kind's table, what to fix) for what the machine lacks.
+    preflight: Callable[[Any], Iterable[tuple[str, str]]] | None = None
+    # `check`'s warnings about a valid destination: (key in the destination, text).
+    warnings: Callable[[DestinationSettings], Iterable[tuple[str, str]]] | None = None
 
 
 def kind_of(settings: DestinationSettings) -> DestinationKind | None:

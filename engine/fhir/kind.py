@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 from engine.config.settings import DestinationSettings, RouteSettings
 from engine.delivery.destination import Sender
 from engine.delivery.kind import DestinationKind
 from engine.fhir.settings import FhirSettings
+from engine.hl7.patterns import Patterns
 
 
 def _build(route: RouteSettings, destination: DestinationSettings) -> Sender:
@@ -18,6 +22,38 @@ def _target(settings: FhirSettings) -> str:
     return settings.base_url
 
 
+def _preflight(settings: FhirSettings) -> Iterator[tuple[str, str]]:
+    oauth = settings.oauth
+    if oauth is not None and not os.environ.get(oauth.client_secret_env):
+        yield (
+            "oauth.client_secret_env",
+            f"set the client secret in the environment variable {oauth.client_secret_env}",
+        )
+
+
+def _warnings(destination: DestinationSettings) -> Iterator[tuple[str, str]]:
+    """A destination that takes events the feed does nothing for (they would count as
+    delivered without a write), or that leaves out events its fhir table sends."""
+    settings: FhirSettings = destination.kind_tables["fhir"]
+    accept = Patterns(destination.accept)
+    fed = [event for events in settings.event_lists() for event in events]
+    idle = [f"A{number:02d}" for number in range(1, 63) if f"A{number:02d}" not in fed]
+    if any(accept.matches(f"ADT^{event}") for event in idle) or accept.matches("ORU^R01"):
+        wanted = ", ".join(f'"ADT^{event}"' for event in fed)
+        yield (
+            "accept",
+            "takes events the FHIR feed does not send (counted delivered, ACK code none): "
+            f"accept = [{wanted}] takes only the feed's",
+        )
+    left = [event for event in fed if not accept.matches(f"ADT^{event}")]
+    if left:
+        yield (
+            "accept",
+            f"leaves out {', '.join('ADT^' + event for event in left)}, which its fhir table "
+            "sends: add them to accept, or remove them from the fhir table",
+        )
+
+
 FHIR = DestinationKind(
     name="fhir",
     settings=FhirSettings,
@@ -25,4 +61,6 @@ FHIR = DestinationKind(
     doc="a FHIR R4 server fed FR Core Patient resources (IHE ITI-104, keyed by PID-3 PI)",
     target=_target,
     uses_tls=True,
+    preflight=_preflight,
+    warnings=_warnings,
 )

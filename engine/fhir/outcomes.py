@@ -64,9 +64,11 @@ def outcome_summary(body: Any) -> str:
         words += [_safe(coding.get("code")) for coding in codings if isinstance(coding, dict)]
         paths = [*(issue.get("expression") or []), *(issue.get("location") or [])]
         words += [_safe(path) for path in paths[:3]]
-        parts.append(" ".join(word for word in words if word))
+        part = " ".join(word for word in words if word)
+        if part:
+            parts.append(part)
     more = f" (+{len(issues) - MAX_ISSUES} more)" if len(issues) > MAX_ISSUES else ""
-    return (": " + "; ".join(part for part in parts if part) + more) if parts else ""
+    return (": " + "; ".join(parts) + more) if parts else ""
 
 
 def _safe(value: Any) -> str:

@@ -85,6 +85,9 @@ class FhirSettings:
                 seen.add(event)
         return found
 
+    def event_lists(self) -> list[list[str]]:
+        return [self.update_events, self.merge_events, self.change_events, self.remove_events]
+
     def action(self, event: str) -> str | None:
         """What the feed does for a trigger event: update, merge, change, remove, or None."""
         for name, events in (
