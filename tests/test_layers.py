@@ -37,6 +37,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("inbound",),  # the intake applies the route's steps before the ACK (`routing.route`)
     ("ins",),  # the INS plug-in: the INSi domain and client...
     ("enrich",),  # ...and the `ins_enrich` kind and the INS guard on top of it
+    ("fhir",),  # FR Core Patient from an ADT message, its INS by the guard's own rules
     ("embed",),
     ("tools", "http", "testing"),  # testing: doubles for tests, imported by no engine module
     ("console",),
