@@ -232,8 +232,8 @@ class DestinationSettings:
         found = []
         tables = [name for name, table in self.kind_tables.items() if table is not None]
         if (self.mllp is not None) + (self.file is not None) + len(tables) != 1:
-            kinds = "".join(f", {name} = {{ ... }}" for name in self.kind_tables)
-            found.append(("mllp", f'exactly one of mllp = "host:port", file = "dir"{kinds}'))
+            others = "".join(f", {name} = {{ ... }}" for name in self.kind_tables)
+            found.append(("mllp", f'exactly one of mllp = "host:port", file = "dir"{others}'))
         if self.mllp is not None and parse_address(self.mllp) is None:
             found.append(("mllp", "host:port"))
         kinds = installed(DESTINATION_KINDS).kinds

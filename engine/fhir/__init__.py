@@ -1,1 +1,1 @@
-"""The FHIR destination's pure parts: an ADT message as an FR Core Patient, and its checks."""
+"""The FHIR destination: ADT messages fed to a FHIR server as FR Core Patient (IHE ITI-104)."""

@@ -34,9 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.delivery.destination import Outcome, Result
+from engine.fhir import profiles
+from engine.fhir.identifiers import pi_identifier
 from engine.fhir.outcomes import judge
-from engine.fhir.patient import PatientOptions, map_patient, previous_identifiers
-from engine.fhir.profiles import local_identifier, profile_url
+from engine.fhir.patient import NoPatientError, PatientOptions, map_patient, previous_identifiers
 from engine.fhir.server import Answer, Request, by_identifier
 from engine.fhir.settings import FhirSettings
 from engine.fhir.validation import problems
@@ -72,7 +73,10 @@ class Feed:
         action = self._settings.action(event)
         if action is None:
             return Result(Outcome.DELIVERED, ack_code=NOTHING)
-        mapped = map_patient(message, self._options)
+        try:
+            mapped = map_patient(message, self._options)
+        except NoPatientError:
+            return _park("the message has no PID segment")
         key = mapped.local_identifier
         if key is None:
             return _park("PID-3 has no local identifier (CX-5 PI) to key the Patient on")
@@ -127,7 +131,7 @@ class Feed:
         extra = list(old_ins)
         target = key
         if replaced is not None and replaced != key:
-            extra.append(local_identifier(*replaced, use="old"))
+            extra.append(pi_identifier(*replaced, use=profiles.OLD_USE))
             before, failure = await _current(send, replaced, "change search")
             if failure is not None:
                 return failure
@@ -225,14 +229,14 @@ def _retired(
     if existing is None:
         body: dict[str, Any] = {
             "resourceType": "Patient",
-            "meta": {"profile": [profile_url(ins=False)]},
-            "identifier": [local_identifier(*key)],
+            "meta": {"profile": [profiles.pinned(profiles.PATIENT_PROFILE)]},
+            "identifier": [pi_identifier(*key)],
         }
     else:
         body = {name: value for name, value in existing.items() if name not in ("id", "meta")}
-        profiles = (existing.get("meta") or {}).get("profile")
-        if profiles:
-            body["meta"] = {"profile": profiles}
+        claimed = (existing.get("meta") or {}).get("profile")
+        if claimed:
+            body["meta"] = {"profile": claimed}
     body["active"] = False
     body["link"] = [{"other": {"reference": f"Patient/{survivor_id}"}, "type": "replaced-by"}]
     return _stamped(body, stamp)

@@ -85,8 +85,13 @@ def local_identifier(cx: str, separators: Separators, configured: str | None) ->
         return {}
     if system in profiles.INS_SYSTEMS or system.startswith(_INS_ROOT):
         return {}
+    return pi_identifier(system, value)
+
+
+def pi_identifier(system: str, value: str, use: str = "usual") -> dict[str, Any]:
+    """FR Core's PI slice for a local identifier (`use = old` for one that was replaced)."""
     return {
-        "use": "usual",
+        "use": use,
         "type": _type(profiles.V2_0203, profiles.LOCAL_TYPE),
         "system": system,
         "value": value,

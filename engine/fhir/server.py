@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import orjson
 
 from engine.config.settings import DestinationSettings
 from engine.config.tls import client_context
@@ -45,8 +46,9 @@ class Request:
 
 
 def by_identifier(system: str, value: str) -> str:
-    """`Patient?identifier=system|value`, the query ITI-104 keys every interaction on."""
-    return "Patient?" + urlencode({"identifier": f"{system}|{value}"})
+    """`Patient?identifier=system%7Cvalue`, the query ITI-104 keys every interaction on (the
+    `|` percent-encoded, the system's colons left readable)."""
+    return "Patient?" + urlencode({"identifier": f"{system}|{value}"}, safe=":")
 
 
 class FhirServer:
@@ -77,8 +79,9 @@ class FhirServer:
         try:
             if self._tokens is not None:
                 headers["Authorization"] = f"Bearer {await self._tokens.token()}"
+            content = orjson.dumps(request.body) if request.body is not None else None
             answer = await self._http.request(
-                request.method, self._base + request.url, json=request.body, headers=headers
+                request.method, self._base + request.url, content=content, headers=headers
             )
         except TokenError as error:
             raise Unreachable(f"no OAuth token: {error}") from None
@@ -87,8 +90,8 @@ class FhirServer:
         except httpx.HTTPError as error:
             raise Unreachable(f"FHIR server unreachable ({type(error).__name__})") from None
         try:
-            body = answer.json() if answer.content else None
-        except ValueError:
+            body = orjson.loads(answer.content) if answer.content else None
+        except orjson.JSONDecodeError:
             body = None
         return Answer(answer.status_code, body, answer.headers.get("location", ""))
 
