@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 from engine.config.settings import DestinationSettings, RouteSettings
 from engine.delivery.destination import Sender
-from engine.delivery.kind import DestinationKind
+from engine.delivery.kind import DestinationKind, DryRun
+from engine.fhir.diff import differences
 from engine.fhir.settings import FhirSettings
 from engine.hl7.patterns import Patterns
 
@@ -16,6 +17,12 @@ def _build(route: RouteSettings, destination: DestinationSettings) -> Sender:
     from engine.fhir.sender import FhirSender  # httpx and the mapping, for FHIR lanes only
 
     return FhirSender(route, destination)
+
+
+def _preview(route: RouteSettings, destination: DestinationSettings) -> DryRun:
+    from engine.fhir.preview import FhirDryRun  # the mapping, for FHIR previews only
+
+    return FhirDryRun(route, destination)
 
 
 def _target(settings: FhirSettings) -> str:
@@ -63,4 +70,6 @@ FHIR = DestinationKind(
     uses_tls=True,
     preflight=_preflight,
     warnings=_warnings,
+    preview=_preview,
+    differences=differences,
 )
