@@ -30,12 +30,14 @@ def test_the_shipped_default_configuration_is_valid() -> None:
     config = load_config(ROOT / "routes" / "default.toml")
     assert config.engine.store == f"sqlite:///{ROOT / 'var' / 'ins-engine.db'}"
     assert config.insi.simulator and config.insi.url is None
-    lab, pas = config.routes
-    assert (pas.name, pas.listen, lab.name, lab.listen) == (
+    lab, pas, warehouse = config.routes
+    assert (pas.name, pas.listen, lab.name, lab.listen, warehouse.name, warehouse.listen) == (
         "pas-ehr",
         "127.0.0.1:2575",
         "lab-results",
         "127.0.0.1:2576",
+        "pas-warehouse",
+        "127.0.0.1:2577",
     )
     assert pas.source.endswith("pas-ehr.route.toml")
     assert [step.kind for step in pas.step_list()] == ["filter", "ins_enrich"]

@@ -3,9 +3,11 @@ destination and the field; a broken case says what to fix; exit statuses."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,7 +38,8 @@ def test_the_shipped_routes_pass_their_tests(capsys: pytest.CaptureFixture[str])
     assert main(["test", "--config", str(ROUTES / "default.toml")]) == 0
     out = capsys.readouterr().out
     assert "FAIL" not in out
-    for case in ("pas-ehr/added", "pas-ehr/several_found", "lab-results/preliminary_dropped"):
+    shown = ("pas-ehr/added", "pas-ehr/several_found", "lab-results/preliminary_dropped")
+    for case in (*shown, "pas-warehouse/qualified_ins", "pas-warehouse/merge"):
         assert f"ok   {case}" in out
 
 
@@ -194,3 +197,70 @@ def test_nothing_to_test_and_a_bad_configuration(
     assert "nothing was tested" in capsys.readouterr().out
     (tmp_path / "engine.toml").write_text(ENGINE + "colour = 1\n", encoding="utf-8")
     assert main(["test", "--config", str(tmp_path / "engine.toml")]) == 2
+
+
+INS_SYSTEMS = ("urn:oid:1.2.250.1.213.1.4.8", "urn:oid:1.2.250.1.213.1.4.9")
+SURVIVOR = "PUT Patient?identifier=urn:oid:1.2.250.1.999.1.1%7C800019"
+
+
+def test_a_fhir_destination_s_writes_differ_field_by_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shipped warehouse cases, broken three ways: a value, a write too few, a case
+    expecting nothing; and an HL7 out file for a fhir destination."""
+    shutil.copytree(ROUTES, tmp_path / "routes")
+    cases = tmp_path / "routes" / "tests" / "pas-warehouse"
+    qualified = cases / "qualified_ins" / "out.eds.json"
+    writes = json.loads(qualified.read_text("utf-8"))
+    writes[0]["resource"]["identifier"][1]["system"] = "urn:oid:1.2.250.1.213.1.4.9"
+    qualified.write_text(json.dumps(writes), encoding="utf-8")
+    merge = cases / "merge" / "out.eds.json"
+    merge.write_text(json.dumps(json.loads(merge.read_text("utf-8"))[:1]), encoding="utf-8")
+    (cases / "not_qualified" / "out.eds.json").unlink()
+    status = main(
+        ["test", "--config", str(tmp_path / "routes" / "default.toml"), "pas-warehouse/*"]
+    )
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    assert status == 1
+    assert lines[0].startswith("FAIL pas-warehouse/merge")
+    assert lines[1:2] == ["eds: expected 1 writes, got 2"]
+    assert lines[2].startswith("FAIL pas-warehouse/not_qualified")
+    assert lines[3:4] == ["eds: expected nothing, got 1 write(s)"]
+    assert lines[4].startswith("FAIL pas-warehouse/qualified_ins")
+    assert lines[5:] == [
+        "eds: PUT Patient?identifier=urn:oid:1.2.250.1.999.1.1%7C800001: "
+        'identifier[1].system: expected "urn:oid:1.2.250.1.213.1.4.9", '
+        'got "urn:oid:1.2.250.1.213.1.4.8"',
+        "3 case(s): 0 passed, 3 failed",
+    ]
+
+    merge.rename(merge.with_suffix(".hl7"))
+    assert main(["test", "--config", str(tmp_path / "routes" / "default.toml"), "*/merge"]) == 1
+    assert "destination eds expects out.eds.json" in capsys.readouterr().out
+
+
+def expected_writes(case: str) -> list[dict[str, Any]]:
+    path = ROUTES / "tests" / "pas-warehouse" / case / "out.eds.json"
+    writes: list[dict[str, Any]] = json.loads(path.read_text("utf-8"))
+    return writes
+
+
+@pytest.mark.parametrize(("case", "ins"), [("qualified_ins", True), ("not_qualified", False)])
+def test_only_a_qualified_identity_reaches_the_warehouse_with_its_ins(case: str, ins: bool) -> None:
+    (write,) = expected_writes(case)
+    resource = write["resource"]
+    systems = [identifier["system"] for identifier in resource["identifier"]]
+    assert any(system in INS_SYSTEMS for system in systems) is ins
+    (profile,) = resource["meta"]["profile"]
+    assert profile.split("|")[0].endswith("fr-core-patient-ins" if ins else "fr-core-patient")
+
+
+def test_a_merge_writes_the_survivor_then_the_absorbed_record_replaced_by_it() -> None:
+    survivor, absorbed = expected_writes("merge")
+    assert f"{survivor['method']} {survivor['url']}" == SURVIVOR
+    assert survivor["resource"]["id"] == "1" and "active" not in survivor["resource"]
+    assert absorbed["url"].endswith("%7C800119")
+    assert absorbed["resource"]["active"] is False
+    assert absorbed["resource"]["link"] == [
+        {"other": {"reference": "Patient/1"}, "type": "replaced-by"}
+    ]

@@ -2,14 +2,19 @@
 
     tests/<route>/<case>/in.hl7              the message the route receives
     tests/<route>/<case>/out.<dest>.hl7      what destination <dest> must receive, byte for byte
+    tests/<route>/<case>/out.<dest>.json     for a destination whose kind previews its writes
+                                             (fhir): the writes it must make, as JSON
     tests/<route>/<case>/case.toml           optional: description, ack, now, decisions, [insi],
                                              [steps.<step>]
 
 `tests/` is beside the configuration file. A destination without an out file must receive
-nothing. Message files are read as `replay` reads them (LF line ends become CR). A case runs
-offline, the route built as the engine builds it (`engine.embed`), on the in-process INSi
-simulator (the public test persons, unless its `[insi]` names other persons) and with a
-fixed clock (`now`), so ZFD-6 is the same at every run.
+nothing (make no write). A destination whose kind previews its writes
+(`DestinationKind.preview`, `engine.delivery.kind`) is compared on what a dry run of it
+writes for the message it receives, by its kind's `differences`. Message files are read as
+`replay` reads them (LF line ends become CR). A case runs offline, the route built as the
+engine builds it (`engine.embed`), on the in-process INSi simulator (the public test
+persons, unless its `[insi]` names other persons) and with a fixed clock (`now`), so ZFD-6
+is the same at every run.
 
 A case can replace a step by a canned result, to test the rest of the route without what
 that step needs (an INSi answer, a lookup service) or whatever it would decide:
@@ -32,7 +37,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from engine.config.settings import Config, build_section
+from engine.config.settings import Config, DestinationSettings, RouteSettings, build_section
+from engine.delivery.kind import DestinationKind, NotWritten, kind_of
 from engine.embed import Processed, RouteRunner
 from engine.errors import ConfigError, ConfigErrors, EngineError
 from engine.hl7.charset import CharsetPolicy, decode
@@ -49,6 +55,7 @@ from engine.tools.replay.reader import ReadError, read_messages
 NOW = dt.datetime(2025, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 ACK_CODES = ("AA", "AE", "AR", "CA", "CE", "CR")
 ACTIONS = ("continue", "drop")
+HL7 = ".hl7"  # the suffix of an out file holding the message a destination receives
 
 
 @dataclass(frozen=True)
@@ -147,16 +154,18 @@ async def run_case(config: Config, case: Case) -> CaseResult:
     finally:
         await runner.aclose()
     charsets = runner.plan.charsets
+    route = _route(config, case)
     failures = _ack_failures(settings.ack, processed)
-    for destination in runner.plan.destinations:
-        failures += [
-            f"{destination.name}: {failure}"
-            for failure in _compare(
-                expected.get(destination.name),
-                processed.destinations.get(destination.name),
-                charsets,
-            )
-        ]
+    for destination in route.destinations:
+        wanted = expected.get(destination.name)
+        got = processed.destinations.get(destination.name)
+        kind = _previewing(destination)
+        found = (
+            _compare(wanted, got, charsets)
+            if kind is None
+            else await _compare_writes(kind, route, destination, wanted, got)
+        )
+        failures += [f"{destination.name}: {failure}" for failure in found]
     failures += _decision_failures(settings.decisions, processed.decisions)
     return CaseResult(case, settings.description, failures)
 
@@ -180,12 +189,7 @@ async def _runner(
 def _read_case(
     config: Config, case: Case
 ) -> tuple[CaseSettings, dict[str, StepResult], bytes, dict[str, bytes]]:
-    routes = {route.name: route for route in config.routes}
-    route = routes.get(case.route)
-    if route is None:
-        raise CaseError(
-            f"{case.folder.parent}: no route {case.route} (routes: {', '.join(routes)})"
-        )
+    route = _route(config, case)
     settings_file = case.folder / "case.toml"
     table = {}
     if settings_file.exists():
@@ -194,14 +198,47 @@ def _read_case(
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
             raise CaseError(f"{settings_file}: valid UTF-8 TOML ({error})") from None
     settings, canned = case_settings(table, settings_file)
-    destinations = {destination.name for destination in route.destinations}
+    suffixes = {destination.name: _suffix(destination) for destination in route.destinations}
     expected = {}
-    for path in sorted(case.folder.glob("out.*.hl7")):
-        name = path.name[len("out.") : -len(".hl7")]
-        if name not in destinations:
+    for path in sorted(case.folder.glob("out.*")):
+        name, dot, extension = path.name[len("out.") :].rpartition(".")
+        suffix = dot + extension
+        if suffix not in (HL7, *suffixes.values()):
+            continue  # not an out file (an editor's copy, a note)
+        if name not in suffixes:
             raise CaseError(f"{path}: route {route.name} has no destination {name}")
-        expected[name] = _one_message(path)
+        if suffix != suffixes[name]:
+            raise CaseError(f"{path}: destination {name} expects out.{name}{suffixes[name]}")
+        expected[name] = _one_message(path) if suffix == HL7 else _read(path)
     return settings, canned, _one_message(case.folder / "in.hl7"), expected
+
+
+def _route(config: Config, case: Case) -> RouteSettings:
+    routes = {route.name: route for route in config.routes}
+    route = routes.get(case.route)
+    if route is None:
+        raise CaseError(
+            f"{case.folder.parent}: no route {case.route} (routes: {', '.join(routes)})"
+        )
+    return route
+
+
+def _previewing(destination: DestinationSettings) -> DestinationKind | None:
+    """The destination's kind when route tests compare what it writes, not HL7 bytes."""
+    kind = kind_of(destination)
+    return kind if kind and kind.preview and kind.differences else None
+
+
+def _suffix(destination: DestinationSettings) -> str:
+    kind = _previewing(destination)
+    return HL7 if kind is None else kind.suffix
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise CaseError(f"{path}: {error.strerror}") from None
 
 
 def case_settings(
@@ -303,6 +340,25 @@ def _compare(wanted: bytes | None, got: bytes | None, charsets: CharsetPolicy) -
     except EngineError as error:
         return [f"the expected message cannot be read ({error})"]
     return found or ["same segments and fields, other bytes (charset or line ends)"]
+
+
+async def _compare_writes(
+    kind: DestinationKind,
+    route: RouteSettings,
+    destination: DestinationSettings,
+    wanted: bytes | None,
+    got: bytes | None,
+) -> list[str]:
+    """What a dry run of the destination writes for the message it receives (nothing when
+    it receives none), against the expected writes."""
+    assert kind.preview is not None and kind.differences is not None
+    try:
+        writes = [] if got is None else await kind.preview(route, destination).writes(got)
+    except NotWritten as error:
+        return [f"not written, the destination would park the message: {error}"]
+    if wanted is None:
+        return [f"expected nothing, got {len(writes)} write(s)"] if writes else []
+    return kind.differences(wanted, writes)
 
 
 def _parse(payload: bytes, charsets: CharsetPolicy) -> Message:
