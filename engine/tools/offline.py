@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from engine.base.folders import make_folders
 from engine.base.private_files import open_private
@@ -58,14 +58,16 @@ class Summary:
 Targets = tuple[Path, Path]  # an input file, its output path relative to the output folder
 
 
-def output_targets(paths: Sequence[str]) -> list[Targets]:
+def output_targets(paths: Sequence[str], suffix: str | None = None) -> list[Targets]:
     """(input file, output path relative to the output folder) for each file to read: the
-    path inside a folder argument, or the bare name of a file argument."""
+    path inside a folder argument, or the bare name of a file argument (its suffix replaced
+    by `suffix` when given)."""
     targets: dict[Path, Path] = {}
     for text in paths:
         root = Path(text)
         for source in expand_paths([text]):
             target = source.relative_to(root) if root.is_dir() else Path(source.name)
+            target = target if suffix is None else target.with_suffix(suffix)
             if source in targets:
                 continue
             if target in targets.values():
@@ -153,13 +155,17 @@ def _record(decision: Decision) -> dict[str, Any]:
 def write_outputs(files: Iterable[InputFile], out_dir: Path, force: bool) -> None:
     """One 0600 file per input file: its messages as the route's steps leave them, in order."""
     for file in files:
-        path = out_dir / file.target
-        try:
-            make_folders(path.parent)
-        except OSError as error:
-            raise CliError(f"cannot create {path.parent}: {error.strerror}") from None
-        with open_private(path, force) as output:
+        with open_output(out_dir / file.target, force) as output:
             output.write(b"".join(p.output for p in file.processed if p.output is not None))
+
+
+def open_output(path: Path, force: bool) -> BinaryIO:
+    """An output file (0600), its folders made."""
+    try:
+        make_folders(path.parent)
+    except OSError as error:
+        raise CliError(f"cannot create {path.parent}: {error.strerror}") from None
+    return open_private(path, force)
 
 
 def identity_records(
