@@ -1,0 +1,185 @@
+"""The FHIR R4 server the FHIR destination's tests send to: tests/peers/fhir-server/server.mjs
+(medplum's FHIR router over its in-memory repository) in a Node subprocess on loopback.
+
+    server = FhirServer.start()        # about two seconds: loads the R4 definitions
+    server.base_url                    # http://127.0.0.1:PORT/fhir/R4
+    server.patients("urn:oid:1.2.250.1.213.1.4.8|1234567890123")   # stored Patient resources
+    server.reset()                     # empty repository
+    server.stop()
+
+A real server rather than a double, because what the destination must get right is FHIR's
+own REST semantics: a conditional update creates on no match, updates on one, answers 412 on
+several; a bad resource is refused with an OperationOutcome. Its helpers speak plain blocking
+HTTP: the server is another process, so calling them from a test's event loop is safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import selectors
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FOLDER = Path(__file__).resolve().parents[1] / "peers" / "fhir-server"
+BASE_PATH = "/fhir/R4"
+ROUTER_PACKAGE = FOLDER / "node_modules" / "@medplum" / "fhir-router" / "package.json"
+START_GUARD_S = 60.0  # a hang guard, not a speed assertion
+FHIR_JSON = "application/fhir+json"
+
+
+class Unavailable(RuntimeError):
+    """`node` is not installed here."""
+
+
+@dataclass
+class Answer:
+    """One answer of the server: its status, headers (lower-case names) and JSON body."""
+
+    status: int
+    headers: dict[str, str]
+    body: Any = None
+
+
+@dataclass
+class FhirServer:
+    host: str
+    port: int
+    _process: subprocess.Popen[bytes] = field(repr=False)
+
+    @classmethod
+    def start(cls, port: int = 0) -> FhirServer:
+        """Start the server and return once it printed its `listening` line."""
+        node = shutil.which("node")
+        if node is None:
+            raise Unavailable("node is not installed: apt-get install nodejs npm")
+        if not ROUTER_PACKAGE.exists():
+            raise RuntimeError(
+                f"the FHIR test server's packages are not installed in {FOLDER}: run `make peers`"
+            )
+        with tempfile.TemporaryFile() as log:  # a file, not a pipe: it never fills
+            process = subprocess.Popen(
+                [node, "server.mjs", "--port", str(port), "--base", BASE_PATH, "--exit-with-stdin"],
+                cwd=FOLDER,
+                stdin=subprocess.PIPE,  # closed by stop(), or by the end of this process
+                stdout=subprocess.PIPE,
+                stderr=log,  # the child keeps its own descriptor
+            )
+            try:
+                host, bound = _ready_line(process)
+            except BaseException as failed:
+                process.kill()
+                process.wait()
+                log.seek(0)
+                failed.add_note(log.read().decode(errors="replace")[-2000:])
+                raise
+        return cls(host, bound, process)
+
+    @property
+    def url(self) -> str:
+        """The server's root, where `/$reset` is."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The FHIR base: `{base_url}/Patient?identifier=...`."""
+        return f"{self.url}{BASE_PATH}"
+
+    def reset(self) -> None:
+        """Empty the repository (every resource and its history)."""
+        answer = self._send("POST", f"{self.url}/$reset")
+        assert answer.status == 204, answer
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        """Any FHIR interaction: `path` is below the base (`Patient?identifier=s|v`)."""
+        return self._send(method, f"{self.base_url}/{path.lstrip('/')}", body, headers)
+
+    def patients(self, identifier: str | None = None) -> list[dict[str, Any]]:
+        """The stored Patient resources, those with `identifier` ("system|value") if given."""
+        query = {"_count": "1000"}
+        if identifier is not None:
+            query["identifier"] = identifier
+        answer = self.request("GET", f"Patient?{urllib.parse.urlencode(query)}")
+        assert answer.status == 200, answer
+        return [entry["resource"] for entry in answer.body.get("entry", [])]
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - loopback
+        request.add_header("Accept", FHIR_JSON)
+        if data is not None:
+            request.add_header("Content-Type", FHIR_JSON)
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                return _answer(response.status, dict(response.headers), response.read())
+        except urllib.error.HTTPError as refused:
+            return _answer(refused.code, dict(refused.headers), refused.read())
+
+
+def _answer(status: int, headers: dict[str, str], text: bytes) -> Answer:
+    return Answer(
+        status,
+        {name.lower(): value for name, value in headers.items()},
+        json.loads(text) if text else None,
+    )
+
+
+def _ready_line(process: subprocess.Popen[bytes]) -> tuple[str, int]:
+    """Read stdout until `listening HOST:PORT`; fail if the server exits first."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + START_GUARD_S
+    buffer = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while b"\n" not in buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(f"the FHIR test server did not start in {START_GUARD_S} s")
+            if not selector.select(remaining):
+                continue
+            chunk = process.stdout.read1(4096)  # type: ignore[attr-defined]
+            if not chunk:
+                process.wait()
+                raise RuntimeError(f"the FHIR test server exited ({process.returncode})")
+            buffer += chunk
+    line = buffer.split(b"\n", 1)[0].decode()
+    word, _, address = line.partition(" ")
+    if word != "listening":
+        raise RuntimeError(f"unexpected first line from the FHIR test server: {line!r}")
+    host, _, port = address.rpartition(":")
+    return host, int(port)
