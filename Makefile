@@ -7,7 +7,8 @@
 # its peers (about 8 minutes). Each creates the virtualenv and installs what it needs: `run`
 # and `demo` the runtime only, `test` adds the test tools and the example step kind of
 # examples/, `bench` the benchmark tools; `test` and `bench` also install the Debian
-# packages they drive (postgresql, chromium, systemd) when one is missing.
+# packages they drive (postgresql, chromium, systemd, nodejs) when one is missing; `test` also
+# installs the npm packages of the FHIR test server (`make peers`).
 # `make docs` builds the documentation site into site/ (MkDocs, the `docs` extra); `make
 # test` builds it too.
 
@@ -23,7 +24,7 @@ TEST_STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: run test test-fast lint check clean demo bench packages fuzz docs
+.PHONY: run test test-fast lint check clean demo bench packages peers fuzz docs
 
 $(PIP):
 	$(PYTHON) -m venv $(VENV)
@@ -67,14 +68,26 @@ lint: $(TEST_STAMP)
 packages:
 	@sh tests/debian-packages.sh
 
+# The FHIR test server's npm packages (tests/peers/fhir-server: medplum's FHIR router, pinned
+# by its committed lock file), installed again only when the lock file changes. Node and npm
+# come from `packages`; the tests that start the server are marked system.
+FHIR_PEER := tests/peers/fhir-server
+FHIR_PEER_STAMP := $(FHIR_PEER)/node_modules/.installed
+
+$(FHIR_PEER_STAMP): $(FHIR_PEER)/package-lock.json $(FHIR_PEER)/package.json
+	cd $(FHIR_PEER) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+peers: $(FHIR_PEER_STAMP)
+
 # The docs build joins the tests: about 6 s (11 s more the first time, to install MkDocs),
 # and a broken link or anchor fails it.
-test: $(TEST_STAMP) packages lint docs
+test: $(TEST_STAMP) packages peers lint docs
 	$(BIN)/pytest
 	$(BIN)/ins-engine test --config routes/default.toml
 
 # The inner loop: what needs no other process, no server and no browser (markers in
-# pyproject.toml). It installs no Debian package.
+# pyproject.toml). It installs no Debian or npm package.
 FAST_TESTS := not system and not postgres and not browser and not install
 
 test-fast: $(TEST_STAMP) lint
@@ -96,4 +109,4 @@ docs: $(DOCS_STAMP)
 	$(BIN)/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) var site .pytest_cache .ruff_cache
+	rm -rf $(VENV) var site .pytest_cache .ruff_cache $(FHIR_PEER)/node_modules
