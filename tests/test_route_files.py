@@ -98,8 +98,10 @@ def test_check_accepts_both_layouts(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["check", "--config", str(single)]) == 0
     out = capsys.readouterr().out
     assert out.count("valid") == 2
-    assert f"  route pas ({tmp_path / 'routes.d' / 'pas.toml'}): set\n    → ehr: *\n" in out
-    assert "  route adt: ins_enrich\n    → d: *\n" in out  # one file: none named; the default step
+    pas, ehr = tmp_path / "routes.d" / "pas.toml", tmp_path / "outbox" / "ehr"
+    assert f"  route pas ({pas}): set\n    → ehr (file {ehr}): *\n" in out
+    # One file: none named; the default step.
+    assert f"  route adt: ins_enrich\n    → d (file {tmp_path / 'out'}): *\n" in out
 
 
 def test_dropped_messages_are_listed_per_route_only(

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable
 
 from engine.commands.common import add_config_argument, read_config_for_start
-from engine.config.settings import documented_keys
+from engine.config.settings import DestinationSettings, documented_keys
 from engine.delivery.kind import kind_of
 from engine.enrich.guard_settings import GUARD_OFF_WARNING
 from engine.steps.kind import StepKind
@@ -50,7 +50,7 @@ def check(args: argparse.Namespace) -> int:
         for destination in route.destinations:
             takes = ", ".join(destination.accept)
             own = "".join(f"; {step.name}" for step in destination.steps)
-            print(f"    → {destination.name}: {takes}{own}")
+            print(f"    → {destination.name} ({_target(destination)}): {takes}{own}")
     for route in config.routes:
         if route.ins_guard.opted_out:
             file, key = route.where("ins_guard.strip_unqualified_ins")
@@ -61,6 +61,17 @@ def check(args: argparse.Namespace) -> int:
                 file, key = route.where(f"destinations[{number}].{name}")
                 print(f"warning: {file}: {key}: {text}", file=sys.stderr)
     return 0
+
+
+def _target(destination: DestinationSettings) -> str:
+    """Where a destination sends: `mllp host:port`, `file folder`, `fhir base URL`..."""
+    if destination.mllp is not None:
+        return f"mllp {destination.mllp}"
+    if destination.file is not None:
+        return f"file {destination.file}"
+    kind = kind_of(destination)
+    assert kind is not None
+    return f"{kind.name} {kind.target(destination.kind_tables[kind.name])}"
 
 
 def presented_kinds() -> list[StepKind]:
