@@ -310,3 +310,23 @@ async def test_mutual_tls(
     )
     assert delivered.outcome is Outcome.DELIVERED
     assert len(fhir_server.patients()) == 1
+
+
+async def test_a_removal_event_deletes_the_patient_when_listed(
+    fhir_proxy: FaultProxy, fhir_server: FhirServer, open_sender: SenderFactory
+) -> None:
+    removal = sample("09_a31_vali_ins_verified.hl7", ("ADT^A31", "ADT^A29"))
+    kept = open_sender(fhir_proxy.base_url)
+    assert (await send(kept, sample("09_a31_vali_ins_verified.hl7"))).ack_code == "201"
+    ignored = await send(kept, removal)  # A29 is not in remove_events by default
+    assert (ignored.outcome, ignored.ack_code) == (Outcome.DELIVERED, "none")
+    assert len(fhir_server.patients()) == 1
+    removing = open_sender(fhir_proxy.base_url, remove_events=["A29"])
+    deleted = await send(removing, removal)
+    assert deleted.outcome is Outcome.DELIVERED
+    assert fhir_server.patients() == []
+    assert [(seen.method, seen.query["identifier"]) for seen in fhir_proxy.requests[-1:]] == [
+        ("DELETE", [f"{LOCAL}|800009"])
+    ]
+    again = await send(removing, removal)  # nothing left to delete: done all the same
+    assert again.outcome is Outcome.DELIVERED
