@@ -4,6 +4,7 @@ identifier even after a kill -9 mid-stream and a replay of everything, merges vi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import subprocess
@@ -122,19 +123,9 @@ async def test_samples_make_one_patient_per_local_identifier_through_a_crash_and
     await until(lambda: queue(database).get("pending", 0) == 0, timeout_s=120)
     assert await engine.terminate() == 0
     assert queue(database).get("parked", 0) == 0, engine.logged("message parked")
-    shown = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "engine",
-            "queue",
-            "status",
-            "--json",
-            "--config",
-            str(engine.config),
-        ],
-        capture_output=True,
-        check=True,
+    command = [sys.executable, "-m", "engine", "queue", "status", "--json"]
+    shown = await asyncio.to_thread(
+        subprocess.run, [*command, "--config", str(engine.config)], capture_output=True, check=True
     )
     (eds,) = json.loads(shown.stdout)["queues"]
     assert (eds["route"], eds["destination"], eds["pending"], eds["parked"]) == ("adt", "eds", 0, 0)
