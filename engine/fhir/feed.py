@@ -160,7 +160,14 @@ async def _revise(send: Send, key: Key, resource: dict[str, Any], stamp: dict[st
     time = stamp_time(stamp)
     if existing is not None and time and _time_of(existing) > time:
         return Written(existing.get("id"), Result(Outcome.DELIVERED, ack_code=OLDER))
-    answer = await send(Request("PUT", by_identifier(*key), _kept(existing, resource)))
+    body = _kept(existing, resource)
+    found = problems(body) if body is not resource else []
+    if found:
+        return Written(
+            None,
+            _park("the Patient with what the server keeps fails its checks: " + "; ".join(found)),
+        )
+    answer = await send(Request("PUT", by_identifier(*key), body))
     failure = judge(answer, "update")
     if failure is not None:
         return Written(None, failure)
@@ -200,17 +207,23 @@ async def _remove(send: Send, key: Key) -> Result:
 
 def _kept(existing: dict[str, Any] | None, resource: dict[str, Any]) -> dict[str, Any]:
     """`resource` with what the server's copy holds that the message does not carry: the
-    identifiers marked `old`, and a merged record's inactive state and `replaced-by` link."""
+    identifiers marked `old`, and a merged record's inactive state and `replaced-by` link.
+    An old INS is kept only beside a current one: an INS, even a superseded one, travels
+    only with a qualified identity, so a Patient whose identity is no longer qualified
+    loses it (`resource` itself is returned when nothing is kept)."""
     if existing is None:
         return resource
     kept = dict(resource)
-    present = {_identity(identifier) for identifier in resource.get("identifier", [])}
+    identifiers = resource.get("identifier", [])
+    present = {_identity(identifier) for identifier in identifiers}
+    qualified = any(is_ins(i) and i.get("use") != profiles.OLD_USE for i in identifiers)
     old = [
         identifier
         for identifier in existing.get("identifier", [])
         if isinstance(identifier, dict)
-        and identifier.get("use") == "old"
+        and identifier.get("use") == profiles.OLD_USE
         and _identity(identifier) not in present
+        and (qualified or not is_ins(identifier))
     ]
     if old:
         kept["identifier"] = [*resource.get("identifier", []), *old]
@@ -218,7 +231,18 @@ def _kept(existing: dict[str, Any] | None, resource: dict[str, Any]) -> dict[str
     if existing.get("active") is False and links:
         kept["active"] = False
         kept["link"] = links
-    return kept
+    return kept if kept != resource else resource
+
+
+def is_ins(identifier: Any) -> bool:
+    """An INS identifier, current or old: typed INS-*, or under an INS OID and not typed as
+    the billing NIR (what is unclear counts as an INS)."""
+    if not isinstance(identifier, dict):
+        return False
+    code = _identity(identifier)[2]
+    if code in profiles.INS_TYPES.values():
+        return True
+    return identifier.get("system") in profiles.INS_SYSTEMS and code != profiles.BILLING_NIR_TYPE
 
 
 def _retired(
