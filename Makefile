@@ -4,11 +4,11 @@
 # the loop to run while changing code; `make test` before pushing), `make fuzz` runs the
 # property tests and the MLLP header fuzz for longer, `make demo` replays
 # hl7_samples/ through the engine and shows what it did, `make bench` compares the engine with
-# its peers (about 8 minutes). Each creates the virtualenv and installs what it needs: `run`
+# its peers (about 10 minutes). Each creates the virtualenv and installs what it needs: `run`
 # and `demo` the runtime only, `test` adds the test tools and the example step kind of
 # examples/, `bench` the benchmark tools; `test` and `bench` also install the Debian
-# packages they drive (postgresql, chromium, systemd, nodejs) when one is missing; `test` also
-# installs the npm packages of the FHIR test server (`make peers`).
+# packages they drive (postgresql, chromium, systemd, nodejs) when one is missing, and the npm
+# packages of the FHIR test server (`make peers`), which the FHIR benchmark sends to too.
 # `make docs` builds the documentation site into site/ (MkDocs, the `docs` extra); `make
 # test` builds it too.
 
@@ -53,7 +53,7 @@ run: $(RUNTIME_STAMP)
 demo: $(RUNTIME_STAMP)
 	$(BIN)/python -m demo.run
 
-bench: $(BENCH_STAMP) packages
+bench: $(BENCH_STAMP) packages peers
 	$(BIN)/python -m bench.run
 
 check: $(RUNTIME_STAMP)
@@ -70,7 +70,8 @@ packages:
 
 # The FHIR test server's npm packages (tests/peers/fhir-server: medplum's FHIR router, pinned
 # by its committed lock file), installed again only when the lock file changes. Node and npm
-# come from `packages`; the tests that start the server are marked system.
+# come from `packages`; the tests that start the server are marked system, and `make bench`
+# delivers to it.
 FHIR_PEER := tests/peers/fhir-server
 FHIR_PEER_STAMP := $(FHIR_PEER)/node_modules/.installed
 

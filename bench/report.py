@@ -26,6 +26,16 @@ HALF_RATE = "ins-engine ACK path at half its maximum rate"
 STORE_SQLITE = "ins-engine end-to-end, no step, SQLite, one engine"
 STORE_POSTGRESQL = "ins-engine end-to-end, no step, PostgreSQL, one engine"
 STORE_POSTGRESQL_2 = "ins-engine end-to-end, no step, PostgreSQL, two engines"
+# The FHIR destination against the MLLP one: the same engine, route and messages (one per
+# patient, each its own PID-3 PI); only the destination differs.
+FHIR_CREATE_MLLP = "ins-engine A28 new patients, to MLLP (fhir baseline)"
+FHIR_CREATE = "ins-engine A28 new patients, to fhir (conditional update creates)"
+FHIR_UPDATE_MLLP = "ins-engine A31 same patients, to MLLP (fhir baseline)"
+FHIR_UPDATE = "ins-engine A31 same patients, to fhir (conditional update updates)"
+FHIR_PAIRS = (
+    ("A28, new patients", FHIR_CREATE_MLLP, FHIR_CREATE),
+    ("A31, same patients", FHIR_UPDATE_MLLP, FHIR_UPDATE),
+)
 INSI_BOUND = 8 / 0.050  # max_concurrency / latency of the cold setup, lookups per second
 CPU_BUDGET_US = 300
 PREVIOUS = RESULTS / "previous.json"  # the run before the performance work, for comparison
@@ -182,6 +192,7 @@ def markdown(
     results: dict[str, dict[int, dict[str, Any]]],
     soak: dict[str, Any] | None,
     disk: dict[str, float] | None = None,
+    fhir_path: dict[str, float] | None = None,
 ) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -226,6 +237,7 @@ def markdown(
                 f"{warm8['cpu_us_per_msg'] - engine:.0f} |",
             ]
     lines += store_ratios(results)
+    lines += fhir_ratios(results, fhir_path)
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     lines += [
         f"| {t} | {m} | {'yes' if ok else '**no**'} |"
@@ -258,6 +270,50 @@ def store_ratios(results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
             short = name.removeprefix("ins-engine end-to-end, no step, ")
             lines.append(f"| {short} | {k} | {throughput(summary):.0f} | {ratio} |")
     return lines
+
+
+def fhir_ratios(
+    results: dict[str, dict[int, dict[str, Any]]], fhir_path: dict[str, float] | None = None
+) -> list[str]:
+    """Delivered throughput of the FHIR destination against the MLLP destination's, per load
+    and K, measured in the same run, with the CPU per delivered message of the engine (its
+    delivery process apart) and of the FHIR server; then the FHIR path's stages alone."""
+    lines: list[str] = []
+    if any(fhir in results for _, _, fhir in FHIR_PAIRS):
+        lines += [
+            "",
+            "| load | K | MLLP msg/s | FHIR msg/s | FHIR / MLLP | engine CPU µs/msg, MLLP "
+            "(delivery process) | engine CPU µs/msg, FHIR (delivery process) | "
+            "FHIR server (Node) CPU µs/msg | FHIR e2e p50 ms |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+    for load, mllp_name, fhir_name in FHIR_PAIRS:
+        for k, fhir in results.get(fhir_name, {}).items():
+            mllp = results.get(mllp_name, {}).get(k)
+            ratio = f"{throughput(fhir) / throughput(mllp):.2f}" if mllp else "—"
+            lines.append(
+                f"| {load} | {k} | {f'{throughput(mllp):.0f}' if mllp else '—'} | "
+                f"{throughput(fhir):.0f} | {ratio} | {_cpu_split(mllp)} | {_cpu_split(fhir)} | "
+                f"{fhir.get('fhir_server_cpu_us_per_msg', 0):.0f} | {fhir.get('e2e_p50_ms', '—')} |"
+            )
+    if fhir_path:
+        lines += ["", "| FHIR path, in the delivery process, measured alone | µs per message |"]
+        lines += ["|---|---|"]
+        lines += [
+            f"| {stage} | {cost:.0f} |"
+            for stage, cost in fhir_path.items()
+            if stage != "body_bytes"
+        ]
+    return lines
+
+
+def _cpu_split(summary: dict[str, Any] | None) -> str:
+    """`total (delivery process)` CPU µs per message of an engine setup."""
+    if not summary or "cpu_us_per_msg" not in summary:
+        return "—"
+    total = summary["cpu_us_per_msg"]
+    delivery = total - summary.get("engine_process_cpu_us_per_msg", total)
+    return f"{total:.0f} ({delivery:.0f})"
 
 
 def chart(results: dict[str, dict[int, dict[str, Any]]], path: Path) -> None:
@@ -307,6 +363,7 @@ def write_reports(
     results: dict[str, dict[int, dict[str, Any]]],
     soak: dict[str, Any] | None = None,
     disk: dict[str, float] | None = None,
+    fhir_path: dict[str, float] | None = None,
 ) -> str:
     """Write latest.json, latest.md and throughput.png; returns the Markdown."""
     RESULTS.mkdir(exist_ok=True)
@@ -316,9 +373,10 @@ def write_reports(
         "results": results,
         "soak": soak,
         "fsync": disk,
+        "fhir_path": fhir_path,
     }
     (RESULTS / "latest.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
-    text = markdown(results, soak, disk)
+    text = markdown(results, soak, disk, fhir_path)
     (RESULTS / "latest.md").write_text(text, encoding="utf-8")
     chart(results, RESULTS / "throughput.png")
     return text

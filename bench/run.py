@@ -6,7 +6,9 @@ notes when each message arrives, giving end-to-end latency and delivered through
 
     python -m bench.run [--quick] [--connections 1 8 32] [--soak N] [--only WORD...]
 
-(`--only ACK` or `--only warm` measures just those setups, with the ceiling beside them.)
+(`--only ACK` or `--only warm` measures just those setups, with the ceiling beside them, and
+no long replay unless `--soak N` asks; `--only fhir` the FHIR destination against the MLLP
+one, and the FHIR path's stages alone.)
 
 Writes bench/results/latest.json, latest.md and throughput.png.
 """
@@ -17,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import sqlite3
 import tempfile
 import threading
 import time
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import psutil
 
+from bench.fhir_path import fhir_path_costs
 from bench.fsync import fsync_latency
 from bench.loadgen import run_load
 from bench.messages import DEFAULT_PATIENT, Patient, adt_message, patients_from_simulator
@@ -33,6 +37,10 @@ from bench.report import (
     ACK_PATH,
     CEILING,
     DELIVERY_CEILING,
+    FHIR_CREATE,
+    FHIR_CREATE_MLLP,
+    FHIR_UPDATE,
+    FHIR_UPDATE_MLLP,
     HALF_RATE,
     STORE_POSTGRESQL,
     STORE_POSTGRESQL_2,
@@ -41,6 +49,7 @@ from bench.report import (
     WARM_ONE_PROCESS,
     write_reports,
 )
+from tests.support.fhir_server import FhirServer
 from tests.support.postgres import PASSWORD, PostgresServer
 
 DELIVERY_TIMEOUT_S = 300
@@ -73,6 +82,31 @@ class SharedPostgres:
 POSTGRES = SharedPostgres()
 
 
+class SharedFhirServer:
+    """The FHIR server of the FHIR setups (tests/peers/fhir-server, medplum's router in Node,
+    started as the tests start it; `make peers` installs it), started at its first use and
+    stopped at the end of the run; emptied before each measurement."""
+
+    def __init__(self) -> None:
+        self._server: FhirServer | None = None
+
+    def emptied(self) -> FhirServer:
+        if self._server is None:
+            self._server = FhirServer.start()
+        self._server.reset()
+        return self._server
+
+    def __enter__(self) -> SharedFhirServer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._server is not None:
+            self._server.stop()
+
+
+FHIR = SharedFhirServer()
+
+
 @dataclass
 class Setup:
     """One configuration under benchmark."""
@@ -80,12 +114,16 @@ class Setup:
     name: str
     messages: int
     peer: str | None = None  # a bench.servers kind
-    engine: str | None = None  # "ack", "warm", "cold" or "store": an ins-engine configuration
+    engine: str | None = (
+        None  # "ack", "warm", "cold", "store" or "feed": an ins-engine configuration
+    )
     reconnect: bool = False
     patients: tuple[Patient, ...] = (DEFAULT_PATIENT,)
     store: str = "sqlite"  # or "postgresql": one database the engines share
     engines: int = 1  # engine processes, the load spread over them (a shared store only)
     processes: int = 0  # each engine's `[engine] processes` (0: the engine's own choice)
+    fhir: bool = False  # "feed": deliver to the bench's FHIR server instead of MLLP
+    event: str = "A28"  # "feed": A28 creates each patient; A31 updates them (created first)
 
 
 class PeakRss:
@@ -120,8 +158,26 @@ def mllp_destination(port: int) -> str:
     return f'[[routes.destinations]]\nname = "downstream"\nmllp = "127.0.0.1:{port}"\n'
 
 
-def engine_tables(kind: str, receiver_port: int) -> tuple[str, str]:
+FEED_ACCEPT = 'accept = ["ADT^A28", "ADT^A31"]\n'
+
+
+def feed_destination(receiver_port: int, fhir_base_url: str | None) -> str:
+    """The FHIR setups' destination, with the same `accept`: the FHIR server's (an ITI-104
+    feed), or the MLLP receiver's for the baseline."""
+    if fhir_base_url is None:
+        return mllp_destination(receiver_port) + FEED_ACCEPT
+    return (
+        f'[[routes.destinations]]\nname = "downstream"\n{FEED_ACCEPT}'
+        f'[routes.destinations.fhir]\nbase_url = "{fhir_base_url}"\n'
+    )
+
+
+def engine_tables(
+    kind: str, receiver_port: int, fhir_base_url: str | None = None
+) -> tuple[str, str]:
     """(route keys, extra tables) of an ins-engine configuration."""
+    if kind == "feed":  # no step, a patient feed's events, to MLLP or to FHIR
+        return "enrich = false\n" + feed_destination(receiver_port, fhir_base_url), ""
     if kind == "ack":  # a destination that takes nothing: receive, store, answer
         return "enrich = false\n" + mllp_destination(receiver_port) + 'accept = ["NONE^NONE"]\n', ""
     if kind == "store":  # no step: what the store (and delivery) cost end to end
@@ -140,7 +196,7 @@ def load(port: int | list[int], setup: Setup, connections: int, first: int, sent
         run_load(
             "127.0.0.1",
             port,
-            lambda n: adt_message(first + n, setup.patients),
+            lambda n: adt_message(first + n, setup.patients, setup.event),
             setup.messages,
             connections,
             reconnect=setup.reconnect,
@@ -164,6 +220,34 @@ def wait_delivered(record: Path, expected: set[str]) -> dict[str, float]:
         if expected <= seen.keys() or time.monotonic() > deadline:
             return seen
         time.sleep(0.2)
+
+
+def stored_deliveries(store: Path, expected: set[str], before: int = 0) -> dict[str, float]:
+    """Control id -> delivery time (on time.monotonic's scale) of the messages the engine
+    marked delivered in its SQLite store, once all of `expected` are, after the `before`
+    delivered earlier (or once the time is up).
+    What the FHIR setups and their MLLP baseline count, alike: a FHIR server has no arrival
+    record. A parked entry stops the wait with its error (which holds no patient data)."""
+    deadline = time.monotonic() + DELIVERY_TIMEOUT_S
+    with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+        while True:
+            parked = db.execute(
+                "SELECT last_error FROM outbox WHERE status = 'parked' LIMIT 1"
+            ).fetchone()
+            if parked:
+                raise RuntimeError(f"the engine parked a message: {parked[0]}")
+            (delivered,) = db.execute(
+                "SELECT count(*) FROM outbox WHERE status = 'delivered'"
+            ).fetchone()
+            if delivered >= before + len(expected) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        rows = db.execute(
+            "SELECT m.control_id, o.delivered_at FROM outbox o JOIN messages m"
+            " ON m.id = o.message_id WHERE o.status = 'delivered'"
+        ).fetchall()
+    offset = time.time() - time.monotonic()  # delivered_at is wall-clock time
+    return {control_id: at - offset for control_id, at in rows if control_id in expected}
 
 
 def cpu_seconds(processes: list[psutil.Process], children: bool = True) -> float:
@@ -194,7 +278,8 @@ def measure_engine(setup: Setup, connections: int, folder: Path) -> dict:  # typ
     assert setup.engine is not None
     ports, receiver_port = [free_port() for _ in range(setup.engines)], free_port()
     record = folder / f"arrivals-{ports[0]}.txt"
-    route, extra = engine_tables(setup.engine, receiver_port)
+    fhir = FHIR.emptied() if setup.fhir else None
+    route, extra = engine_tables(setup.engine, receiver_port, fhir.base_url if fhir else None)
     store = POSTGRES.new_store() if setup.store == "postgresql" else None
     keys = f"processes = {setup.processes}\n" if setup.processes else ""
     configs = [engine_config(folder, port, route, extra, store, keys) for port in ports]
@@ -208,17 +293,32 @@ def measure_engine(setup: Setup, connections: int, folder: Path) -> dict:  # typ
             for config, port in zip(configs, ports, strict=True)
         ]
         rss = [PeakRss(process) for process in processes]
-        first = 0
-        if setup.engine == "warm":  # every patient once, so the measured run hits the cache
+        first = before = 0
+        database = folder / f"engine-{ports[0]}.db"
+        if setup.engine == "warm" or setup.event != "A28":
+            # every patient once: the measured run hits the cache, or updates existing Patients
             warm_up = Setup("warm-up", len(setup.patients), patients=setup.patients)
-            load(ports, warm_up, 8, 0)
+            warm_sent: dict[str, float] = {}
+            load(ports, warm_up, 8, 0, warm_sent)
+            if setup.engine == "feed":
+                before = len(stored_deliveries(database, set(warm_sent)))
             first = len(setup.patients)
+        peer = psutil.Process(fhir.pid) if fhir else None
+        peer_cpu_before = cpu_seconds([peer], children=False) if peer else 0.0
         sent_at: dict[str, float] = {}
         cpu_before = cpu_seconds(processes)
         engine_cpu_before = cpu_seconds(processes, children=False)
         started = time.monotonic()
         summary = load(ports, setup, connections, first, sent_at)
-        seen = wait_delivered(record, set(sent_at)) if setup.engine != "ack" else {}
+        if setup.engine == "feed":
+            seen = stored_deliveries(database, set(sent_at), before)
+        else:
+            seen = wait_delivered(record, set(sent_at)) if setup.engine != "ack" else {}
+        if peer:
+            summary["fhir_server_cpu_us_per_msg"] = round(
+                (cpu_seconds([peer], children=False) - peer_cpu_before) / setup.messages * 1e6,
+                1,
+            )
         summary["cpu_us_per_msg"] = round(
             (cpu_seconds(processes) - cpu_before) / setup.messages * 1e6, 1
         )
@@ -300,6 +400,9 @@ def setups(quick: bool) -> list[Setup]:
 
     warm_patients = tuple(patients_from_simulator(10000, seed=7)[:300])
     cold_patients = tuple(patients_from_simulator(10000, seed=7))
+    # One message per patient, each its own PID-3 PI; few, because the FHIR test server's
+    # in-memory repository scans every Patient it holds on each search.
+    fed = cold_patients[: n(600)]
     return [
         Setup("bare asyncio (ceiling)", n(6000), peer="bare"),
         Setup(DELIVERY_CEILING, n(6000), peer="receiver"),
@@ -317,6 +420,10 @@ def setups(quick: bool) -> list[Setup]:
         Setup(STORE_SQLITE, n(3000), engine="store"),
         Setup(STORE_POSTGRESQL, n(3000), engine="store", store="postgresql"),
         Setup(STORE_POSTGRESQL_2, n(3000), engine="store", store="postgresql", engines=2),
+        Setup(FHIR_CREATE_MLLP, len(fed), engine="feed", patients=fed),
+        Setup(FHIR_CREATE, len(fed), engine="feed", patients=fed, fhir=True),
+        Setup(FHIR_UPDATE_MLLP, len(fed), engine="feed", patients=fed, event="A31"),
+        Setup(FHIR_UPDATE, len(fed), engine="feed", patients=fed, fhir=True, event="A31"),
     ]
 
 
@@ -324,13 +431,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer messages per setup")
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--soak", type=int, default=200_000, help="messages of the long replay")
+    parser.add_argument(
+        "--soak", type=int, help="messages of the long replay (200,000; none with --only)"
+    )
     parser.add_argument(
         "--only", nargs="+", metavar="WORD", help="only the setups whose name holds one of these"
     )
     args = parser.parse_args()
+    if args.soak is None:
+        args.soak = 0 if args.only else 200_000
     results: dict[str, dict[int, dict]] = {}  # type: ignore[type-arg]
-    with tempfile.TemporaryDirectory() as tmp, POSTGRES:
+    with tempfile.TemporaryDirectory() as tmp, POSTGRES, FHIR:
         folder = Path(tmp)
         disk = fsync_latency(folder)
         print(f"fsync of a 4 KB write where the store lives: {disk}", flush=True)
@@ -341,9 +452,12 @@ def main() -> None:
             or any(word in setup.name for word in args.only)
             or setup.name in (CEILING, DELIVERY_CEILING)
         ]
+        feed_k = 8 if 8 in args.connections else args.connections[0]
         for setup in chosen:
             results[setup.name] = {}
             for connections in args.connections:
+                if setup.engine == "feed" and connections != feed_k:
+                    continue  # one lane delivers, in order: K changes the intake only
                 if setup.engine:
                     summary = measure_engine(setup, connections, folder)
                 elif setup.name == DELIVERY_CEILING and connections != 1:
@@ -360,9 +474,12 @@ def main() -> None:
             half = measure_half_rate(best, best_k, 2000 if not args.quick else 500, folder)
             results[HALF_RATE] = {best_k: half}
             print(f"{HALF_RATE:48s} K={best_k:<3d} {half}", flush=True)
+        fhir_path = fhir_path_costs(300 if args.quick else 1000) if FHIR_CREATE in results else None
+        if fhir_path:
+            print(f"FHIR path, µs per message: {fhir_path}", flush=True)
         long_run = soak(args.soak, folder) if args.soak else None
         print(f"soak: {long_run}", flush=True)
-    print(write_reports(results, long_run, disk))
+    print(write_reports(results, long_run, disk, fhir_path))
 
 
 if __name__ == "__main__":

@@ -84,6 +84,11 @@ class FhirServer:
         return cls(host, bound, process)
 
     @property
+    def pid(self) -> int:
+        """The Node process's id (the benchmarks read its CPU time)."""
+        return self._process.pid
+
+    @property
     def url(self) -> str:
         """The server's root, where `/$reset` is."""
         return f"http://{self.host}:{self.port}"
