@@ -9,11 +9,15 @@ or an error text.
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote_plus
 
-import httpx
+import aiohttp
+import orjson
 
 from engine.fhir.settings import OAuthSettings
 
@@ -29,7 +33,7 @@ class TokenSource:
     def __init__(
         self,
         settings: OAuthSettings,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
@@ -57,19 +61,22 @@ class TokenSource:
         form = {"grant_type": "client_credentials"}
         if settings.scope:
             form["scope"] = settings.scope
+        headers = {"Authorization": basic_credentials(settings.client_id, secret)}
         try:
-            answer = await self._http.post(
-                settings.token_url, data=form, auth=(settings.client_id, secret)
-            )
-        except httpx.HTTPError as error:
+            async with self._http.post(settings.token_url, data=form, headers=headers) as answer:
+                status, raw = answer.status, await answer.read()
+        except (TimeoutError, aiohttp.ClientError) as error:
             raise TokenError(f"token endpoint unreachable: {type(error).__name__}") from None
-        if answer.status_code != 200:
-            raise TokenError(f"token endpoint answered {answer.status_code}{_oauth_error(answer)}")
         try:
-            body = answer.json()
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        if status != 200:
+            raise TokenError(f"token endpoint answered {status}{_oauth_error(body)}")
+        try:
             token = body["access_token"]
             lifetime = float(body.get("expires_in", DEFAULT_LIFETIME_S))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise TokenError("token endpoint answered without a usable access_token") from None
         if not isinstance(token, str) or not token:
             raise TokenError("token endpoint answered without a usable access_token")
@@ -78,10 +85,13 @@ class TokenSource:
         self.fetched += 1
 
 
-def _oauth_error(answer: httpx.Response) -> str:
+def basic_credentials(client_id: str, secret: str) -> str:
+    """HTTP Basic client authentication as RFC 6749 (2.3.1) says: each part form-encoded."""
+    pair = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def _oauth_error(body: Any) -> str:
     """The OAuth `error` code of a refusal (`invalid_client`...), a fixed vocabulary."""
-    try:
-        code = answer.json().get("error")
-    except (ValueError, AttributeError):
-        return ""
+    code = body.get("error") if isinstance(body, dict) else None
     return f" ({code})" if isinstance(code, str) and code.replace("_", "").isalpha() else ""

@@ -1,6 +1,6 @@
 """The FHIR server as the feed sees it: search, conditional update and delete of Patients.
 
-One `httpx.AsyncClient` per destination lane (its connections kept alive between messages),
+One aiohttp session per destination lane (its connection kept alive between messages),
 with the destination's TLS (a client certificate for mutual TLS) and, when configured, an
 OAuth 2 bearer token (`engine.fhir.oauth`). A request that cannot be made or answered
 raises `Unreachable` with a safe text; any answer, error statuses included, is returned as
@@ -9,11 +9,12 @@ raises `Unreachable` with a safe text; any answer, error statuses included, is r
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
+import aiohttp
 import orjson
 
 from engine.config.settings import DestinationSettings
@@ -42,7 +43,6 @@ class Request:
     method: str  # GET, PUT, DELETE
     url: str  # relative to the base: `Patient?identifier=urn:oid:1.2.3|800001`
     body: dict[str, Any] | None = None
-    if_match: str | None = None  # a version (`W/"3"`) for a versioned update
 
 
 def by_identifier(system: str, value: str) -> str:
@@ -55,13 +55,26 @@ class FhirServer:
     def __init__(self, settings: FhirSettings, destination: DestinationSettings) -> None:
         tls = destination.tls
         self._base = settings.base_url.rstrip("/") + "/"
-        self._http = httpx.AsyncClient(
-            verify=client_context(tls) if tls else True,
-            timeout=httpx.Timeout(destination.ack_timeout_s, connect=destination.connect_timeout_s),
-            headers={"Accept": FHIR_JSON},
-            follow_redirects=False,
+        self._ssl: ssl.SSLContext | bool = client_context(tls) if tls else True
+        connect, answer = destination.connect_timeout_s, destination.ack_timeout_s
+        self._timeout = aiohttp.ClientTimeout(
+            total=connect + answer, sock_connect=connect, sock_read=answer
         )
-        self._tokens = TokenSource(settings.oauth, self._http) if settings.oauth else None
+        self._oauth = settings.oauth
+        self._session: aiohttp.ClientSession | None = None
+        self._tokens: TokenSource | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        """The lane's session, opened on its first request (inside the delivering loop)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                headers={"Accept": FHIR_JSON},
+                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=1),
+            )
+            if self._oauth is not None:
+                self._tokens = TokenSource(self._oauth, self._session)
+        return self._session
 
     async def send(self, request: Request) -> Answer:
         answer = await self._exchange(request)
@@ -71,29 +84,35 @@ class FhirServer:
         return answer
 
     async def _exchange(self, request: Request) -> Answer:
+        session = self._open()
         headers = {}
         if request.body is not None:
             headers["Content-Type"] = FHIR_JSON
-        if request.if_match is not None:
-            headers["If-Match"] = request.if_match
         try:
             if self._tokens is not None:
                 headers["Authorization"] = f"Bearer {await self._tokens.token()}"
             content = orjson.dumps(request.body) if request.body is not None else None
-            answer = await self._http.request(
-                request.method, self._base + request.url, content=content, headers=headers
-            )
+            async with session.request(
+                request.method,
+                self._base + request.url,
+                data=content,
+                headers=headers,
+                allow_redirects=False,
+            ) as answer:
+                raw = await answer.read()
+                status, location = answer.status, answer.headers.get("Location", "")
         except TokenError as error:
             raise Unreachable(f"no OAuth token: {error}") from None
-        except httpx.TimeoutException as error:
+        except TimeoutError as error:  # aiohttp's timeouts are TimeoutError too
             raise Unreachable(f"FHIR server timeout ({type(error).__name__})") from None
-        except httpx.HTTPError as error:
+        except aiohttp.ClientError as error:
             raise Unreachable(f"FHIR server unreachable ({type(error).__name__})") from None
         try:
-            body = orjson.loads(answer.content) if answer.content else None
+            body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
             body = None
-        return Answer(answer.status_code, body, answer.headers.get("location", ""))
+        return Answer(status, body, location)
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
