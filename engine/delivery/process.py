@@ -31,6 +31,7 @@ from engine.delivery.relay import (
     Channel,
     Configure,
     Ready,
+    Reconfigure,
     Stop,
     ToEngine,
     ToProcess,
@@ -84,6 +85,13 @@ class DeliveryProcess:
         """Entries were routed or requeued: the process looks at once."""
         if self._channel is not None:
             self._channel.send(Wake())
+
+    def reconfigure(self, config: Config) -> None:
+        """A reloaded configuration: the process delivers its routes from now on, and a
+        process started again later gets it."""
+        self._config = config
+        if self._channel is not None:
+            self._channel.send(Reconfigure(config))
 
     async def stop(self, grace_s: float) -> None:
         """Tell the process to stop after the messages it is sending (one being started

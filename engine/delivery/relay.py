@@ -4,7 +4,8 @@ Frames both ways: a 4-byte length, then one pickled message (a socket pair betwe
 and the process it started: nothing else can write on it). Each message is a record named
 for what it says, and each end receives only its own kinds: the engine sends `Configure`
 first (so the process delivers exactly what the engine routes, whatever the file says by
-then), then `Wake` when entries were routed or requeued, `Stop`, and the `Answer` to each
+then), `Reconfigure` with the routes of a configuration it reloaded, `Wake` when entries
+were routed or requeued, `Stop`, and the `Answer` to each
 store write asked; the process sends `Ready` once its lanes run, `Attempts` for the
 engine's metrics, and `Ask` with a write (`engine.delivery.writes`): with SQLite the
 engine's connection is the store's only writer, so the process's delivered marks join the
@@ -36,6 +37,13 @@ class Configure:
 
     config: Config
     engine_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reconfigure:
+    """The engine reloaded its configuration: deliver these routes' destinations now."""
+
+    config: Config
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +85,7 @@ class Ask:
     write: Write[Any]
 
 
-ToProcess = Configure | Wake | Stop | Answer
+ToProcess = Configure | Reconfigure | Wake | Stop | Answer
 ToEngine = Ready | Attempts | Ask
 Sent = TypeVar("Sent")
 Received = TypeVar("Received")
@@ -177,4 +185,4 @@ async def to_process(sock: Any) -> Channel[ToProcess, ToEngine]:
 async def to_engine(sock: Any) -> Channel[ToEngine, ToProcess]:
     """The delivery process's end of the channel."""
     reader, writer = await asyncio.open_unix_connection(sock=sock)
-    return Channel(reader, writer, (Configure, Wake, Stop, Answer))
+    return Channel(reader, writer, (Configure, Reconfigure, Wake, Stop, Answer))

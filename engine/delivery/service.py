@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
 from engine.base.logs import get_logger
 from engine.config.settings import DestinationSettings, RouteSettings
@@ -76,6 +77,17 @@ def queue_holder(
 RETENTION_LEASE = "retention"
 
 
+def _destinations(
+    routes: Sequence[RouteSettings],
+) -> dict[tuple[str, str], DestinationSettings]:
+    """Every destination by its queue: (route, destination)."""
+    return {
+        (route.name, destination.name): destination
+        for route in routes
+        for destination in route.destinations
+    }
+
+
 class DeliveryService:
     def __init__(
         self,
@@ -85,32 +97,77 @@ class DeliveryService:
         metrics: DeliveryMetrics | None = None,
         leases: LeaseKeeper | None = None,
     ) -> None:
-        self.workers = [
+        self._store = store
+        self._metrics = metrics
+        self._routes = list(routes)
+        self.workers = self._workers(self._routes)
+        self._retention = Retention(store, retention_days)
+        self._leases = leases
+        self._lanes: dict[LaneWorker, asyncio.Task[None]] = {}
+        self._background: list[asyncio.Task[None]] = []
+        self._reconfiguring = asyncio.Lock()
+
+    def _workers(self, routes: Sequence[RouteSettings]) -> list[LaneWorker]:
+        return [
             LaneWorker(
-                store,
+                self._store,
                 route.name,
                 destination,
                 open_sender(route, destination),
                 lane,
                 lane_count(destination),
-                metrics=metrics,
+                metrics=self._metrics,
             )
             for route in routes
             for destination in route.destinations
             for lane in range(lane_count(destination))
         ]
-        self._retention = Retention(store, retention_days)
-        self._leases = leases
-        self._lanes: list[asyncio.Task[None]] = []
-        self._background: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self._lanes = [
-            asyncio.create_task(self._run_lane(worker), name=lane_lease(worker))
-            for worker in self.workers
-        ]
+        self._lanes = {worker: self._lane_task(worker) for worker in self.workers}
         self._background = [asyncio.create_task(self._run_retention(), name="retention")]
         log.info("delivery started", count=len(self.workers))
+
+    def _lane_task(self, worker: LaneWorker) -> asyncio.Task[None]:
+        return asyncio.create_task(self._run_lane(worker), name=lane_lease(worker))
+
+    async def reconfigure(self, routes: Sequence[RouteSettings], grace_s: float) -> None:
+        """A reload's destinations: the lanes of a destination removed or changed finish
+        the message they are sending and stop, then a changed or added one's lanes start;
+        the others go on untouched. A lane resumes at its queue's first pending entry, so
+        order holds; a removed destination's entries stay in the store, undelivered."""
+        async with self._reconfiguring:
+            before = _destinations(self._routes)
+            after = _destinations(routes)
+            going = [
+                worker for worker in self.workers if before[worker.queue] != after.get(worker.queue)
+            ]
+            for worker in going:
+                worker.stop()
+            stopping = [self._lanes.pop(worker) for worker in going]
+            if stopping:
+                _, late = await asyncio.wait(stopping, timeout=grace_s)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*stopping, return_exceptions=True)
+            coming = self._workers(
+                [
+                    replace(
+                        route,
+                        destinations=[
+                            destination
+                            for destination in route.destinations
+                            if before.get((route.name, destination.name)) != destination
+                        ],
+                    )
+                    for route in routes
+                ]
+            )
+            for worker in coming:
+                self._lanes[worker] = self._lane_task(worker)
+            self.workers = [*(kept for kept in self.workers if kept not in going), *coming]
+            self._routes = list(routes)
+            log.info("delivery reconfigured", stopped=len(going), count=len(coming))
 
     async def _run_lane(self, worker: LaneWorker) -> None:
         if self._leases is None:
@@ -135,7 +192,7 @@ class DeliveryService:
             task.cancel()
         for worker in self.workers:
             worker.stop()
-        tasks = [*self._lanes, *self._background]
+        tasks = [*self._lanes.values(), *self._background]
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=grace_s)
             for task in late:

@@ -88,6 +88,11 @@ class LaneWorker:
         suffix = f"/{self._lane}" if self._lanes > 1 else ""
         return f"{self._route}/{self._settings.name}{suffix}"
 
+    @property
+    def queue(self) -> tuple[str, str]:
+        """(route, destination): the queue this lane delivers (a part of, in parallel)."""
+        return self._route, self._settings.name
+
     def wake(self) -> None:
         """New entries may be waiting (called after routing)."""
         self._wakeup.set()

@@ -146,6 +146,13 @@ class Listener:
         """Connections by what they do, as the admission policy sees them (the console)."""
         return self._admission.census()
 
+    def adopt(self, route: RouteSettings, intake: Intake) -> None:
+        """Serve a reloaded route's new settings and steps from the next message on, the
+        socket and its open connections kept (`engine.app.reload.keeps_socket` says when):
+        a message being handled finishes with the intake it started with."""
+        self.route = route
+        self._intake = intake
+
     async def start(self) -> None:
         address = parse_address(self.route.listen)
         assert address is not None

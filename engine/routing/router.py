@@ -55,6 +55,11 @@ class Router:
         self._fresh: dict[int, RoutedMessage | None] = {}
         self._flight: deque[tuple[str, asyncio.Task[RoutingResult]]] = deque()
 
+    def use_plans(self, plans: dict[str, RoutePlan]) -> None:
+        """A reload's plans, for each message whose routing starts from now on. A removed
+        route's plan stays: what it acknowledged before the reload is routed as it was then."""
+        self._plans.update(plans)
+
     def stored(self, routed: RoutedMessage) -> None:
         """The intake committed a message (`Stored`): routing starts at once, with
         the message already parsed and no read of the store while the intake's messages
