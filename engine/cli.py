@@ -24,6 +24,7 @@ from engine.errors import CliError, ConfigError
 COMMAND_MODULES = (
     "engine.commands.run",
     "engine.commands.check",
+    "engine.commands.reload",
     "engine.commands.queue",
     "engine.commands.insi_sim",
     "engine.commands.replay",

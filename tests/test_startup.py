@@ -1,5 +1,5 @@
 """Start-up problems: `check` finds everything `run` would fail on and prints all of it; `run`
-names the key and the path, exits 2 and never shows a traceback; SIGHUP stops cleanly."""
+names the key and the path, exits 2 and never shows a traceback."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
-from tests.support.engine_process import REPOSITORY, EngineProcess
+from tests.support.engine_process import REPOSITORY
 from tests.support.unprivileged import drop_root_file_override
 
 pytestmark = pytest.mark.system
@@ -143,16 +143,3 @@ def test_a_closed_pipe_ends_the_output_quietly(tmp_path: Path) -> None:
     with process.stderr:
         assert process.stderr.read() == b""
     assert process.wait(timeout=30) == 128 + signal.SIGPIPE
-
-
-async def test_sighup_stops_the_engine_cleanly(tmp_path: Path) -> None:
-    config = write(
-        tmp_path,
-        '[engine]\nlog_format = "json"\n\n'
-        '[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\nenrich = false\n' + DESTINATION,
-    )
-    engine = EngineProcess(config)
-    await engine.start()
-    assert await engine.terminate(signum=signal.SIGHUP) == 0
-    assert engine.logged("stop signal received")[0]["reason"] == "SIGHUP"
-    assert engine.logged("engine stopped")

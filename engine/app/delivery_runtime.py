@@ -22,7 +22,7 @@ import socket
 from dataclasses import replace
 from typing import TypeVar, cast
 
-from engine.app.systemd import STOP_SIGNALS
+from engine.app.systemd import RELOAD_SIGNAL, STOP_SIGNALS
 from engine.base.logs import configure_logging, get_logger
 from engine.coordination.leases import LeaseKeeper, engine_identity
 from engine.delivery.relay import (
@@ -32,6 +32,7 @@ from engine.delivery.relay import (
     Channel,
     Configure,
     Ready,
+    Reconfigure,
     RelayedMetrics,
     Stop,
     ToEngine,
@@ -63,9 +64,10 @@ T = TypeVar("T")
 
 def die_with_parent(parent: int) -> None:
     """Be killed when the engine that started this process dies, however it dies; ignore
-    the stop signals a service manager or a terminal sends to the whole group, so that the
-    engine stops this process in its own order (after its listeners and its router)."""
-    for signum in STOP_SIGNALS:
+    the stop and reload signals a service manager or a terminal sends to the whole group, so
+    that the engine stops this process in its own order (after its listeners and its router)
+    and hands it a reloaded configuration itself (`Reconfigure`)."""
+    for signum in (*STOP_SIGNALS, RELOAD_SIGNAL):
         signal.signal(signum, signal.SIG_IGN)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -179,7 +181,9 @@ async def serve(control: socket.socket) -> None:
     metrics = RelayedMetrics()
     service = DeliveryService(store, config.routes, settings.retention_days, metrics, leases)
     stop = asyncio.Event()
-    listening = asyncio.create_task(_listen(channel, service, remote, stop), name="orders")
+    listening = asyncio.create_task(
+        _listen(channel, service, remote, stop, settings.shutdown_grace_s), name="orders"
+    )
     keeper = asyncio.create_task(leases.run(), name="leases")
     await service.start()
 
@@ -217,12 +221,19 @@ async def _listen(
     service: DeliveryService,
     remote: EngineWrites | None,
     stop: asyncio.Event,
+    grace_s: float,
 ) -> None:
-    """The engine's wake-ups, answers and stop order, until it says stop or goes away."""
+    """The engine's wake-ups, reloads, answers and stop order, until it says stop or goes
+    away."""
+    reloads: set[asyncio.Task[None]] = set()
     while (message := await channel.receive()) is not None:
         match message:
             case Wake():
                 service.wake()
+            case Reconfigure(config):  # lanes stop while answers keep coming: not awaited here
+                task = asyncio.create_task(service.reconfigure(config.routes, grace_s))
+                reloads.add(task)
+                task.add_done_callback(reloads.discard)
             case Answer() if remote is not None:
                 remote.answered(message)
             case Stop():

@@ -13,22 +13,36 @@ finish the message they are sending, give the leases up so that another engine t
 at once, close what the steps share, then close the store, which commits what is queued.
 The stages hand a message on through the signals of `engine.handoffs`, whose listeners
 `Engine._connect` names.
+
+Reload (SIGHUP, `ins-engine reload`): read and check the files again (`engine.app.reload`),
+build the steps of the added and changed routes and bind the listeners of the added ones
+(any failure there, and nothing changes), then hand the destinations to delivery, the new
+steps to the router and the intakes, and stop the removed routes' listeners.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 from collections.abc import Coroutine
+from dataclasses import asdict
 from typing import Any
 
 from engine.app.descriptors import DescriptorWatch, http_connection_cap
-from engine.app.systemd import STOP_SIGNALS, Notifier
+from engine.app.reload import (
+    ReloadRefused,
+    keeps_socket,
+    read_checked,
+    refuse_fixed_changes,
+    route_changes,
+)
+from engine.app.systemd import RELOAD_SIGNAL, STOP_SIGNALS, Notifier
 from engine.base.logs import get_logger
 from engine.base.metrics import EngineMetrics, keep_counters, restore_counters, save_counters
-from engine.config.settings import Config, HttpSettings
+from engine.config.settings import Config, HttpSettings, RouteSettings
 from engine.config.tls import server_context
 from engine.console import app as console
 from engine.coordination.leases import LeaseKeeper, under_lease
@@ -41,7 +55,7 @@ from engine.hl7.ack import AckBuilder
 from engine.http import api
 from engine.http.app import build_app
 from engine.http.server import HttpServer
-from engine.http.view import EngineView
+from engine.http.view import EngineView, ReloadRecord
 from engine.inbound.intake import Intake
 from engine.inbound.listener import Listener
 from engine.routing.plans import build_plan
@@ -87,6 +101,10 @@ class Engine:
         self._state: StatePublisher | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._keeper: asyncio.Task[None] | None = None
+        self.plans: dict[str, RoutePlan] = {}
+        self.view: EngineView | None = None
+        self._reloading = asyncio.Lock()
+        self._serving = False  # started: a reload may apply
 
     async def start(self) -> None:
         settings = self.config.engine
@@ -104,17 +122,7 @@ class Engine:
         self._keeper = asyncio.create_task(self.leases.run(), name="leases")
         await restore_counters(self.metrics, self.store)
         self._state = StatePublisher(self.store)
-        plans = {
-            route.name: await build_plan(
-                route,
-                self.config,
-                self.store,
-                self.resources,
-                state=self._state,
-                metrics=self.metrics,
-            )
-            for route in self.config.routes
-        }
+        plans = self.plans = await self._plans(self.config.routes, self.config)
         self.delivery = (
             DeliveryProcess(self.config, self.store, self.metrics, self.leases.engine.engine_id)
             if process_count(settings.processes) > 1
@@ -125,24 +133,13 @@ class Engine:
         await self.delivery.start()
         handoffs = self.handoffs
         router = self.router = Router(
-            self.store, plans, routed=handoffs.routed, decided=handoffs.decided
+            self.store, dict(plans), routed=handoffs.routed, decided=handoffs.decided
         )
         self._connect(router, self.delivery, self.leases)
         self._background(under_lease(self.leases, ROUTING_LEASE, lambda _: router.run()), "router")
         self._background(self.store.watch(handoffs.store_changed), "store notifications")
         for route in self.config.routes:
-            intake = Intake(
-                route,
-                self.store,
-                self._acks,
-                plans[route.name],
-                stored=handoffs.stored,
-                store_timeout_s=settings.store_timeout_s,
-            )
-            context = server_context(route.tls) if route.tls else None
-            listener = Listener(route, intake, context, metrics=self.metrics)
-            await self._bind(listener.start(), route.where("listen"), route.listen)
-            self.listeners[route.name] = listener
+            self.listeners[route.name] = await self._listen(route, plans[route.name])
         if self.config.http is not None:
             await self._start_http(self.config.http, plans)
         self._background(self._notifier.watchdog(), "watchdog")
@@ -154,7 +151,108 @@ class Engine:
             path=self.store.name,
             engine=self.leases.engine.engine_id,
         )
+        self.metrics.config_loaded(self.leases.engine.started_at)
+        self._serving = True
         self._notifier.notify("READY=1", f"STATUS=serving {len(self.listeners)} route(s)")
+
+    async def _plans(self, routes: list[RouteSettings], config: Config) -> dict[str, RoutePlan]:
+        """Each route's steps, built by their kinds (sharing `self.resources`)."""
+        return {
+            route.name: await build_plan(
+                route, config, self.store, self.resources, state=self._state, metrics=self.metrics
+            )
+            for route in routes
+        }
+
+    def _intake(self, route: RouteSettings, plan: RoutePlan) -> Intake:
+        assert self.store is not None
+        return Intake(
+            route,
+            self.store,
+            self._acks,
+            plan,
+            stored=self.handoffs.stored,
+            store_timeout_s=self.config.engine.store_timeout_s,
+        )
+
+    async def _listen(self, route: RouteSettings, plan: RoutePlan) -> Listener:
+        """A route's listener, bound."""
+        context = server_context(route.tls) if route.tls else None
+        listener = Listener(route, self._intake(route, plan), context, metrics=self.metrics)
+        await self._bind(listener.start(), route.where("listen"), route.listen)
+        return listener
+
+    async def reload(self) -> ReloadRecord:
+        """Apply the files as they are now, or keep the running configuration and say why
+        (the log, `/metrics`, the console, `ins-engine reload`)."""
+        async with self._reloading:
+            self._notifier.notify("RELOADING=1")
+            try:
+                record = await self._reload(read_checked(self.config.source))
+            except ReloadRefused as error:
+                record = ReloadRecord("refused", str(error))
+                log.error("configuration reload refused", reason=record.reason)
+            self._notifier.notify("READY=1", f"STATUS=serving {len(self.listeners)} route(s)")
+        self.metrics.config_reloaded(record.outcome == "applied", record.at)
+        if self.view is not None:
+            self.view.last_reload = record
+        if self._state is not None and self.leases is not None:
+            self._state.publish(
+                f"reload {self.leases.engine.engine_id}", json.dumps(asdict(record))
+            )
+        return record
+
+    async def _reload(self, new: Config) -> ReloadRecord:
+        """Prepare everything that may fail, then swap; `ReloadRefused` before the swap
+        leaves the engine as it was."""
+        assert self.router is not None and self.delivery is not None
+        refuse_fixed_changes(self.config, new)
+        changes = route_changes(self.config, new)
+        try:
+            plans = await self._plans([*changes.added, *changes.changed], new)
+        except ConfigError as error:
+            raise ReloadRefused(str(error)) from None
+        running = {route.name: route for route in self.config.routes}
+        moving = [
+            route for route in changes.changed if not keeps_socket(running[route.name], route)
+        ]
+        freed = {running[name].listen for name in changes.removed}
+        freed |= {running[route.name].listen for route in moving}
+        early = [route for route in [*changes.added, *moving] if route.listen not in freed]
+        bound: dict[str, Listener] = {}
+        try:
+            for route in early:
+                bound[route.name] = await self._listen(route, plans[route.name])
+        except ConfigError as error:
+            grace = self.config.engine.shutdown_grace_s
+            await asyncio.gather(*(listener.stop(grace) for listener in bound.values()))
+            raise ReloadRefused(str(error)) from None
+        # The swap: from here on the new configuration is the engine's.
+        grace = new.engine.shutdown_grace_s
+        if isinstance(self.delivery, DeliveryProcess):
+            self.delivery.reconfigure(new)
+        else:
+            await self.delivery.reconfigure(new.routes, grace)
+        self.router.use_plans(plans)
+        self.plans.update(plans)
+        for route in changes.changed:
+            if route not in moving:
+                self.listeners[route.name].adopt(route, self._intake(route, plans[route.name]))
+        going = [self.listeners.pop(name) for name in changes.removed]
+        going += [self.listeners.pop(route.name) for route in moving]
+        await asyncio.gather(*(listener.stop(grace) for listener in going))
+        for name in changes.removed:
+            del self.plans[name]
+        self.listeners.update(bound)
+        self.config = new
+        if self.view is not None:
+            self.view.config = new
+        late = [route for route in [*changes.added, *moving] if route.name not in bound]
+        for route in late:  # on an address a stopped listener just gave up
+            self.listeners[route.name] = await self._listen(route, plans[route.name])
+        record = ReloadRecord("applied", changes=changes.summary())
+        log.info("configuration reloaded", config=new.source, **record.changes)
+        return record
 
     async def _start_http(self, http: HttpSettings, plans: dict[str, RoutePlan]) -> None:
         """The HTTP listener, within its share of file descriptors (a configuration error
@@ -169,7 +267,7 @@ class Engine:
                 f"minus one: {http.reserved_fds} leaves the HTTP listener none (raise "
                 "LimitNOFILE or lower reserved_fds)",
             )
-        view = EngineView(
+        view = self.view = EngineView(
             self.config,
             self.store,
             self.metrics,
@@ -221,6 +319,7 @@ class Engine:
         self._tasks.append(asyncio.create_task(work, name=name))
 
     async def stop(self) -> None:
+        self._serving = False
         self._notifier.notify("STOPPING=1")
         grace = self.config.engine.shutdown_grace_s
         if self.http is not None:
@@ -248,22 +347,34 @@ class Engine:
         log.info("engine stopped")
 
     async def run_until_stopped(self) -> None:
-        """Run until SIGTERM, SIGINT or SIGHUP, then stop cleanly. SIGHUP (a closed terminal,
-        or a supervisor asking for a reload) stops too: the configuration is read at start
-        only, so a restart applies a new one."""
+        """Run until SIGTERM or SIGINT, then stop cleanly; reload the configuration on
+        SIGHUP (one reload at a time, in the order asked)."""
         received: list[signal.Signals] = []
         stop = asyncio.Event()
+        reloads: set[asyncio.Task[ReloadRecord]] = set()
 
         def on_signal(signum: signal.Signals) -> None:
             received.append(signum)
             stop.set()
 
+        def on_reload() -> None:
+            if not self._serving:  # still starting (or stopping): nothing to reload yet
+                log.warning("reload asked while not serving: ignored")
+                return
+            task = asyncio.create_task(self.reload(), name="reload")
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
         loop = asyncio.get_running_loop()
         for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, on_signal, signum)
+        loop.add_signal_handler(RELOAD_SIGNAL, on_reload)
         try:
             await self.start()
             await stop.wait()
             log.info("stop signal received", reason=received[0].name)
+            for task in list(reloads):  # a reload half applied would leave listeners behind
+                with contextlib.suppress(Exception):
+                    await task
         finally:
             await self.stop()

@@ -20,7 +20,9 @@ from engine.base.logs import get_logger
 
 log = get_logger("engine.app.systemd")
 # What a service manager (or a terminal) sends to stop the engine; each is a clean stop.
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# What asks it to reload its configuration (`systemctl reload`, `ins-engine reload`).
+RELOAD_SIGNAL = signal.SIGHUP
 
 
 class Notifier:

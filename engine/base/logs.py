@@ -28,7 +28,7 @@ SAFE_KEYS = frozenset(
     route destination listen peer tls address url path file config pid lease engine
     control_id message_id message_type size bytes count duration_ms position
     outcome code ack_code error_code status error reason calls attempts simulated
-    pending parked delay_s step
+    pending parked delay_s step added changed removed
     """.split()
 )
 REDACTED = "[redacted]"

@@ -160,6 +160,24 @@ class EngineMetrics:
             "Bytes received outside MLLP blocks and discarded",
             ["route"],
         )
+        self.config_reloads = self.counter(
+            "ins_engine_config_reloads",
+            "Reloads of the configuration asked of the running engine, by outcome (applied, "
+            "refused: the running configuration kept)",
+            ["outcome"],
+        )
+        self.config_loaded_at = Gauge(
+            "ins_engine_config_last_reload_success_timestamp_seconds",
+            "When the configuration running now was loaded (at start, or by a reload)",
+            registry=registry,
+        )
+        self.config_reload_ok = Gauge(
+            "ins_engine_config_last_reload_successful",
+            "1 when the last reload was applied (or none was asked since start), 0 when it "
+            "was refused",
+            registry=registry,
+        )
+        self.config_reload_ok.set(1)
         self.http_connections = Gauge(
             "ins_engine_http_connections",
             "HTTP connections open now (TLS handshakes included)",
@@ -268,6 +286,16 @@ class EngineMetrics:
                 values = declared.label_values(route, decision)
                 if values is not None:
                     self._child(counter, *values).inc()
+
+    def config_loaded(self, at: float) -> None:
+        """The configuration given at start is running."""
+        self.config_loaded_at.set(at)
+
+    def config_reloaded(self, applied: bool, at: float) -> None:
+        self._child(self.config_reloads, "applied" if applied else "refused").inc()
+        self.config_reload_ok.set(1 if applied else 0)
+        if applied:
+            self.config_loaded_at.set(at)
 
     def api_request(self, result: str) -> None:
         self._child(self.api_requests, result).inc()

@@ -22,6 +22,16 @@ from engine.steps.panel import Panel
 from engine.store.roles import Store
 
 
+@dataclass(frozen=True)
+class ReloadRecord:
+    """The last reload of the configuration (`engine.app.reload`): for the console."""
+
+    outcome: str  # "applied" or "refused"
+    reason: str = ""  # why refused: every error, one per line (files and keys, no message)
+    changes: dict[str, list[str]] = field(default_factory=dict)  # added/changed/removed routes
+    at: float = field(default_factory=time.time)
+
+
 @dataclass
 class EngineView:
     config: Config
@@ -34,6 +44,7 @@ class EngineView:
     delivering: Callable[[], bool] = lambda: True  # the delivery process runs (when there is one)
     descriptors_exhausted: Callable[[], bool] = lambda: False  # an accept failed for want of one
     started_at: float = field(default_factory=time.time)
+    last_reload: ReloadRecord | None = None  # none since start
 
     @property
     def http(self) -> HttpSettings:

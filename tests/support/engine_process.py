@@ -3,6 +3,7 @@
     engine = EngineProcess(config_file)
     await engine.start()                 # returns once it logged "engine started"
     host, port = engine.address("adt")   # from its "listener ready" line (port 0 works)
+    engine.send_signal(signal.SIGHUP)    # reload its configuration
     engine.kill()                        # SIGKILL, as a crash
     EngineProcess(config_file, nofile=256)  # run under that open-file limit (RLIMIT_NOFILE)
     await engine.terminate()             # SIGTERM, clean stop; returns the exit status
@@ -84,6 +85,11 @@ class EngineProcess:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    def send_signal(self, signum: int) -> None:
+        """Send `signum` (SIGHUP: reload the configuration)."""
+        assert self._process is not None
+        self._process.send_signal(signum)
 
     def kill(self) -> None:
         """SIGKILL: the engine gets no chance to finish anything."""
