@@ -191,6 +191,7 @@ async def _context(request: web.Request) -> dict[str, Any]:
         "routes": await route_cards(engine, sampler),
         "destinations": await destination_cards(engine),
         "cards": panel_cards(engine, sampler),
+        "last_reload": engine.last_reload,
         "refreshed_at": time.time(),
     }
 
