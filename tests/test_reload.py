@@ -7,6 +7,7 @@ answer, the log, `/metrics`."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -56,9 +57,9 @@ def to_receiver(receiver: Receiver) -> str:
     return f'name = "downstream"\nmllp = "{receiver.address}"'
 
 
-def reload_command(config: Path) -> subprocess.CompletedProcess[str]:
+def command(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "engine", "reload", "--config", str(config)],
+        [sys.executable, "-m", "engine", *args, "--config", str(config)],
         cwd=REPOSITORY,
         capture_output=True,
         text=True,
@@ -90,11 +91,14 @@ async def metrics_of(engine: EngineProcess) -> str:
 async def test_reload_adds_changes_and_removes_routes_without_a_restart(
     tmp_path: Path, processes: int
 ) -> None:
-    async with Receiver() as before, Receiver() as after:
+    async with Receiver() as before, Receiver() as after, Receiver() as closed:
+        nowhere = closed.address
+        await closed.close()  # nobody listens there: what is sent to it waits
+        stuck = f'\n[[destinations]]\nname = "stuck"\nmllp = "{nowhere}"'
         config = engine_file(tmp_path, processes)
         route_file(tmp_path, "kept", to_folder(tmp_path, "kept"))
         route_file(tmp_path, "gone", to_folder(tmp_path, "gone"))
-        route_file(tmp_path, "moved", to_receiver(before))
+        route_file(tmp_path, "moved", to_receiver(before) + stuck)
         async with EngineProcess(config) as engine:
             kept = await MllpClient.connect(*engine.address("kept"))
             assert b"MSA|AA|KEPT1" in await exchange(kept, "KEPT1")
@@ -105,7 +109,7 @@ async def test_reload_adds_changes_and_removes_routes_without_a_restart(
             (tmp_path / "gone.route.toml").unlink()
             route_file(tmp_path, "added", to_folder(tmp_path, "added"))
             route_file(tmp_path, "moved", to_receiver(after))
-            result = await asyncio.to_thread(reload_command, config)
+            result = await asyncio.to_thread(command, config, "reload")
 
             assert result.returncode == 0, result.stderr
             assert "reloaded (added added; changed moved; removed gone)" in result.stdout
@@ -119,6 +123,12 @@ async def test_reload_adds_changes_and_removes_routes_without_a_restart(
             await after.wait_for(1)
             assert after.control_ids == ["MOVED2"]
             assert before.control_ids == ["MOVED1"]
+            # A removed destination's entries stay in the store, shown, not delivered.
+            status = json.loads(
+                (await asyncio.to_thread(command, config, "queue", "status", "--json")).stdout
+            )
+            queues = {(queue["route"], queue["destination"]): queue for queue in status["queues"]}
+            assert queues["moved", "stuck"]["pending"] == 1
             await until(lambda: len(list((tmp_path / "kept").iterdir())) == 2)
             await until(lambda: len(list((tmp_path / "added").iterdir())) == 1)
 
@@ -154,7 +164,7 @@ async def test_a_broken_route_file_keeps_the_running_routes_and_says_why(
         assert value(text, "ins_engine_config_last_reload_successful") == 0
         assert value(text, "ins_engine_config_last_reload_success_timestamp_seconds") == loaded_at
 
-        result = await asyncio.to_thread(reload_command, config)
+        result = await asyncio.to_thread(command, config, "reload")
         assert result.returncode == 2
         assert "adt.route.toml: max_connections" in result.stderr
         assert "not reloaded: the running engine keeps its configuration" in result.stderr
@@ -167,7 +177,7 @@ async def test_engine_wide_settings_are_refused_with_the_keys_named(tmp_path: Pa
         address = engine.address("adt")
         text = config.read_text(encoding="utf-8").replace("processes = 1", "processes = 2")
         config.write_text(text.replace('log_format = "json"', 'log_format = "json"\nlease_s = 20'))
-        result = await asyncio.to_thread(reload_command, config)
+        result = await asyncio.to_thread(command, config, "reload")
         assert result.returncode == 1
         assert "refused, the running configuration is kept" in result.stderr
         assert "engine.lease_s, engine.processes: cannot change while the engine runs" in (
