@@ -192,8 +192,11 @@ class Engine:
             except ReloadRefused as error:
                 record = ReloadRecord("refused", str(error))
                 log.error("configuration reload refused", reason=record.reason)
+            except Exception as error:  # a bug: say so, keep serving what runs
+                record = ReloadRecord("failed", f"internal error ({type(error).__name__})")
+                log.error("configuration reload failed", exc_info=error)
             self._notifier.notify("READY=1", f"STATUS=serving {len(self.listeners)} route(s)")
-        self.metrics.config_reloaded(record.outcome == "applied", record.at)
+        self.metrics.config_reloaded(record.outcome, record.at)
         if self.view is not None:
             self.view.last_reload = record
         if self._state is not None and self.leases is not None:
@@ -248,8 +251,16 @@ class Engine:
         if self.view is not None:
             self.view.config = new
         late = [route for route in [*changes.added, *moving] if route.name not in bound]
+        unbound = []
         for route in late:  # on an address a stopped listener just gave up
-            self.listeners[route.name] = await self._listen(route, plans[route.name])
+            try:
+                self.listeners[route.name] = await self._listen(route, plans[route.name])
+            except ConfigError as error:  # taken meanwhile by another program
+                unbound.append(str(error))
+        if unbound:
+            record = ReloadRecord("incomplete", "\n".join(unbound), changes.summary())
+            log.error("configuration reloaded, a listener not bound", reason=record.reason)
+            return record
         record = ReloadRecord("applied", changes=changes.summary())
         log.info("configuration reloaded", config=new.source, **record.changes)
         return record

@@ -162,8 +162,9 @@ class EngineMetrics:
         )
         self.config_reloads = self.counter(
             "ins_engine_config_reloads",
-            "Reloads of the configuration asked of the running engine, by outcome (applied, "
-            "refused: the running configuration kept)",
+            "Reloads of the configuration asked of the running engine, by outcome (applied; "
+            "refused: the running configuration kept; incomplete: applied but a listener not "
+            "bound; failed: an internal error)",
             ["outcome"],
         )
         self.config_loaded_at = Gauge(
@@ -291,10 +292,13 @@ class EngineMetrics:
         """The configuration given at start is running."""
         self.config_loaded_at.set(at)
 
-    def config_reloaded(self, applied: bool, at: float) -> None:
-        self._child(self.config_reloads, "applied" if applied else "refused").inc()
+    def config_reloaded(self, outcome: str, at: float) -> None:
+        """A reload `applied`, `refused` (nothing changed), `incomplete` (applied, but a
+        listener could not be bound) or `failed` (an internal error)."""
+        self._child(self.config_reloads, outcome).inc()
+        applied = outcome == "applied"
         self.config_reload_ok.set(1 if applied else 0)
-        if applied:
+        if applied or outcome == "incomplete":
             self.config_loaded_at.set(at)
 
     def api_request(self, result: str) -> None:

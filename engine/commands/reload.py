@@ -5,7 +5,8 @@ engines table, each with its PID, and sent SIGHUP (what `systemctl reload` sends
 re-reads the files it started with, checks them as `check` does and applies the routes
 added, changed and removed, or keeps what it runs and says why. Each publishes the outcome
 in the store, where this command waits for it: exit 0 when every engine applied the
-configuration, 1 when one refused it (its reasons printed), 2 on a usage error.
+configuration, 1 when one did not (refused it, or could not bind a listener: its reasons
+printed) or did not answer in time, 2 when the file does not load or no engine runs.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class EngineAnswer:
     engine: EngineState
     payload: dict[str, object] | None  # None: no answer within the timeout
 
@@ -62,14 +63,14 @@ def reload(args: argparse.Namespace) -> int:
         ) from None
     if args.timeout <= 0:
         raise CliError("--timeout: a number of seconds > 0")
-    outcomes = on_store(config, lambda store: _reload_engines(store, args.timeout))
+    answers = on_store(config, lambda store: _reload_engines(store, args.timeout))
     refused = False
-    for outcome in outcomes:
-        refused |= _print(outcome)
+    for answer in answers:
+        refused |= _print(answer)
     return 1 if refused else 0
 
 
-async def _reload_engines(store: OpenStore, timeout_s: float) -> list[Outcome]:
+async def _reload_engines(store: OpenStore, timeout_s: float) -> list[EngineAnswer]:
     host = socket.gethostname()
     engines = [
         engine
@@ -88,7 +89,7 @@ async def _reload_engines(store: OpenStore, timeout_s: float) -> list[Outcome]:
             if payload is not None and float(payload.get("at", 0)) >= asked_at:
                 answers[state.name.removeprefix("reload ")] = payload
         await asyncio.sleep(POLL_S)
-    return [Outcome(engine, answers.get(engine.engine_id)) for engine in signalled]
+    return [EngineAnswer(engine, answers.get(engine.engine_id)) for engine in signalled]
 
 
 def _signal(engine: EngineState) -> bool:
@@ -105,20 +106,25 @@ def _signal(engine: EngineState) -> bool:
     return True
 
 
-def _print(outcome: Outcome) -> bool:
+def _print(answer: EngineAnswer) -> bool:
     """Print one engine's outcome; True when it did not apply the configuration."""
-    name = outcome.engine.engine_id
-    payload = outcome.payload
+    name = answer.engine.engine_id
+    payload = answer.payload
     if payload is None:
         print(f"{name}: no answer (see its log)", file=sys.stderr)
         return True
-    if payload["outcome"] != "applied":
-        print(f"{name}: refused, the running configuration is kept:", file=sys.stderr)
-        for line in str(payload["reason"]).splitlines():
-            print(f"  {line}", file=sys.stderr)
-        return True
     changes = payload.get("changes") or {}
     assert isinstance(changes, dict)
-    done = [f"{what} {', '.join(names)}" for what, names in changes.items() if names]
-    print(f"{name}: reloaded ({'; '.join(done) or 'no route changed'})")
-    return False
+    done = "; ".join(f"{what} {', '.join(names)}" for what, names in changes.items() if names)
+    outcome = str(payload["outcome"])
+    if outcome == "applied":
+        print(f"{name}: reloaded ({done or 'no route changed'})")
+        return False
+    heading = {
+        "refused": "refused, the running configuration is kept:",
+        "incomplete": f"reloaded ({done}), but a listener could not be bound:",
+    }.get(outcome, "failed (see its log):")
+    print(f"{name}: {heading}", file=sys.stderr)
+    for line in str(payload["reason"]).splitlines():
+        print(f"  {line}", file=sys.stderr)
+    return True

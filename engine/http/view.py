@@ -26,7 +26,7 @@ from engine.store.roles import Store
 class ReloadRecord:
     """The last reload of the configuration (`engine.app.reload`): for the console."""
 
-    outcome: str  # "applied" or "refused"
+    outcome: str  # "applied", "refused", "incomplete" (a listener not bound) or "failed"
     reason: str = ""  # why refused: every error, one per line (files and keys, no message)
     changes: dict[str, list[str]] = field(default_factory=dict)  # added/changed/removed routes
     at: float = field(default_factory=time.time)
