@@ -38,12 +38,19 @@ def engine_file(folder: Path, processes: int) -> Path:
     return config
 
 
-HOSTS = {"adt": 1, "kept": 1, "gone": 2, "moved": 3, "added": 4}  # 127.0.0.N: any port
+HOSTS = {
+    "adt": 1,
+    "kept": 1,
+    "gone": 2,
+    "moved": 3,
+    "added": 4,
+    "retuned": 5,
+}  # 127.0.0.N: any port
 
 
-def route_file(folder: Path, name: str, destination: str) -> None:
+def route_file(folder: Path, name: str, destination: str, keys: str = "") -> None:
     (folder / f"{name}.route.toml").write_text(
-        f'name = "{name}"\nlisten = "127.0.0.{HOSTS[name]}:0"\nenrich = false\n\n'
+        f'name = "{name}"\nlisten = "127.0.0.{HOSTS[name]}:0"\nenrich = false\n{keys}\n'
         f"[[destinations]]\n{destination}\n",
         encoding="utf-8",
     )
@@ -99,6 +106,7 @@ async def test_reload_adds_changes_and_removes_routes_without_a_restart(
         route_file(tmp_path, "kept", to_folder(tmp_path, "kept"))
         route_file(tmp_path, "gone", to_folder(tmp_path, "gone"))
         route_file(tmp_path, "moved", to_receiver(before) + stuck)
+        route_file(tmp_path, "retuned", to_folder(tmp_path, "retuned"))
         async with EngineProcess(config) as engine:
             kept = await MllpClient.connect(*engine.address("kept"))
             assert b"MSA|AA|KEPT1" in await exchange(kept, "KEPT1")
@@ -109,11 +117,14 @@ async def test_reload_adds_changes_and_removes_routes_without_a_restart(
             (tmp_path / "gone.route.toml").unlink()
             route_file(tmp_path, "added", to_folder(tmp_path, "added"))
             route_file(tmp_path, "moved", to_receiver(after))
+            # A listener setting changed: that route's listener is replaced, on its address.
+            route_file(tmp_path, "retuned", to_folder(tmp_path, "retuned"), "max_connections = 8")
             result = await asyncio.to_thread(command, config, "reload")
 
             assert result.returncode == 0, result.stderr
-            assert "reloaded (added added; changed moved; removed gone)" in result.stdout
+            assert "reloaded (added added; changed moved, retuned; removed gone)" in result.stdout
             assert b"MSA|AA|ADDED1" in await send(engine.address("added"), "ADDED1")
+            assert b"MSA|AA|RETUNED1" in await send(engine.address("retuned"), "RETUNED1")
             with pytest.raises(MllpClientError, match="failed"):
                 await send(gone, "GONE1")
             # The connection opened before the reload carries on, on the same socket.
