@@ -89,6 +89,24 @@ async def test_one_holder_at_a_time_and_a_released_lease_passes_at_once(
             await store.close()
 
 
+async def test_a_lease_given_up_passes_at_once_and_is_not_claimed_again(
+    postgres_url: str,
+) -> None:
+    async with keeper(postgres_url, lease_s=300.0) as first, keeper(postgres_url, 300.0) as second:
+        held = await acquired_within(first, "delivery adt/lab", HANG_GUARD_S)
+        waiting = asyncio.create_task(second.acquire("delivery adt/lab"))
+        await has_claimed(postgres_url, second)
+        assert not waiting.done()
+        await first.give_up("delivery adt/lab")  # a reload removed that destination
+        taken = await asyncio.wait_for(waiting, HANG_GUARD_S)
+        assert held.lost.is_set() and taken.lease.token > held.lease.token
+        await second.give_up("delivery adt/lab")
+        # Not claimed again by `second`: a third engine gets it at once, not in 300 s.
+        async with keeper(postgres_url, lease_s=300.0) as third:
+            again = await acquired_within(third, "delivery adt/lab", HANG_GUARD_S)
+            assert again.lease.holder == third.engine.engine_id
+
+
 async def test_a_dead_holder_is_replaced_within_lease_s_and_after_its_deadline(
     postgres_url: str,
 ) -> None:

@@ -222,6 +222,22 @@ class LeaseKeeper:
             wanted.expiry.cancel()
         log.warning("lease lost, its work stops", lease=wanted.name, reason=reason)
 
+    async def give_up(self, name: str) -> None:
+        """Stop claiming lease `name` and release it if held, so that another engine may
+        take it at once: its work is gone here (a destination a reload removed)."""
+        wanted = self._wanted.pop(name, None)
+        if wanted is None:
+            return
+        held, wanted.held = wanted.held, None
+        if wanted.expiry is not None:
+            wanted.expiry.cancel()
+        if held is None:
+            return
+        held.lost.set()
+        with contextlib.suppress(Exception):  # TimeoutError included: it expires by itself
+            async with asyncio.timeout(RELEASE_S):
+                await self._store.release_lease(held.lease)
+
     async def stop(self) -> None:
         """Give up every lease held (other engines take over at once) and say goodbye;
         within `RELEASE_S`: a lease the store cannot be told about expires by itself."""

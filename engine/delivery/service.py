@@ -133,9 +133,10 @@ class DeliveryService:
 
     async def reconfigure(self, routes: Sequence[RouteSettings], grace_s: float) -> None:
         """A reload's destinations: the lanes of a destination removed or changed finish
-        the message they are sending and stop, then a changed or added one's lanes start;
-        the others go on untouched. A lane resumes at its queue's first pending entry, so
-        order holds; a removed destination's entries stay in the store, undelivered."""
+        the message they are sending and stop (a removed one's leases given up), then a
+        changed or added one's lanes start; the others go on untouched. A lane resumes at
+        its queue's first pending entry, so order holds; a removed destination's entries
+        stay in the store, undelivered."""
         async with self._reconfiguring:
             before = _destinations(self._routes)
             after = _destinations(routes)
@@ -150,6 +151,10 @@ class DeliveryService:
                 for task in late:
                     task.cancel()
                 await asyncio.gather(*stopping, return_exceptions=True)
+            if self._leases is not None:  # another engine may deliver what this one dropped
+                for worker in going:
+                    if worker.queue not in after:
+                        await self._leases.give_up(lane_lease(worker))
             coming = self._workers(
                 [
                     replace(
