@@ -196,6 +196,9 @@ async def test_engine_wide_settings_are_refused_with_the_keys_named(tmp_path: Pa
         )
         assert b"MSA|AA|STILL1" in await send(address, "STILL1")
         assert engine.logged("configuration reload refused")
+    stopped = await asyncio.to_thread(command, config, "reload")
+    assert stopped.returncode == 2
+    assert "ins-engine reload: no engine runs on the store" in stopped.stderr
 
 
 async def test_sighup_no_longer_stops_the_engine(tmp_path: Path) -> None:
