@@ -44,10 +44,6 @@ class RouteChanges:
     changed: list[RouteSettings]  # their new settings
     removed: list[str]
 
-    @property
-    def empty(self) -> bool:
-        return not (self.added or self.changed or self.removed)
-
     def summary(self) -> dict[str, list[str]]:
         return {
             "added": [route.name for route in self.added],

@@ -188,7 +188,9 @@ class Engine:
         async with self._reloading:
             self._notifier.notify("RELOADING=1")
             try:
-                record = await self._reload(read_checked(self.config.source))
+                # Files and certificates are read off the loop: ACKs go on meanwhile.
+                new = await asyncio.to_thread(read_checked, self.config.source)
+                record = await self._reload(new)
             except ReloadRefused as error:
                 record = ReloadRecord("refused", str(error))
                 log.error("configuration reload refused", reason=record.reason)
