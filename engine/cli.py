@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "engine.commands.check",
     "engine.commands.reload",
     "engine.commands.queue",
+    "engine.commands.reprocess",
     "engine.commands.insi_sim",
     "engine.commands.replay",
     "engine.commands.report",

@@ -86,3 +86,17 @@ def header_field(raw: bytes, number: int) -> bytes:
     fields = header.split(header[3:4])
     # fields[0] is "MSH", fields[1] MSH-2: MSH-n is fields[n - 1].
     return fields[number - 1] if len(fields) >= number else b""
+
+
+def with_control_id_suffix(raw: bytes, suffix: str) -> bytes:
+    """The message's bytes with `suffix` (ASCII) appended to MSH-10, every other byte as it
+    was (the header is ASCII in every charset used, so no decoding is needed)."""
+    end = len(raw)
+    for terminator in (b"\r", b"\n"):
+        found = raw.find(terminator)
+        if found != -1:
+            end = min(end, found)
+    fields = raw[:end].split(raw[3:4])
+    fields += [b""] * (10 - len(fields))
+    fields[9] += suffix.encode("ascii")  # fields[n - 1] is MSH-n
+    return raw[3:4].join(fields) + raw[end:]

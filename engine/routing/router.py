@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 from engine.base.logs import get_logger
@@ -20,7 +21,7 @@ from engine.handoffs import Decided, Routed
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.header import Header
 from engine.hl7.message import Message, component
-from engine.routing.route import RoutePlan
+from engine.routing.route import NO_DESTINATION, RoutePlan
 from engine.steps.pipeline import RoutedMessage
 from engine.store.base import NewEntry, RoutingResult, StoredMessage
 from engine.store.decision import Decision
@@ -188,6 +189,12 @@ class Router:
             arrival.cancel()
 
     async def _apply(self, inbound: StoredMessage | RoutedMessage) -> RoutingResult:
+        result = await self._route(inbound)
+        if isinstance(inbound, StoredMessage) and inbound.only_to is not None:
+            return only_to(result, inbound.only_to)
+        return result
+
+    async def _route(self, inbound: StoredMessage | RoutedMessage) -> RoutingResult:
         plan = self._plans[inbound.route]
         try:
             routed = (
@@ -225,6 +232,15 @@ class Router:
             return RoutingResult(inbound.message_id, entries, [failure], dropped=not entries)
         entries = [NewEntry(name, payload, patient_key) for name, payload in routing.deliveries]
         return RoutingResult(inbound.message_id, entries, routing.decisions, routing.dropped)
+
+
+def only_to(result: RoutingResult, chosen: frozenset[str]) -> RoutingResult:
+    """A reprocessed copy goes only to the destinations chosen for it, among those its
+    route's current steps send it to."""
+    entries = [entry for entry in result.entries if entry.destination in chosen]
+    if entries or result.dropped:
+        return replace(result, entries=entries)
+    return RoutingResult(result.message_id, [], [*result.decisions, NO_DESTINATION], dropped=True)
 
 
 def _facts(inbound: StoredMessage | RoutedMessage) -> tuple[str, str]:

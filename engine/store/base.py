@@ -85,6 +85,7 @@ class StoredMessage:
     control_id: str
     message_type: str
     raw: bytes
+    only_to: frozenset[str] | None = None  # a reprocessed copy: the destinations chosen
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +167,18 @@ class ActionResult:
     done: bool
     detail: str
     new_entry_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reprocessed:
+    """The outcome of reprocessing one message: its copy (`copy_id`, carrying `control_id`
+    as MSH-10) waits in the inbox for the route's current steps, or `detail` says why not."""
+
+    message_id: int
+    done: bool
+    detail: str
+    copy_id: int | None = None
+    control_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +286,8 @@ class MessageDetail:
     raw: bytes = field(repr=False)
     entries: tuple[EntryHistory, ...] = ()
     traces: tuple[EntryTrace, ...] = ()  # each entry's delivery attempts and operators' actions
+    reprocess_of: int | None = None  # the message this one is a reprocessed copy of
+    reprocessed_as: tuple[int, ...] = ()  # its reprocessed copies, oldest first
 
 
 @dataclass(frozen=True, slots=True)

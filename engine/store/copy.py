@@ -56,7 +56,7 @@ TABLES = (
         "messages",
         tuple(
             """id received_at route peer sending_application sending_facility control_id
-            message_type content_hash size raw ack status""".split()
+            message_type content_hash size raw ack status reprocess_of reprocess_to""".split()
         ),
         identity=True,
     ),

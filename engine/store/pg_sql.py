@@ -64,7 +64,8 @@ STATEMENTS: dict[str, str] = {
         AND sending_application = %(sending_application)s
         AND sending_facility = %(sending_facility)s AND control_id = %(control_id)s""",
     "received": """
-        SELECT id, route, received_at, control_id, message_type, raw FROM messages
+        SELECT id, route, received_at, control_id, message_type, raw, reprocess_to
+        FROM messages
         WHERE status = 'received' AND id > %(after)s ORDER BY id LIMIT %(limit)s""",
     # Its row locks also wait for another engine's router's transaction.
     "mark_routed": Arrays("""
@@ -187,6 +188,25 @@ STATEMENTS: dict[str, str] = {
                SELECT 1 FROM step_decisions d
                WHERE d.message_id = m.id AND d.outcome = %(outcome)s))
         ORDER BY m.id DESC LIMIT %(limit)s""",
+    # reprocessing (`rules.reprocess`)
+    "message_to_reprocess": """
+        SELECT route, sending_application, sending_facility, control_id, message_type,
+            content_hash, raw, status, reprocess_of
+        FROM messages WHERE id = %(id)s""",
+    "copies_of": "SELECT id FROM messages WHERE reprocess_of = %(id)s ORDER BY id",
+    "reprocess_link": "SELECT reprocess_of FROM messages WHERE id = %(id)s",
+    "destinations_of": """
+        SELECT DISTINCT destination FROM outbox WHERE message_id = %(id)s
+        ORDER BY destination""",
+    "insert_copy": """
+        INSERT INTO messages (received_at, route, peer, sending_application, sending_facility,
+            control_id, message_type, content_hash, size, raw, ack, status, reprocess_of,
+            reprocess_to)
+        VALUES (%(received_at)s, %(route)s, %(peer)s, %(sending_application)s,
+            %(sending_facility)s, %(control_id)s, %(message_type)s, %(content_hash)s,
+            %(size)s, %(raw)s, %(ack)s, 'received', %(reprocess_of)s, %(reprocess_to)s)
+        ON CONFLICT (route, sending_application, sending_facility, control_id)
+        DO NOTHING RETURNING id""",
     "message_summary": _SUMMARY + "WHERE m.id = %(id)s",
     "message_origin": """
         SELECT peer, sending_application, sending_facility, raw FROM messages

@@ -9,7 +9,7 @@ loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from engine.store.base import (
@@ -33,6 +33,7 @@ from engine.store.base import (
     Parameters,
     Pruned,
     QueueStatus,
+    Reprocessed,
     RoutingResult,
     StoredMessage,
 )
@@ -134,6 +135,15 @@ class Operator(Pruning, Protocol):
 
     async def skip(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
         """Give up on pending or parked entries, recording why."""
+        ...
+
+    async def reprocess(
+        self, message_ids: Sequence[int], to: Sequence[str] | None, user: str, reason: str
+    ) -> list[Reprocessed]:
+        """Store a copy of each message (MSH-10 suffixed `-R<n>`, linked to its original)
+        as received, for the router to run through its route's current steps and send to
+        `to` (None: where the original went), at the tail of their queues; audited as
+        `user`'s, with `reason`."""
         ...
 
     async def unrouted(self) -> dict[str, int]:

@@ -10,10 +10,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.errors import LeaseLost, StoreError
+from engine.hl7.header import with_control_id_suffix
 from engine.store.actions import (
     OPEN,
     becomes_resent,
+    copy_suffix,
     delivered_after_skip,
+    reprocess_refusal,
+    reprocessed,
     resend_refusal,
     resent,
     skip_refusal,
@@ -41,6 +45,7 @@ from engine.store.base import (
     OutboxEntry,
     Pruned,
     QueueStatus,
+    Reprocessed,
     RoutingResult,
     StoredMessage,
     TraceEvent,
@@ -101,7 +106,15 @@ def sender_key(incoming: Incoming) -> dict[str, str]:
 
 def received(after_id: int, limit: int) -> Flow[list[StoredMessage]]:
     rows = yield from rows_of(Statement("received", {"after": after_id, "limit": limit}))
-    return [StoredMessage(*row) for row in rows]
+    return [
+        StoredMessage(message_id, route, at, control_id, kind, raw, _destinations(to))
+        for message_id, route, at, control_id, kind, raw, to in rows
+    ]
+
+
+def _destinations(stored: str | None) -> frozenset[str] | None:
+    """The destinations a reprocessed copy goes to (None: every one that takes it)."""
+    return None if stored is None else frozenset(stored.split(","))
 
 
 def route_messages(routed: list[RoutingResult], now: float, recorders: Recorders) -> Flow[None]:
@@ -346,6 +359,65 @@ def record_action(now: float, entry_id: int, action: str, reason: str) -> Flow[N
     )
 
 
+def reprocess(
+    message_ids: Sequence[int], to: Sequence[str] | None, user: str, reason: str, now: float
+) -> Flow[list[Reprocessed]]:
+    """Store a copy of each message, as received but for its MSH-10, for the router to run
+    through its route's current steps and send to `to` (None: the destinations its original
+    went to, or every one that takes it when it went nowhere), at the tail of their queues.
+    A copy of a copy is a copy of the original: the bytes are the sender's either way."""
+    results: list[Reprocessed] = []
+    copied: dict[int, int] = {}  # original -> its copy made by this call
+    for asked in message_ids:
+        message_id, row = asked, (yield Statement("message_to_reprocess", {"id": asked})).first
+        if row is not None and row[8] is not None:  # a copy: reprocess its original
+            original = (yield Statement("message_to_reprocess", {"id": row[8]})).first
+            if original is not None:
+                message_id, row = row[8], original
+        status = None if row is None else row[7]
+        refusal = reprocess_refusal(message_id, status, copied.get(message_id))
+        if refusal is not None:
+            results.append(refusal)
+            continue
+        assert row is not None  # a missing message is refused above
+        route, application, facility, control_id, message_type, content_hash, raw = row[:7]
+        copies = yield from rows_of(Statement("copies_of", {"id": message_id}))
+        suffix = copy_suffix(len(copies) + 1)
+        chosen = list(to) if to is not None else None
+        if chosen is None:
+            went = yield from rows_of(Statement("destinations_of", {"id": message_id}))
+            chosen = [destination for (destination,) in went] or None
+        payload = with_control_id_suffix(bytes(raw), suffix)
+        inserted = yield Statement(
+            "insert_copy",
+            {
+                "received_at": now,
+                "route": route,
+                "peer": "reprocess",
+                "sending_application": application,
+                "sending_facility": facility,
+                "control_id": control_id + suffix,
+                "message_type": message_type,
+                "content_hash": content_hash,
+                "size": len(payload),
+                "raw": payload,
+                "ack": b"",
+                "reprocess_of": message_id,
+                "reprocess_to": None if chosen is None else ",".join(chosen),
+            },
+        )
+        if not inserted.rows:
+            taken = f"control id {control_id}{suffix} is already stored on route {route}"
+            results.append(Reprocessed(message_id, False, taken))
+            continue
+        ((copy_id,),) = inserted.rows
+        copied[message_id] = copy_id
+        target = f"message {message_id} ({control_id}) as {copy_id}"
+        yield from record_audit(AuditEntry(now, user, "reprocess", target, reason))
+        results.append(reprocessed(message_id, copy_id, control_id + suffix))
+    return results
+
+
 def unrouted() -> Flow[dict[str, int]]:
     rows = yield from rows_of(Statement("unrouted"))
     return {route: count for route, count in rows}
@@ -413,7 +485,19 @@ def message_detail(message_id: int) -> Flow[MessageDetail | None]:
     )
     traces = yield from entry_traces(message_id)
     summary = message_summary(found.first)
-    return MessageDetail(summary, peer, application, facility, bytes(raw), histories, tuple(traces))
+    link = yield Statement("reprocess_link", {"id": message_id})
+    copies = yield from rows_of(Statement("copies_of", {"id": message_id}))
+    return MessageDetail(
+        summary,
+        peer,
+        application,
+        facility,
+        bytes(raw),
+        histories,
+        tuple(traces),
+        reprocess_of=link.first[0] if link.first else None,
+        reprocessed_as=tuple(copy_id for (copy_id,) in copies),
+    )
 
 
 def dropped_messages(route: str | None, limit: int) -> Flow[list[DroppedMessage]]:

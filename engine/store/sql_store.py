@@ -32,6 +32,7 @@ from engine.store.base import (
     Parameters,
     Pruned,
     QueueStatus,
+    Reprocessed,
     RoutingResult,
     StoredMessage,
 )
@@ -161,6 +162,12 @@ class SqlStore(ABC):
 
     async def skip(self, entry_ids: list[int], reason: str) -> list[ActionResult]:
         return await self._change(functools.partial(rules.skip, entry_ids, reason, time.time()))
+
+    async def reprocess(
+        self, message_ids: Sequence[int], to: Sequence[str] | None, user: str, reason: str
+    ) -> list[Reprocessed]:
+        make = functools.partial(rules.reprocess, message_ids, to, user, reason, time.time())
+        return await self._change(make, ordered=True, notify="received")
 
     async def unrouted(self) -> dict[str, int]:
         return await self._query(rules.unrouted())

@@ -49,7 +49,8 @@ STATEMENTS = {
         AND sending_application = :sending_application
         AND sending_facility = :sending_facility AND control_id = :control_id""",
     "received": """
-        SELECT id, route, received_at, control_id, message_type, raw FROM messages
+        SELECT id, route, received_at, control_id, message_type, raw, reprocess_to
+        FROM messages
         WHERE status = 'received' AND id > :after ORDER BY id LIMIT :limit""",
     "mark_routed": "UPDATE messages SET status = :status WHERE id = :id AND status = 'received'",
     "insert_entries": """
@@ -153,6 +154,24 @@ STATEMENTS = {
                SELECT 1 FROM step_decisions d
                WHERE d.message_id = m.id AND d.outcome = :outcome))
         ORDER BY m.id DESC LIMIT :limit""",
+    # reprocessing (`rules.reprocess`)
+    "message_to_reprocess": """
+        SELECT route, sending_application, sending_facility, control_id, message_type,
+            content_hash, raw, status, reprocess_of
+        FROM messages WHERE id = :id""",
+    "copies_of": "SELECT id FROM messages WHERE reprocess_of = :id ORDER BY id",
+    "reprocess_link": "SELECT reprocess_of FROM messages WHERE id = :id",
+    "destinations_of": """
+        SELECT DISTINCT destination FROM outbox WHERE message_id = :id
+        ORDER BY destination""",
+    "insert_copy": """
+        INSERT INTO messages (received_at, route, peer, sending_application, sending_facility,
+            control_id, message_type, content_hash, size, raw, ack, status, reprocess_of,
+            reprocess_to)
+        VALUES (:received_at, :route, :peer, :sending_application,
+            :sending_facility, :control_id, :message_type, :content_hash,
+            :size, :raw, :ack, 'received', :reprocess_of, :reprocess_to)
+        ON CONFLICT DO NOTHING RETURNING id""",
     "message_summary": _SUMMARY + "WHERE m.id = :id",
     "message_origin": """
         SELECT peer, sending_application, sending_facility, raw FROM messages WHERE id = :id""",

@@ -199,6 +199,37 @@ async def test_resend_queues_a_copy_at_the_tail(store: OpenStore) -> None:
     assert [entry.entry_id for entry in resent] == [two]
 
 
+async def test_reprocess_stores_a_linked_copy_for_the_router(store: OpenStore) -> None:
+    first, second = await routed(store, ["R1", "R2"], destinations=("down", "copy"))
+    unrouted = (await accepted(store, "R3"))[0]
+    results = await store.reprocess([first, second, unrouted, 424242], None, "ops", "INSi back")
+    assert [result.done for result in results] == [True, True, False, False]
+    assert results[2].detail == "not routed yet: its route's current steps will run on it"
+    assert results[3].detail == "no such message (it may have been pruned)"
+    copy = results[0].copy_id
+    assert copy is not None and copy > unrouted  # a new message, after every earlier one
+    assert results[0].control_id == "R1-R1"
+    waiting = {message.message_id: message for message in await store.received(0, 10)}
+    assert set(waiting) == {unrouted, copy, results[1].copy_id}
+    # MSH-10 alone changed, and the copy goes where its original went unless told otherwise.
+    assert waiting[copy].raw == (await store.message_detail(first)).raw.replace(  # type: ignore[union-attr]
+        b"|R1|", b"|R1-R1|"
+    )
+    assert waiting[copy].control_id == "R1-R1" and waiting[copy].only_to == {"down", "copy"}
+    original = await store.message_detail(first)
+    reprocessed = await store.message_detail(copy)
+    assert original is not None and reprocessed is not None
+    assert original.reprocessed_as == (copy,) and reprocessed.reprocess_of == first
+    assert reprocessed.peer == "reprocess" and reprocessed.summary.ack == b""
+    # A copy of a copy is a copy of the original, numbered after the others.
+    (again,) = await store.reprocess([copy], ["down"], "ops", "once more")
+    assert (again.message_id, again.control_id) == (first, "R1-R2")
+    assert (await store.received(copy, 10))[-1].only_to == {"down"}
+    (audit, *_) = await store.audit_entries(10)
+    assert (audit.user, audit.action, audit.detail) == ("ops", "reprocess", "once more")
+    assert audit.target == f"message {first} (R1) as {again.copy_id}"
+
+
 async def test_list_entries_open_oldest_first_finished_newest_first(store: OpenStore) -> None:
     await routed(store, ["L1", "L2", "L3"], destinations=("down", "copy"))
     ids = await pending_ids(store)

@@ -155,6 +155,12 @@ CREATE TABLE engines (
 );
 """
 
+REPROCESS = """
+ALTER TABLE messages ADD COLUMN reprocess_of bigint;
+ALTER TABLE messages ADD COLUMN reprocess_to text;
+CREATE INDEX messages_reprocess_of ON messages (reprocess_of) WHERE reprocess_of IS NOT NULL;
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
@@ -167,6 +173,7 @@ MIGRATIONS = (
     Migration(1, "messages, outbox, operator actions", BASELINE),
     Migration(2, "leases and engines (several engines, one store)", LEASES),
     Migration(3, "decisions, failures, audit, counters, health, published state", ROUTE_STATE),
+    Migration(4, "reprocessed copies linked to their original", REPROCESS),
 )
 LATEST = MIGRATIONS[-1].version
 

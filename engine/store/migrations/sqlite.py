@@ -160,6 +160,15 @@ CREATE TABLE engines (
 """
 
 
+REPROCESS = """
+-- A reprocessed copy names the message it copies, and the destinations chosen for it (a
+-- comma-separated list; NULL: every destination that takes it).
+ALTER TABLE messages ADD COLUMN reprocess_of INTEGER;
+ALTER TABLE messages ADD COLUMN reprocess_to TEXT;
+CREATE INDEX messages_reprocess_of ON messages (reprocess_of) WHERE reprocess_of IS NOT NULL;
+"""
+
+
 def _baseline(connection: sqlite3.Connection, extensions: Sequence[ExtensionSql]) -> None:
     legacy = _has_table(connection, "messages") and not _has_table(connection, "step_decisions")
     for statement in _statements(BASELINE):
@@ -179,6 +188,11 @@ def _leases(connection: sqlite3.Connection, extensions: Sequence[ExtensionSql]) 
         connection.execute(statement)
 
 
+def _reprocess(connection: sqlite3.Connection, extensions: Sequence[ExtensionSql]) -> None:
+    for statement in _statements(REPROCESS):
+        connection.execute(statement)
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -193,6 +207,7 @@ MIGRATIONS = (
     # outcomes, INSi cache and operator actions: its files (version 2) get the rest, and
     # their outcomes as decisions. The baseline again: it adds only what is missing.
     Migration(3, "decisions, audits, failures, state, counters (first versioned files)", _baseline),
+    Migration(4, "reprocessed copies linked to their original", _reprocess),
 )
 LATEST = MIGRATIONS[-1].version
 
