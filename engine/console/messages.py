@@ -12,14 +12,15 @@ with its ACK code or error, operators' actions).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
 from engine.console.content import compare, readable
 from engine.console.context import audit
 from engine.console.guard import needs
-from engine.console.render import render
+from engine.console.login import redirect
+from engine.console.render import SESSION, render
 from engine.console.users import Role
 from engine.http.params import cursor, path_id, text_field
 from engine.http.view import EngineView, engine_of
@@ -28,7 +29,42 @@ from engine.store.base import EntryStatus, MessageDetail, MessageQuery, TraceEve
 from engine.tools.replay.acks import AckFormatError, read_ack
 
 PAGE = 50
+MAX_REASON = 300
 _STATUSES = frozenset(status.value for status in EntryStatus)
+
+
+@dataclass(frozen=True)
+class Line:
+    """A line of a delivery's history: one event, or a run of failed attempts that ended
+    alike, folded (a parked message's page would otherwise list every retry)."""
+
+    event: TraceEvent
+    count: int = 1
+    last_at: float = 0.0
+
+
+def folded(events: list[TraceEvent]) -> list[Line]:
+    """Consecutive failed attempts with the same error as one line, with their count."""
+    lines: list[Line] = []
+    for event in events:
+        previous = lines[-1] if lines else None
+        if (
+            previous is not None
+            and event.kind in ("failed", "parked")
+            and previous.event.kind == "failed"
+            and previous.event.detail == event.detail
+        ):
+            lines[-1] = Line(replace(previous.event, kind=event.kind), previous.count + 1, event.at)
+        else:
+            lines.append(Line(event, 1, event.at))
+    return lines
+
+
+def line_text(line: Line) -> str:
+    if line.count == 1:
+        return event_text(line.event)
+    parked = ", parked" if line.event.kind == "parked" else ""
+    return f"{line.count} failed attempts{parked}: {line.event.detail}"
 
 
 def event_text(event: TraceEvent) -> str:
@@ -122,6 +158,7 @@ async def _detail(request: web.Request) -> tuple[EngineView, MessageDetail]:
 
 async def message_page(request: web.Request) -> web.Response:
     engine, detail = await _detail(request)
+    route = next((r for r in engine.config.routes if r.name == detail.summary.route), None)
     return render(
         request,
         "message.html",
@@ -129,9 +166,33 @@ async def message_page(request: web.Request) -> web.Response:
         ack=ack_code(detail.summary.ack),
         decisions=await engine.store.decisions(detail.summary.message_id),
         attention=registry().attention(),
-        events={trace.entry_id: trace.events for trace in detail.traces},
-        event_text=event_text,
+        meanings=registry().meanings(),
+        lines={trace.entry_id: folded(trace.events) for trace in detail.traces},
+        line_text=line_text,
+        destinations=[d.name for d in route.destinations] if route else [],
+        took={entry.destination for entry in detail.entries},
     )
+
+
+@needs(Role.OPERATOR)
+async def reprocess(request: web.Request) -> web.Response:
+    """Run the message again through its route's current steps, to the destinations ticked."""
+    engine, detail = await _detail(request)
+    form = await request.post()
+    reason = text_field(form.get("reason"), MAX_REASON)
+    if not reason:
+        raise web.HTTPBadRequest(text="a reason is required to reprocess a message")
+    route = next((r for r in engine.config.routes if r.name == detail.summary.route), None)
+    known = {d.name for d in route.destinations} if route else set()
+    chosen = [text_field(value, 64) for value in form.getall("to", [])]
+    if not chosen or not set(chosen) <= known:
+        raise web.HTTPBadRequest(text="tick one or more of the route's destinations")
+    user = request[SESSION].user
+    (result,) = await engine.store.reprocess([detail.summary.message_id], chosen, user, reason)
+    request[SESSION].notice = f"message {result.message_id}: {result.detail}"
+    if result.copy_id is None:
+        return redirect(f"/messages/{detail.summary.message_id}")
+    return redirect(f"/messages/{result.copy_id}")
 
 
 @needs(Role.VIGILANCE)
@@ -157,3 +218,4 @@ def register(app: web.Application) -> None:
     app.router.add_get("/messages", message_list)
     app.router.add_get(r"/messages/{message_id:\d+}", message_page)
     app.router.add_get(r"/messages/{message_id:\d+}/content", message_content)
+    app.router.add_post(r"/messages/{message_id:\d+}/reprocess", reprocess)

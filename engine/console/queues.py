@@ -21,7 +21,7 @@ from engine.console.login import redirect
 from engine.console.render import SESSION, render
 from engine.console.users import Role
 from engine.delivery.service import queue_holder
-from engine.http.params import path_id, text_field
+from engine.http.params import local_target, path_id, text_field
 from engine.http.view import engine_of
 from engine.store.base import ActionResult, EntryStatus
 
@@ -70,30 +70,35 @@ def _notice(results: list[ActionResult]) -> str:
     return "; ".join(f"entry {result.entry_id}: {result.detail}" for result in results)
 
 
-async def _done(request: web.Request, results: list[ActionResult]) -> web.Response:
+async def _done(
+    request: web.Request, results: list[ActionResult], form: Mapping[str, object]
+) -> web.Response:
+    """Back to the page the action came from (the queues, or a message's page)."""
     engine_of(request).requeued()
     request[SESSION].notice = _notice(results) or "nothing to do"
-    return redirect("/queues")
+    return redirect(local_target(str(form.get("back", "")), "/queues"))
 
 
 @needs(Role.OPERATOR)
 async def resend(request: web.Request) -> web.Response:
     entry_id = path_id(request, "entry_id")
-    reason = _reason(await request.post(), "resent from the console")
+    form = await request.post()
+    reason = _reason(form, "resent from the console")
     results = await engine_of(request).store.resend([entry_id], reason)
     await audit(request, "resend", f"entry {entry_id}", f"{reason} ({_notice(results)})")
-    return await _done(request, results)
+    return await _done(request, results, form)
 
 
 @needs(Role.OPERATOR)
 async def skip(request: web.Request) -> web.Response:
     entry_id = path_id(request, "entry_id")
-    reason = _reason(await request.post())
+    form = await request.post()
+    reason = _reason(form)
     if not reason:
         raise web.HTTPBadRequest(text="a reason is required to skip a message")
     results = await engine_of(request).store.skip([entry_id], reason)
     await audit(request, "skip", f"entry {entry_id}", f"{reason} ({_notice(results)})")
-    return await _done(request, results)
+    return await _done(request, results, form)
 
 
 @needs(Role.OPERATOR)

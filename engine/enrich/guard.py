@@ -31,6 +31,7 @@ from engine.enrich.guard_rules import (
 from engine.enrich.guard_settings import GUARD_OFF_WARNING, InsGuardSettings
 from engine.enrich.holds import HOLDING_DETAILS, hold_key
 from engine.enrich.identity import local_id_of, source_flags
+from engine.enrich.meanings import DETAIL_MEANINGS
 from engine.enrich.outcome import IdentityOutcome, Outcome
 from engine.enrich.pid_writer import with_only_ins
 from engine.enrich.store import GUARD_KIND, GUARD_REMOVED, KIND, IdentityTables
@@ -164,4 +165,5 @@ INS_GUARD = GuardKind(
     "that leaves (the route's `ins_guard` table)",
     store_extension=IdentityTables(GUARD_KIND),
     counters=(REMOVALS,),
+    meanings=DETAIL_MEANINGS,
 )

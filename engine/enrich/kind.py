@@ -25,6 +25,7 @@ from engine.base.metrics import DecisionCounter
 from engine.config.loader import Key
 from engine.config.settings import Config
 from engine.coordination.state import StatePublisher
+from engine.enrich.meanings import DETAIL_MEANINGS, OUTCOME_MEANINGS
 from engine.enrich.outcome import NEEDS_ACTION, Outcome
 from engine.enrich.settings import EnrichSettings
 from engine.enrich.store import KIND, IdentityTables, StoredResultCache
@@ -134,4 +135,5 @@ INS_ENRICH = StepKind(
     metrics=InsiMetrics,
     outcomes=tuple(outcome.value for outcome in Outcome),
     attention=NEEDS_ACTION,
+    meanings={**OUTCOME_MEANINGS, **DETAIL_MEANINGS},
 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from engine.base.metrics import DecisionCounter, EngineMetrics
@@ -115,7 +115,8 @@ class StepKind:
     route uses it or not; what it shares gets them back with
     `context.metrics.component(name, metrics)`. `outcomes`: the outcome codes its decisions
     carry (the console's message list offers them as a filter), `attention`: those among
-    them that ask a person to act (the console flags them on a message's page).
+    them that ask a person to act (the console flags them on a message's page), `meanings`:
+    what its outcome and detail codes mean (shown beside each decision).
     """
 
     name: str
@@ -132,6 +133,7 @@ class StepKind:
     metrics: Callable[[EngineMetrics], Any] | None = None
     outcomes: tuple[str, ...] = ()
     attention: frozenset[str] = frozenset()
+    meanings: Mapping[str, str] = field(default_factory=dict)
 
 
 GuardFactory = Callable[[Any, StepContext], Awaitable[Guard | None]]
@@ -151,3 +153,4 @@ class GuardKind:
     doc: str
     store_extension: StoreExtension | None = None
     counters: tuple[DecisionCounter, ...] = ()
+    meanings: Mapping[str, str] = field(default_factory=dict)  # its detail codes'

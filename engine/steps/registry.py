@@ -47,6 +47,12 @@ class Registry:
         """The outcome codes the kinds' decisions carry, sorted."""
         return sorted({outcome for kind in self.kinds.values() for outcome in kind.outcomes})
 
+    def meanings(self) -> dict[str, str]:
+        """What each outcome and detail code of the kinds and guards means."""
+        declared = [kind.meanings for kind in self.kinds.values()]
+        declared += [guard.meanings for guard in self.guards]
+        return {code: text for meanings in declared for code, text in meanings.items()}
+
     def attention(self) -> frozenset[str]:
         """The outcomes that ask a person to act, whatever the kind."""
         return frozenset(outcome for kind in self.kinds.values() for outcome in kind.attention)

@@ -296,3 +296,36 @@ def test_no_patient_data_in_the_engine_log(scenario: Scenario) -> None:
     log = json.dumps(scenario.engine.records, ensure_ascii=False)
     assert "console login" in log, "the console's own lines are part of the check"
     assert sorted(text for text in patient_strings() if text in log) == []
+
+
+def test_an_operator_reprocesses_a_message_from_its_page(scenario: Scenario) -> None:
+    viewer = login(scenario, "vera")
+    original = scenario.message_id("SMP0010")
+    viewer.goto(f"/messages/{original}")
+    meaning = viewer.locator("li.decision[data-step=ins_enrich] .meaning[data-code=incoherent]")
+    expect(meaning).to_contain_text("the identity contradicts INSi")  # every role, in place
+    expect(viewer.locator("form.reprocess")).to_have_count(0)
+    expect(viewer.locator("button.resend")).to_have_count(0)
+    viewer.context.close()
+    page = login(scenario, "otto")
+    page.goto(f"/messages/{original}")
+    expect(page.locator("li.delivery button.resend")).to_have_count(2)  # both delivered
+    form = page.locator("form.reprocess")
+    form.locator("input[name=to][value=archive]").uncheck()
+    form.locator("input[name=reason]").fill("INSi back")
+    form.locator("button.reprocess").click()
+    expect(page.locator(".notice")).to_contain_text("(SMP0010-R1)")
+    expect(page.locator("p.reprocess-of")).to_contain_text(f"Reprocess of #{original}")
+    lab = page.locator("li.delivery", has_text="lab")
+    deadline = time.monotonic() + 15
+    while lab.count() == 0 or "delivered" not in lab.inner_text():
+        assert time.monotonic() < deadline, page.content()
+        page.wait_for_timeout(200)
+        page.reload()
+    expect(page.locator("li.delivery")).to_have_count(1)  # the lab only, as ticked
+    screenshot(page, "console-reprocess", scenario.folder)
+    page.locator("p.reprocess-of a").click()
+    expect(page.locator("p.reprocessed-as")).to_contain_text("Reprocessed as #")
+    page.context.close()
+    seen = [received.control_id for received in lab_seen]
+    assert seen[-1] == "SMP0010-R1" and seen.count("SMP0010-R1") == 1  # after every earlier one
