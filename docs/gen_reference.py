@@ -80,7 +80,18 @@ def _parsers(
                 yield from _parsers(child, f"{title} {name}")
 
 
+def codes_reference() -> str:
+    """What each outcome and detail code means, as the console explains it on a message's
+    page: the meanings the installed kinds declare."""
+    from engine.steps.registry import registry
+
+    rows = ["| code | what it means |", "|---|---|"]
+    rows += [f"| `{code}` | {text} |" for code, text in sorted(registry().meanings().items())]
+    return "\n".join(rows)
+
+
 REFERENCES: dict[str, Callable[[], str]] = {
+    "codes": codes_reference,
     "configuration": configuration_reference,
     "metrics": metrics_reference,
     "cli": cli_reference,
