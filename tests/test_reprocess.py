@@ -12,6 +12,7 @@ from pathlib import Path
 from engine.testing.receiver import Received, Receiver, Reply, ack
 from tests.conftest import StartEngine
 from tests.support.messages import adt
+from tests.support.waiting import until
 from tests.test_end_to_end import send
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -43,13 +44,15 @@ async def test_a_reprocessed_copy_is_delivered_after_the_entries_queued_before_i
 ) -> None:
     release = asyncio.Event()
 
-    def hold_second(received: Received) -> Reply:  # M2 stays in flight until released
-        reply = ack(received)
-        return Reply(reply.payload, held_until=release) if received.control_id == "M2" else reply
+    def refuse_second(received: Received) -> Reply:  # M2 blocks the queue until released
+        refused = received.control_id == "M2" and not release.is_set()
+        return ack(received, "AE" if refused else "AA")
 
-    async with Receiver(hold_second) as downstream:
-        engine = await start_engine(
+    async with Receiver(refuse_second) as downstream:
+        engine = await start_engine(  # the head M2 is retried until the test releases it
             f'[[routes.destinations]]\nname = "down"\nmllp = "{downstream.address}"\n'
+            'on_failure = "block"\nmax_attempts = 1000\nbackoff_base_s = 0.1\n'
+            "backoff_cap_s = 0.2\n"
         )
         config = str(engine.config.source)
         await send(engine, [adt("M1"), adt("M2")])
@@ -69,10 +72,12 @@ async def test_a_reprocessed_copy_is_delivered_after_the_entries_queued_before_i
         assert status == 0, err
         assert f"message {first}: reprocessed as " in out and "(M1-R1)" in out
         release.set()
-        await downstream.wait_for(3)
+        await until(lambda: "M1-R1" in downstream.control_ids)
 
-    assert downstream.control_ids == ["M1", "M2", "M1-R1"]  # at the tail, behind M2
-    original, copy = downstream.received[0].payload, downstream.received[2].payload
+    received = downstream.control_ids
+    assert received[-2:] == ["M2", "M1-R1"]  # at the tail: after M2, retried until delivered
+    assert received.count("M1") == received.count("M1-R1") == 1
+    original, copy = downstream.received[0].payload, downstream.received[-1].payload
     assert copy == original.replace(b"|M1|", b"|M1-R1|")  # the route's steps ran again
     with sqlite3.connect(tmp_path / "engine.db") as db:
         audit = db.execute("SELECT user, action, detail FROM audit").fetchall()

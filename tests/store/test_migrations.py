@@ -219,7 +219,15 @@ async def _as_the_first_versioned_release_left_it(store: OpenStore) -> None:
     statements = [f"DROP TABLE {table}" for table in FIRST_RELEASE_LACKS]
     statements += [
         f"DROP INDEX {index}"
-        for index in ("messages_dropped", "messages_control_id", "operator_actions_entry")
+        for index in (
+            "messages_dropped",
+            "messages_control_id",
+            "operator_actions_entry",
+            "messages_reprocess_of",
+        )
+    ]
+    statements += [
+        f"ALTER TABLE messages DROP COLUMN {c}" for c in ("reprocess_of", "reprocess_to")
     ]
     statements.append("DELETE FROM schema_migrations WHERE version > 2")
     for statement in statements:
