@@ -66,6 +66,14 @@ async def test_a_reprocessed_copy_is_delivered_after_the_entries_queued_before_i
         assert f"message {first} M1 ADT^A28 adt received" in out and "-> down" in out
         assert "1 message(s) would be reprocessed (dry run: nothing changed)" in out
 
+        selection = ["--route", "adt", "--since", "2000-01-01", "--to", "down"]
+        status, out, err = await ins_engine(
+            "reprocess", *selection, "--reason", "r", "--dry-run", "--config", config
+        )
+        assert status == 0, err
+        listed = [line.split()[2] for line in out.splitlines() if line.startswith("message ")]
+        assert listed == ["M1", "M2"]  # oldest first: the order their copies would be queued
+
         status, out, err = await ins_engine(
             "reprocess", str(first), "--reason", "INSi back", "--config", config
         )

@@ -5,6 +5,7 @@ of the documentation when the site is built (`docs/gen_reference.py`)."""
 from __future__ import annotations
 
 from engine.enrich import guard_rules as reason
+from engine.enrich.holds import HELD
 from engine.enrich.outcome import Outcome
 
 OUTCOME_MEANINGS: dict[str, str] = {
@@ -51,4 +52,6 @@ DETAIL_MEANINGS: dict[str, str] = {
     reason.SAME_INS_TWICE: "the same INS twice: it leaves once, canonical",
     "ins_mismatch": "an INS carried that is not INSi's for these traits (another person's?)",
     "ins_in_history": "an INS that INSi lists only in its history",
+    HELD: "this patient had another person's INS removed earlier, not yet marked handled in "
+    "the identity work list",
 }

@@ -316,6 +316,7 @@ def test_an_operator_reprocesses_a_message_from_its_page(scenario: Scenario) -> 
     form.locator("button.reprocess").click()
     expect(page.locator(".notice")).to_contain_text("(SMP0010-R1)")
     expect(page.locator("p.reprocess-of")).to_contain_text(f"Reprocess of #{original}")
+    expect(page.locator("li.received")).to_contain_text(f"Stored as a reprocess of #{original}")
     lab = page.locator("li.delivery", has_text="lab")
     deadline = time.monotonic() + 15
     while lab.count() == 0 or "delivered" not in lab.inner_text():
@@ -324,8 +325,15 @@ def test_an_operator_reprocesses_a_message_from_its_page(scenario: Scenario) -> 
         page.reload()
     expect(page.locator("li.delivery")).to_have_count(1)  # the lab only, as ticked
     screenshot(page, "console-reprocess", scenario.folder)
+    copy_id = int(page.url.rsplit("/", 1)[1])
     page.locator("p.reprocess-of a").click()
     expect(page.locator("p.reprocessed-as")).to_contain_text("Reprocessed as #")
     page.context.close()
     seen = [received.control_id for received in lab_seen]
     assert seen[-1] == "SMP0010-R1" and seen.count("SMP0010-R1") == 1  # after every earlier one
+    audit = login(scenario, "vick")
+    audit.goto("/audit")
+    row = audit.locator("tr[data-action=reprocess]").first
+    expect(row.locator(".user")).to_have_text("otto")
+    expect(row.locator(".target")).to_have_text(f"message {original} (SMP0010) as {copy_id}")
+    audit.context.close()
