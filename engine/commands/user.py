@@ -1,8 +1,11 @@
-"""`ins-engine user add|remove|list`: the console's users, in the file `[http] users` names.
+"""`ins-engine user add|remove|list|unlock`: the console's users, in the file `[http] users`
+names, and their login lockouts, in the store.
 
 The password is asked twice on a terminal, or read as one line from standard input (for
 scripts: `printf '%s\\n' "$PASSWORD" | ins-engine user add ...`); only its hash is written.
-A running engine sees the change at the next login.
+A running engine sees the change at the next login. `unlock` forgets a name's wrong
+passwords in the store the running engines count them in, so it lifts a lockout at once,
+and says so in the audit.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+import time
 from pathlib import Path
 
-from engine.commands.common import add_config_argument, read_config
+from engine.commands.common import add_config_argument, on_store, read_config
+from engine.console.brake import user_key
 from engine.console.users import (
     MIN_PASSWORD_LENGTH,
     ROLE_NAMES,
@@ -24,6 +29,10 @@ from engine.console.users import (
     valid_name,
 )
 from engine.errors import CliError
+from engine.store.backends import OpenStore
+from engine.store.base import AuditEntry
+
+UNLOCKED_BY = "command line"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="names and roles")
     add_config_argument(listing)
     listing.set_defaults(handler=list_users)
+
+    unlock = actions.add_parser(
+        "unlock", help="lift a login lockout now (every client), running engines included"
+    )
+    add_config_argument(unlock)
+    unlock.add_argument("name", help="login name, as typed on the login page (any case)")
+    unlock.set_defaults(handler=unlock_user)
 
 
 def users_path(args: argparse.Namespace) -> Path:
@@ -81,6 +97,23 @@ def remove_user(args: argparse.Namespace) -> int:
 def list_users(args: argparse.Namespace) -> int:
     for user in sorted(load_users(users_path(args)).values(), key=lambda user: user.name):
         print(f"{user.name}\t{user.role.label}")
+    return 0
+
+
+def unlock_user(args: argparse.Namespace) -> int:
+    """Forget the name's wrong passwords; a name of no local user may be locked too (single
+    sign-on names, or someone guessing), so any valid name is accepted."""
+    if not valid_name(args.name):
+        raise CliError(f"user name {args.name!r}: letters, digits, . _ @ - (64 at most)")
+
+    async def forget(store: OpenStore) -> int:
+        cleared = await store.clear_login_failures(user_key(args.name))
+        entry = AuditEntry(time.time(), UNLOCKED_BY, "login_unlocked", args.name, "")
+        await store.record_audit(entry)
+        return cleared
+
+    cleared = on_store(read_config(args), forget)
+    print(f"user {args.name}: {cleared} recent failed login(s) forgotten; they may log in now")
     return 0
 
 

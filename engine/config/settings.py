@@ -467,7 +467,7 @@ class HttpSettings:
         default=43200.0, metadata=doc("a console session ends this long after login, seconds")
     )
     login_max_failures: int = field(
-        default=5, metadata=doc("wrong passwords per user or address before a lockout")
+        default=5, metadata=doc("wrong passwords per user and client before a lockout")
     )
     login_lockout_s: float = field(
         default=900.0, metadata=doc("how long logins are refused after too many failures")

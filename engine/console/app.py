@@ -29,7 +29,7 @@ async def static_file(request: web.Request) -> web.FileResponse:
 
 def register(app: web.Application) -> None:
     engine = engine_of_app(app)
-    console = Console.from_settings(engine.http)
+    console = Console.from_settings(engine.http, engine.store)
     app[CONSOLE] = console
     if console.users.empty:
         log.warning(

@@ -9,29 +9,31 @@ from pathlib import Path
 from aiohttp import web
 
 from engine.config.settings import HttpSettings
+from engine.console.brake import LoginBrake
 from engine.console.render import SESSION
-from engine.console.sessions import LoginThrottle, Sessions
+from engine.console.sessions import Sessions
 from engine.console.users import UsersFile
 from engine.http.view import engine_of
 from engine.store.base import AuditEntry
+from engine.store.roles import LoginBrake as BrakeStore
 
 
 @dataclass
 class Console:
     sessions: Sessions
-    throttle: LoginThrottle
+    brake: LoginBrake
     users: UsersFile
     secure_cookies: bool
     trusted_proxies: frozenset[str] = frozenset()
 
     @classmethod
-    def from_settings(cls, settings: HttpSettings) -> Console:
+    def from_settings(cls, settings: HttpSettings, store: BrakeStore) -> Console:
         secure = (
             settings.tls is not None if settings.secure_cookies is None else settings.secure_cookies
         )
         return cls(
             Sessions(settings.session_idle_s, settings.session_max_s),
-            LoginThrottle(settings.login_max_failures, settings.login_lockout_s),
+            LoginBrake(store, settings.login_max_failures, settings.login_lockout_s),
             UsersFile(Path(settings.users) if settings.users else None),
             secure,
             frozenset(settings.trusted_proxies),

@@ -2,8 +2,9 @@
 
 The login form carries a one-time token that must match a cookie set with the form (no
 session exists yet to hold a CSRF token). A wrong name or password gets one answer, after
-the same scrypt work; too many of them for a name or from an address get 429 with the
-seconds to wait, without checking the password. Each login, failure and logout is audited.
+the same scrypt work; too many of them for a name from one client get 429 with the seconds
+to wait, without checking the password (`engine.console.brake`). Each login, failure,
+lockout and logout is audited.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from engine.base.logs import get_logger
 from engine.console.context import audit, client_address, console_of
 from engine.console.guard import SESSION_COOKIE
 from engine.console.render import SESSION, render
-from engine.console.sessions import throttle_keys
 from engine.console.users import dummy_hash, verify_password
 from engine.errors import ConfigError
 from engine.http.params import local_target, text_field
@@ -69,12 +69,9 @@ async def login(request: web.Request) -> web.Response:
     name = text_field(form.get("name"), 64)
     password = str(form.get("password", ""))
     peer = client_address(request)
-    keys = throttle_keys(name, peer)
-    wait = console.throttle.retry_after(keys)
+    wait = await console.brake.retry_after(name, peer)
     if wait > 0:
-        if console.throttle.first_refusal(keys, wait):
-            log.warning("console login refused: too many failures", peer=peer)
-            await audit(request, "login_refused", detail="too many failures", user=name)
+        log.warning("console login refused: too many failures", peer=peer)
         return _form(request, 429, f"Too many failed logins: try again in {int(wait) + 1} s.", wait)
     try:
         user = console.users.get(name)
@@ -84,11 +81,14 @@ async def login(request: web.Request) -> web.Response:
     hashed = user.password_hash if user else dummy_hash()
     matches = await asyncio.to_thread(verify_password, password, hashed)
     if user is None or not matches:
-        console.throttle.failed(keys)
+        locked = await console.brake.failed(name, peer)
         log.warning("console login failed", peer=peer)
-        await audit(request, "login_failed", user=name)
+        await audit(request, "login_failed", target=peer, user=name)
+        if locked:
+            log.warning("console login locked: too many failures", peer=peer)
+            await audit(request, "login_locked", target=peer, detail="too many failures", user=name)
         return _form(request, 401, "Wrong user name or password.")
-    console.throttle.succeeded(keys[:1])
+    await console.brake.succeeded(name, peer)
     session = console.sessions.open(user.name, user.role)
     request[SESSION] = session
     await audit(request, "login", detail=user.role.label)

@@ -174,6 +174,15 @@ STATEMENTS: dict[str, str] = {
         SELECT at, "user", action, target, detail, id FROM audit
         WHERE (%(before)s::bigint IS NULL OR id < %(before)s)
         ORDER BY id DESC LIMIT %(limit)s""",
+    "forget_login_failures": "DELETE FROM login_failures WHERE at <= %(before)s",
+    "insert_login_failure": """
+        INSERT INTO login_failures ("user", client, at) VALUES (%(user)s, %(client)s, %(at)s)""",
+    "login_failures": """
+        SELECT at FROM login_failures
+        WHERE "user" = %(user)s AND client = %(client)s AND at > %(since)s ORDER BY at""",
+    "clear_login_failures": """
+        DELETE FROM login_failures
+        WHERE "user" = %(user)s AND (%(client)s::text IS NULL OR client = %(client)s)""",
     # console queries
     "find_messages": _SUMMARY  # noqa: S608 - constant SQL
     + """

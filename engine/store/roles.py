@@ -182,6 +182,26 @@ class ConsoleQueries(Protocol):
         ...
 
 
+class LoginBrake(Protocol):
+    """Wrong console passwords per user name and client, shared by the engines on the store
+    and cleared by `ins-engine user unlock` without a restart."""
+
+    async def login_failed(
+        self, user: str, client: str, now: float, window_s: float
+    ) -> list[float]:
+        """Count one failure; the times of this user and client's failures since
+        `now - window_s`, oldest first (older ones, anyone's, are forgotten)."""
+        ...
+
+    async def login_failures(self, user: str, client: str, since: float) -> list[float]:
+        """The times of this user and client's failures after `since`, oldest first."""
+        ...
+
+    async def clear_login_failures(self, user: str, client: str | None = None) -> int:
+        """Forget a user's failures (from one client, or every one); how many were kept."""
+        ...
+
+
 class Leases(Protocol):
     """What an engine's lease keeper claims, renews and gives up, and its sign of life."""
 
@@ -259,7 +279,9 @@ class ExtensionTables(Protocol):
         ...
 
 
-class Store(Inbox, Outbox, Operator, ConsoleQueries, Coordination, ExtensionTables, Protocol):
+class Store(
+    Inbox, Outbox, Operator, ConsoleQueries, LoginBrake, Coordination, ExtensionTables, Protocol
+):
     """The durable store: every role, what each backend implements."""
 
     name: str  # what messages name the store by: a file path, or a URL without password

@@ -454,6 +454,28 @@ def audit_entries(limit: int, before_id: int | None) -> Flow[list[AuditEntry]]:
     return [AuditEntry(*row) for row in rows]
 
 
+# -- login brake -------------------------------------------------------------------------
+
+
+def login_failed(user: str, client: str, now: float, window_s: float) -> Flow[list[float]]:
+    """Count a wrong password (forgetting every failure older than the window) and return
+    the times of this user and client's failures within it, oldest first."""
+    yield Statement("forget_login_failures", {"before": now - window_s})
+    yield Statement("insert_login_failure", {"user": user, "client": client, "at": now})
+    return (yield from login_failures(user, client, now - window_s))
+
+
+def login_failures(user: str, client: str, since: float) -> Flow[list[float]]:
+    parameters = {"user": user, "client": client, "since": since}
+    rows = yield from rows_of(Statement("login_failures", parameters))
+    return [at for (at,) in rows]
+
+
+def clear_login_failures(user: str, client: str | None) -> Flow[int]:
+    outcome = yield Statement("clear_login_failures", {"user": user, "client": client})
+    return outcome.rowcount
+
+
 # -- console queries --------------------------------------------------------------------
 
 

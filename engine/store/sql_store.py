@@ -183,6 +183,21 @@ class SqlStore(ABC):
     async def audit_entries(self, limit: int, before_id: int | None = None) -> list[AuditEntry]:
         return await self._query(rules.audit_entries(limit, before_id))
 
+    # -- login brake -----------------------------------------------------------------
+
+    async def login_failed(
+        self, user: str, client: str, now: float, window_s: float
+    ) -> list[float]:
+        return await self._change(
+            functools.partial(rules.login_failed, user, client, now, window_s)
+        )
+
+    async def login_failures(self, user: str, client: str, since: float) -> list[float]:
+        return await self._query(rules.login_failures(user, client, since))
+
+    async def clear_login_failures(self, user: str, client: str | None = None) -> int:
+        return await self._change(functools.partial(rules.clear_login_failures, user, client))
+
     # -- console queries --------------------------------------------------------------
 
     async def find_messages(self, query: MessageQuery) -> list[MessageSummary]:

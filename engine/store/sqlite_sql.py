@@ -140,6 +140,15 @@ STATEMENTS = {
     "audit": """
         SELECT at, user, action, target, detail, id FROM audit
         WHERE (:before IS NULL OR id < :before) ORDER BY id DESC LIMIT :limit""",
+    "forget_login_failures": "DELETE FROM login_failures WHERE at <= :before",
+    "insert_login_failure": """
+        INSERT INTO login_failures (user, client, at) VALUES (:user, :client, :at)""",
+    "login_failures": """
+        SELECT at FROM login_failures
+        WHERE user = :user AND client = :client AND at > :since ORDER BY at""",
+    "clear_login_failures": """
+        DELETE FROM login_failures
+        WHERE user = :user AND (:client IS NULL OR client = :client)""",
     # console queries
     "find_messages": _SUMMARY  # noqa: S608 - constant SQL
     + """

@@ -4,8 +4,11 @@ token and a same-site origin; wrong passwords are braked; cookies are locked dow
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,7 @@ LOGINS = {
     Role.VIGILANCE: ("vic", "vigilance-pass-1234"),
 }
 OPEN = {"/healthz", "/readyz", "/metrics", "/login"}
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -159,19 +163,62 @@ async def test_a_wrong_csrf_token_or_a_foreign_origin_is_refused(
     assert (rows[0].user, rows[0].action, rows[0].target) == ("otto", "skip", "entry 1")
 
 
-async def test_wrong_passwords_are_braked(client: aiohttp.ClientSession) -> None:
-    for _ in range(3):
-        answer = await log_in(client, password="wrong-password-1")
-        assert answer.status == 401
-    with capture_logs() as logs:
-        answer = await log_in(client)  # the right password, but too late
-    assert answer.status == 429
-    assert int(answer.headers["Retry-After"]) > 800
-    assert "Too many failed logins" in await answer.text()
-    assert "ins_engine_session" not in answer.cookies
-    assert [entry["event"] for entry in logs] == ["console login refused: too many failures"]
-    other = await log_in(client, "vera", "viewer-pass-1234")
-    assert other.status == 429, "the address is braked too, whatever the name"
+async def test_wrong_passwords_are_braked_per_user_and_client(console: Console) -> None:
+    async with browser_like(console.url) as client:
+        for _ in range(3):
+            answer = await log_in(client, password="wrong-password-1")
+            assert answer.status == 401
+        with capture_logs() as logs:
+            answer = await log_in(client)  # the right password, but too late
+        assert answer.status == 429
+        assert int(answer.headers["Retry-After"]) > 800
+        assert "Too many failed logins" in await answer.text()
+        assert "ins_engine_session" not in answer.cookies
+        assert [entry["event"] for entry in logs] == ["console login refused: too many failures"]
+    async with browser_like(console.url) as colleague:
+        other = await log_in(colleague, "vera", "viewer-pass-1234")
+        assert other.status == 303, "another user at the same address is not locked out"
+    assert console.engine.store is not None
+    actions = [(a.user, a.action) for a in await console.engine.store.audit_entries(50)]
+    assert actions.count(("otto", "login_locked")) == 1, "the lockout, once"
+
+
+async def test_user_unlock_lifts_a_lockout_of_the_running_engine(console: Console) -> None:
+    async with browser_like(console.url) as client:
+        for _ in range(3):
+            await log_in(client, password="wrong-password-1")
+        assert (await log_in(client)).status == 429
+        done = await asyncio.to_thread(user_command, console.engine, "unlock", "Otto")
+        assert done.returncode == 0, done.stderr
+        assert "3 recent failed login(s) forgotten" in done.stdout
+        assert (await log_in(client)).status == 303, "no restart needed"
+    assert console.engine.store is not None
+    rows = await console.engine.store.audit_entries(10)
+    unlocked = [(a.user, a.target) for a in rows if a.action == "login_unlocked"]
+    assert unlocked == [("command line", "Otto")]
+
+
+def test_user_unlock_refuses_a_malformed_name(tmp_path: Path) -> None:
+    config = tmp_path / "engine.toml"
+    config.write_text(f'[engine]\nstore = "sqlite:///{tmp_path / "e.db"}"\n', encoding="utf-8")
+    done = run_cli("user", "unlock", "not a name", "--config", str(config))
+    assert done.returncode != 0
+    assert "letters, digits" in done.stderr and "Traceback" not in done.stderr
+
+
+def user_command(engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("user", *args, "--config", engine.config.source)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 async def test_the_login_form_needs_its_own_token(console: Console) -> None:
@@ -255,28 +302,28 @@ async def log_in_via_proxy(
     return await log_in(session, name, password, forwarded)
 
 
-async def test_behind_a_trusted_proxy_the_brake_counts_per_client_and_audits_once(
+async def test_behind_a_trusted_proxy_the_brake_counts_per_client(
     start_engine: StartEngine, tmp_path: Path
 ) -> None:
-    """Every request comes from the proxy's address: a brake per peer would lock every
-    user out after one client's failures. With the proxy trusted, it counts per client,
-    and a locked-out client's refusals write one audit row, not one per attempt."""
+    """Every request comes from the proxy's address: with the proxy trusted, the brake
+    counts that user per client, and a locked-out client's refusals write no audit row
+    each (the lockout wrote one)."""
     extra = 'login_max_failures = 3\ntrusted_proxies = ["127.0.0.1"]\n'
     engine = await start_engine(extra=http_table(tmp_path, extra))
     assert engine.http is not None and engine.store is not None
     host, port = engine.http.address
     async with browser_like(f"http://{host}:{port}") as session:
         for _ in range(3):
-            answer = await log_in_via_proxy(session, "198.51.100.7", "mallory", "guess-1234")
+            answer = await log_in_via_proxy(session, "198.51.100.7", "vera", "guess-1234")
             assert answer.status == 401
         for _ in range(3):
             answer = await log_in_via_proxy(session, "198.51.100.7", "vera", "viewer-pass-1234")
-            assert answer.status == 429  # that client is braked, whatever the name
+            assert answer.status == 429  # vera is braked at that client
     async with browser_like(f"http://{host}:{port}") as session:
         answer = await log_in_via_proxy(session, "198.51.100.8", "vera", "viewer-pass-1234")
-        assert answer.status == 303  # another client behind the same proxy is not
-    refused = [a for a in await engine.store.audit_entries(50) if a.action == "login_refused"]
-    assert len(refused) == 1
+        assert answer.status == 303  # not at another client behind the same proxy
+    locked = [a for a in await engine.store.audit_entries(50) if a.action == "login_locked"]
+    assert [(a.user, a.target) for a in locked] == [("vera", "198.51.100.7")]
 
 
 def test_trusted_proxies_must_be_addresses(tmp_path: Path) -> None:

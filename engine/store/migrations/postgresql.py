@@ -162,6 +162,19 @@ CREATE INDEX messages_reprocess_of ON messages (reprocess_of) WHERE reprocess_of
 """
 
 
+LOGIN_FAILURES = """
+-- The console's login brake: wrong passwords per user name and client address, so that
+-- every engine on the store counts them and `ins-engine user unlock` lifts a lockout.
+CREATE TABLE IF NOT EXISTS login_failures (
+    "user" text NOT NULL,
+    client text NOT NULL,
+    at double precision NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures ("user", client, at);
+CREATE INDEX IF NOT EXISTS login_failures_at ON login_failures (at);
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -174,6 +187,7 @@ MIGRATIONS = (
     Migration(2, "leases and engines (several engines, one store)", LEASES),
     Migration(3, "decisions, failures, audit, counters, health, published state", ROUTE_STATE),
     Migration(4, "reprocessed copies linked to their original", REPROCESS),
+    Migration(5, "the console's login brake, per user and client", LOGIN_FAILURES),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -169,6 +169,19 @@ CREATE INDEX messages_reprocess_of ON messages (reprocess_of) WHERE reprocess_of
 """
 
 
+LOGIN_FAILURES = """
+-- The console's login brake: wrong passwords per user name and client address, so that
+-- every engine on the store counts them and `ins-engine user unlock` lifts a lockout.
+CREATE TABLE IF NOT EXISTS login_failures (
+    user TEXT NOT NULL,
+    client TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (user, client, at);
+CREATE INDEX IF NOT EXISTS login_failures_at ON login_failures (at);
+"""
+
+
 def _baseline(connection: sqlite3.Connection, extensions: Sequence[ExtensionSql]) -> None:
     legacy = _has_table(connection, "messages") and not _has_table(connection, "step_decisions")
     for statement in _statements(BASELINE):
@@ -193,6 +206,11 @@ def _reprocess(connection: sqlite3.Connection, extensions: Sequence[ExtensionSql
         connection.execute(statement)
 
 
+def _login_failures(connection: sqlite3.Connection, extensions: Sequence[ExtensionSql]) -> None:
+    for statement in _statements(LOGIN_FAILURES):
+        connection.execute(statement)
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -208,6 +226,7 @@ MIGRATIONS = (
     # their outcomes as decisions. The baseline again: it adds only what is missing.
     Migration(3, "decisions, audits, failures, state, counters (first versioned files)", _baseline),
     Migration(4, "reprocessed copies linked to their original", _reprocess),
+    Migration(5, "the console's login brake, per user and client", _login_failures),
 )
 LATEST = MIGRATIONS[-1].version
 
