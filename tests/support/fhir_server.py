@@ -15,13 +15,8 @@ HTTP: the server is another process, so calling them from a test's event loop is
 
 from __future__ import annotations
 
-import contextlib
 import json
-import selectors
-import shutil
 import subprocess
-import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,15 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.node_peer import Unavailable, start_node_peer, stop_node_peer
+
+__all__ = ["FhirServer", "Unavailable"]
+
 FOLDER = Path(__file__).resolve().parents[1] / "peers" / "fhir-server"
 BASE_PATH = "/fhir/R4"
-ROUTER_PACKAGE = FOLDER / "node_modules" / "@medplum" / "fhir-router" / "package.json"
-START_GUARD_S = 60.0  # a hang guard, not a speed assertion
 FHIR_JSON = "application/fhir+json"
-
-
-class Unavailable(RuntimeError):
-    """`node` is not installed here."""
 
 
 @dataclass
@@ -58,29 +51,10 @@ class FhirServer:
     @classmethod
     def start(cls, port: int = 0) -> FhirServer:
         """Start the server and return once it printed its `listening` line."""
-        node = shutil.which("node")
-        if node is None:
-            raise Unavailable("node is not installed: apt-get install nodejs npm")
-        if not ROUTER_PACKAGE.exists():
-            raise RuntimeError(
-                f"the FHIR test server's packages are not installed in {FOLDER}: run `make peers`"
-            )
-        with tempfile.TemporaryFile() as log:  # a file, not a pipe: it never fills
-            process = subprocess.Popen(
-                [node, "server.mjs", "--port", str(port), "--base", BASE_PATH, "--exit-with-stdin"],
-                cwd=FOLDER,
-                stdin=subprocess.PIPE,  # closed by stop(), or by the end of this process
-                stdout=subprocess.PIPE,
-                stderr=log,  # the child keeps its own descriptor
-            )
-            try:
-                host, bound = _ready_line(process)
-            except BaseException as failed:
-                process.kill()
-                process.wait()
-                log.seek(0)
-                failed.add_note(log.read().decode(errors="replace")[-2000:])
-                raise
+        arguments = ["server.mjs", "--port", str(port), "--base", BASE_PATH]
+        process, host, bound = start_node_peer(
+            FOLDER, arguments, "@medplum/fhir-router", "FHIR test server"
+        )
         return cls(host, bound, process)
 
     @property
@@ -123,17 +97,7 @@ class FhirServer:
         return [entry["resource"] for entry in answer.body.get("entry", [])]
 
     def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        for stream in (self._process.stdin, self._process.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+        stop_node_peer(self._process)
 
     def _send(
         self,
@@ -162,29 +126,3 @@ def _answer(status: int, headers: dict[str, str], text: bytes) -> Answer:
         {name.lower(): value for name, value in headers.items()},
         json.loads(text) if text else None,
     )
-
-
-def _ready_line(process: subprocess.Popen[bytes]) -> tuple[str, int]:
-    """Read stdout until `listening HOST:PORT`; fail if the server exits first."""
-    assert process.stdout is not None
-    deadline = time.monotonic() + START_GUARD_S
-    buffer = b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        while b"\n" not in buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RuntimeError(f"the FHIR test server did not start in {START_GUARD_S} s")
-            if not selector.select(remaining):
-                continue
-            chunk = process.stdout.read1(4096)  # type: ignore[attr-defined]
-            if not chunk:
-                process.wait()
-                raise RuntimeError(f"the FHIR test server exited ({process.returncode})")
-            buffer += chunk
-    line = buffer.split(b"\n", 1)[0].decode()
-    word, _, address = line.partition(" ")
-    if word != "listening":
-        raise RuntimeError(f"unexpected first line from the FHIR test server: {line!r}")
-    host, _, port = address.rpartition(":")
-    return host, int(port)
