@@ -79,7 +79,16 @@ $(FHIR_PEER_STAMP): $(FHIR_PEER)/package-lock.json $(FHIR_PEER)/package.json
 	cd $(FHIR_PEER) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-peers: $(FHIR_PEER_STAMP)
+# The OpenID Connect provider the console's single sign-on tests sign in at
+# (tests/peers/oidc-provider: panva's oidc-provider, pinned by its lock file).
+OIDC_PEER := tests/peers/oidc-provider
+OIDC_PEER_STAMP := $(OIDC_PEER)/node_modules/.installed
+
+$(OIDC_PEER_STAMP): $(OIDC_PEER)/package-lock.json $(OIDC_PEER)/package.json
+	cd $(OIDC_PEER) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+peers: $(FHIR_PEER_STAMP) $(OIDC_PEER_STAMP)
 
 # The docs build joins the tests: about 6 s (11 s more the first time, to install MkDocs),
 # and a broken link or anchor fails it.
@@ -110,4 +119,4 @@ docs: $(DOCS_STAMP)
 	$(BIN)/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) var site .pytest_cache .ruff_cache $(FHIR_PEER)/node_modules
+	rm -rf $(VENV) var site .pytest_cache .ruff_cache $(FHIR_PEER)/node_modules $(OIDC_PEER)/node_modules

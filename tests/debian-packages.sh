@@ -2,7 +2,7 @@
 # The Debian packages the test suite drives, installed with apt-get when one is missing:
 # postgresql (the PostgreSQL store's tests start a server of their own), chromium (the
 # console's browser tests), systemd (`systemd-analyze verify` of the unit), nodejs and npm
-# (the FHIR test server, tests/peers/fhir-server; a Node already installed, from Debian or
+# (the FHIR test server and the OpenID provider of tests/peers/; a Node already installed, from Debian or
 # elsewhere, is kept). As root, or through sudo; anywhere else, it says what to install and
 # stops.
 set -eu

@@ -436,6 +436,68 @@ def step_problems(steps: list[StepSettings], key: str) -> list[tuple[str, str]]:
 
 
 @dataclass(frozen=True)
+class OidcRoles:
+    """Which values of the roles claim give which console role (the highest one counts)."""
+
+    viewer: list[str] = field(default_factory=list, metadata=doc("claim values for viewer"))
+    operator: list[str] = field(default_factory=list, metadata=doc("claim values for operator"))
+    vigilance: list[str] = field(default_factory=list, metadata=doc("claim values for vigilance"))
+
+    def problems(self) -> list[tuple[str, str]]:
+        if not (self.viewer or self.operator or self.vigilance):
+            return [("-", "at least one claim value mapped to a role")]
+        return []
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """Single sign-on on the console with the hospital's OpenID Connect provider."""
+
+    issuer: str = field(metadata=doc("the provider's issuer URL (its discovery document is there)"))
+    client_id: str = field(metadata=doc("the console's client id at the provider"))
+    client_secret_env: str = field(
+        default="INS_ENGINE_OIDC_SECRET",
+        metadata=doc("environment variable holding the client secret"),
+    )
+    scopes: list[str] = field(
+        default_factory=lambda: ["openid", "profile"],
+        metadata=doc("scopes asked for (`openid` is added when missing)"),
+    )
+    roles_claim: str = field(
+        default="groups",
+        metadata=doc("ID token claim holding the user's roles or groups (a.b for a nested one)"),
+    )
+    user_claim: str = field(
+        default="preferred_username",
+        metadata=doc("ID token claim naming the user in the audit (default: then `sub`)"),
+    )
+    roles: OidcRoles = field(
+        default_factory=OidcRoles, metadata=doc("claim values mapped to console roles")
+    )
+    label: str = field(
+        default="single sign-on", metadata=doc("the login page's button: Sign in with LABEL")
+    )
+    redirect_url: str | None = field(
+        default=None,
+        metadata=doc(
+            "the URL the provider sends the browser back to (registered there); default "
+            "/login/oidc/callback on the host the browser asked for"
+        ),
+    )
+
+    def problems(self) -> list[tuple[str, str]]:
+        found = []
+        for key, value in (("issuer", self.issuer), ("redirect_url", self.redirect_url)):
+            if value is not None and not re.fullmatch(r"https?://[^/?#\s]+[^?#\s]*", value):
+                found.append((key, "an http(s) URL without query"))
+        if not self.client_secret_env.replace("_", "").isalnum():
+            found.append(("client_secret_env", "an environment variable name (letters, digits, _)"))
+        if not self.client_id:
+            found.append(("client_id", "a client id"))
+        return found
+
+
+@dataclass(frozen=True)
 class HttpSettings:
     """The engine's one HTTP listener: health, metrics, the console and the enrichment API."""
 
@@ -455,6 +517,9 @@ class HttpSettings:
     )
     api_route: str | None = field(
         default=None, metadata=doc("route whose steps /api/v1/enrich runs; default the first")
+    )
+    oidc: OidcSettings | None = field(
+        default=None, metadata=doc("single sign-on with an OpenID Connect provider")
     )
     secure_cookies: bool | None = field(
         default=None,

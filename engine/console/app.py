@@ -7,7 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from engine.base.logs import get_logger
-from engine.console import audit_page, dashboard, identities, login, messages, queues
+from engine.console import audit_page, dashboard, identities, login, messages, queues, sso
 from engine.console.context import CONSOLE, Console
 from engine.console.guard import guard
 from engine.http.server import STATIC_PREFIX
@@ -31,7 +31,7 @@ def register(app: web.Application) -> None:
     engine = engine_of_app(app)
     console = Console.from_settings(engine.http, engine.store)
     app[CONSOLE] = console
-    if console.users.empty:
+    if console.users.empty and console.oidc is None:
         log.warning(
             "console: no user can log in; add one with ins-engine user add",
             path=engine.http.users,
@@ -39,6 +39,7 @@ def register(app: web.Application) -> None:
     app.middlewares.append(guard(console.sessions, console.users))
     app.router.add_get(STATIC_PREFIX + "{name}", static_file)
     login.register(app)
+    sso.register(app, console.oidc)
     dashboard.register(app, engine)
     queues.register(app)
     messages.register(app)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
 from engine.config.settings import HttpSettings
 from engine.console.brake import LoginBrake
+from engine.console.oidc import OidcClient, PendingSignIns
 from engine.console.render import SESSION
 from engine.console.sessions import Sessions
 from engine.console.users import UsersFile
@@ -25,18 +27,25 @@ class Console:
     users: UsersFile
     secure_cookies: bool
     trusted_proxies: frozenset[str] = frozenset()
+    oidc: OidcClient | None = None  # single sign-on, when configured
+    sign_ins: PendingSignIns = field(default_factory=PendingSignIns)
 
     @classmethod
     def from_settings(cls, settings: HttpSettings, store: BrakeStore) -> Console:
         secure = (
             settings.tls is not None if settings.secure_cookies is None else settings.secure_cookies
         )
+        oidc = None
+        if settings.oidc is not None:
+            secret = os.environ.get(settings.oidc.client_secret_env, "")
+            oidc = OidcClient(settings.oidc, secret)
         return cls(
             Sessions(settings.session_idle_s, settings.session_max_s),
             LoginBrake(store, settings.login_max_failures, settings.login_lockout_s),
             UsersFile(Path(settings.users) if settings.users else None),
             secure,
             frozenset(settings.trusted_proxies),
+            oidc,
         )
 
 

@@ -26,7 +26,9 @@ from engine.http.params import local_target
 from engine.http.server import STATIC_PREFIX, Handler
 
 SESSION_COOKIE = "ins_engine_session"
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/login"})
+OPEN_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/login", "/login/oidc", "/login/oidc/callback"}
+)
 API_PREFIX = "/api/"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
@@ -80,11 +82,12 @@ def wants_page(request: web.Request) -> bool:
 
 
 def current_session(request: web.Request, sessions: Sessions, users: UsersFile) -> Session | None:
-    """The request's live session, ended if its user was removed or changed role since."""
+    """The request's live session, ended if its local user was removed or changed role
+    since (a single sign-on session keeps the role the provider gave at sign-in)."""
     token = request.cookies.get(SESSION_COOKIE)
     session = sessions.get(token)
-    if session is None:
-        return None
+    if session is None or session.single_sign_on:
+        return session
     user = users.get(session.user)
     if user is None or user.role is not session.role:
         sessions.close(session.token)

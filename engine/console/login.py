@@ -19,7 +19,7 @@ from engine.base.logs import get_logger
 from engine.console.context import audit, client_address, console_of
 from engine.console.guard import SESSION_COOKIE
 from engine.console.render import SESSION, render
-from engine.console.users import dummy_hash, verify_password
+from engine.console.users import Role, dummy_hash, verify_password
 from engine.errors import ConfigError
 from engine.http.params import local_target, text_field
 
@@ -43,7 +43,8 @@ def _form(request: web.Request, status: int, error: str, retry_after: float = 0)
         login_token=token,
         next=local_target(request.query.get("next"), "/"),
         error=error,
-        no_users=console.users.empty,
+        no_users=console.users.empty and console.oidc is None,
+        single_sign_on=console.oidc.settings.label if console.oidc else "",
     )
     response.set_cookie(
         LOGIN_COOKIE,
@@ -89,11 +90,26 @@ async def login(request: web.Request) -> web.Response:
             await audit(request, "login_locked", target=peer, detail="too many failures", user=name)
         return _form(request, 401, "Wrong user name or password.")
     await console.brake.succeeded(name, peer)
-    session = console.sessions.open(user.name, user.role)
-    request[SESSION] = session
-    await audit(request, "login", detail=user.role.label)
-    log.info("console login", peer=peer, outcome="ok")
     response = redirect(target)
+    await open_session(request, response, user.name, user.role)
+    response.del_cookie(LOGIN_COOKIE, path="/login")
+    return response
+
+
+async def open_session(
+    request: web.Request,
+    response: web.Response,
+    user: str,
+    role: Role,
+    single_sign_on: bool = False,
+) -> None:
+    """Log `user` in: a new session, its cookie on `response`, an audit row."""
+    console = console_of(request)
+    session = console.sessions.open(user, role, single_sign_on)
+    request[SESSION] = session
+    how = "single sign-on" if single_sign_on else "password"
+    await audit(request, "login", detail=f"{role.label} ({how})")
+    log.info("console login", peer=client_address(request), outcome="ok", method=how)
     response.set_cookie(
         SESSION_COOKIE,
         session.token,
@@ -102,8 +118,6 @@ async def login(request: web.Request) -> web.Response:
         secure=console.secure_cookies,
         path="/",
     )
-    response.del_cookie(LOGIN_COOKIE, path="/login")
-    return response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:

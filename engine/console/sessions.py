@@ -27,6 +27,7 @@ class Session:
     created: float
     seen: float
     notice: str = ""  # what the last action did, shown once on the next page
+    single_sign_on: bool = False  # its role came from the identity provider, not the users file
 
     def take_notice(self) -> str:
         notice, self.notice = self.notice, ""
@@ -44,7 +45,7 @@ class Sessions:
         self._clock = clock
         self._open: OrderedDict[str, Session] = OrderedDict()
 
-    def open(self, user: str, role: Role) -> Session:
+    def open(self, user: str, role: Role, single_sign_on: bool = False) -> Session:
         now = self._clock()
         session = Session(
             secrets.token_urlsafe(32),
@@ -53,6 +54,7 @@ class Sessions:
             secrets.token_urlsafe(32),
             now,
             now,
+            single_sign_on=single_sign_on,
         )
         self._open[session.token] = session
         while len(self._open) > MAX_SESSIONS:
