@@ -36,6 +36,11 @@ def register(app: web.Application) -> None:
             "console: no user can log in; add one with ins-engine user add",
             path=engine.http.users,
         )
+    if console.oidc is not None and not console.oidc.has_secret:
+        log.error(
+            "console single sign-on off until its client secret is set",
+            variable=console.oidc.settings.client_secret_env,
+        )
     app.middlewares.append(guard(console.sessions, console.users))
     app.router.add_get(STATIC_PREFIX + "{name}", static_file)
     login.register(app)

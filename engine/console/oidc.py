@@ -106,6 +106,10 @@ class OidcClient:
         self._keys: KeySet | None = None
         self._http: aiohttp.ClientSession | None = None
 
+    @property
+    def has_secret(self) -> bool:
+        return bool(self._secret)
+
     async def authorization_url(self, pending: Pending) -> str:
         if not self._secret:
             raise ProviderError(f"{self.settings.client_secret_env} (the client secret) is not set")

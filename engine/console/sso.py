@@ -40,7 +40,7 @@ async def start(request: web.Request) -> web.Response:
         location = await oidc.authorization_url(pending)
     except ProviderError as error:
         log.error("single sign-on unavailable", error=str(error))
-        return _refused(request, 502, "The identity provider cannot be reached: see the log.")
+        return _refused(request, 502, "Single sign-on is unavailable: see the engine's log.")
     response = web.Response(status=303, headers={"Location": location})
     response.set_cookie(
         SIGN_IN_COOKIE,
