@@ -5,7 +5,9 @@ browser by a cookie) and sends the browser to the provider. `GET /login/oidc/cal
 the provider's answer: a state that is not this browser's sign-in, an error from the
 provider, an ID token that does not check, or an account whose roles claim maps to no
 console role each get a page that says so, with the way back to the login page, and an
-audit row; no session is opened. A sign-in that succeeds opens a session as a password does.
+audit row (but a callback with no sign-in under way at all, which anyone can send as often
+as they like: that is only logged); no session is opened. A sign-in that succeeds opens a
+session as a password does.
 
 The landing is a page that moves on by itself rather than a redirect: the callback arrives
 from the provider's site, and a browser does not send a SameSite=Strict cookie (the
@@ -61,7 +63,8 @@ async def callback(request: web.Request) -> web.Response:
     state = request.query.get("state", "")
     if pending is None or not hmac.compare_digest(state.encode(), pending.state.encode()):
         log.warning("single sign-on refused: unknown or stale state", peer=client_address(request))
-        await audit(request, "login_refused", detail="single sign-on: unknown state")
+        if pending is not None:  # without a sign-in under way, anyone could fill the audit
+            await audit(request, "login_refused", detail="single sign-on: another state")
         return _refused(request, 400, "This sign-in was not started here, or has expired.")
     if "error" in request.query or "code" not in request.query:
         log.warning("single sign-on refused by the provider", peer=client_address(request))

@@ -144,6 +144,11 @@ def test_a_callback_with_another_state_is_refused(scenario: Scenario) -> None:
     page.goto("/queues")
     assert re.search(r"/login\?next=", page.url), "no session was opened"
     context.close()
+    vic = at_the_provider(scenario, "vic")
+    vic.wait_for_url(re.compile(r".*/queues$"))
+    vic.goto("/audit")
+    expect(vic.locator("table")).to_contain_text("single sign-on: another state")
+    vic.context.close()
 
 
 def test_sign_ins_and_refusals_are_in_the_audit(scenario: Scenario) -> None:

@@ -42,7 +42,7 @@ async def test_unavailable_single_sign_on_says_so(
         assert (await log_in(session)).status == 303, "local users still log in"
 
 
-async def test_a_callback_without_a_sign_in_is_refused(
+async def test_a_callback_without_a_sign_in_is_refused_and_not_audited(
     start_engine: StartEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SSO_TEST_SECRET", "a-secret")
@@ -55,4 +55,4 @@ async def test_a_callback_without_a_sign_in_is_refused(
                 assert answer.status == 400, query
                 assert "This sign-in was not started here" in await answer.text()
     refused = [a for a in await engine.store.audit_entries(10) if a.action == "login_refused"]
-    assert len(refused) == 3
+    assert refused == [], "no sign-in was under way: logged, not audited (anyone may send it)"
