@@ -653,19 +653,22 @@ def load_config(path: str | Path) -> Config:
             replace(route, source=str(file), key=f"routes[{index}]")
             for index, route in enumerate(config.routes)
         ]
-        for route_file in _route_files(config.route_files, file, errors):
-            route_builder = _builder(route_file)
-            try:
-                route = route_builder.build(RouteSettings, read_toml(route_file, "route file"), "")
-            except ConfigError as error:  # unreadable: the other files are still checked
-                errors.append(error)
-                continue
-            errors += route_builder.errors
-            if route is not INVALID:
-                routes.append(replace(route, source=str(route_file)))
+    # The route files are read even when the engine file has errors: one run names them all.
+    for route_file in _route_files(_route_patterns(config, data), file, errors):
+        route_builder = _builder(route_file)
+        try:
+            route = route_builder.build(RouteSettings, read_toml(route_file, "route file"), "")
+        except ConfigError as error:  # unreadable: the other files are still checked
+            errors.append(error)
+            continue
+        errors += route_builder.errors
+        if route is not INVALID:
+            routes.append(replace(route, source=str(route_file)))
+    # With the engine file's own routes unknown, "at least one route" cannot be said.
+    if config is not INVALID or routes:
         errors += _route_problems(routes, str(file))
-        if config.http is not None:
-            errors += _http_problems(config.http, routes, str(file))
+    if config is not INVALID and config.http is not None:
+        errors += _http_problems(config.http, routes, str(file))
     if errors:
         raise ConfigErrors(errors)
     # The default store, like a store the file names, is relative to the file's folder.
@@ -717,6 +720,17 @@ def _first_of_each(keys: list[Key]) -> list[Key]:
     for key in keys:
         named.setdefault(key.name, key)
     return list(named.values())
+
+
+def _route_patterns(config: Config | Invalid, data: dict[str, Any]) -> list[str]:
+    """`route_files` as read, or, in an engine file with errors elsewhere, as written when
+    it is a list of strings (a wrong `route_files` is already reported: no route file then)."""
+    if not isinstance(config, Invalid):
+        return config.route_files
+    patterns = data.get("route_files", [])
+    if isinstance(patterns, list) and all(isinstance(pattern, str) for pattern in patterns):
+        return patterns
+    return []
 
 
 def _route_files(patterns: list[str], file: Path, errors: list[ConfigError]) -> list[Path]:

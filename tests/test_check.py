@@ -1,0 +1,67 @@
+"""`ins-engine check` in a subprocess: every error of the engine file and of every route file
+in one run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.engine_process import REPOSITORY
+
+ROUTE = 'name = "{name}"\nlisten = "127.0.0.1:{port}"\naccept = {accept}\n{extra}'
+FILE_DESTINATION = '[[destinations]]\nname = "out"\nfile = "out"\naccept = {accept}\n'
+
+
+def check(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "engine", "check", "--config", str(config)],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def layout(folder: Path, engine: str, **routes: str) -> Path:
+    """An engine file naming `routes.d/*.toml`, and one route file per keyword."""
+    (folder / "routes.d").mkdir()
+    for name, text in routes.items():
+        (folder / "routes.d" / f"{name}.toml").write_text(text, encoding="utf-8")
+    config = folder / "engine.toml"
+    config.write_text('route_files = ["routes.d/*.toml"]\n\n' + engine, encoding="utf-8")
+    return config
+
+
+def route(
+    name: str, port: int, accept: str, destination_accept: str = '["*"]', extra: str = ""
+) -> str:
+    """A route file with one file destination; `extra`: more keys of the route."""
+    return ROUTE.format(name=name, port=port, accept=accept, extra=extra) + (
+        FILE_DESTINATION.format(accept=destination_accept)
+    )
+
+
+def test_every_error_of_the_engine_file_and_of_every_route_file_in_one_run(
+    tmp_path: Path,
+) -> None:
+    engine = '[engine]\nretention_days = "thirty"\n\n[http]\nsession_idle_s = 60\n'
+    config = layout(
+        tmp_path,
+        engine,
+        a=route("a", 2575, '["ADT^*"]', extra='colour = "red"\n'),
+        b=route("b", 2576, '["ADT^*"]') + 'max_attempts = "ten"\n',
+        c="name = [unclosed\n",
+    )
+    answer = check(config)
+    assert answer.returncode == 2
+    assert "Traceback" not in answer.stderr
+    found = [line.split(": ")[1:4] for line in answer.stderr.splitlines()]
+    assert [(Path(file).name, key, text[:14]) for file, key, text in found] == [
+        ("engine.toml", "engine.retention_days", "a number"),
+        ("engine.toml", "http.listen", "a value (this "),
+        ("a.toml", "colour", "unknown key (k"),
+        ("b.toml", "destinations[0].max_attempts", "an integer"),
+        ("c.toml", "line 1, column 9", "not valid TOML"),
+    ]
