@@ -1,5 +1,6 @@
 """`ins-engine check` in a subprocess: every error of the engine file and of every route file
-in one run."""
+in one run, and warnings for `accept` lists that let the configuration load but refuse or
+starve traffic, each naming the pattern that would do."""
 
 from __future__ import annotations
 
@@ -64,4 +65,48 @@ def test_every_error_of_the_engine_file_and_of_every_route_file_in_one_run(
         ("a.toml", "colour", "unknown key (k"),
         ("b.toml", "destinations[0].max_attempts", "an integer"),
         ("c.toml", "line 1, column 9", "not valid TOML"),
+    ]
+
+
+def test_a_pattern_naming_no_event_is_a_warning_with_the_pattern_that_would_do(
+    tmp_path: Path,
+) -> None:
+    config = layout(
+        tmp_path,
+        "",
+        a=route(
+            "a", 2575, '["ADT", "ORU^R01"]', destination_accept='["ORU^"]', extra="enrich = false\n"
+        ),
+    )
+    answer = check(config)
+    assert answer.returncode == 0, answer.stderr
+    file = tmp_path / "routes.d" / "a.toml"
+    assert answer.stderr.splitlines() == [
+        f'warning: {file}: accept[0]: "ADT" matches no TYPE^EVENT: MSH-9 is read as '
+        'ADT^<event>, so every ADT message is refused (AR, ERR 201); "ADT^*" takes them all',
+        f'warning: {file}: destinations[0].accept[0]: "ORU^" matches no TYPE^EVENT: MSH-9 is '
+        'read as ORU^<event>, so no ORU message reaches this destination; "ORU^*" takes them all',
+    ]
+
+
+def test_an_accept_taking_none_of_the_events_a_step_acts_on_is_a_warning(tmp_path: Path) -> None:
+    ins_step = 'kind = "ins_enrich"\nname = "ins"\n'
+    config = layout(
+        tmp_path,
+        "",
+        results=route("results", 2575, '["ORU^R01"]'),  # enriches ADT by default: never runs
+        adt=route("adt", 2576, '["ADT^*"]', destination_accept='["ADT^A08"]')
+        + "[[destinations.steps]]\n"
+        + ins_step,
+        fine=route("fine", 2577, '["ADT^A28", "ADT^A31"]') + "[[steps]]\n" + ins_step,
+    )
+    answer = check(config)
+    assert answer.returncode == 0, answer.stderr
+    folder = tmp_path / "routes.d"
+    events = "ADT^A01, ADT^A04, ADT^A05, ADT^A28, ADT^A31"
+    assert answer.stderr.splitlines() == [
+        f"warning: {folder / 'adt.toml'}: destinations[0].accept: takes none of the events "
+        f'step ins acts on ({events}): it never runs; add "ADT^*"',
+        f"warning: {folder / 'results.toml'}: accept: takes none of the events step "
+        f'ins_enrich acts on ({events}): it never runs; add "ADT^*"',
     ]

@@ -16,6 +16,7 @@ from engine.commands.common import add_config_argument, read_config_for_start
 from engine.config.settings import DestinationSettings, documented_keys
 from engine.delivery.kind import kind_of
 from engine.enrich.guard_settings import GUARD_OFF_WARNING
+from engine.routing.accept_warnings import accept_warnings
 from engine.steps.kind import StepKind
 from engine.steps.registry import registry
 
@@ -55,6 +56,8 @@ def check(args: argparse.Namespace) -> int:
         if route.ins_guard.opted_out:
             file, key = route.where("ins_guard.strip_unqualified_ins")
             print(f"warning: {file}: {key}: {GUARD_OFF_WARNING}", file=sys.stderr)
+        for key, text in accept_warnings(route):
+            print("warning: {}: {}: {}".format(*route.where(key), text), file=sys.stderr)
         for number, destination in enumerate(route.destinations):
             kind = kind_of(destination)
             for name, text in kind.warnings(destination) if kind and kind.warnings else ():

@@ -103,6 +103,11 @@ def implicit_step(keys: Mapping[str, Any]) -> EnrichSettings | None:
     return settings
 
 
+def handles(settings: EnrichSettings) -> list[str]:
+    """The ADT events the step enriches (`check` warns of an `accept` that takes none)."""
+    return [f"ADT^{event}" for event in settings.events]
+
+
 ROUTE_KEYS = (
     Key(
         "enrich",
@@ -136,4 +141,5 @@ INS_ENRICH = StepKind(
     outcomes=tuple(outcome.value for outcome in Outcome),
     attention=NEEDS_ACTION,
     meanings={**OUTCOME_MEANINGS, **DETAIL_MEANINGS},
+    handles=handles,
 )

@@ -17,7 +17,7 @@ families.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -116,7 +116,9 @@ class StepKind:
     `context.metrics.component(name, metrics)`. `outcomes`: the outcome codes its decisions
     carry (the console's message list offers them as a filter), `attention`: those among
     them that ask a person to act (the console flags them on a message's page), `meanings`:
-    what its outcome and detail codes mean (shown beside each decision).
+    what its outcome and detail codes mean (shown beside each decision). `handles`: the MSH-9
+    `TYPE^EVENT` values a step with these settings acts on (None: any message), so that
+    `check` warns of an `accept` list that takes none of them.
     """
 
     name: str
@@ -134,6 +136,7 @@ class StepKind:
     outcomes: tuple[str, ...] = ()
     attention: frozenset[str] = frozenset()
     meanings: Mapping[str, str] = field(default_factory=dict)
+    handles: Callable[[Any], Sequence[str]] | None = None
 
 
 GuardFactory = Callable[[Any, StepContext], Awaitable[Guard | None]]
