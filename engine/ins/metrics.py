@@ -6,12 +6,14 @@ its state before each scrape (`engine.ins.panel`). Labels are short fixed words.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from prometheus_client import Gauge, Histogram
 
 from engine.base.metrics import EngineMetrics, histogram_totals
 
+NO_CERTIFICATE = math.nan  # not 0: "expired in 1970" would fire every expiry alert at once
 CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -41,9 +43,11 @@ class InsiMetrics:
         )
         self.certificate_expiry = Gauge(
             "ins_engine_insi_certificate_expiry_timestamp_seconds",
-            "When the organisation certificate presented to INSi expires (Unix time)",
+            "When the organisation certificate presented to INSi expires (Unix time); NaN "
+            "without one (the simulator), which no expiry alert's comparison matches",
             registry=registry,
         )
+        self.certificate_expiry.set(NO_CERTIFICATE)  # until a certificate is read
         self._by_result: dict[str, Any] = {}
 
     def call(self, result: str, seconds: float) -> None:

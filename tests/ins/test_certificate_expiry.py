@@ -4,6 +4,7 @@ INSi, logged from 30 days before (daily), shown by `/readyz` and `/metrics`."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from engine.ins.simulator.dataset import public_test_persons
 from engine.ins.simulator.handler import InsiSimulator
 from engine.ins.simulator.server import RunningSimulator, server_ssl_context, start_server
 from engine.ins.tls import build_tls
+from tests.conftest import StartEngine
 from tests.support.metrics import value
 
 NOW = 1_800_000_000.0
@@ -132,3 +134,20 @@ async def test_readyz_and_metrics_report_a_certificate_about_to_expire(
     warnings = [entry for entry in logs if entry["event"].startswith("INSi certificate expires")]
     assert [entry["days_left"] for entry in warnings] == [10]
     assert time.time() < not_after.timestamp()
+
+
+async def test_without_a_certificate_the_expiry_is_not_a_number(start_engine: StartEngine) -> None:
+    """The simulator presents no certificate: NaN, never 0 (expired in 1970), so an expiry
+    alert (`… - time() < 30 * 86400`) does not fire; `/readyz` shows no certificate."""
+    engine = await start_engine(extra='[http]\nlisten = "127.0.0.1:0"\n', enrich=True)
+    assert engine.http is not None
+    host, port = engine.http.address
+    async with aiohttp.ClientSession(f"http://{host}:{port}") as session:
+        async with session.get("/readyz") as answer:
+            body = await answer.json()
+        async with session.get("/metrics") as answer:
+            metrics = await answer.text()
+    assert body["insi"]["simulated"] is True
+    assert "certificate" not in body["insi"]
+    expiry = value(metrics, "ins_engine_insi_certificate_expiry_timestamp_seconds")
+    assert expiry is not None and math.isnan(expiry)
