@@ -249,7 +249,13 @@ async def test_enrich_api_answers_no_unqualified_ins(
         assert status == 200, control_id
         answer = json.loads(body)
         outputs[control_id] = answer["message"].encode(answer["charset"])
-        guard = {"step": "ins_guard", "kind": "ins_guard", "outcome": "removed", "detail": reason}
+        guard = {
+            "step": "ins_guard",
+            "destination": None,
+            "kind": "ins_guard",
+            "outcome": "removed",
+            "detail": reason,
+        }
         assert guard in answer["decisions"], control_id
         assert f"ins_guard=removed/{reason}" in headers["X-Route-Decisions"]
     assert_guarded(outputs)

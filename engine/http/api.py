@@ -8,8 +8,9 @@ outcome in headers, or, with `Accept: application/json` (or `?format=json`), a J
 object. Every call needs `Authorization: Bearer <token>`, the token being the value of the
 environment variable `[http] api_token_env` names.
 
-Headers and JSON carry codes only (outcomes, details, step names); the message itself is
-the caller's, returned to it and never logged.
+Headers and JSON carry codes only (outcomes, details, step and destination names); the
+message itself is the caller's, returned to it and never logged. Every error, aiohttp's own
+(413 body too large, 405 another method than POST) included, is a JSON object.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aiohttp import web
 from engine.base.logs import get_logger
 from engine.embed import Processed, RouteRunner
 from engine.enrich.store import KIND as ENRICH_KIND
+from engine.http.server import json_error
 from engine.http.tokens import bearer_matches, configured_token
 from engine.http.view import engine_of, engine_of_app
 from engine.inbound.admission import Unreadable
@@ -34,10 +36,6 @@ RUNNER = web.AppKey("api_runner", RouteRunner)
 log = get_logger("engine.api")
 
 
-def _error(status: int, error: str, detail: str, **extra: str) -> web.Response:
-    return web.json_response({"error": error, "detail": detail, **extra}, status=status)
-
-
 def _segments(body: bytes) -> bytes:
     """Segments end with CR in HL7; a body sent with LF or CRLF line ends is read alike."""
     if b"\r" not in body:
@@ -48,6 +46,11 @@ def _segments(body: bytes) -> bytes:
 def _steps(processed: Processed) -> list[Decision]:
     """The steps' decisions; which destinations would take the message is not the API's."""
     return [decision for decision in processed.decisions if decision != NO_DESTINATION]
+
+
+def _step_name(decision: Decision) -> str:
+    """`ins` for a route's step, `ins@ehr` for a step of destination `ehr` only."""
+    return f"{decision.step}@{decision.destination}" if decision.destination else decision.step
 
 
 def _dropped(processed: Processed) -> bool:
@@ -73,7 +76,13 @@ def _answer_json(processed: Processed, body: bytes, codec: str) -> dict[str, Any
         "simulated": _simulated(enrichment),
         "dropped": _dropped(processed),
         "decisions": [
-            {"step": d.step, "kind": d.kind, "outcome": d.outcome, "detail": d.detail}
+            {
+                "step": d.step,
+                "destination": d.destination or None,
+                "kind": d.kind,
+                "outcome": d.outcome,
+                "detail": d.detail,
+            }
             for d in _steps(processed)
         ],
         "charset": codec,
@@ -88,7 +97,7 @@ def _headers(processed: Processed) -> dict[str, str]:
         "X-INS-Detail": enrichment.detail if enrichment else "",
         "X-INS-Simulated": "true" if _simulated(enrichment) else "false",
         "X-Route-Decisions": "; ".join(
-            f"{d.step}={d.outcome}" + (f"/{d.detail}" if d.detail else "")
+            f"{_step_name(d)}={d.outcome}" + (f"/{d.detail}" if d.detail else "")
             for d in _steps(processed)
         ),
     }
@@ -118,14 +127,14 @@ async def enrich(request: web.Request) -> web.Response:
     admission = runner.admit(body)
     if isinstance(admission, Unreadable):
         engine.metrics.api_request("not_hl7")
-        return _error(400, "not_hl7", admission.refusal.error.text)
+        return json_error(400, "not_hl7", admission.refusal.error.text)
     processed = await runner.route(admission)
     routed = admission.routed
     control_id = routed.header.control_id
     if processed.refusal is not None:
         engine.metrics.api_request("refused")
         refusal = processed.refusal
-        return _error(
+        return json_error(
             422,
             "refused",
             refusal.error.text,

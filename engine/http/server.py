@@ -84,6 +84,32 @@ async def logged_errors(request: web.Request, handler: Handler) -> web.StreamRes
         )
 
 
+def json_error(status: int, error: str, detail: str, **extra: str) -> web.Response:
+    """An error of the enrichment API: `{"error": code, "detail": text, ...}`."""
+    return web.json_response({"error": error, "detail": detail, **extra}, status=status)
+
+
+def json_errors(prefix: str) -> Middleware:
+    """aiohttp's own refusals under `prefix` (413 body too large, 405 wrong method, 404) in
+    the API's JSON form rather than plain text: the status's reason as the code
+    (`method_not_allowed`), its `Allow` header kept."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(prefix):
+            return await handler(request)
+        try:
+            return await handler(request)
+        except web.HTTPError as error:
+            code = error.reason.lower().replace(" ", "_")
+            response = json_error(error.status, code, error.text or "")
+            if "Allow" in error.headers:
+                response.headers["Allow"] = error.headers["Allow"]
+            return response
+
+    return middleware
+
+
 class HttpServer:
     """Serves `app` on `[http] listen`, with TLS when `[http.tls]` is set, at most `cap`
     connections at once."""

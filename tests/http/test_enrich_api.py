@@ -4,13 +4,16 @@ stored."""
 
 from __future__ import annotations
 
+import io
 import json
+from pathlib import Path
 
 import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
 from engine.app.runtime import Engine
+from engine.http.app import MAX_BODY_BYTES
 from engine.mllp.client import MllpClient
 from engine.store.base import MessageQuery
 from tests.conftest import StartEngine
@@ -73,7 +76,13 @@ async def test_the_json_variant(engine: Engine) -> None:
         "dropped": False,
     }
     assert answer["decisions"] == [
-        {"step": "ins_enrich", "kind": "ins_enrich", "outcome": "not_found", "detail": "01"}
+        {
+            "step": "ins_enrich",
+            "destination": None,
+            "kind": "ins_enrich",
+            "outcome": "not_found",
+            "detail": "01",
+        }
     ]
     assert answer["message"].encode("latin-1") == NONE
     assert headers["X-INS-Outcome"] == "not_found"
@@ -173,3 +182,42 @@ async def test_a_message_a_step_drops_comes_back_as_sent(
     assert (headers["X-INS-Outcome"], "X-Route-Dropped" in headers) == ("added", False)
     assert headers["X-Route-Decisions"].startswith("no-training=")
     assert headers["X-Route-Decisions"].endswith("; ins=added")
+
+
+async def test_a_destination_s_steps_are_named_with_their_destination(
+    start_engine: StartEngine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TEST_API_TOKEN", TOKEN)
+    route = (
+        '[[routes.steps]]\nkind = "ins_enrich"\nname = "ins"\n\n'
+        f'[[routes.destinations]]\nname = "ehr"\nfile = "{tmp_path / "ehr"}"\n\n'
+        '[[routes.destinations.steps]]\nkind = "set"\nname = "to-ehr"\nfield = "MSH-5"\n'
+        'value = "EHR"\n'
+    )
+    engine = await start_engine(route, extra=HTTP, enrich=None)
+    status, body, headers = await post(engine, VALI, Accept="application/json")
+    assert status == 200
+    assert headers["X-Route-Decisions"] == "ins=added; to-ehr@ehr=set/MSH-5"
+    steps = [(d["step"], d["destination"], d["outcome"]) for d in json.loads(body)["decisions"]]
+    assert steps == [("ins", None, "added"), ("to-ehr", "ehr", "set")]
+
+
+async def test_aiohttp_s_own_refusals_are_json_too(engine: Engine) -> None:
+    too_large = io.BytesIO(b"MSH" + b"x" * MAX_BODY_BYTES)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url(engine), data=too_large, headers=headers) as answer,
+    ):
+        assert answer.status == 413
+        assert (await answer.json())["error"] == "request_entity_too_large"
+    async with aiohttp.ClientSession() as session, session.get(url(engine)) as answer:
+        assert answer.status == 405
+        assert answer.headers["Allow"] == "POST"
+        assert answer.content_type == "application/json"
+        assert await answer.json() == {
+            "error": "method_not_allowed",
+            "detail": "405: Method Not Allowed",
+        }
+    async with aiohttp.ClientSession() as session, session.get(url(engine) + "/x") as answer:
+        assert (answer.status, (await answer.json())["error"]) == (404, "not_found")
