@@ -3,7 +3,8 @@
 Open without a session: health, metrics (their own token), the login page and the static
 files; the API checks its own bearer token. Anything else without a live session is sent to
 the login page (a page) or refused with 401 (a fragment or an action). A page declares the
-least role it needs with `@needs(Role.X)`; a lower role gets 403. A request that changes
+least role it needs with `@needs(Role.X)`; a lower role gets 403 (a browser, a page that
+says which role is needed with a way back to the dashboard). A request that changes
 something (any method but GET and HEAD) must carry the session's CSRF token, in the form
 field `csrf_token` or the `X-CSRF-Token` header, and, when the browser says where it comes
 from (`Origin`), come from this very site.
@@ -19,7 +20,7 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from engine.base.logs import get_logger
-from engine.console.render import SESSION
+from engine.console.render import SESSION, render
 from engine.console.sessions import Session, Sessions
 from engine.console.users import Role, UsersFile
 from engine.http.params import local_target
@@ -64,6 +65,8 @@ def guard(sessions: Sessions, users: UsersFile) -> Any:
         request[SESSION] = session
         needed = getattr(request.match_info.handler, "role", Role.VIEWER)
         if session.role < needed:
+            if wants_page(request):  # a page with the way back: the dashboard, or log out
+                return render(request, "forbidden.html", 403, needed=needed.label)
             raise web.HTTPForbidden(text=f"the {needed.label} role is needed")
         if request.method not in SAFE_METHODS:
             await check_csrf(request, session.csrf)

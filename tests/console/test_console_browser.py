@@ -207,6 +207,20 @@ def test_a_viewer_sees_no_patient_data_and_cannot_act(scenario: Scenario) -> Non
     page.context.close()
 
 
+def test_a_page_above_the_role_says_which_role_and_leads_back(scenario: Scenario) -> None:
+    page = login(scenario, "vera")
+    answer = page.goto("/audit")
+    assert answer is not None and answer.status == 403
+    expect(page.locator("h1")).to_have_text("Not for your role")
+    expect(page.locator("[role=alert]")).to_contain_text("needs the vigilance role")
+    expect(page.locator("header button", has_text="Log out")).to_be_visible()
+    screenshot(page, "console-forbidden", scenario.folder)
+    page.click("a.back")
+    expect(page).to_have_url(scenario.base_url + "/")
+    expect(page.locator("section.card[data-route=adt]")).to_be_visible()
+    page.context.close()
+
+
 def test_an_operator_resends_the_parked_message_and_sees_it_delivered(scenario: Scenario) -> None:
     page = login(scenario, "otto")
     page.goto("/queues")
