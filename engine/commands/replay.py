@@ -33,7 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="message files or folders")
-    parser.add_argument("--to", metavar="HOST:PORT", help="the MLLP receiver")
+    target = parser.add_mutually_exclusive_group(required=True)  # usage: (--to | --dry-run)
+    target.add_argument("--to", metavar="HOST:PORT", help="the MLLP receiver")
+    target.add_argument("--dry-run", action="store_true", help="read and check only")
     parser.add_argument("--connections", type=int, default=1, metavar="N")
     parser.add_argument("--rate", type=float, metavar="R", help="messages per second, overall")
     parser.add_argument("--ack-timeout", type=float, default=30.0, metavar="SECONDS")
@@ -44,7 +46,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="for the connection, then again for the TLS handshake (default 10)",
     )
-    parser.add_argument("--dry-run", action="store_true", help="read and check only")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     parser.add_argument("--tls", action="store_true", help="connect with TLS")
     parser.add_argument("--ca", metavar="FILE", help="CA bundle to verify the receiver")
@@ -93,8 +94,6 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _target(args: argparse.Namespace) -> Target:
-    if not args.to:
-        raise CliError("--to HOST:PORT is required (or --dry-run)")
     host, _, port = args.to.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:

@@ -7,6 +7,8 @@ import json
 import logging
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from engine import cli
 from engine.testing.receiver import Receiver
 from engine.tools.replay.files import expand_paths, load_files
 from tests.replay.conftest import SAMPLES, ack, answer_all, header_of
+from tests.support.engine_process import REPOSITORY
 
 StartThread = Callable[..., Receiver]
 MSG = (
@@ -184,7 +187,6 @@ def test_human_summary_names_messages_never_patients(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ((), "--to HOST:PORT is required"),
         (("--to", "localhost"), "expected HOST:PORT"),
         (("--to", "localhost:99999"), "expected HOST:PORT"),
         (("--to", "h:1", "--connections", "0"), "--connections must be at least 1"),
@@ -201,6 +203,29 @@ def test_usage_errors_exit_2(
 ) -> None:
     assert run(write_file(tmp_path, "f.hl7", "X"), *args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_help_shows_that_a_receiver_or_a_dry_run_is_required() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "engine", "replay", "--help"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "(--to HOST:PORT | --dry-run)" in " ".join(shown.split())
+    for args in ((), ("--to", "h:1", "--dry-run")):
+        refused = subprocess.run(
+            [sys.executable, "-m", "engine", "replay", "f.hl7", *args],
+            cwd=REPOSITORY,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert refused.returncode == 2
+        assert "--to" in refused.stderr.splitlines()[-1], args
 
 
 def test_missing_path_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
