@@ -44,6 +44,9 @@ from engine.tools.replay.sender import Result, Target, send_files
 from tests.support.engine_process import REPOSITORY, EngineProcess
 
 SAMPLES = REPOSITORY / "hl7_samples"
+# The file column gives way (its names are cut, with an ellipsis) so that at 120 columns the
+# other ones, the INS last, are shown whole.
+FILE_WIDTH = 22
 DELIVERY_WAIT_S = 30.0
 MARKER = ".ins-engine-demo"  # in the outbox: this folder and the store are the demo's own
 MEANINGS = {
@@ -209,7 +212,7 @@ def statuses(message: Message) -> str:
 
 def message_table(rows: list[Row]) -> Table:
     table = Table(title="What the engine did to each message", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("file", no_wrap=True, overflow="ellipsis", max_width=28)
+    table.add_column("file", no_wrap=True, overflow="ellipsis", max_width=FILE_WIDTH)
     for column in ("MSH-10", "event", "PID-32", "outcome", "detail", "INS in PID-3"):
         table.add_column(column, no_wrap=True, min_width=min(len(column), 7))
     for row in rows:
