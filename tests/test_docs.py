@@ -1,6 +1,6 @@
 """The documentation stays true: every TOML example loads through the engine's configuration
 loader, the generated reference pages expand, and the README stays a short front door whose
-links all lead somewhere.
+links all lead somewhere (hl7_samples/README.md's too).
 
 The line before a ```toml fence says what the block is (`<!-- toml: KIND -->`, the table in
 docs/contributing/index.md); examples are loaded beside a copy of the shipped `routes/`, so
@@ -28,6 +28,7 @@ PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 KIND = re.compile(r"^<!-- toml: (.+) -->$")
 README_MAX_LINES = 200
 LINK = re.compile(r"\]\(([^)\s]+)\)")
+FILE_PATH = re.compile(r"`([\w./-]+/[\w.-]+\.(?:md|py|toml|json|hl7|csv))`")  # `docs/x.md`
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,26 @@ def test_the_readme_is_short() -> None:
     assert len(lines) < README_MAX_LINES
 
 
-def test_the_readme_links_only_to_files_that_exist() -> None:
-    targets = LINK.findall(README.read_text(encoding="utf-8"))
-    local = [target.split("#")[0] for target in targets if "://" not in target]
-    assert local, "the README links into docs/"
-    missing = [target for target in local if target and not (ROOT / target).exists()]
+def in_repository(path: Path) -> bool:
+    """The file exists, and in the repository: not beside it on the machine that builds."""
+    return path.exists() and path.resolve().is_relative_to(ROOT)
+
+
+@pytest.mark.parametrize(
+    "readme", [README, ROOT / "hl7_samples" / "README.md"], ids=["README", "hl7_samples"]
+)
+def test_the_readmes_name_only_files_that_exist(readme: Path) -> None:
+    """Links are relative to the README's folder; a path in backticks may be to the root's."""
+    text = readme.read_text(encoding="utf-8")
+    local = [target.split("#")[0] for target in LINK.findall(text) if "://" not in target]
+    assert local, "the README links into the repository"
+    missing = [target for target in local if target and not in_repository(readme.parent / target)]
+    named = FILE_PATH.findall(text)
+    missing += [
+        path
+        for path in named
+        if not (in_repository(readme.parent / path) or in_repository(ROOT / path))
+    ]
     assert not missing
 
 
