@@ -110,3 +110,24 @@ def test_an_accept_taking_none_of_the_events_a_step_acts_on_is_a_warning(tmp_pat
         f"warning: {folder / 'results.toml'}: accept: takes none of the events step "
         f'ins_enrich acts on ({events}): it never runs; add "ADT^*"',
     ]
+
+
+def test_a_destination_event_its_route_refuses_is_a_warning(tmp_path: Path) -> None:
+    config = layout(
+        tmp_path,
+        "",
+        a=route(
+            "a",
+            2575,
+            '["ADT^A28", "ADT^A31"]',
+            destination_accept='["ADT^A31", "ADT^A08", "ADT^*", "ORU^R0?"]',
+            extra="enrich = false\n",
+        ),
+    )
+    answer = check(config)
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stderr.splitlines() == [
+        f"warning: {tmp_path / 'routes.d' / 'a.toml'}: destinations[0].accept[1]: "
+        '"ADT^A08" is refused by the route (AR) before any destination: add "ADT^A08" to '
+        "the route's accept"
+    ]

@@ -1,10 +1,11 @@
 """Whether a route's and its destinations' `accept` lists can take what they are meant to.
 
-Both mistakes load and run, and fail only on traffic: a pattern that names no `TYPE^EVENT`
+These mistakes load and run, and fail only on traffic: a pattern that names no `TYPE^EVENT`
 (`"ADT"`: MSH-9 is read as `ADT^A28`, so every ADT is refused with AR, ERR 201, or never
-reaches the destination), and a list that takes none of the events a step of the list's
-route or destination acts on (the step a kind declares `handles` for never runs). `check`
-prints these as warnings, each with the pattern that would do.
+reaches the destination), a list that takes none of the events a step of the list's route
+or destination acts on (the step a kind declares `handles` for never runs), and a
+destination's `TYPE^EVENT` that its route refuses. `check` prints these as warnings, each
+with the pattern that would do.
 """
 
 from __future__ import annotations
@@ -23,10 +24,20 @@ def accept_warnings(route: RouteSettings) -> list[tuple[str, str]]:
     `accept` and each destination's."""
     refused = "every {} message is refused (AR, ERR 201)"
     found = _warnings(route.accept, route.step_list(), "accept", refused)
+    taken = Patterns(route.accept)
     for number, destination in enumerate(route.destinations):
         key = f"destinations[{number}].accept"
         unsent = "no {} message reaches this destination"
         found += _warnings(destination.accept, destination.steps, key, unsent)
+        found += [
+            (
+                f"{key}[{index}]",
+                f'"{pattern}" is refused by the route (AR) before any destination: '
+                f'add "{pattern}" to the route\'s accept',
+            )
+            for index, pattern in enumerate(destination.accept)
+            if _one_event(pattern) and not taken.matches(pattern)
+        ]
     return found
 
 
@@ -67,6 +78,11 @@ def _names_no_event(pattern: str) -> bool:
     """`ADT` or `ADT^`: no `^` followed by an event, and no wildcard that would stand in."""
     _, caret, event = pattern.partition("^")
     return not event if caret else not WILDCARDS.intersection(pattern)
+
+
+def _one_event(pattern: str) -> bool:
+    """`ADT^A31`: one TYPE^EVENT, no wildcard (whether the route takes it can be said)."""
+    return not WILDCARDS.intersection(pattern) and not _names_no_event(pattern)
 
 
 def _type(text: str) -> str:
