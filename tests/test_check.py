@@ -127,7 +127,6 @@ def test_a_destination_event_its_route_refuses_is_a_warning(tmp_path: Path) -> N
     answer = check(config)
     assert answer.returncode == 0, answer.stderr
     assert answer.stderr.splitlines() == [
-        f"warning: {tmp_path / 'routes.d' / 'a.toml'}: destinations[0].accept[1]: "
-        '"ADT^A08" is refused by the route (AR) before any destination: add "ADT^A08" to '
-        "the route's accept"
+        f"warning: {tmp_path / 'routes.d' / 'a.toml'}: destinations[0].accept: the route "
+        'refuses ADT^A08 (AR) before any destination: add "ADT^A08" to the route\'s accept'
     ]

@@ -24,20 +24,22 @@ def accept_warnings(route: RouteSettings) -> list[tuple[str, str]]:
     `accept` and each destination's."""
     refused = "every {} message is refused (AR, ERR 201)"
     found = _warnings(route.accept, route.step_list(), "accept", refused)
+    route_fixed = not found  # else what the route refuses follows from what it says already
     taken = Patterns(route.accept)
     for number, destination in enumerate(route.destinations):
         key = f"destinations[{number}].accept"
         unsent = "no {} message reaches this destination"
         found += _warnings(destination.accept, destination.steps, key, unsent)
-        found += [
-            (
-                f"{key}[{index}]",
-                f'"{pattern}" is refused by the route (AR) before any destination: '
-                f'add "{pattern}" to the route\'s accept',
+        lost = [p for p in destination.accept if _one_event(p) and not taken.matches(p)]
+        if lost and route_fixed:
+            quoted = ", ".join(f'"{pattern}"' for pattern in lost)
+            found.append(
+                (
+                    key,
+                    f"the route refuses {', '.join(lost)} (AR) before any destination: "
+                    f"add {quoted} to the route's accept",
+                )
             )
-            for index, pattern in enumerate(destination.accept)
-            if _one_event(pattern) and not taken.matches(pattern)
-        ]
     return found
 
 
