@@ -123,10 +123,17 @@ def test_a_destination_event_its_route_refuses_is_a_warning(tmp_path: Path) -> N
             destination_accept='["ADT^A31", "ADT^A08", "ADT^*", "ORU^R0?"]',
             extra="enrich = false\n",
         ),
+        b=route("b", 2576, '["ORU^R01"]', destination_accept='["ADT^A28"]'),  # enriches
     )
     answer = check(config)
     assert answer.returncode == 0, answer.stderr
+    folder = tmp_path / "routes.d"
+    events = "ADT^A01, ADT^A04, ADT^A05, ADT^A28, ADT^A31"
     assert answer.stderr.splitlines() == [
-        f"warning: {tmp_path / 'routes.d' / 'a.toml'}: destinations[0].accept: the route "
-        'refuses ADT^A08 (AR) before any destination: add "ADT^A08" to the route\'s accept'
+        f"warning: {folder / 'a.toml'}: destinations[0].accept: the route refuses ADT^A08 (AR) "
+        'before any destination: add "ADT^A08" to the route\'s accept',
+        f"warning: {folder / 'b.toml'}: accept: takes none of the events step ins_enrich acts "
+        f'on ({events}): it never runs; add "ADT^*"',
+        f"warning: {folder / 'b.toml'}: destinations[0].accept: the route refuses ADT^A28 (AR) "
+        'before any destination: add "ADT^A28" to the route\'s accept',
     ]

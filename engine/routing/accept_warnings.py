@@ -24,14 +24,15 @@ def accept_warnings(route: RouteSettings) -> list[tuple[str, str]]:
     `accept` and each destination's."""
     refused = "every {} message is refused (AR, ERR 201)"
     found = _warnings(route.accept, route.step_list(), "accept", refused)
-    route_fixed = not found  # else what the route refuses follows from what it says already
+    # A route accept naming no event already explains what it refuses: not said again.
+    route_names_events = not any(map(_names_no_event, route.accept))
     taken = Patterns(route.accept)
     for number, destination in enumerate(route.destinations):
         key = f"destinations[{number}].accept"
         unsent = "no {} message reaches this destination"
         found += _warnings(destination.accept, destination.steps, key, unsent)
         lost = [p for p in destination.accept if _one_event(p) and not taken.matches(p)]
-        if lost and route_fixed:
+        if lost and route_names_events:
             quoted = ", ".join(f'"{pattern}"' for pattern in lost)
             found.append(
                 (
@@ -65,7 +66,8 @@ def _warnings(
         kind = kinds.get(step.kind)
         handled = list(kind.handles(step.settings)) if kind and kind.handles else []
         if handled and not any(accept.matches(event) for event in handled):
-            wanted = ", ".join(f'"{kind_of}^*"' for kind_of in sorted(set(map(_type, handled))))
+            types = sorted(set(map(_type, handled)))
+            wanted = ", ".join(f'"{message_type}^*"' for message_type in types)
             found.append(
                 (
                     key,
