@@ -33,6 +33,7 @@ from engine.inbound.admission import (
     read_message,
 )
 from engine.mllp.codec import COMMIT_ACK, COMMIT_NAK
+from engine.routing.patient import patient_keys_of
 from engine.routing.route import RoutePlan
 from engine.steps.pipeline import RoutedMessage
 from engine.store.base import STORE_TIMEOUT_S, Incoming
@@ -127,6 +128,7 @@ class Intake:
             ack=ack or b"",
             decisions=routed.decisions,
             dropped=routed.dropped,
+            patient=patient_keys_of(routed.message),
         )
         try:
             # A store not answering (a database cut off, a disk hung) must not keep the

@@ -20,7 +20,8 @@ from engine.base.logs import get_logger
 from engine.handoffs import Decided, Routed
 from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.header import Header
-from engine.hl7.message import Message, component
+from engine.hl7.message import Message
+from engine.routing.patient import patient_key_of
 from engine.routing.route import NO_DESTINATION, RoutePlan
 from engine.steps.pipeline import RoutedMessage
 from engine.store.base import NewEntry, RoutingResult, StoredMessage
@@ -265,16 +266,3 @@ def routed_message(
         message=message,
         header=Header.from_message(message),
     )
-
-
-def patient_key_of(message: Message) -> str | None:
-    """The local patient identifier (PID-3 repetition of type PI, else the first one)."""
-    pid = message.segment("PID")
-    if pid is None:
-        return None
-    separator = message.separators.component
-    repetitions = pid.repetitions(3)
-    for repetition in repetitions:
-        if component(repetition, 5, separator) == "PI":
-            return component(repetition, 1, separator) or None
-    return component(repetitions[0], 1, separator) or None if repetitions else None

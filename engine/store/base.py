@@ -12,6 +12,7 @@ that goes on "after the last id it saw" never misses a row committed later.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -49,6 +50,26 @@ def row_id(text: str) -> int | None:
     return number if 1 <= number <= MAX_ID else None
 
 
+def name_key(name: str) -> str:
+    """A family name as it is kept and searched: upper case, accents and marks removed
+    (`Béranger` and `BERANGER` find each other)."""
+    decomposed = unicodedata.normalize("NFKD", name.strip().upper())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))[:128]
+
+
+@dataclass(frozen=True, slots=True)
+class PatientKeys:
+    """Who a message is about, as the message search finds it (patient data): PID-3 of type
+    PI, PID-5's family name (`name_key`), PID-7's date (YYYYMMDD); '' when absent."""
+
+    local_id: str = ""
+    family_name: str = ""
+    birth_date: str = ""
+
+
+NO_PATIENT = PatientKeys()
+
+
 @dataclass(frozen=True, slots=True)
 class Incoming:
     """A received message about to be stored, with the ACK to send once it is."""
@@ -65,6 +86,7 @@ class Incoming:
     ack: bytes
     decisions: Sequence[Decision] = ()  # of the steps run before the ACK
     dropped: bool = False  # a step before the ACK dropped it: stored, never routed
+    patient: PatientKeys = NO_PATIENT  # who it is about, for the message search
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,16 +253,31 @@ class ComponentState:
 
 @dataclass(frozen=True, slots=True)
 class MessageQuery:
-    """What the console's message list asks for; every field narrows the list."""
+    """A message search (the console's list, `ins-engine messages`): every field given
+    narrows it; newest first, a page of `limit` older than `before_id` (keyset paging, so
+    messages stored meanwhile never shift a page). `patient_name` and `birth_date` are
+    patient data: only the vigilance role may search by them."""
 
-    control_id: str | None = None
+    control_id: str | None = None  # MSH-10 starts with this
     route: str | None = None
     since: float | None = None  # received at or after (epoch)
     until: float | None = None  # received before
     status: EntryStatus | None = None  # one of its outbox entries is in this state
+    destination: str | None = None  # ...and to this destination
     outcome: str | None = None  # one of its steps decided this outcome
+    patient_id: str | None = None  # PID-3 of type PI, exactly
+    sending_application: str | None = None  # MSH-3, exactly
+    sending_facility: str | None = None  # MSH-4, exactly
+    message_type: str | None = None  # MSH-9: `ADT^A08` (type and event) or `ADT` (a type)
+    patient_name: str | None = None  # PID-5's family name starts with this (`name_key`)
+    birth_date: str | None = None  # PID-7's date, YYYYMMDD
     before_id: int | None = None  # the next page: messages older than this one
     limit: int = 50
+
+    @property
+    def by_patient_traits(self) -> bool:
+        """Whether it searches by patient data (name, birth date)."""
+        return bool(self.patient_name or self.birth_date)
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,8 @@ TABLES = (
         "messages",
         tuple(
             """id received_at route peer sending_application sending_facility control_id
-            message_type content_hash size raw ack status reprocess_of reprocess_to""".split()
+            message_type content_hash size raw ack status reprocess_of reprocess_to patient_id
+            patient_name birth_date""".split()
         ),
         identity=True,
     ),

@@ -24,12 +24,16 @@ OWN = "own"  # the name of a statement whose text comes with it (a store extensi
 class Statement(NamedTuple):  # a tuple: built for every statement, it must cost little
     """One statement of a flow: its name in the dialect's table, its parameters (by name),
     and for a batch, the parameters of each run (which a dialect may send as one statement
-    over arrays). `text` is a store extension's own statement (named `OWN`)."""
+    over arrays). `text` is a store extension's own statement (named `OWN`). `conditions`
+    names the parts of a search's WHERE clause, keys of the dialect's table: those named
+    `NAME:...` (NAME, the statement's) are joined with AND where its text says `{where}`,
+    those of another group `G:...` where a condition's text says `{G}`."""
 
     name: str
     parameters: Parameters = ()
     batch: Sequence[Parameters] | None = None
     text: str | None = None
+    conditions: tuple[str, ...] | None = None
 
     @classmethod
     def own(
@@ -64,7 +68,16 @@ def text_of(statements: Mapping[str, str], statement: Statement) -> str:
     """The text a statement runs, in a dialect's table of statements."""
     if statement.text is not None:
         return statement.text
-    return statements[statement.name]
+    text = statements[statement.name]
+    if statement.conditions is None:
+        return text
+    groups: dict[str, list[str]] = {}
+    for key in statement.conditions:
+        groups.setdefault(key.partition(":")[0], []).append(statements[key])
+    text = text.replace("{where}", " AND ".join(groups.pop(statement.name, ["TRUE"])))
+    for group, parts in groups.items():  # a condition's own `{group}`: its parts
+        text = text.replace(f"{{{group}}}", " AND ".join(parts))
+    return text
 
 
 def run(flow: Flow[T], execute: Callable[[Statement], Outcome]) -> T:

@@ -48,15 +48,25 @@ _RECORD_FAILURE = """
         next_attempt_at = %(due)s, updated_at = %(now)s
     WHERE id = %(id)s AND status = 'pending'"""
 
+
+def _prefix(column: str, name: str = "") -> str:
+    """The condition "`column` starts with the parameter `name`", over its index in
+    code-point order: at or above it, below `NAME_end` (`engine.store.rules._after_prefix`)."""
+    name = name or column
+    return f'm.{column} COLLATE "C" >= %({name})s AND m.{column} COLLATE "C" < %({name}_end)s'
+
+
 STATEMENTS: dict[str, str] = {
     # inbox; ON CONFLICT: the unique sender key decides between engines receiving the same
     # message at once, the later one waits for the first to commit.
     "insert_message": """
         INSERT INTO messages (received_at, route, peer, sending_application, sending_facility,
-            control_id, message_type, content_hash, size, raw, ack, status)
+            control_id, message_type, content_hash, size, raw, ack, status, patient_id,
+            patient_name, birth_date)
         VALUES (%(received_at)s, %(route)s, %(peer)s, %(sending_application)s,
             %(sending_facility)s, %(control_id)s, %(message_type)s, %(content_hash)s,
-            %(size)s, %(raw)s, %(ack)s, %(status)s)
+            %(size)s, %(raw)s, %(ack)s, %(status)s, %(patient_id)s, %(patient_name)s,
+            %(birth_date)s)
         ON CONFLICT (route, sending_application, sending_facility, control_id)
         DO NOTHING RETURNING id""",
     "message_by_sender_key": """
@@ -183,20 +193,6 @@ STATEMENTS: dict[str, str] = {
     "clear_login_failures": """
         DELETE FROM login_failures
         WHERE "user" = %(user)s AND (%(client)s::text IS NULL OR client = %(client)s)""",
-    # console queries
-    "find_messages": _SUMMARY  # noqa: S608 - constant SQL
-    + """
-        WHERE (%(control_id)s::text IS NULL OR m.control_id = %(control_id)s)
-          AND (%(route)s::text IS NULL OR m.route = %(route)s)
-          AND (%(since)s::float8 IS NULL OR m.received_at >= %(since)s)
-          AND (%(until)s::float8 IS NULL OR m.received_at < %(until)s)
-          AND (%(before)s::bigint IS NULL OR m.id < %(before)s)
-          AND (%(status)s::text IS NULL OR EXISTS (
-               SELECT 1 FROM outbox o WHERE o.message_id = m.id AND o.status = %(status)s))
-          AND (%(outcome)s::text IS NULL OR EXISTS (
-               SELECT 1 FROM step_decisions d
-               WHERE d.message_id = m.id AND d.outcome = %(outcome)s))
-        ORDER BY m.id DESC LIMIT %(limit)s""",
     # reprocessing (`rules.reprocess`)
     "message_to_reprocess": """
         SELECT route, sending_application, sending_facility, control_id, message_type,
@@ -210,12 +206,48 @@ STATEMENTS: dict[str, str] = {
     "insert_copy": """
         INSERT INTO messages (received_at, route, peer, sending_application, sending_facility,
             control_id, message_type, content_hash, size, raw, ack, status, reprocess_of,
-            reprocess_to)
-        VALUES (%(received_at)s, %(route)s, %(peer)s, %(sending_application)s,
+            reprocess_to, patient_id, patient_name, birth_date)
+        SELECT %(received_at)s, %(route)s, %(peer)s, %(sending_application)s,
             %(sending_facility)s, %(control_id)s, %(message_type)s, %(content_hash)s,
-            %(size)s, %(raw)s, %(ack)s, 'received', %(reprocess_of)s, %(reprocess_to)s)
+            %(size)s, %(raw)s, %(ack)s, 'received', %(reprocess_of)s, %(reprocess_to)s,
+            patient_id, patient_name, birth_date  -- the original's: the same bytes
+        FROM messages WHERE id = %(reprocess_of)s
         ON CONFLICT (route, sending_application, sending_facility, control_id)
         DO NOTHING RETURNING id""",
+    # console queries: a search is its conditions (`engine.store.rules.find_messages`)
+    # the page's ids first, so that only its rows are summarised (not every row sorted)
+    "find_messages": _SUMMARY  # noqa: S608 - constant SQL
+    + """WHERE m.id IN (SELECT m.id FROM messages m WHERE {where}
+        ORDER BY m.id DESC LIMIT %(limit)s) ORDER BY m.id DESC""",
+    "find_messages:route": "m.route = %(route)s",
+    "find_messages:since": "m.received_at >= %(since)s",
+    "find_messages:until": "m.received_at < %(until)s",
+    "find_messages:patient_id": "m.patient_id = %(patient_id)s",
+    "find_messages:sending_application": "m.sending_application = %(sending_application)s",
+    "find_messages:sending_facility": "m.sending_facility = %(sending_facility)s",
+    "find_messages:birth_date": "m.birth_date = %(birth_date)s",
+    "find_messages:before": "m.id < %(before)s",
+    "find_messages:control_id": _prefix("control_id"),
+    "find_messages:message_type": "m.message_type = %(message_type)s",
+    "find_messages:message_kind": _prefix("message_type", "message_kind"),
+    "find_messages:patient_name": _prefix("patient_name"),
+    # an outcome or a delivery state: its few rows first, or the newest messages having one
+    # (the few ids gathered first, ARRAY: never a backward walk of every message probing them)
+    "find_messages:outcome_few": """m.id = ANY (ARRAY(
+        SELECT d.message_id FROM step_decisions d WHERE d.outcome = %(outcome)s))""",
+    "find_messages:outcome_many": """EXISTS (
+        SELECT 1 FROM step_decisions d WHERE d.message_id = m.id AND d.outcome = %(outcome)s)""",
+    "find_messages:entries_few": """
+        m.id = ANY (ARRAY(SELECT o.message_id FROM outbox o WHERE {entries}))""",
+    "find_messages:entries_many": """
+        EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id AND {entries})""",
+    "entries:status": "o.status = %(status)s",
+    "entries:destination": "o.destination = %(destination)s",
+    "count_decisions": """
+        SELECT count(*) FROM (SELECT 1 FROM step_decisions WHERE outcome = %(outcome)s
+            LIMIT %(cap)s) s""",
+    "count_entries": """
+        SELECT count(*) FROM (SELECT 1 FROM outbox o WHERE {entries} LIMIT %(cap)s) s""",
     "message_summary": _SUMMARY + "WHERE m.id = %(id)s",
     "message_origin": """
         SELECT peer, sending_application, sending_facility, raw FROM messages

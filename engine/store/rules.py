@@ -49,6 +49,7 @@ from engine.store.base import (
     RoutingResult,
     StoredMessage,
     TraceEvent,
+    name_key,
     routed_status,
 )
 from engine.store.decision import Decision
@@ -81,6 +82,9 @@ def accept(incoming: Incoming, recorders: Recorders) -> Flow[Accepted]:
             "raw": incoming.raw,
             "ack": incoming.ack,
             "status": _DROPPED if incoming.dropped else _RECEIVED,
+            "patient_id": incoming.patient.local_id,
+            "patient_name": incoming.patient.family_name,
+            "birth_date": incoming.patient.birth_date,
         },
     )
     if inserted.rows:
@@ -479,19 +483,83 @@ def clear_login_failures(user: str, client: str | None) -> Flow[int]:
 # -- console queries --------------------------------------------------------------------
 
 
+FEW = 20_000
+"""Rows of an outcome or a delivery state under which a search starts from them (they are
+the exceptions: `insi_unavailable`, parked); from that many on, it reads the newest messages
+first and keeps those that have one (`added`, delivered: a page is near)."""
+
+
 def find_messages(query: MessageQuery) -> Flow[list[MessageSummary]]:
-    parameters = {
+    """A search: only the conditions of the filters given go into the statement, so that
+    each backend plans it with the index of the filter that narrows it most; an outcome or
+    a delivery state is counted first (up to `FEW`) to choose how to read it."""
+    parameters: dict[str, Any] = {"limit": query.limit}
+    for name in _EXACT:
+        value = getattr(query, name)
+        if value is not None:
+            parameters[name] = value.value if isinstance(value, EntryStatus) else value
+    kind = query.message_type or ""
+    prefixes = {
         "control_id": query.control_id,
-        "route": query.route,
-        "since": query.since,
-        "until": query.until,
-        "before": query.before_id,
-        "status": query.status.value if query.status else None,
-        "outcome": query.outcome,
-        "limit": query.limit,
+        "patient_name": name_key(query.patient_name or ""),
+        # `ADT^A08` is one type and event (an index); `ADT` every event of a type
+        "message_kind": f"{kind}^" if kind and "^" not in kind else "",
     }
-    rows = yield from rows_of(Statement("find_messages", parameters))
+    for name, value in prefixes.items():
+        if value:
+            parameters[name], parameters[f"{name}_end"] = value, _after_prefix(value)
+    if "^" in kind:
+        parameters["message_type"] = kind
+    if query.before_id is not None:
+        parameters["before"] = query.before_id
+    conditions = [f"find_messages:{name}" for name in _COLUMNS if name in parameters]
+    if query.outcome is not None:
+        counted = yield Statement("count_decisions", {"outcome": query.outcome, "cap": FEW})
+        conditions.append(f"find_messages:outcome_{_how_many(counted.rows)}")
+    entries = tuple(f"entries:{name}" for name in ("status", "destination") if name in parameters)
+    if entries:  # one condition on the entries: the same entry has the state and destination
+        counted = yield Statement("count_entries", {**parameters, "cap": FEW}, conditions=entries)
+        conditions += [f"find_messages:entries_{_how_many(counted.rows)}", *entries]
+    rows = yield from rows_of(Statement("find_messages", parameters, conditions=tuple(conditions)))
     return [message_summary(row) for row in rows]
+
+
+_EXACT = (
+    "route",
+    "since",
+    "until",
+    "status",
+    "destination",
+    "outcome",
+    "patient_id",
+    "sending_application",
+    "sending_facility",
+    "birth_date",
+)
+_COLUMNS = (  # the conditions on the message's own columns
+    "route",
+    "since",
+    "until",
+    "patient_id",
+    "sending_application",
+    "sending_facility",
+    "birth_date",
+    "control_id",
+    "message_type",
+    "message_kind",
+    "patient_name",
+    "before",
+)
+
+
+def _how_many(rows: list[tuple[Any, ...]]) -> str:
+    return "few" if rows[0][0] < FEW else "many"
+
+
+def _after_prefix(prefix: str) -> str:
+    """The least string above every string starting with `prefix` (code-point order)."""
+    last = ord(prefix[-1])
+    return prefix[:-1] + chr(last + 1) if last < 0x10FFFF else prefix + chr(0x10FFFF)
 
 
 def message_detail(message_id: int) -> Flow[MessageDetail | None]:

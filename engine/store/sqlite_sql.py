@@ -36,13 +36,22 @@ _RECORD_FAILURE = """
         next_attempt_at = :due, updated_at = :now
     WHERE id = :id AND status = 'pending'"""
 
+
+def _prefix(column: str) -> str:
+    """The condition "`column` starts with the parameter", over its index: at or above the
+    prefix, below `NAME_end` (`engine.store.rules._after_prefix`)."""
+    return f"m.{column} >= :{column} AND m.{column} < :{column}_end"
+
+
 STATEMENTS = {
     # inbox
     "insert_message": """
         INSERT INTO messages (received_at, route, peer, sending_application, sending_facility,
-            control_id, message_type, content_hash, size, raw, ack, status)
+            control_id, message_type, content_hash, size, raw, ack, status, patient_id,
+            patient_name, birth_date)
         VALUES (:received_at, :route, :peer, :sending_application, :sending_facility,
-            :control_id, :message_type, :content_hash, :size, :raw, :ack, :status)
+            :control_id, :message_type, :content_hash, :size, :raw, :ack, :status, :patient_id,
+            :patient_name, :birth_date)
         ON CONFLICT DO NOTHING RETURNING id""",
     "message_by_sender_key": """
         SELECT id, content_hash, ack FROM messages WHERE route = :route
@@ -149,20 +158,6 @@ STATEMENTS = {
     "clear_login_failures": """
         DELETE FROM login_failures
         WHERE user = :user AND (:client IS NULL OR client = :client)""",
-    # console queries
-    "find_messages": _SUMMARY  # noqa: S608 - constant SQL
-    + """
-        WHERE (:control_id IS NULL OR m.control_id = :control_id)
-          AND (:route IS NULL OR m.route = :route)
-          AND (:since IS NULL OR m.received_at >= :since)
-          AND (:until IS NULL OR m.received_at < :until)
-          AND (:before IS NULL OR m.id < :before)
-          AND (:status IS NULL OR EXISTS (
-               SELECT 1 FROM outbox o WHERE o.message_id = m.id AND o.status = :status))
-          AND (:outcome IS NULL OR EXISTS (
-               SELECT 1 FROM step_decisions d
-               WHERE d.message_id = m.id AND d.outcome = :outcome))
-        ORDER BY m.id DESC LIMIT :limit""",
     # reprocessing (`rules.reprocess`)
     "message_to_reprocess": """
         SELECT route, sending_application, sending_facility, control_id, message_type,
@@ -176,11 +171,47 @@ STATEMENTS = {
     "insert_copy": """
         INSERT INTO messages (received_at, route, peer, sending_application, sending_facility,
             control_id, message_type, content_hash, size, raw, ack, status, reprocess_of,
-            reprocess_to)
-        VALUES (:received_at, :route, :peer, :sending_application,
+            reprocess_to, patient_id, patient_name, birth_date)
+        SELECT :received_at, :route, :peer, :sending_application,
             :sending_facility, :control_id, :message_type, :content_hash,
-            :size, :raw, :ack, 'received', :reprocess_of, :reprocess_to)
+            :size, :raw, :ack, 'received', :reprocess_of, :reprocess_to,
+            patient_id, patient_name, birth_date  -- the original's: the same bytes
+        FROM messages WHERE id = :reprocess_of
         ON CONFLICT DO NOTHING RETURNING id""",
+    # console queries: a search is its conditions (`engine.store.rules.find_messages`)
+    # the page's ids first, so that only its rows are summarised (not every row sorted)
+    "find_messages": _SUMMARY  # noqa: S608 - constant SQL
+    + """WHERE m.id IN (SELECT m.id FROM messages m WHERE {where}
+        ORDER BY m.id DESC LIMIT :limit) ORDER BY m.id DESC""",
+    "find_messages:route": "m.route = :route",
+    "find_messages:since": "m.received_at >= :since",
+    "find_messages:until": "m.received_at < :until",
+    "find_messages:patient_id": "m.patient_id = :patient_id",
+    "find_messages:sending_application": "m.sending_application = :sending_application",
+    "find_messages:sending_facility": "m.sending_facility = :sending_facility",
+    "find_messages:birth_date": "m.birth_date = :birth_date",
+    "find_messages:before": "m.id < :before",
+    "find_messages:control_id": _prefix("control_id"),
+    "find_messages:message_type": "m.message_type = :message_type",
+    # every event of a type: most messages are of one type, so read newest first and keep
+    # those of this type (`+`: not through the type's index, which would sort them all)
+    "find_messages:message_kind": """
+        +m.message_type >= :message_kind AND +m.message_type < :message_kind_end""",
+    "find_messages:patient_name": _prefix("patient_name"),
+    # an outcome or a delivery state: its few rows first, or the newest messages having one
+    "find_messages:outcome_few": """
+        m.id IN (SELECT d.message_id FROM step_decisions d WHERE d.outcome = :outcome)""",
+    "find_messages:outcome_many": """EXISTS (
+        SELECT 1 FROM step_decisions d WHERE d.message_id = m.id AND d.outcome = :outcome)""",
+    "find_messages:entries_few": "m.id IN (SELECT o.message_id FROM outbox o WHERE {entries})",
+    "find_messages:entries_many": """
+        EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id AND {entries})""",
+    "entries:status": "o.status = :status",
+    "entries:destination": "o.destination = :destination",
+    "count_decisions": """
+        SELECT count(*) FROM (SELECT 1 FROM step_decisions WHERE outcome = :outcome
+            LIMIT :cap) s""",
+    "count_entries": "SELECT count(*) FROM (SELECT 1 FROM outbox o WHERE {entries} LIMIT :cap) s",
     "message_summary": _SUMMARY + "WHERE m.id = :id",
     "message_origin": """
         SELECT peer, sending_application, sending_facility, raw FROM messages WHERE id = :id""",

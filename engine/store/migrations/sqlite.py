@@ -182,14 +182,30 @@ CREATE INDEX IF NOT EXISTS login_failures_at ON login_failures (at);
 """
 
 
+SEARCH = """
+-- The console's and `ins-engine messages`' search: an index for each filter (SQLite ends
+-- each with the row id), so that a search among millions reads only what matches. The
+-- columns patient_id, patient_name, birth_date (PID-3 of type PI, PID-5's family name
+-- upper-cased without accents, PID-7's date) are added first, filled when a message is
+-- stored.
+CREATE INDEX IF NOT EXISTS messages_patient_id ON messages (patient_id);
+CREATE INDEX IF NOT EXISTS messages_patient_name ON messages (patient_name);
+CREATE INDEX IF NOT EXISTS messages_birth_date ON messages (birth_date);
+CREATE INDEX IF NOT EXISTS messages_application ON messages (sending_application);
+CREATE INDEX IF NOT EXISTS messages_facility ON messages (sending_facility);
+CREATE INDEX IF NOT EXISTS messages_type ON messages (message_type);
+CREATE INDEX IF NOT EXISTS messages_route ON messages (route);
+CREATE INDEX IF NOT EXISTS messages_received ON messages (received_at);
+CREATE INDEX IF NOT EXISTS outbox_state ON outbox (status, destination, message_id);
+CREATE INDEX IF NOT EXISTS step_decisions_outcome ON step_decisions (outcome, message_id);
+"""
+
+
 def _baseline(connection: sqlite3.Connection, extensions: Sequence[ExtensionSql]) -> None:
     legacy = _has_table(connection, "messages") and not _has_table(connection, "step_decisions")
     for statement in _statements(BASELINE):
         connection.execute(statement)
-    for table, column, kind in _BASELINE_COLUMNS:
-        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
-        if column not in present:
-            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    _add_columns(connection, _BASELINE_COLUMNS)
     for extension in extensions:
         _create(connection, extension)
         if legacy and extension.legacy_decisions:
@@ -211,6 +227,18 @@ def _login_failures(connection: sqlite3.Connection, extensions: Sequence[Extensi
         connection.execute(statement)
 
 
+_SEARCH_COLUMNS = tuple(
+    ("messages", name, "TEXT NOT NULL DEFAULT ''")
+    for name in ("patient_id", "patient_name", "birth_date")
+)
+
+
+def _search(connection: sqlite3.Connection, extensions: Sequence[ExtensionSql]) -> None:
+    _add_columns(connection, _SEARCH_COLUMNS)
+    for statement in _statements(SEARCH):
+        connection.execute(statement)
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -227,6 +255,7 @@ MIGRATIONS = (
     Migration(3, "decisions, audits, failures, state, counters (first versioned files)", _baseline),
     Migration(4, "reprocessed copies linked to their original", _reprocess),
     Migration(5, "the console's login brake, per user and client", _login_failures),
+    Migration(6, "message search: patient columns and an index per filter", _search),
 )
 LATEST = MIGRATIONS[-1].version
 
@@ -280,6 +309,14 @@ def prepare(connection: sqlite3.Connection, name: str, extensions: Sequence[Exte
 def _create(connection: sqlite3.Connection, extension: ExtensionSql) -> None:
     for statement in _statements(extension.schema):
         connection.execute(statement)
+
+
+def _add_columns(connection: sqlite3.Connection, columns: Sequence[tuple[str, str, str]]) -> None:
+    """Add each (table, column, type) the table lacks."""
+    for table, column, kind in columns:
+        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 def _has_table(connection: sqlite3.Connection, name: str) -> bool:
