@@ -15,7 +15,8 @@ from engine.enrich.outcome import NEEDS_ACTION
 from engine.errors import CliError, ConfigErrors, StoreError
 from engine.steps.registry import registry
 from engine.store.backends import OpenStore, existing_store, password
-from engine.tools.report import DELIMITERS, FORMATS
+from engine.tools.report import FORMATS
+from engine.tools.spreadsheet import DELIMITERS
 
 T = TypeVar("T")
 

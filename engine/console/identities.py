@@ -21,7 +21,8 @@ from engine.enrich.outcome import NEEDS_ACTION
 from engine.enrich.reviews import WorkItem, mark_handled, work_list
 from engine.http.params import cursor, local_target, path_id, text_field
 from engine.http.view import engine_of
-from engine.tools.report import COLUMNS, Row, csv_bytes, report_row
+from engine.tools.report import COLUMNS, report_row
+from engine.tools.spreadsheet import Row, csv_bytes
 
 PAGE = 100
 EXPORT_LIMIT = 100_000

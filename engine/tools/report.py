@@ -16,19 +16,18 @@ import datetime as dt
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from engine.base.private_files import open_private
 from engine.enrich.outcome import Outcome
 from engine.enrich.store import IdentityRecord, identity_records
 from engine.ins.oids import parse_oid
 from engine.store.roles import ExtensionTables
+from engine.tools.spreadsheet import DELIMITERS, Row, safe_cell
 
 FORMATS = ("csv", "json")
-DELIMITERS = (",", ";", "\t")  # ';' for French spreadsheets
 COLUMNS = (
     "received_at",
     "route",
@@ -51,11 +50,6 @@ COLUMNS = (
     "ins_oid",
 )
 PAGE = 500
-# A spreadsheet runs a cell starting with one of these as a formula; the text comes from
-# upstream messages, so CSV cells are prefixed with ' to keep them text.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-Row = dict[str, Any]
 
 
 def report_row(stored: IdentityRecord) -> Row:
@@ -126,7 +120,7 @@ class ReportFile:
                 self._text.write(",\n" if self.counts.total() else "\n")
                 self._text.write(json.dumps(row, ensure_ascii=False))
             else:
-                self._csv.writerow(_cell(row[column]) for column in COLUMNS)
+                self._csv.writerow(safe_cell(row[column]) for column in COLUMNS)
             self.counts[row["outcome"]] += 1
             self.simulated += row["simulated"]
 
@@ -154,20 +148,3 @@ async def write_store_report(
     while page := await identity_records(store, since, outcomes, after, PAGE):
         report.write(report_row(stored) for stored in page)
         after = page[-1].message_id
-
-
-def csv_bytes(rows: Iterable[Row], columns: Sequence[str], delimiter: str = ",") -> bytes:
-    """Rows as the report writes them (UTF-8 with a BOM, formula-safe cells), in memory."""
-    if delimiter not in DELIMITERS:
-        raise ValueError(f"report delimiter {delimiter!r}")
-    text = io.StringIO(newline="")
-    writer = csv.writer(text, delimiter=delimiter)
-    writer.writerow(columns)
-    writer.writerows([_cell(row[column]) for column in columns] for row in rows)
-    return text.getvalue().encode("utf-8-sig")
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
