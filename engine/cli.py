@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "engine.commands.reload",
     "engine.commands.queue",
     "engine.commands.reprocess",
+    "engine.commands.messages",
     "engine.commands.insi_sim",
     "engine.commands.replay",
     "engine.commands.report",

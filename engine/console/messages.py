@@ -1,9 +1,13 @@
 """The message list and one message's journey, for every role, without patient data; its
 content (received and delivered bytes side by side) for the vigilance role only, audited.
 
-The list filters by control id, route, reception date, a step's outcome (an enrichment
-outcome, `dropped`...) and the state of the message's deliveries; it offers the outcomes the
-installed kinds declare. A message's page shows what happened to it in order: received
+The list is a search (`engine.tools.message_search`): control id (prefix), local patient
+identifier, sender, type, route, destination and its state, a step's outcome (offered with
+its meaning, as the installed kinds declare it), reception time; newest first, page by page
+(keyset: messages stored meanwhile never shift a page), exported as CSV. Searching by
+patient name or birth date is for the vigilance role only, each search audited.
+
+A message's page shows what happened to it in order: received
 (when, from which peer, which type), the ACK sent, what each step decided (flagging the
 outcomes the kinds say ask a person to act), then each destination's delivery (each attempt
 with its ACK code or error, operators' actions).
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -25,12 +30,22 @@ from engine.console.users import Role
 from engine.http.params import cursor, path_id, text_field
 from engine.http.view import EngineView, engine_of
 from engine.steps.registry import registry
-from engine.store.base import EntryStatus, MessageDetail, MessageQuery, TraceEvent
+from engine.store.base import EntryStatus, MessageDetail, TraceEvent
+from engine.tools.message_search import (
+    EXPORT_COLUMNS,
+    FILTERS,
+    MAX_TEXT,
+    Search,
+    SearchError,
+    every_match,
+    export_row,
+    outcome_meanings,
+)
 from engine.tools.replay.acks import AckFormatError, read_ack
+from engine.tools.spreadsheet import csv_bytes
 
-PAGE = 50
 MAX_REASON = 300
-_STATUSES = frozenset(status.value for status in EntryStatus)
+PAGE_SIZES = ("50", "20", "100", "200")  # rows a page, the first by default
 
 
 @dataclass(frozen=True)
@@ -77,48 +92,24 @@ def event_text(event: TraceEvent) -> str:
     return f"operator: {event.kind} — {event.detail}"
 
 
-@dataclass(frozen=True)
-class Filters:
-    control_id: str
-    route: str
-    since: str  # the form's values, as typed
-    until: str
-    status: str
-    outcome: str
-
-    @classmethod
-    def of(cls, request: web.Request) -> Filters:
-        query = request.query
-        return cls(
-            *(
-                text_field(query.get(key), 64)
-                for key in ("control_id", "route", "since", "until", "status", "outcome")
-            )
-        )
-
-    def query(self, before_id: int | None) -> MessageQuery:
-        return MessageQuery(
-            control_id=self.control_id or None,
-            route=self.route or None,
-            since=_moment(self.since, "since"),
-            until=_moment(self.until, "until"),
-            status=EntryStatus(self.status) if self.status in _STATUSES else None,
-            outcome=self.outcome or None,
-            before_id=before_id,
-            limit=PAGE,
-        )
-
-
-def _moment(text: str, name: str) -> float | None:
-    """A date (`2024-01-31`) or a local date and time from the form, as epoch seconds."""
-    if not text:
-        return None
+async def _search(request: web.Request, target: str) -> Search:
+    """The search the query string asks for: 400 when a filter cannot be read, 403 for a
+    search by patient name or birth date below the vigilance role; that search is audited
+    before anything is found."""
+    for name in FILTERS:
+        text_field(request.query.get(name), MAX_TEXT)  # control characters: 400
+    search = Search.of(request.query)
     try:
-        return dt.datetime.fromisoformat(text).astimezone().timestamp()
-    except ValueError:
-        raise web.HTTPBadRequest(
-            text=f"{name}: a date such as 2024-01-31 or 2024-01-31T08:00"
-        ) from None
+        search.query()
+    except SearchError as error:
+        raise web.HTTPBadRequest(text=str(error)) from None
+    if search.by_traits:
+        if request[SESSION].role < Role.VIGILANCE:
+            raise web.HTTPForbidden(
+                text="searching by patient name or birth date needs the vigilance role"
+            )
+        await audit(request, "search_patients", target, search.traits)
+    return search
 
 
 def ack_code(ack: bytes) -> str:
@@ -133,18 +124,49 @@ def ack_code(ack: bytes) -> str:
 
 async def message_list(request: web.Request) -> web.Response:
     engine = engine_of(request)
-    filters = Filters.of(request)
-    found = await engine.store.find_messages(filters.query(cursor(request)))
+    search = await _search(request, "message list")
+    size = request.query.get("size", "")
+    size = size if size in PAGE_SIZES else PAGE_SIZES[0]
+    found = await engine.store.find_messages(search.query(cursor(request), int(size)))
+    shown = {name: value for name, value in search.values.items() if value}
+    if size != PAGE_SIZES[0]:
+        shown["size"] = size
     return render(
         request,
         "messages.html",
-        filters=filters,
+        search=search,
         messages=found,
         acks={message.message_id: ack_code(message.ack) for message in found},
         routes=[route.name for route in engine.config.routes],
+        destinations=sorted(
+            {
+                destination.name
+                for route in engine.config.routes
+                for destination in route.destinations
+            }
+        ),
         statuses=[status.value for status in EntryStatus],
-        outcomes=registry().outcomes(),  # the filter's choices
-        next_before=found[-1].message_id if len(found) == PAGE else None,
+        outcomes=outcome_meanings(),  # the filter's choices, each with its meaning
+        traits=request[SESSION].role >= Role.VIGILANCE,
+        query=urlencode(shown),
+        sizes=PAGE_SIZES,
+        size=size,
+        next_before=found[-1].message_id if len(found) == int(size) else None,
+        paged=cursor(request) is not None,
+    )
+
+
+async def message_export(request: web.Request) -> web.Response:
+    """The messages a search finds as CSV (metadata only, for every role)."""
+    engine = engine_of(request)
+    search = await _search(request, "message export")
+    rows = [export_row(summary) async for summary in every_match(engine.store, search)]
+    name = f"messages-{dt.date.today().isoformat()}.csv"
+    return web.Response(
+        body=csv_bytes(rows, EXPORT_COLUMNS),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
@@ -216,6 +238,7 @@ async def message_content(request: web.Request) -> web.Response:
 
 def register(app: web.Application) -> None:
     app.router.add_get("/messages", message_list)
+    app.router.add_get("/messages.csv", message_export)
     app.router.add_get(r"/messages/{message_id:\d+}", message_page)
     app.router.add_get(r"/messages/{message_id:\d+}/content", message_content)
     app.router.add_post(r"/messages/{message_id:\d+}/reprocess", reprocess)
