@@ -82,9 +82,9 @@ class Feed:
             return _park("PID-3 has no local identifier (CX-5 PI) to key the Patient on")
         stamp = _stamp(_event_time(message), msh.field(10))
         resource = _stamped(mapped.resource, stamp)
-        found = problems(resource)
-        if found:
-            return _park("the Patient resource fails its checks: " + "; ".join(found))
+        refused = _checked(resource, "the Patient resource")
+        if refused is not None:
+            return refused
         if action == "remove":
             return await _remove(send, key)
         if action == "update":
@@ -113,9 +113,9 @@ class Feed:
         if failure is not None:
             return failure
         body = _retired(existing, absorbed, survivor.patient_id, stamp)
-        found = problems(body)
-        if found:
-            return _park("the absorbed Patient resource fails its checks: " + "; ".join(found))
+        refused = _checked(body, "the absorbed Patient resource")
+        if refused is not None:
+            return refused
         answer = await send(Request("PUT", by_identifier(*absorbed), body))
         return judge(answer, "merge") or Result(Outcome.DELIVERED, ack_code=str(answer.status))
 
@@ -146,9 +146,9 @@ class Feed:
                     )
                 target = replaced  # the Patient moves to the new identifier
         body = {**resource, "identifier": [*resource.get("identifier", []), *extra]}
-        found = problems(body)
-        if found:
-            return _park("the Patient resource fails its checks: " + "; ".join(found))
+        refused = _checked(body, "the Patient resource")
+        if refused is not None:
+            return refused
         return (await _revise(send, target, body, stamp)).result
 
 
@@ -161,12 +161,11 @@ async def _revise(send: Send, key: Key, resource: dict[str, Any], stamp: dict[st
     if existing is not None and time and _time_of(existing) > time:
         return Written(existing.get("id"), Result(Outcome.DELIVERED, ack_code=OLDER))
     body = _kept(existing, resource)
-    found = problems(body) if body is not resource else []
-    if found:
-        return Written(
-            None,
-            _park("the Patient with what the server keeps fails its checks: " + "; ".join(found)),
-        )
+    refused = (
+        _checked(body, "the Patient with what the server keeps") if body is not resource else None
+    )
+    if refused is not None:
+        return Written(None, refused)
     answer = await send(Request("PUT", by_identifier(*key), body))
     failure = judge(answer, "update")
     if failure is not None:
@@ -332,6 +331,12 @@ def _id_in(location: str) -> str | None:
     if "Patient" in parts and parts.index("Patient") + 1 < len(parts):
         return parts[parts.index("Patient") + 1]
     return None
+
+
+def _checked(resource: dict[str, Any], what: str) -> Result | None:
+    """None when `resource` passes the checks; else the parked result naming what failed."""
+    found = problems(resource)
+    return _park(f"{what} fails its checks: " + "; ".join(found)) if found else None
 
 
 def _park(reason: str) -> Result:
