@@ -5,7 +5,6 @@ and an operator resends it once the server accepts."""
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from tests.support.engine_process import EngineProcess
 from tests.support.fhir_proxy import FaultProxy
 from tests.support.fhir_server import FhirServer
 from tests.support.loop_thread import LoopThread
-from tests.support.waiting import HANG_GUARD_S
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.browser
 
@@ -70,10 +69,7 @@ def test_a_refused_resource_is_parked_shown_and_resent(
         proxy.fail_next(422)  # ...and the server refuses the write
         (message,) = read_messages(SAMPLE.read_bytes()).messages
         assert b"MSA|AA|" in loop.run(send(engine, message.payload))
-        deadline = time.monotonic() + HANG_GUARD_S
-        while parked(tmp_path / "engine.db") == 0:
-            assert time.monotonic() < deadline, engine.records[-5:]
-            time.sleep(0.05)
+        loop.run(until(lambda: parked(tmp_path / "engine.db") > 0))
         with sync_playwright() as playwright:
             browser = launch(playwright)
             context, page = log_in(browser, engine.http_address(), "otto", PASSWORD)
@@ -88,10 +84,7 @@ def test_a_refused_resource_is_parked_shown_and_resent(
             expect(page.locator(".notice")).to_contain_text("resent as")
             context.close()
             browser.close()
-        deadline = time.monotonic() + HANG_GUARD_S
-        while not fhir_server.patients():
-            assert time.monotonic() < deadline, engine.records[-5:]
-            time.sleep(0.05)
+        loop.run(until(lambda: bool(fhir_server.patients())))
         (patient,) = fhir_server.patients()
         assert patient["identifier"][0]["value"] == "800009"
     finally:
