@@ -19,6 +19,7 @@ import itertools
 import os
 import signal
 import socket
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TypeVar, cast
 
@@ -46,6 +47,7 @@ from engine.delivery.writes import (
     EngineSeen,
     EngineStopped,
     MarkDelivered,
+    MarkDeliveredMany,
     Prune,
     RecordFailure,
     ReleaseLease,
@@ -107,6 +109,11 @@ class EngineWrites:
         self, entry_id: int, ack_code: str, fence: Lease | None = None
     ) -> bool:
         return await self._ask(MarkDelivered(entry_id, ack_code, fence))
+
+    async def mark_delivered_many(
+        self, marks: Sequence[tuple[int, str]], fence: Lease | None = None
+    ) -> list[bool]:
+        return await self._ask(MarkDeliveredMany(list(marks), fence))
 
     async def record_failure(
         self,

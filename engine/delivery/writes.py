@@ -40,6 +40,15 @@ class MarkDelivered(Write[bool]):
 
 
 @dataclass(frozen=True, slots=True)
+class MarkDeliveredMany(Write[list[bool]]):
+    marks: list[tuple[int, str]]
+    fence: Lease | None
+
+    async def apply(self, store: DeliveryStore) -> list[bool]:
+        return await store.mark_delivered_many(self.marks, self.fence)
+
+
+@dataclass(frozen=True, slots=True)
 class RecordFailure(Write[None]):
     entry_id: int
     error: str

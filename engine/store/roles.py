@@ -47,6 +47,11 @@ class Inbox(Protocol):
         """Commit a received message (grouped with others), or find its duplicate."""
         ...
 
+    async def accept_many(self, incomings: Sequence[Incoming]) -> list[Accepted]:
+        """`accept` for several messages at once (one read's), in one write: one answer
+        each, in order."""
+        ...
+
     async def received(self, after_id: int, limit: int) -> list[StoredMessage]:
         """Messages acknowledged but not yet routed, in arrival order."""
         ...
@@ -80,6 +85,13 @@ class Outbox(Protocol):
         """Record the delivery of a pending entry; False when an operator skipped it while
         the send was in flight: the skip stands, and the audit records the delivery. With
         `fence`, only while that lease has not changed holder (else `LeaseLost`)."""
+        ...
+
+    async def mark_delivered_many(
+        self, marks: Sequence[tuple[int, str]], fence: Lease | None = None
+    ) -> list[bool]:
+        """`mark_delivered` for several entries (entry id, ACK code) in one write; one
+        answer each, in order (`LeaseLost` for all when the fence no longer holds)."""
         ...
 
     async def record_failure(

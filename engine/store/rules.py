@@ -98,6 +98,14 @@ def accept(incoming: Incoming, recorders: Recorders) -> Flow[Accepted]:
     return Accepted(message_id, True, bytes(content_hash) == incoming.content_hash, bytes(ack))
 
 
+def accept_many(incomings: Sequence[Incoming], recorders: Recorders) -> Flow[list[Accepted]]:
+    """Store the messages of one read (or one caller's batch) in one write, in order."""
+    accepted = []
+    for incoming in incomings:
+        accepted.append((yield from accept(incoming, recorders)))
+    return accepted
+
+
 def sender_key(incoming: Incoming) -> dict[str, str]:
     """The sender key a duplicate is found by."""
     return {
@@ -210,6 +218,16 @@ def mark_delivered(entry_id: int, ack_code: str, fence: Lease | None, now: float
     if (yield from status_for_action(entry_id)) is EntryStatus.SKIPPED:
         yield from record_action(now, entry_id, *delivered_after_skip(ack_code))
     return False
+
+
+def mark_delivered_many(
+    marks: Sequence[tuple[int, str]], fence: Lease | None, now: float
+) -> Flow[list[bool]]:
+    """Record a lane's deliveries (entry id, ACK code) in one write, in order."""
+    marked = []
+    for entry_id, ack_code in marks:
+        marked.append((yield from mark_delivered(entry_id, ack_code, fence, now)))
+    return marked
 
 
 def record_failure(

@@ -94,6 +94,10 @@ class SqlStore(ABC):
         make = functools.partial(rules.accept, incoming, self._recorders)
         return await self._change(make, ordered=True, notify="received")
 
+    async def accept_many(self, incomings: Sequence[Incoming]) -> list[Accepted]:
+        make = functools.partial(rules.accept_many, incomings, self._recorders)
+        return await self._change(make, ordered=True, notify="received")
+
     async def received(self, after_id: int, limit: int) -> list[StoredMessage]:
         return await self._query(rules.received(after_id, limit), hot=True)
 
@@ -122,6 +126,13 @@ class SqlStore(ABC):
     ) -> bool:
         make = functools.partial(rules.mark_delivered, entry_id, ack_code, fence, time.time())
         # Not durable: lost in a crash, the message is sent again (at-least-once).
+        return await self._change(make, durable=False)
+
+    async def mark_delivered_many(
+        self, marks: Sequence[tuple[int, str]], fence: Lease | None = None
+    ) -> list[bool]:
+        make = functools.partial(rules.mark_delivered_many, marks, fence, time.time())
+        # Not durable, as one mark.
         return await self._change(make, durable=False)
 
     async def record_failure(

@@ -76,6 +76,21 @@ async def test_concurrent_accepts_are_grouped_and_all_committed(store: OpenStore
     assert [message.control_id for message in waiting] == [f"G{n}" for n in range(200)]
 
 
+async def test_accept_many_stores_a_batch_in_order_with_its_duplicates(
+    store: OpenStore,
+) -> None:
+    (first,) = await store.accept_many([incoming("B0", ack=b"first ACK")])
+    batch = [incoming("B1"), incoming("B0"), incoming("B2"), incoming("B0", body=b"PID|2")]
+    one, again, two, other = await store.accept_many(batch)
+    assert not one.duplicate and not two.duplicate and one.message_id < two.message_id
+    assert (again.message_id, again.duplicate, again.same_content) == (first.message_id, True, True)
+    assert again.ack == b"first ACK"
+    assert other.duplicate and not other.same_content
+    assert await store.accept_many([]) == []
+    waiting = await store.received(0, 10)
+    assert [message.control_id for message in waiting] == ["B0", "B1", "B2"]
+
+
 async def test_received_lists_unrouted_messages_in_arrival_order_page_by_page(
     store: OpenStore,
 ) -> None:
@@ -166,6 +181,20 @@ async def test_delivery_marks_failures_and_parking(store: OpenStore) -> None:
     assert (status.pending, status.parked, status.head_attempts) == (1, 1, 1)
     assert status.last_error in ("AE (ERR 207)", "AR")
     assert status.oldest_pending_at == head.received_at
+
+
+async def test_delivery_marks_in_a_batch_each_get_their_answer(store: OpenStore) -> None:
+    await routed(store, ["M1", "M2", "M3"])
+    one, two, three = await pending_ids(store)
+    await store.skip([two], "not wanted downstream")
+    marked = await store.mark_delivered_many([(one, "AA"), (two, "AA"), (three, "CA")])
+    assert marked == [True, False, True]  # the skip stands
+    assert [await store.entry_status(entry) for entry in (one, two, three)] == [
+        EntryStatus.DELIVERED,
+        EntryStatus.SKIPPED,
+        EntryStatus.DELIVERED,
+    ]
+    assert await store.mark_delivered_many([]) == []
 
 
 async def test_an_operator_skip_wins_over_a_later_failure(store: OpenStore) -> None:
@@ -401,6 +430,8 @@ async def test_marks_fenced_by_a_lost_lease_are_refused(store: OpenStore) -> Non
     theirs = await claimed_once_expired(store, "delivery adt/down", "engine-b")
     with pytest.raises(LeaseLost):
         await store.mark_delivered(two, "AA", fence=mine)
+    with pytest.raises(LeaseLost):
+        await store.mark_delivered_many([(two, "AA")], fence=mine)
     with pytest.raises(LeaseLost):
         await store.record_failure(two, "AE", 0.0, park=True, fence=mine)
     assert await store.entry_status(one) is EntryStatus.DELIVERED
