@@ -23,6 +23,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -250,6 +251,33 @@ def stored_deliveries(store: Path, expected: set[str], before: int = 0) -> dict[
     return {control_id: at - offset for control_id, at in rows if control_id in expected}
 
 
+def metric_total(port: int, name: str) -> float:
+    """The sum of a counter's samples on an engine's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode("utf-8")
+    return sum(
+        float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
+
+
+def metrics_seen(http_ports: list[int], delivers: bool) -> dict[str, float]:
+    """What the engines' /metrics counted: messages answered and messages delivered (the
+    delivery process's attempts reach the engine a few times a second: waited for)."""
+    answered = sum(metric_total(port, "ins_engine_messages_received_total") for port in http_ports)
+    delivered = 0.0
+    deadline = time.monotonic() + (10 if delivers else 0)
+    while True:
+        delivered = sum(
+            metric_total(port, "ins_engine_messages_delivered_total") for port in http_ports
+        )
+        if delivered >= answered or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    return {"metrics_answered": answered, "metrics_delivered": delivered}
+
+
 def cpu_seconds(processes: list[psutil.Process], children: bool = True) -> float:
     """CPU time used so far by these processes and (`children`) every process they started."""
     total = 0.0
@@ -282,7 +310,14 @@ def measure_engine(setup: Setup, connections: int, folder: Path) -> dict:  # typ
     route, extra = engine_tables(setup.engine, receiver_port, fhir.base_url if fhir else None)
     store = POSTGRES.new_store() if setup.store == "postgresql" else None
     keys = f"processes = {setup.processes}\n" if setup.processes else ""
-    configs = [engine_config(folder, port, route, extra, store, keys) for port in ports]
+    # Each engine's /metrics, read at the end: the metrics must have seen every message.
+    http_ports = [free_port() for _ in ports]
+    configs = [
+        engine_config(
+            folder, port, route, f'{extra}\n[http]\nlisten = "127.0.0.1:{http}"\n', store, keys
+        )
+        for port, http in zip(ports, http_ports, strict=True)
+    ]
     receiver = receiver_command(receiver_port, record)
     with contextlib.ExitStack() as running:
         running.enter_context(server_process(receiver, receiver_port))
@@ -327,6 +362,9 @@ def measure_engine(setup: Setup, connections: int, folder: Path) -> dict:  # typ
             1,
         )
         summary["processes"] = sum(1 + len(p.children(recursive=True)) for p in processes)
+        if setup.engine != "feed":  # (the feed setups count what the store says)
+            summary |= metrics_seen(http_ports, delivers=setup.engine != "ack")
+            summary["messages_sent"] = setup.messages + first
         summary["peak_rss_mb"] = round(sum(sample.stop_mb() for sample in rss), 1)
     if seen:
         latencies = sorted(
