@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+import structlog
 
 from engine.config.settings import DestinationSettings, RouteSettings
 from engine.errors import StoreError
@@ -96,6 +97,46 @@ async def test_steps_finishing_in_reverse_order_are_committed_in_arrival_order(
     assert await router.route_pending() == 50
     assert outbox_order(store.path) == [f"R{n:02d}" for n in range(50)]
     await store.close()
+
+
+async def test_steps_that_wait_and_steps_that_do_not_are_committed_in_arrival_order(
+    tmp_path: Path,
+) -> None:
+    """Steps that finish at once run in the router's pass, those that wait go on meanwhile;
+    each sees its own message's log context, even after waiting, and none leaks out."""
+    store = await SqliteStore.open(str(tmp_path / "engine.db"))
+    gates = {f"W{n}": asyncio.Event() for n in range(0, 10, 2)}
+    seen: list[tuple[str, object]] = []
+
+    async def step(routed: RoutedMessage) -> StepResult:
+        control_id = routed.header.control_id
+        gate = gates.get(control_id)
+        if gate is not None:
+            await gate.wait()
+        seen.append((control_id, structlog.contextvars.get_contextvars().get("control_id")))
+        return StepResult("ok")
+
+    names = [f"W{n}" for n in range(10)]
+    await store_messages(store, "adt", [adt(name) for name in names])
+    router = Router(store, {"adt": RoutePlan(ROUTE, [BoundStep("s", "test", step)])}, window=16)
+    routing = asyncio.create_task(router.route_pending())
+
+    async def others_stepped() -> bool:
+        return len(seen) == 5
+
+    try:
+        await eventually(others_stepped)
+        assert [control_id for control_id, _ in seen] == names[1::2]
+        assert outbox_order(store.path) == []  # nothing overtakes W0
+        for gate in reversed(gates.values()):
+            gate.set()
+        assert await routing == 10
+    finally:
+        routing.cancel()
+        await store.close()
+    assert outbox_order(store.path) == names
+    assert all(control_id == bound for control_id, bound in seen)
+    assert structlog.contextvars.get_contextvars() == {}
 
 
 async def test_a_failed_routing_commit_is_retried_and_nothing_is_lost_or_reordered(

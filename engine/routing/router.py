@@ -2,19 +2,24 @@
 
 Route steps of a sliding window of messages run concurrently, because a step may wait (an
 INSi lookup answers in tens of milliseconds); their results are committed strictly in
-arrival order, so an outbox always holds messages in the order they arrived. Each commit
-writes the messages' outbox entries and every step's decision, then tells delivery
-(`Routed`) and the metrics (`Decided`): `engine.handoffs`. A step that fails
-unexpectedly does not lose or hold back the message: it is forwarded as the steps before it
-left it and the failure is recorded as that step's decision (`engine.steps.pipeline`).
+arrival order, so an outbox always holds messages in the order they arrived. A run of
+messages is routed in one pass: a message's steps run at once, and only one whose steps
+really wait goes on in a task of its own (most answer from memory and need none). Each
+commit writes the finished head of the window, outbox entries and every step's decision in
+one write, then tells delivery (`Routed`) and the metrics (`Decided`): `engine.handoffs`.
+A step that fails unexpectedly does not lose or hold back the message: it is forwarded as
+the steps before it left it and the failure is recorded as that step's decision
+(`engine.steps.pipeline`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
+from collections.abc import Coroutine, Generator
 from dataclasses import replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from engine.base.logs import get_logger
 from engine.handoffs import Decided, Routed
@@ -32,6 +37,9 @@ log = get_logger("engine.routing.router")
 WINDOW = 64
 FRESH_LIMIT = 4 * WINDOW  # parsed messages kept for the router; beyond, it reads the store
 POLL_S = 1.0
+T = TypeVar("T")
+Flight = RoutingResult | asyncio.Task[RoutingResult]
+"""A message in the window: its result, or the task of steps that are waiting."""
 
 
 class Router:
@@ -55,7 +63,7 @@ class Router:
         self._committed_id = 0  # the last message whose routing is committed
         # Messages the intake stored, parsed; None for one it stored dropped (not to route).
         self._fresh: dict[int, RoutedMessage | None] = {}
-        self._flight: deque[tuple[str, asyncio.Task[RoutingResult]]] = deque()
+        self._flight: deque[tuple[str, Flight]] = deque()
 
     def use_plans(self, plans: dict[str, RoutePlan]) -> None:
         """A reload's plans, for each message whose routing starts from now on. A removed
@@ -99,7 +107,7 @@ class Router:
                     await asyncio.sleep(POLL_S)
                     continue
                 head = self._flight[0][1] if self._flight else None
-                await self._wait(head)
+                await self._wait(head if isinstance(head, asyncio.Task) else None)
         finally:
             self._restart_from_store()
 
@@ -107,7 +115,7 @@ class Router:
         """Route everything waiting now (for tools and tests); returns how many."""
         routed = 0
         while self._flight or await self._fill():
-            await asyncio.gather(*(task for _, task in self._flight))
+            await asyncio.gather(*(f for _, f in self._flight if isinstance(f, asyncio.Task)))
             routed += await self._commit_done()
         return routed
 
@@ -124,7 +132,7 @@ class Router:
         fresh = self._fresh_run(room)
         if fresh:
             for routed in fresh:
-                self._flight.append((routed.route, asyncio.create_task(self._apply(routed))))
+                self._flight.append((routed.route, self._start(routed)))
             return len(fresh)
         batch = await self._store.received(self._fetched_id, room)
         for stored in batch:
@@ -137,7 +145,7 @@ class Router:
                 )
                 continue
             inbound = self._fresh.pop(stored.message_id, None) or stored  # parsed already
-            self._flight.append((stored.route, asyncio.create_task(self._apply(inbound))))
+            self._flight.append((stored.route, self._start(inbound)))
         # What the store read passed over (dropped before the ACK, another engine's) would
         # otherwise stay, and FRESH_LIMIT of them would end the hand-over for good.
         for passed in [key for key in self._fresh if key <= self._fetched_id]:
@@ -157,17 +165,23 @@ class Router:
 
     def _restart_from_store(self) -> None:
         """Forget the window; its messages are still 'received' and are read again."""
-        for _, task in self._flight:
-            task.cancel()
+        for _, flight in self._flight:
+            if isinstance(flight, asyncio.Task):
+                flight.cancel()
         self._flight.clear()
         self._fetched_id = self._committed_id
 
     async def _commit_done(self) -> int:
         """Commit the finished messages at the head of the window, in order."""
         done: list[tuple[str, RoutingResult]] = []
-        while self._flight and self._flight[0][1].done():
-            route, task = self._flight.popleft()
-            done.append((route, task.result()))
+        while self._flight:
+            route, flight = self._flight[0]
+            if isinstance(flight, asyncio.Task):
+                if not flight.done():
+                    break
+                flight = flight.result()
+            self._flight.popleft()
+            done.append((route, flight))
         if not done:
             return 0
         await self._store.route_messages([result for _, result in done])
@@ -189,6 +203,21 @@ class Router:
         finally:
             arrival.cancel()
 
+    def _start(self, inbound: StoredMessage | RoutedMessage) -> Flight:
+        """Run a message's steps at once, as far as they go without waiting: most finish
+        here, with no task and no trip through the loop; steps that wait (an INSi lookup on
+        a cold cache) go on in a task, so the window's other messages run meanwhile. The
+        steps run in a context of their own, as in a task: what they bind for their log
+        lines (`run_steps`) stays with their message."""
+        context = contextvars.copy_context()
+        steps = self._apply(inbound)
+        try:
+            awaited = context.run(steps.send, None)
+        except StopIteration as finished:
+            result: RoutingResult = finished.value
+            return result
+        return asyncio.create_task(_resume(steps, awaited), context=context)
+
     async def _apply(self, inbound: StoredMessage | RoutedMessage) -> RoutingResult:
         result = await self._route(inbound)
         if isinstance(inbound, StoredMessage) and inbound.only_to is not None:
@@ -204,9 +233,6 @@ class Router:
                 else routed_message(inbound.message_id, inbound.route, inbound.raw, plan.charsets)
             )
             patient_key = patient_key_of(routed.message)
-            # Steps served from memory never suspend: yield between messages so a window
-            # of them does not hold back ACKs and deliveries waiting on the loop.
-            await asyncio.sleep(0)
             routing = await plan.route(routed)
         except Exception as error:  # not even parsed: forward as received rather than hold
             control_id, message_type = _facts(inbound)
@@ -233,6 +259,34 @@ class Router:
             return RoutingResult(inbound.message_id, entries, [failure], dropped=not entries)
         entries = [NewEntry(name, payload, patient_key) for name, payload in routing.deliveries]
         return RoutingResult(inbound.message_id, entries, routing.decisions, routing.dropped)
+
+
+async def _resume(steps: Coroutine[Any, Any, T], awaited: Any) -> T:
+    """A task's body for a coroutine already started, which waits on `awaited`."""
+    return await _Resumed(steps, awaited)
+
+
+class _Resumed(Generic[T]):
+    """Awaits a started coroutine from where it stopped: what it waits on is handed to the
+    task, and what the task sends or throws back (an answer, a cancellation) is passed on."""
+
+    def __init__(self, steps: Coroutine[Any, Any, T], awaited: Any) -> None:
+        self._steps = steps
+        self._awaited = awaited
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        awaited = self._awaited
+        while True:
+            try:
+                try:
+                    sent = yield awaited
+                except BaseException as error:  # a cancellation, above all: the steps see it
+                    awaited = self._steps.throw(error)
+                else:
+                    awaited = self._steps.send(sent)
+            except StopIteration as finished:
+                result: T = finished.value
+                return result
 
 
 def only_to(result: RoutingResult, chosen: frozenset[str]) -> RoutingResult:
