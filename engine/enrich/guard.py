@@ -29,7 +29,7 @@ from engine.enrich.guard_rules import (
     judge,
 )
 from engine.enrich.guard_settings import GUARD_OFF_WARNING, InsGuardSettings
-from engine.enrich.holds import HOLDING_DETAILS, hold_key
+from engine.enrich.holds import HOLDING_DETAILS, IdentityHolds, hold_key, identity_holds
 from engine.enrich.identity import local_id_of, source_flags
 from engine.enrich.meanings import DETAIL_MEANINGS
 from engine.enrich.outcome import IdentityOutcome, Outcome
@@ -49,8 +49,9 @@ log = get_logger("engine.ins_guard")
 class InsGuard:
     """`guard(routed)`: enforce the invariant in place; a decision when something went."""
 
-    def __init__(self, settings: InsGuardSettings) -> None:
+    def __init__(self, settings: InsGuardSettings, holds: IdentityHolds | None = None) -> None:
         self._allow_test_oids = settings.allow_test_ins
+        self._holds = holds  # None without a store: nothing is held
 
     def __call__(self, routed: RoutedMessage) -> StepResult | None:
         message = routed.message
@@ -80,6 +81,9 @@ class InsGuard:
         reason = next((r for r in reasons if r not in TIDYING), reasons[0])
         needs_person = [(i, v) for i, v in verdicts if v.reason not in TIDYING]
         payload = _record(routed, needs_person, reason) if needs_person else None
+        hold = None if payload is None else payload.get("hold")
+        if hold is not None and self._holds is not None:
+            self._holds.note(hold)
         return StepResult(GUARD_REMOVED, reason, payload=payload)
 
 
@@ -142,7 +146,7 @@ async def build(settings: InsGuardSettings, context: StepContext) -> Guard | Non
     if settings.opted_out:
         log.warning(GUARD_OFF_WARNING, route=context.route)
         return None
-    return InsGuard(settings)
+    return InsGuard(settings, await identity_holds(context))
 
 
 REMOVALS = DecisionCounter(

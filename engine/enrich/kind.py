@@ -44,13 +44,13 @@ INSI = "insi"  # the shared resource's key
 
 
 async def build(settings: EnrichSettings, context: StepContext) -> Step:
-    from engine.enrich.holds import IdentityHolds
+    from engine.enrich.holds import identity_holds
     from engine.enrich.step import EnrichStep
 
     insi = await context.resources.get(INSI, lambda: _open_insi(context))
     route = next((r for r in context.config.routes if r.name == context.route), None)
     guarded = route is None or route.ins_guard.strip_unqualified_ins
-    holds = IdentityHolds(context.store) if context.store is not None else None
+    holds = await identity_holds(context)
     return EnrichStep(settings, insi, strip_unqualified_ins=guarded, holds=holds)
 
 

@@ -68,7 +68,9 @@ class EnrichStep:
         except Exception as error:  # fail closed: no INS leaves a message not worked out
             record = _without_any_ins(routed, before, error)
         if record["outcome"] == Outcome.INCOHERENT and record["detail"] in HOLDING_DETAILS:
-            record["hold"] = hold_key(routed.header, record.get("local_id"))
+            record["hold"] = hold = hold_key(routed.header, record.get("local_id"))
+            if hold is not None and self._holds is not None:
+                self._holds.note(hold)
         if routed.message.texts != before:
             routed.changed = True
         log.debug(  # per message: the console, queue list --control-id and metrics carry it

@@ -43,6 +43,7 @@ class _Queries:
     work_list: str  # (wanted JSON, handled or None, before or None, limit) → rows with reviews
     mark: str  # (at, user, comment, message_id): one identity handled
     held: str  # (hold key) → a row while an outcome holding that patient is not handled
+    holds: str | None = None  # () → every patient held; where one engine writes (SQLite)
 
 
 # What `ins-engine store copy` carries over, key first.
@@ -146,6 +147,10 @@ _QUERIES = {
                   AND NOT EXISTS (SELECT 1 FROM identity_reviews r
                                   WHERE r.message_id = i.message_id)
                 LIMIT 1""",
+        holds="""SELECT DISTINCT json_extract(i.record, '$.hold') FROM identity_outcomes i
+                 WHERE json_extract(i.record, '$.hold') IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM identity_reviews r
+                                   WHERE r.message_id = i.message_id)""",
     ),
     "postgresql": _Queries(
         load="SELECT payload FROM insi_cache WHERE key = %s AND expires_at > %s",

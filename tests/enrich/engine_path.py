@@ -32,22 +32,27 @@ _OUTPUTS = """SELECT o.destination, coalesce(o.payload, m.raw) FROM outbox o
 class EnginePath:
     """`await EnginePath.open(folder, store_url, config_text)`; `run(raw)` per message."""
 
-    def __init__(self, store: Store, router: Router, resources: Resources) -> None:
+    def __init__(
+        self, store: Store, router: Router, resources: Resources, first_number: int = 0
+    ) -> None:
         self.store = store
         self._router = router
         self._resources = resources
-        self._numbers = itertools.count()
+        self._numbers = itertools.count(first_number)
 
     @classmethod
-    async def open(cls, folder: Path, store_url: str, config: str) -> EnginePath:
-        """The configuration's first route (its text has no `[engine]` store: `store_url`)."""
+    async def open(
+        cls, folder: Path, store_url: str, config: str, first_number: int = 0
+    ) -> EnginePath:
+        """The configuration's first route (its text has no `[engine]` store: `store_url`);
+        the messages' control ids count from `first_number` (a store already used: on)."""
         (folder / "engine.toml").write_text(f'[engine]\nstore = "{store_url}"\n{config}')
         loaded = load_config(folder / "engine.toml")
         store = await open_store(loaded.engine.store, None, registry().store_extensions())
         resources = Resources()
         route = loaded.routes[0]
         plan = await build_plan(route, loaded, store, resources)
-        return cls(store, Router(store, {route.name: plan}), resources)
+        return cls(store, Router(store, {route.name: plan}), resources, first_number)
 
     async def run(self, raw: bytes) -> tuple[int, dict[str, bytes]]:
         """Store one message as the intake does, route it; its id and what each destination

@@ -35,12 +35,15 @@ def a31(control_id: str, ins: str = "", sender: str = "PAS") -> bytes:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def engine_path(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EnginePath]:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/engine.db"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    path = await EnginePath.open(tmp_path, url, ROUTE)
+        return f"sqlite:///{tmp_path}/engine.db"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def engine_path(store_url: str, tmp_path: Path) -> AsyncIterator[EnginePath]:
+    path = await EnginePath.open(tmp_path, store_url, ROUTE)
     yield path
     await path.aclose()
 
@@ -83,3 +86,21 @@ async def test_another_persons_ins_holds_the_patient_until_the_row_is_handled(
     released, fifth = await engine_path.run(a31("M4"))
     assert await outcome(engine_path, released) == ("added", "")
     assert ZOE.encode() in fifth["all"]
+
+
+async def test_a_patient_held_before_a_restart_stays_held_after_it(
+    store_url: str, tmp_path: Path
+) -> None:
+    before = await EnginePath.open(tmp_path, store_url, ROUTE)
+    try:
+        conflict, _ = await before.run(a31("M1", OTHER))
+        assert await outcome(before, conflict) == ("incoherent", "ins_mismatch")
+    finally:
+        await before.aclose()
+    after = await EnginePath.open(tmp_path, store_url, ROUTE, first_number=1)
+    try:
+        held, output = await after.run(a31("M2"))
+        assert await outcome(after, held) == ("held", "earlier_conflict")
+        assert ZOE.encode() not in output["all"]
+    finally:
+        await after.aclose()
