@@ -17,8 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-import structlog
-
+from engine.base.logs import get_logger
 from engine.enrich.coherence import differing_traits
 from engine.enrich.holds import HELD, HOLDING_DETAILS, IdentityHolds, hold_key
 from engine.enrich.identity import LocalIdentity, local_id_of, read_identity, single_pid
@@ -35,7 +34,7 @@ from engine.ins.service import InsiService
 from engine.ins.traits import IdentityTraits
 from engine.steps.pipeline import RoutedMessage, StepResult
 
-log = structlog.get_logger("enrich")
+log = get_logger("enrich")
 
 
 class EnrichStep:
