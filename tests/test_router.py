@@ -139,6 +139,38 @@ async def test_steps_that_wait_and_steps_that_do_not_are_committed_in_arrival_or
     assert structlog.contextvars.get_contextvars() == {}
 
 
+async def test_steps_waiting_when_routing_stops_are_cancelled_where_they_wait(
+    tmp_path: Path,
+) -> None:
+    store = await SqliteStore.open(str(tmp_path / "engine.db"))
+    waiting, cleaned_up = asyncio.Event(), asyncio.Event()
+    cancelled: list[object] = []
+
+    async def step(routed: RoutedMessage) -> StepResult:
+        waiting.set()
+        try:
+            await asyncio.Event().wait()  # an answer that never comes
+        except asyncio.CancelledError:
+            cancelled.append(structlog.contextvars.get_contextvars().get("control_id"))
+            cleaned_up.set()
+            raise
+        return StepResult("ok")
+
+    await store_messages(store, "adt", [adt("C1")])
+    router = Router(store, {"adt": RoutePlan(ROUTE, [BoundStep("s", "test", step)])})
+    running = asyncio.create_task(router.run())
+    try:
+        await asyncio.wait_for(waiting.wait(), 30)  # a hang guard
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    await asyncio.wait_for(cleaned_up.wait(), 30)  # in the step's own task
+    assert cancelled == ["C1"]
+    assert outbox_order(store.path) == []
+    assert [status for _, status in stored_status(store.path)] == ["received"]
+    await store.close()
+
+
 async def test_a_failed_routing_commit_is_retried_and_nothing_is_lost_or_reordered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,7 +19,7 @@ import contextvars
 from collections import deque
 from collections.abc import Coroutine, Generator
 from dataclasses import replace
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from engine.base.logs import get_logger
 from engine.handoffs import Decided, Routed
@@ -216,7 +216,7 @@ class Router:
         except StopIteration as finished:
             result: RoutingResult = finished.value
             return result
-        return asyncio.create_task(_resume(steps, awaited), context=context)
+        return asyncio.create_task(_Resumed(steps, awaited), context=context)
 
     async def _apply(self, inbound: StoredMessage | RoutedMessage) -> RoutingResult:
         result = await self._route(inbound)
@@ -261,32 +261,31 @@ class Router:
         return RoutingResult(inbound.message_id, entries, routing.decisions, routing.dropped)
 
 
-async def _resume(steps: Coroutine[Any, Any, T], awaited: Any) -> T:
-    """A task's body for a coroutine already started, which waits on `awaited`."""
-    return await _Resumed(steps, awaited)
-
-
-class _Resumed(Generic[T]):
-    """Awaits a started coroutine from where it stopped: what it waits on is handed to the
-    task, and what the task sends or throws back (an answer, a cancellation) is passed on."""
+class _Resumed(Coroutine[Any, Any, T]):
+    """A started coroutine handed to a task from where it stopped: the task's first step
+    gets what it waits on, and each later answer or cancellation goes straight to it (a
+    cancellation before the task's first step too, so its clean-up runs where it waits)."""
 
     def __init__(self, steps: Coroutine[Any, Any, T], awaited: Any) -> None:
         self._steps = steps
-        self._awaited = awaited
+        self._awaited: Any = awaited
+        self._started = False
+
+    def send(self, value: Any) -> Any:
+        if not self._started:
+            self._started = True
+            return self._awaited
+        return self._steps.send(value)
+
+    def throw(self, *error: Any) -> Any:
+        self._started = True
+        return self._steps.throw(*error)
+
+    def close(self) -> None:
+        self._steps.close()
 
     def __await__(self) -> Generator[Any, Any, T]:
-        awaited = self._awaited
-        while True:
-            try:
-                try:
-                    sent = yield awaited
-                except BaseException as error:  # a cancellation, above all: the steps see it
-                    awaited = self._steps.throw(error)
-                else:
-                    awaited = self._steps.send(sent)
-            except StopIteration as finished:
-                result: T = finished.value
-                return result
+        raise TypeError("only a task drives a resumed coroutine")
 
 
 def only_to(result: RoutingResult, chosen: frozenset[str]) -> RoutingResult:
