@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -72,6 +73,11 @@ class EnrichStep:
                 self._holds.note(hold)
         if routed.message.texts != before:
             routed.changed = True
+        if log.is_enabled_for(logging.DEBUG):  # else its fields are not worked out at all
+            self._log(routed, record, started)
+        return StepResult(record["outcome"], record["detail"], payload=record)
+
+    def _log(self, routed: RoutedMessage, record: dict[str, Any], started: float) -> None:
         log.debug(  # per message: the console, queue list --control-id and metrics carry it
             "identity enrichment",
             route=routed.route,
@@ -83,7 +89,6 @@ class EnrichStep:
             simulated=record["simulated"],
             duration_ms=round((self._clock() - started) * 1000, 3),
         )
-        return StepResult(record["outcome"], record["detail"], payload=record)
 
     async def _enrich(self, routed: RoutedMessage) -> dict[str, Any]:
         """Enrich the message; its outcome record. A PID and ZFD already seen, with the same

@@ -111,9 +111,11 @@ async def run_steps(
     carries the message's route and control id."""
     if not steps:  # nothing to run, nothing to bind
         return
-    with structlog.contextvars.bound_contextvars(
+    # Bound, then reset to what they were (a token each: no read of the whole context).
+    bound = structlog.contextvars.bind_contextvars(
         route=routed.route, control_id=routed.header.control_id
-    ):
+    )
+    try:
         for step in steps:
             texts, changed = list(routed.message.texts), routed.changed
             try:
@@ -127,6 +129,8 @@ async def run_steps(
                 return
             if _record(step.name, step.kind, routed, destination, result):
                 return
+    finally:
+        structlog.contextvars.reset_contextvars(**bound)
 
 
 @dataclass(frozen=True, slots=True)
