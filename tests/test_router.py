@@ -118,7 +118,9 @@ async def test_steps_that_wait_and_steps_that_do_not_are_committed_in_arrival_or
 
     names = [f"W{n}" for n in range(10)]
     await store_messages(store, "adt", [adt(name) for name in names])
-    router = Router(store, {"adt": RoutePlan(ROUTE, [BoundStep("s", "test", step)])}, window=16)
+    router = Router(
+        store, {"adt": RoutePlan(ROUTE, [BoundStep("s", "test", step, inline=True)])}, window=16
+    )
     routing = asyncio.create_task(router.route_pending())
 
     async def others_stepped() -> bool:
@@ -139,6 +141,32 @@ async def test_steps_that_wait_and_steps_that_do_not_are_committed_in_arrival_or
     assert structlog.contextvars.get_contextvars() == {}
 
 
+@pytest.mark.parametrize("inline", [False, True])
+async def test_only_a_kind_that_allows_it_starts_its_steps_in_the_routers_task(
+    tmp_path: Path, inline: bool
+) -> None:
+    """A step kind not marked `inline` (a third party's, say) runs in a task of its own: a
+    timeout it enters before its first wait belongs to its message, never to the router."""
+    store = await SqliteStore.open(str(tmp_path / "engine.db"))
+    tasks: list[asyncio.Task[object] | None] = []
+
+    async def step(routed: RoutedMessage) -> StepResult:
+        tasks.append(asyncio.current_task())
+        return StepResult("ok")
+
+    await store_messages(store, "adt", [adt("T1"), adt("T2")])
+    plan = RoutePlan(ROUTE, [BoundStep("s", "test", step, inline=inline)])
+    router = Router(store, {"adt": plan})
+    routing = asyncio.create_task(router.route_pending())
+    try:
+        assert await routing == 2
+    finally:
+        await store.close()
+    assert len(tasks) == 2
+    assert all((task is routing) is inline for task in tasks)
+    assert outbox_order(store.path) == ["T1", "T2"]
+
+
 async def test_steps_waiting_when_routing_stops_are_cancelled_where_they_wait(
     tmp_path: Path,
 ) -> None:
@@ -157,7 +185,7 @@ async def test_steps_waiting_when_routing_stops_are_cancelled_where_they_wait(
         return StepResult("ok")
 
     await store_messages(store, "adt", [adt("C1")])
-    router = Router(store, {"adt": RoutePlan(ROUTE, [BoundStep("s", "test", step)])})
+    router = Router(store, {"adt": RoutePlan(ROUTE, [BoundStep("s", "test", step, inline=True)])})
     running = asyncio.create_task(router.run())
     try:
         await asyncio.wait_for(waiting.wait(), 30)  # a hang guard

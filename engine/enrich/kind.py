@@ -128,6 +128,7 @@ OUTCOMES = DecisionCounter(
 
 INS_ENRICH = StepKind(
     name=KIND,
+    inline=True,
     settings=EnrichSettings,
     build=build,
     doc="adds or verifies the INS in PID through INSi (PAM FR 2.11, identity vigilance)",

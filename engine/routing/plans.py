@@ -43,8 +43,9 @@ async def build_plan(
         )
 
     async def bound(step: StepSettings, destination: str) -> BoundStep:
-        built = await kinds[step.kind].build(step.settings, context(step.name, destination))
-        return BoundStep(step.name, step.kind, built)
+        kind = kinds[step.kind]
+        built = await kind.build(step.settings, context(step.name, destination))
+        return BoundStep(step.name, step.kind, built, kind.inline)
 
     steps = route.step_list()
     built = [await bound(step, ROUTE) for step in steps]

@@ -65,6 +65,13 @@ class RoutePlan:
             object.__setattr__(self, "destinations", plans)
 
     @property
+    def inline(self) -> bool:
+        """Whether every step after the ACK may start in the router's task (the guards are
+        the engine's own, and may)."""
+        steps = [*self.steps, *(step for d in self.destinations for step in d.steps)]
+        return all(step.inline for step in steps)
+
+    @property
     def charsets(self) -> CharsetPolicy:
         route = self.settings
         return CharsetPolicy(route.charset, route.default_charset, route.fallback_charset)

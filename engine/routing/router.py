@@ -209,6 +209,8 @@ class Router:
         a cold cache) go on in a task, so the window's other messages run meanwhile. The
         steps run in a context of their own, as in a task: what they bind for their log
         lines (`run_steps`) stays with their message."""
+        if not self._plans[inbound.route].inline:  # a kind that may not: a task, as always
+            return asyncio.create_task(self._apply(inbound))
         context = contextvars.copy_context()
         steps = self._apply(inbound)
         try:

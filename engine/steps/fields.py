@@ -81,12 +81,14 @@ class CopyField:
 
 SET = StepKind(
     name="set",
+    inline=True,
     settings=SetSettings,
     build=from_settings(SetField),
     doc="writes a constant into a field, component or subcomponent",
 )
 COPY = StepKind(
     name="copy",
+    inline=True,
     settings=CopySettings,
     build=from_settings(CopyField),
     doc="writes what another field, component or subcomponent holds",

@@ -127,6 +127,7 @@ class Filter:
 
 FILTER = StepKind(
     name="filter",
+    inline=True,
     settings=FilterSettings,
     build=from_settings(Filter),
     doc="keeps or stops messages by MSH-9, sending application or facility, or a field's value",

@@ -118,7 +118,10 @@ class StepKind:
     them that ask a person to act (the console flags them on a message's page), `meanings`:
     what its outcome and detail codes mean (shown beside each decision). `handles`: the MSH-9
     `TYPE^EVENT` values a step with these settings acts on (None: any message), so that
-    `check` warns of an `accept` list that takes none of them.
+    `check` warns of an `accept` list that takes none of them. `inline`: its steps may start
+    in the router's own task and, when they finish without waiting, need no task of their
+    own; only for a kind whose steps enter no `asyncio.timeout` and ask for no current task
+    before their first wait (such a timeout would belong to the router's task).
     """
 
     name: str
@@ -126,6 +129,7 @@ class StepKind:
     build: StepFactory
     doc: str
     before_ack: bool = False
+    inline: bool = False
     store_extension: StoreExtension | None = None
     sections: tuple[Key, ...] = ()
     route_keys: tuple[Key, ...] = ()

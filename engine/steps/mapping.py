@@ -115,6 +115,7 @@ async def build(settings: MapSettings, context: StepContext) -> Step:
 
 MAP = StepKind(
     name="map",
+    inline=True,
     settings=MapSettings,
     build=build,
     doc="replaces a value through a lookup table file (unmapped: keep, default or fail)",

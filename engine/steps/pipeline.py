@@ -96,11 +96,13 @@ it has something to record."""
 
 @dataclass(frozen=True, slots=True)
 class BoundStep:
-    """A step as a route runs it: its name in the route, its kind, the callable."""
+    """A step as a route runs it: its name in the route, its kind, the callable, and
+    whether its kind lets it start in the router's task (`StepKind.inline`)."""
 
     name: str
     kind: str
     run: Step
+    inline: bool = False
 
 
 async def run_steps(

@@ -69,6 +69,7 @@ class Validate:
 
 VALIDATE = StepKind(
     name="validate",
+    inline=True,
     settings=ValidateSettings,
     build=from_settings(Validate),
     doc="checks HL7 structure with hl7apy (and PAM FR rules); drop, pass, or AE/AR",
