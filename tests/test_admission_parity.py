@@ -20,6 +20,7 @@ from engine.steps.kind import Resources
 from engine.steps.pipeline import BoundStep, RoutedMessage, StepResult
 from engine.store.sqlite import SqliteStore
 from tests.conftest import fixed_acks
+from tests.support.intake import receive
 
 ROUTE = RouteSettings(name="adt", listen="127.0.0.1:0", accept=["ADT^A28", "ADT^A31"])
 
@@ -105,7 +106,7 @@ def test_the_intake_and_the_embedding_api_give_the_same_verdict(tmp_path: Path) 
         @given(samples)
         def same_verdict(sample: Sample) -> None:
             payload = sample.payload(next(numbers))
-            verdict = loop.run(intake.receive(payload, "127.0.0.1:1"))
+            verdict = loop.run(receive(intake, payload))
             assert_same(verdict, loop.run(runner.process(payload)))
 
         try:

@@ -18,6 +18,7 @@ from engine.hl7.message import Message
 from engine.inbound.intake import Intake
 from engine.store.sqlite import SqliteStore
 from tests.conftest import fixed_acks
+from tests.support.intake import receive
 from tests.support.mutations import may_go_unanswered, samples
 
 pytestmark = pytest.mark.system
@@ -35,7 +36,7 @@ async def test_mutated_headers_are_all_answered(tmp_path: Path) -> None:
     try:
         intake = Intake(route, store, fixed_acks())
         for sample in samples(COUNT, SEED):
-            verdict = await intake.receive(sample.payload, "127.0.0.1:1")
+            verdict = await receive(intake, sample.payload)
             label = declared_charset(sample.payload)
             where = f"sample {sample.number} ({sample.mutation})"
             if label and not is_known(label):

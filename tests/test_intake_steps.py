@@ -13,6 +13,7 @@ from engine.routing.route import RoutePlan
 from engine.steps.pipeline import BoundStep, RoutedMessage, StepResult
 from engine.store.sqlite import SqliteStore
 from tests.conftest import fixed_acks
+from tests.support.intake import receive
 from tests.support.messages import adt
 
 ROUTE = RouteSettings(name="adt", listen="127.0.0.1:0")
@@ -37,7 +38,7 @@ async def test_a_failing_or_waiting_step_before_the_ack_lets_the_message_in(
         for number, step in enumerate((explode, waits)):
             plan = RoutePlan(ROUTE, before_ack=[BoundStep("check", "test", step)])
             intake = Intake(ROUTE, store, fixed_acks(), plan, stored)
-            verdict = await intake.receive(adt(f"S{number}"), "127.0.0.1:1")
+            verdict = await receive(intake, adt(f"S{number}"))
             assert verdict.outcome is Outcome.ACCEPTED and b"MSA|AA|" in (verdict.reply or b"")
         received = await store.received(0, 10)
         assert [message.control_id for message in received] == ["S0", "S1"]  # to be routed

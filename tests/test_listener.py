@@ -17,7 +17,7 @@ import trustme
 from engine.app.runtime import Engine
 from engine.base.logs import configure_logging
 from engine.console.dashboard import RateSampler, route_cards
-from engine.inbound.listener import DiscardCounter
+from engine.inbound.connection import DiscardCounter
 from engine.mllp.client import MllpClient, MllpClientError
 from engine.mllp.codec import encode_frame
 from tests.support.messages import adt

@@ -23,6 +23,7 @@ from engine.steps.pipeline import BoundStep, RoutedMessage, StepResult
 from engine.store.sqlite import SqliteStore
 from tests.conftest import fixed_acks
 from tests.delivery.harness import eventually, store_messages
+from tests.support.intake import receive
 from tests.support.messages import adt
 
 ROUTE = RouteSettings(
@@ -368,7 +369,7 @@ async def test_messages_handed_over_by_the_intake_are_routed_in_order_with_their
     names = ["M0", "D1", "F2", "M3", "D4", "M5"]
     try:
         for name in names:
-            verdict = await intake.receive(adt(name), "127.0.0.1:1")
+            verdict = await receive(intake, adt(name))
             assert verdict.outcome is Outcome.ACCEPTED
         assert sorted(router._fresh) == [1, 2, 4, 5, 6]  # not 3: its step failed
         while await router.route_pending():

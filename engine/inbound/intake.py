@@ -1,8 +1,9 @@
-"""What happens to one received block: check it, store it, answer it.
+"""What happens to the blocks of one read: check them, store them, answer them.
 
-The listener hands over a block's payload and sends back whatever this returns. Whether the
-route takes the message is `engine.inbound.admission`'s (the embedding API asks it too): a
-refused one gets a negative ACK with the ERR (the connection stays usable), an ACK none. The
+The listener hands over the blocks of a read and sends back, in their order, whatever this
+returns. Whether the route takes a message is `engine.inbound.admission`'s (the embedding API
+asks it too): a refused one gets a negative ACK with the ERR (the connection stays usable),
+an ACK none; neither waits for the store. The others are stored together in one write. The
 rules of the shared store-and-forward doc live here: a message is acknowledged positively
 only once its transaction has committed, and then handed to the router (`Stored`); one
 dropped by a before-ACK step is stored with their decision and acknowledged, never routed;
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.base.logs import get_logger
@@ -26,17 +27,17 @@ from engine.hl7.message import Message
 from engine.inbound.admission import (
     UNREADABLE_CODEC,
     AdmissionRules,
+    Admitted,
     Ignored,
-    Refused,
     Unreadable,
     admit,
     read_message,
 )
-from engine.mllp.codec import COMMIT_ACK, COMMIT_NAK
+from engine.mllp.codec import COMMIT_ACK, COMMIT_NAK, Frame, FrameTooLarge
 from engine.routing.patient import patient_keys_of
 from engine.routing.route import RoutePlan
 from engine.steps.pipeline import RoutedMessage
-from engine.store.base import STORE_TIMEOUT_S, Incoming
+from engine.store.base import STORE_TIMEOUT_S, Accepted, Incoming
 from engine.store.roles import Inbox
 
 log = get_logger("engine.inbound.intake")
@@ -65,6 +66,16 @@ class Verdict:
     reason: str = ""
 
 
+@dataclass(slots=True)
+class Batch:
+    """The blocks of one read, admitted: a verdict for each (None where the store decides)
+    and the messages to store, in order."""
+
+    verdicts: list[Verdict | None]
+    admitted: list[RoutedMessage]
+    incomings: list[Incoming]
+
+
 class Intake:
     """Handles the blocks received on one route's listener."""
 
@@ -86,74 +97,109 @@ class Intake:
         self._stored_handoff = stored or Stored()
         self._clock = clock
 
-    async def receive(self, payload: bytes, peer: str) -> Verdict:
-        admission = admit(payload, self._rules)
-        if isinstance(admission, Unreadable):
-            return self._refuse(admission.refusal, admission.header, UNREADABLE_CODEC)
-        header = admission.routed.header
-        if isinstance(admission, Ignored):
-            return Verdict(
-                None, Outcome.ACCEPTED, "", header.control_id, "ACK", reason="ack-ignored"
-            )
-        if isinstance(admission, Refused):
-            return self._refuse(admission.refusal, header, admission.routed.codec)
-        return await self._store_message(admission.routed, peer)
+    def admit(self, blocks: Sequence[Frame | FrameTooLarge], peer: str) -> Batch:
+        """Check the blocks of one read: refused, ignored and oversize ones are answered at
+        once; the others wait in the batch for `store`."""
+        batch = Batch([], [], [])
+        received_at = self._clock()
+        for block in blocks:
+            if isinstance(block, FrameTooLarge):
+                batch.verdicts.append(self._too_large(block))
+                continue
+            admission = admit(block.payload, self._rules)
+            if isinstance(admission, Admitted):
+                routed = admission.routed
+                batch.verdicts.append(None)
+                batch.admitted.append(routed)
+                batch.incomings.append(self._incoming(routed, peer, received_at))
+            elif isinstance(admission, Unreadable):
+                batch.verdicts.append(
+                    self._refuse(admission.refusal, admission.header, UNREADABLE_CODEC)
+                )
+            elif isinstance(admission, Ignored):
+                control_id = admission.routed.header.control_id
+                batch.verdicts.append(
+                    Verdict(None, Outcome.ACCEPTED, "", control_id, "ACK", reason="ack-ignored")
+                )
+            else:
+                batch.verdicts.append(
+                    self._refuse(admission.refusal, admission.routed.header, admission.routed.codec)
+                )
+        return batch
 
-    def too_large(self, head: bytes, size: int) -> Verdict:
+    async def store(self, batch: Batch) -> list[Verdict]:
+        """Commit the batch's admitted messages in one write; every block's verdict, in order."""
+        answers: list[Verdict] = []
+        if batch.admitted:
+            try:
+                # A store not answering (a database cut off, a disk hung) must not keep the
+                # senders waiting past their own ACK timeout: AE, and a resend is safe (a
+                # commit that lands later makes it a duplicate, answered with the original ACK).
+                async with asyncio.timeout(self._store_timeout_s):
+                    accepted = await self._store.accept_many(batch.incomings)
+            except Exception as error:  # the senders must resend: nothing was acknowledged
+                log.error(
+                    "message not stored",
+                    route=self.route.name,
+                    control_id=batch.admitted[0].header.control_id,
+                    count=len(batch.admitted),
+                    exc_info=error,
+                )
+                answers = [self._not_stored(routed) for routed in batch.admitted]
+            else:
+                answers = [
+                    self._stored(routed, one)
+                    for routed, one in zip(batch.admitted, accepted, strict=True)
+                ]
+        stored = iter(answers)
+        return [next(stored) if verdict is None else verdict for verdict in batch.verdicts]
+
+    def _too_large(self, block: FrameTooLarge) -> Verdict:
         """Answer a block over `max_frame_bytes` from what its first bytes say."""
-        read = read_message(head, self._rules)
+        read = read_message(block.head, self._rules)
         error = AckError(
             ErrorCode.APPLICATION_INTERNAL_ERROR,
             "",
-            f"message of {size} bytes or more exceeds the {self.route.max_frame_bytes} limit",
+            f"message of {block.size} bytes or more exceeds the {self.route.max_frame_bytes} limit",
         )
         refusal = Refusal(Outcome.REJECTED, error)
         if isinstance(read, Unreadable):
             return self._refuse(refusal, None, UNREADABLE_CODEC)
         return self._refuse(refusal, read.header, read.codec)
 
-    async def _store_message(self, routed: RoutedMessage, peer: str) -> Verdict:
-        header, codec = routed.header, routed.codec
-        ack = self._ack(header, Outcome.ACCEPTED, codec)
-        incoming = Incoming(
+    def _incoming(self, routed: RoutedMessage, peer: str, received_at: float) -> Incoming:
+        header = routed.header
+        return Incoming(
             route=self.route.name,
             peer=peer,
-            received_at=self._clock(),
+            received_at=received_at,
             sending_application=header.sending_application,
             sending_facility=header.sending_facility,
             control_id=header.control_id,
             message_type=header.type_and_trigger,
             content_hash=content_hash(routed.message),
             raw=routed.raw,
-            ack=ack or b"",
+            ack=self._ack(header, Outcome.ACCEPTED, routed.codec) or b"",
             decisions=routed.decisions,
             dropped=routed.dropped,
             patient=patient_keys_of(routed.message),
         )
-        try:
-            # A store not answering (a database cut off, a disk hung) must not keep the
-            # sender waiting past its own ACK timeout: AE, and its resend is safe (a
-            # commit that lands later makes it a duplicate, answered with the original ACK).
-            async with asyncio.timeout(self._store_timeout_s):
-                accepted = await self._store.accept(incoming)
-        except Exception as error:  # the sender must resend: nothing was acknowledged
-            log.error(
-                "message not stored",
-                route=self.route.name,
-                control_id=header.control_id,
-                exc_info=error,
-            )
-            not_stored = AckError(
-                ErrorCode.APPLICATION_INTERNAL_ERROR, "", "message not stored, resend it"
-            )
-            return self._refuse(Refusal(Outcome.ERROR, not_stored), header, codec)
+
+    def _not_stored(self, routed: RoutedMessage) -> Verdict:
+        not_stored = AckError(
+            ErrorCode.APPLICATION_INTERNAL_ERROR, "", "message not stored, resend it"
+        )
+        return self._refuse(Refusal(Outcome.ERROR, not_stored), routed.header, routed.codec)
+
+    def _stored(self, routed: RoutedMessage, accepted: Accepted) -> Verdict:
+        header = routed.header
         if accepted.duplicate and not accepted.same_content:
             other_content = AckError(
                 ErrorCode.DUPLICATE_KEY,
                 "MSH^1^10",
                 "control id already received with other content",
             )
-            return self._refuse(Refusal(Outcome.REJECTED, other_content), header, codec)
+            return self._refuse(Refusal(Outcome.REJECTED, other_content), header, routed.codec)
         # A dropped one too (the router then knows its id is used); not one whose step
         # failed: the router reads it from the store and runs its steps again.
         if not accepted.duplicate and not routed.failed:
