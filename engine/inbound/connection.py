@@ -114,10 +114,10 @@ class Connection(asyncio.Protocol):
             self._lost = True
             self.done.set_result(None)
             return
-        # The next block is read once the ACK has left: a peer that does not read its
-        # ACKs is seen at once (and stops being read) instead of after 64 KB of them.
-        transport.set_write_buffer_limits(high=0)
         if self._listener.tls is None:
+            # The next block is read once the ACK has left: a peer that does not read its
+            # ACKs is seen at once (and stops being read) instead of after 64 KB of them.
+            transport.set_write_buffer_limits(high=0)
             self._opened()
             return
         transport.pause_reading()  # the handshake reads first
@@ -131,7 +131,7 @@ class Connection(asyncio.Protocol):
         if self.slot.phase is Phase.RECEIVING:
             self.slot.block_bytes += len(data)
         self._decoder.feed(data)
-        if not self._busy:
+        if not self._busy and self.slot.phase is not Phase.OPENING:
             self._pass()
 
     def eof_received(self) -> bool | None:
@@ -161,7 +161,7 @@ class Connection(asyncio.Protocol):
         assert self.slot is not None
         self.slot.phase = Phase.IDLE
         self._listener.connection_opened(self)
-        self._wait_for_data()
+        self._pass()  # a sender may send its first block with its handshake's last bytes
 
     async def _handshake(self, transport: asyncio.Transport, context: ssl.SSLContext) -> None:
         """Upgrade the connection to TLS, or refuse it and say why."""
@@ -185,7 +185,7 @@ class Connection(asyncio.Protocol):
         self._task = None
         if upgraded is not None and not self._closed:
             self.transport = upgraded
-            upgraded.set_write_buffer_limits(high=0)
+            upgraded.set_write_buffer_limits(high=1)  # TLS pauses at `high`, not beyond it
             self._opened()
             return
         if not self._closed:
