@@ -1,7 +1,7 @@
 """Where a message goes after the ACK: the hand-offs between the stages of its journey.
 
-    sender ──MLLP──▶ listener (engine.inbound.listener): one block off the connection
-      ──▶ intake (engine.inbound.intake): admitted or refused (engine.inbound.admission),
+    sender ──MLLP──▶ listener (engine.inbound.listener): the blocks of one read off a connection
+      ──▶ intake (engine.inbound.intake): each admitted or refused (engine.inbound.admission),
           then committed to the inbox: durable before anything is acknowledged
       ──Stored──▶ router (engine.routing.router) notes the parsed message; the intake's
           answer goes back and the listener writes the ACK to the sender

@@ -39,6 +39,7 @@ ACK_NOT_READ = "ACK not read"
 FRAME_TIMEOUT = "frame timeout"
 IDLE_TIMEOUT = "idle timeout"
 ENGINE_STOPPING = "engine stopping"
+TLS_SHUTDOWN_S = 2.0  # a closing TLS connection waits this long for the peer's close_notify
 _LATE_S = 0.001  # a timer may fire this much before its deadline (millisecond clocks)
 _LINGER_NONE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close resets the connection
 log = get_logger("engine.inbound.listener")
@@ -174,6 +175,7 @@ class Connection(asyncio.Protocol):
                 context,
                 server_side=True,
                 ssl_handshake_timeout=self._listener.route.frame_timeout_s,
+                ssl_shutdown_timeout=TLS_SHUTDOWN_S,
             )
         except asyncio.CancelledError:  # closed meanwhile: displaced, or the engine stops
             pass
