@@ -1,7 +1,8 @@
 """The PostgreSQL text of every statement the store's rules name (`engine.store.rules`).
 
-Parameters are named (`%(name)s`). A batch marked `Arrays` is sent as one statement over
-arrays, one per parameter (no statement of a group is pipelined: see
+Parameters are named (`%(name)s`), or positional (`%s`) in the statements the engine runs
+for every message. A batch marked `Arrays` (positional) is sent as one statement over arrays, one
+per parameter (no statement of a group is pipelined: see
 `engine.store.pg_connections`), its rows inserted in the batch's order. What differs from
 SQLite's: `ON CONFLICT ... DO UPDATE`, `string_agg`, the lanes' hash kept in a column, row
 locks where engines could race (a fenced write share-locks its lease; an operator's action
@@ -29,8 +30,7 @@ _SUMMARY = """
 """
 _PENDING = f"""
     SELECT {OUTBOX_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
-    WHERE o.route = %(route)s AND o.destination = %(destination)s AND o.status = 'pending'
-      AND o.id > %(after)s"""  # noqa: S608 - constant SQL
+    WHERE o.route = %s AND o.destination = %s AND o.status = 'pending' AND o.id > %s"""  # noqa: S608 - constant SQL
 _ENTRIES = f"""
     SELECT {SUMMARY_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
     WHERE o.status = %(status)s AND (%(route)s::text IS NULL OR o.route = %(route)s)
@@ -39,10 +39,6 @@ _ENTRIES = f"""
 # Share-locked until the fenced write commits: another engine's claim waits for it.
 _FENCE = """ AND EXISTS (SELECT 1 FROM leases
                          WHERE name = %(lease)s AND token = %(token)s FOR SHARE)"""
-_MARK_DELIVERED = """
-    UPDATE outbox SET status = 'delivered', delivered_at = %(now)s, updated_at = %(now)s,
-        attempts = attempts + 1, last_ack_code = %(ack)s
-    WHERE id = %(id)s AND status = 'pending'"""
 _RECORD_FAILURE = """
     UPDATE outbox SET status = %(status)s, attempts = attempts + 1, last_error = %(error)s,
         next_attempt_at = %(due)s, updated_at = %(now)s
@@ -59,36 +55,42 @@ def _prefix(column: str, name: str = "") -> str:
 STATEMENTS: dict[str, str] = {
     # inbox; ON CONFLICT: the unique sender key decides between engines receiving the same
     # message at once, the later one waits for the first to commit.
-    "insert_message": """
+    # The batch's new messages (`rules.accept_many`), their ids drawn in its order.
+    "insert_messages": Arrays("""
         INSERT INTO messages (received_at, route, peer, sending_application, sending_facility,
             control_id, message_type, content_hash, size, raw, ack, status, patient_id,
             patient_name, birth_date)
-        VALUES (%(received_at)s, %(route)s, %(peer)s, %(sending_application)s,
-            %(sending_facility)s, %(control_id)s, %(message_type)s, %(content_hash)s,
-            %(size)s, %(raw)s, %(ack)s, %(status)s, %(patient_id)s, %(patient_name)s,
-            %(birth_date)s)
-        ON CONFLICT (route, sending_application, sending_facility, control_id)
-        DO NOTHING RETURNING id""",
+        SELECT received_at, route, peer, sending_application, sending_facility, control_id,
+            message_type, content_hash, size, raw, ack, status, patient_id, patient_name,
+            birth_date
+        FROM unnest(%s::float8[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                    %s::text[], %s::bytea[], %s::integer[], %s::bytea[], %s::bytea[],
+                    %s::text[], %s::text[], %s::text[], %s::text[])
+            WITH ORDINALITY AS m (received_at, route, peer, sending_application,
+                sending_facility, control_id, message_type, content_hash, size, raw, ack,
+                status, patient_id, patient_name, birth_date, position)
+        ORDER BY m.position
+        ON CONFLICT (route, sending_application, sending_facility, control_id) DO NOTHING
+        RETURNING id, route, sending_application, sending_facility, control_id"""),
     "message_by_sender_key": """
-        SELECT id, content_hash, ack FROM messages WHERE route = %(route)s
-        AND sending_application = %(sending_application)s
-        AND sending_facility = %(sending_facility)s AND control_id = %(control_id)s""",
+        SELECT id, content_hash, ack FROM messages WHERE route = %s
+        AND sending_application = %s AND sending_facility = %s AND control_id = %s""",
     "received": """
         SELECT id, route, received_at, control_id, message_type, raw, reprocess_to
         FROM messages
-        WHERE status = 'received' AND id > %(after)s ORDER BY id LIMIT %(limit)s""",
+        WHERE status = 'received' AND id > %s ORDER BY id LIMIT %s""",
     # Its row locks also wait for another engine's router's transaction.
     "mark_routed": Arrays("""
         UPDATE messages SET status = batch.status
-        FROM unnest(%(id)s::bigint[], %(status)s::text[]) AS batch (id, status)
+        FROM unnest(%s::bigint[], %s::text[]) AS batch (id, status)
         WHERE messages.id = batch.id AND messages.status = 'received'"""),
     "insert_entries": Arrays("""
         INSERT INTO outbox (message_id, route, destination, payload, patient_key, lane_hash,
             status, attempts, next_attempt_at, updated_at)
         SELECT m.id, m.route, e.destination, e.payload, e.patient_key, e.lane_hash,
             'pending', 0, 0, e.now
-        FROM unnest(%(message_id)s::bigint[], %(destination)s::text[], %(payload)s::bytea[],
-                    %(patient_key)s::text[], %(lane_hash)s::bigint[], %(now)s::float8[])
+        FROM unnest(%s::bigint[], %s::text[], %s::bytea[], %s::text[], %s::bigint[],
+                    %s::float8[])
             WITH ORDINALITY AS e (message_id, destination, payload, patient_key, lane_hash,
                                   now, position)
         JOIN messages m ON m.id = e.message_id
@@ -97,18 +99,22 @@ STATEMENTS: dict[str, str] = {
         INSERT INTO step_decisions (message_id, recorded_at, destination, step, kind, outcome,
             detail)
         SELECT d.message_id, d.recorded_at, d.destination, d.step, d.kind, d.outcome, d.detail
-        FROM unnest(%(message_id)s::bigint[], %(recorded_at)s::float8[],
-                    %(destination)s::text[], %(step)s::text[], %(kind)s::text[],
-                    %(outcome)s::text[], %(detail)s::text[]) WITH ORDINALITY
+        FROM unnest(%s::bigint[], %s::float8[], %s::text[], %s::text[], %s::text[],
+                    %s::text[], %s::text[]) WITH ORDINALITY
             AS d (message_id, recorded_at, destination, step, kind, outcome, detail, position)
         ORDER BY d.position"""),
     # outbox
-    "pending_entries": _PENDING + " ORDER BY o.id LIMIT %(limit)s",
-    "pending_entries_of_lane": _PENDING
-    + " AND o.lane_hash %% %(lanes)s = %(lane)s ORDER BY o.id LIMIT %(limit)s",
+    "pending_entries": _PENDING + " ORDER BY o.id LIMIT %s",
+    "pending_entries_of_lane": _PENDING + " AND o.lane_hash %% %s = %s ORDER BY o.id LIMIT %s",
     "lease_token": "SELECT token FROM leases WHERE name = %(name)s",
-    "mark_delivered": _MARK_DELIVERED,
-    "mark_delivered_fenced": _MARK_DELIVERED + _FENCE,
+    # Share-locked until the marks commit: another engine's claim waits for them.
+    "held_lease_token": "SELECT token FROM leases WHERE name = %s FOR SHARE",
+    "mark_delivered_many": Arrays("""
+        UPDATE outbox SET status = 'delivered', delivered_at = marks.now,
+            updated_at = marks.now, attempts = attempts + 1, last_ack_code = marks.ack
+        FROM unnest(%s::bigint[], %s::text[], %s::float8[]) AS marks (id, ack, now)
+        WHERE outbox.id = marks.id AND outbox.status = 'pending'
+        RETURNING outbox.id"""),
     "record_failure": _RECORD_FAILURE,
     "record_failure_fenced": _RECORD_FAILURE + _FENCE,
     "insert_failure": """
@@ -281,8 +287,8 @@ STATEMENTS: dict[str, str] = {
     "insert_counters": Arrays("""
         INSERT INTO metric_counters (host, name, labels, value)
         SELECT c.host, c.name, c.labels, c.value
-        FROM unnest(%(host)s::text[], %(name)s::text[], %(labels)s::text[],
-                    %(value)s::float8[]) AS c (host, name, labels, value)"""),
+        FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[])
+            AS c (host, name, labels, value)"""),
     "counters": "SELECT name, labels, value FROM metric_counters WHERE host = %(host)s",
     "health": """
         INSERT INTO health (id, checked_at) VALUES (1, %(now)s)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import psycopg
 
 from engine.base.logs import get_logger
 from engine.errors import StoreError
-from engine.store.base import EngineState, Lease, LeaseClaim
+from engine.store.base import EngineState, Lease, LeaseClaim, Parameters
 from engine.store.extension import StoreExtension
 from engine.store.flows import NOTHING, Flow, MakeFlow, Outcome, Statement, run_async, text_of
 from engine.store.migrations import postgresql as migrations
@@ -187,9 +187,7 @@ async def execute_statement(connection: Connection, statement: Statement) -> Out
         if not statement.batch:
             return NOTHING
         if isinstance(sql, Arrays):
-            rows = cast(Sequence[Mapping[str, Any]], statement.batch)
-            columns = {key: [row[key] for row in rows] for key in rows[0]}
-            return Outcome([], (await connection.execute(sql, columns)).rowcount)
+            return await _execute_arrays(connection, sql, statement.batch)
         changed = 0
         for parameters in statement.batch:
             changed += (await connection.execute(sql, parameters)).rowcount
@@ -197,3 +195,13 @@ async def execute_statement(connection: Connection, statement: Statement) -> Out
     cursor = await connection.execute(sql, statement.parameters)
     rows_found = await cursor.fetchall() if cursor.description is not None else []
     return Outcome(rows_found, cursor.rowcount)
+
+
+async def _execute_arrays(
+    connection: Connection, sql: Arrays, batch: Sequence[Parameters]
+) -> Outcome:
+    """A batch as one statement over arrays, one per parameter: its rows (RETURNING's)."""
+    columns = [list(column) for column in zip(*cast(Sequence[Sequence[Any]], batch), strict=True)]
+    cursor = await connection.execute(sql, columns)
+    found = await cursor.fetchall() if cursor.description is not None else []
+    return Outcome(found, cursor.rowcount)

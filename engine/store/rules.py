@@ -43,6 +43,7 @@ from engine.store.base import (
     MessageSummary,
     MessageTrace,
     OutboxEntry,
+    Parameters,
     Pruned,
     QueueStatus,
     Reprocessed,
@@ -68,56 +69,75 @@ _DROPPED = MessageStatus.DROPPED.value
 # -- inbox ------------------------------------------------------------------------------
 
 
-def accept(incoming: Incoming, recorders: Recorders) -> Flow[Accepted]:
-    """Store a message, or find the one with its sender key (a duplicate)."""
-    inserted = yield Statement(
-        "insert_message",
-        {
-            **sender_key(incoming),
-            "received_at": incoming.received_at,
-            "peer": incoming.peer,
-            "message_type": incoming.message_type,
-            "content_hash": incoming.content_hash,
-            "size": len(incoming.raw),
-            "raw": incoming.raw,
-            "ack": incoming.ack,
-            "status": _DROPPED if incoming.dropped else _RECEIVED,
-            "patient_id": incoming.patient.local_id,
-            "patient_name": incoming.patient.family_name,
-            "birth_date": incoming.patient.birth_date,
-        },
-    )
-    if inserted.rows:
-        ((message_id,),) = inserted.rows
-        if incoming.decisions:
-            decided = [(message_id, decision) for decision in incoming.decisions]
-            yield from record_decisions(decided, time.time(), recorders)
-        return Accepted(message_id, duplicate=False, same_content=True, ack=incoming.ack)
-    found = yield Statement("message_by_sender_key", sender_key(incoming))
-    message_id, content_hash, ack = found.rows[0]
-    return Accepted(message_id, True, bytes(content_hash) == incoming.content_hash, bytes(ack))
-
-
 def accept_many(incomings: Sequence[Incoming], recorders: Recorders) -> Flow[list[Accepted]]:
-    """Store the messages of one read (or one caller's batch) in one write, in order."""
-    accepted = []
+    """Store the messages of one read (or one caller's batch) in one statement, their ids in
+    the batch's order; a message whose sender key is stored already, or earlier in the batch,
+    is a duplicate, answered with the original's id and ACK."""
+    if not incomings:
+        return []
+    inserted = yield Statement("insert_messages", batch=[_message_row(i) for i in incomings])
+    new = {
+        (route, app, facility, control_id): message_id
+        for message_id, route, app, facility, control_id in inserted.rows
+    }
+    accepted: list[Accepted] = []
+    firsts: dict[tuple[str, str, str, str], tuple[int, Incoming]] = {}
+    decided: list[tuple[int, Decision]] = []
     for incoming in incomings:
-        accepted.append((yield from accept(incoming, recorders)))
+        key = sender_key(incoming)
+        message_id = new.pop(key, None)
+        if message_id is not None:
+            firsts[key] = (message_id, incoming)
+            decided += [(message_id, decision) for decision in incoming.decisions]
+            accepted.append(Accepted(message_id, False, True, incoming.ack))
+            continue
+        if key in firsts:  # sent twice in one batch
+            message_id, original = firsts[key]
+            content_hash, ack = original.content_hash, original.ack
+        else:
+            found = yield Statement("message_by_sender_key", key)
+            message_id, stored_hash, stored_ack = found.rows[0]
+            content_hash, ack = bytes(stored_hash), bytes(stored_ack)
+        accepted.append(Accepted(message_id, True, content_hash == incoming.content_hash, ack))
+    if decided:
+        yield from record_decisions(decided, time.time(), recorders)
     return accepted
 
 
-def sender_key(incoming: Incoming) -> dict[str, str]:
-    """The sender key a duplicate is found by."""
-    return {
-        "route": incoming.route,
-        "sending_application": incoming.sending_application,
-        "sending_facility": incoming.sending_facility,
-        "control_id": incoming.control_id,
-    }
+def _message_row(incoming: Incoming) -> tuple[Any, ...]:
+    """The columns of `insert_messages`, in its order (positional: no dict a message)."""
+    patient = incoming.patient
+    return (
+        incoming.received_at,
+        incoming.route,
+        incoming.peer,
+        incoming.sending_application,
+        incoming.sending_facility,
+        incoming.control_id,
+        incoming.message_type,
+        incoming.content_hash,
+        len(incoming.raw),
+        incoming.raw,
+        incoming.ack,
+        _DROPPED if incoming.dropped else _RECEIVED,
+        patient.local_id,
+        patient.family_name,
+        patient.birth_date,
+    )
+
+
+def sender_key(incoming: Incoming) -> tuple[str, str, str, str]:
+    """The sender key a duplicate is found by: route, MSH-3, MSH-4, MSH-10."""
+    return (
+        incoming.route,
+        incoming.sending_application,
+        incoming.sending_facility,
+        incoming.control_id,
+    )
 
 
 def received(after_id: int, limit: int) -> Flow[list[StoredMessage]]:
-    rows = yield from rows_of(Statement("received", {"after": after_id, "limit": limit}))
+    rows = yield from rows_of(Statement("received", (after_id, limit)))
     return [
         StoredMessage(message_id, route, at, control_id, kind, raw, _destinations(to))
         for message_id, route, at, control_id, kind, raw, to in rows
@@ -134,22 +154,21 @@ def route_messages(routed: list[RoutingResult], now: float, recorders: Recorders
     engine's router when a lease changed hands, fails the whole batch rather than be routed
     twice), then write their entries, in the batch's order, and their decisions."""
     marked = yield batch(
-        "mark_routed",
-        [{"id": result.message_id, "status": routed_status(result).value} for result in routed],
+        "mark_routed", [(result.message_id, routed_status(result).value) for result in routed]
     )
     if marked.rowcount != len(routed):
         raise StoreError("messages already routed")
     yield batch(
         "insert_entries",
         [
-            {
-                "message_id": result.message_id,
-                "destination": entry.destination,
-                "payload": entry.payload,
-                "patient_key": entry.patient_key,
-                "lane_hash": lane_hash(entry.patient_key),
-                "now": now,
-            }
+            (
+                result.message_id,
+                entry.destination,
+                entry.payload,
+                entry.patient_key,
+                lane_hash(entry.patient_key),
+                now,
+            )
             for result in routed
             for entry in result.entries
         ],
@@ -167,15 +186,7 @@ def record_decisions(
     yield batch(
         "insert_decisions",
         [
-            {
-                "message_id": message_id,
-                "recorded_at": now,
-                "destination": d.destination,
-                "step": d.step,
-                "kind": d.kind,
-                "outcome": d.outcome,
-                "detail": d.detail,
-            }
+            (message_id, now, d.destination, d.step, d.kind, d.outcome, d.detail)
             for message_id, d in decided
         ],
     )
@@ -196,38 +207,44 @@ def record_decisions(
 def pending_entries(
     route: str, destination: str, after_entry_id: int, limit: int, lane: int, lanes: int
 ) -> Flow[list[OutboxEntry]]:
-    parameters = {
-        "route": route,
-        "destination": destination,
-        "after": after_entry_id,
-        "limit": limit,
-        "lanes": lanes,
-        "lane": lane,
-    }
-    name = "pending_entries_of_lane" if lanes > 1 else "pending_entries"
-    rows = yield from rows_of(Statement(name, parameters))
+    if lanes > 1:
+        of_lane = (route, destination, after_entry_id, lanes, lane, limit)
+        rows = yield from rows_of(Statement("pending_entries_of_lane", of_lane))
+    else:
+        rows = yield from rows_of(
+            Statement("pending_entries", (route, destination, after_entry_id, limit))
+        )
     return [outbox_entry(row) for row in rows]
-
-
-def mark_delivered(entry_id: int, ack_code: str, fence: Lease | None, now: float) -> Flow[bool]:
-    parameters = {"now": now, "ack": ack_code or None, "id": entry_id}
-    if (yield from fenced_update("mark_delivered", parameters, fence)):
-        return True
-    # An operator skipped it while the send was in flight: the skip stands (nothing more is
-    # sent), and the audit says the receiver got it anyway.
-    if (yield from status_for_action(entry_id)) is EntryStatus.SKIPPED:
-        yield from record_action(now, entry_id, *delivered_after_skip(ack_code))
-    return False
 
 
 def mark_delivered_many(
     marks: Sequence[tuple[int, str]], fence: Lease | None, now: float
 ) -> Flow[list[bool]]:
-    """Record a lane's deliveries (entry id, ACK code) in one write, in order."""
-    marked = []
+    """Record a lane's deliveries (entry id, ACK code) in one statement, each answered: True
+    once marked; False for an entry no longer pending, such as one an operator skipped while
+    its send was in flight (the skip stands, and the audit says the receiver got it anyway).
+    Fenced, the whole batch is refused (`LeaseLost`) once the lease has changed holder; where
+    engines share the store the lease stays share-locked until the write commits."""
+    if not marks:
+        return []
+    if fence is not None:
+        found = yield Statement("held_lease_token", (fence.name,))
+        if found.first is None or found.first[0] != fence.token:
+            raise _lease_lost(fence)
+    done = yield Statement(
+        "mark_delivered_many", batch=[(entry_id, ack or None, now) for entry_id, ack in marks]
+    )
+    marked = {entry_id for (entry_id,) in done.rows}
+    answers = []
     for entry_id, ack_code in marks:
-        marked.append((yield from mark_delivered(entry_id, ack_code, fence, now)))
-    return marked
+        if entry_id in marked:
+            marked.discard(entry_id)  # an entry marked twice in a batch: once
+            answers.append(True)
+            continue
+        if (yield from status_for_action(entry_id)) is EntryStatus.SKIPPED:
+            yield from record_action(now, entry_id, *delivered_after_skip(ack_code))
+        answers.append(False)
+    return answers
 
 
 def record_failure(
@@ -262,8 +279,12 @@ def fenced_update(name: str, parameters: dict[str, Any], fence: Lease | None) ->
     if changed == 0:
         found = yield Statement("lease_token", {"name": fence.name})
         if found.first is None or found.first[0] != fence.token:
-            raise LeaseLost(f"lease {fence.name} is no longer held by this engine")
+            raise _lease_lost(fence)
     return changed
+
+
+def _lease_lost(fence: Lease) -> LeaseLost:
+    return LeaseLost(f"lease {fence.name} is no longer held by this engine")
 
 
 def entry_status(entry_id: int) -> Flow[EntryStatus | None]:
@@ -643,13 +664,7 @@ def states() -> Flow[list[ComponentState]]:
 def save_counters(values: list[tuple[str, str, float]], host: str) -> Flow[None]:
     """Replace this host's counters (a store one engine uses keeps one set)."""
     yield Statement("delete_counters", {"host": host})
-    yield batch(
-        "insert_counters",
-        [
-            {"host": host, "name": name, "labels": labels, "value": value}
-            for name, labels, value in values
-        ],
-    )
+    yield batch("insert_counters", [(host, name, labels, value) for name, labels, value in values])
 
 
 def load_counters(host: str) -> Flow[list[tuple[str, str, float]]]:
@@ -661,6 +676,6 @@ def check_writable(now: float) -> Flow[None]:
     yield Statement("health", {"now": now})
 
 
-def batch(name: str, rows: list[dict[str, Any]]) -> Statement:
+def batch(name: str, rows: Sequence[Parameters]) -> Statement:
     """A statement run once per row (an empty batch is not run: `NOTHING`)."""
     return Statement(name, batch=rows)

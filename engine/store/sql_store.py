@@ -91,8 +91,8 @@ class SqlStore(ABC):
     # -- inbox ------------------------------------------------------------------------
 
     async def accept(self, incoming: Incoming) -> Accepted:
-        make = functools.partial(rules.accept, incoming, self._recorders)
-        return await self._change(make, ordered=True, notify="received")
+        (accepted,) = await self.accept_many((incoming,))
+        return accepted
 
     async def accept_many(self, incomings: Sequence[Incoming]) -> list[Accepted]:
         make = functools.partial(rules.accept_many, incomings, self._recorders)
@@ -124,15 +124,14 @@ class SqlStore(ABC):
     async def mark_delivered(
         self, entry_id: int, ack_code: str, fence: Lease | None = None
     ) -> bool:
-        make = functools.partial(rules.mark_delivered, entry_id, ack_code, fence, time.time())
-        # Not durable: lost in a crash, the message is sent again (at-least-once).
-        return await self._change(make, durable=False)
+        (marked,) = await self.mark_delivered_many(((entry_id, ack_code),), fence)
+        return marked
 
     async def mark_delivered_many(
         self, marks: Sequence[tuple[int, str]], fence: Lease | None = None
     ) -> list[bool]:
         make = functools.partial(rules.mark_delivered_many, marks, fence, time.time())
-        # Not durable, as one mark.
+        # Not durable: lost in a crash, the messages are sent again (at-least-once).
         return await self._change(make, durable=False)
 
     async def record_failure(

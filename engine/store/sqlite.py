@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 from engine.base.folders import make_folders
 from engine.base.logs import get_logger
 from engine.errors import StoreError, StoreFileFault
-from engine.store.base import EngineState, Lease, LeaseClaim
+from engine.store.base import EngineState, Lease, LeaseClaim, Parameters
 from engine.store.extension import StoreExtension
 from engine.store.flows import NOTHING, Flow, MakeFlow, Outcome, Statement, run, text_of
 from engine.store.lanes import lane_of
@@ -47,7 +47,7 @@ from engine.store.lock import EngineLock
 from engine.store.migrations import sqlite as migrations
 from engine.store.sql_store import SqlStore
 from engine.store.sqlite_file import WATCH_S, Fault, StoreFile
-from engine.store.sqlite_sql import STATEMENTS
+from engine.store.sqlite_sql import STATEMENTS, Values
 from engine.store.sqlite_wal import (
     BUSY_TIMEOUT_MS,
     LIMIT_MB,
@@ -56,6 +56,7 @@ from engine.store.sqlite_wal import (
     checkpoint_writer,
     prepare_writer,
     wal_bytes,
+    wal_path,
 )
 
 log = get_logger("engine.store")
@@ -182,7 +183,7 @@ class SqliteStore(SqlStore):
 
     def wal_bytes(self) -> int:
         """The size of the WAL file, for `/metrics`."""
-        return wal_bytes(self.path)
+        return wal_bytes(wal_path(self.path))
 
     def _checkpoint(self, mode: str) -> None:
         """On the checkpointing thread: have the writer run a checkpoint between two group
@@ -500,10 +501,27 @@ def _execute(connection: sqlite3.Connection, statement: Statement) -> Outcome:
     if statement.batch is not None:
         if not statement.batch:
             return NOTHING
+        if isinstance(sql, Values):
+            return _execute_values(connection, sql, statement.batch)
         return Outcome([], connection.executemany(sql, statement.batch).rowcount)
     cursor = connection.execute(sql, statement.parameters)
     rows = cursor.fetchall()
     return Outcome(rows, cursor.rowcount)
+
+
+def _execute_values(
+    connection: sqlite3.Connection, sql: Values, batch: Sequence[Parameters]
+) -> Outcome:
+    """A batch as few statements over its rows, in their order: their returned rows."""
+    rows: list[tuple[Any, ...]] = []
+    width = len(batch[0])
+    start = 0
+    for size in sql.chunks(len(batch)):
+        chunk = batch[start : start + size]
+        start += size
+        flat = [value for row in chunk for value in row]
+        rows += connection.execute(sql.text(size, width), flat).fetchall()
+    return Outcome(rows, len(rows))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,46 @@
 """The SQLite text of every statement the store's rules name (`engine.store.rules`).
 
-Parameters are named (`:name`); a batch runs with `executemany`. What differs from
+Parameters are named (`:name`), or positional (`?`, `?N`) in the statements the engine runs
+for every message (binding by name costs more than the statement); a batch runs with
+`executemany`, or as one statement over all its rows (`Values`). What differs from
 PostgreSQL's: `INSERT OR REPLACE`, `group_concat`, the lanes' hash as a function
 (`lane_of`, registered on the reading connections), no row locks (one writer).
 """
 
 from __future__ import annotations
 
+import functools
+
 from engine.store.rows import FINISHED_VALUES, OUTBOX_COLUMNS, SUMMARY_COLUMNS, TRACE_COLUMNS
+
+VALUES_ROWS = 128  # the most rows of a `Values` statement (its parameters: under 32,766)
+
+
+class Values(str):
+    """A batch statement run as few statements as can hold its rows: `{values}` in its text
+    becomes one `(?, ...)` per row; its outcome's rows are what its RETURNING gives."""
+
+    __slots__ = ()
+
+    def chunks(self, rows: int) -> list[int]:
+        """How many rows each statement takes: powers of two, so that few texts are
+        prepared (and cached) whatever the batches' sizes."""
+        sizes = []
+        while rows:
+            size = min(VALUES_ROWS, 1 << (rows.bit_length() - 1))
+            sizes.append(size)
+            rows -= size
+        return sizes
+
+    def text(self, rows: int, width: int) -> str:
+        return _values_text(self, rows, width)
+
+
+@functools.lru_cache(maxsize=64)
+def _values_text(statement: str, rows: int, width: int) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return statement.replace("{values}", ", ".join([row] * rows))
+
 
 _SUMMARY = """
     SELECT m.id, m.received_at, m.route, m.control_id, m.message_type, m.size, m.status, m.ack,
@@ -19,18 +52,13 @@ _SUMMARY = """
 """
 _PENDING = f"""
     SELECT {OUTBOX_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
-    WHERE o.route = :route AND o.destination = :destination AND o.status = 'pending'
-      AND o.id > :after"""  # noqa: S608 - constant SQL
+    WHERE o.route = ? AND o.destination = ? AND o.status = 'pending' AND o.id > ?"""  # noqa: S608 - constant SQL
 _ENTRIES = f"""
     SELECT {SUMMARY_COLUMNS} FROM outbox o JOIN messages m ON m.id = o.message_id
     WHERE o.status = :status AND (:route IS NULL OR o.route = :route)
       AND (:destination IS NULL OR o.destination = :destination)"""  # noqa: S608 - constant SQL
 
 _FENCE = " AND EXISTS (SELECT 1 FROM leases WHERE name = :lease AND token = :token)"
-_MARK_DELIVERED = """
-    UPDATE outbox SET status = 'delivered', delivered_at = :now, updated_at = :now,
-        attempts = attempts + 1, last_ack_code = :ack
-    WHERE id = :id AND status = 'pending'"""
 _RECORD_FAILURE = """
     UPDATE outbox SET status = :status, attempts = attempts + 1, last_error = :error,
         next_attempt_at = :due, updated_at = :now
@@ -45,39 +73,47 @@ def _prefix(column: str) -> str:
 
 STATEMENTS = {
     # inbox
-    "insert_message": """
+    # the messages of a batch; the sender key tells the new ones (`rules.accept_many`)
+    "insert_messages": Values("""
         INSERT INTO messages (received_at, route, peer, sending_application, sending_facility,
             control_id, message_type, content_hash, size, raw, ack, status, patient_id,
             patient_name, birth_date)
-        VALUES (:received_at, :route, :peer, :sending_application, :sending_facility,
-            :control_id, :message_type, :content_hash, :size, :raw, :ack, :status, :patient_id,
-            :patient_name, :birth_date)
-        ON CONFLICT DO NOTHING RETURNING id""",
+        VALUES {values}
+        ON CONFLICT DO NOTHING
+        RETURNING id, route, sending_application, sending_facility, control_id"""),
     "message_by_sender_key": """
-        SELECT id, content_hash, ack FROM messages WHERE route = :route
-        AND sending_application = :sending_application
-        AND sending_facility = :sending_facility AND control_id = :control_id""",
+        SELECT id, content_hash, ack FROM messages WHERE route = ?
+        AND sending_application = ? AND sending_facility = ? AND control_id = ?""",
     "received": """
         SELECT id, route, received_at, control_id, message_type, raw, reprocess_to
         FROM messages
-        WHERE status = 'received' AND id > :after ORDER BY id LIMIT :limit""",
-    "mark_routed": "UPDATE messages SET status = :status WHERE id = :id AND status = 'received'",
+        WHERE status = 'received' AND id > ? ORDER BY id LIMIT ?""",
+    # (message id, status)
+    "mark_routed": "UPDATE messages SET status = ?2 WHERE id = ?1 AND status = 'received'",
+    # (message id, destination, payload, patient key, lane hash (PostgreSQL's), now)
     "insert_entries": """
         INSERT INTO outbox (message_id, route, destination, payload, patient_key, status,
             attempts, next_attempt_at, updated_at)
-        SELECT id, route, :destination, :payload, :patient_key, 'pending', 0, 0, :now
-        FROM messages WHERE id = :message_id""",
+        SELECT id, route, ?2, ?3, ?4, 'pending', 0, 0, ?6
+        FROM messages WHERE id = ?1""",
     "insert_decisions": """
         INSERT INTO step_decisions (message_id, recorded_at, destination, step, kind, outcome,
             detail)
-        VALUES (:message_id, :recorded_at, :destination, :step, :kind, :outcome, :detail)""",
+        VALUES (?, ?, ?, ?, ?, ?, ?)""",
     # outbox
-    "pending_entries": _PENDING + " ORDER BY o.id LIMIT :limit",
+    # (route, destination, after[, lanes, lane], limit)
+    "pending_entries": _PENDING + " ORDER BY o.id LIMIT ?",
     "pending_entries_of_lane": _PENDING
-    + " AND lane_of(o.patient_key, :lanes) = :lane ORDER BY o.id LIMIT :limit",
+    + " AND lane_of(o.patient_key, ?) = ? ORDER BY o.id LIMIT ?",
     "lease_token": "SELECT token FROM leases WHERE name = :name",
-    "mark_delivered": _MARK_DELIVERED,
-    "mark_delivered_fenced": _MARK_DELIVERED + _FENCE,
+    "held_lease_token": "SELECT token FROM leases WHERE name = ?",  # one writer: held till COMMIT
+    # (entry id, ACK code, now)
+    "mark_delivered_many": Values("""
+        UPDATE outbox SET status = 'delivered', delivered_at = marks.column3,
+            updated_at = marks.column3, attempts = attempts + 1, last_ack_code = marks.column2
+        FROM (VALUES {values}) AS marks
+        WHERE outbox.id = marks.column1 AND outbox.status = 'pending'
+        RETURNING outbox.id"""),
     "record_failure": _RECORD_FAILURE,
     "record_failure_fenced": _RECORD_FAILURE + _FENCE,
     "insert_failure": """
@@ -240,7 +276,7 @@ STATEMENTS = {
     # what the engine keeps for itself (one engine per file: one set of counters)
     "delete_counters": "DELETE FROM metric_counters",
     "insert_counters": """
-        INSERT INTO metric_counters (name, labels, value) VALUES (:name, :labels, :value)""",
+        INSERT INTO metric_counters (name, labels, value) VALUES (?2, ?3, ?4)""",  # (host, ...)
     "counters": "SELECT name, labels, value FROM metric_counters",
     "health": "INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, :now)",
 }

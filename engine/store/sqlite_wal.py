@@ -48,10 +48,10 @@ def wal_path(database: str) -> str:
     return f"{os.path.realpath(database)}-wal"
 
 
-def wal_bytes(database: str) -> int:
-    """The size of the store's WAL file (0 when there is none)."""
+def wal_bytes(wal: str) -> int:
+    """The size of a WAL file (`wal_path`; 0 when there is none)."""
     try:
-        return os.stat(wal_path(database)).st_size
+        return os.stat(wal).st_size
     except FileNotFoundError:
         return 0
 
@@ -81,6 +81,7 @@ class WalKeeper:
 
     def __init__(self, database: str, limit_bytes: int, by_writer: Checkpoint) -> None:
         self._database = database
+        self._wal = ""
         self._limit = limit_bytes
         self._by_writer = by_writer
         self._last_commit = time.monotonic()
@@ -89,12 +90,15 @@ class WalKeeper:
         self._thread = threading.Thread(target=self._run, name="store-checkpointer", daemon=True)
 
     def start(self) -> None:
+        """Once the store file exists; its WAL's path is resolved once, not at every
+        commit (the file written back after a fault comes back at the same path)."""
+        self._wal = wal_path(self._database)
         self._thread.start()
 
     def committed(self) -> None:
         """On the committer's thread: a commit landed; past the limit, act at once."""
         self._last_commit = time.monotonic()
-        if wal_bytes(self._database) > self._limit:
+        if wal_bytes(self._wal) > self._limit:
             self._wake.set()
 
     def stop(self) -> None:
@@ -122,7 +126,7 @@ class WalKeeper:
         except sqlite3.Error as error:  # e.g. busy: the next round tries again
             log.warning("store checkpoint failed", error=type(error).__name__)
             return
-        size = wal_bytes(self._database)
+        size = wal_bytes(self._wal)
         if size > self._limit:
             self._by_writer("PASSIVE")
         elif size and time.monotonic() - self._last_commit >= IDLE_S:

@@ -139,9 +139,10 @@ async def test_a_fenced_write_holds_off_a_takeover_until_it_commits(postgres_url
         assert claim.lease is not None
         async with await psycopg.AsyncConnection.connect(postgres_url) as marking:
             async with marking.transaction():
-                marking_flow = rules.mark_delivered(entry.entry_id, "AA", claim.lease, 0.0)
+                marks = [(entry.entry_id, "AA")]
+                marking_flow = rules.mark_delivered_many(marks, claim.lease, 0.0)
                 execute = functools.partial(execute_statement, marking)
-                assert await run_async(marking_flow, execute)
+                assert await run_async(marking_flow, execute) == [True]
                 takeover = asyncio.create_task(
                     store.claim_lease("delivery adt/down", "engine-b", 30.0, force=True)
                 )
