@@ -175,6 +175,9 @@ class SqliteStore(SqlStore):
             raise StoreError(f"cannot put {self.path} in WAL mode")
         migrations.prepare(connection, self.path, self.extension_sql)
         prepare_writer(connection, self._wal_limit)
+        # A statement's RETURNING rows are kept in a temporary table: in memory, not in a
+        # file created and removed again for each statement (about 40 us of system time).
+        connection.execute("PRAGMA temp_store = MEMORY")
         self._write_connection = connection
         self._read_connection = _reading(_connect(self.path))
         self._loop_read_connection = _reading(_connect(self.path))
