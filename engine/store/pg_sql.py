@@ -2,7 +2,7 @@
 
 Parameters are named (`%(name)s`), or positional (`%s`) in the statements the engine runs
 for every message. A batch marked `Arrays` (positional) is sent as one statement over arrays, one
-per parameter (no statement of a group is pipelined: see
+per parameter (the statement's own parameters after them) (no statement of a group is pipelined: see
 `engine.store.pg_connections`), its rows inserted in the batch's order. What differs from
 SQLite's: `ON CONFLICT ... DO UPDATE`, `string_agg`, the lanes' hash kept in a column, row
 locks where engines could race (a fenced write share-locks its lease; an operator's action
@@ -11,13 +11,31 @@ locks its entry), metric counters kept per host.
 
 from __future__ import annotations
 
+import re
+
 from engine.store.rows import FINISHED_VALUES, OUTBOX_COLUMNS, SUMMARY_COLUMNS, TRACE_COLUMNS
+
+_UNNEST = re.compile(r"unnest\(((?:%s::\w+\[\],?\s*)+)\)(\s+WITH ORDINALITY)?")
 
 
 class Arrays(str):
-    """A batch statement run once, over arrays of its rows' parameters."""
+    """A batch statement run once, over arrays of its rows' parameters (`unnest`). `one` is
+    its text for a batch of one row, over a VALUES row of scalars instead: psycopg adapts a
+    list far more slowly than a value (tens of microseconds a list), and most batches, one
+    read's messages or one lane's marks, hold one row."""
 
-    __slots__ = ()
+    one: str
+
+    def __new__(cls, text: str) -> Arrays:
+        statement = super().__new__(cls, text)
+        statement.one = _UNNEST.sub(_values_row, text)
+        return statement
+
+
+def _values_row(unnest: re.Match[str]) -> str:
+    """`unnest(%s::T[], ...) [WITH ORDINALITY]` as one row `(VALUES (%s::T, ...[, 1]))`."""
+    scalars = ", ".join(part.strip().removesuffix("[]") for part in unnest[1].split(","))
+    return f"(VALUES ({scalars}{', 1' if unnest[2] else ''}))"
 
 
 _SUMMARY = """
@@ -39,6 +57,11 @@ _ENTRIES = f"""
 # Share-locked until the fenced write commits: another engine's claim waits for it.
 _FENCE = """ AND EXISTS (SELECT 1 FROM leases
                          WHERE name = %(lease)s AND token = %(token)s FOR SHARE)"""
+_MARK_DELIVERED = """
+    UPDATE outbox SET status = 'delivered', delivered_at = marks.now,
+        updated_at = marks.now, attempts = attempts + 1, last_ack_code = marks.ack
+    FROM unnest(%s::bigint[], %s::text[], %s::float8[]) AS marks (id, ack, now)
+    WHERE outbox.id = marks.id AND outbox.status = 'pending'"""
 _RECORD_FAILURE = """
     UPDATE outbox SET status = %(status)s, attempts = attempts + 1, last_error = %(error)s,
         next_attempt_at = %(due)s, updated_at = %(now)s
@@ -106,15 +129,14 @@ STATEMENTS: dict[str, str] = {
     # outbox
     "pending_entries": _PENDING + " ORDER BY o.id LIMIT %s",
     "pending_entries_of_lane": _PENDING + " AND o.lane_hash %% %s = %s ORDER BY o.id LIMIT %s",
-    "lease_token": "SELECT token FROM leases WHERE name = %(name)s",
-    # Share-locked until the marks commit: another engine's claim waits for them.
-    "held_lease_token": "SELECT token FROM leases WHERE name = %s FOR SHARE",
-    "mark_delivered_many": Arrays("""
-        UPDATE outbox SET status = 'delivered', delivered_at = marks.now,
-            updated_at = marks.now, attempts = attempts + 1, last_ack_code = marks.ack
-        FROM unnest(%s::bigint[], %s::text[], %s::float8[]) AS marks (id, ack, now)
-        WHERE outbox.id = marks.id AND outbox.status = 'pending'
-        RETURNING outbox.id"""),
+    "lease_token": "SELECT token FROM leases WHERE name = %s",
+    # (entry ids, ACK codes, nows); fenced, then the lease's name and token
+    "mark_delivered_many": Arrays(_MARK_DELIVERED + " RETURNING outbox.id"),
+    "mark_delivered_many_fenced": Arrays(
+        _MARK_DELIVERED  # noqa: S608 - constant SQL
+        + """ AND EXISTS (SELECT 1 FROM leases WHERE name = %s AND token = %s FOR SHARE)
+        RETURNING outbox.id"""
+    ),
     "record_failure": _RECORD_FAILURE,
     "record_failure_fenced": _RECORD_FAILURE + _FENCE,
     "insert_failure": """

@@ -187,7 +187,7 @@ async def execute_statement(connection: Connection, statement: Statement) -> Out
         if not statement.batch:
             return NOTHING
         if isinstance(sql, Arrays):
-            return await _execute_arrays(connection, sql, statement.batch)
+            return await _execute_arrays(connection, sql, statement.batch, statement.parameters)
         changed = 0
         for parameters in statement.batch:
             changed += (await connection.execute(sql, parameters)).rowcount
@@ -198,10 +198,16 @@ async def execute_statement(connection: Connection, statement: Statement) -> Out
 
 
 async def _execute_arrays(
-    connection: Connection, sql: Arrays, batch: Sequence[Parameters]
+    connection: Connection, sql: Arrays, batch: Sequence[Parameters], own: Parameters
 ) -> Outcome:
-    """A batch as one statement over arrays, one per parameter: its rows (RETURNING's)."""
-    columns = [list(column) for column in zip(*cast(Sequence[Sequence[Any]], batch), strict=True)]
-    cursor = await connection.execute(sql, columns)
+    """A batch as one statement over arrays, one per parameter, then the statement's own
+    parameters: its rows (RETURNING's)."""
+    rows = cast(Sequence[Sequence[Any]], batch)
+    if len(rows) == 1:
+        cursor = await connection.execute(sql.one, [*rows[0], *cast(Sequence[Any], own)])
+    else:
+        columns: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+        columns += cast(Sequence[Any], own)
+        cursor = await connection.execute(sql, columns)
     found = await cursor.fetchall() if cursor.description is not None else []
     return Outcome(found, cursor.rowcount)

@@ -223,17 +223,18 @@ def mark_delivered_many(
     """Record a lane's deliveries (entry id, ACK code) in one statement, each answered: True
     once marked; False for an entry no longer pending, such as one an operator skipped while
     its send was in flight (the skip stands, and the audit says the receiver got it anyway).
-    Fenced, the whole batch is refused (`LeaseLost`) once the lease has changed holder; where
-    engines share the store the lease stays share-locked until the write commits."""
+    Fenced, the whole batch is refused (`LeaseLost`) once the lease has changed holder
+    (`fenced_update`)."""
     if not marks:
         return []
-    if fence is not None:
-        found = yield Statement("held_lease_token", (fence.name,))
-        if found.first is None or found.first[0] != fence.token:
-            raise _lease_lost(fence)
-    done = yield Statement(
-        "mark_delivered_many", batch=[(entry_id, ack or None, now) for entry_id, ack in marks]
-    )
+    rows = [(entry_id, ack or None, now) for entry_id, ack in marks]
+    if fence is None:
+        done = yield Statement("mark_delivered_many", batch=rows)
+    else:
+        held = (fence.name, fence.token)
+        done = yield Statement("mark_delivered_many_fenced", held, batch=rows)
+        if not done.rows:  # none marked: the lease lost, or none still pending
+            yield from _check_fence(fence)
     marked = {entry_id for (entry_id,) in done.rows}
     answers = []
     for entry_id, ack_code in marks:
@@ -277,14 +278,15 @@ def fenced_update(name: str, parameters: dict[str, Any], fence: Lease | None) ->
     fenced = {**parameters, "lease": fence.name, "token": fence.token}
     changed = (yield Statement(f"{name}_fenced", fenced)).rowcount
     if changed == 0:
-        found = yield Statement("lease_token", {"name": fence.name})
-        if found.first is None or found.first[0] != fence.token:
-            raise _lease_lost(fence)
+        yield from _check_fence(fence)
     return changed
 
 
-def _lease_lost(fence: Lease) -> LeaseLost:
-    return LeaseLost(f"lease {fence.name} is no longer held by this engine")
+def _check_fence(fence: Lease) -> Flow[None]:
+    """`LeaseLost` when the lease has changed holder since `fence` was taken."""
+    found = yield Statement("lease_token", (fence.name,))
+    if found.first is None or found.first[0] != fence.token:
+        raise LeaseLost(f"lease {fence.name} is no longer held by this engine")
 
 
 def entry_status(entry_id: int) -> Flow[EntryStatus | None]:

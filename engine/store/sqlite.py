@@ -505,7 +505,7 @@ def _execute(connection: sqlite3.Connection, statement: Statement) -> Outcome:
         if not statement.batch:
             return NOTHING
         if isinstance(sql, Values):
-            return _execute_values(connection, sql, statement.batch)
+            return _execute_values(connection, sql, statement.batch, statement.parameters)
         return Outcome([], connection.executemany(sql, statement.batch).rowcount)
     cursor = connection.execute(sql, statement.parameters)
     rows = cursor.fetchall()
@@ -513,7 +513,7 @@ def _execute(connection: sqlite3.Connection, statement: Statement) -> Outcome:
 
 
 def _execute_values(
-    connection: sqlite3.Connection, sql: Values, batch: Sequence[Parameters]
+    connection: sqlite3.Connection, sql: Values, batch: Sequence[Parameters], own: Parameters
 ) -> Outcome:
     """A batch as few statements over its rows, in their order: their returned rows."""
     rows: list[tuple[Any, ...]] = []
@@ -523,6 +523,7 @@ def _execute_values(
         chunk = batch[start : start + size]
         start += size
         flat = [value for row in chunk for value in row]
+        flat += own
         rows += connection.execute(sql.text(size, width), flat).fetchall()
     return Outcome(rows, len(rows))
 

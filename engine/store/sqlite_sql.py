@@ -18,7 +18,8 @@ VALUES_ROWS = 128  # the most rows of a `Values` statement (its parameters: unde
 
 class Values(str):
     """A batch statement run as few statements as can hold its rows: `{values}` in its text
-    becomes one `(?, ...)` per row; its outcome's rows are what its RETURNING gives."""
+    becomes one `(?, ...)` per row, the statement's own parameters (`?` after its rows) come
+    after them; its outcome's rows are what its RETURNING gives."""
 
     __slots__ = ()
 
@@ -58,6 +59,11 @@ _ENTRIES = f"""
     WHERE o.status = :status AND (:route IS NULL OR o.route = :route)
       AND (:destination IS NULL OR o.destination = :destination)"""  # noqa: S608 - constant SQL
 
+_MARK_DELIVERED = """
+    UPDATE outbox SET status = 'delivered', delivered_at = marks.column3,
+        updated_at = marks.column3, attempts = attempts + 1, last_ack_code = marks.column2
+    FROM (VALUES {values}) AS marks
+    WHERE outbox.id = marks.column1 AND outbox.status = 'pending'"""
 _FENCE = " AND EXISTS (SELECT 1 FROM leases WHERE name = :lease AND token = :token)"
 _RECORD_FAILURE = """
     UPDATE outbox SET status = :status, attempts = attempts + 1, last_error = :error,
@@ -105,15 +111,13 @@ STATEMENTS = {
     "pending_entries": _PENDING + " ORDER BY o.id LIMIT ?",
     "pending_entries_of_lane": _PENDING
     + " AND lane_of(o.patient_key, ?) = ? ORDER BY o.id LIMIT ?",
-    "lease_token": "SELECT token FROM leases WHERE name = :name",
-    "held_lease_token": "SELECT token FROM leases WHERE name = ?",  # one writer: held till COMMIT
-    # (entry id, ACK code, now)
-    "mark_delivered_many": Values("""
-        UPDATE outbox SET status = 'delivered', delivered_at = marks.column3,
-            updated_at = marks.column3, attempts = attempts + 1, last_ack_code = marks.column2
-        FROM (VALUES {values}) AS marks
-        WHERE outbox.id = marks.column1 AND outbox.status = 'pending'
-        RETURNING outbox.id"""),
+    "lease_token": "SELECT token FROM leases WHERE name = ?",
+    # (entry id, ACK code, now) a mark; fenced, then the lease's name and token
+    "mark_delivered_many": Values(_MARK_DELIVERED + " RETURNING outbox.id"),
+    "mark_delivered_many_fenced": Values(
+        _MARK_DELIVERED  # noqa: S608 - constant SQL
+        + " AND EXISTS (SELECT 1 FROM leases WHERE name = ? AND token = ?) RETURNING outbox.id"
+    ),
     "record_failure": _RECORD_FAILURE,
     "record_failure_fenced": _RECORD_FAILURE + _FENCE,
     "insert_failure": """
