@@ -47,7 +47,7 @@ from engine.store.lock import EngineLock
 from engine.store.migrations import sqlite as migrations
 from engine.store.sql_store import SqlStore
 from engine.store.sqlite_file import WATCH_S, Fault, StoreFile
-from engine.store.sqlite_sql import STATEMENTS, Values
+from engine.store.sqlite_sql import STATEMENTS, EachRow, Values
 from engine.store.sqlite_wal import (
     BUSY_TIMEOUT_MS,
     LIMIT_MB,
@@ -505,7 +505,15 @@ def _execute(connection: sqlite3.Connection, statement: Statement) -> Outcome:
         if not statement.batch:
             return NOTHING
         if isinstance(sql, Values):
-            return _execute_values(connection, sql, statement.batch, statement.parameters)
+            return _execute_values(connection, sql, statement.batch)
+        if isinstance(sql, EachRow):
+            own = tuple(statement.parameters)
+            rows = [
+                found
+                for row in statement.batch
+                for found in connection.execute(sql, (*row, *own)).fetchall()
+            ]
+            return Outcome(rows, len(rows))
         return Outcome([], connection.executemany(sql, statement.batch).rowcount)
     cursor = connection.execute(sql, statement.parameters)
     rows = cursor.fetchall()
@@ -513,7 +521,7 @@ def _execute(connection: sqlite3.Connection, statement: Statement) -> Outcome:
 
 
 def _execute_values(
-    connection: sqlite3.Connection, sql: Values, batch: Sequence[Parameters], own: Parameters
+    connection: sqlite3.Connection, sql: Values, batch: Sequence[Parameters]
 ) -> Outcome:
     """A batch as few statements over its rows, in their order: their returned rows."""
     rows: list[tuple[Any, ...]] = []
@@ -523,7 +531,6 @@ def _execute_values(
         chunk = batch[start : start + size]
         start += size
         flat = [value for row in chunk for value in row]
-        flat += own
         rows += connection.execute(sql.text(size, width), flat).fetchall()
     return Outcome(rows, len(rows))
 

@@ -2,7 +2,8 @@
 
 Parameters are named (`:name`), or positional (`?`, `?N`) in the statements the engine runs
 for every message (binding by name costs more than the statement); a batch runs with
-`executemany`, or as one statement over all its rows (`Values`). What differs from
+`executemany`, or as one statement over all its rows (`Values`), or a statement a row
+(`EachRow`) when its rows are wanted back. What differs from
 PostgreSQL's: `INSERT OR REPLACE`, `group_concat`, the lanes' hash as a function
 (`lane_of`, registered on the reading connections), no row locks (one writer).
 """
@@ -18,8 +19,7 @@ VALUES_ROWS = 128  # the most rows of a `Values` statement (its parameters: unde
 
 class Values(str):
     """A batch statement run as few statements as can hold its rows: `{values}` in its text
-    becomes one `(?, ...)` per row, the statement's own parameters (`?` after its rows) come
-    after them; its outcome's rows are what its RETURNING gives."""
+    becomes one `(?, ...)` per row; its outcome's rows are what its RETURNING gives."""
 
     __slots__ = ()
 
@@ -35,6 +35,14 @@ class Values(str):
 
     def text(self, rows: int, width: int) -> str:
         return _values_text(self, rows, width)
+
+
+class EachRow(str):
+    """A batch statement run once per row, then the statement's own parameters (`?N` after
+    the row's), its rows what RETURNING gives: an UPDATE by id costs less so than as a join
+    over VALUES rows, which SQLite materialises."""
+
+    __slots__ = ()
 
 
 @functools.lru_cache(maxsize=64)
@@ -60,10 +68,9 @@ _ENTRIES = f"""
       AND (:destination IS NULL OR o.destination = :destination)"""  # noqa: S608 - constant SQL
 
 _MARK_DELIVERED = """
-    UPDATE outbox SET status = 'delivered', delivered_at = marks.column3,
-        updated_at = marks.column3, attempts = attempts + 1, last_ack_code = marks.column2
-    FROM (VALUES {values}) AS marks
-    WHERE outbox.id = marks.column1 AND outbox.status = 'pending'"""
+    UPDATE outbox SET status = 'delivered', delivered_at = ?3, updated_at = ?3,
+        attempts = attempts + 1, last_ack_code = ?2
+    WHERE id = ?1 AND status = 'pending'"""
 _FENCE = " AND EXISTS (SELECT 1 FROM leases WHERE name = :lease AND token = :token)"
 _RECORD_FAILURE = """
     UPDATE outbox SET status = :status, attempts = attempts + 1, last_error = :error,
@@ -113,10 +120,10 @@ STATEMENTS = {
     + " AND lane_of(o.patient_key, ?) = ? ORDER BY o.id LIMIT ?",
     "lease_token": "SELECT token FROM leases WHERE name = ?",
     # (entry id, ACK code, now) a mark; fenced, then the lease's name and token
-    "mark_delivered_many": Values(_MARK_DELIVERED + " RETURNING outbox.id"),
-    "mark_delivered_many_fenced": Values(
+    "mark_delivered_many": EachRow(_MARK_DELIVERED + " RETURNING id"),
+    "mark_delivered_many_fenced": EachRow(
         _MARK_DELIVERED  # noqa: S608 - constant SQL
-        + " AND EXISTS (SELECT 1 FROM leases WHERE name = ? AND token = ?) RETURNING outbox.id"
+        + " AND EXISTS (SELECT 1 FROM leases WHERE name = ?4 AND token = ?5) RETURNING id"
     ),
     "record_failure": _RECORD_FAILURE,
     "record_failure_fenced": _RECORD_FAILURE + _FENCE,
