@@ -10,10 +10,12 @@ at once in both modes, and so does the `max_mismatched_acks`-th ACK of another m
 (a receiver that echoes another MSA-2 does so at every resend: it would hold the lane for
 ever).
 
-Marking an entry delivered is committed in the background while the next one is sent:
-the worker only reads entries after the last one it sent, so an uncommitted mark cannot
-make it send an entry twice. A crash before the mark commits means the entry is sent
-again on restart: delivery is at-least-once.
+Marking entries delivered is committed in the background while the next ones are sent, in
+batches: one write records every mark kept while the previous write was under way (no
+timer: a lane that delivers one message at a time records one mark at a time, a busy one
+records many per write). The worker only reads entries after the last one it sent, so an
+unrecorded mark cannot make it send an entry twice. A crash before the marks commit means
+their entries are sent again on restart: delivery is at-least-once.
 
 Operators act from another process (`queue skip`), so the worker looks at the head's
 status before every retry, and re-reads a window older than `WINDOW_MAX_AGE_S`. A skip
@@ -31,8 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from collections import deque
 from collections.abc import Callable
 
 from engine.base.logs import get_logger
@@ -80,7 +82,9 @@ class LaneWorker:
         self._cursor = 0
         self._wakeup = asyncio.Event()
         self._stop = asyncio.Event()
-        self._marks: deque[tuple[OutboxEntry, asyncio.Future[bool]]] = deque()
+        self._unrecorded: list[tuple[OutboxEntry, str]] = []  # delivered, not yet asked
+        self._recording: asyncio.Future[list[bool]] | None = None  # the batch being written
+        self._in_flight = 0  # marks in that batch
         self._fence: Fence = NoLease()
 
     @property
@@ -133,9 +137,9 @@ class LaneWorker:
             if self._fence.valid:
                 await self._commit_marks()
             else:  # they would be refused, or wait on a store that cannot be reached
-                for _, mark in self._marks:
-                    mark.cancel()
-                self._marks.clear()
+                self._unrecorded.clear()
+                if self._recording is not None:
+                    self._recording.cancel()
             await self._sender.close()
 
     async def _step(self) -> None:
@@ -143,19 +147,22 @@ class LaneWorker:
         window = await self._store.pending_entries(
             self._route, self._settings.name, self._cursor, WINDOW, self._lane, self._lanes
         )
-        if not window:
-            await self._commit_marks()
-            # Start again from the oldest pending entry, so that an entry left pending
-            # behind the cursor (its delivered mark failed to commit) is not forgotten.
-            self._cursor = 0
-            await _wait(self._wakeup, POLL_S)
-            return
-        fetched = self._clock()
-        for entry in window:
-            smooth = await self._deliver(entry)
-            self._cursor = entry.entry_id
-            if not smooth or self._stop.is_set() or self._clock() - fetched > WINDOW_MAX_AGE_S:
+        if window:
+            fetched = self._clock()
+            for entry in window:
+                smooth = await self._deliver(entry)
+                self._cursor = entry.entry_id
+                if not smooth or self._stop.is_set() or self._clock() - fetched > WINDOW_MAX_AGE_S:
+                    return
+            # A short window was the whole queue when it was read; entries written since
+            # have set `_wakeup` (the router wakes the lanes after it commits).
+            if len(window) == WINDOW or self._wakeup.is_set():
                 return
+        await self._commit_marks()
+        # Start again from the oldest pending entry, so that an entry left pending
+        # behind the cursor (its delivered mark failed to commit) is not forgotten.
+        self._cursor = 0
+        await self._idle()
 
     async def _deliver(self, entry: OutboxEntry) -> bool:
         """Send one entry until delivered, parked or taken away by an operator; True
@@ -267,50 +274,78 @@ class LaneWorker:
                 return False
         return True
 
+    async def _idle(self) -> None:
+        """Wait for a wake-up or a stop, or POLL_S (the poll sets `_wakeup` itself)."""
+        if self._wakeup.is_set():
+            return
+        poll = asyncio.get_running_loop().call_later(POLL_S, self._wakeup.set)
+        try:
+            await self._wakeup.wait()
+        finally:
+            poll.cancel()
+
     async def _mark_delivered(self, entry: OutboxEntry, ack_code: str) -> None:
-        mark = asyncio.ensure_future(
-            self._store.mark_delivered(entry.entry_id, ack_code, fence=self._fence.lease)
+        """Keep the mark for the next batch; wait while MAX_UNCOMMITTED are unrecorded."""
+        self._unrecorded.append((entry, ack_code))
+        if self._recording is None:
+            self._record()
+        elif len(self._unrecorded) + self._in_flight > MAX_UNCOMMITTED:
+            await self._recorded()
+
+    def _record(self) -> None:
+        """Ask the store to record the marks kept so far, in one write."""
+        batch, self._unrecorded = self._unrecorded, []
+        marks = [(entry.entry_id, ack_code) for entry, ack_code in batch]
+        recording = asyncio.ensure_future(
+            self._store.mark_delivered_many(marks, fence=self._fence.lease)
         )
-        mark.add_done_callback(_retrieved)  # a mark left behind by a cancelled lane
-        self._marks.append((entry, mark))
-        while self._marks and (self._marks[0][1].done() or len(self._marks) > MAX_UNCOMMITTED):
-            await self._settle(*self._marks.popleft())
+        recording.add_done_callback(functools.partial(self._settle, batch))
+        self._recording, self._in_flight = recording, len(batch)
+
+    async def _recorded(self) -> None:
+        """Wait until the batch being written has its answer (the next one has started)."""
+        recording = self._recording
+        if recording is not None:
+            await asyncio.wait((recording,))
 
     async def _commit_marks(self) -> None:
-        while self._marks:
-            await self._settle(*self._marks.popleft())
+        while self._recording is not None:
+            await self._recorded()
 
-    async def _settle(self, entry: OutboxEntry, mark: asyncio.Future[bool]) -> None:
-        try:
-            marked = await mark
-        except LeaseLost:  # another engine has the lane: it sends this entry again
-            self._fence.revoke()
+    def _settle(
+        self, batch: list[tuple[OutboxEntry, str]], recording: asyncio.Future[list[bool]]
+    ) -> None:
+        """Take a batch's answer, then send the marks kept meanwhile as the next batch."""
+        self._recording, self._in_flight = None, 0
+        if recording.cancelled():  # a cancelled lane: its entries are sent again
             return
-        except Exception as error:  # the message went out; only its record failed
+        error = recording.exception()
+        if isinstance(error, LeaseLost):  # another engine has the lane: it sends them again
+            self._fence.revoke()
+            self._unrecorded.clear()
+            return
+        if error is not None:  # the messages went out; only their record failed
             log.error(
-                "delivered message not recorded as delivered: it may be sent again",
+                "delivered messages not recorded as delivered: they may be sent again",
                 route=self._route,
                 destination=self._settings.name,
-                control_id=entry.control_id,
+                count=len(batch),
+                first_control_id=batch[0][0].control_id,
                 exc_info=error,
             )
-            return
-        if not marked:
-            log.warning(
-                "message delivered after an operator skipped it: the send was in flight; "
-                "the entry stays skipped",
-                route=self._route,
-                destination=self._settings.name,
-                control_id=entry.control_id,
-                entry_id=entry.entry_id,
-            )
-
-
-def _retrieved(mark: asyncio.Future[bool]) -> None:
-    """Take a mark's outcome even when no one awaits it (its failure is logged by
-    `_settle` when it is awaited; a lane that lost its lease no longer cares)."""
-    if not mark.cancelled():
-        mark.exception()
+        else:
+            for (entry, _), marked in zip(batch, recording.result(), strict=True):
+                if not marked:
+                    log.warning(
+                        "message delivered after an operator skipped it: the send was in "
+                        "flight; the entry stays skipped",
+                        route=self._route,
+                        destination=self._settings.name,
+                        control_id=entry.control_id,
+                        entry_id=entry.entry_id,
+                    )
+        if self._unrecorded:
+            self._record()
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

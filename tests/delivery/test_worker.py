@@ -69,6 +69,43 @@ async def _nothing_pending(store: SqliteStore) -> bool:
     return not await store.queue_status()
 
 
+class MarkRecorder(SqliteStore):
+    """The real store, remembering the entries of each batch of delivered marks, and holding
+    the first batch's write until `release` is set."""
+
+    batches: list[list[int]]
+    release: asyncio.Event
+
+    async def mark_delivered_many(self, *args: object, **kwargs: object) -> list[bool]:
+        marks: list[tuple[int, str]] = args[0]  # type: ignore[assignment]
+        self.batches.append([entry_id for entry_id, _ in marks])
+        if len(self.batches) == 1:
+            await self.release.wait()
+        return await super().mark_delivered_many(*args, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_marks_kept_while_a_batch_is_written_go_together_in_the_next(
+    tmp_path, route: Route
+) -> None:
+    store = await MarkRecorder.open(str(tmp_path / "engine.db"))
+    store.batches, store.release = [], asyncio.Event()
+    try:
+        async with Receiver() as downstream:
+            routes = [route(mllp=downstream.address)]
+            await queue(store, routes, [adt(f"C{n}") for n in range(1, 22)])
+            async with delivering(store, *routes):
+                # C21 is sent after C20's mark is kept: all while C1's is being written.
+                await downstream.wait_for(21)
+                store.release.set()
+                await eventually(lambda: _nothing_pending(store))
+        first, second, *_ = store.batches
+        assert len(first) == 1 and len(second) >= 19  # C2..C20, and C21 if it was acked by then
+        marked = [entry_id for batch in store.batches for entry_id in batch]
+        assert marked == sorted(marked) and len(marked) == 21
+    finally:
+        await store.close()
+
+
 async def test_failing_head_blocks_its_queue_visibly_until_it_succeeds(
     store: SqliteStore, route: Route
 ) -> None:
