@@ -84,7 +84,7 @@ class DeliveryProcess:
     def wake(self) -> None:
         """Entries were routed or requeued: the process looks at once."""
         if self._channel is not None:
-            self._channel.send(Wake())
+            self._channel.send_once(Wake())
 
     def reconfigure(self, config: Config) -> None:
         """A reloaded configuration: the process delivers its routes from now on, and a

@@ -1,7 +1,8 @@
 """The channel between the engine and its delivery process, and what travels on it.
 
-Frames both ways: a 4-byte length, then one pickled message (a socket pair between an engine
-and the process it started: nothing else can write on it). Each message is a record named
+Frames both ways: a 4-byte length, then the messages sent in one turn of the loop, pickled
+together (a socket pair between an engine and the process it started: nothing else can write
+on it). Each message is a record named
 for what it says, and each end receives only its own kinds: the engine sends `Configure`
 first (so the process delivers exactly what the engine routes, whatever the file says by
 then), `Reconfigure` with the routes of a configuration it reloaded, `Wake` when entries
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 import struct
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
@@ -127,62 +129,122 @@ class RelayedMetrics:
         return attempts
 
 
-class Channel(Generic[Sent, Received]):
-    """Frames over a stream; what is sent in one turn of the loop leaves in one write."""
+class Channel(asyncio.Protocol, Generic[Sent, Received]):
+    """Frames over a stream; what is sent in one turn of the loop leaves in one frame."""
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        accepted: tuple[type, ...],
-    ) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, accepted: tuple[type, ...]) -> None:
         self._accepted = accepted
-        self._outgoing: list[bytes] = []
+        self._transport: asyncio.Transport | None = None
+        self._outgoing: list[Sent] = []
+        self._buffer = bytearray()
+        self._received: deque[object] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._gone = False  # the other end closed
+        self._writable: asyncio.Future[None] | None = None  # set while writing is paused
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        while len(buffer) - start >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(buffer, start)
+            end = start + _LENGTH.size + length
+            if len(buffer) < end:
+                break
+            # Our own child or parent, over a private socketpair.
+            self._received.extend(pickle.loads(buffer[start + _LENGTH.size : end]))  # noqa: S301
+            start = end
+        del buffer[:start]
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._gone = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._gone = True
+        self._wake()
+        self.resume_writing()
+
+    def pause_writing(self) -> None:
+        self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def send(self, message: Sent) -> None:
-        if self._writer.is_closing():
+        if self._closing:
             return
-        body = pickle.dumps(message)
         if not self._outgoing:
             asyncio.get_running_loop().call_soon(self._flush)
-        self._outgoing.append(_LENGTH.pack(len(body)) + body)
+        self._outgoing.append(message)
+
+    def send_once(self, message: Sent) -> None:
+        """`send`, unless an equal message already leaves in this turn's frame (for a
+        message that says the same each time, as `Wake`)."""
+        if message not in self._outgoing:
+            self.send(message)
+
+    @property
+    def _closing(self) -> bool:
+        return self._transport is None or self._transport.is_closing()
 
     def _flush(self) -> None:
-        frames, self._outgoing = self._outgoing, []
-        if not self._writer.is_closing():
-            self._writer.write(b"".join(frames))
+        messages, self._outgoing = self._outgoing, []
+        if messages and not self._closing:
+            assert self._transport is not None
+            body = pickle.dumps(messages, pickle.HIGHEST_PROTOCOL)
+            self._transport.write(_LENGTH.pack(len(body)) + body)
 
     async def receive(self) -> Received | None:
         """The next message, or None once the other end has closed."""
-        try:
-            (length,) = _LENGTH.unpack(await self._reader.readexactly(_LENGTH.size))
-            body = await self._reader.readexactly(length)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return None
-        message = pickle.loads(body)  # noqa: S301 - our own child or parent, a private socketpair
+        while not self._received:
+            if self._gone:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        message = self._received.popleft()
         if not isinstance(message, self._accepted):
             raise TypeError(f"not a message this end receives: {type(message).__name__}")
         return cast(Received, message)
 
     async def drain(self) -> None:
         self._flush()
-        if not self._writer.is_closing():
-            await self._writer.drain()
+        if self._writable is not None and not self._closing:
+            await self._writable
 
     def close(self) -> None:
         self._flush()
-        self._writer.close()
+        if self._transport is not None:
+            self._transport.close()
+
+
+async def _channel(sock: Any, accepted: tuple[type, ...]) -> Any:
+    loop = asyncio.get_running_loop()
+    _, channel = await loop.create_unix_connection(lambda: Channel[Any, Any](accepted), sock=sock)
+    return channel
 
 
 async def to_process(sock: Any) -> Channel[ToProcess, ToEngine]:
     """The engine's end of the channel."""
-    reader, writer = await asyncio.open_unix_connection(sock=sock)
-    return Channel(reader, writer, (Ready, Attempts, Ask))
+    channel: Channel[ToProcess, ToEngine] = await _channel(sock, (Ready, Attempts, Ask))
+    return channel
 
 
 async def to_engine(sock: Any) -> Channel[ToEngine, ToProcess]:
     """The delivery process's end of the channel."""
-    reader, writer = await asyncio.open_unix_connection(sock=sock)
-    return Channel(reader, writer, (Configure, Reconfigure, Wake, Stop, Answer))
+    channel: Channel[ToEngine, ToProcess] = await _channel(
+        sock, (Configure, Reconfigure, Wake, Stop, Answer)
+    )
+    return channel

@@ -35,3 +35,20 @@ async def test_an_end_refuses_what_only_the_other_end_receives() -> None:
         await engine.receive()
     engine.close()
     process.close()
+
+
+async def test_wake_ups_sent_in_one_turn_cross_as_one() -> None:
+    ours, theirs = socket.socketpair()
+    engine, process = await to_process(ours), await to_engine(theirs)
+    engine.send_once(Wake())
+    engine.send(Answer(1, True, [True] * 100_000))
+    engine.send_once(Wake())
+    await engine.drain()
+    engine.send_once(Wake())  # the next turn's: sent again
+    engine.send(Stop())
+    assert await process.receive() == Wake()
+    assert await process.receive() == Answer(1, True, [True] * 100_000)
+    assert await process.receive() == Wake()
+    assert await process.receive() == Stop()
+    engine.close()
+    process.close()
