@@ -296,7 +296,7 @@ async def test_at_the_limit_a_sender_that_completed_a_block_lately_keeps_its_slo
 async def test_at_the_per_address_limit_an_address_displaces_only_its_own(start_engine) -> None:
     engine = await start_engine("max_connections = 3\nmax_connections_per_address = 1")
     host, port = address(engine)
-    other = MllpClient(*await asyncio.open_connection(host, port, local_addr=("127.0.0.2", 0)))
+    other = await MllpClient.connect(host, port, local_address=("127.0.0.2", 0))
     assert b"MSA|AA" in await other.exchange(adt("P1"), 5)
     silent_reader, silent_writer = await asyncio.open_connection(host, port)
     (ack,) = await send(engine, adt("P2"))  # from 127.0.0.1: displaces 127.0.0.1's silent one

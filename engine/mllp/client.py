@@ -1,8 +1,11 @@
 """An asyncio MLLP client: one message out, its acknowledgement back.
 
-Used by delivery and replay. On a timeout or a broken exchange the connection is closed
-before anything else is sent, so a late acknowledgement can never be read as the answer to
-the next message.
+Used by delivery and replay. An `asyncio.Protocol`: the bytes received feed the sans-IO
+decoder, and a complete frame answers the exchange waiting for it, with no reader task or
+buffer copy in between. The ACK timeout costs no timer per message: one timer at a time,
+which a message answered in time leaves to the next one's deadline. On a timeout or a
+broken exchange the connection is closed before anything else is sent, so a late
+acknowledgement can never be read as the answer to the next message.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from typing import cast
 
 from engine.errors import EngineError
 from engine.mllp.codec import (
@@ -21,7 +25,7 @@ from engine.mllp.codec import (
     encode_frame,
 )
 
-READ_SIZE = 65536
+CLOSE_WAIT_S = 5.0
 
 
 class MllpClientError(EngineError):
@@ -32,18 +36,20 @@ class AckTimeout(MllpClientError):
     """No acknowledgement in time: the outcome of the message is unknown."""
 
 
-class MllpClient:
+class MllpClient(asyncio.Protocol):
     """A connection to an MLLP server carrying one outstanding message at a time."""
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
-    ) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
         self._decoder = FrameDecoder(max_frame_bytes)
+        self._waiter: asyncio.Future[bytes] | None = None  # the exchange waiting for its ACK
+        self._deadline = 0.0  # of that exchange, on the loop's clock
+        self._ack_timeout_s = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._gone: asyncio.Future[None] = self._loop.create_future()  # connection lost
+        self._peer_closed = False
         self.closed = False
 
     @classmethod
@@ -55,10 +61,14 @@ class MllpClient:
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
         connect_timeout_s: float = 10.0,
+        local_address: tuple[str, int] | None = None,
     ) -> MllpClient:
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(connect_timeout_s):
-                reader, writer = await asyncio.open_connection(host, port)
+                transport, client = await loop.create_connection(
+                    cls, host, port, local_addr=local_address
+                )
         except TimeoutError:
             raise MllpClientError(
                 f"connect to {host}:{port} timed out after {connect_timeout_s:g} s"
@@ -71,15 +81,17 @@ class MllpClient:
             # rather than as a connection that timed out.
             try:
                 async with asyncio.timeout(connect_timeout_s):
-                    await writer.start_tls(ssl_context, server_hostname=server_hostname or host)
+                    secured = await loop.start_tls(
+                        transport, client, ssl_context, server_hostname=server_hostname or host
+                    )
             except TimeoutError:
-                writer.close()
+                transport.close()
                 raise MllpClientError(
                     f"TLS handshake with {host}:{port} failed: no answer within "
                     f"{connect_timeout_s:g} s (is the receiver serving TLS?)"
                 ) from None
             except (OSError, ssl.SSLError) as error:
-                writer.close()
+                transport.close()
                 reason = (
                     getattr(error, "reason", None)
                     or getattr(error, "strerror", None)
@@ -89,48 +101,106 @@ class MllpClient:
                     f"TLS handshake with {host}:{port} failed: {reason} (is the receiver "
                     "serving TLS, with a certificate this CA signs?)"
                 ) from None
-        return cls(reader, writer)
+            client._transport = cast(asyncio.Transport, secured)
+        return client
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._decoder.feed(data)
+        if self._waiter is not None:
+            self._answer()
+
+    def eof_received(self) -> bool:
+        self._peer_closed = True
+        self._fail(MllpClientError("connection closed by peer before acknowledgement"))
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._peer_closed = True
+        if exc is None:
+            self._fail(MllpClientError("connection closed by peer before acknowledgement"))
+        else:
+            self._fail(MllpClientError(f"connection lost: {type(exc).__name__}"))
+        if not self._gone.done():
+            self._gone.set_result(None)
+
+    # -- exchanges -------------------------------------------------------------------------
 
     @property
     def peer_closed(self) -> bool:
         """The peer closed the connection while it sat idle: do not send on it."""
-        return self._reader.at_eof()
+        return self._peer_closed
 
     async def exchange(self, payload: bytes, ack_timeout_s: float) -> bytes:
         """Send one message and return the payload of the next block received."""
         if self.closed:
             raise MllpClientError("connection is closed")
+        if self._peer_closed or self._transport is None:
+            await self.close()
+            raise MllpClientError("connection closed by peer before acknowledgement")
+        waiter = self._waiter = self._loop.create_future()
+        self._ack_timeout_s = ack_timeout_s
+        self._deadline = self._loop.time() + ack_timeout_s
+        self._transport.write(encode_frame(payload))
+        self._answer()  # a block that came while idle answers at once (and mismatches)
+        if not waiter.done():
+            self._watch()
         try:
-            self._writer.write(encode_frame(payload))
-            async with asyncio.timeout(ack_timeout_s):
-                await self._writer.drain()
-                return await self._read_frame()
-        except TimeoutError:
+            return await waiter
+        except MllpClientError:
             await self.close()
-            raise AckTimeout(f"no acknowledgement within {ack_timeout_s:g} s") from None
-        except (OSError, ssl.SSLError, MllpClientError) as error:
-            await self.close()
-            if isinstance(error, MllpClientError):
-                raise
-            raise MllpClientError(f"connection lost: {type(error).__name__}") from None
+            raise
+        finally:
+            self._waiter = None
 
-    async def _read_frame(self) -> bytes:
-        while True:
+    def _answer(self) -> None:
+        """Hand the waiting exchange the next complete block, if one is in."""
+        waiter = self._waiter
+        while waiter is not None and not waiter.done():
             event = self._decoder.next_event()
             if isinstance(event, Frame):
-                return event.payload
-            if isinstance(event, FrameTooLarge):
-                raise MllpClientError("acknowledgement larger than the frame limit")
-            if event is NEED_DATA:
-                data = await self._reader.read(READ_SIZE)
-                if not data:
-                    raise MllpClientError("connection closed by peer before acknowledgement")
-                self._decoder.feed(data)
+                waiter.set_result(event.payload)
+            elif isinstance(event, FrameTooLarge):
+                waiter.set_exception(MllpClientError("acknowledgement larger than the frame limit"))
+            elif event is NEED_DATA:  # junk between blocks is skipped
+                return
+
+    def _fail(self, error: MllpClientError) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+
+    def _watch(self) -> None:
+        """Have a timer due no later than the waiting exchange's deadline."""
+        if self._timer is not None and self._timer_at <= self._deadline:
+            return  # an earlier deadline's timer: it looks again when due
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = self._deadline
+        self._timer = self._loop.call_at(self._deadline, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # answered in time; the next exchange arms its own
+        if self._loop.time() < self._deadline:
+            self._watch()
+        else:
+            waiter.set_exception(AckTimeout(f"no acknowledgement within {self._ack_timeout_s:g} s"))
 
     async def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        self._writer.close()
-        with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
-            await asyncio.wait_for(self._writer.wait_closed(), 5)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._transport is not None:
+            self._transport.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._gone), CLOSE_WAIT_S)
