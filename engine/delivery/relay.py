@@ -134,6 +134,7 @@ class Channel(asyncio.Protocol, Generic[Sent, Received]):
 
     def __init__(self, accepted: tuple[type, ...]) -> None:
         self._accepted = accepted
+        self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._outgoing: list[Sent] = []
         self._buffer = bytearray()
@@ -171,7 +172,7 @@ class Channel(asyncio.Protocol, Generic[Sent, Received]):
         self.resume_writing()
 
     def pause_writing(self) -> None:
-        self._writable = asyncio.get_running_loop().create_future()
+        self._writable = self._loop.create_future()
 
     def resume_writing(self) -> None:
         writable, self._writable = self._writable, None
@@ -187,7 +188,7 @@ class Channel(asyncio.Protocol, Generic[Sent, Received]):
         if self._closing:
             return
         if not self._outgoing:
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._loop.call_soon(self._flush)
         self._outgoing.append(message)
 
     def send_once(self, message: Sent) -> None:
@@ -212,7 +213,7 @@ class Channel(asyncio.Protocol, Generic[Sent, Received]):
         while not self._received:
             if self._gone:
                 return None
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = self._loop.create_future()
             await self._waiter
         message = self._received.popleft()
         if not isinstance(message, self._accepted):
