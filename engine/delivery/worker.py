@@ -241,8 +241,10 @@ class LaneWorker:
         remaining = self._fence.remaining()
         if remaining <= 0:
             return None
+        if remaining == float("inf"):  # no lease: no deadline to keep
+            return await self._sender.send(entry)
         try:
-            async with asyncio.timeout(None if remaining == float("inf") else remaining):
+            async with asyncio.timeout(remaining):
                 return await self._sender.send(entry)
         except TimeoutError:
             log.warning(
