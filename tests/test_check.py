@@ -1,28 +1,19 @@
-"""`ins-engine check` in a subprocess: every error of the engine file and of every route file
+"""`ins-engine check`: every error of the engine file and of every route file
 in one run, and warnings for `accept` lists that let the configuration load but refuse or
 starve traffic, each naming the pattern that would do."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.support.engine_process import REPOSITORY
+from tests.support.cli import Ran, run_cli
 
 ROUTE = 'name = "{name}"\nlisten = "127.0.0.1:{port}"\naccept = {accept}\n{extra}'
 FILE_DESTINATION = '[[destinations]]\nname = "out"\nfile = "out"\naccept = {accept}\n'
 
 
-def check(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine", "check", "--config", str(config)],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def check(config: Path) -> Ran:
+    return run_cli("check", "--config", str(config))
 
 
 def layout(folder: Path, engine: str, **routes: str) -> Path:
@@ -56,9 +47,9 @@ def test_every_error_of_the_engine_file_and_of_every_route_file_in_one_run(
         c="name = [unclosed\n",
     )
     answer = check(config)
-    assert answer.returncode == 2
-    assert "Traceback" not in answer.stderr
-    found = [line.split(": ")[1:4] for line in answer.stderr.splitlines()]
+    assert answer.status == 2
+    assert "Traceback" not in answer.err
+    found = [line.split(": ")[1:4] for line in answer.err.splitlines()]
     assert [(Path(file).name, key, text[:14]) for file, key, text in found] == [
         ("engine.toml", "engine.retention_days", "a number"),
         ("engine.toml", "http.listen", "a value (this "),
@@ -79,9 +70,9 @@ def test_a_pattern_naming_no_event_is_a_warning_with_the_pattern_that_would_do(
         ),
     )
     answer = check(config)
-    assert answer.returncode == 0, answer.stderr
+    assert answer.status == 0, answer.err
     file = tmp_path / "routes.d" / "a.toml"
-    assert answer.stderr.splitlines() == [
+    assert answer.err.splitlines() == [
         f'warning: {file}: accept[0]: "ADT" matches no TYPE^EVENT: MSH-9 is read as '
         'ADT^<event>, so every ADT message is refused (AR, ERR 201); "ADT^*" takes them all',
         f'warning: {file}: destinations[0].accept[0]: "ORU^" matches no TYPE^EVENT: MSH-9 is '
@@ -101,10 +92,10 @@ def test_an_accept_taking_none_of_the_events_a_step_acts_on_is_a_warning(tmp_pat
         fine=route("fine", 2577, '["ADT^A28", "ADT^A31"]') + "[[steps]]\n" + ins_step,
     )
     answer = check(config)
-    assert answer.returncode == 0, answer.stderr
+    assert answer.status == 0, answer.err
     folder = tmp_path / "routes.d"
     events = "ADT^A01, ADT^A04, ADT^A05, ADT^A28, ADT^A31"
-    assert answer.stderr.splitlines() == [
+    assert answer.err.splitlines() == [
         f"warning: {folder / 'adt.toml'}: destinations[0].accept: takes none of the events "
         f'step ins acts on ({events}): it never runs; add "ADT^*"',
         f"warning: {folder / 'results.toml'}: accept: takes none of the events step "
@@ -126,10 +117,10 @@ def test_a_destination_event_its_route_refuses_is_a_warning(tmp_path: Path) -> N
         b=route("b", 2576, '["ORU^R01"]', destination_accept='["ADT^A28"]'),  # enriches
     )
     answer = check(config)
-    assert answer.returncode == 0, answer.stderr
+    assert answer.status == 0, answer.err
     folder = tmp_path / "routes.d"
     events = "ADT^A01, ADT^A04, ADT^A05, ADT^A28, ADT^A31"
-    assert answer.stderr.splitlines() == [
+    assert answer.err.splitlines() == [
         f"warning: {folder / 'a.toml'}: destinations[0].accept: the route refuses ADT^A08 (AR) "
         'before any destination: add "ADT^A08" to the route\'s accept',
         f"warning: {folder / 'b.toml'}: accept: takes none of the events step ins_enrich acts "

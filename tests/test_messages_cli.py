@@ -1,4 +1,4 @@
-"""`ins-engine messages` in a subprocess, on the store of an engine that received messages
+"""`ins-engine messages` on the store of an engine that received messages
 over MLLP (SQLite and PostgreSQL): filters, pages, JSON, the CSV export, the outcomes
 explained, and a date it cannot read answered without a traceback."""
 
@@ -12,8 +12,9 @@ from pathlib import Path
 from engine.app.runtime import Engine
 from engine.tools.message_search import outcome_meanings
 from tests.conftest import StartEngine
+from tests.support.cli import run_beside
 from tests.support.messages import adt
-from tests.test_end_to_end import ins_engine, send
+from tests.test_end_to_end import send
 
 
 async def a_store_with_messages(start_engine: StartEngine, store_url: str) -> tuple[Engine, str]:
@@ -31,23 +32,23 @@ async def test_messages_are_found_paged_and_exported(
     start_engine: StartEngine, store_url: str, tmp_path: Path
 ) -> None:
     _, config = await a_store_with_messages(start_engine, store_url)
-    code, out, err = await ins_engine("messages", "--config", config, "--patient-id", "P1")
+    code, out, err = await run_beside("messages", "--config", config, "--patient-id", "P1")
     assert code == 0, err
     assert [line.split()[4] for line in out.splitlines()[1:]] == ["CLI-004", "CLI-001"]
-    code, out, _ = await ins_engine(
+    code, out, _ = await run_beside(
         "messages", "--config", config, "--control-id", "CLI-00", "--type", "ADT^A28", "--json"
     )
     assert [m["control_id"] for m in json.loads(out)] == ["CLI-005", "CLI-003", "CLI-001"]
     assert json.loads(out)[0]["deliveries"] == {"down": "pending"}
-    code, out, _ = await ins_engine("messages", "--config", config, "--limit", "4")
+    code, out, _ = await run_beside("messages", "--config", config, "--limit", "4")
     *rows, hint = out.splitlines()[1:]
     assert [row.split()[4] for row in rows] == ["CLI-006", "CLI-005", "CLI-004", "CLI-003"]
     before = hint.rsplit(" ", 1)[1]
     assert hint == f"older messages: add --before {before}"
-    code, out, _ = await ins_engine("messages", "--config", config, "--before", before)
+    code, out, _ = await run_beside("messages", "--config", config, "--before", before)
     assert [line.split()[4] for line in out.splitlines()[1:]] == ["CLI-002", "CLI-001", "CLI-000"]
     export = tmp_path / "found.csv"
-    code, _, err = await ins_engine(
+    code, _, err = await run_beside(
         "messages", "--config", config, "--status", "pending", "--csv", str(export)
     )
     assert code == 0, err
@@ -60,12 +61,12 @@ async def test_outcomes_are_listed_with_their_meaning_and_bad_input_answered(
     start_engine: StartEngine, store_url: str
 ) -> None:
     _, config = await a_store_with_messages(start_engine, store_url)
-    code, out, _ = await ins_engine("messages", "--outcomes")
+    code, out, _ = await run_beside("messages", "--outcomes")
     assert code == 0
     meaning = outcome_meanings()["insi_unavailable"]
     assert any(line.split(None, 1) == ["insi_unavailable", meaning] for line in out.splitlines())
-    code, out, err = await ins_engine("messages", "--config", config, "--since", "yesterday")
+    code, out, err = await run_beside("messages", "--config", config, "--since", "yesterday")
     assert code != 0 and "Traceback" not in err
     assert "since: a date such as 2024-01-31 or 2024-01-31T08:00" in err
-    code, out, err = await ins_engine("messages", "--config", config, "--route", "none")
+    code, out, err = await run_beside("messages", "--config", config, "--route", "none")
     assert (code, out) == (0, "no message matches\n")

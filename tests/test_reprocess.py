@@ -1,36 +1,20 @@
-"""`ins-engine reprocess` in a subprocess beside a running engine: the copy runs through the
-route again, carries its own MSH-10, and reaches its destination after the entries queued
-before it; `--dry-run` changes nothing; bad names are usage errors."""
+"""`ins-engine reprocess` beside a running engine: the copy runs through the route again,
+carries its own MSH-10, and reaches its destination after the entries queued before it;
+`--dry-run` changes nothing; bad names are usage errors. The copy is made by a subprocess,
+as an operator does it; the listings and the usage errors are read in this process."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-import sys
 from pathlib import Path
 
 from engine.testing.receiver import Received, Receiver, Reply, ack
 from tests.conftest import StartEngine
+from tests.support.cli import run_beside
 from tests.support.messages import adt
 from tests.support.waiting import until
-from tests.test_end_to_end import send
-
-REPOSITORY = Path(__file__).resolve().parent.parent
-
-
-async def ins_engine(*args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "engine",
-        *args,
-        cwd=REPOSITORY,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+from tests.test_end_to_end import ins_engine, send
 
 
 def message_id(database: Path, control_id: str) -> int:
@@ -59,7 +43,7 @@ async def test_a_reprocessed_copy_is_delivered_after_the_entries_queued_before_i
         await downstream.wait_for(2)
         first = message_id(tmp_path / "engine.db", "M1")
 
-        status, out, err = await ins_engine(
+        status, out, err = await run_beside(
             "reprocess", str(first), "--reason", "INSi back", "--dry-run", "--config", config
         )
         assert status == 0, err
@@ -67,7 +51,7 @@ async def test_a_reprocessed_copy_is_delivered_after_the_entries_queued_before_i
         assert "1 message(s) would be reprocessed (dry run: nothing changed)" in out
 
         selection = ["--route", "adt", "--since", "2000-01-01", "--to", "down"]
-        status, out, err = await ins_engine(
+        status, out, err = await run_beside(
             "reprocess", *selection, "--reason", "r", "--dry-run", "--config", config
         )
         assert status == 0, err
@@ -108,5 +92,5 @@ async def test_usage_errors_exit_2_without_a_traceback(
         (["x1"], "'x1' is not a message id"),
         (["--route", "adt", "--since", "yesterday"], "a date such as 2026-12-01"),
     ]:
-        status, _, err = await ins_engine("reprocess", *args, "--reason", "r", "--config", config)
+        status, _, err = await run_beside("reprocess", *args, "--reason", "r", "--config", config)
         assert (status, message in err, "Traceback" in err) == (2, True, False), err

@@ -4,11 +4,8 @@ token and a same-site origin; wrong passwords are braked; cookies are locked dow
 
 from __future__ import annotations
 
-import asyncio
 import re
 import ssl
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +20,7 @@ from engine.config.settings import load_config
 from engine.console.users import Role, User, hash_password, save_users
 from engine.errors import ConfigError
 from tests.conftest import StartEngine
+from tests.support.cli import run_beside, run_cli
 
 pytestmark = pytest.mark.system
 
@@ -33,7 +31,6 @@ LOGINS = {
     Role.VIGILANCE: ("vic", "vigilance-pass-1234"),
 }
 OPEN = {"/healthz", "/readyz", "/metrics", "/login"}
-REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -188,9 +185,9 @@ async def test_user_unlock_lifts_a_lockout_of_the_running_engine(console: Consol
         for _ in range(3):
             await log_in(client, password="wrong-password-1")
         assert (await log_in(client)).status == 429
-        done = await asyncio.to_thread(user_command, console.engine, "unlock", "Otto")
-        assert done.returncode == 0, done.stderr
-        assert "3 recent failed login(s) forgotten" in done.stdout
+        done = await run_beside("user", "unlock", "Otto", "--config", console.engine.config.source)
+        assert done.status == 0, done.err
+        assert "3 recent failed login(s) forgotten" in done.out
         assert (await log_in(client)).status == 303, "no restart needed"
     assert console.engine.store is not None
     rows = await console.engine.store.audit_entries(10)
@@ -202,23 +199,8 @@ def test_user_unlock_refuses_a_malformed_name(tmp_path: Path) -> None:
     config = tmp_path / "engine.toml"
     config.write_text(f'[engine]\nstore = "sqlite:///{tmp_path / "e.db"}"\n', encoding="utf-8")
     done = run_cli("user", "unlock", "not a name", "--config", str(config))
-    assert done.returncode != 0
-    assert "letters, digits" in done.stderr and "Traceback" not in done.stderr
-
-
-def user_command(engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_cli("user", *args, "--config", engine.config.source)
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine", *args],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    assert done.status != 0
+    assert "letters, digits" in done.err and "Traceback" not in done.err
 
 
 async def test_the_login_form_needs_its_own_token(console: Console) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from engine.console.users import (
     verify_password,
 )
 from engine.errors import ConfigError
-from tests.support.engine_process import REPOSITORY
+from tests.support.cli import Ran, run_cli
 
 
 @pytest.mark.system
@@ -80,15 +78,8 @@ def test_the_engine_reads_the_file_again_when_it_changes(tmp_path: Path) -> None
     assert found is not None and found.role is Role.OPERATOR
 
 
-def run_user(config: Path, *args: str, password: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine", "user", *args, "--config", str(config)],
-        input=password + "\n",
-        capture_output=True,
-        text=True,
-        cwd=REPOSITORY,
-        check=False,
-    )
+def run_user(config: Path, *args: str, password: str = "") -> Ran:
+    return run_cli("user", *args, "--config", str(config), stdin=password + "\n")
 
 
 @pytest.fixture
@@ -105,54 +96,45 @@ def config(tmp_path: Path) -> Path:
 @pytest.mark.system
 def test_user_add_list_remove(config: Path) -> None:
     added = run_user(config, "add", "ana", "--role", "operator", password="a-long-password")
-    assert added.returncode == 0, added.stderr
-    assert "a-long-password" not in added.stdout + added.stderr
+    assert added.status == 0, added.err
+    assert "a-long-password" not in added.out + added.err
     users = load_users(config.parent / "users.toml")
     assert users["ana"].role is Role.OPERATOR
     assert verify_password("a-long-password", users["ana"].password_hash)
     again = run_user(config, "add", "ana", "--role", "viewer", password="a-long-password")
-    assert (again.returncode, again.stderr.strip()) == (
+    assert (again.status, again.err.strip()) == (
         2,
         f"ins-engine user: user ana exists in {config.parent / 'users.toml'} (--force replaces it)",
     )
     listed = run_user(config, "list")
-    assert listed.stdout == "ana\toperator\n"
-    assert run_user(config, "remove", "ana").returncode == 0
+    assert listed.out == "ana\toperator\n"
+    assert run_user(config, "remove", "ana").status == 0
     assert load_users(config.parent / "users.toml") == {}
 
 
-@pytest.mark.system
 def test_user_add_refuses_a_short_password_or_a_bad_name(config: Path) -> None:
     short = run_user(config, "add", "ana", "--role", "viewer", password="short")
-    assert short.returncode == 2
-    assert "at least 12 characters" in short.stderr
+    assert short.status == 2
+    assert "at least 12 characters" in short.err
     bad = run_user(config, "add", "ana smith", "--role", "viewer", password="a-long-password")
-    assert bad.returncode == 2
-    assert "letters, digits" in bad.stderr
+    assert bad.status == 2
+    assert "letters, digits" in bad.err
     assert not (config.parent / "users.toml").exists()
 
 
-@pytest.mark.system
 def test_user_needs_a_users_file_in_the_configuration(tmp_path: Path) -> None:
     file = tmp_path / "engine.toml"
     file.write_text('[[routes]]\nname = "adt"\nlisten = "127.0.0.1:0"\n')
     result = run_user(file, "list")
-    assert result.returncode == 2
-    assert "[http] users" in result.stderr
+    assert result.status == 2
+    assert "[http] users" in result.err
 
 
-@pytest.mark.system
 def test_check_reads_the_users_file(config: Path) -> None:
     (config.parent / "users.toml").write_text('[[users]]\nname = "ana"\nrole = "admin"\n')
-    result = subprocess.run(
-        [sys.executable, "-m", "engine", "check", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        cwd=REPOSITORY,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert result.stderr == (
+    result = run_cli("check", "--config", str(config))
+    assert result.status == 2
+    assert result.err == (
         f"ins-engine check: {config}: http.users: {config.parent / 'users.toml'}: users[0]: "
         "name, role and password_hash\n"
     )

@@ -7,8 +7,6 @@ import json
 import logging
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +20,7 @@ from engine import cli
 from engine.testing.receiver import Receiver
 from engine.tools.replay.files import expand_paths, load_files
 from tests.replay.conftest import SAMPLES, ack, answer_all, header_of
-from tests.support.engine_process import REPOSITORY
+from tests.support.cli import run_cli
 
 StartThread = Callable[..., Receiver]
 MSG = (
@@ -206,26 +204,13 @@ def test_usage_errors_exit_2(
 
 
 def test_help_shows_that_a_receiver_or_a_dry_run_is_required() -> None:
-    shown = subprocess.run(
-        [sys.executable, "-m", "engine", "replay", "--help"],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    assert "(--to HOST:PORT | --dry-run)" in " ".join(shown.split())
+    shown = run_cli("replay", "--help")
+    assert shown.status == 0
+    assert "(--to HOST:PORT | --dry-run)" in " ".join(shown.out.split())
     for args in ((), ("--to", "h:1", "--dry-run")):
-        refused = subprocess.run(
-            [sys.executable, "-m", "engine", "replay", "f.hl7", *args],
-            cwd=REPOSITORY,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert refused.returncode == 2
-        assert "--to" in refused.stderr.splitlines()[-1], args
+        refused = run_cli("replay", "f.hl7", *args)
+        assert refused.status == 2
+        assert "--to" in refused.err.splitlines()[-1], args
 
 
 def test_missing_path_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
