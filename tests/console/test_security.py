@@ -4,6 +4,7 @@ token and a same-site origin; wrong passwords are braked; cookies are locked dow
 
 from __future__ import annotations
 
+import functools
 import re
 import ssl
 from collections.abc import AsyncIterator
@@ -39,14 +40,17 @@ class Console:
     url: str
 
 
+@functools.cache
+def login_users() -> dict[str, User]:
+    """The users of LOGINS, hashed once for the run (scrypt's cost is the point of it: about
+    0.15 s a hash); each test writes them to a users file of its own."""
+    return {
+        name: User(name, role, hash_password(password)) for role, (name, password) in LOGINS.items()
+    }
+
+
 def http_table(folder: Path, extra: str = "") -> str:
-    save_users(
-        folder / "users.toml",
-        {
-            name: User(name, role, hash_password(password))
-            for role, (name, password) in LOGINS.items()
-        },
-    )
+    save_users(folder / "users.toml", login_users())
     return f'[http]\nlisten = "127.0.0.1:0"\nusers = "{folder / "users.toml"}"\n{extra}'
 
 
