@@ -3,12 +3,11 @@ named by file and key, and what `check` warns about before messages are lost to 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from engine.config.settings import load_config
 from engine.delivery.kind import kind_of
+from tests.support.cli import run_cli
 from tests.support.config_errors import config_error
 
 ROUTE = """
@@ -81,13 +80,8 @@ merge_events = ["A28"]
 oauth = { token_url = "x", client_id = "", client_secret_env = "S" }
 """,
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "engine", "check", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 2
+    proc = run_cli("check", "--config", str(path))
+    assert proc.status == 2
     table = "routes[0].destinations[0].fhir"
     for key in (
         "base_url",
@@ -97,8 +91,8 @@ oauth = { token_url = "x", client_id = "", client_secret_env = "S" }
         "oauth.token_url",
         "oauth.client_id",
     ):
-        assert f"{table}.{key}:" in proc.stderr
-    assert "Traceback" not in proc.stderr
+        assert f"{table}.{key}:" in proc.err
+    assert "Traceback" not in proc.err
 
 
 def test_check_warns_of_events_the_feed_would_not_send(tmp_path: Path) -> None:
@@ -120,14 +114,9 @@ merge_events = []
 change_events = []
 """,
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "engine", "check", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stderr.splitlines()
+    proc = run_cli("check", "--config", str(path))
+    assert proc.status == 0, proc.err
+    lines = proc.err.splitlines()
     assert any(
         "destinations[0].accept: takes events the FHIR feed does not send" in line for line in lines
     )
@@ -154,14 +143,9 @@ client_id = "ins-engine"
 client_secret_env = "INS_ENGINE_TEST_UNSET_SECRET"
 """,
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "engine", "check", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 2
+    proc = run_cli("check", "--config", str(path))
+    assert proc.status == 2
     assert (
         "routes[0].destinations[0].fhir.oauth.client_secret_env: set the client secret in the "
-        "environment variable INS_ENGINE_TEST_UNSET_SECRET" in proc.stderr
+        "environment variable INS_ENGINE_TEST_UNSET_SECRET" in proc.err
     )
