@@ -1,0 +1,84 @@
+"""One engine setup of `make bench` under load, for comparing two versions of the code.
+
+    python -m bench.compare KIND [--messages N] [--connections K] [--py-spy FILE]
+
+KIND is a setup of bench/run.py: `ack` (receive, store, acknowledge), `store` (end to end, no
+step), `warm` (INS enrichment, warm cache). Prints the acknowledged and delivered messages per
+second and the CPU per message of the engine process and of its delivery process. Run it
+alternately from two checkouts in the same minutes (`cd OTHER && python -m bench.compare
+store`): on a shared machine only such alternated figures compare. With `--py-spy FILE` (py-spy
+installed), both processes are sampled into FILE as collapsed stacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.processes import engine_config, free_port, server_process
+from bench.run import Setup, cpu_seconds, engine_tables, load, receiver_command, wait_delivered
+
+WARM_UP = 500
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("kind", choices=["ack", "store", "warm"])
+    parser.add_argument("--messages", type=int, default=6000)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--py-spy", type=Path, help="sample both processes into this file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        port, receiver_port = free_port(), free_port()
+        route, extra = engine_tables(args.kind, receiver_port)
+        config = engine_config(folder, port, route, extra)
+        record = folder / "arrivals.txt"
+        engine = ["-m", "engine", "run", "--config", str(config)]
+        with (
+            server_process(receiver_command(receiver_port, record), receiver_port),
+            server_process(engine, port) as process,
+        ):
+            load(port, Setup("warm-up", WARM_UP), 8, 0)  # the cache warm, the code loaded
+            spy = _sampler(process.pid, args.py_spy) if args.py_spy else None
+            total, own = cpu_seconds([process]), cpu_seconds([process], children=False)
+            started = time.monotonic()
+            sent: dict[str, float] = {}
+            summary = load(port, Setup("measured", args.messages), args.connections, WARM_UP, sent)
+            if args.kind != "ack":
+                wait_delivered(record, set(sent))
+            elapsed = time.monotonic() - started
+            total = cpu_seconds([process]) - total
+            own = cpu_seconds([process], children=False) - own
+            if spy is not None:
+                spy.send_signal(2)
+                spy.wait()
+    per_message = 1e6 / args.messages
+    print(
+        f"{args.kind}: {summary['msg_per_s']:.0f} ACK/s, {args.messages / elapsed:.0f} done/s; "
+        f"CPU µs/msg: {total * per_message:.0f} in all, engine process {own * per_message:.0f}, "
+        f"delivery process {(total - own) * per_message:.0f}"
+    )
+
+
+def _sampler(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    """py-spy recording the engine and its delivery process (it needs a moment to attach)."""
+    spy = shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("py-spy is not installed (pip install py-spy)")
+    command = [spy, "record", "--subprocesses", "--nonblocking", "-r", "200", "-f", "raw"]
+    sampler = subprocess.Popen(
+        [*command, "-o", str(output), "--pid", str(pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.5)
+    return sampler
+
+
+if __name__ == "__main__":
+    main()
