@@ -23,15 +23,13 @@ import ssl
 import struct
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 from engine.base.logs import get_logger
+from engine.config.settings import RouteSettings
 from engine.inbound.intake import Batch, Intake, Verdict
 from engine.inbound.slots import Phase, Slot
 from engine.mllp.codec import NEED_DATA, Frame, FrameDecoder, FrameTooLarge, Junk, encode_frame
-
-if TYPE_CHECKING:
-    from engine.inbound.listener import Listener
 
 BLOCKS_PER_PASS = 32  # blocks handled before the loop serves the other connections
 DISCARD_LOG_INTERVAL_S = 1.0
@@ -75,10 +73,36 @@ class DiscardCounter:
         return total
 
 
+class Owner(Protocol):
+    """What a connection asks of the listener that accepted it (`engine.inbound.listener`):
+    its route's settings and intake, admission, and where to say what happened."""
+
+    route: RouteSettings
+    intake: Intake
+    tls: ssl.SSLContext | None
+    clock: Callable[[], float]
+    stopping: bool
+
+    def admit(self, connection: Connection, host: str) -> Slot | None: ...
+    def connection_opened(self, connection: Connection) -> None: ...
+    def tls_refused(self, connection: Connection, failure: str) -> None: ...
+    def connection_closed(self, connection: Connection, reason: str, quiet: bool) -> None: ...
+    def forget(self, connection: Connection) -> None: ...
+    def junk(self, connection: Connection, size: int) -> None: ...
+    def log_discarded(self, connection: Connection, size: int) -> None: ...
+    def answered(
+        self,
+        connection: Connection,
+        verdicts: Sequence[Verdict],
+        blocks: Sequence[Frame | FrameTooLarge],
+        elapsed: float,
+    ) -> None: ...
+
+
 class Connection(asyncio.Protocol):
     """One sender's connection, from its admission to its close."""
 
-    def __init__(self, listener: Listener) -> None:
+    def __init__(self, listener: Owner) -> None:
         self._listener = listener
         self._loop = asyncio.get_running_loop()
         route = listener.route
