@@ -134,22 +134,23 @@ class Connections:
 
     # -- group commits ------------------------------------------------------------------
 
-    async def write(
+    def write(
         self,
         job: Callable[[Connection], Awaitable[T]],
         durable: bool = True,
         ordered: bool = False,
         notify: str | None = None,
-    ) -> T:
-        """Run `job` in the next group commit; `ordered` for a job inserting messages or
-        outbox entries, `notify` to tell other engines what changed once committed."""
+    ) -> asyncio.Future[T]:
+        """Queue `job` for the next group commit; its future completes once committed.
+        `ordered` for a job inserting messages or outbox entries, `notify` to tell other
+        engines what changed once committed."""
         if self._closed:
             raise StoreError("store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(job, future, durable, ordered, notify))
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_groups(), name="store-committer")
-        return await future
+        return future
 
     async def _commit_groups(self) -> None:
         try:

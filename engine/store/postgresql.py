@@ -85,17 +85,17 @@ class PostgresStore(SqlStore):
             lambda connection: run_async(flow, functools.partial(execute_statement, connection))
         )
 
-    async def _change(
+    def _submit(
         self,
         make: MakeFlow[T],
         durable: bool = True,
         ordered: bool = False,
         notify: str | None = None,
-    ) -> T:
+    ) -> asyncio.Future[T]:
         async def job(connection: Connection) -> T:
             return await run_async(make(), functools.partial(execute_statement, connection))
 
-        return await self._db.write(job, durable, ordered, notify)
+        return self._db.write(job, durable, ordered, notify)
 
     # -- leases and engines (engine.coordination.leases) ----------------------------------------
 

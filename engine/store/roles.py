@@ -9,6 +9,7 @@ loop.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -47,9 +48,11 @@ class Inbox(Protocol):
         """Commit a received message (grouped with others), or find its duplicate."""
         ...
 
-    async def accept_many(self, incomings: Sequence[Incoming]) -> list[Accepted]:
+    def accept_many(self, incomings: Sequence[Incoming]) -> asyncio.Future[list[Accepted]]:
         """`accept` for several messages at once (one read's), in one write: one answer
-        each, in order."""
+        each, in order. A future rather than a coroutine, so that the listener answers
+        from its callback without a task per read; cancelling it gives up the write if its
+        group has not run yet."""
         ...
 
     async def received(self, after_id: int, limit: int) -> list[StoredMessage]:

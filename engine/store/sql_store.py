@@ -4,6 +4,7 @@ what is truly its own: its connections and commits, and how engines hold leases 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import socket
 import time
@@ -67,6 +68,19 @@ class SqlStore(ABC):
         short)."""
 
     @abstractmethod
+    def _submit(
+        self,
+        make: MakeFlow[T],
+        durable: bool = True,
+        ordered: bool = False,
+        notify: str | None = None,
+    ) -> asyncio.Future[T]:
+        """Queue a write for the next group commit; its future completes once committed
+        (cancel it to give up before its group runs). `durable=False` for what the engine
+        can rebuild after a crash (routing, delivery marks, caches); `ordered` for a write
+        inserting messages or outbox entries (their ids in commit order); `notify` tells
+        the other engines sharing the store what changed, once committed."""
+
     async def _change(
         self,
         make: MakeFlow[T],
@@ -74,10 +88,8 @@ class SqlStore(ABC):
         ordered: bool = False,
         notify: str | None = None,
     ) -> T:
-        """Run a write in the next group commit. `durable=False` for what the engine can
-        rebuild after a crash (routing, delivery marks, caches); `ordered` for a write
-        inserting messages or outbox entries (their ids in commit order); `notify` tells
-        the other engines sharing the store what changed, once committed."""
+        """`_submit`, waited for."""
+        return await self._submit(make, durable, ordered, notify)
 
     # -- what store extensions run (engine.store.extension) -----------------------------
 
@@ -94,9 +106,9 @@ class SqlStore(ABC):
         (accepted,) = await self.accept_many((incoming,))
         return accepted
 
-    async def accept_many(self, incomings: Sequence[Incoming]) -> list[Accepted]:
+    def accept_many(self, incomings: Sequence[Incoming]) -> asyncio.Future[list[Accepted]]:
         make = functools.partial(rules.accept_many, incomings, self._recorders)
-        return await self._change(make, ordered=True, notify="received")
+        return self._submit(make, ordered=True, notify="received")
 
     async def received(self, after_id: int, limit: int) -> list[StoredMessage]:
         return await self._query(rules.received(after_id, limit), hot=True)

@@ -257,18 +257,25 @@ class SqliteStore(SqlStore):
 
     # -- group commits ------------------------------------------------------------------
 
-    async def _write(self, job: Callable[[sqlite3.Connection], T], durable: bool = True) -> T:
-        """Run `job` in the next group commit. `durable=False` is for state the engine can
-        rebuild after a power loss (routing, delivery marks, caches): a group of only such
-        jobs commits without an fsync; the next durable commit, or a checkpoint, syncs it.
-        The WAL is written in order, so a power loss can only lose the latest of them."""
+    def _queue(
+        self, job: Callable[[sqlite3.Connection], T], durable: bool = True
+    ) -> asyncio.Future[T]:
+        """Queue `job` for the next group commit; its future completes once committed.
+        `durable=False` is for state the engine can rebuild after a power loss (routing,
+        delivery marks, caches): a group of only such jobs commits without an fsync; the
+        next durable commit, or a checkpoint, syncs it. The WAL is written in order, so a
+        power loss can only lose the latest of them."""
         if self._closed:
             raise StoreError("store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._pending.append((job, future, durable))
         self._schedule_flush(loop)
-        return await future
+        return future
+
+    async def _write(self, job: Callable[[sqlite3.Connection], T], durable: bool = True) -> T:
+        """`_queue`, waited for."""
+        return await self._queue(job, durable)
 
     @property
     def _busy(self) -> bool:
@@ -430,16 +437,16 @@ class SqliteStore(SqlStore):
 
         return self._read_now(job) if hot else await self._read(job)
 
-    async def _change(
+    def _submit(
         self,
         make: MakeFlow[T],
         durable: bool = True,
         ordered: bool = False,
         notify: str | None = None,
-    ) -> T:
+    ) -> asyncio.Future[T]:
         """A write in the next group commit; one writer commits in id order, and no other
         engine needs telling."""
-        return await self._write(
+        return self._queue(
             lambda connection: run(make(), functools.partial(_execute, connection)), durable
         )
 
