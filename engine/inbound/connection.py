@@ -3,10 +3,11 @@
 The bytes of a read feed the decoder, and every block complete in it is handled in one
 pass: refused ones are answered without the store, the others stored in one write, and the
 answers leave in the blocks' order with one write once that write committed. No task and no
-future per message: a pass that stores runs one task, and reading pauses until its answers
-have left (a peer that does not read its ACKs is not read either). A pass handles at most
-`BLOCKS_PER_PASS` blocks before the loop serves the other connections, so a read full of
-garbage blocks cannot hold it.
+future per message, nor a task per read: a pass's write is answered from its callback
+(`engine.inbound.intake.Storing`). Reading pauses until its answers have left (a peer that
+does not read its ACKs is not read either). A pass handles at most `BLOCKS_PER_PASS` blocks
+before the loop serves the other connections, so a read full of garbage blocks cannot hold
+it.
 
 Every way out is bounded by the connection's one timer, moved without being rescheduled
 (it looks at the deadline when it fires): `idle_timeout_s` between blocks, `frame_timeout_s`
@@ -27,7 +28,7 @@ from typing import Protocol, cast
 
 from engine.base.logs import get_logger
 from engine.config.settings import RouteSettings
-from engine.inbound.intake import Batch, Intake, Verdict
+from engine.inbound.intake import Intake, Storing, Verdict
 from engine.inbound.slots import Phase, Slot
 from engine.mllp.codec import NEED_DATA, Frame, FrameDecoder, FrameTooLarge, Junk, encode_frame
 
@@ -116,7 +117,10 @@ class Connection(asyncio.Protocol):
         self.done: asyncio.Future[None] = self._loop.create_future()  # closed, nothing pending
         self._closed = ""  # why, once closed
         self._lost = False
-        self._task: asyncio.Task[None] | None = None  # the TLS handshake, or a batch storing
+        self._task: asyncio.Task[None] | None = None  # the TLS handshake
+        self._storing: Storing | None = None  # a pass's messages being stored
+        self._pass_blocks: Sequence[Frame | FrameTooLarge] = ()  # the pass being stored
+        self._started = 0.0  # when that pass started (perf_counter)
         self._busy = False  # a pass's answers have not left: no other pass may start
         self._more = False  # the last pass stopped at BLOCKS_PER_PASS
         self._write_paused = False
@@ -262,19 +266,18 @@ class Connection(asyncio.Protocol):
         assert self.transport is not None
         self.transport.pause_reading()
         self._deadline = None  # the store has its own timeout
-        self._task = self._loop.create_task(self._store(intake, batch, blocks, started))
+        self._pass_blocks, self._started = blocks, started
+        self._storing = intake.store(batch, self._stored)
 
-    async def _store(
-        self, intake: Intake, batch: Batch, blocks: Sequence[Frame | FrameTooLarge], started: float
-    ) -> None:
+    def _stored(self, storing: Storing) -> None:
+        """The pass's write ended (committed, failed or timed out): answer it."""
+        self._storing = None
         try:
-            verdicts = await intake.store(batch)
-            self._task = None
-            self._answer(verdicts, blocks, started)
+            self._answer(storing.verdicts(), self._pass_blocks, self._started)
         except Exception as error:  # a bug: close this connection, keep the listener serving
             self._failed(error)
         finally:
-            self._task = None
+            self._pass_blocks = ()
             self._finish()
 
     def _answer(
@@ -379,7 +382,7 @@ class Connection(asyncio.Protocol):
             self._timer = None
         self._listener.log_discarded(self, self._discarded.take())
         self._listener.connection_closed(self, reason, quiet)
-        if self._task is not None and not self._busy:  # a handshake: its end closes
+        if self._task is not None:  # a handshake: its end closes
             self._task.cancel()
             return
         transport = self.transport
@@ -390,16 +393,20 @@ class Connection(asyncio.Protocol):
             transport.close()
 
     def abort(self) -> None:
-        """Close at once, a batch being stored cancelled (the engine stops; grace is over)."""
+        """Close at once, a batch being stored given up (the engine stops; grace is over)."""
         self.close(ENGINE_STOPPING)
         if self._task is not None:
             self._task.cancel()
+        if self._storing is not None:
+            self._storing.abandon()
+            self._storing = None
+            self._finish()
         if self.transport is not None:
             _reset(self.transport)
 
     def _finish(self) -> None:
         """`done` once the connection is lost and nothing of it runs any more."""
-        if self._lost and self._task is None and not self.done.done():
+        if self._lost and self._task is None and self._storing is None and not self.done.done():
             self._listener.forget(self)
             self.done.set_result(None)
 

@@ -91,7 +91,7 @@ class Intake:
     ) -> None:
         self.route = route
         self._store = store
-        self._store_timeout_s = store_timeout_s
+        self.store_timeout_s = store_timeout_s
         self._rules = AdmissionRules.of(plan or RoutePlan(route))
         self._acks = acks or AckBuilder()
         self._stored_handoff = stored or Stored()
@@ -127,30 +127,34 @@ class Intake:
                 )
         return batch
 
-    async def store(self, batch: Batch) -> list[Verdict]:
-        """Commit the batch's admitted messages in one write; every block's verdict, in order."""
-        answers: list[Verdict] = []
-        if batch.admitted:
-            try:
-                # A store not answering (a database cut off, a disk hung) must not keep the
-                # senders waiting past their own ACK timeout: AE, and a resend is safe (a
-                # commit that lands later makes it a duplicate, answered with the original ACK).
-                async with asyncio.timeout(self._store_timeout_s):
-                    accepted = await self._store.accept_many(batch.incomings)
-            except Exception as error:  # the senders must resend: nothing was acknowledged
-                log.error(
-                    "message not stored",
-                    route=self.route.name,
-                    control_id=batch.admitted[0].header.control_id,
-                    count=len(batch.admitted),
-                    exc_info=error,
-                )
-                answers = [self._not_stored(routed) for routed in batch.admitted]
-            else:
-                answers = [
-                    self._stored(routed, one)
-                    for routed, one in zip(batch.admitted, accepted, strict=True)
-                ]
+    def store(self, batch: Batch, done: Callable[[Storing], None]) -> Storing:
+        """Commit the batch's admitted messages in one write; `done` is called once it
+        committed, failed or timed out, from the write's callback: no task waits for it."""
+        try:
+            write = self._store.accept_many(batch.incomings)
+        except Exception as error:  # a store closed or refusing: the senders must resend
+            write = asyncio.get_running_loop().create_future()
+            write.set_exception(error)
+        return Storing(self, batch, write, done)
+
+    def verdicts(self, batch: Batch, write: asyncio.Future[list[Accepted]]) -> list[Verdict]:
+        """Every block's verdict once the batch's write ended, in order: AE for each stored
+        block if the write failed or timed out (nothing was acknowledged)."""
+        if write.cancelled() or write.exception() is not None:
+            log.error(
+                "message not stored",
+                route=self.route.name,
+                control_id=batch.admitted[0].header.control_id,
+                count=len(batch.admitted),
+                reason="store timeout" if write.cancelled() else "store error",
+                exc_info=None if write.cancelled() else write.exception(),
+            )
+            answers = [self._not_stored(routed) for routed in batch.admitted]
+        else:
+            answers = [
+                self._stored(routed, one)
+                for routed, one in zip(batch.admitted, write.result(), strict=True)
+            ]
         stored = iter(answers)
         return [next(stored) if verdict is None else verdict for verdict in batch.verdicts]
 
@@ -242,6 +246,41 @@ class Intake:
         code = ack_code(outcome, enhanced)
         text = error.text if error else ""
         return self._acks.build(header, code, text, error).encode(codec, errors="replace")
+
+
+class Storing:
+    """One batch's write under way. A store not answering (a database cut off, a disk hung)
+    must not keep the senders waiting past their own ACK timeout: at `store_timeout_s` the
+    write is given up and the batch answered AE; a resend is safe (a commit that lands later
+    makes it a duplicate, answered with the original ACK)."""
+
+    __slots__ = ("_abandoned", "_batch", "_done", "_intake", "_timer", "_write")
+
+    def __init__(
+        self,
+        intake: Intake,
+        batch: Batch,
+        write: asyncio.Future[list[Accepted]],
+        done: Callable[[Storing], None],
+    ) -> None:
+        self._intake, self._batch, self._write, self._done = intake, batch, write, done
+        self._abandoned = False
+        self._timer = asyncio.get_running_loop().call_later(intake.store_timeout_s, write.cancel)
+        write.add_done_callback(self._ended)
+
+    def verdicts(self) -> list[Verdict]:
+        """Every block's verdict, in order (once `done` was called)."""
+        return self._intake.verdicts(self._batch, self._write)
+
+    def abandon(self) -> None:
+        """Give the write up without calling `done` (the engine stops: its grace is over)."""
+        self._abandoned = True
+        self._write.cancel()
+
+    def _ended(self, write: asyncio.Future[list[Accepted]]) -> None:
+        self._timer.cancel()
+        if not self._abandoned:
+            self._done(self)
 
 
 def content_hash(message: Message) -> bytes:
