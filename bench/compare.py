@@ -4,7 +4,9 @@
 
 KIND is a setup of bench/run.py: `ack` (receive, store, acknowledge), `store` (end to end, no
 step), `warm` (INS enrichment, warm cache). Prints the acknowledged and delivered messages per
-second and the CPU per message of the engine process and of its delivery process. Run it
+second, the CPU per message of the engine process and of its delivery process, and that of
+the engine process's threads (user and system time: the loop's own thread is the one a
+CPU-bound engine saturates, the committer's is mostly the disk's system time). Run it
 alternately from two checkouts in the same minutes (`cd OTHER && python -m bench.compare
 store`): on a shared machine only such alternated figures compare. With `--py-spy FILE` (py-spy
 installed), both processes are sampled into FILE as collapsed stacks.
@@ -18,6 +20,8 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 from bench.processes import engine_config, free_port, server_process
 from bench.run import Setup, cpu_seconds, engine_tables, load, receiver_command, wait_delivered
@@ -46,6 +50,7 @@ def main() -> None:
             load(port, Setup("warm-up", WARM_UP), 8, 0)  # the cache warm, the code loaded
             spy = _sampler(process.pid, args.py_spy) if args.py_spy else None
             total, own = cpu_seconds([process]), cpu_seconds([process], children=False)
+            threads = _thread_times(process)
             started = time.monotonic()
             sent: dict[str, float] = {}
             summary = load(port, Setup("measured", args.messages), args.connections, WARM_UP, sent)
@@ -54,6 +59,13 @@ def main() -> None:
             elapsed = time.monotonic() - started
             total = cpu_seconds([process]) - total
             own = cpu_seconds([process], children=False) - own
+            threads = {
+                tid: (
+                    user - threads.get(tid, (0.0, 0.0))[0],
+                    system - threads.get(tid, (0.0, 0.0))[1],
+                )
+                for tid, (user, system) in _thread_times(process).items()
+            }
             if spy is not None:
                 spy.send_signal(2)
                 spy.wait()
@@ -63,6 +75,18 @@ def main() -> None:
         f"CPU µs/msg: {total * per_message:.0f} in all, engine process {own * per_message:.0f}, "
         f"delivery process {(total - own) * per_message:.0f}"
     )
+    for tid, (user, system) in sorted(threads.items(), key=lambda item: -sum(item[1])):
+        if (user + system) * per_message >= 1:
+            name = "loop thread" if tid == process.pid else f"thread {tid}"
+            print(
+                f"  engine {name}: user {user * per_message:.0f}, "
+                f"system {system * per_message:.0f} CPU µs/msg"
+            )
+
+
+def _thread_times(process: psutil.Process) -> dict[int, tuple[float, float]]:
+    """User and system CPU seconds of each thread of the process."""
+    return {one.id: (one.user_time, one.system_time) for one in process.threads()}
 
 
 def _sampler(pid: int, output: Path) -> subprocess.Popen[bytes]:
