@@ -9,7 +9,9 @@ the engine process's threads (user and system time: the loop's own thread is the
 CPU-bound engine saturates, the committer's is mostly the disk's system time). Run it
 alternately from two checkouts in the same minutes (`cd OTHER && python -m bench.compare
 store`): on a shared machine only such alternated figures compare. With `--py-spy FILE` (py-spy
-installed), both processes are sampled into FILE as collapsed stacks.
+installed), both processes are sampled into FILE as collapsed stacks; with `--perf FILE` (Linux
+perf installed, run as root), the engine's loop thread is recorded into FILE and the share of
+its CPU in each library is printed: the interpreter's share is the Python run per message.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=6000)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--py-spy", type=Path, help="sample both processes into this file")
+    parser.add_argument("--perf", type=Path, help="record the loop thread into this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -49,6 +52,7 @@ def main() -> None:
         ):
             load(port, Setup("warm-up", WARM_UP), 8, 0)  # the cache warm, the code loaded
             spy = _sampler(process.pid, args.py_spy) if args.py_spy else None
+            perf = _perf(process.pid, args.perf) if args.perf else None
             total, own = cpu_seconds([process]), cpu_seconds([process], children=False)
             threads = _thread_times(process)
             started = time.monotonic()
@@ -66,9 +70,10 @@ def main() -> None:
                 )
                 for tid, (user, system) in _thread_times(process).items()
             }
-            if spy is not None:
-                spy.send_signal(2)
-                spy.wait()
+            for sampler in (spy, perf):
+                if sampler is not None:
+                    sampler.send_signal(2)
+                    sampler.wait()
     per_message = 1e6 / args.messages
     print(
         f"{args.kind}: {summary['msg_per_s']:.0f} ACK/s, {args.messages / elapsed:.0f} done/s; "
@@ -82,6 +87,33 @@ def main() -> None:
                 f"  engine {name}: user {user * per_message:.0f}, "
                 f"system {system * per_message:.0f} CPU µs/msg"
             )
+    if args.perf:
+        print(f"  loop thread by library: {_perf_libraries(args.perf)}")
+
+
+def _perf(tid: int, output: Path) -> subprocess.Popen[bytes]:
+    """Linux perf recording one thread (the loop's: its id is the process's)."""
+    if shutil.which("perf") is None:
+        raise SystemExit("perf is not installed (Debian: linux-perf)")
+    recorder = subprocess.Popen(
+        ["perf", "record", "-F", "1000", "-t", str(tid), "-o", str(output)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    return recorder
+
+
+def _perf_libraries(recording: Path) -> str:
+    """The loop thread's CPU by library, from `perf report`."""
+    report = subprocess.run(
+        ["perf", "report", "-i", str(recording), "--sort", "dso", "--stdio"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    shares = [line.split() for line in report.stdout.splitlines() if line.strip()[:1].isdigit()]
+    return ", ".join(f"{name} {share}" for share, name, *_ in shares[:6])
 
 
 def _thread_times(process: psutil.Process) -> dict[int, tuple[float, float]]:
