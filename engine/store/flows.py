@@ -6,8 +6,9 @@ a duplicate means, when a lease is lost, which entry an operator may resend) sta
 rule. A backend's driver runs the flow: it looks each name up in its dialect's table of
 statements (`engine.store.sqlite_sql`, `engine.store.pg_sql`) and executes it on its own
 connection, synchronously (SQLite, inside a group commit) or asynchronously (PostgreSQL), as
-httpx's auth flows run on either client. A third backend is a driver, its table of
-statements and its migrations.
+httpx's auth flows run on either client; a group commit's flows may also run side by side,
+in rounds (`run_rounds`), where each statement costs a round trip. A third backend is a
+driver, its table of statements and its migrations.
 """
 
 from __future__ import annotations
@@ -98,6 +99,60 @@ async def run_async(flow: Flow[T], execute: Callable[[Statement], Awaitable[Outc
             statement = flow.send(await execute(statement))
     except StopIteration as finished:
         return finished.value
+
+
+class StatementFailed(Exception):
+    """A statement of a round failed (the rest of the round was not run): its position in
+    the round, and its error."""
+
+    def __init__(self, position: int, error: Exception) -> None:
+        super().__init__(type(error).__name__)
+        self.position = position
+        self.error = error
+
+
+class FlowFailed(Exception):
+    """A flow raised, or one of its statements failed: the flow's index, and the error."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(type(error).__name__)
+        self.index = index
+        self.error = error
+
+
+async def run_rounds(
+    flows: Sequence[Flow[Any]],
+    execute: Callable[[list[Statement]], Awaitable[Sequence[Outcome]]],
+) -> list[Any]:
+    """Run flows side by side, in rounds: each round, the next statement of every flow still
+    running is executed together (`execute`: their outcomes in order, `StatementFailed` for
+    one that failed), and each outcome sent back into its flow. A flow's next statement may
+    depend on its last outcome (an id RETURNING gave), so a round holds one statement a
+    flow: as many rounds as the longest flow has statements, not as all have together.
+    Their results, in order; `FlowFailed` if one raised or one of its statements failed
+    (other errors of `execute`, the connection's, are raised as they are)."""
+    results: list[Any] = [None] * len(flows)
+    running: Sequence[int] = range(len(flows))
+    outcomes: Sequence[Outcome | None] = [None] * len(flows)
+    while True:
+        round_: list[tuple[int, Statement]] = []
+        for index, outcome in zip(running, outcomes, strict=True):
+            flow = flows[index]
+            try:
+                statement = next(flow) if outcome is None else flow.send(outcome)
+            except StopIteration as finished:
+                results[index] = finished.value
+            except Exception as error:
+                raise FlowFailed(index, error) from error
+            else:
+                round_.append((index, statement))
+        if not round_:
+            return results
+        running = [index for index, _ in round_]
+        try:
+            outcomes = await execute([statement for _, statement in round_])
+        except StatementFailed as failed:
+            raise FlowFailed(running[failed.position], failed.error) from failed.error
 
 
 def outcome_of(statement: Statement) -> Flow[Outcome]:

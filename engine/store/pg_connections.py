@@ -1,12 +1,15 @@
 """A PostgreSQL store's connections: pools, and group commits under the order lock.
 
-Writes are group commits, as in the SQLite store: jobs submitted while a transaction is in
+Writes are group commits, as in the SQLite store: flows submitted while a transaction is in
 flight run together in the next one, and their futures resolve only after its COMMIT
 returned, so no message is acknowledged before the transaction holding it has committed.
-A group runs without savepoints (each would cost a round trip); when one job fails, the
-group is rolled back and its jobs run again one transaction each, so the bad job fails
-alone. A group of only rebuildable state (routing, delivery marks, the INSi cache) commits
-with `synchronous_commit = off`, as SQLite's skips its fsync.
+A group's flows run side by side in rounds (`engine.store.flows.run_rounds`), each round one
+pipeline (`engine.store.pg_pipeline`): a round trip per statement of the longest flow, plus
+one for the notices and COMMIT, rather than one per statement of every flow. A group runs
+without savepoints (each would cost a round trip); when one flow fails, the group is rolled
+back and its flows run again one transaction each, so the bad one fails alone. A group of
+only rebuildable state (routing, delivery marks, the INSi cache) commits with
+`synchronous_commit = off`, as SQLite's skips its fsync.
 
 Commit order. Readers go on "after the last id they saw" (the router through messages, a
 delivery lane through its queue), so an id must never become visible after a larger one:
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -38,19 +41,21 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from engine.base.logs import get_logger
 from engine.errors import StoreError
 from engine.store.base import Parameters
+from engine.store.flows import FlowFailed, MakeFlow, Outcome, Statement, StatementFailed, run_rounds
+from engine.store.pg_pipeline import run_round
 from engine.store.url import display_url
 
 log = get_logger("engine.store")
 T = TypeVar("T")
 Connection = psycopg.AsyncConnection[Any]
-Job = Callable[[Connection], Awaitable[Any]]
 
 ORDER_LOCK = (0x494E53, 1)  # pg_advisory_xact_lock(int, int): "INS", id order
 MAX_GROUP = 512
 READERS = 4
 CONNECT_TIMEOUT_S = 10
 # A group never idles inside its transaction: one that does holds the order lock, so the
-# server ends it rather than let every engine wait (a frozen or cut-off engine).
+# server ends it rather than let every engine wait (a frozen or cut-off engine). Between
+# two rounds the server waits so, the limit armed (`engine.store.pg_pipeline`).
 IDLE_IN_TRANSACTION_MS = 5000
 LOCK_TIMEOUT_MS = 10000
 NOTIFY_CHANNEL = "ins_engine"
@@ -58,19 +63,11 @@ NOTIFY_CHANNEL = "ins_engine"
 
 @dataclass(slots=True)
 class _Pending:
-    job: Job
+    make: MakeFlow[Any]
     future: asyncio.Future[Any]
     durable: bool
     ordered: bool  # inserts messages or outbox entries: takes the order lock
     notify: str | None  # tells the other engines what changed, once committed
-
-
-class _JobFailed(Exception):
-    """A job of a group raised: the group is rolled back and its jobs run alone."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(type(error).__name__)
-        self.error = error
 
 
 class Connections:
@@ -136,18 +133,19 @@ class Connections:
 
     def write(
         self,
-        job: Callable[[Connection], Awaitable[T]],
+        make: MakeFlow[T],
         durable: bool = True,
         ordered: bool = False,
         notify: str | None = None,
     ) -> asyncio.Future[T]:
-        """Queue `job` for the next group commit; its future completes once committed.
-        `ordered` for a job inserting messages or outbox entries, `notify` to tell other
-        engines what changed once committed."""
+        """Queue the flow `make` makes for the next group commit (made again should the
+        group fail); its future completes once committed. `ordered` for one inserting
+        messages or outbox entries, `notify` to tell other engines what changed once
+        committed."""
         if self._closed:
             raise StoreError("store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(job, future, durable, ordered, notify))
+        self._pending.append(_Pending(make, future, durable, ordered, notify))
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_groups(), name="store-committer")
         return future
@@ -169,7 +167,7 @@ class Connections:
             async with self._writer.connection() as connection:
                 try:
                     results = [(True, value) for value in await _transaction(connection, group)]
-                except _JobFailed:
+                except FlowFailed:
                     results = await _one_by_one(connection, group)
                 else:
                     self.commits += 1
@@ -220,33 +218,48 @@ class Connections:
 
 
 async def _transaction(connection: Connection, group: list[_Pending]) -> list[Any]:
-    """Run a group's jobs in one transaction and commit it; `_JobFailed` if a job raised.
-    What comes before the jobs (BEGIN, the order lock) goes in one round trip, and so does
-    what comes after (the notices, COMMIT): the order lock is held no longer than needed."""
-    opening = ["BEGIN"]
+    """Run a group's flows in one transaction, in rounds, and commit it; `FlowFailed` if a
+    flow raised or one of its statements failed. What comes before the flows (BEGIN, the
+    order lock) goes in their first round, and what comes after (the notices, COMMIT) in a
+    round of its own once every flow has finished: the order lock is held no longer than
+    needed, and the transaction commits only what every flow finished."""
+    opening = [Statement.own("BEGIN")]
     if not any(pending.durable for pending in group):
-        opening.append("SET LOCAL synchronous_commit = off")
+        opening.append(Statement.own("SET LOCAL synchronous_commit = off"))
     if any(pending.ordered for pending in group):
-        opening.append("SELECT pg_advisory_xact_lock({}, {})".format(*ORDER_LOCK))
+        opening.append(Statement.own("SELECT pg_advisory_xact_lock({}, {})".format(*ORDER_LOCK)))
     channels = sorted({pending.notify for pending in group if pending.notify})
-    closing = [f"NOTIFY {NOTIFY_CHANNEL}, '{channel}'" for channel in channels] + ["COMMIT"]
-    results = []
-    await connection.execute("; ".join(opening).encode())
+    closing = [Statement.own(f"NOTIFY {NOTIFY_CHANNEL}, '{channel}'") for channel in channels]
+    closing.append(Statement.own("COMMIT"))
+
+    async def flows_round(statements: list[Statement]) -> list[Outcome]:
+        nonlocal opening
+        before, opening = opening, []
+        return await _round(connection, statements, before)
+
     try:
-        for pending in group:
-            try:
-                results.append(await pending.job(connection))
-            except psycopg.OperationalError:
-                raise  # the connection, not the job: the whole group fails
-            except Exception as error:
-                raise _JobFailed(error) from error
-        await connection.execute("; ".join(closing).encode())
+        results = await run_rounds([pending.make() for pending in group], flows_round)
+        await _round(connection, [], [*opening, *closing])  # BEGIN too, if no flow had a statement
     except BaseException:
         if not connection.closed:
             with contextlib.suppress(psycopg.Error):
                 await connection.execute(b"ROLLBACK")
         raise
     return results
+
+
+async def _round(
+    connection: Connection, statements: list[Statement], own: Sequence[Statement]
+) -> list[Outcome]:
+    """One round: the transaction's `own` statements, then the flows' `statements`; their
+    outcomes. A failure of the transaction's own is the group's, not a flow's."""
+    try:
+        outcomes = await run_round(connection, [*own, *statements])
+    except StatementFailed as failed:
+        if failed.position < len(own):
+            raise failed.error from None
+        raise StatementFailed(failed.position - len(own), failed.error) from None
+    return outcomes[len(own) :]
 
 
 async def _one_by_one(connection: Connection, group: list[_Pending]) -> list[tuple[bool, Any]]:
@@ -256,7 +269,7 @@ async def _one_by_one(connection: Connection, group: list[_Pending]) -> list[tup
     for pending in group:
         try:
             (value,) = await _transaction(connection, [pending])
-        except _JobFailed as failed:
+        except FlowFailed as failed:
             results.append((False, failed.error))
         except psycopg.Error as error:
             return results + [(False, _commit_failure(error))] * (len(group) - len(results))

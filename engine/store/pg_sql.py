@@ -2,8 +2,9 @@
 
 Parameters are named (`%(name)s`), or positional (`%s`) in the statements the engine runs
 for every message. A batch marked `Arrays` (positional) is sent as one statement over arrays, one
-per parameter (the statement's own parameters after them) (no statement of a group is pipelined: see
-`engine.store.pg_connections`), its rows inserted in the batch's order. What differs from
+per parameter (the statement's own parameters after them), its rows inserted in the batch's
+order; another batch, as one statement a row (`queries`). A group commit sends the statements
+of its writes together, in rounds (`engine.store.pg_pipeline`). What differs from
 SQLite's: `ON CONFLICT ... DO UPDATE`, `string_agg`, the lanes' hash kept in a column, row
 locks where engines could race (a fenced write share-locks its lease; an operator's action
 locks its entry), metric counters kept per host.
@@ -12,7 +13,11 @@ locks its entry), metric counters kept per host.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any, cast
 
+from engine.store.base import Parameters
+from engine.store.flows import Statement, text_of
 from engine.store.rows import FINISHED_VALUES, OUTBOX_COLUMNS, SUMMARY_COLUMNS, TRACE_COLUMNS
 
 _UNNEST = re.compile(r"unnest\(((?:%s::\w+\[\],?\s*)+)\)(\s+WITH ORDINALITY)?")
@@ -316,3 +321,22 @@ STATEMENTS: dict[str, str] = {
         INSERT INTO health (id, checked_at) VALUES (1, %(now)s)
         ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at""",
 }
+
+
+def queries(statement: Statement) -> list[tuple[str, Parameters]]:
+    """What a statement runs, in PostgreSQL's text: its text and parameters; a batch, once
+    over arrays where its text is written so (`Arrays`), else once a row; an empty batch,
+    nothing."""
+    sql = text_of(STATEMENTS, statement)
+    batch = statement.batch
+    if batch is None:
+        return [(sql, statement.parameters)]
+    if not isinstance(sql, Arrays):
+        return [(sql, parameters) for parameters in batch]
+    if not batch:
+        return []
+    rows = cast(Sequence[Sequence[Any]], batch)
+    own = cast(Sequence[Any], statement.parameters)
+    if len(rows) == 1:
+        return [(sql.one, [*rows[0], *own])]
+    return [(sql, [*(list(column) for column in zip(*rows, strict=True)), *own])]

@@ -13,18 +13,18 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import psycopg
 
 from engine.base.logs import get_logger
 from engine.errors import StoreError
-from engine.store.base import EngineState, Lease, LeaseClaim, Parameters
+from engine.store.base import EngineState, Lease, LeaseClaim
 from engine.store.extension import StoreExtension
-from engine.store.flows import NOTHING, Flow, MakeFlow, Outcome, Statement, run_async, text_of
+from engine.store.flows import Flow, MakeFlow, Outcome, Statement, run_async
 from engine.store.migrations import postgresql as migrations
 from engine.store.pg_connections import NOTIFY_CHANNEL, Connection, Connections
-from engine.store.pg_sql import STATEMENTS, Arrays
+from engine.store.pg_sql import queries
 from engine.store.sql_store import SqlStore
 from engine.store.url import display_url
 
@@ -92,10 +92,7 @@ class PostgresStore(SqlStore):
         ordered: bool = False,
         notify: str | None = None,
     ) -> asyncio.Future[T]:
-        async def job(connection: Connection) -> T:
-            return await run_async(make(), functools.partial(execute_statement, connection))
-
-        return self._db.write(job, durable, ordered, notify)
+        return self._db.write(make, durable, ordered, notify)
 
     # -- leases and engines (engine.coordination.leases) ----------------------------------------
 
@@ -177,37 +174,13 @@ class PostgresStore(SqlStore):
 
 
 async def execute_statement(connection: Connection, statement: Statement) -> Outcome:
-    """Run one statement of a flow, in PostgreSQL's text. No statement of a group is
-    pipelined (`executemany`): a group holding the order lock must go idle between
-    statements, where `idle_in_transaction_session_timeout` can end it should its engine
-    freeze; inside a pipeline the server would wait for it without limit. A batch is one
-    statement over arrays where its text is written so, else one round trip a row."""
-    sql = text_of(STATEMENTS, statement)
-    if statement.batch is not None:
-        if not statement.batch:
-            return NOTHING
-        if isinstance(sql, Arrays):
-            return await _execute_arrays(connection, sql, statement.batch, statement.parameters)
-        changed = 0
-        for parameters in statement.batch:
-            changed += (await connection.execute(sql, parameters)).rowcount
-        return Outcome([], changed)
-    cursor = await connection.execute(sql, statement.parameters)
-    rows_found = await cursor.fetchall() if cursor.description is not None else []
-    return Outcome(rows_found, cursor.rowcount)
-
-
-async def _execute_arrays(
-    connection: Connection, sql: Arrays, batch: Sequence[Parameters], own: Parameters
-) -> Outcome:
-    """A batch as one statement over arrays, one per parameter, then the statement's own
-    parameters: its rows (RETURNING's)."""
-    rows = cast(Sequence[Sequence[Any]], batch)
-    if len(rows) == 1:
-        cursor = await connection.execute(sql.one, [*rows[0], *cast(Sequence[Any], own)])
-    else:
-        columns: list[Any] = [list(column) for column in zip(*rows, strict=True)]
-        columns += cast(Sequence[Any], own)
-        cursor = await connection.execute(sql, columns)
-    found = await cursor.fetchall() if cursor.description is not None else []
-    return Outcome(found, cursor.rowcount)
+    """Run one statement of a flow, in PostgreSQL's text, a round trip a query (a read's:
+    a group commit's writes go in rounds, `engine.store.pg_connections`)."""
+    rows: list[tuple[Any, ...]] = []
+    changed = 0
+    for sql, parameters in queries(statement):
+        cursor = await connection.execute(sql, parameters)
+        if cursor.description is not None:
+            rows += await cursor.fetchall()
+        changed += cursor.rowcount
+    return Outcome(rows, changed)

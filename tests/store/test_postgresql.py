@@ -14,11 +14,11 @@ import pytest
 
 from engine.cli import main
 from engine.errors import StoreError
-from engine.store import rules
+from engine.store import pg_connections, rules
 from engine.store.backends import OpenStore, open_store
 from engine.store.base import NewEntry, RoutingResult
-from engine.store.flows import run_async
-from engine.store.pg_connections import Connection
+from engine.store.flows import Flow, Outcome, Statement, run_async
+from engine.store.pg_pipeline import run_round
 from engine.store.postgresql import execute_statement
 from tests.store.conftest import incoming
 from tests.support.postgres import PASSWORD
@@ -163,15 +163,16 @@ async def test_a_group_retried_job_by_job_keeps_what_committed_when_the_connecti
     store = await open_store(postgres_url)
     try:
 
-        async def stores(connection: Connection) -> str:
-            await connection.execute("CREATE TABLE kept (n int)")
+        def stores() -> Flow[str]:
+            yield Statement.own("CREATE TABLE kept (n int)")
             return "committed"
 
-        async def fails(connection: Connection) -> str:
+        def fails() -> Flow[str]:
             raise ValueError("a bug")
+            yield Statement.own("SELECT 1")
 
-        async def dies(connection: Connection) -> str:
-            await connection.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        def dies() -> Flow[str]:
+            yield Statement.own("SELECT pg_terminate_backend(pg_backend_pid())")
             return "never"
 
         db = store._db  # type: ignore[union-attr]
@@ -182,5 +183,98 @@ async def test_a_group_retried_job_by_job_keeps_what_committed_when_the_connecti
         assert isinstance(results[1], ValueError)
         assert isinstance(results[2], StoreError)
         assert await store.fetch("SELECT count(*) FROM kept") == [(0,)]  # it did commit
+    finally:
+        await store.close()
+
+
+async def test_a_group_runs_its_writes_side_by_side_each_given_its_own_outcomes(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group's writes run in rounds, the next statement of each in one round trip: each
+    gets back its own outcomes (a duplicate looks up the id an earlier write of the same
+    round drew), ids in the group's order, as many round trips as the longest write has
+    statements, plus one to commit."""
+    store = await open_store(postgres_url)
+    try:
+        (a0,) = await store.accept_many([incoming("A0")])
+        rounds: list[int] = []
+
+        async def counted(connection: Any, statements: list[Statement]) -> list[Outcome]:
+            rounds.append(len(statements))
+            return await run_round(connection, statements)
+
+        monkeypatch.setattr(pg_connections, "run_round", counted)
+        commits = store.commits
+        batches = [["A1", "A2"], ["B1"], ["A0", "C1"], ["A1"]]
+        *accepted, routed = await asyncio.gather(
+            *(store.accept_many([incoming(c) for c in batch]) for batch in batches),
+            store.route_messages([RoutingResult(a0.message_id, [NewEntry("down", None, None)])]),
+        )
+        assert store.commits == commits + 1  # one group
+        assert len(rounds) == 3  # two statements at most (insert, look up a duplicate), COMMIT
+        (a1, a2), (b1,), (again_a0, c1), (again_a1,) = accepted
+        assert a0.message_id < a1.message_id < a2.message_id < b1.message_id < c1.message_id
+        assert not any(m.duplicate for m in (a1, a2, b1, c1))
+        assert (again_a0.duplicate, again_a0.message_id, again_a0.ack) == (
+            True,
+            a0.message_id,
+            b"ACK of A0",
+        )
+        assert (again_a1.duplicate, again_a1.message_id) == (True, a1.message_id)
+        assert routed is None
+        received = await store.received(0, 10)
+        assert [(m.message_id, m.control_id) for m in received] == [
+            (a1.message_id, "A1"),
+            (a2.message_id, "A2"),
+            (b1.message_id, "B1"),
+            (c1.message_id, "C1"),
+        ]  # A0 was routed, in the same group
+        (entry,) = await store.pending_entries("adt", "down", 0, 10)
+        assert entry.message_id == a0.message_id
+    finally:
+        await store.close()
+
+
+async def test_a_write_failing_in_a_later_round_fails_alone_and_none_of_it_commits(
+    postgres_url: str,
+) -> None:
+    """A statement failing in the second round (the rest of that round skipped by the
+    server) or a write raising after its first: the group is rolled back and its writes run
+    again one at a time, the others committed with their own outcomes, nothing of the
+    failing ones kept."""
+    store = await open_store(postgres_url)
+    try:
+        await store.execute("CREATE TABLE kept (n int)")
+
+        def divides_by_zero() -> Flow[None]:
+            yield Statement.own("INSERT INTO kept VALUES (1)")
+            yield Statement.own("SELECT 1 / 0")
+
+        def raises() -> Flow[None]:
+            yield Statement.own("INSERT INTO kept VALUES (2)")
+            raise ValueError("a bug")
+
+        def counts() -> Flow[int]:
+            yield Statement.own("INSERT INTO kept VALUES (10)")
+            yield Statement.own("INSERT INTO kept VALUES (11)")
+            return (yield Statement.own("SELECT count(*) FROM kept")).rows[0][0]
+
+        db = store._db  # type: ignore[union-attr]
+        results = await asyncio.gather(
+            store.accept_many([incoming("A1"), incoming("A2")]),
+            db.write(divides_by_zero),
+            db.write(raises),
+            db.write(counts),
+            store.accept_many([incoming("B1")]),
+            return_exceptions=True,
+        )
+        assert isinstance(results[1], psycopg.errors.DivisionByZero)
+        assert isinstance(results[2], ValueError)
+        assert results[3] == 2  # its own rows only: the failing ones' were never committed
+        (a1, a2), (b1,) = results[0], results[4]  # type: ignore[misc]
+        assert a1.message_id < a2.message_id < b1.message_id
+        received = await store.received(0, 10)
+        assert [m.control_id for m in received] == ["A1", "A2", "B1"]
+        assert await store.fetch("SELECT n FROM kept ORDER BY n") == [(10,), (11,)]
     finally:
         await store.close()
