@@ -14,6 +14,7 @@ long statement, and between rounds it waits idle in transaction, the limit armed
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,12 @@ from engine.store.flows import Outcome, Statement, StatementFailed
 from engine.store.pg_sql import queries
 
 Connection = psycopg.AsyncConnection[Any]
+_Key = tuple[bytes, tuple[int, ...]]  # a query's text and parameter types
+MAX_PREPARED = 200  # texts prepared on one connection; more run unprepared
+# The texts prepared on each connection, by name; names are never reused, so that a Parse
+# the server skipped (a round aborted before it) leaves no doubt about what a name means.
+_PREPARED: weakref.WeakKeyDictionary[Connection, dict[_Key, bytes]] = weakref.WeakKeyDictionary()
+_NAMES = itertools.count()
 _FATAL = pq.ExecStatus.FATAL_ERROR
 _ROWS = pq.ExecStatus.TUPLES_OK
 
@@ -71,24 +78,52 @@ def _adapt(transformer: abc.Transformer, sql: str, parameters: Any) -> PostgresQ
 
 
 async def _exchange(connection: Connection, adapted: list[PostgresQuery]) -> list[PGresult]:
-    """Queue every query and the Sync, flush them together, read a result a query."""
+    """Queue every query and the Sync, flush them together, read a result a query. Each
+    text is prepared on the connection the first time it runs (in the same round), as
+    psycopg prepares a query it runs often: the server parses and plans it once."""
     pgconn = connection.pgconn
+    prepared = _PREPARED.setdefault(connection, {})
+    fresh: dict[_Key, bytes] = {}
+    parsing: list[_Key | None] = []  # a result's: the text a Parse prepares, None a query's
     async with connection.lock:
         pgconn.enter_pipeline_mode()
         try:
             for query in adapted:
-                pgconn.send_query_params(
-                    query.query, query.params, param_types=query.types, param_formats=query.formats
-                )
+                key = (query.query, query.types)
+                name = prepared.get(key) or fresh.get(key)
+                if name is None and len(prepared) + len(fresh) < MAX_PREPARED:
+                    name = fresh[key] = b"ins_%d" % next(_NAMES)
+                    pgconn.send_prepare(name, query.query, param_types=query.types)
+                    parsing.append(key)
+                if name is None:
+                    pgconn.send_query_params(
+                        query.query,
+                        query.params,
+                        param_types=query.types,
+                        param_formats=query.formats,
+                    )
+                else:
+                    pgconn.send_query_prepared(name, query.params, param_formats=query.formats)
+                parsing.append(None)
             pgconn.pipeline_sync()
-            results = await connection.wait(_results(pgconn, len(adapted)))
+            results = await connection.wait(_results(pgconn, len(parsing)))
             pgconn.exit_pipeline_mode()
         except BaseException:
             # Half a round sent or read (a cancellation, a lost connection): the
             # connection's state is unknown; closing it ends the transaction.
             pgconn.finish()
             raise
-    return results
+    answers: list[PGresult] = []
+    failed: PGresult | None = None  # a Parse's failure: its query's answer
+    for parsed, result in zip(parsing, results, strict=True):
+        if parsed is None:
+            answers.append(failed or result)
+            failed = None
+        elif result.status == pq.ExecStatus.COMMAND_OK:
+            prepared[parsed] = fresh[parsed]
+        else:
+            failed = result
+    return answers
 
 
 def _results(pgconn: pq.abc.PGconn, count: int) -> abc.PQGen[list[PGresult]]:

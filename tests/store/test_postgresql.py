@@ -254,6 +254,10 @@ async def test_a_write_failing_in_a_later_round_fails_alone_and_none_of_it_commi
             yield Statement.own("INSERT INTO kept VALUES (2)")
             raise ValueError("a bug")
 
+        def names_no_table() -> Flow[None]:  # fails as it is prepared, not as it runs
+            yield Statement.own("INSERT INTO kept VALUES (3)")
+            yield Statement.own("INSERT INTO nowhere VALUES (3)")
+
         def counts() -> Flow[int]:
             yield Statement.own("INSERT INTO kept VALUES (10)")
             yield Statement.own("INSERT INTO kept VALUES (11)")
@@ -265,13 +269,15 @@ async def test_a_write_failing_in_a_later_round_fails_alone_and_none_of_it_commi
             db.write(divides_by_zero),
             db.write(raises),
             db.write(counts),
+            db.write(names_no_table),
             store.accept_many([incoming("B1")]),
             return_exceptions=True,
         )
         assert isinstance(results[1], psycopg.errors.DivisionByZero)
         assert isinstance(results[2], ValueError)
         assert results[3] == 2  # its own rows only: the failing ones' were never committed
-        (a1, a2), (b1,) = results[0], results[4]  # type: ignore[misc]
+        assert isinstance(results[4], psycopg.errors.UndefinedTable)
+        (a1, a2), (b1,) = results[0], results[5]  # type: ignore[misc]
         assert a1.message_id < a2.message_id < b1.message_id
         received = await store.received(0, 10)
         assert [m.control_id for m in received] == ["A1", "A2", "B1"]
