@@ -6,9 +6,9 @@ a duplicate means, when a lease is lost, which entry an operator may resend) sta
 rule. A backend's driver runs the flow: it looks each name up in its dialect's table of
 statements (`engine.store.sqlite_sql`, `engine.store.pg_sql`) and executes it on its own
 connection, synchronously (SQLite, inside a group commit) or asynchronously (PostgreSQL), as
-httpx's auth flows run on either client; a group commit's flows may also run side by side,
-in rounds (`run_rounds`), where each statement costs a round trip. A third backend is a
-driver, its table of statements and its migrations.
+httpx's auth flows run on either client. Where each statement costs a round trip
+(PostgreSQL), a group commit's flows run side by side, in rounds (`run_rounds`). A third
+backend is a driver, its table of statements and its migrations.
 """
 
 from __future__ import annotations
@@ -112,11 +112,10 @@ class StatementFailed(Exception):
 
 
 class FlowFailed(Exception):
-    """A flow raised, or one of its statements failed: the flow's index, and the error."""
+    """A flow raised, or one of its statements failed: the error."""
 
-    def __init__(self, index: int, error: Exception) -> None:
+    def __init__(self, error: Exception) -> None:
         super().__init__(type(error).__name__)
-        self.index = index
         self.error = error
 
 
@@ -143,7 +142,7 @@ async def run_rounds(
             except StopIteration as finished:
                 results[index] = finished.value
             except Exception as error:
-                raise FlowFailed(index, error) from error
+                raise FlowFailed(error) from error
             else:
                 round_.append((index, statement))
         if not round_:
@@ -152,7 +151,7 @@ async def run_rounds(
         try:
             outcomes = await execute([statement for _, statement in round_])
         except StatementFailed as failed:
-            raise FlowFailed(running[failed.position], failed.error) from failed.error
+            raise FlowFailed(failed.error) from failed.error
 
 
 def outcome_of(statement: Statement) -> Flow[Outcome]:
