@@ -9,6 +9,8 @@ on a frozen or cut-off engine (every other engine's commits would wait behind it
 round is adapted first, then queued whole in libpq's buffer with its Sync, and only then
 flushed: the server waits for the rest of the round only as it would for the rest of one
 long statement, and between rounds it waits idle in transaction, the limit armed.
+The adaptation is psycopg's own (`PostgresQuery`, its generators), not part of its public
+API: pyproject.toml bounds psycopg to the versions the PostgreSQL tests ran on.
 """
 
 from __future__ import annotations
