@@ -19,11 +19,11 @@ from tests.support.peak_size import PeakSize
 
 pytestmark = pytest.mark.system
 
-LIMIT_MB = 4
+LIMIT_MB = 2
 # The bound README states: the limit and what one checkpoint round lets in meanwhile (one
 # group commit, what arrives while the bulk is copied), far below the limit here.
 BOUND = 2 * LIMIT_MB * 2**20
-MESSAGES, CONNECTIONS = 4000, 16  # about 40 MB of WAL without the limit
+MESSAGES, CONNECTIONS = 2000, 16  # about 18 MB of WAL without the limit, over four times BOUND
 IDLE_WAIT_S = 60.0  # the delivery of the backlog, then a second without a commit
 
 
