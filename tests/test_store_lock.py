@@ -15,6 +15,7 @@ import pytest
 
 from engine.store.lock import Holder, StoreInUse, holder
 from engine.store.sqlite import SqliteStore
+from tests.support.cli import run_beside
 from tests.support.engine_process import REPOSITORY, EngineProcess
 
 pytestmark = pytest.mark.system
@@ -72,14 +73,15 @@ async def test_a_second_engine_on_the_same_store_exits_2_naming_the_store_and_pi
         )
         assert "Traceback" not in second.stderr
         assert first.running
-        status = await asyncio.to_thread(_command, config, "queue", "status")
-        assert status.returncode == 0, status.stderr
-        assert f"running (PID {first.pid})" in status.stdout
-        listing = await asyncio.to_thread(_command, config, "queue", "list")
-        assert listing.returncode == 0, listing.stderr
+        # The operator commands, in this process: another process than the engine's still.
+        status = await run_beside("queue", "status", "--config", str(config))
+        assert status.status == 0, status.err
+        assert f"running (PID {first.pid})" in status.out
+        listing = await run_beside("queue", "list", "--config", str(config))
+        assert listing.status == 0, listing.err
         out = str(tmp_path / "identities.csv")
-        report = await asyncio.to_thread(_command, config, "report", "identities", "--out", out)
-        assert report.returncode == 0, report.stderr
+        report = await run_beside("report", "identities", "--out", out, "--config", str(config))
+        assert report.status == 0, report.err
 
 
 @pytest.mark.parametrize("link", [os.symlink, os.link], ids=["symbolic link", "hard link"])

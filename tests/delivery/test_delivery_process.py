@@ -87,15 +87,15 @@ async def test_the_delivery_process_delivers_in_order_and_the_engine_counts_it(
             status, body = await http_get(engine, "/readyz")
             assert status == 200 and json.loads(body)["delivery"] == "running"
             engine_id = engine.logged("engine started")[-1]["engine"]
-            leases = _leases(config)
+            leases = await _leases(config)
             assert leases["delivery adt/down"] == f"{engine_id}/delivery"
             assert leases["routing"] == engine_id
             assert await engine.terminate() == 0
     assert downstream.control_ids == expected
 
 
-def _leases(config: Path) -> dict[str, str]:
-    return {lease["name"]: lease["holder"] for lease in report_engines(config)["leases"]}
+async def _leases(config: Path) -> dict[str, str]:
+    return {lease["name"]: lease["holder"] for lease in (await report_engines(config))["leases"]}
 
 
 async def test_a_killed_delivery_process_is_started_again_and_nothing_is_lost(

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,8 @@ from engine.mllp.client import MllpClient, MllpClientError
 from engine.store.sqlite import SqliteStore
 from engine.testing.receiver import Received, Receiver, Reply, ack
 from tests.delivery.harness import arrived, assert_in_order_but_one_resend, eventually
-from tests.support.engine_process import REPOSITORY, EngineProcess
+from tests.support.cli import Ran, run_beside
+from tests.support.engine_process import EngineProcess
 from tests.support.messages import adt
 
 pytestmark = pytest.mark.system
@@ -82,15 +81,9 @@ async def queue_status(folder: Path) -> list[tuple[int, int, str | None]]:
         await store.close()
 
 
-def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine", "queue", *args, "--config", str(config)],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+async def cli(config: Path, *args: str) -> Ran:
+    """`ins-engine queue ARGS`, in this process beside the engine's (tests/support/cli.py)."""
+    return await run_beside("queue", *args, "--config", str(config))
 
 
 async def test_downstream_down_then_back_loses_nothing_and_keeps_order(tmp_path: Path) -> None:
@@ -102,9 +95,9 @@ async def test_downstream_down_then_back_loses_nothing_and_keeps_order(tmp_path:
         await send(engine.address("adt"), payloads, acked)
         assert acked == payloads
         await eventually(lambda: _stuck(tmp_path, 300))
-        shown = await asyncio.to_thread(cli, config, "status")
-        assert shown.returncode == 0
-        assert "300" in shown.stdout and "connect to 127.0.0.1" in shown.stdout
+        shown = await cli(config, "status")
+        assert shown.status == 0
+        assert "300" in shown.out and "connect to 127.0.0.1" in shown.out
         async with Receiver(port=downstream_port) as downstream:
             await downstream.wait_for(300)
             await eventually(lambda: _stuck(tmp_path, 0))
@@ -154,36 +147,36 @@ async def test_queue_commands_on_a_running_engine(tmp_path: Path) -> None:
 
     async with Receiver(answer) as downstream:
         config = write_config(tmp_path, "127.0.0.1:0", downstream.address)
-        assert cli(config, "status").returncode == 2  # no store yet: says so
+        assert (await cli(config, "status")).status == 2  # no store yet: says so
         async with EngineProcess(config) as engine:
             await send(engine.address("adt"), [adt(f"Q{n}") for n in range(1, 4)], [])
             await downstream.wait_for(3)
             await eventually(lambda: _parked(tmp_path))
-            listed = cli(config, "list", "--parked", "--json")
-            (parked,) = json.loads(listed.stdout)
+            listed = await cli(config, "list", "--parked", "--json")
+            (parked,) = json.loads(listed.out)
             assert (parked["control_id"], parked["last_error"]) == ("Q2", "AR")
-            assert "DARK" not in listed.stdout  # no patient data
+            assert "DARK" not in listed.out  # no patient data
             rejected.clear()
-            resent = cli(config, "resend", str(parked["entry_id"]), "--reason", "fixed")
-            assert resent.returncode == 0 and "resent as" in resent.stdout
+            resent = await cli(config, "resend", str(parked["entry_id"]), "--reason", "fixed")
+            assert resent.status == 0 and "resent as" in resent.out
             await downstream.wait_for(4)
-            again = cli(config, "skip", str(parked["entry_id"]), "--reason", "twice")
-            assert again.returncode == 1 and "already resent" in again.stdout
-            _shows_who_delivers(config, engine.logged("engine started")[-1]["engine"])
+            again = await cli(config, "skip", str(parked["entry_id"]), "--reason", "twice")
+            assert again.status == 1 and "already resent" in again.out
+            await _shows_who_delivers(config, engine.logged("engine started")[-1]["engine"])
             assert await engine.terminate() == 0
     assert downstream.control_ids == ["Q1", "Q2", "Q3", "Q2"]
 
 
-def _shows_who_delivers(config: Path, engine_id: str) -> None:
+async def _shows_who_delivers(config: Path, engine_id: str) -> None:
     """`queue status` names the engine delivering each queue (its delivery process on a
     machine with more than one core); `report engines` lists every engine and every lease."""
     two = process_count(0) > 1
     deliverer = f"{engine_id}/delivery" if two else engine_id
-    text = cli(config, "status")
-    assert "DELIVERED BY" in text.stdout and deliverer in text.stdout
-    (row,) = json.loads(cli(config, "status", "--json").stdout)["queues"]
+    text = await cli(config, "status")
+    assert "DELIVERED BY" in text.out and deliverer in text.out
+    (row,) = json.loads((await cli(config, "status", "--json")).out)["queues"]
     assert row["delivered_by"] == deliverer and row["delivered_by_since"] > 0
-    state = report_engines(config)
+    state = await report_engines(config)
     assert sorted(engine["engine_id"] for engine in state["engines"]) == sorted(
         {engine_id, deliverer}
     )
@@ -198,15 +191,9 @@ async def _parked(folder: Path) -> bool:
     return [row[:2] for row in await queue_status(folder)] == [(0, 1)]
 
 
-def report_engines(config: Path) -> dict[str, Any]:
+async def report_engines(config: Path) -> dict[str, Any]:
     """What `ins-engine report engines --json` says: the engines and their leases."""
-    report = subprocess.run(
-        [sys.executable, "-m", "engine", "report", "engines", "--json", "--config", str(config)],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    state: dict[str, Any] = json.loads(report.stdout)
+    report = await run_beside("report", "engines", "--json", "--config", str(config))
+    assert report.status == 0, report.err
+    state: dict[str, Any] = json.loads(report.out)
     return state

@@ -3,13 +3,10 @@ lines, the host in connection errors, and INSi's state in `queue status`."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import io
 import json
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -29,7 +26,8 @@ from engine.steps.pipeline import BoundStep, RoutedMessage, StepResult, run_step
 from engine.testing.clock import ManualClock
 from engine.testing.insi import OUTAGE, scripted_insi
 from tests.ins.conftest import CALLER
-from tests.support.engine_process import REPOSITORY, EngineProcess
+from tests.support.cli import run_beside
+from tests.support.engine_process import EngineProcess
 from tests.support.messages import adt
 from tests.support.waiting import until
 
@@ -117,16 +115,11 @@ async def test_a_connection_error_names_the_insi_host() -> None:
     assert f"127.0.0.1:{port}" in str(service.health.health.last_error)
 
 
-def _queue_status(config: Path, *options: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "engine", "queue", "status", *options, "--config", str(config)],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+async def _queue_status(config: Path, *options: str) -> str:
+    """`ins-engine queue status`, in this process beside the engine's (tests/support/cli.py)."""
+    result = await run_beside("queue", "status", *options, "--config", str(config))
+    assert result.status == 0, result.err
+    return result.out
 
 
 @pytest.mark.system
@@ -156,7 +149,7 @@ async def test_queue_status_shows_insi_breaker_last_error_and_messages_waiting(
                 "messages go on without INS until a trial call succeeds"
             )
         )
-        running = await asyncio.to_thread(_queue_status, config)
+        running = await _queue_status(config)
     finally:
         assert await engine.terminate() == 0
     assert f"engine      running (PID {engine.pid})" in running
@@ -164,9 +157,9 @@ async def test_queue_status_shows_insi_breaker_last_error_and_messages_waiting(
     assert f"INSi        127.0.0.1:{port} (SIMULATED)" in running
     assert "breaker     open since " in running and "calls SUSPENDED" in running
     assert f"network: INSi unreachable at 127.0.0.1:{port} (ConnectError" in running
-    stopped = await asyncio.to_thread(_queue_status, config)
+    stopped = await _queue_status(config)
     assert "engine      not running (INSi state as of " in stopped
-    shown = json.loads(await asyncio.to_thread(_queue_status, config, "--json"))
+    shown = json.loads(await _queue_status(config, "--json"))
     assert shown["engine"] == {"running": False, "pid": None}
     assert (shown["insi"]["breaker"], shown["insi"]["simulated"]) == ("open", True)
     assert shown["queues"][0]["destination"] == "archive"
