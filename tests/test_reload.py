@@ -6,11 +6,8 @@ answer, the log, `/metrics`."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -18,7 +15,8 @@ import pytest
 
 from engine.mllp.client import MllpClient, MllpClientError
 from engine.testing.receiver import Receiver
-from tests.support.engine_process import REPOSITORY, EngineProcess
+from tests.support.cli import Ran, run_beside
+from tests.support.engine_process import EngineProcess
 from tests.support.messages import adt
 from tests.support.metrics import value
 from tests.support.waiting import until
@@ -64,14 +62,10 @@ def to_receiver(receiver: Receiver) -> str:
     return f'name = "downstream"\nmllp = "{receiver.address}"'
 
 
-def command(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine", *args, "--config", str(config)],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+async def command(config: Path, *args: str) -> Ran:
+    """`ins-engine ARGS`, in this process beside the engine's (tests/support/cli.py): it
+    finds the engine in the store and signals its PID, as from a shell."""
+    return await run_beside(*args, "--config", str(config))
 
 
 async def exchange(client: MllpClient, control_id: str) -> bytes:
@@ -119,10 +113,10 @@ async def test_reload_adds_changes_and_removes_routes_without_a_restart(
             route_file(tmp_path, "moved", to_receiver(after))
             # A listener setting changed: that route's listener is replaced, on its address.
             route_file(tmp_path, "retuned", to_folder(tmp_path, "retuned"), "max_connections = 8")
-            result = await asyncio.to_thread(command, config, "reload")
+            result = await command(config, "reload")
 
-            assert result.returncode == 0, result.stderr
-            assert "reloaded (added added; changed moved, retuned; removed gone)" in result.stdout
+            assert result.status == 0, result.err
+            assert "reloaded (added added; changed moved, retuned; removed gone)" in result.out
             assert b"MSA|AA|ADDED1" in await send(engine.address("added"), "ADDED1")
             assert b"MSA|AA|RETUNED1" in await send(engine.address("retuned"), "RETUNED1")
             with pytest.raises(MllpClientError, match="failed"):
@@ -135,9 +129,7 @@ async def test_reload_adds_changes_and_removes_routes_without_a_restart(
             assert after.control_ids == ["MOVED2"]
             assert before.control_ids == ["MOVED1"]
             # A removed destination's entries stay in the store, shown, not delivered.
-            status = json.loads(
-                (await asyncio.to_thread(command, config, "queue", "status", "--json")).stdout
-            )
+            status = json.loads((await command(config, "queue", "status", "--json")).out)
             queues = {(queue["route"], queue["destination"]): queue for queue in status["queues"]}
             assert queues["moved", "stuck"]["pending"] == 1
             await until(lambda: len(list((tmp_path / "kept").iterdir())) == 2)
@@ -175,10 +167,10 @@ async def test_a_broken_route_file_keeps_the_running_routes_and_says_why(
         assert value(text, "ins_engine_config_last_reload_successful") == 0
         assert value(text, "ins_engine_config_last_reload_success_timestamp_seconds") == loaded_at
 
-        result = await asyncio.to_thread(command, config, "reload")
-        assert result.returncode == 2
-        assert "adt.route.toml: max_connections" in result.stderr
-        assert "not reloaded: the running engine keeps its configuration" in result.stderr
+        result = await command(config, "reload")
+        assert result.status == 2
+        assert "adt.route.toml: max_connections" in result.err
+        assert "not reloaded: the running engine keeps its configuration" in result.err
 
 
 async def test_engine_wide_settings_are_refused_with_the_keys_named(tmp_path: Path) -> None:
@@ -188,17 +180,17 @@ async def test_engine_wide_settings_are_refused_with_the_keys_named(tmp_path: Pa
         address = engine.address("adt")
         text = config.read_text(encoding="utf-8").replace("processes = 1", "processes = 2")
         config.write_text(text.replace('log_format = "json"', 'log_format = "json"\nlease_s = 20'))
-        result = await asyncio.to_thread(command, config, "reload")
-        assert result.returncode == 1
-        assert "refused, the running configuration is kept" in result.stderr
+        result = await command(config, "reload")
+        assert result.status == 1
+        assert "refused, the running configuration is kept" in result.err
         assert "engine.lease_s, engine.processes: cannot change while the engine runs" in (
-            result.stderr
+            result.err
         )
         assert b"MSA|AA|STILL1" in await send(address, "STILL1")
         assert engine.logged("configuration reload refused")
-    stopped = await asyncio.to_thread(command, config, "reload")
-    assert stopped.returncode == 2
-    assert "ins-engine reload: no engine runs on the store" in stopped.stderr
+    stopped = await command(config, "reload")
+    assert stopped.status == 2
+    assert "ins-engine reload: no engine runs on the store" in stopped.err
 
 
 async def test_sighup_no_longer_stops_the_engine(tmp_path: Path) -> None:
