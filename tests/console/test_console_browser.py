@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -27,7 +25,8 @@ from engine.testing.receiver import Received, Receiver, Reply, ack
 from tests.replay.conftest import SAMPLES
 from tests.replay.corpus import EXPECTATIONS, MESSAGES, patient_strings
 from tests.support.browser import launch, log_in, screenshot
-from tests.support.engine_process import REPOSITORY, EngineProcess
+from tests.support.cli import run_cli
+from tests.support.engine_process import EngineProcess
 from tests.support.loop_thread import LoopThread
 
 pytestmark = [pytest.mark.system, pytest.mark.browser]
@@ -89,13 +88,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     loop.run(engine.start())
     try:
         host, port = engine.address("adt")
-        replay = subprocess.run(
-            [sys.executable, "-m", "engine", "replay", str(SAMPLES), "--to", f"{host}:{port}"],
-            cwd=REPOSITORY,
-            capture_output=True,
-            check=False,
-        )
-        assert replay.returncode == 0, replay.stdout
+        replay = run_cli("replay", str(SAMPLES), "--to", f"{host}:{port}")
+        assert replay.status == 0, replay.out
         loop.run(lab.wait_for(len(MESSAGES)))
         with sync_playwright() as playwright:
             browser = launch(playwright)

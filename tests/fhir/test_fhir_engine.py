@@ -4,11 +4,8 @@ identifier even after a kill -9 mid-stream and a replay of everything, merges vi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +14,7 @@ from engine.hl7.charset import CharsetPolicy, decode
 from engine.hl7.message import Message, component
 from engine.mllp.client import MllpClient
 from engine.tools.replay.reader import read_messages
+from tests.support.cli import run_beside
 from tests.support.engine_process import EngineProcess
 from tests.support.fhir_proxy import FaultProxy
 from tests.support.fhir_server import FhirServer
@@ -123,11 +121,9 @@ async def test_samples_make_one_patient_per_local_identifier_through_a_crash_and
     await until(lambda: queue(database).get("pending", 0) == 0, timeout_s=120)
     assert await engine.terminate() == 0
     assert queue(database).get("parked", 0) == 0, engine.logged("message parked")
-    command = [sys.executable, "-m", "engine", "queue", "status", "--json"]
-    shown = await asyncio.to_thread(
-        subprocess.run, [*command, "--config", str(engine.config)], capture_output=True, check=True
-    )
-    (eds,) = json.loads(shown.stdout)["queues"]
+    shown = await run_beside("queue", "status", "--json", "--config", str(engine.config))
+    assert shown.status == 0, shown.err
+    (eds,) = json.loads(shown.out)["queues"]
     assert (eds["route"], eds["destination"], eds["pending"], eds["parked"]) == ("adt", "eds", 0, 0)
 
     patients = fhir_server.patients()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,8 @@ import pytest
 from engine.testing.receiver import Receiver
 from tests.replay.conftest import SAMPLES
 from tests.replay.corpus import EXPECTATIONS, MESSAGES
-from tests.support.engine_process import REPOSITORY, EngineProcess
+from tests.support.cli import run_beside
+from tests.support.engine_process import EngineProcess
 from tests.support.metrics import labelled, value
 from tests.support.waiting import HANG_GUARD_S
 
@@ -80,13 +80,8 @@ async def run(folder: Path) -> Scraped:
         await engine.start()
         try:
             host, port = engine.address("adt")
-            replay = await asyncio.create_subprocess_exec(
-                *(sys.executable, "-m", "engine", "replay", str(SAMPLES)),
-                *("--to", f"{host}:{port}", "--json"),
-                cwd=REPOSITORY,
-                stdout=asyncio.subprocess.PIPE,
-            )
-            out, _ = await replay.communicate()
+            replay = await run_beside("replay", str(SAMPLES), "--to", f"{host}:{port}", "--json")
+            assert replay.status == 0, replay.err
             await downstream.wait_for(len(MESSAGES))
             metrics, readyz, healthz = await scrape_when_delivered(
                 engine.http_address(), len(MESSAGES)
@@ -101,7 +96,7 @@ async def run(folder: Path) -> Scraped:
             json.loads(row[0]) for row in connection.execute("SELECT record FROM identity_outcomes")
         ]
     return Scraped(
-        json.loads(out),
+        json.loads(replay.out),
         metrics,
         readyz,
         healthz,

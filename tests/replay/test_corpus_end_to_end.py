@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +33,8 @@ from tests.replay.corpus import (
     patient_strings,
     sample_of,
 )
-from tests.support.engine_process import REPOSITORY, EngineProcess
+from tests.support.cli import run_beside
+from tests.support.engine_process import EngineProcess
 
 pytestmark = pytest.mark.system
 
@@ -69,16 +69,10 @@ def write_config(folder: Path, downstream: str) -> Path:
 
 
 async def replay(host: str, port: int) -> tuple[int, dict[str, Any]]:
-    """The real command line, one connection: messages go in sorted file order."""
-    process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "engine", "replay", str(SAMPLES)),
-        *("--to", f"{host}:{port}", "--json"),
-        cwd=REPOSITORY,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    out, _ = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, json.loads(out)
+    """The real command line (in this process: tests/support/cli.py), one connection:
+    messages go in sorted file order."""
+    ran = await run_beside("replay", str(SAMPLES), "--to", f"{host}:{port}", "--json")
+    return ran.status, json.loads(ran.out)
 
 
 def recorded_outcomes(database: Path) -> dict[str, dict[str, Any]]:
