@@ -92,8 +92,12 @@ peers: $(FHIR_PEER_STAMP) $(OIDC_PEER_STAMP)
 
 # The docs build joins the tests: about 6 s (11 s more the first time, to install MkDocs),
 # and a broken link or anchor fails it.
+# pytest on two worker processes (pytest-xdist): the suite waits on sockets, engine
+# processes, fsync and a browser about as much as it computes, so two workers keep two cores
+# busy. Each worker starts its own PostgreSQL server and FHIR test server; `pytest FILE`
+# alone still runs in one process.
 test: $(TEST_STAMP) packages peers lint docs
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 	$(BIN)/ins-engine test --config routes/default.toml
 
 # The inner loop: what needs no other process, no server and no browser (markers in

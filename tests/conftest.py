@@ -74,7 +74,8 @@ def fixed_acks() -> AckBuilder:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    """One PostgreSQL server for the whole run (started at its first use, about a second).
+    """One PostgreSQL server for the whole run, or for each worker of `pytest -n` (started
+    at its first use, about a second).
     Without the server binaries the PostgreSQL tests are skipped, except in CI, where
     `.ci/run` installs them and their absence is an error."""
     try:

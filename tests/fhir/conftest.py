@@ -1,7 +1,7 @@
 """The FHIR destination's test peers, on loopback: a real FHIR R4 server (Node, medplum's
-router; one for the whole run), a proxy in front of it that tests program to fail, hang or
-drop, optionally over mutual TLS, and an OAuth 2 token endpoint. See tests/support/fhir_*.py
-and tests/support/token_server.py.
+router; one for the whole run, or for each worker of `pytest -n`), a proxy in front of it
+that tests program to fail, hang or drop, optionally over mutual TLS, and an OAuth 2 token
+endpoint. See tests/support/fhir_*.py and tests/support/token_server.py.
 
 A test that takes `fhir_server` (directly or through a proxy) is marked `system`, so
 `make test-fast` leaves it out; without `node` it is skipped, except in CI, where
@@ -29,7 +29,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def fhir_server() -> Iterator[FhirServer]:
     """The FHIR server, started at its first use (about two seconds), stopped at the end.
-    Shared by the whole run: a test that uses it directly calls `reset()` first."""
+    Shared by the whole run (by a worker's tests under `pytest -n`): a test that uses it
+    directly calls `reset()` first."""
     try:
         server = FhirServer.start()
     except Unavailable as missing:
