@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,9 @@ from tests.delivery.harness import arrived, assert_in_order_but_one_resend, even
 from tests.support.cli import Ran, run_beside
 from tests.support.engine_process import EngineProcess
 from tests.support.messages import adt
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.system
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def write_config(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import socket
 from pathlib import Path
 
 import httpx
@@ -29,15 +28,10 @@ from tests.ins.conftest import CALLER
 from tests.support.cli import run_beside
 from tests.support.engine_process import EngineProcess
 from tests.support.messages import adt
+from tests.support.ports import free_port
 from tests.support.waiting import until
 
 DOMINIQUE = IdentityTraits("ADRTROIS", ("DOMINIQUE",), "F", dt.date(1997, 2, 26))
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]  # nothing listens there once the probe is closed
 
 
 def lines(stream: io.StringIO, event: str) -> list[dict[str, object]]:
@@ -101,7 +95,7 @@ async def test_retry_lines_carry_the_control_id_of_the_message_being_enriched() 
 async def test_a_connection_error_names_the_insi_host() -> None:
     stream = io.StringIO()
     configure_logging("info", "json", stream)
-    port = closed_port()
+    port = free_port()  # nothing listens there
     service = await open_insi_service(
         InsiSettings(url=f"http://127.0.0.1:{port}/lps", retries=0, cache_ttl_s=0.0)
     )
@@ -126,7 +120,7 @@ async def _queue_status(config: Path, *options: str) -> str:
 async def test_queue_status_shows_insi_breaker_last_error_and_messages_waiting(
     tmp_path: Path,
 ) -> None:
-    port = closed_port()
+    port = free_port()  # nothing listens there
     config = tmp_path / "engine.toml"
     config.write_text(
         '[engine]\nstore = "sqlite:///engine.db"\nlog_format = "json"\nshutdown_grace_s = 1\n\n'

@@ -24,13 +24,14 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+from tests.support.ports import free_port
 
 USER = "ins_engine"
 PASSWORD = "test-only-password"
@@ -73,7 +74,7 @@ class PostgresServer:
         if account is not None:
             entry = pwd.getpwnam(account)
             os.chown(folder, entry.pw_uid, entry.pw_gid)
-        server = cls(folder, _free_port(), bin_folder, account)
+        server = cls(folder, free_port(), bin_folder, account)
         try:
             server._init(durable)
             server._run("pg_ctl", "-D", str(server.data), "-l", str(server.log), "-w", "start")
@@ -157,9 +158,3 @@ class PostgresServer:
         if done.returncode != 0:
             raise subprocess.CalledProcessError(done.returncode, command, done.stdout, done.stderr)
         return done.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
